@@ -1,0 +1,44 @@
+//! The one place native errors become Python exceptions (classes defined in `ledgercore.errors`).
+
+use ledgercore_native::Error;
+use pyo3::prelude::*;
+use pyo3::types::PyType;
+
+fn class_name(err: &Error) -> &'static str {
+    match err {
+        Error::UnknownName { .. } => "UnknownNameError",
+        Error::BadLength { .. } => "InvalidLengthError",
+        Error::InvalidKey { .. } => "InvalidKeyError",
+        Error::OutOfRange { .. } => "OutOfRangeError",
+        Error::BatchMismatch(_) | Error::Malformed { .. } => "MalformedInputError",
+    }
+}
+
+pub fn to_py(err: Error) -> PyErr {
+    Python::attach(|py| {
+        let class = py
+            .import("ledgercore.errors")
+            .and_then(|m| m.getattr(class_name(&err)))
+            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
+        match class {
+            Ok(class) => PyErr::from_type(class, err.to_string()),
+            Err(import_failed) => import_failed,
+        }
+    })
+}
+
+/// `result.or_raise()?` converts a native error at the boundary.
+pub trait OrRaise<T> {
+    fn or_raise(self) -> PyResult<T>;
+}
+
+impl<T> OrRaise<T> for Result<T, Error> {
+    fn or_raise(self) -> PyResult<T> {
+        self.map_err(to_py)
+    }
+}
+
+/// Input errors the bindings find themselves (wrong container shapes), raised as the same classes.
+pub fn malformed(what: &'static str, reason: impl Into<String>) -> PyErr {
+    to_py(Error::Malformed { what, reason: reason.into() })
+}

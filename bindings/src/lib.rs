@@ -1,0 +1,46 @@
+//! `ledgercore._native`: the Python face of the native core. Every batch call releases the GIL.
+
+mod errors;
+mod hashing;
+mod merkle;
+mod rows;
+mod signing;
+
+use pyo3::prelude::*;
+
+/// Sizes rayon's global pool from `LEDGERCORE_THREADS` (default: all cores).
+fn configure_threads() -> PyResult<()> {
+    let Ok(raw) = std::env::var("LEDGERCORE_THREADS") else {
+        return Ok(());
+    };
+    let threads: usize = raw
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n > 0)
+        .ok_or_else(|| errors::malformed("LEDGERCORE_THREADS", format!("must be a positive integer, got {raw:?}")))?;
+    // Fails only if the pool already exists (module initialised twice); the first size stands.
+    let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
+    Ok(())
+}
+
+/// Worker threads batch calls run on.
+#[pyfunction]
+fn thread_count() -> usize {
+    rayon::current_num_threads()
+}
+
+#[pymodule]
+fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    configure_threads()?;
+    m.add_function(wrap_pyfunction!(thread_count, m)?)?;
+    m.add_function(wrap_pyfunction!(hashing::hash_digest, m)?)?;
+    m.add_function(wrap_pyfunction!(hashing::hash_many, m)?)?;
+    m.add_function(wrap_pyfunction!(signing::verify, m)?)?;
+    m.add_function(wrap_pyfunction!(signing::verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::merkle_verify_inclusion, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::merkle_verify_consistency, m)?)?;
+    m.add_class::<signing::SecretKey>()?;
+    m.add_class::<merkle::MerkleLog>()?;
+    Ok(())
+}

@@ -1,0 +1,127 @@
+//! The Merkle log class and the proof verifiers.
+
+use ledgercore_native::merkle;
+use ledgercore_native::{Digest, HashAlgo, MerkleLog as NativeLog, DIGEST_LEN};
+use pyo3::prelude::*;
+use pyo3::types::PyBytes;
+
+use crate::errors::{malformed, OrRaise};
+use crate::rows::Rows;
+
+fn digest(bytes: &[u8], what: &'static str) -> PyResult<Digest> {
+    bytes
+        .try_into()
+        .map_err(|_| malformed(what, format!("must be {DIGEST_LEN} bytes, got {}", bytes.len())))
+}
+
+fn proof_path(proof: &Bound<'_, PyAny>) -> PyResult<Vec<Digest>> {
+    let rows = Rows::extract(proof, "proof")?;
+    rows.slices().into_iter().map(|node| digest(node, "proof node")).collect()
+}
+
+fn to_list(py: Python<'_>, path: Vec<Digest>) -> Vec<Bound<'_, PyBytes>> {
+    path.iter().map(|node| PyBytes::new(py, node)).collect()
+}
+
+#[pyclass(module = "ledgercore._native")]
+pub struct MerkleLog {
+    inner: NativeLog,
+}
+
+impl MerkleLog {
+    fn size_or_current(&self, size: Option<u64>) -> u64 {
+        size.unwrap_or_else(|| self.inner.size())
+    }
+}
+
+#[pymethods]
+impl MerkleLog {
+    #[new]
+    fn new(algo: &str) -> PyResult<Self> {
+        Ok(Self { inner: NativeLog::new(HashAlgo::from_name(algo).or_raise()?) })
+    }
+
+    #[getter]
+    fn algo(&self) -> &'static str {
+        self.inner.algo().name()
+    }
+
+    #[getter]
+    fn size(&self) -> u64 {
+        self.inner.size()
+    }
+
+    fn append(&mut self, leaf: &[u8]) -> u64 {
+        self.inner.append(leaf)
+    }
+
+    fn extend(&mut self, py: Python<'_>, leaves: &Bound<'_, PyAny>) -> PyResult<()> {
+        let rows = Rows::extract(leaves, "leaves")?;
+        let slices = rows.slices();
+        let inner = &mut self.inner;
+        py.detach(|| inner.extend(&slices));
+        Ok(())
+    }
+
+    #[pyo3(signature = (size=None))]
+    fn root<'py>(&self, py: Python<'py>, size: Option<u64>) -> PyResult<Bound<'py, PyBytes>> {
+        let root = self.inner.root(self.size_or_current(size)).or_raise()?;
+        Ok(PyBytes::new(py, &root))
+    }
+
+    #[pyo3(signature = (index, size=None))]
+    fn inclusion_proof<'py>(&self, py: Python<'py>, index: u64, size: Option<u64>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let path = self.inner.inclusion_proof(index, self.size_or_current(size)).or_raise()?;
+        Ok(to_list(py, path))
+    }
+
+    #[pyo3(signature = (old_size, new_size=None))]
+    fn consistency_proof<'py>(
+        &self,
+        py: Python<'py>,
+        old_size: u64,
+        new_size: Option<u64>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let path = self.inner.consistency_proof(old_size, self.size_or_current(new_size)).or_raise()?;
+        Ok(to_list(py, path))
+    }
+
+    fn to_bytes<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_bytes())
+    }
+
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        let inner = py.detach(|| NativeLog::from_bytes(data)).or_raise()?;
+        Ok(Self { inner })
+    }
+}
+
+#[pyfunction]
+pub fn merkle_verify_inclusion(
+    algo: &str,
+    leaf: &[u8],
+    index: u64,
+    tree_size: u64,
+    proof: &Bound<'_, PyAny>,
+    root: &[u8],
+) -> PyResult<bool> {
+    let algo = HashAlgo::from_name(algo).or_raise()?;
+    let (path, root) = (proof_path(proof)?, digest(root, "root")?);
+    Ok(merkle::verify_inclusion(algo, leaf, index, tree_size, &path, &root))
+}
+
+#[pyfunction]
+pub fn merkle_verify_consistency(
+    algo: &str,
+    old_size: u64,
+    new_size: u64,
+    old_root: &[u8],
+    new_root: &[u8],
+    proof: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let algo = HashAlgo::from_name(algo).or_raise()?;
+    let path = proof_path(proof)?;
+    let (old_root, new_root) = (digest(old_root, "old root")?, digest(new_root, "new root")?);
+    Ok(merkle::verify_consistency(algo, old_size, new_size, &old_root, &new_root, &path))
+}

@@ -1,0 +1,71 @@
+//! Batch inputs: a sequence of bytes-like items, or a C-contiguous 2-D uint8 numpy array (one row each).
+//! Items are borrowed without copying when they are `bytes` or array rows.
+
+use numpy::{PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::prelude::*;
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
+
+use crate::errors::malformed;
+
+enum Item<'py> {
+    Bytes(Bound<'py, PyBytes>),
+    Copied(Vec<u8>),
+}
+
+pub enum Rows<'py> {
+    Items(Vec<Item<'py>>),
+    Array(PyReadonlyArray2<'py, u8>),
+}
+
+impl<'py> Rows<'py> {
+    pub fn extract(obj: &Bound<'py, PyAny>, what: &'static str) -> PyResult<Self> {
+        if let Ok(array) = obj.extract::<PyReadonlyArray2<'py, u8>>() {
+            if !array.is_c_contiguous() {
+                return Err(malformed(what, "numpy array must be C-contiguous (use numpy.ascontiguousarray)"));
+            }
+            return Ok(Self::Array(array));
+        }
+        if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
+            return Err(malformed(what, "expected a sequence of byte strings, got a single byte string"));
+        }
+        let mut items = Vec::with_capacity(obj.len().unwrap_or(0));
+        for (i, item) in obj.try_iter()?.enumerate() {
+            let item = item?;
+            items.push(match item.cast_into::<PyBytes>() {
+                Ok(bytes) => Item::Bytes(bytes),
+                Err(err) => {
+                    let other = err.into_inner();
+                    if other.is_instance_of::<PyByteArray>() || other.is_instance_of::<PyMemoryView>() {
+                        Item::Copied(other.extract::<Vec<u8>>()?)
+                    } else {
+                        let type_name = other.get_type().name()?;
+                        return Err(malformed(what, format!("item {i} is {type_name}, not bytes")));
+                    }
+                }
+            });
+        }
+        Ok(Self::Items(items))
+    }
+
+    /// Borrowed views of every row; valid while `self` is.
+    pub fn slices(&self) -> Vec<&[u8]> {
+        match self {
+            Self::Items(items) => items
+                .iter()
+                .map(|item| match item {
+                    Item::Bytes(b) => b.as_bytes(),
+                    Item::Copied(v) => v.as_slice(),
+                })
+                .collect(),
+            Self::Array(array) => {
+                let [n, width] = [array.shape()[0], array.shape()[1]];
+                let data = array.as_slice().expect("checked C-contiguous");
+                if width == 0 {
+                    vec![&data[..0]; n]
+                } else {
+                    data.chunks_exact(width).collect()
+                }
+            }
+        }
+    }
+}

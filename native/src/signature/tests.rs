@@ -1,0 +1,80 @@
+use super::*;
+
+const SCHEMES: [Scheme; 3] = [Scheme::Ed25519, Scheme::Sm2, Scheme::P256];
+
+fn key(scheme: Scheme, i: u8) -> SecretKey {
+    SecretKey::from_bytes(scheme, &[i.max(1); 32]).unwrap()
+}
+
+#[test]
+fn rfc8032_test_1() {
+    let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
+    let k = SecretKey::from_bytes(Scheme::Ed25519, &seed).unwrap();
+    assert_eq!(
+        hex::encode(k.public_key()),
+        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
+    );
+    assert_eq!(
+        hex::encode(k.sign(b"")),
+        "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+    );
+}
+
+#[test]
+fn sign_then_verify_and_tamper() {
+    for scheme in SCHEMES {
+        let k = key(scheme, 7);
+        let pk = k.public_key();
+        assert_eq!(pk.len(), scheme.public_key_len());
+        let sig = k.sign(b"message");
+        assert!(scheme.verify(&pk, b"message", &sig).unwrap());
+        assert!(!scheme.verify(&pk, b"messagf", &sig).unwrap());
+        let mut bad = sig;
+        bad[10] ^= 1;
+        assert!(!scheme.verify(&pk, b"message", &bad).unwrap());
+        assert!(scheme.verify(&pk[1..], b"message", &sig).is_err());
+        assert!(scheme.verify(&pk, b"message", &sig[1..]).is_err());
+        assert_eq!(SecretKey::from_bytes(scheme, &k.to_bytes()).unwrap().public_key(), pk);
+    }
+}
+
+#[test]
+fn ecdsa_secret_scalar_out_of_range_is_an_error() {
+    for scheme in [Scheme::Sm2, Scheme::P256] {
+        assert!(SecretKey::from_bytes(scheme, &[0u8; 32]).is_err());
+        assert!(SecretKey::from_bytes(scheme, &[0xffu8; 32]).is_err());
+    }
+}
+
+#[test]
+fn batch_marks_exactly_the_bad_signatures() {
+    for scheme in SCHEMES {
+        let n = if scheme == Scheme::Ed25519 { 3000 } else { 300 };
+        let keys: Vec<SecretKey> = (1..=20).map(|i| key(scheme, i)).collect();
+        let msgs: Vec<Vec<u8>> = (0..n).map(|i| (i as u32).to_be_bytes().to_vec()).collect();
+        let pks: Vec<Vec<u8>> = (0..n).map(|i| keys[i % 20].public_key()).collect();
+        let mut sigs: Vec<[u8; 64]> = (0..n).map(|i| keys[i % 20].sign(&msgs[i])).collect();
+        let bad = [0usize, 17, n / 2, n - 1];
+        for &b in &bad {
+            sigs[b][33] ^= 0x40;
+        }
+        let got = scheme.verify_batch(&pks, &msgs, &sigs, [9; 32]).unwrap();
+        for i in 0..n {
+            assert_eq!(got[i], !bad.contains(&i), "{scheme:?} item {i}");
+            if i % 97 == 0 {
+                assert_eq!(got[i], scheme.verify(&pks[i], &msgs[i], &sigs[i]).unwrap());
+            }
+        }
+    }
+}
+
+#[test]
+fn batch_rejects_ragged_columns_and_bad_lengths() {
+    let k = key(Scheme::Ed25519, 1);
+    let pk = k.public_key();
+    let sig = k.sign(b"m");
+    assert!(Scheme::Ed25519.verify_batch(&[&pk[..]], &[b"m"], &[&sig[..], &sig[..]], [0; 32]).is_err());
+    let err = Scheme::Ed25519.verify_batch(&[&pk[..], &pk[..31]], &[b"m", b"m"], &[&sig[..], &sig[..]], [0; 32]);
+    assert!(err.unwrap_err().to_string().contains("item 1"));
+    assert!(Scheme::Ed25519.verify_batch::<&[u8], &[u8], &[u8]>(&[], &[], &[], [0; 32]).unwrap().is_empty());
+}
