@@ -16,7 +16,20 @@ fn is_uncompressed(public_key: &[u8]) -> bool {
     public_key.first() == Some(&0x04)
 }
 
+/// n - 1 for the SM2 curve, big-endian. GB/T 32918.1 takes private keys in [1, n - 2]: signing needs
+/// (1 + d)^-1 mod n, which does not exist for d = n - 1 (the `sm2` crate accepts it, then fails to sign).
+const SM2_N_MINUS_1: [u8; 32] = [
+    0xff, 0xff, 0xff, 0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x72, 0x03, 0xdf,
+    0x6b, 0x21, 0xc6, 0x05, 0x2b, 0x53, 0xbb, 0xf4, 0x09, 0x39, 0xd5, 0x41, 0x22,
+];
+
 pub(super) fn secret_key_sm2(bytes: &[u8]) -> Result<sm2::dsa::SigningKey> {
+    if bytes == SM2_N_MINUS_1 {
+        return Err(Error::InvalidKey {
+            what: "private key",
+            reason: "SM2 private keys must lie in [1, n - 2]; n - 1 has no signing inverse".into(),
+        });
+    }
     sm2::dsa::SigningKey::from_slice(SM2_DEFAULT_ID, bytes).map_err(invalid_secret)
 }
 

@@ -44,6 +44,12 @@ fn ecdsa_secret_scalar_out_of_range_is_an_error() {
         assert!(SecretKey::from_bytes(scheme, &[0u8; 32]).is_err());
         assert!(SecretKey::from_bytes(scheme, &[0xffu8; 32]).is_err());
     }
+    // SM2 keys must be in [1, n - 2] (GB/T 32918.1): d = n - 1 has no (1 + d)^-1 and could not sign.
+    let n_minus_1 = hex::decode("fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54122").unwrap();
+    assert!(matches!(SecretKey::from_bytes(Scheme::Sm2, &n_minus_1), Err(Error::InvalidKey { .. })));
+    let n_minus_2 = hex::decode("fffffffeffffffffffffffffffffffff7203df6b21c6052b53bbf40939d54121").unwrap();
+    let k = SecretKey::from_bytes(Scheme::Sm2, &n_minus_2).unwrap();
+    assert!(Scheme::Sm2.verify(&k.public_key(), b"m", &k.sign(b"m")).unwrap());
 }
 
 #[test]
