@@ -38,6 +38,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(hashing::hash_many, m)?)?;
     m.add_function(wrap_pyfunction!(signing::verify, m)?)?;
     m.add_function(wrap_pyfunction!(signing::verify_batch, m)?)?;
+    m.add_function(wrap_pyfunction!(merkle::merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_consistency, m)?)?;
     m.add_class::<signing::SecretKey>()?;

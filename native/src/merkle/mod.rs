@@ -2,9 +2,11 @@
 //! empty tree `H("")`, for any of the chain's hash algorithms.
 
 mod log;
+mod root;
 mod verify;
 
 pub use log::MerkleLog;
+pub use root::root;
 pub use verify::{verify_consistency, verify_inclusion};
 
 use crate::hash::{Digest, HashAlgo};

@@ -121,3 +121,19 @@ fn serialisation_round_trips_and_rejects_garbage() {
     wrong_algo[5] = 9;
     assert!(MerkleLog::from_bytes(&wrong_algo).is_err());
 }
+
+#[test]
+fn root_from_leaves_matches_the_definition_and_the_log() {
+    for algo in ALGOS {
+        let data = leaves(300);
+        for size in 0..=300 {
+            assert_eq!(root(algo, &data[..size]), mth(algo, &data[..size]), "{algo:?} size {size}");
+        }
+    }
+    // Sizes above the sequential cut-off take the parallel path: aligned, unaligned, and odd.
+    let data = leaves((1 << 15) + 4097);
+    let log = MerkleLog::from_leaves(HashAlgo::Sha256, &data);
+    for size in [1 << 13, (1 << 13) + 1, 1 << 14, (1 << 14) + 999, 1 << 15, data.len()] {
+        assert_eq!(root(HashAlgo::Sha256, &data[..size]), log.root(size as u64).unwrap(), "size {size}");
+    }
+}
