@@ -2,8 +2,9 @@
 
 use ledgercore_native::merkle;
 use ledgercore_native::{Digest, HashAlgo, MerkleLog as NativeLog, DIGEST_LEN};
+use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::PyBytes;
+use pyo3::types::{PyBytes, PyType};
 
 use crate::errors::{malformed, OrRaise};
 use crate::rows::Rows;
@@ -12,6 +13,28 @@ fn digest(bytes: &[u8], what: &'static str) -> PyResult<Digest> {
     bytes
         .try_into()
         .map_err(|_| malformed(what, format!("must be {DIGEST_LEN} bytes, got {}", bytes.len())))
+}
+
+/// An index or size argument. Negative or too-large integers raise `OutOfRangeError` (a `ValueError`),
+/// as every other out-of-range index does, rather than PyO3's bare `OverflowError`.
+fn position(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
+    match obj.extract::<u64>() {
+        Ok(value) => Ok(value),
+        Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => {
+            let class = obj
+                .py()
+                .import("ledgercore.errors")?
+                .getattr("OutOfRangeError")?
+                .cast_into::<PyType>()
+                .map_err(PyErr::from)?;
+            Err(PyErr::from_type(class, format!("{what} {obj} out of range: must be an integer in [0, 2**64)")))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+fn optional_position(obj: Option<&Bound<'_, PyAny>>, what: &'static str) -> PyResult<Option<u64>> {
+    obj.filter(|o| !o.is_none()).map(|o| position(o, what)).transpose()
 }
 
 fn proof_path(proof: &Bound<'_, PyAny>) -> PyResult<Vec<Digest>> {
@@ -64,13 +87,20 @@ impl MerkleLog {
     }
 
     #[pyo3(signature = (size=None))]
-    fn root<'py>(&self, py: Python<'py>, size: Option<u64>) -> PyResult<Bound<'py, PyBytes>> {
+    fn root<'py>(&self, py: Python<'py>, size: Option<&Bound<'py, PyAny>>) -> PyResult<Bound<'py, PyBytes>> {
+        let size = optional_position(size, "tree size")?;
         let root = self.inner.root(self.size_or_current(size)).or_raise()?;
         Ok(PyBytes::new(py, &root))
     }
 
     #[pyo3(signature = (index, size=None))]
-    fn inclusion_proof<'py>(&self, py: Python<'py>, index: u64, size: Option<u64>) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    fn inclusion_proof<'py>(
+        &self,
+        py: Python<'py>,
+        index: &Bound<'py, PyAny>,
+        size: Option<&Bound<'py, PyAny>>,
+    ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let (index, size) = (position(index, "leaf index")?, optional_position(size, "tree size")?);
         let path = self.inner.inclusion_proof(index, self.size_or_current(size)).or_raise()?;
         Ok(to_list(py, path))
     }
@@ -79,9 +109,10 @@ impl MerkleLog {
     fn consistency_proof<'py>(
         &self,
         py: Python<'py>,
-        old_size: u64,
-        new_size: Option<u64>,
+        old_size: &Bound<'py, PyAny>,
+        new_size: Option<&Bound<'py, PyAny>>,
     ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+        let (old_size, new_size) = (position(old_size, "old size")?, optional_position(new_size, "new size")?);
         let path = self.inner.consistency_proof(old_size, self.size_or_current(new_size)).or_raise()?;
         Ok(to_list(py, path))
     }
@@ -101,11 +132,12 @@ impl MerkleLog {
 pub fn merkle_verify_inclusion(
     algo: &str,
     leaf: &[u8],
-    index: u64,
-    tree_size: u64,
+    index: &Bound<'_, PyAny>,
+    tree_size: &Bound<'_, PyAny>,
     proof: &Bound<'_, PyAny>,
     root: &[u8],
 ) -> PyResult<bool> {
+    let (index, tree_size) = (position(index, "leaf index")?, position(tree_size, "tree size")?);
     let algo = HashAlgo::from_name(algo).or_raise()?;
     let (path, root) = (proof_path(proof)?, digest(root, "root")?);
     Ok(merkle::verify_inclusion(algo, leaf, index, tree_size, &path, &root))
@@ -114,12 +146,13 @@ pub fn merkle_verify_inclusion(
 #[pyfunction]
 pub fn merkle_verify_consistency(
     algo: &str,
-    old_size: u64,
-    new_size: u64,
+    old_size: &Bound<'_, PyAny>,
+    new_size: &Bound<'_, PyAny>,
     old_root: &[u8],
     new_root: &[u8],
     proof: &Bound<'_, PyAny>,
 ) -> PyResult<bool> {
+    let (old_size, new_size) = (position(old_size, "old size")?, position(new_size, "new size")?);
     let algo = HashAlgo::from_name(algo).or_raise()?;
     let path = proof_path(proof)?;
     let (old_root, new_root) = (digest(old_root, "old root")?, digest(new_root, "new root")?);
