@@ -31,3 +31,16 @@ class OutOfRangeError(InvalidInputError):
 
 class MalformedInputError(InvalidInputError):
     """Bytes or containers that do not decode as what they claim to be."""
+
+
+class DecodeError(MalformedInputError):
+    """Bytes that are not a canonical encoding (truncated, trailing bytes, unknown version or suite
+    code, non-canonical form, wrong chain). The message says what and where; ``index`` is the
+    position in a batch the bad item had, or ``None``."""
+
+    index: int | None = None
+
+
+class EncodeError(InvalidInputError):
+    """Something that cannot be encoded: an unsupported type, an integer out of range, a bad name,
+    an oversize field. The message starts with the path of the culprit, e.g. ``args["meta"][2]``."""

@@ -11,6 +11,8 @@ fn class_name(err: &Error) -> &'static str {
         Error::InvalidKey { .. } => "InvalidKeyError",
         Error::OutOfRange { .. } => "OutOfRangeError",
         Error::BatchMismatch(_) | Error::Malformed { .. } => "MalformedInputError",
+        Error::Decode { .. } => "DecodeError",
+        Error::Encode { .. } => "EncodeError",
     }
 }
 
@@ -20,9 +22,23 @@ pub fn to_py(err: Error) -> PyErr {
             .import("ledgercore.errors")
             .and_then(|m| m.getattr(class_name(&err)))
             .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
-        match class {
-            Ok(class) => PyErr::from_type(class, err.to_string()),
-            Err(import_failed) => import_failed,
+        let class = match class {
+            Ok(class) => class,
+            Err(import_failed) => return import_failed,
+        };
+        match err {
+            // A decode error names the batch item it came from as `index`.
+            Error::Decode { index: Some(index), .. } => {
+                let made = class.call1((err.to_string(),)).and_then(|exc| {
+                    exc.setattr("index", index)?;
+                    Ok(exc)
+                });
+                match made {
+                    Ok(exc) => PyErr::from_value(exc),
+                    Err(failed) => failed,
+                }
+            }
+            _ => PyErr::from_type(class, err.to_string()),
         }
     })
 }

@@ -34,6 +34,19 @@ pub enum Error {
     /// Bytes that do not decode as what they claim to be.
     #[error("malformed {what}: {reason}")]
     Malformed { what: &'static str, reason: String },
+    /// Bytes that are not a canonical encoding of `what` (truncated, trailing bytes, unknown version
+    /// or suite code, non-canonical form). `index` names the item of a batch it came from; the
+    /// message then reads `transaction 3: ...`.
+    #[error("{what}{}: {reason}", .index.map(|i| format!(" {i}")).unwrap_or_default())]
+    Decode {
+        what: &'static str,
+        index: Option<usize>,
+        reason: String,
+    },
+    /// Something that cannot be encoded: `what` is a field name or a path into a value
+    /// (`args["meta"][2]`), `reason` says why (wrong type, out of range, too long, bad name).
+    #[error("{what}: {reason}")]
+    Encode { what: String, reason: String },
 }
 
 pub type Result<T> = std::result::Result<T, Error>;

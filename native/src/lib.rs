@@ -1,12 +1,16 @@
-//! ledgercore's native core: pure Rust, no Python and no I/O. Hashing, signatures and RFC 9162
-//! Merkle logs, parallel over batches with rayon (on whatever pool the caller installs).
+//! ledgercore's native core: pure Rust, no Python and no I/O. Hashing, signatures, RFC 9162
+//! Merkle logs and the canonical transaction and block codecs, parallel over batches with rayon
+//! (on whatever pool the caller installs).
 
+pub mod codec;
 pub mod error;
 pub mod hash;
 pub mod merkle;
 pub mod signature;
+pub mod suite;
 
 pub use error::{Error, Result};
 pub use hash::{Digest, HashAlgo, DIGEST_LEN};
 pub use merkle::MerkleLog;
 pub use signature::{Scheme, SecretKey};
+pub use suite::Suite;

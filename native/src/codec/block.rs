@@ -1,0 +1,73 @@
+//! Blocks as stored: `u32 header length` + header | `u32 tx count` (equal to the header's
+//! `tx_count`) | for each transaction `u32 length` (1..=MAX_TX_SIZE) + raw transaction.
+//!
+//! Decoding a block checks its framing and its header; the transactions themselves are decoded
+//! (and checked against the chain) by [`super::decode_batch`].
+
+use super::{encode_error, BlockHeader, Reader, MAX_TX_SIZE};
+use crate::error::Result;
+
+/// A decoded block: the header, its exact encoding, and the raw transactions (borrowed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodedBlock<'a> {
+    pub header: BlockHeader,
+    pub header_bytes: &'a [u8],
+    pub txs: Vec<&'a [u8]>,
+}
+
+/// Frames an encoded header and the raw transactions into a block.
+pub fn encode_block<R: AsRef<[u8]>>(header: &BlockHeader, raws: &[R]) -> Result<Vec<u8>> {
+    if raws.len() != header.tx_count as usize {
+        return Err(encode_error(
+            "block",
+            format!("the header's tx_count is {}, but {} transactions were given", header.tx_count, raws.len()),
+        ));
+    }
+    let header_bytes = header.encode()?;
+    let total = 8 + header_bytes.len() + raws.iter().map(|r| 4 + r.as_ref().len()).sum::<usize>();
+    let mut out = Vec::with_capacity(total);
+    out.extend_from_slice(&(header_bytes.len() as u32).to_be_bytes());
+    out.extend_from_slice(&header_bytes);
+    out.extend_from_slice(&header.tx_count.to_be_bytes());
+    for (i, raw) in raws.iter().enumerate() {
+        let raw = raw.as_ref();
+        if raw.is_empty() || raw.len() > MAX_TX_SIZE {
+            return Err(encode_error(
+                format!("transaction {i}"),
+                format!("is {} bytes; a transaction is 1 to {MAX_TX_SIZE} bytes", raw.len()),
+            ));
+        }
+        out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
+        out.extend_from_slice(raw);
+    }
+    Ok(out)
+}
+
+pub fn decode_block(data: &[u8]) -> Result<DecodedBlock<'_>> {
+    let mut r = Reader::new("block", data);
+    let header_len = r.u32(&"header length")? as usize;
+    let header_at = r.offset();
+    let header_bytes = r.take(header_len, &"header")?;
+    let header = BlockHeader::decode_at(header_bytes, header_at)?;
+    let count_at = r.offset();
+    let count = r.u32(&"tx count")?;
+    if count != header.tx_count {
+        return Err(r.error_at(&"tx count", count_at, format_args!("{count} differs from the header's tx_count {}", header.tx_count)));
+    }
+    // Each transaction takes at least 5 bytes: never reserve more than the input could hold.
+    let mut txs = Vec::with_capacity((count as usize).min(r.remaining() / 5));
+    for i in 0..count as usize {
+        let len_at = r.offset();
+        let len = r.u32(&format_args!("transaction {i} length"))? as usize;
+        if len == 0 || len > MAX_TX_SIZE {
+            return Err(r.error_at(
+                &format_args!("transaction {i} length"),
+                len_at,
+                format_args!("{len} is outside 1..={MAX_TX_SIZE}"),
+            ));
+        }
+        txs.push(r.take(len, &format_args!("transaction {i}"))?);
+    }
+    r.finish(if count == 0 { "tx count" } else { "last transaction" })?;
+    Ok(DecodedBlock { header, header_bytes, txs })
+}
