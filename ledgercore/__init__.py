@@ -1,8 +1,21 @@
 """ledgercore: a ledger core for government-service consortium blockchains (政务区块链)."""
 
-from . import errors, hashing, merkle, signing
+from . import codec, errors, hashing, merkle, signing, suites
 from ._native import thread_count
+from .block import BlockHeader
 from .errors import LedgerError
+from .transaction import Transaction
 
-__all__ = ["LedgerError", "errors", "hashing", "merkle", "signing", "thread_count"]
+__all__ = [
+    "BlockHeader",
+    "LedgerError",
+    "Transaction",
+    "codec",
+    "errors",
+    "hashing",
+    "merkle",
+    "signing",
+    "suites",
+    "thread_count",
+]
 __version__ = "0.1.0"

@@ -43,3 +43,69 @@ class MerkleLog:
     def to_bytes(self) -> bytes: ...
     @staticmethod
     def from_bytes(data: bytes) -> MerkleLog: ...
+
+# ---- canonical codec (native/src/codec) ----
+
+MAX_TX_SIZE: int
+MAX_VALUE_DEPTH: int
+MAX_NAME_LEN: int
+MAX_CHAIN_ID_LEN: int
+
+def suites() -> list[tuple[str, str, str, int, int]]: ...
+def encode_value(obj: object) -> bytes: ...
+def decode_value(data: bytes) -> object: ...
+def encode_tx_payload(
+    suite: str, chain_id: str, sender: bytes, nonce: int, timestamp: int, contract: str, method: str, args: dict
+) -> bytes: ...
+def decode_tx(raw: bytes) -> tuple[str, str, bytes, int, int, str, str, bytes, bytes, int, bytes]: ...
+def encode_header(
+    suite: str,
+    chain_id: str,
+    height: int,
+    prev_hash: bytes,
+    tx_root: bytes,
+    state_root: bytes,
+    history_root: bytes,
+    timestamp: int,
+    proposer: bytes,
+    tx_count: int,
+    consensus: bytes,
+) -> bytes: ...
+def decode_header(raw: bytes) -> tuple[str, str, int, bytes, bytes, bytes, bytes, int, bytes, int, bytes]: ...
+def encode_block(header: bytes, raws: _Rows) -> bytes: ...
+def decode_block(
+    data: bytes,
+) -> tuple[tuple[str, str, int, bytes, bytes, bytes, bytes, int, bytes, int, bytes], bytes, list[bytes]]: ...
+def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
+
+class TxBatch:
+    """Transactions of one chain decoded in parallel; each column property builds a new object."""
+
+    def __len__(self) -> int: ...
+    @property
+    def count(self) -> int: ...
+    @property
+    def suite(self) -> str: ...
+    @property
+    def chain_id(self) -> str: ...
+    @property
+    def ids(self) -> np.ndarray: ...  # (N, 32) uint8
+    @property
+    def public_keys(self) -> np.ndarray: ...  # (N, public key size) uint8
+    @property
+    def signatures(self) -> np.ndarray: ...  # (N, 64) uint8
+    @property
+    def messages(self) -> list[bytes]: ...  # the payloads: exactly what was signed
+    @property
+    def nonces(self) -> np.ndarray: ...  # (N,) uint64
+    @property
+    def timestamps(self) -> np.ndarray: ...  # (N,) uint64
+    @property
+    def contracts(self) -> list[str]: ...
+    @property
+    def methods(self) -> list[str]: ...
+    @property
+    def args(self) -> list[bytes]: ...  # canonical encodings of the args maps
+    @property
+    def raws(self) -> list[bytes]: ...
+    def verify_signatures(self, seed: bytes) -> np.ndarray: ...  # (N,) bool

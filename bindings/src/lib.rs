@@ -1,10 +1,12 @@
 //! `ledgercore._native`: the Python face of the native core. Every batch call releases the GIL.
 
+mod codec;
 mod errors;
 mod hashing;
 mod merkle;
 mod rows;
 mod signing;
+mod txbatch;
 
 use pyo3::prelude::*;
 
@@ -41,6 +43,18 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle::merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_consistency, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::suites, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::encode_value, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::decode_value, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::encode_tx_payload, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::decode_tx, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::encode_header, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::decode_header, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::encode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(codec::decode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(txbatch::decode_txs, m)?)?;
+    codec::add_constants(m)?;
+    m.add_class::<txbatch::TxBatch>()?;
     m.add_class::<signing::SecretKey>()?;
     m.add_class::<merkle::MerkleLog>()?;
     Ok(())

@@ -1,0 +1,105 @@
+"""Block headers and stored blocks (format version 1, docs/FORMAT.md).
+
+The block hash is the suite hash of the header encoding. A stored block frames the header and the
+raw transactions; :func:`decode_block` checks the framing and the header, and
+``_native.decode_txs`` decodes the transactions themselves (in parallel, checked against the chain).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from . import _native, hashing
+from .suites import get_suite
+
+_FIELDS = (
+    "suite",
+    "chain_id",
+    "height",
+    "prev_hash",
+    "tx_root",
+    "state_root",
+    "history_root",
+    "timestamp",
+    "proposer",
+    "tx_count",
+    "consensus",
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlockHeader:
+    """An immutable block header. Construction checks every field (``EncodeError``,
+    ``InvalidLengthError`` or ``UnknownNameError`` on bad ones) and keeps the encoding."""
+
+    suite: str
+    chain_id: str
+    height: int
+    prev_hash: bytes
+    tx_root: bytes
+    state_root: bytes
+    history_root: bytes
+    timestamp: int
+    proposer: bytes = b""
+    tx_count: int = 0
+    consensus: bytes = b""
+    _encoding: bytes = field(init=False, repr=False, compare=False, default=b"")
+
+    def __post_init__(self) -> None:
+        for name in ("prev_hash", "tx_root", "state_root", "history_root", "proposer", "consensus"):
+            value = getattr(self, name)
+            if not isinstance(value, bytes):
+                object.__setattr__(self, name, bytes(value))
+        suite = get_suite(self.suite)
+        object.__setattr__(self, "suite", suite.name)
+        object.__setattr__(
+            self, "_encoding", _native.encode_header(*(getattr(self, name) for name in _FIELDS))
+        )
+
+    @classmethod
+    def _from_decoded(cls, fields: tuple, encoding: bytes) -> BlockHeader:
+        header = object.__new__(cls)
+        for name, value in zip(_FIELDS, fields):
+            object.__setattr__(header, name, value)
+        object.__setattr__(header, "_encoding", encoding)
+        return header
+
+    @classmethod
+    def decode(cls, raw: bytes) -> BlockHeader:
+        """Decodes a whole header encoding; anything non-canonical raises ``DecodeError``."""
+        raw = bytes(raw)
+        return cls._from_decoded(_native.decode_header(raw), raw)
+
+    def encode(self) -> bytes:
+        return self._encoding
+
+    @property
+    def hash(self) -> bytes:
+        """The block hash: the suite hash of the header encoding."""
+        return hashing.digest(self._encoding, get_suite(self.suite).hash)
+
+    def __reduce__(self) -> tuple:
+        return (BlockHeader.decode, (self._encoding,))
+
+    def __repr__(self) -> str:
+        short = lambda b: b.hex()[:16] + "…" if b else "''"  # noqa: E731
+        return (
+            f"BlockHeader(suite={self.suite!r}, chain_id={self.chain_id!r}, height={self.height}, "
+            f"hash={short(self.hash)}, prev_hash={short(self.prev_hash)}, tx_root={short(self.tx_root)}, "
+            f"state_root={short(self.state_root)}, history_root={short(self.history_root)}, "
+            f"timestamp={self.timestamp}, proposer={short(self.proposer)}, tx_count={self.tx_count}, "
+            f"consensus={len(self.consensus)} bytes)"
+        )
+
+
+def encode_block(header: BlockHeader, raws: Sequence[bytes]) -> bytes:
+    """A stored block: the header and the raw transactions (as many as ``header.tx_count``)."""
+    return _native.encode_block(header.encode(), raws)
+
+
+def decode_block(data: bytes) -> tuple[BlockHeader, list[bytes]]:
+    """The header and the raw transactions of a stored block. Checks framing and the header; the
+    transactions are decoded by ``_native.decode_txs``."""
+    fields, encoding, raws = _native.decode_block(bytes(data))
+    return BlockHeader._from_decoded(fields, encoding), raws

@@ -1,0 +1,38 @@
+"""Canonical values: the deterministic encoding of transaction args and contract state values.
+
+One value has exactly one encoding (docs/FORMAT.md), so equal values hash equally on every node.
+
+==================================  =============================================================
+Python                              encoded as
+==================================  =============================================================
+``None``                            null
+``bool``                            false / true
+``int`` in [-2**63, 2**63 - 1]      int (i64); outside that range: :class:`~.errors.EncodeError`
+``bytes``, ``bytearray``,           bytes (decodes to ``bytes``)
+``memoryview``
+``str``                             str (UTF-8)
+``list``, ``tuple``                 list (decodes to ``list``)
+``dict`` with ``str`` keys          map, keys sorted by their UTF-8 bytes
+==================================  =============================================================
+
+Lists and maps nest at most :data:`MAX_VALUE_DEPTH` deep. Anything else raises
+:class:`~.errors.EncodeError` naming the type and where it is: ``value["meta"][2]: float is not
+encodable``. Decoding rejects anything that is not exactly one canonical value with
+:class:`~.errors.DecodeError`.
+"""
+
+from __future__ import annotations
+
+from . import _native
+
+MAX_VALUE_DEPTH: int = _native.MAX_VALUE_DEPTH
+
+
+def encode_value(obj: object) -> bytes:
+    """The canonical encoding of ``obj``."""
+    return _native.encode_value(obj)
+
+
+def decode_value(data: bytes) -> object:
+    """The value ``data`` encodes (maps become dicts in key order, lists lists)."""
+    return _native.decode_value(data)
