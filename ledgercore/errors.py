@@ -33,6 +33,26 @@ class MalformedInputError(InvalidInputError):
     """Bytes or containers that do not decode as what they claim to be."""
 
 
+class InvalidSignatureError(InvalidInputError):
+    """A block carries transactions whose signatures do not verify; nothing was written."""
+
+    def __init__(self, indices: list[int]) -> None:
+        self.indices = indices
+        shown = ", ".join(map(str, indices[:10])) + (" ..." if len(indices) > 10 else "")
+        super().__init__(f"{len(indices)} transaction(s) with invalid signatures, at index {shown}")
+
+
+class NotFoundError(LedgerError, KeyError):
+    """A block, transaction or key that the ledger does not hold."""
+
+    def __str__(self) -> str:
+        return str(self.args[0]) if self.args else ""
+
+
+class ChainMismatchError(InvalidInputError):
+    """A store opened with a suite or chain id other than the one it was created with."""
+
+
 class DecodeError(MalformedInputError):
     """Bytes that are not a canonical encoding (truncated, trailing bytes, unknown version or suite
     code, non-canonical form, wrong chain). The message says what and where; ``index`` is the

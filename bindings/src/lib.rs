@@ -1,8 +1,10 @@
 //! `ledgercore._native`: the Python face of the native core. Every batch call releases the GIL.
 
 mod codec;
+mod contracts;
 mod errors;
 mod hashing;
+mod ledger;
 mod merkle;
 mod rows;
 mod signing;
@@ -43,6 +45,14 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle::merkle_root, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_consistency, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::state_key, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::history_prefix, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::nonce_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::fresh_mask, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::block_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::state_root, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::location_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(contracts::run_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(codec::suites, m)?)?;
     m.add_function(wrap_pyfunction!(codec::encode_value, m)?)?;
     m.add_function(wrap_pyfunction!(codec::decode_value, m)?)?;

@@ -7,7 +7,7 @@ use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
 
 use crate::errors::malformed;
 
-enum Item<'py> {
+pub enum Item<'py> {
     Bytes(Bound<'py, PyBytes>),
     Copied(Vec<u8>),
 }

@@ -3,8 +3,10 @@
 //! (on whatever pool the caller installs).
 
 pub mod codec;
+pub mod contracts;
 pub mod error;
 pub mod hash;
+pub mod ledger;
 pub mod merkle;
 pub mod signature;
 pub mod suite;

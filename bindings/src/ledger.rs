@@ -1,0 +1,151 @@
+//! The ledger's commit-path helpers: whole blocks in, store entries out; no per-transaction Python.
+
+use ledgercore_native::ledger::{commitment, fresh, keys, writes};
+use ledgercore_native::{Digest, HashAlgo};
+use numpy::{PyArray1, PyReadonlyArray1};
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyTuple};
+
+use crate::errors::{malformed, OrRaise};
+use crate::rows::Rows;
+
+/// A block's writes as three columns: state keys, values (`None` deletes) and writing tx index.
+struct WriteColumns<'py> {
+    keys: Rows<'py>,
+    values: Vec<Option<Bound<'py, PyBytes>>>,
+    txs: PyReadonlyArray1<'py, u32>,
+}
+
+impl<'py> WriteColumns<'py> {
+    fn extract(keys: &Bound<'py, PyAny>, values: &Bound<'py, PyAny>, txs: &Bound<'py, PyAny>) -> PyResult<Self> {
+        let cols = Self { keys: Rows::extract(keys, "keys")?, values: values.extract()?, txs: txs.extract()? };
+        let (k, v, t) = (cols.keys.slices().len(), cols.values.len(), cols.txs.as_slice()?.len());
+        if k != v || k != t {
+            return Err(malformed("writes", format!("{k} keys, {v} values, {t} tx indices")));
+        }
+        Ok(cols)
+    }
+
+    fn writes(&self) -> PyResult<Vec<writes::Write<'_>>> {
+        let txs = self.txs.as_slice()?;
+        Ok(self
+            .keys
+            .slices()
+            .into_iter()
+            .zip(&self.values)
+            .zip(txs)
+            .map(|((key, value), &tx)| writes::Write { key, value: value.as_ref().map(|v| v.as_bytes()), tx })
+            .collect())
+    }
+}
+
+fn pairs<'py>(py: Python<'py>, items: &[(Vec<u8>, Vec<u8>)]) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    items.iter().map(|(k, v)| PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, v)])).collect()
+}
+
+#[pyfunction]
+pub fn state_key<'py>(py: Python<'py>, contract: &str, key: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    let full = keys::state_key(contract, key);
+    if full.len() > keys::MAX_STATE_KEY_LEN {
+        return Err(malformed("state key", format!("{} bytes exceeds {}", full.len(), keys::MAX_STATE_KEY_LEN)));
+    }
+    Ok(PyBytes::new(py, &full))
+}
+
+#[pyfunction]
+pub fn history_prefix<'py>(py: Python<'py>, state_key: &[u8]) -> Bound<'py, PyBytes> {
+    PyBytes::new(py, &keys::history_prefix(state_key))
+}
+
+/// `sender || u64 nonce` for every transaction.
+#[pyfunction]
+pub fn nonce_keys<'py>(
+    py: Python<'py>,
+    senders: &Bound<'py, PyAny>,
+    nonces: PyReadonlyArray1<'py, u64>,
+) -> PyResult<Vec<Bound<'py, PyBytes>>> {
+    let senders = Rows::extract(senders, "senders")?;
+    let (senders, nonces) = (senders.slices(), nonces.as_slice()?);
+    if senders.len() != nonces.len() {
+        return Err(malformed("nonce keys", format!("{} senders, {} nonces", senders.len(), nonces.len())));
+    }
+    Ok(senders.iter().zip(nonces).map(|(s, n)| PyBytes::new(py, &keys::nonce_key(s, *n))).collect())
+}
+
+#[pyfunction]
+pub fn fresh_mask<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    existing: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<bool>>> {
+    let (keys, existing) = (Rows::extract(keys, "keys")?, Rows::extract(existing, "existing")?);
+    let (keys, existing) = (keys.slices(), existing.slices());
+    let mask = py.detach(|| fresh::fresh_mask(&keys, &existing));
+    Ok(PyArray1::from_vec(py, mask))
+}
+
+/// `(state_puts, state_deletes, history_puts)` ready for LMDB `putmulti` / deletes.
+#[pyfunction]
+pub fn block_entries<'py>(
+    py: Python<'py>,
+    height: u64,
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    txs: &Bound<'py, PyAny>,
+    txids: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyTuple>> {
+    let cols = WriteColumns::extract(keys, values, txs)?;
+    let writes = cols.writes()?;
+    let ids = Rows::extract(txids, "txids")?;
+    let ids: Vec<Digest> = ids
+        .slices()
+        .into_iter()
+        .map(|id| id.try_into().map_err(|_| malformed("txids", "each must be 32 bytes")))
+        .collect::<PyResult<_>>()?;
+    if let Some(w) = writes.iter().find(|w| w.tx as usize >= ids.len()) {
+        return Err(malformed("writes", format!("tx index {} but the block has {} transactions", w.tx, ids.len())));
+    }
+    let e = py.detach(|| writes::entries(height, &writes, &ids));
+    let deletes: Vec<Bound<'py, PyBytes>> = e.state_deletes.iter().map(|k| PyBytes::new(py, k)).collect();
+    (pairs(py, &e.state_puts)?, deletes, pairs(py, &e.history)?).into_pyobject(py)
+}
+
+#[pyfunction]
+pub fn state_root<'py>(
+    py: Python<'py>,
+    algo: &str,
+    prev_root: &[u8],
+    keys: &Bound<'py, PyAny>,
+    values: &Bound<'py, PyAny>,
+    txs: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let algo = HashAlgo::from_name(algo).or_raise()?;
+    let prev: Digest = prev_root.try_into().map_err(|_| malformed("previous state root", "must be 32 bytes"))?;
+    let cols = WriteColumns::extract(keys, values, txs)?;
+    let writes = cols.writes()?;
+    let root = py.detach(|| commitment::state_root(algo, &prev, &writes));
+    Ok(PyBytes::new(py, &root))
+}
+
+/// `(key, u64 height || u32 index)` for every key whose `mask` entry is true (all when no mask):
+/// the rows of the tx-id and nonce indexes.
+#[pyfunction]
+#[pyo3(signature = (height, keys, mask=None))]
+pub fn location_entries<'py>(
+    py: Python<'py>,
+    height: u64,
+    keys: &Bound<'py, PyAny>,
+    mask: Option<PyReadonlyArray1<'py, bool>>,
+) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+    let keys = Rows::extract(keys, "keys")?;
+    let keys = keys.slices();
+    let mask = mask.as_ref().map(|m| m.as_slice()).transpose()?;
+    if mask.is_some_and(|m| m.len() != keys.len()) {
+        return Err(malformed("mask", "must have one entry per key"));
+    }
+    keys.iter()
+        .enumerate()
+        .filter(|(i, _)| mask.is_none_or(|m| m[*i]))
+        .map(|(i, k)| PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, &keys::version(height, i as u32))]))
+        .collect()
+}

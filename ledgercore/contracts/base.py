@@ -1,0 +1,187 @@
+"""Contracts: deterministic code registered by name that turns transactions into state changes.
+
+A contract sees only its own slice of a block (the transactions that name it, in block order) and
+writes only its own namespace, so slices never interfere and the block's result does not depend on
+the order slices run in. Reads of another contract's state see the state as of the block's start.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import numpy as np
+
+from .. import _native
+from ..codec import decode_value
+from ..errors import LedgerError
+
+MAX_KEY_SIZE = 1024
+MAX_VALUE_SIZE = 1 << 20
+
+
+class ContractError(LedgerError):
+    """Raised by a contract method to fail its transaction; the message goes into the receipt."""
+
+
+def method(fn: Callable[..., None]) -> Callable[..., None]:
+    """Marks a contract method that transactions may call: ``fn(self, ctx, **args)``."""
+    fn.__ledger_method__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def query(fn: Callable[..., Any]) -> Callable[..., Any]:
+    """Marks a read-only query: ``fn(self, state, **args)`` where ``state.get(key)`` reads this contract."""
+    fn.__ledger_query__ = True  # type: ignore[attr-defined]
+    return fn
+
+
+def key_bytes(key: str | bytes) -> bytes:
+    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if not raw or len(raw) > MAX_KEY_SIZE:
+        raise ContractError(f"key must be 1..{MAX_KEY_SIZE} bytes, got {len(raw)}")
+    return raw
+
+
+class StateReader:
+    """Reads committed state as of one snapshot (the block's start, or now for queries)."""
+
+    def __init__(self, get_many: Callable[[list[bytes]], dict[bytes, bytes]]) -> None:
+        self._get_many = get_many
+
+    def get(self, contract: str, key: str | bytes) -> bytes | None:
+        k = _native.state_key(contract, key_bytes(key))
+        return self.get_many([k]).get(k)
+
+    def get_many(self, state_keys: list[bytes]) -> dict[bytes, bytes]:
+        """Values (without their versions) of those ``contract/key`` entries that exist."""
+        return self._get_many(state_keys)
+
+
+class ContractState:
+    """One contract's view for queries: ``get(key)`` in its own namespace."""
+
+    def __init__(self, reader: StateReader, contract: str) -> None:
+        self._reader, self.contract = reader, contract
+
+    def get(self, key: str | bytes) -> bytes | None:
+        return self._reader.get(self.contract, key)
+
+    def read(self, contract: str, key: str | bytes) -> bytes | None:
+        return self._reader.get(contract, key)
+
+
+@dataclass
+class Slice:
+    """The transactions of one block that call one contract, with what they need to run."""
+
+    contract: str
+    height: int
+    timestamp: int
+    batch: _native.TxBatch  # the whole decoded block
+    indices: np.ndarray  # positions in the block of this slice's transactions, ascending
+    state: StateReader
+
+
+@dataclass
+class SliceResult:
+    """What a slice did: per-transaction outcome (aligned with ``Slice.indices``) and its writes."""
+
+    ok: np.ndarray
+    errors: dict[int, str] = field(default_factory=dict)  # block index -> error
+    events: list[tuple[int, str, bytes]] = field(default_factory=list)  # (block index, name, data)
+    keys: list[bytes] = field(default_factory=list)  # state keys written, in order
+    values: list[bytes | None] = field(default_factory=list)  # None deletes
+    txs: list[int] = field(default_factory=list)  # block index of each write
+
+
+class Context:
+    """What a Python contract method sees of its transaction and of state."""
+
+    __slots__ = ("sender", "txid", "height", "index", "timestamp", "_contract", "_slice", "_overlay", "writes", "events")
+
+    def __init__(self, sl: Slice, i: int, sender: bytes, txid: bytes, overlay: dict[bytes, bytes | None]) -> None:
+        self.sender, self.txid = sender, txid
+        self.height, self.index, self.timestamp = sl.height, i, sl.timestamp
+        self._contract, self._slice, self._overlay = sl.contract, sl, overlay
+        self.writes: dict[bytes, bytes | None] = {}
+        self.events: list[tuple[str, bytes]] = []
+
+    def _key(self, key: str | bytes) -> bytes:
+        return _native.state_key(self._contract, key_bytes(key))
+
+    def get(self, key: str | bytes) -> bytes | None:
+        """This contract's value for ``key``, including earlier writes of this block."""
+        k = self._key(key)
+        for layer in (self.writes, self._overlay):
+            if k in layer:
+                return layer[k]
+        return self._slice.state.get_many([k]).get(k)
+
+    def read(self, contract: str, key: str | bytes) -> bytes | None:
+        """Another contract's committed value, as of the start of this block."""
+        return self._slice.state.get(contract, key)
+
+    def put(self, key: str | bytes, value: bytes) -> None:
+        if not isinstance(value, (bytes, bytearray)):
+            raise ContractError(f"values are bytes, got {type(value).__name__}")
+        if len(value) > MAX_VALUE_SIZE:
+            raise ContractError(f"value of {len(value)} bytes exceeds the {MAX_VALUE_SIZE}-byte limit")
+        self.writes[self._key(key)] = bytes(value)
+
+    def delete(self, key: str | bytes) -> None:
+        self.writes[self._key(key)] = None
+
+    def emit(self, name: str, data: bytes = b"") -> None:
+        self.events.append((name, bytes(data)))
+
+
+class Contract:
+    """Base class of contracts. Subclasses set ``name`` and mark methods with :func:`method`."""
+
+    name: ClassVar[str]
+
+    def methods(self) -> frozenset[str]:
+        return frozenset(n for n in dir(type(self)) if getattr(getattr(type(self), n), "__ledger_method__", False))
+
+    def queries(self) -> frozenset[str]:
+        return frozenset(n for n in dir(type(self)) if getattr(getattr(type(self), n), "__ledger_query__", False))
+
+    def execute(self, sl: Slice) -> SliceResult:
+        """Runs the slice transaction by transaction; a failure discards only that transaction's writes."""
+        result = SliceResult(ok=np.zeros(len(sl.indices), dtype=bool))
+        overlay: dict[bytes, bytes | None] = {}
+        known = self.methods()
+        methods, encoded_args, senders, txids = sl.batch.methods, sl.batch.args, sl.batch.public_keys, sl.batch.ids
+        for j, i in enumerate(sl.indices.tolist()):
+            name = methods[i]
+            if name not in known:
+                result.errors[i] = f"contract {self.name!r} has no method {name!r}"
+                continue
+            ctx = Context(sl, i, senders[i].tobytes(), txids[i].tobytes(), overlay)
+            try:
+                args = decode_value(encoded_args[i])
+                getattr(self, name)(ctx, **args)
+            except ContractError as exc:
+                result.errors[i] = str(exc)
+                continue
+            except TypeError as exc:
+                result.errors[i] = f"bad arguments for {self.name}.{name}: {exc}"
+                continue
+            except Exception as exc:  # a contract bug fails its transaction, never the block
+                result.errors[i] = f"{type(exc).__name__} in {self.name}.{name}: {exc}"
+                continue
+            result.ok[j] = True
+            overlay.update(ctx.writes)
+            for k, v in ctx.writes.items():
+                result.keys.append(k)
+                result.values.append(v)
+                result.txs.append(i)
+            result.events.extend((i, n, d) for n, d in ctx.events)
+        return result
+
+    def query(self, state: ContractState, name: str, args: dict[str, Any]) -> Any:
+        if name not in self.queries():
+            raise ContractError(f"contract {self.name!r} has no query {name!r}")
+        return getattr(self, name)(state, **args)

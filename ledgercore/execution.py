@@ -1,0 +1,74 @@
+"""Executes a decoded, signature-checked block: nonces, permissions, then each contract's slice."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from . import _native
+from .contracts.base import Contract, Slice, StateReader
+
+# Decides which transactions may run: (senders (N, key size), contracts, methods) -> bool mask.
+Authorizer = Callable[[np.ndarray, list[str], list[str]], np.ndarray]
+
+
+@dataclass
+class Execution:
+    """The block's outcome: per-transaction success, failures, events and ordered writes."""
+
+    ok: np.ndarray
+    errors: dict[int, str] = field(default_factory=dict)
+    events: list[tuple[int, str, bytes]] = field(default_factory=list)
+    keys: list[bytes] = field(default_factory=list)
+    values: list[bytes | None] = field(default_factory=list)
+    txs: list[int] = field(default_factory=list)
+
+
+def execute(
+    batch: _native.TxBatch,
+    *,
+    height: int,
+    timestamp: int,
+    contracts: Mapping[str, Contract],
+    nonce_fresh: np.ndarray,
+    state: StateReader,
+    authorize: Authorizer | None,
+) -> Execution:
+    """Runs every transaction whose nonce is fresh and that ``authorize`` admits.
+
+    Slices run in contract-name order, so the write order (and the state root) is deterministic.
+    """
+    n = batch.count
+    runnable = nonce_fresh.copy()
+    out = Execution(ok=np.zeros(n, dtype=bool))
+    for i in np.flatnonzero(~nonce_fresh).tolist():
+        out.errors[i] = f"replayed nonce {int(batch.nonces[i])}: this sender has already used it"
+    if authorize is not None:
+        contracts_col, methods = batch.contracts, batch.methods
+        allowed = np.asarray(authorize(batch.public_keys, contracts_col, methods), dtype=bool)
+        for i in np.flatnonzero(runnable & ~allowed).tolist():
+            out.errors[i] = f"sender is not permitted to call {contracts_col[i]}.{methods[i]}"
+        runnable &= allowed
+    if n == 0:
+        return out
+    names, group = np.unique(np.asarray(batch.contracts, dtype=object).astype(str), return_inverse=True)
+    for k, name in enumerate(names.tolist()):
+        indices = np.flatnonzero((group == k) & runnable)
+        if len(indices) == 0:
+            continue
+        contract = contracts.get(name)
+        if contract is None:
+            for i in indices.tolist():
+                out.errors[i] = f"unknown contract {name!r}"
+            continue
+        sl = Slice(name, height, timestamp, batch, indices, state)
+        res = contract.execute(sl)
+        out.ok[indices] = res.ok
+        out.errors.update(res.errors)
+        out.events.extend(res.events)
+        out.keys.extend(res.keys)
+        out.values.extend(res.values)
+        out.txs.extend(res.txs)
+    return out

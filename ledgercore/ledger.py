@@ -1,0 +1,354 @@
+"""The single-node ledger: blocks of signed transactions, executed by contracts, stored in LMDB.
+
+``apply_block`` decodes the block in native code, checks every signature in one batch, runs the
+contracts, and commits block, indexes, state, history and roots in one fsync'd LMDB transaction.
+Either the whole block is durable when it returns, or nothing of it was written.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from . import _native, merkle, signing
+from .block import BlockHeader, decode_block, encode_block
+from .contracts import builtin_contracts
+from .contracts.base import Contract, ContractState, StateReader, key_bytes
+from .errors import ChainMismatchError, InvalidSignatureError, NotFoundError, UnknownNameError
+from .execution import Authorizer, execute
+from .receipts import Receipt, decode_receipts, encode_receipts
+from .store import DEFAULT_MAP_SIZE, BlockWrite, Store, StoreError, height_key
+from .suites import DEFAULT_SUITE, Suite, get_suite
+from .transaction import Transaction
+
+VERSION_SIZE = 12  # u64 height || u32 index, in front of every stored state value
+
+
+def _location(raw: bytes) -> tuple[int, int]:
+    return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:12], "big")
+
+
+@dataclass(frozen=True)
+class HistoryEntry:
+    """One change of a key: the block and transaction that made it, and the new value (None: deleted)."""
+
+    height: int
+    index: int
+    txid: bytes
+    value: bytes | None
+
+
+@dataclass(frozen=True)
+class TxRecord:
+    """A committed transaction, its receipt, and the proof that it is in its block."""
+
+    tx: Transaction
+    receipt: Receipt
+    height: int
+    index: int
+    tx_count: int
+    proof: list[bytes]
+
+
+class Block:
+    """A committed block. Receipts and transactions are decoded when first asked for."""
+
+    def __init__(
+        self,
+        header: BlockHeader,
+        raws: Sequence[bytes],
+        receipts: bytes,
+        txids: bytes,
+        timings: dict[str, float] | None = None,
+    ) -> None:
+        self.header = header
+        self.raws = raws
+        self._receipts, self._txids = receipts, txids
+        self.timings = timings or {}
+
+    @property
+    def height(self) -> int:
+        return self.header.height
+
+    @property
+    def hash(self) -> bytes:
+        return self.header.hash
+
+    @property
+    def receipts(self) -> list[Receipt]:
+        return decode_receipts(self._receipts)
+
+    @property
+    def txids(self) -> list[bytes]:
+        return [self._txids[i : i + 32] for i in range(0, len(self._txids), 32)]
+
+    def transactions(self) -> list[Transaction]:
+        return [Transaction.decode(raw) for raw in self.raws]
+
+    def __repr__(self) -> str:
+        return f"Block(height={self.height}, txs={self.header.tx_count}, hash={self.hash.hex()[:16]}…)"
+
+
+class Ledger:
+    """One node's ledger. Use :meth:`open`; safe to read from many threads while one applies blocks."""
+
+    def __init__(
+        self,
+        store: Store,
+        suite: Suite,
+        chain_id: str,
+        contracts: dict[str, Contract],
+        authorize: Authorizer | None,
+    ) -> None:
+        self._store, self.suite, self.chain_id = store, suite, chain_id
+        self._contracts = contracts
+        self._authorize = authorize
+        self._write_lock = threading.Lock()
+        hashes = store.values("hashes")
+        self._log = merkle.MerkleLog(suite.hash)
+        self._log.extend(hashes)
+        self._head = self._header_at(len(hashes) - 1)
+        if self._head.hash != hashes[-1]:
+            raise StoreError("stored block hashes do not match the stored headers")
+
+    @classmethod
+    def open(
+        cls,
+        path: str | os.PathLike[str],
+        suite: str | None = None,
+        *,
+        chain_id: str = "dev",
+        contracts: Iterable[Contract] = (),
+        authorize: Authorizer | None = None,
+        map_size: int = DEFAULT_MAP_SIZE,
+    ) -> Ledger:
+        """Opens the ledger at ``path``, creating it (with a genesis block at height 0) if it is new.
+
+        ``suite`` defaults to ``ed25519-blake3`` for a new ledger; for an existing one it must match.
+        ``contracts`` adds to the built-ins (``evidence``, ``cert``). ``authorize`` decides who may
+        call what (None: a development chain where anyone may call anything).
+        """
+        store = Store(path, map_size)
+        stored_suite = store.get("meta", b"suite")
+        if stored_suite is None:
+            chosen = get_suite(suite or DEFAULT_SUITE)
+            cls._write_genesis(store, chosen, chain_id)
+        else:
+            chosen = get_suite(stored_suite.decode())
+            stored_chain = (store.get("meta", b"chain_id") or b"").decode()
+            if suite is not None and suite != chosen.name:
+                store.close()
+                raise ChainMismatchError(f"ledger at {os.fspath(path)!r} uses suite {chosen.name!r}, not {suite!r}")
+            if chain_id != stored_chain:
+                store.close()
+                raise ChainMismatchError(f"ledger at {os.fspath(path)!r} is chain {stored_chain!r}, not {chain_id!r}")
+        registry = {c.name: c for c in builtin_contracts()}
+        for c in contracts:
+            registry[c.name] = c
+        return cls(store, chosen, chain_id, registry, authorize)
+
+    @staticmethod
+    def _write_genesis(store: Store, suite: Suite, chain_id: str) -> None:
+        empty = merkle.MerkleLog(suite.hash).root()
+        header = BlockHeader(
+            suite=suite.name, chain_id=chain_id, height=0, prev_hash=bytes(32), tx_root=empty,
+            state_root=empty, history_root=empty, timestamp=0, proposer=b"", tx_count=0, consensus=b"",
+        )  # fmt: skip
+        write = BlockWrite(0)
+        Ledger._stage_block(write, header, [], encode_receipts(0, {}, []), b"")
+        write.put("meta", b"suite", suite.name.encode())
+        write.put("meta", b"chain_id", chain_id.encode())
+        store.commit(write)
+
+    @staticmethod
+    def _stage_block(write: BlockWrite, header: BlockHeader, raws: Sequence[bytes], receipts: bytes, txids: bytes) -> None:
+        h = height_key(header.height)
+        body = encode_block(header, raws)
+        # The block body, its state values and history copies, and the indexes: about 4x the body.
+        write.size_hint += 4 * len(body)
+        write.put("headers", h, header.encode())
+        write.put("blocks", h, body)
+        write.put("receipts", h, receipts)
+        write.put("txids", h, txids)
+        write.put("hashes", h, header.hash)
+        write.put("meta", b"height", h)
+
+    def close(self) -> None:
+        self._store.close()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # -- writing ---------------------------------------------------------------------------
+
+    def register(self, contract: Contract) -> None:
+        """Adds (or replaces) a contract by its name."""
+        self._contracts[contract.name] = contract
+
+    def apply_block(self, raws: Sequence[bytes], *, timestamp: int | None = None, proposer: bytes = b"") -> Block:
+        """Verifies, executes and durably commits one block of encoded transactions.
+
+        Malformed transactions (``DecodeError``) and invalid signatures (``InvalidSignatureError``)
+        reject the whole block and write nothing. Transactions that fail in execution (replayed
+        nonce, unknown contract or method, contract errors) get a failed receipt and no writes.
+        """
+        with self._write_lock:
+            t0 = time.perf_counter()
+            batch = _native.decode_txs(self.suite.name, self.chain_id, raws)
+            t1 = time.perf_counter()
+            valid = signing.verify_batch(self.suite.scheme, batch.public_keys, batch.messages, batch.signatures)
+            if not valid.all():
+                raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
+            t2 = time.perf_counter()
+            head = self._head
+            height = head.height + 1
+            ts = max(head.timestamp, int(time.time() * 1000) if timestamp is None else timestamp)
+            with self._store.read() as txn:
+                nonce_keys = _native.nonce_keys(batch.public_keys, batch.nonces)
+                used = [k for k, _ in self._store.get_many(txn, "nonces", nonce_keys)]
+                fresh = _native.fresh_mask(nonce_keys, used)
+                result = execute(
+                    batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
+                    state=StateReader(lambda keys: self._state_values(txn, keys)), authorize=self._authorize,
+                )  # fmt: skip
+            t3 = time.perf_counter()
+            ids = batch.ids
+            writes = (result.keys, result.values, np.asarray(result.txs, dtype=np.uint32))
+            header = BlockHeader(
+                suite=self.suite.name, chain_id=self.chain_id, height=height, prev_hash=head.hash,
+                tx_root=merkle.root(ids, self.suite.hash),
+                state_root=_native.state_root(self.suite.hash, head.state_root, *writes),
+                history_root=self._log.root(), timestamp=ts, proposer=proposer, tx_count=batch.count, consensus=b"",
+            )  # fmt: skip
+            receipts = encode_receipts(batch.count, result.errors, result.events)
+            state_puts, state_deletes, history = _native.block_entries(height, *writes, ids)
+            write = BlockWrite(height)
+            self._stage_block(write, header, batch.raws, receipts, ids.tobytes())
+            write.put_many("state", state_puts)
+            write.put_many("history", history)
+            write.deletes["state"] = state_deletes
+            write.puts_if_absent["txindex"] = _native.location_entries(height, ids)
+            write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
+            self._store.commit(write)
+            self._log.append(header.hash)
+            self._head = header
+            t4 = time.perf_counter()
+            timings = {"decode": t1 - t0, "verify": t2 - t1, "execute": t3 - t2, "commit": t4 - t3}
+            return Block(header, batch.raws, receipts, ids.tobytes(), timings)
+
+    @staticmethod
+    def _strip_versions(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+        return {k: v[VERSION_SIZE:] for k, v in pairs}
+
+    def _state_values(self, txn: Any, keys: list[bytes]) -> dict[bytes, bytes]:
+        return self._strip_versions(self._store.get_many(txn, "state", keys))
+
+    # -- reading ---------------------------------------------------------------------------
+
+    @property
+    def height(self) -> int:
+        """Height of the last committed block (0: only the genesis block)."""
+        return self._head.height
+
+    @property
+    def head(self) -> BlockHeader:
+        return self._head
+
+    def _header_at(self, height: int) -> BlockHeader:
+        raw = self._store.get("headers", height_key(height)) if height >= 0 else None
+        if raw is None:
+            raise NotFoundError(f"no block at height {height}")
+        return BlockHeader.decode(raw)
+
+    def header(self, height: int) -> BlockHeader:
+        """The header of the block at ``height``."""
+        return self._header_at(self._check_height(height))
+
+    def _check_height(self, height: int) -> int:
+        if not 0 <= height <= self._head.height:
+            raise NotFoundError(f"no block at height {height}; the chain has heights 0..{self._head.height}")
+        return height
+
+    def block(self, height: int) -> Block:
+        """The block at ``height`` with its transactions and receipts."""
+        h = height_key(self._check_height(height))
+        with self._store.read() as txn:
+            body = txn.get(h, db=self._store.tables["blocks"])
+            receipts = txn.get(h, db=self._store.tables["receipts"])
+            txids = txn.get(h, db=self._store.tables["txids"])
+        header, raws = decode_block(body)
+        return Block(header, raws, receipts, txids)
+
+    def get(self, contract: str, key: str | bytes) -> bytes | None:
+        """The current value of ``contract/key``, or None."""
+        found = self.get_versioned(contract, key)
+        return None if found is None else found[0]
+
+    def get_versioned(self, contract: str, key: str | bytes) -> tuple[bytes, int, int] | None:
+        """``(value, height, tx index)`` of the last write of ``contract/key``, or None."""
+        raw = self._store.get("state", _native.state_key(contract, key_bytes(key)))
+        if raw is None:
+            return None
+        height, index = _location(raw)
+        return raw[VERSION_SIZE:], height, index
+
+    def history(self, contract: str, key: str | bytes) -> list[HistoryEntry]:
+        """Every change ever made to ``contract/key``, oldest first."""
+        prefix = _native.history_prefix(_native.state_key(contract, key_bytes(key)))
+        out = []
+        for k, v in self._store.scan_prefix("history", prefix):
+            height, index = _location(k[len(prefix) :])
+            out.append(HistoryEntry(height, index, v[:32], v[33:] if v[32] else None))
+        return out
+
+    def query(self, contract: str, method: str, **args: Any) -> Any:
+        """Runs a contract's read-only query against the current state."""
+        c = self._contracts.get(contract)
+        if c is None:
+            raise UnknownNameError(f"unknown contract {contract!r}")
+        reader = StateReader(lambda keys: self._current_values(keys))
+        return c.query(ContractState(reader, contract), method, args)
+
+    def _current_values(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        with self._store.read() as txn:
+            return self._state_values(txn, keys)
+
+    def tx(self, txid: bytes) -> TxRecord:
+        """A committed transaction with its receipt and its inclusion proof to the block's tx root."""
+        loc = self._store.get("txindex", bytes(txid))
+        if loc is None:
+            raise NotFoundError(f"no committed transaction {bytes(txid).hex()}")
+        height, index = _location(loc)
+        block = self.block(height)
+        ids = np.frombuffer(block._txids, dtype=np.uint8).reshape(-1, 32)
+        log = merkle.MerkleLog(self.suite.hash)
+        log.extend(ids)
+        return TxRecord(
+            tx=Transaction.decode(block.raws[index]), receipt=block.receipts[index], height=height, index=index,
+            tx_count=block.header.tx_count, proof=log.inclusion_proof(index),
+        )  # fmt: skip
+
+    def history_root(self, size: int | None = None) -> bytes:
+        """Root of the Merkle log over the hashes of blocks ``0..size-1`` (default: every block)."""
+        return self._log.root(size)
+
+    def block_proof(self, height: int, size: int | None = None) -> list[bytes]:
+        """Proof that block ``height``'s hash is leaf ``height`` of the block-hash log of ``size`` blocks.
+
+        Check it with ``merkle.verify_inclusion(hash, height, size, proof, root)`` where root is
+        ``history_root(size)``, or the ``history_root`` of the header at height ``size``.
+        """
+        return self._log.inclusion_proof(self._check_height(height), size)
+
+    def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
+        """Proof that the block-hash log of ``old_size`` blocks is a prefix of the one of ``new_size``."""
+        return self._log.consistency_proof(old_size, new_size)

@@ -1,0 +1,161 @@
+"""The node's LMDB environment: one durable write transaction per block, snapshot reads meanwhile.
+
+Tables (LMDB named databases), all keys big-endian where numeric:
+  meta      b"suite", b"chain_id", b"height" -> chain metadata (height: u64 of the last block)
+  headers   u64 height -> encoded block header
+  blocks    u64 height -> encoded block (header and raw transactions)
+  txids     u64 height -> the block's transaction ids, 32 bytes each
+  receipts  u64 height -> encoded receipts of the block's failed transactions and events
+  hashes    u64 height -> block hash (the leaves of the block-hash Merkle log)
+  txindex   tx id -> u64 height || u32 index (first occurrence)
+  nonces    sender || u64 nonce -> u64 height || u32 index
+  state     contract "/" key -> u64 height || u32 index || value
+  history   u16 len || contract "/" key || u64 height || u32 index -> tx id || flag || value
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import lmdb
+
+from .errors import LedgerError
+
+TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "txindex", "nonces", "state", "history")
+DEFAULT_MAP_SIZE = 1 << 30
+
+
+class StoreError(LedgerError):
+    """The store could not be opened or written."""
+
+
+def height_key(height: int) -> bytes:
+    return height.to_bytes(8, "big")
+
+
+@dataclass
+class BlockWrite:
+    """Everything one block changes, written in a single LMDB transaction."""
+
+    height: int
+    puts: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    deletes: dict[str, list[bytes]] = field(default_factory=dict)
+    # Puts that must not replace an existing value (first occurrence wins).
+    puts_if_absent: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    # Bytes the write adds, roughly; decides when the map must grow before writing.
+    size_hint: int = 0
+
+    def put(self, table: str, key: bytes, value: bytes) -> None:
+        self.puts.setdefault(table, []).append((key, value))
+
+    def put_many(self, table: str, items: Sequence[tuple[bytes, bytes]]) -> None:
+        self.puts.setdefault(table, []).extend(items)
+
+
+class Store:
+    """An LMDB environment with the ledger's tables. Thread-safe: one writer, many readers."""
+
+    def __init__(self, path: str | os.PathLike[str], map_size: int = DEFAULT_MAP_SIZE) -> None:
+        os.makedirs(path, exist_ok=True)
+        try:
+            self.env = lmdb.open(
+                os.fspath(path),
+                map_size=map_size,
+                max_dbs=len(TABLES),
+                max_readers=512,
+                sync=True,
+                metasync=True,
+                readahead=False,
+            )
+        except lmdb.Error as exc:
+            raise StoreError(f"cannot open ledger store at {os.fspath(path)!r}: {exc}") from exc
+        self.tables = {name: self.env.open_db(name.encode()) for name in TABLES}
+        # Growing the map needs every transaction of this process closed: readers register here.
+        self._gate = threading.Condition()
+        self._readers = 0
+        self._resizing = False
+
+    def close(self) -> None:
+        self.env.close()
+
+    @contextmanager
+    def read(self) -> Iterator[lmdb.Transaction]:
+        """A consistent snapshot of the last committed block; may run while a block commits."""
+        with self._gate:
+            while self._resizing:
+                self._gate.wait()
+            self._readers += 1
+        try:
+            with self.env.begin(buffers=False) as txn:
+                yield txn
+        finally:
+            with self._gate:
+                self._readers -= 1
+                self._gate.notify_all()
+
+    def get(self, table: str, key: bytes) -> bytes | None:
+        with self.read() as txn:
+            return txn.get(key, db=self.tables[table])
+
+    def get_many(self, txn: lmdb.Transaction, table: str, keys: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+        """The (key, value) pairs of ``keys`` that exist, in one C-level pass."""
+        if not keys:
+            return []
+        with txn.cursor(db=self.tables[table]) as cur:
+            return cur.getmulti(keys)
+
+    def scan_prefix(self, table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
+        with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
+            out = []
+            if cur.set_range(prefix):
+                for key, value in cur:
+                    if not key.startswith(prefix):
+                        break
+                    out.append((key, value))
+            return out
+
+    def values(self, table: str) -> list[bytes]:
+        with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
+            return list(cur.iternext(keys=False, values=True))
+
+    def commit(self, write: BlockWrite) -> None:
+        """Writes the block atomically and durably (fsync) or not at all; grows the map when full."""
+        self._ensure_room(write.size_hint)
+        while True:
+            try:
+                with self.env.begin(write=True) as txn:
+                    for table, items in write.puts.items():
+                        with txn.cursor(db=self.tables[table]) as cur:
+                            cur.putmulti(items)
+                    for table, items in write.puts_if_absent.items():
+                        with txn.cursor(db=self.tables[table]) as cur:
+                            cur.putmulti(items, overwrite=False)
+                    for table, keys in write.deletes.items():
+                        db = self.tables[table]
+                        for key in keys:
+                            txn.delete(key, db=db)
+                return
+            except lmdb.MapFullError:
+                self._grow(self.env.info()["map_size"] * 2)
+
+    def _ensure_room(self, incoming: int) -> None:
+        info, stat = self.env.info(), self.env.stat()
+        used = (info["last_pgno"] + 1) * stat["psize"]
+        # B-tree pages and copy-on-write roughly double what a block adds.
+        if used + 2 * incoming > info["map_size"]:
+            self._grow(max(info["map_size"] * 2, used + 4 * incoming))
+
+    def _grow(self, new_size: int) -> None:
+        with self._gate:
+            self._resizing = True
+            try:
+                while self._readers:
+                    self._gate.wait()
+                self.env.set_mapsize(new_size)
+            finally:
+                self._resizing = False
+                self._gate.notify_all()

@@ -1,0 +1,279 @@
+"""The single-node ledger as a user drives it: real LMDB files under a temporary directory."""
+
+from __future__ import annotations
+
+import threading
+
+import numpy as np
+import pytest
+
+from ledgercore import Ledger, Transaction, merkle, signing
+from ledgercore.codec import decode_value, encode_value
+from ledgercore.contracts import Contract, ContractError, method
+from ledgercore.errors import (
+    ChainMismatchError,
+    DecodeError,
+    InvalidSignatureError,
+    LedgerError,
+    NotFoundError,
+    UnknownNameError,
+)
+
+SUITES = ["ed25519-blake3", "sm2-sm3", "p256-sha256"]
+SCHEME = {"ed25519-blake3": "ed25519", "sm2-sm3": "sm2", "p256-sha256": "p256"}
+HASH = {"ed25519-blake3": "blake3", "sm2-sm3": "sm3", "p256-sha256": "sha256"}
+
+
+def put(kp: signing.KeyPair, key: str, nonce: int, digest: bytes | None = None, **kw: object) -> bytes:
+    digest = digest if digest is not None else bytes([nonce % 256]) * 32
+    return Transaction.create(kp, "evidence", "put", {"key": key, "digest": digest}, nonce, **kw).encode()
+
+
+@pytest.fixture(params=SUITES)
+def suite(request: pytest.FixtureRequest) -> str:
+    return request.param
+
+
+@pytest.fixture
+def kp(suite: str) -> signing.KeyPair:
+    return signing.generate(SCHEME[suite])
+
+
+def test_new_ledger_has_a_genesis_block_and_reopens_with_its_suite(tmp_path, suite):
+    with Ledger.open(tmp_path / "l", suite=suite) as led:
+        assert led.height == 0
+        genesis = led.header(0)
+        assert genesis.height == 0 and genesis.tx_count == 0 and genesis.prev_hash == bytes(32)
+    with Ledger.open(tmp_path / "l") as led:
+        assert led.suite.name == suite
+        assert led.header(0) == genesis
+    other = "sm2-sm3" if suite != "sm2-sm3" else "p256-sha256"
+    with pytest.raises(ChainMismatchError, match=suite):
+        Ledger.open(tmp_path / "l", suite=other)
+    with pytest.raises(ChainMismatchError, match="dev"):
+        Ledger.open(tmp_path / "l", chain_id="gov-bj")
+    with pytest.raises(UnknownNameError, match="nope"):
+        Ledger.open(tmp_path / "m", suite="nope")
+
+
+def test_apply_block_commits_state_headers_proofs(tmp_path, suite, kp):
+    with Ledger.open(tmp_path / "l", suite=suite) as led:
+        raws = [put(kp, f"lic/{i}", i) for i in range(1, 6)]
+        blk = led.apply_block(raws)
+        assert blk.header.height == led.height == 1
+        assert [r.ok for r in blk.receipts] == [True] * 5
+        h = led.header(1)
+        assert h == blk.header and h.prev_hash == led.header(0).hash and h.tx_count == 5
+        ids = [Transaction.decode(r).id for r in raws]
+        assert blk.txids == ids
+        assert h.tx_root == merkle.root(ids, HASH[suite])
+        assert h.history_root == merkle.root([led.header(0).hash], HASH[suite])
+        record = decode_value(led.get("evidence", "lic/3"))
+        assert record == {"digest": bytes([3]) * 32, "meta": None, "owner": kp.public_key}
+        assert led.get("evidence", "lic/99") is None
+        # Every transaction is provable against its block's tx root.
+        for i, txid in enumerate(ids):
+            t = led.tx(txid)
+            assert (t.height, t.index, t.receipt.ok) == (1, i, True)
+            assert t.tx.encode() == raws[i]
+            assert merkle.verify_inclusion(txid, t.index, h.tx_count, t.proof, led.header(t.height).tx_root, HASH[suite])
+        assert led.block(1).raws == raws
+
+
+def test_block_hash_log_proves_inclusion_and_append_only(tmp_path, kp, suite):
+    with Ledger.open(tmp_path / "l", suite=suite) as led:
+        for b in range(1, 9):
+            led.apply_block([put(kp, f"k/{b}", b)])
+        algo = led.suite.hash
+        for h in range(0, 9):
+            proof = led.block_proof(h)
+            assert merkle.verify_inclusion(led.header(h).hash, h, 9, proof, led.history_root(), algo)
+        # A header's history_root commits to every earlier block.
+        assert led.header(6).history_root == led.history_root(6)
+        proof = led.block_proof(2, size=6)
+        assert merkle.verify_inclusion(led.header(2).hash, 2, 6, proof, led.header(6).history_root, algo)
+        cp = led.consistency_proof(4, 9)
+        assert merkle.verify_consistency(4, 9, led.history_root(4), led.history_root(9), cp, algo)
+        with pytest.raises(NotFoundError):
+            led.block_proof(9)
+        with pytest.raises(ValueError):
+            led.consistency_proof(10)
+
+
+def test_failed_transactions_get_receipts_and_no_writes(tmp_path, kp, suite):
+    with Ledger.open(tmp_path / "l", suite=suite) as led:
+        led.apply_block([put(kp, "lic/a", 1)])
+        raws = [
+            put(kp, "lic/a", 2),  # already anchored
+            put(kp, "lic/b", 1),  # replayed nonce
+            Transaction.create(kp, "nosuch", "put", {}, 3).encode(),
+            Transaction.create(kp, "evidence", "remove", {"key": "lic/a"}, 4).encode(),
+            Transaction.create(kp, "evidence", "put", {"key": "lic/c", "digest": b"x" * 32, "meta": b"m" * 5000}, 5).encode(),
+            put(kp, "lic/d", 6),
+            put(kp, "lic/e", 6),  # same nonce again inside the block
+        ]
+        blk = led.apply_block(raws)
+        rs = blk.receipts
+        assert [r.ok for r in rs] == [False, False, False, False, False, True, False]
+        assert "already anchored" in rs[0].error
+        assert "replayed nonce 1" in rs[1].error
+        assert "unknown contract 'nosuch'" in rs[2].error
+        assert "no method \"remove\"" in rs[3].error
+        assert "4096-byte limit" in rs[4].error
+        assert "replayed nonce 6" in rs[6].error
+        assert led.get("evidence", "lic/b") is None and led.get("evidence", "lic/c") is None
+        assert led.get("evidence", "lic/e") is None and led.get("evidence", "lic/d") is not None
+        assert decode_value(led.get("evidence", "lic/a"))["digest"] == bytes([1]) * 32
+        # A replay of a whole committed transaction fails and keeps the original's index entry.
+        again = led.apply_block([raws[5]])
+        assert not again.receipts[0].ok and "replayed nonce" in again.receipts[0].error
+        assert led.tx(Transaction.decode(raws[5]).id).height == 2
+
+
+def test_bad_blocks_are_refused_whole_and_the_ledger_stays_usable(tmp_path, kp, suite):
+    with Ledger.open(tmp_path / "l", suite=suite) as led:
+        good = [put(kp, f"g/{i}", i) for i in range(1, 4)]
+        tampered = bytearray(good[1])
+        tampered[-1] ^= 1
+        with pytest.raises(InvalidSignatureError, match="index 1") as info:
+            led.apply_block([good[0], bytes(tampered), good[2]])
+        assert info.value.indices == [1]
+        with pytest.raises(DecodeError, match="transaction 1"):
+            led.apply_block([good[0], good[1][:-5]])
+        with pytest.raises(DecodeError, match="transaction 0"):
+            led.apply_block([put(kp, "x", 9, chain_id="other-chain")])
+        with pytest.raises(DecodeError):
+            led.apply_block([b"\x00garbage"])
+        assert led.height == 0 and led.get("evidence", "g/1") is None
+        blk = led.apply_block(good)
+        assert blk.header.height == 1 and all(r.ok for r in blk.receipts)
+        assert isinstance(info.value, LedgerError) and isinstance(info.value, ValueError)
+
+
+def test_history_records_every_change(tmp_path):
+    kp = signing.generate("ed25519")
+
+    class Registry(Contract):
+        name = "registry"
+
+        @method
+        def set(self, ctx, key: str, value: bytes) -> None:
+            ctx.put(key, value)
+
+        @method
+        def drop(self, ctx, key: str) -> None:
+            if ctx.get(key) is None:
+                raise ContractError(f"{key} is not set")
+            ctx.delete(key)
+
+    with Ledger.open(tmp_path / "l", contracts=[Registry()]) as led:
+        tx = lambda m, n, **a: Transaction.create(kp, "registry", m, a, n).encode()  # noqa: E731
+        b1 = led.apply_block([tx("set", 1, key="k", value=b"v1"), tx("set", 2, key="k", value=b"v2")])
+        b2 = led.apply_block([tx("drop", 3, key="k"), tx("drop", 4, key="k"), tx("set", 5, key="k", value=b"v3")])
+        assert [r.ok for r in b2.receipts] == [True, False, True]
+        assert "k is not set" in b2.receipts[1].error
+        hist = led.history("registry", "k")
+        assert [(e.height, e.index, e.value) for e in hist] == [(1, 0, b"v1"), (1, 1, b"v2"), (2, 0, None), (2, 2, b"v3")]
+        assert hist[0].txid == b1.txids[0]
+        assert led.get_versioned("registry", "k") == (b"v3", 2, 2)
+
+
+def test_cert_issue_revoke_and_query(tmp_path):
+    bureau, other = signing.generate("sm2"), signing.generate("sm2")
+    with Ledger.open(tmp_path / "l", suite="sm2-sm3") as led:
+        digest = b"\x11" * 32
+        issue = Transaction.create(bureau, "cert", "issue", {"cert_id": "BL-1", "digest": digest, "meta": {"type": "licence"}}, 1)
+        led.apply_block([issue.encode()])
+        assert led.query("cert", "status", cert_id="BL-1", digest=digest)["digest_matches"] is True
+        assert led.query("cert", "status", cert_id="BL-1", digest=b"\x12" * 32)["digest_matches"] is False
+        assert led.query("cert", "status", cert_id="BL-2")["registered"] is False
+        steal = Transaction.create(other, "cert", "revoke", {"cert_id": "BL-1", "reason": "x"}, 1)
+        revoke = Transaction.create(bureau, "cert", "revoke", {"cert_id": "BL-1", "reason": "cancelled"}, 2)
+        blk = led.apply_block([steal.encode(), revoke.encode()])
+        assert [r.ok for r in blk.receipts] == [False, True]
+        status = led.query("cert", "status", cert_id="BL-1", digest=digest)
+        assert status["registered"] and status["revoked"] and status["reason"] == "cancelled"
+        assert status["meta"] == {"type": "licence"} and status["issuer"] == bureau.public_key
+        with pytest.raises(UnknownNameError):
+            led.query("nosuch", "status")
+
+
+def test_python_contract_errors_and_permission_hook(tmp_path):
+    admin, citizen = signing.generate("ed25519"), signing.generate("ed25519")
+
+    class Counter(Contract):
+        name = "counter"
+
+        @method
+        def add(self, ctx, by: int) -> None:
+            current = int.from_bytes(ctx.get("n") or b"\0" * 8, "big")
+            if by <= 0:
+                raise ContractError("by must be positive")
+            ctx.put("n", (current + by).to_bytes(8, "big"))
+            ctx.emit("added", encode_value(by))
+
+        @method
+        def boom(self, ctx) -> None:
+            ctx.put("n", b"\xff" * 8)
+            raise RuntimeError("bug")
+
+    def authorize(senders: np.ndarray, contracts: list[str], methods: list[str]) -> np.ndarray:
+        return np.array([c != "counter" or s.tobytes() == admin.public_key for s, c in zip(senders, contracts)])
+
+    with Ledger.open(tmp_path / "l", contracts=[Counter()], authorize=authorize) as led:
+        tx = lambda kp, m, n, **a: Transaction.create(kp, "counter", m, a, n).encode()  # noqa: E731
+        blk = led.apply_block(
+            [tx(admin, "add", 1, by=2), tx(admin, "add", 2, by=-1), tx(admin, "boom", 3), tx(citizen, "add", 1, by=5),
+             tx(admin, "add", 4, bz=1), tx(admin, "add", 5, by=3)]
+        )  # fmt: skip
+        rs = blk.receipts
+        assert [r.ok for r in rs] == [True, False, False, False, False, True]
+        assert rs[1].error == "by must be positive"
+        assert "RuntimeError" in rs[2].error and "bug" in rs[2].error
+        assert "not permitted" in rs[3].error
+        assert "bad arguments" in rs[4].error
+        assert rs[0].events == (("added", encode_value(2)),)
+        assert int.from_bytes(led.get("counter", "n"), "big") == 5
+
+
+def test_readers_run_while_blocks_commit(tmp_path):
+    kp = signing.generate("ed25519")
+    with Ledger.open(tmp_path / "l") as led:
+        stop, seen, errors = threading.Event(), [], []
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    h = led.height
+                    seen.append(h)
+                    assert led.header(h).height == h
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for b in range(1, 30):
+            led.apply_block([put(kp, f"r/{b}/{i}", b * 100 + i) for i in range(50)])
+        stop.set()
+        t.join()
+        assert not errors and len(set(seen)) > 1
+
+
+def test_map_grows_instead_of_failing(tmp_path):
+    kp = signing.generate("ed25519")
+    with Ledger.open(tmp_path / "l", map_size=1 << 20) as led:
+        for b in range(1, 6):
+            led.apply_block([put(kp, f"grow/{b}/{i}" + "x" * 200, b * 1000 + i) for i in range(500)])
+        assert led.height == 5
+    with Ledger.open(tmp_path / "l") as led:
+        assert led.get("evidence", "grow/5/499" + "x" * 200) is not None
+
+
+def test_missing_things_raise_not_found(tmp_path):
+    with Ledger.open(tmp_path / "l") as led:
+        with pytest.raises(NotFoundError, match="height 3"):
+            led.header(3)
+        with pytest.raises(NotFoundError):
+            led.block(-1)
+        with pytest.raises(NotFoundError, match="no committed transaction"):
+            led.tx(b"\0" * 32)
