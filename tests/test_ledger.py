@@ -277,3 +277,24 @@ def test_missing_things_raise_not_found(tmp_path):
             led.block(-1)
         with pytest.raises(NotFoundError, match="no committed transaction"):
             led.tx(b"\0" * 32)
+
+
+def test_pipelined_apply_blocks_equals_one_at_a_time(tmp_path):
+    kp = signing.generate("ed25519")
+    blocks = [[put(kp, f"p/{b}/{i}", b * 1000 + i) for i in range(200)] for b in range(1, 6)]
+    blocks[2].append(blocks[1][0])  # a replay inside the stream fails the same way in both modes
+    times = [1_700_000_000_000 + b for b in range(1, 6)]
+    with Ledger.open(tmp_path / "one") as one, Ledger.open(tmp_path / "piped") as piped:
+        singles = [one.apply_block(raws, timestamp=t) for raws, t in zip(blocks, times)]
+        streamed = list(piped.apply_blocks(blocks, timestamps=times))
+        assert [b.header for b in streamed] == [b.header for b in singles]
+        assert [r.ok for r in streamed[2].receipts][-1] is False
+        # A bad block stops the stream there; everything before it is committed.
+        bad = [put(kp, "q/1", 90_001)]
+        worse = bytearray(put(kp, "q/2", 90_002))
+        worse[-3] ^= 1
+        it = piped.apply_blocks([bad, [bytes(worse)], bad])
+        assert next(it).header.height == 6
+        with pytest.raises(InvalidSignatureError):
+            next(it)
+        assert piped.height == 6
