@@ -45,11 +45,20 @@ pub enum Step<'a> {
     Index(usize),
 }
 
-/// A path into a value rendered the way it is written: `args["meta"][2]`.
+/// What part of the value at a path a message is about.
+#[derive(Clone, Copy)]
+enum Part {
+    Whole,
+    Named(&'static str),
+    MapKey(usize),
+}
+
+/// A path into a value rendered the way it is written: `args["meta"][2]`, plus the part meant.
+/// Rendered only when a message is built, so decoding pays nothing for it.
 struct PathDisplay<'p, 'a> {
     root: &'p str,
     steps: &'p [Step<'a>],
-    suffix: &'p str,
+    part: Part,
 }
 
 impl fmt::Display for PathDisplay<'_, '_> {
@@ -61,10 +70,11 @@ impl fmt::Display for PathDisplay<'_, '_> {
                 Step::Index(i) => write!(f, "[{i}]")?,
             }
         }
-        if !self.suffix.is_empty() {
-            write!(f, " {}", self.suffix)?;
+        match self.part {
+            Part::Whole => Ok(()),
+            Part::Named(name) => write!(f, " {name}"),
+            Part::MapKey(i) => write!(f, " (map key #{i})"),
         }
-        Ok(())
     }
 }
 
@@ -94,7 +104,7 @@ impl PathError {
 
     pub fn path(&self, root: &str) -> String {
         let steps: Vec<Step<'static>> = self.reversed.iter().rev().cloned().collect();
-        PathDisplay { root, steps: &steps, suffix: "" }.to_string()
+        PathDisplay { root, steps: &steps, part: Part::Whole }.to_string()
     }
 
     pub fn into_error(self, root: &str) -> Error {
@@ -251,38 +261,40 @@ fn read<'a>(
     build: bool,
 ) -> Result<Option<Value>> {
     let at = r.offset();
-    let here = |path: &[Step<'a>], suffix: &'static str| PathDisplay { root, steps: path, suffix }.to_string();
     macro_rules! field {
-        ($suffix:expr) => {
-            &PathDisplay { root, steps: path, suffix: $suffix }
+        () => {
+            &PathDisplay { root, steps: path, part: Part::Whole }
+        };
+        ($part:expr) => {
+            &PathDisplay { root, steps: path, part: $part }
         };
     }
-    let t = r.u8(field!(""))?;
+    let t = r.u8(field!())?;
     let value = match t {
         tag::NULL => build.then_some(Value::Null),
         tag::FALSE => build.then_some(Value::Bool(false)),
         tag::TRUE => build.then_some(Value::Bool(true)),
         tag::INT => {
-            let n = i64::from_be_bytes(r.array(field!("(int)"))?);
+            let n = i64::from_be_bytes(r.array(field!(Part::Named("(int)")))?);
             build.then_some(Value::Int(n))
         }
         tag::BYTES => {
-            let len = r.u32(field!("(bytes length)"))? as usize;
-            let data = r.take(len, field!("(bytes)"))?;
+            let len = r.u32(field!(Part::Named("(bytes length)")))? as usize;
+            let data = r.take(len, field!(Part::Named("(bytes)")))?;
             build.then(|| Value::Bytes(data.to_vec()))
         }
         tag::STR => {
-            let len = r.u32(field!("(str length)"))? as usize;
+            let len = r.u32(field!(Part::Named("(str length)")))? as usize;
             let text_at = r.offset();
-            let data = r.take(len, field!("(str)"))?;
-            let text = utf8(r, data, &here(path, "(str)"), text_at)?;
+            let data = r.take(len, field!(Part::Named("(str)")))?;
+            let text = utf8(r, data, field!(Part::Named("(str)")), text_at)?;
             build.then(|| Value::Str(text.to_owned()))
         }
         tag::LIST => {
             if depth >= MAX_DEPTH {
-                return Err(r.error_at(field!(""), at, too_deep()));
+                return Err(r.error_at(field!(), at, too_deep()));
             }
-            let count = r.u32(field!("(list count)"))? as usize;
+            let count = r.u32(field!(Part::Named("(list count)")))? as usize;
             // Every item takes at least one byte: never reserve more than the input could hold.
             let mut items = Vec::with_capacity(if build { count.min(r.remaining()) } else { 0 });
             for i in 0..count {
@@ -295,22 +307,21 @@ fn read<'a>(
         }
         tag::MAP => {
             if depth >= MAX_DEPTH {
-                return Err(r.error_at(field!(""), at, too_deep()));
+                return Err(r.error_at(field!(), at, too_deep()));
             }
-            let count = r.u32(field!("(map count)"))? as usize;
+            let count = r.u32(field!(Part::Named("(map count)")))? as usize;
             let mut entries = Vec::with_capacity(if build { count.min(r.remaining() / MIN_ENTRY_LEN) } else { 0 });
             let mut prev: Option<&'a str> = None;
             for i in 0..count {
                 let key_at = r.offset();
-                let key_field = format!("(map key #{i})");
-                let len = r.u32(&PathDisplay { root, steps: path, suffix: &key_field })? as usize;
-                let data = r.take(len, &PathDisplay { root, steps: path, suffix: &key_field })?;
-                let key = utf8(r, data, &PathDisplay { root, steps: path, suffix: &key_field }.to_string(), key_at + 4)?;
+                let len = r.u32(field!(Part::MapKey(i)))? as usize;
+                let data = r.take(len, field!(Part::MapKey(i)))?;
+                let key = utf8(r, data, field!(Part::MapKey(i)), key_at + 4)?;
                 if let Some(prev) = prev {
                     if key.as_bytes() <= prev.as_bytes() {
                         let what = if key == prev { "repeats" } else { "sorts before" };
                         return Err(r.error_at(
-                            &PathDisplay { root, steps: path, suffix: &key_field },
+                            field!(Part::MapKey(i)),
                             key_at,
                             format_args!("{key:?} {what} the previous key {prev:?}; map keys must be unique and in increasing byte order"),
                         ));
@@ -326,13 +337,11 @@ fn read<'a>(
             }
             build.then_some(Value::Map(entries))
         }
-        other => return Err(r.error_at(field!(""), at, format_args!("unknown tag 0x{other:02x}"))),
+        other => return Err(r.error_at(field!(), at, format_args!("unknown tag 0x{other:02x}"))),
     };
     Ok(value)
 }
 
-fn utf8<'a>(r: &Reader<'_>, data: &'a [u8], field: &str, at: usize) -> Result<&'a str> {
-    std::str::from_utf8(data).map_err(|e| {
-        r.error_at(&field, at + e.valid_up_to(), "not valid UTF-8")
-    })
+fn utf8<'a>(r: &Reader<'_>, data: &'a [u8], field: &dyn fmt::Display, at: usize) -> Result<&'a str> {
+    std::str::from_utf8(data).map_err(|e| r.error_at(field, at + e.valid_up_to(), "not valid UTF-8"))
 }
