@@ -43,8 +43,11 @@ def execute(
     n = batch.count
     runnable = nonce_fresh.copy()
     out = Execution(ok=np.zeros(n, dtype=bool))
-    for i in np.flatnonzero(~nonce_fresh).tolist():
-        out.errors[i] = f"replayed nonce {int(batch.nonces[i])}: this sender has already used it"
+    replayed = np.flatnonzero(~nonce_fresh)
+    if len(replayed):
+        nonces = batch.nonces  # a fresh array per access: take it once
+        for i in replayed.tolist():
+            out.errors[i] = f"replayed nonce {int(nonces[i])}: this sender has already used it"
     if authorize is not None:
         contracts_col, methods = batch.contracts, batch.methods
         allowed = np.asarray(authorize(batch.public_keys, contracts_col, methods), dtype=bool)

@@ -13,11 +13,11 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from . import _native, merkle, signing
+from . import _native, merkle
 from .block import BlockHeader, decode_block, encode_block
 from .contracts import builtin_contracts
 from .contracts.base import Contract, ContractState, StateReader, key_bytes
@@ -27,6 +27,9 @@ from .receipts import Receipt, decode_receipts, encode_receipts
 from .store import DEFAULT_MAP_SIZE, BlockWrite, Store, StoreError, height_key
 from .suites import DEFAULT_SUITE, Suite, get_suite
 from .transaction import Transaction
+
+if TYPE_CHECKING:
+    from .audit import AuditReport
 
 VERSION_SIZE = 12  # u64 height || u32 index, in front of every stored state value
 
@@ -234,7 +237,7 @@ class Ledger:
         t0 = time.perf_counter()
         batch = _native.decode_txs(self.suite.name, self.chain_id, raws)
         t1 = time.perf_counter()
-        valid = signing.verify_batch(self.suite.scheme, batch.public_keys, batch.messages, batch.signatures)
+        valid = batch.verify_signatures(os.urandom(32))
         if not valid.all():
             raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
         return _Checked(batch, {"decode": t1 - t0, "verify": time.perf_counter() - t1})
@@ -383,6 +386,13 @@ class Ledger:
         ``history_root(size)``, or the ``history_root`` of the header at height ``size``.
         """
         return self._log.inclusion_proof(self._check_height(height), size)
+
+    def audit(self, *, replay: bool = True) -> AuditReport:
+        """Re-derives headers, links, roots and state from the stored blocks (see ``ledgercore.audit``);
+        raises ``IntegrityError`` naming the first height and field that disagree."""
+        from .audit import audit
+
+        return audit(self, replay=replay)
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Proof that the block-hash log of ``old_size`` blocks is a prefix of the one of ``new_size``."""
