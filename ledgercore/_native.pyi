@@ -77,6 +77,17 @@ def decode_block(
     data: bytes,
 ) -> tuple[tuple[str, str, int, bytes, bytes, bytes, bytes, int, bytes, int, bytes], bytes, list[bytes]]: ...
 def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
+def make_txs(
+    suite: str,
+    chain_id: str,
+    private_keys: _Rows,
+    contract: str,
+    methods: str | Sequence[str],
+    args: _Rows,
+    nonces: np.ndarray,  # (N,) uint64
+    timestamps: np.ndarray,  # (N,) uint64
+    signers: np.ndarray | None = None,  # (N,) uint32 index into private_keys
+) -> list[bytes]: ...
 
 class TxBatch:
     """Transactions of one chain decoded in parallel; each column property builds a new object."""

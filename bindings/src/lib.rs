@@ -9,6 +9,7 @@ mod merkle;
 mod rows;
 mod signing;
 mod txbatch;
+mod txgen;
 
 use pyo3::prelude::*;
 
@@ -63,6 +64,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::encode_block, m)?)?;
     m.add_function(wrap_pyfunction!(codec::decode_block, m)?)?;
     m.add_function(wrap_pyfunction!(txbatch::decode_txs, m)?)?;
+    m.add_function(wrap_pyfunction!(txgen::make_txs, m)?)?;
     codec::add_constants(m)?;
     m.add_class::<txbatch::TxBatch>()?;
     m.add_class::<signing::SecretKey>()?;

@@ -11,7 +11,7 @@ import argparse
 import importlib
 from typing import Any
 
-SUITES: tuple[str, ...] = ("crypto",)
+SUITES: tuple[str, ...] = ("crypto", "ingest")
 
 
 def register(commands: Any) -> None:

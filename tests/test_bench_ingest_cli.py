@@ -1,0 +1,58 @@
+"""Smoke test of ``ledgercore bench ingest``: a tiny run of each workload on each suite exits 0, every
+transaction succeeds, and every rate it reports is positive. Not a timing test: speeds are recorded in
+bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+SUITES = ("ed25519-blake3", "sm2-sm3", "p256-sha256")
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledgercore", "bench", "ingest", *args],
+        capture_output=True, text=True, timeout=600, check=False,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("suite", SUITES)
+@pytest.mark.parametrize("workload", ["evidence", "cert"])
+def test_tiny_ingest_run_reports_positive_rates(tmp_path, suite: str, workload: str) -> None:
+    proc = run_bench(
+        "--txs", "2000", "--block-size", "500", "--suite", suite, "--workload", workload, "--senders", "50",
+        "--putmulti-entries", "1000", "--json", "--dir", str(tmp_path),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    w = r["workload"]
+    assert (w["kind"], w["suite"], w["txs"], w["blocks"], w["block_size"]) == (workload, suite, 2000, 4, 500)
+    assert w["issued"] + w["revoked"] == 2000
+    if workload == "cert":
+        assert w["revoked"] > 0
+    e = r["end_to_end"]
+    for rate in (e["rate"], e["first_10pct_rate"], e["last_10pct_rate"], r["verify_only"]["rate"], r["putmulti"]["rate"]):
+        assert rate > 0
+    assert r["verify_only"]["txs"] == 2000
+    assert r["ratio_end_to_end_over_verify"] > 0
+    assert set(r["stages"]) == {"decode", "verify", "execute", "commit"}
+    assert all(s["seconds"] > 0 for s in r["stages"].values())
+    assert r["machine"]["ledgercore_threads"] >= 1
+    assert list(tmp_path.iterdir()) == []  # the temporary ledger is removed
+
+
+def test_text_report_names_stages_and_comparisons(tmp_path) -> None:
+    proc = run_bench("--txs", "1000", "--block-size", "250", "--senders", "1000", "--dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    for line in ("end to end (apply_block", "stages: decode", "verify_batch only", "end-to-end / verify-only", "raw py-lmdb putmulti"):
+        assert line in proc.stdout
+
+
+def test_bad_sizes_are_usage_errors() -> None:
+    proc = run_bench("--txs", "0")
+    assert proc.returncode == 2
+    assert "--txs must be positive" in proc.stderr
