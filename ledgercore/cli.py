@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from . import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("ledgercore.bench",)
+COMMAND_MODULES: tuple[str, ...] = ("ledgercore.bench", "ledgercore.audit")
 
 
 def build_parser() -> argparse.ArgumentParser:

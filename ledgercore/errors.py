@@ -64,3 +64,19 @@ class DecodeError(MalformedInputError):
 class EncodeError(InvalidInputError):
     """Something that cannot be encoded: an unsupported type, an integer out of range, a bad name,
     an oversize field. The message starts with the path of the culprit, e.g. ``args["meta"][2]``."""
+
+
+class IntegrityError(LedgerError):
+    """A stored ledger disagrees with what its own blocks re-derive (``Ledger.audit``).
+
+    ``height`` is the first block that disagrees (None when the disagreement is not tied to a
+    block, e.g. chain metadata) and ``field`` what disagrees there (``tx_root``, ``state_root``,
+    ``prev_hash``, ``state``, ...)."""
+
+    def __init__(self, height: int | None, field: str, detail: str) -> None:
+        self.height, self.field, self.detail = height, field, detail
+        where = "chain metadata" if height is None else f"height {height}"
+        super().__init__(f"{where}: {field}: {detail}")
+
+    def __reduce__(self) -> tuple:
+        return (type(self), (self.height, self.field, self.detail))

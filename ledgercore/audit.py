@@ -1,0 +1,355 @@
+"""Audit a ledger: re-derive from what is stored everything a third party may doubt.
+
+:func:`audit` (also :meth:`Ledger.audit`) reads one consistent snapshot of the store and checks,
+height by height from the genesis block up:
+
+* the header stored under the height equals the header framed inside the stored block body, and
+  carries that height, the chain's suite and chain id;
+* ``prev_hash`` is the hash of the block below (zeros for genesis); the stored hash leaf (the
+  block-hash Merkle log) is the header's hash;
+* the block's raw transactions decode (one native ``decode_txs`` batch per block); their number is
+  ``tx_count``; ``tx_root`` is the RFC 9162 root over their ids and those ids are the stored ones;
+* ``history_root`` is the RFC 9162 root over the hashes of every earlier block;
+* state: every block is replayed, with its stored timestamp and proposer, into a fresh ledger of the
+  same suite, chain id, contracts and permission hook in a temporary directory. Signatures are
+  verified again there, and every replayed header (hence ``state_root``) and receipt list must equal
+  the stored one. At the end the derived tables (``state``, ``history``, ``txindex``, ``nonces``) and
+  the chain metadata must equal the replay's, entry for entry.
+
+The first disagreement raises :class:`~ledgercore.errors.IntegrityError` naming the height and the
+field. Python works per block, never per transaction: decoding, hashing and Merkle roots are native
+batch calls and table comparisons are list comparisons done in C.
+
+Cost: the replay is O(chain) in time and temporary disk, and the final table comparison holds the
+derived tables in memory (twice). That is right for tests, for the CLI on modest chains and for
+spot checks; ``replay=False`` keeps only the per-block structural checks (O(chain) time, O(block)
+memory). The audit holds one read snapshot of the live store while it runs, so a ledger that needs to
+grow its LMDB map in the same process waits until the audit ends.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import tempfile
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from . import _native, merkle
+from .block import _FIELDS, BlockHeader, decode_block
+from .codec import decode_value
+from .errors import IntegrityError, InvalidSignatureError, LedgerError
+from .store import Store, height_key
+
+if TYPE_CHECKING:
+    from .contracts.base import Contract
+    from .ledger import Ledger
+
+# Tables written once per block under the block's height.
+PER_BLOCK_TABLES = ("headers", "blocks", "txids", "receipts", "hashes")
+# Tables derived from executing the blocks, compared whole against the replay.
+DERIVED_TABLES = ("state", "history", "txindex", "nonces", "meta")
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """What an audit that passed covered."""
+
+    suite: str
+    chain_id: str
+    height: int  # last block audited
+    transactions: int  # in blocks 1..height
+    failed_transactions: int  # of those, how many have a failed receipt
+    state_keys: int
+    history_entries: int
+    replayed: bool  # whether state was re-derived by replay (False: structure only)
+    seconds: float
+
+    @property
+    def blocks(self) -> int:
+        return self.height + 1
+
+    def __str__(self) -> str:
+        what = "headers, links, tx roots, txids, history roots" + (
+            ", signatures, state roots, receipts and state tables (by replay)" if self.replayed else ""
+        )
+        return (
+            f"audit passed: {self.suite} chain {self.chain_id!r}, blocks 0..{self.height}, "
+            f"{self.transactions} transactions ({self.failed_transactions} failed), "
+            f"{self.state_keys} state keys, {self.history_entries} history entries; "
+            f"checked {what} in {self.seconds:.2f} s"
+        )
+
+
+def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str] | None = None) -> AuditReport:
+    """Checks the ledger's stored blocks, roots and state; raises ``IntegrityError`` on the first
+    disagreement. ``workdir`` is where the replay ledger is made (default: /dev/shm when it has room, else the
+    system temp dir)."""
+    t0 = time.perf_counter()
+    store: Store = ledger._store
+    suite, chain_id = ledger.suite, ledger.chain_id
+    with store.read() as txn:
+        meta = {k: v for k, v in _table(txn, store, "meta")}
+        if meta.get(b"suite") != suite.name.encode():
+            raise IntegrityError(None, "meta.suite", f"stored {meta.get(b'suite')!r}, ledger opened as {suite.name!r}")
+        if meta.get(b"chain_id") != chain_id.encode():
+            raise IntegrityError(None, "meta.chain_id", f"stored {meta.get(b'chain_id')!r}, ledger is {chain_id!r}")
+        raw_height = meta.get(b"height")
+        if raw_height is None or len(raw_height) != 8:
+            raise IntegrityError(None, "meta.height", f"stored {raw_height!r}, not a u64")
+        top = int.from_bytes(raw_height, "big")
+        _check_table_extent(txn, store, top)
+
+        if workdir is None:
+            workdir = _replay_dir(store)
+        with tempfile.TemporaryDirectory(prefix="ledgercore-audit-", dir=workdir) as tmp:
+            replica = None
+            if replay:
+                replica = _open_replica(ledger, Path(tmp) / "replay")
+            try:
+                log = merkle.MerkleLog(suite.hash)
+                prev: BlockHeader | None = None
+                transactions = failed = 0
+                for h in range(top + 1):
+                    header, raws = _check_block(txn, store, ledger, h, prev, log)
+                    receipts = txn.get(height_key(h), db=store.tables["receipts"])
+                    failed += _failed_count(h, receipts, header.tx_count)
+                    transactions += header.tx_count
+                    if replica is not None:
+                        _replay_block(replica, h, header, raws, receipts)
+                    log.append(header.hash)
+                    prev = header
+                state_keys = txn.stat(store.tables["state"])["entries"]
+                history_entries = txn.stat(store.tables["history"])["entries"]
+                if replica is not None:
+                    with replica._store.read() as rtxn:
+                        for table in DERIVED_TABLES:
+                            _compare_table(table, _table(txn, store, table), _table(rtxn, replica._store, table))
+            finally:
+                if replica is not None:
+                    replica.close()
+    return AuditReport(
+        suite=suite.name, chain_id=chain_id, height=top, transactions=transactions, failed_transactions=failed,
+        state_keys=state_keys, history_entries=history_entries, replayed=replay, seconds=time.perf_counter() - t0,
+    )  # fmt: skip
+
+
+def _replay_dir(store: Store) -> str | None:
+    """Where to replay: the replica needs no durability, so a tmpfs (/dev/shm) when it has ample
+    room for it (fsyncs cost nothing there), else the system temp dir."""
+    shm = "/dev/shm"
+    try:
+        used = store.env.info()["last_pgno"] * store.env.stat()["psize"]
+        st = os.statvfs(shm)
+        if os.access(shm, os.W_OK) and st.f_bavail * st.f_frsize > 4 * used + (64 << 20):
+            return shm
+    except OSError:
+        pass
+    return None
+
+
+def _table(txn: Any, store: Store, table: str) -> list[tuple[bytes, bytes]]:
+    with txn.cursor(db=store.tables[table]) as cur:
+        return list(cur.iternext())
+
+
+def _check_table_extent(txn: Any, store: Store, top: int) -> None:
+    """Each per-block table holds exactly heights 0..top (gaps are found block by block)."""
+    for table in PER_BLOCK_TABLES:
+        db = store.tables[table]
+        with txn.cursor(db=db) as cur:
+            last = cur.key() if cur.last() else None
+        if last != height_key(top):
+            at = int.from_bytes(last, "big") if last is not None and len(last) == 8 else last
+            raise IntegrityError(top, table, f"the last entry is at {at!r}, but meta.height is {top}")
+        entries = txn.stat(db)["entries"]
+        if entries != top + 1:
+            raise IntegrityError(top, table, f"{entries} entries for heights 0..{top}")
+
+
+def _check_block(
+    txn: Any, store: Store, ledger: Ledger, h: int, prev: BlockHeader | None, log: merkle.MerkleLog
+) -> tuple[BlockHeader, list[bytes]]:
+    key = height_key(h)
+    stored = {table: txn.get(key, db=store.tables[table]) for table in PER_BLOCK_TABLES}
+    for table, value in stored.items():
+        if value is None:
+            raise IntegrityError(h, table, "missing")
+    try:
+        header = BlockHeader.decode(stored["headers"])
+    except LedgerError as exc:
+        raise IntegrityError(h, "header", f"does not decode: {exc}") from exc
+    try:
+        body_header, raws = decode_block(stored["blocks"])
+    except LedgerError as exc:
+        raise IntegrityError(h, "block", f"does not decode: {exc}") from exc
+    if body_header.encode() != header.encode():
+        raise IntegrityError(h, "block.header", _differing_fields(header, body_header))
+    if header.height != h:
+        raise IntegrityError(h, "height", f"header says {header.height}")
+    if header.suite != ledger.suite.name or header.chain_id != ledger.chain_id:
+        raise IntegrityError(h, "chain", f"header is {header.suite}/{header.chain_id!r}")
+    expected_prev = bytes(32) if prev is None else prev.hash
+    if header.prev_hash != expected_prev:
+        raise IntegrityError(h, "prev_hash", f"{header.prev_hash.hex()} is not the hash {expected_prev.hex()} of block {h - 1}")
+    if stored["hashes"] != header.hash:
+        raise IntegrityError(h, "hash", f"stored leaf {stored['hashes'].hex()} is not the header's hash {header.hash.hex()}")
+    if header.history_root != log.root():
+        raise IntegrityError(h, "history_root", f"not the root over the {log.size} earlier block hashes")
+    if header.tx_count != len(raws):
+        raise IntegrityError(h, "tx_count", f"header says {header.tx_count}, the block holds {len(raws)}")
+    try:
+        batch = _native.decode_txs(ledger.suite.name, ledger.chain_id, raws)
+    except LedgerError as exc:
+        raise IntegrityError(h, "transactions", str(exc)) from exc
+    ids = batch.ids
+    if merkle.root(ids, ledger.suite.hash) != header.tx_root:
+        raise IntegrityError(h, "tx_root", "not the root over the block's transaction ids")
+    if ids.tobytes() != stored["txids"]:
+        raise IntegrityError(h, "txids", "the stored ids are not the ids of the block's transactions")
+    return header, raws
+
+
+def _failed_count(h: int, receipts: bytes, tx_count: int) -> int:
+    try:
+        count, failures, _events = decode_value(receipts)  # type: ignore[misc]
+    except (LedgerError, TypeError, ValueError) as exc:
+        raise IntegrityError(h, "receipts", f"do not decode: {exc}") from exc
+    if count != tx_count:
+        raise IntegrityError(h, "receipts", f"cover {count} transactions, the block has {tx_count}")
+    return len(failures)
+
+
+def _open_replica(ledger: Ledger, path: Path) -> Ledger:
+    from .ledger import Ledger  # the ledger module imports this one
+
+    return Ledger.open(
+        path, ledger.suite.name, chain_id=ledger.chain_id, contracts=list(ledger._contracts.values()),
+        authorize=ledger._authorize,
+    )  # fmt: skip
+
+
+def _replay_block(replica: Ledger, h: int, header: BlockHeader, raws: list[bytes], receipts: bytes) -> None:
+    if h == 0:
+        got = replica.header(0)
+    else:
+        try:
+            got = replica.apply_block(raws, timestamp=header.timestamp, proposer=header.proposer).header
+        except InvalidSignatureError as exc:
+            raise IntegrityError(h, "signatures", str(exc)) from exc
+        except LedgerError as exc:
+            raise IntegrityError(h, "transactions", f"replay refused the block: {exc}") from exc
+    if got.encode() != header.encode():
+        raise IntegrityError(h, _first_differing_field(header, got), "differs from the replay: " + _differing_fields(header, got))
+    replayed_receipts = replica._store.get("receipts", height_key(h))
+    if replayed_receipts != receipts:
+        raise IntegrityError(h, "receipts", "differ from the receipts the replay produced")
+
+
+def _first_differing_field(a: BlockHeader, b: BlockHeader) -> str:
+    return next((f for f in _FIELDS if getattr(a, f) != getattr(b, f)), "header")
+
+
+def _differing_fields(stored: BlockHeader, other: BlockHeader) -> str:
+    diffs = [f for f in _FIELDS if getattr(stored, f) != getattr(other, f)]
+    return "fields " + ", ".join(diffs) if diffs else "same fields, different encoding"
+
+
+def _entry_height(table: str, key: bytes, value: bytes | None) -> int | None:
+    """The block that wrote an entry of a derived table, as far as the entry says."""
+    if table == "history" and len(key) >= 12:
+        return int.from_bytes(key[-12:-4], "big")
+    if table in ("state", "txindex", "nonces") and value is not None and len(value) >= 8:
+        return int.from_bytes(value[:8], "big")
+    return None
+
+
+def _compare_table(table: str, live: list[tuple[bytes, bytes]], replayed: list[tuple[bytes, bytes]]) -> None:
+    if live == replayed:
+        return
+    # Slow path, only on a mismatch: find the lowest height any differing entry belongs to.
+    a, b = dict(live), dict(replayed)
+    worst: tuple[float, str] | None = None
+    for key in a.keys() | b.keys():
+        va, vb = a.get(key), b.get(key)
+        if va == vb:
+            continue
+        heights = [x for x in (_entry_height(table, key, va), _entry_height(table, key, vb)) if x is not None]
+        rank = min(heights) if heights else float("inf")
+        if va is None:
+            what = f"key {key!r} is missing (the replay has it)"
+        elif vb is None:
+            what = f"key {key!r} should not exist (the replay does not have it)"
+        else:
+            what = f"key {key!r} has a value other than the replay's"
+        if worst is None or (rank, what) < worst:
+            worst = (rank, what)
+    assert worst is not None
+    rank, what = worst
+    raise IntegrityError(None if rank == float("inf") else int(rank), table, what)
+
+
+# -- command line ------------------------------------------------------------------------------
+
+
+def register(commands: Any) -> None:
+    """Adds ``ledgercore audit PATH`` to the top-level sub-parsers."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "audit",
+        help="re-derive a ledger's headers, roots and state from its stored blocks",
+        description="Audit the ledger stored at PATH: every block's header, links, tx root, txids and "
+        "history root, then (unless --no-replay) signatures, state roots, receipts and the state "
+        "tables by replaying every block into a temporary ledger. Exits 1 on the first disagreement.",
+    )
+    parser.add_argument("path", metavar="PATH", help="the ledger's directory")
+    parser.add_argument(
+        "--contract", action="append", default=[], metavar="MODULE:NAME",
+        help="a Python contract the chain uses: a Contract subclass or instance (repeatable)",
+    )  # fmt: skip
+    parser.add_argument("--no-replay", action="store_true", help="structural checks only (no state replay)")
+    parser.set_defaults(handler=_run)
+
+
+def _load_contracts(specs: Iterable[str]) -> list[Contract]:
+    out = []
+    for spec in specs:
+        module, _, name = spec.partition(":")
+        if not module or not name:
+            raise ValueError(f"--contract wants MODULE:NAME, got {spec!r}")
+        obj = getattr(importlib.import_module(module), name)
+        out.append(obj() if isinstance(obj, type) else obj)
+    return out
+
+
+def _run(args: argparse.Namespace) -> int:
+    from .ledger import Ledger
+
+    path = Path(args.path)
+    if not (path / "data.mdb").is_file():
+        print(f"ledgercore audit: no ledger at {str(path)!r} (no data.mdb there)")
+        return 2
+    try:
+        contracts = _load_contracts(args.contract)
+        store = Store(path)
+        try:
+            chain_id = store.get("meta", b"chain_id")
+            suite = store.get("meta", b"suite")
+        finally:
+            store.close()
+        if chain_id is None or suite is None:
+            print(f"ledgercore audit: {str(path)!r} holds no ledger metadata")
+            return 2
+        with Ledger.open(path, suite.decode(), chain_id=chain_id.decode(), contracts=contracts) as led:
+            report = audit(led, replay=not args.no_replay)
+    except IntegrityError as exc:
+        print(f"audit FAILED: {exc}")
+        return 1
+    except (LedgerError, ImportError, AttributeError, ValueError) as exc:
+        print(f"ledgercore audit: cannot audit {str(path)!r}: {exc}")
+        return 2
+    print(report)
+    return 0
