@@ -73,7 +73,15 @@ class Store:
             )
         except lmdb.Error as exc:
             raise StoreError(f"cannot open ledger store at {os.fspath(path)!r}: {exc}") from exc
-        self.tables = {name: self.env.open_db(name.encode()) for name in TABLES}
+        # Reader slots of processes that died (SIGKILL, power loss) inside a read would pin the
+        # pages of their snapshot for as long as any process keeps the environment open.
+        self.env.reader_check()
+        while True:
+            try:
+                self.tables = {name: self.env.open_db(name.encode()) for name in TABLES}
+                break
+            except lmdb.MapResizedError:
+                self.env.set_mapsize(0)  # the writer process grew the map since we opened it
         # Growing the map needs every transaction of this process closed: readers register here.
         self._gate = threading.Condition()
         self._readers = 0
@@ -85,17 +93,32 @@ class Store:
     @contextmanager
     def read(self) -> Iterator[lmdb.Transaction]:
         """A consistent snapshot of the last committed block; may run while a block commits."""
-        with self._gate:
-            while self._resizing:
-                self._gate.wait()
-            self._readers += 1
-        try:
-            with self.env.begin(buffers=False) as txn:
-                yield txn
-        finally:
+        while True:
             with self._gate:
-                self._readers -= 1
-                self._gate.notify_all()
+                while self._resizing:
+                    self._gate.wait()
+                self._readers += 1
+            try:
+                txn = self.env.begin(buffers=False)
+            except lmdb.MapResizedError:
+                # Another process (the node's writer) grew the map past ours: adopt its size.
+                self._release()
+                self._grow(0)
+                continue
+            except BaseException:
+                self._release()
+                raise
+            try:
+                with txn:
+                    yield txn
+            finally:
+                self._release()
+            return
+
+    def _release(self) -> None:
+        with self._gate:
+            self._readers -= 1
+            self._gate.notify_all()
 
     def get(self, table: str, key: bytes) -> bytes | None:
         with self.read() as txn:
@@ -141,6 +164,8 @@ class Store:
                 return
             except lmdb.MapFullError:
                 self._grow(self.env.info()["map_size"] * 2)
+            except lmdb.MapResizedError:
+                self._grow(0)  # another process grew the map: adopt its size, then write
 
     def _ensure_room(self, incoming: int) -> None:
         info, stat = self.env.info(), self.env.stat()
@@ -150,6 +175,8 @@ class Store:
             self._grow(max(info["map_size"] * 2, used + 4 * incoming))
 
     def _grow(self, new_size: int) -> None:
+        """Sets the map size once no transaction of this process is open (0: adopt the size
+        another process set)."""
         with self._gate:
             self._resizing = True
             try:
