@@ -1,0 +1,327 @@
+"""Crash safety with real processes, real SIGKILL and real LMDB files.
+
+A writer process (tests/crash_writer.py) applies deterministic blocks to one ledger directory and
+acknowledges each block once ``apply_block`` has returned. The test kills it with SIGKILL at seeded
+random moments (while Python starts, right after the ledger opens, right after an acknowledgement,
+inside the apply of a large block), restarts it on the same directory, which resumes from the
+reopened height, and after every kill checks what a restarted node would rely on:
+
+* the reopened height is at least the last acknowledged one (acknowledged blocks are durable);
+* every block 1..height is whole and exactly what the writer sent: header, body, txids, receipts
+  (failures exactly where the writer put failing transactions), header fields;
+* the state table holds exactly the keys of blocks <= height, each with its value and version, and
+  nothing of later blocks; txindex, nonces and history have exactly their entries;
+* ``Ledger.audit()`` passes: links, tx roots, history roots, and state re-derived by replay.
+
+``LEDGERCORE_CRASH_SEED`` picks another seed; ``pytest -m slow`` runs the long variant.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import random
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import lmdb
+import pytest
+
+from ledgercore import Ledger, hashing
+from ledgercore.codec import decode_value
+from ledgercore.errors import NotFoundError
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import crash_writer as spec  # noqa: E402
+
+HERE = Path(__file__).parent
+SEED = int(os.environ.get("LEDGERCORE_CRASH_SEED", "20261122"))
+SMALL_MAP = 1 << 20  # the writer starts with a 1 MiB map, so it grows the map (and file) as it goes
+
+
+class Writer:
+    """A crash_writer.py process whose output lines are collected as they arrive."""
+
+    def __init__(self, path: Path, seed: int, stderr_path: Path) -> None:
+        self._stderr = open(stderr_path, "wb")
+        self.proc = subprocess.Popen(
+            [sys.executable, str(HERE / "crash_writer.py"), str(path), str(seed), "--map-size", str(SMALL_MAP)],
+            stdout=subprocess.PIPE, stderr=self._stderr, text=True, bufsize=1,
+        )  # fmt: skip
+        self.started = time.monotonic()
+        self.lines: queue.Queue[str] = queue.Queue()
+        self.seen: list[str] = []
+        self._thread = threading.Thread(target=self._pump, daemon=True)
+        self._thread.start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.put(line.strip())
+
+    def wait_for(self, predicate, timeout: float) -> str | None:
+        """The first line (from now) that satisfies ``predicate``, or None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                line = self.lines.get(timeout=left)
+            except queue.Empty:
+                return None
+            self.seen.append(line)
+            if predicate(line):
+                return line
+        return None
+
+    def kill(self) -> list[str]:
+        """SIGKILLs the writer; returns every line it printed. Fails if it had died by itself."""
+        alive = self.proc.poll() is None
+        if alive:
+            os.kill(self.proc.pid, signal.SIGKILL)
+        rc = self.proc.wait()
+        self._thread.join()
+        self._stderr.close()
+        while not self.lines.empty():
+            self.seen.append(self.lines.get())
+        if not alive or rc != -signal.SIGKILL:
+            err = Path(self._stderr.name).read_text(errors="replace")
+            raise AssertionError(f"writer exited by itself with {rc}:\n{err[-3000:]}")
+        return self.seen
+
+
+def acknowledged(lines: list[str]) -> int:
+    return max((int(line.split()[1]) for line in lines if line.startswith("committed ")), default=0)
+
+
+class Chain:
+    """What the writer's blocks must be, computed on this side and cached by height."""
+
+    def __init__(self, seed: int) -> None:
+        self.seed = seed
+        self._raws: dict[int, list[bytes]] = {}
+        self._ids: dict[int, bytes] = {}
+
+    def raws(self, h: int) -> list[bytes]:
+        if h not in self._raws:
+            self._raws[h] = spec.block_raws(self.seed, h)
+        return self._raws[h]
+
+    def ids(self, h: int) -> bytes:
+        # The id is the suite hash of the payload (raw less the 64-byte signature): computed here
+        # independently of the ledger's decoder.
+        if h not in self._ids:
+            self._ids[h] = hashing.digest_many([r[:-64] for r in self.raws(h)], "blake3").tobytes()
+        return self._ids[h]
+
+
+def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
+    """Reopens the ledger after a kill and checks everything; returns (height, audit seconds)."""
+    seed = chain.seed
+    with Ledger.open(path, spec.SUITE, chain_id=spec.CHAIN_ID) as led:
+        top = led.height
+        assert top >= acked, f"block {acked} was acknowledged but the reopened ledger has height {top}"
+        proposer = spec.proposer(seed)
+        for h in range(1, top + 1):
+            blk = led.block(h)
+            header = blk.header
+            assert header == led.header(h), h
+            assert (header.height, header.timestamp, header.proposer) == (h, spec.T0 + h * 1000, proposer), h
+            assert header.tx_count == len(blk.raws), h
+            assert blk.raws == chain.raws(h), f"block {h} is not what the writer sent"
+            assert b"".join(blk.txids) == chain.ids(h), f"block {h}: stored txids"
+            count, failures, _events = decode_value(blk._receipts)
+            assert count == header.tx_count and [i for i, _ in failures] == spec.failed_indices(seed, h), h
+        for h in (top + 1, top + 2):
+            with pytest.raises(NotFoundError):
+                led.header(h)
+        t0 = time.perf_counter()
+        report = led.audit()
+        audit_s = time.perf_counter() - t0
+        assert report.height == top and report.replayed
+    # The raw LMDB tables, read without ledgercore: exactly the keys of blocks 1..top.
+    env = lmdb.open(str(path), readonly=True, max_dbs=16, lock=True)
+    try:
+        with env.begin() as txn:
+            state = dict(txn.cursor(db=env.open_db(b"state", txn=txn, create=False)))
+            entries = {n: txn.stat(env.open_db(n.encode(), txn=txn, create=False))["entries"]
+                       for n in ("txindex", "nonces", "history", "headers", "blocks", "txids", "receipts", "hashes")}  # fmt: skip
+    finally:
+        env.close()
+    expected = spec.expected_state(seed, top)
+    missing = expected.keys() - state.keys()
+    extra = state.keys() - expected.keys()
+    assert not missing, f"height {top}: {len(missing)} committed keys missing, e.g. {sorted(missing)[:3]}"
+    assert not extra, f"height {top}: {len(extra)} keys of uncommitted blocks present, e.g. {sorted(extra)[:3]}"
+    pubkeys = [kp.public_key for kp in spec.keypairs(seed)]
+    for key, (version, digest, sender, revoked) in expected.items():
+        raw = state[key]
+        assert int.from_bytes(raw[:8], "big") == version, key
+        record = decode_value(raw[12:])
+        owner = record["owner"] if key.startswith(b"evidence/") else record["issuer"]
+        assert record["digest"] == digest and owner == pubkeys[sender], key
+        assert record.get("revoked", False) == revoked, key
+    txs = sum(len(spec.block_ops(seed, h)) for h in range(1, top + 1))
+    writes = sum(1 for h in range(1, top + 1) for op in spec.block_ops(seed, h) if op.kind != "dup")
+    assert entries["txindex"] == entries["nonces"] == txs
+    assert entries["history"] == writes
+    assert {entries[t] for t in ("headers", "blocks", "txids", "receipts", "hashes")} == {top + 1}
+    return top, audit_s
+
+
+@dataclass
+class Stats:
+    cycles: int = 0
+    modes: dict[str, int] = field(default_factory=dict)
+    inside_block: int = 0  # kills that landed between "begin h" and "committed h"
+    durable_unacked: int = 0  # ... of which block h was durable anyway
+    height: int = 0
+    audit_s: float = 0.0
+
+    def __str__(self) -> str:
+        return (
+            f"{self.cycles} kill cycles {self.modes}, {self.inside_block} inside apply_block "
+            f"({self.durable_unacked} of those durable before the ack), final height {self.height}, "
+            f"audits {self.audit_s:.1f} s"
+        )
+
+
+def kill_cycle(path: Path, chain: Chain, rng: random.Random, stats: Stats, tmp: Path) -> None:
+    writer = Writer(path, chain.seed, tmp / f"writer-{stats.cycles}.err")
+    mode = rng.choices(["start", "open", "ack", "big"], weights=[15, 25, 30, 30])[0]
+    if mode == "start":  # anywhere from interpreter start-up through opening to the first blocks
+        time.sleep(rng.uniform(0, 0.5))
+    elif mode == "open":  # right after the store opened, or a little later
+        assert writer.wait_for(lambda s: s.startswith("open "), 20), "writer did not open the ledger"
+        time.sleep(rng.choice([0.0, rng.uniform(0, 0.003), rng.uniform(0, 0.25)]))
+    elif mode == "ack":  # the moment an acknowledgement arrives
+        k = rng.randint(1, 6)
+        for _ in range(k):
+            writer.wait_for(lambda s: s.startswith("committed "), 20)
+    else:  # inside apply_block of a large block: decode, verify, execute or the LMDB commit
+        line = writer.wait_for(lambda s: s.startswith("begin ") and int(s.split()[2]) >= 500, 3)
+        if line is not None:
+            time.sleep(rng.uniform(0, 0.1))
+    lines = writer.kill()
+    acked = acknowledged(lines)
+    before = stats.height
+    top, audit_s = check_ledger(path, chain, acked)
+    # Nothing beyond the blocks this writer started: a block it began and never acknowledged is
+    # either whole (durable before the ack was printed) or absent, never partial (check_ledger).
+    begun = max((int(s.split()[1]) for s in lines if s.startswith("begin ")), default=before)
+    assert before <= top <= max(begun, before), (before, top, begun)
+    stats.cycles += 1
+    stats.modes[mode] = stats.modes.get(mode, 0) + 1
+    stats.height, stats.audit_s = top, stats.audit_s + audit_s
+    if lines and lines[-1].startswith("begin "):
+        stats.inside_block += 1
+        stats.durable_unacked += top == int(lines[-1].split()[1])
+
+
+def run_cycles(tmp_path: Path, cycles: int, seed: int) -> Stats:
+    path = tmp_path / "ledger"
+    chain, rng, stats = Chain(seed), random.Random(seed), Stats()
+    for _ in range(cycles):
+        kill_cycle(path, chain, rng, stats, tmp_path)
+    print(stats)
+    return stats
+
+
+def test_sigkill_many_times_leaves_a_prefix_of_whole_blocks(tmp_path):
+    stats = run_cycles(tmp_path, 32, SEED)
+    assert stats.cycles == 32
+    assert stats.height > 0, "the writer never committed a block: the kills proved nothing"
+
+
+@pytest.mark.slow
+def test_sigkill_long_run(tmp_path):
+    stats = run_cycles(tmp_path, 200, SEED + 1)
+    assert stats.inside_block > 0
+
+
+def test_readers_never_see_a_partial_block_while_the_writer_is_killed(tmp_path):
+    path = tmp_path / "ledger"
+    chain, rng = Chain(SEED + 2), random.Random(SEED + 2)
+    writer = Writer(path, chain.seed, tmp_path / "w0.err")
+    assert writer.wait_for(lambda s: s.startswith("committed "), 20), "writer made no block"
+    stop = tmp_path / "stop"
+    readers = {
+        mode: subprocess.Popen(
+            [sys.executable, str(HERE / "crash_reader.py"), str(path), str(chain.seed), "--mode", mode, "--stop-file", str(stop)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        )  # fmt: skip
+        for mode in ("store", "ledger")
+    }
+    acked = 0
+    try:
+        for cycle in range(6):
+            if cycle:
+                writer = Writer(path, chain.seed, tmp_path / f"w{cycle}.err")
+            line = writer.wait_for(lambda s: s.startswith("begin ") and int(s.split()[2]) >= 500, 3)
+            time.sleep(rng.uniform(0, 0.1) if line else rng.uniform(0, 0.3))
+            acked = max(acked, acknowledged(writer.kill()))
+            for mode, reader in readers.items():
+                assert reader.poll() is None, f"{mode} reader died: {reader.communicate()[0][-3000:]}"
+    finally:
+        stop.touch()
+        outputs = {mode: r.communicate(timeout=60)[0] for mode, r in readers.items()}
+    for mode, reader in readers.items():
+        out = outputs[mode]
+        assert reader.returncode == 0 and "FAIL" not in out, f"{mode} reader: {out[-3000:]}"
+        reads, distinct, highest = map(int, out.split("ok ")[-1].split())
+        assert reads > 10 and distinct > 1, f"{mode} reader saw too little: {out}"
+    top, _ = check_ledger(path, chain, acked)
+    assert top >= highest
+
+
+def run_writer_until(path: Path, seed: int, height: int, map_size: int = SMALL_MAP) -> None:
+    subprocess.run(
+        [sys.executable, str(HERE / "crash_writer.py"), str(path), str(seed), "--stop-at", str(height),
+         "--map-size", str(map_size)],
+        check=True, stdout=subprocess.DEVNULL, timeout=120,
+    )  # fmt: skip
+
+
+def test_a_reader_process_follows_the_map_growth_of_the_writer_process(tmp_path):
+    # Regression: another process growing the LMDB map made every read here fail with a raw
+    # lmdb.MapResizedError (and Ledger.open with it, from open_db), until the reader restarted.
+    path = tmp_path / "ledger"
+    run_writer_until(path, SEED, 1)
+    with Ledger.open(path, spec.SUITE, map_size=SMALL_MAP) as led:
+        size = led._store.env.info()["map_size"]
+        run_writer_until(path, SEED, 40)  # grows the file well past this process's map
+        assert os.path.getsize(path / "data.mdb") > size
+        assert led._store.get("meta", b"height") == (40).to_bytes(8, "big")
+        assert led._store.get("headers", (40).to_bytes(8, "big")) is not None
+        assert led._store.env.info()["map_size"] >= os.path.getsize(path / "data.mdb")
+
+
+def test_a_reader_killed_mid_read_leaves_no_stale_slot(tmp_path):
+    # Regression: a process SIGKILLed inside a read transaction kept its LMDB reader slot (and so
+    # the pages of its snapshot, which then could never be reused) for as long as any other process
+    # kept the environment open. Opening the store now clears slots of dead processes.
+    path = tmp_path / "ledger"
+    run_writer_until(path, SEED, 2)
+    code = (
+        "import sys, time\nfrom ledgercore.store import Store\n"
+        "s = Store(sys.argv[1])\n"
+        "with s.read() as txn:\n    print('reading', flush=True)\n    time.sleep(60)\n"
+    )
+    holder = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    victim = subprocess.Popen([sys.executable, "-c", code, str(path)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "reading" and victim.stdout.readline().strip() == "reading"
+        victim.kill()
+        victim.wait()
+        with Ledger.open(path, spec.SUITE) as led:
+            table = led._store.env.readers()
+        pids = {line.split()[0] for line in table.splitlines()[1:] if line.strip()}
+        assert str(holder.pid) in pids and str(victim.pid) not in pids, table
+    finally:
+        for p in (holder, victim):
+            p.kill()
+            p.wait()
+            p.stdout.close()
