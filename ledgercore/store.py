@@ -60,7 +60,12 @@ class Store:
     """An LMDB environment with the ledger's tables. Thread-safe: one writer, many readers."""
 
     def __init__(self, path: str | os.PathLike[str], map_size: int = DEFAULT_MAP_SIZE) -> None:
-        os.makedirs(path, exist_ok=True)
+        where = os.fspath(path)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:  # a file (or a file's child), no permission, ...
+            why = "it is a file, not a directory" if os.path.isfile(where) else exc.strerror or str(exc)
+            raise StoreError(f"cannot open ledger store at {where!r}: {why}") from exc
         try:
             self.env = lmdb.open(
                 os.fspath(path),
@@ -72,16 +77,20 @@ class Store:
                 readahead=False,
             )
         except lmdb.Error as exc:
-            raise StoreError(f"cannot open ledger store at {os.fspath(path)!r}: {exc}") from exc
+            raise StoreError(f"cannot open ledger store at {where!r}: {exc}") from exc
         # Reader slots of processes that died (SIGKILL, power loss) inside a read would pin the
         # pages of their snapshot for as long as any process keeps the environment open.
-        self.env.reader_check()
-        while True:
-            try:
-                self.tables = {name: self.env.open_db(name.encode()) for name in TABLES}
-                break
-            except lmdb.MapResizedError:
-                self.env.set_mapsize(0)  # the writer process grew the map since we opened it
+        try:
+            self.env.reader_check()
+            while True:
+                try:
+                    self.tables = {name: self.env.open_db(name.encode()) for name in TABLES}
+                    break
+                except lmdb.MapResizedError:
+                    self.env.set_mapsize(0)  # the writer process grew the map since we opened it
+        except lmdb.Error as exc:  # e.g. an LMDB environment that holds something else
+            self.env.close()
+            raise StoreError(f"{where!r} is not a ledger store: {exc}") from exc
         # Growing the map needs every transaction of this process closed: readers register here.
         self._gate = threading.Condition()
         self._readers = 0

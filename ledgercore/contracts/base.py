@@ -7,6 +7,7 @@ the order slices run in. Reads of another contract's state see the state as of t
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -38,7 +39,12 @@ def query(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def key_bytes(key: str | bytes) -> bytes:
-    raw = key.encode() if isinstance(key, str) else bytes(key)
+    if isinstance(key, str):
+        raw = key.encode()
+    elif isinstance(key, (bytes, bytearray, memoryview)):
+        raw = bytes(key)
+    else:  # bytes(5) would quietly make the key b"\0" * 5 (and bytes(10**12) try to allocate it)
+        raise ContractError(f"key must be str or bytes, got {type(key).__name__}")
     if not raw or len(raw) > MAX_KEY_SIZE:
         raise ContractError(f"key must be 1..{MAX_KEY_SIZE} bytes, got {len(raw)}")
     return raw
@@ -184,4 +190,9 @@ class Contract:
     def query(self, state: ContractState, name: str, args: dict[str, Any]) -> Any:
         if name not in self.queries():
             raise ContractError(f"contract {self.name!r} has no query {name!r}")
-        return getattr(self, name)(state, **args)
+        fn = getattr(self, name)
+        try:
+            inspect.signature(fn).bind(state, **args)
+        except TypeError as exc:
+            raise ContractError(f"bad arguments for {self.name}.{name}: {exc}") from None
+        return fn(state, **args)
