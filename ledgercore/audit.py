@@ -102,7 +102,6 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
         if raw_height is None or len(raw_height) != 8:
             raise IntegrityError(None, "meta.height", f"stored {raw_height!r}, not a u64")
         top = int.from_bytes(raw_height, "big")
-        _check_table_extent(txn, store, top)
 
         if workdir is None:
             workdir = _replay_dir(store)
@@ -123,6 +122,7 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
                         _replay_block(replica, h, header, raws, receipts)
                     log.append(header.hash)
                     prev = header
+                _check_table_extent(txn, store, top)
                 state_keys = txn.stat(store.tables["state"])["entries"]
                 history_entries = txn.stat(store.tables["history"])["entries"]
                 if replica is not None:
@@ -158,17 +158,17 @@ def _table(txn: Any, store: Store, table: str) -> list[tuple[bytes, bytes]]:
 
 
 def _check_table_extent(txn: Any, store: Store, top: int) -> None:
-    """Each per-block table holds exactly heights 0..top (gaps are found block by block)."""
+    """After heights 0..top were all found: no per-block table holds anything else."""
     for table in PER_BLOCK_TABLES:
         db = store.tables[table]
         with txn.cursor(db=db) as cur:
             last = cur.key() if cur.last() else None
         if last != height_key(top):
-            at = int.from_bytes(last, "big") if last is not None and len(last) == 8 else last
-            raise IntegrityError(top, table, f"the last entry is at {at!r}, but meta.height is {top}")
+            at = int.from_bytes(last, "big") if last is not None and len(last) == 8 else None
+            raise IntegrityError(at, table, f"an entry for height {at if at is not None else last!r}, beyond meta.height {top}")
         entries = txn.stat(db)["entries"]
         if entries != top + 1:
-            raise IntegrityError(top, table, f"{entries} entries for heights 0..{top}")
+            raise IntegrityError(None, table, f"{entries} entries for heights 0..{top}")
 
 
 def _check_block(

@@ -1,0 +1,128 @@
+"""Ledger.audit and `ledgercore audit PATH` on healthy ledgers (corrupted ones: test_bad_input.py)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+
+from ledgercore import Ledger, Transaction, signing
+from ledgercore.cli import main
+from ledgercore.contracts import Contract, ContractError, method
+from ledgercore.errors import IntegrityError, LedgerError
+from ledgercore.store import height_key
+
+SCHEME = {"ed25519-blake3": "ed25519", "sm2-sm3": "sm2", "p256-sha256": "p256"}
+
+
+class Counter(Contract):
+    """A Python contract, for audits that must replay more than the built-ins."""
+
+    name = "counter"
+
+    @method
+    def add(self, ctx, by: int) -> None:
+        if by <= 0:
+            raise ContractError("by must be positive")
+        n = int.from_bytes(ctx.get("n") or bytes(8), "big") + by
+        ctx.put("n", n.to_bytes(8, "big"))
+        ctx.emit("added", n.to_bytes(8, "big"))
+
+
+def _chain(path, suite: str, blocks: int = 4, chain_id: str = "dev") -> None:
+    kp = signing.generate(SCHEME[suite])
+    tx = lambda c, m, n, **a: Transaction.create(kp, c, m, a, n, chain_id=chain_id).encode()  # noqa: E731
+    with Ledger.open(path, suite, chain_id=chain_id, contracts=[Counter()]) as led:
+        for b in range(1, blocks + 1):
+            n = b * 100
+            led.apply_block(
+                [tx("evidence", "put", n, key=f"e/{b}", digest=bytes([b]) * 32),
+                 tx("cert", "issue", n + 1, cert_id=f"c/{b}", digest=bytes([b]) * 32, meta=None),
+                 tx("counter", "add", n + 2, by=b), tx("counter", "add", n + 3, by=-1),
+                 tx("evidence", "put", n + 4, key=f"e/{b}", digest=b"\0" * 32)]  # fails: anchored
+                + ([tx("cert", "revoke", n + 5, cert_id=f"c/{b - 1}", reason="r")] if b > 1 else []),
+                timestamp=1_000 * b, proposer=kp.public_key if b % 2 else b"",
+            )  # fmt: skip
+
+
+@pytest.mark.parametrize("suite", list(SCHEME))
+def test_audit_passes_on_a_healthy_ledger_of_every_suite(tmp_path, suite):
+    _chain(tmp_path / "l", suite, chain_id="gov-bj")
+    with Ledger.open(tmp_path / "l", suite, chain_id="gov-bj", contracts=[Counter()]) as led:
+        report = led.audit()
+    assert (report.suite, report.chain_id, report.height, report.blocks) == (suite, "gov-bj", 4, 5)
+    assert report.transactions == 5 + 3 * 6 and report.failed_transactions == 8 and report.replayed
+    assert "audit passed" in str(report)
+
+
+def test_audit_replays_with_the_ledgers_own_contracts(tmp_path):
+    _chain(tmp_path / "l", "ed25519-blake3")
+    # Without the Python contract its transactions replay as "unknown contract": the receipts
+    # (and the state root) differ, and the audit says where.
+    with Ledger.open(tmp_path / "l") as led:
+        with pytest.raises(IntegrityError) as info:
+            led.audit()
+    assert info.value.height == 1 and info.value.field == "state_root"
+    with Ledger.open(tmp_path / "l", contracts=[Counter()]) as led:
+        assert led.audit().height == 4
+
+
+def test_audit_reads_one_snapshot_while_blocks_commit(tmp_path):
+    kp = signing.generate("ed25519")
+    put = lambda n: Transaction.create(kp, "evidence", "put", {"key": f"k/{n}", "digest": b"d" * 32}, n).encode()  # noqa: E731
+    with Ledger.open(tmp_path / "l") as led:
+        for b in range(1, 6):
+            led.apply_block([put(b * 1000 + i) for i in range(200)])
+        stop, errors = threading.Event(), []
+
+        def writer() -> None:
+            try:
+                b = 6
+                while not stop.is_set():
+                    led.apply_block([put(b * 1000 + i) for i in range(200)])
+                    b += 1
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        t = threading.Thread(target=writer)
+        t.start()
+        try:
+            reports = [led.audit() for _ in range(3)]
+        finally:
+            stop.set()
+            t.join()
+        assert not errors
+        assert all(r.height >= 5 for r in reports) and reports[-1].height > 5
+        assert led.audit().height == led.height
+
+
+def test_cli_audit(tmp_path, capsys):
+    path = tmp_path / "l"
+    _chain(path, "sm2-sm3", chain_id="gov-sh")
+    assert main(["audit", str(path), "--contract", "test_audit:Counter"]) == 0
+    out = capsys.readouterr().out
+    assert "audit passed: sm2-sm3 chain 'gov-sh', blocks 0..4" in out and "by replay" in out
+    assert main(["audit", str(path), "--no-replay"]) == 0
+    assert "by replay" not in capsys.readouterr().out
+    # Corrupt one stored hash leaf: exit status 1 and the height named.
+    import lmdb
+
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"hashes", txn=txn, create=False)
+        txn.put(height_key(2), bytes(32), db=db)
+    env.close()
+    assert main(["audit", str(path), "--contract", "test_audit:Counter"]) == 1
+    assert "audit FAILED: height 2: hash:" in capsys.readouterr().out
+    # Not a ledger: exit status 2, and nothing created there.
+    assert main(["audit", str(tmp_path / "nothing")]) == 2
+    assert "no ledger" in capsys.readouterr().out and not (tmp_path / "nothing").exists()
+    assert main(["audit", str(path), "--contract", "nosuchmodule:X"]) == 2
+    assert "cannot audit" in capsys.readouterr().out
+
+
+def test_integrity_error_is_a_ledger_error_with_height_and_field():
+    err = IntegrityError(7, "tx_root", "not the root")
+    assert isinstance(err, LedgerError) and (err.height, err.field) == (7, "tx_root")
+    assert str(err) == "height 7: tx_root: not the root"
+    assert str(IntegrityError(None, "meta.suite", "x")) == "chain metadata: meta.suite: x"

@@ -1,0 +1,460 @@
+"""Bad input (issue 3 item 7) beyond what test_ledger.py covers: every failure is a failed receipt or
+a typed error with a clear message, nothing is half-written (whole-store dumps before and after),
+and the ledger stays usable (the next good block commits and the audit passes).
+"""
+
+from __future__ import annotations
+
+import struct
+
+import lmdb
+import pytest
+
+from ledgercore import Ledger, Transaction, signing
+from ledgercore.block import BlockHeader, decode_block, encode_block
+from ledgercore.codec import decode_value, encode_value
+from ledgercore.contracts import Contract, ContractError, method
+from ledgercore.errors import (
+    ChainMismatchError,
+    DecodeError,
+    EncodeError,
+    IntegrityError,
+    InvalidInputError,
+    InvalidSignatureError,
+    LedgerError,
+)
+from ledgercore.store import TABLES, StoreError, height_key
+from ledgercore.transaction import MAX_TX_SIZE
+
+KP = signing.from_private_bytes("ed25519", bytes(range(1, 33)))
+
+
+def dump(led: Ledger) -> dict[str, list[tuple[bytes, bytes]]]:
+    """Every entry of every table: what "nothing written" is compared with."""
+    with led._store.read() as txn:
+        return {t: list(txn.cursor(db=led._store.tables[t]).iternext()) for t in TABLES}
+
+
+def put(nonce: int, key: str | None = None, kp: signing.KeyPair = KP, **kw: object) -> bytes:
+    args = {"key": key or f"k/{nonce}", "digest": bytes([nonce % 256]) * 32}
+    return Transaction.create(kp, "evidence", "put", args, nonce, **kw).encode()
+
+
+def raw_tx(args: bytes, nonce: int = 99, contract: str = "evidence", method_: str = "put", chain: bytes = b"dev") -> bytes:
+    """A correctly signed transaction whose payload is laid out by hand (docs/FORMAT.md section 3),
+    so it can carry what the encoder refuses to produce."""
+    payload = (
+        bytes([1, 1, len(chain)]) + chain + KP.public_key + struct.pack(">QQ", nonce, 1_700_000_000_000)
+        + bytes([len(contract)]) + contract.encode() + bytes([len(method_)]) + method_.encode()
+        + struct.pack(">I", len(args)) + args
+    )  # fmt: skip
+    return payload + KP.sign(payload)
+
+
+def test_raw_tx_helper_matches_the_encoder():
+    args = {"key": "k", "digest": b"d" * 32}
+    made = Transaction.create(KP, "evidence", "put", args, 99, timestamp=1_700_000_000_000).encode()
+    assert raw_tx(encode_value(args)) == made
+
+
+def _unsorted_map() -> bytes:
+    entry = lambda k: struct.pack(">I", 1) + k + b"\x00"  # noqa: E731  key -> null
+    return b"\x07" + struct.pack(">I", 2) + entry(b"z") + entry(b"a")
+
+
+def _flip_last(raw: bytes) -> bytes:
+    return raw[:-1] + bytes([raw[-1] ^ 1])
+
+
+BAD = {
+    "truncated": (lambda: put(99)[:-5], DecodeError, "transaction {i}"),
+    "trailing byte": (lambda: put(99) + b"\0", DecodeError, "transaction {i}"),
+    "garbage": (lambda: b"\x01garbage", DecodeError, "transaction {i}"),
+    "empty": (lambda: b"", DecodeError, "transaction {i}"),
+    "other chain": (lambda: put(99, chain_id="gov-sh"), DecodeError, "transaction {i}"),
+    "other suite": (lambda: put(99, kp=signing.from_private_bytes("sm2", b"\x07" * 32)), DecodeError, "transaction {i}"),
+    "args not a map": (lambda: raw_tx(encode_value([1, 2])), DecodeError, "must be a map"),
+    "args unsorted": (lambda: raw_tx(_unsorted_map()), DecodeError, "increasing byte order"),
+    "oversize": (lambda: raw_tx(encode_value({"key": "k", "digest": b"d" * 32, "meta": b"x" * MAX_TX_SIZE})),
+                 DecodeError, f"over the {MAX_TX_SIZE}-byte maximum"),  # fmt: skip
+    "bad signature": (lambda: _flip_last(put(99)), InvalidSignatureError, "at index {i}"),
+}
+
+
+@pytest.mark.parametrize("position", [0, 2, 4])
+@pytest.mark.parametrize("kind", list(BAD))
+def test_one_bad_transaction_among_good_ones_writes_nothing(tmp_path, kind, position):
+    make, error, message = BAD[kind]
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block([put(n) for n in range(1, 4)])
+        before, head = dump(led), led.head
+        good = [put(n) for n in range(10, 14)]
+        block = good[:position] + [make()] + good[position:]
+        with pytest.raises(error, match=message.format(i=position)) as info:
+            led.apply_block(block)
+        assert isinstance(info.value, InvalidInputError) and isinstance(info.value, LedgerError)
+        if isinstance(info.value, DecodeError):
+            assert info.value.index == position
+        else:
+            assert info.value.indices == [position]
+        assert dump(led) == before and led.head == head and led.height == 1
+        # Still usable: the good transactions commit, and everything re-derives.
+        blk = led.apply_block(good)
+        assert blk.height == 2 and all(r.ok for r in blk.receipts)
+        assert led.audit().height == 2
+
+
+def test_oversize_transactions_are_refused_with_a_clear_message_and_the_limit_itself_works(tmp_path):
+    class Blob(Contract):
+        name = "blob"
+
+        @method
+        def store(self, ctx, key: str, data: bytes) -> None:
+            ctx.put(key, data)
+
+    base = Transaction.create(KP, "blob", "store", {"key": "b", "data": b""}, 1).encode()
+    fill = MAX_TX_SIZE - len(base)
+    exact = Transaction.create(KP, "blob", "store", {"key": "b", "data": b"x" * fill}, 1, timestamp=7)
+    assert len(exact.encode()) == MAX_TX_SIZE
+    with pytest.raises(EncodeError, match=f"over the {MAX_TX_SIZE}-byte maximum"):
+        Transaction.create(KP, "blob", "store", {"key": "b", "data": b"x" * (fill + 1)}, 1)
+    over = raw_tx(encode_value({"key": "b", "data": b"x" * (fill + 1)}), nonce=1, contract="blob", method_="store")
+    assert len(over) == MAX_TX_SIZE + 1
+    with Ledger.open(tmp_path / "l", contracts=[Blob()]) as led:
+        before = dump(led)
+        with pytest.raises(DecodeError, match=f"{MAX_TX_SIZE + 1} bytes, over the {MAX_TX_SIZE}-byte maximum"):
+            led.apply_block([over])
+        assert dump(led) == before
+        blk = led.apply_block([exact.encode()])
+        assert blk.receipts[0].ok and len(led.get("blob", "b")) == fill
+
+
+def test_wrong_type_arguments_to_the_builtins_get_failed_receipts_and_write_nothing(tmp_path):
+    d = b"d" * 32
+    cases = [
+        ("evidence", "put", {"key": 123, "digest": d}, "key must be a str, got int"),
+        ("evidence", "put", {"key": b"bytes", "digest": d}, "key must be a str, got bytes"),
+        ("evidence", "put", {"key": None, "digest": d}, "key must be a str, got null"),
+        ("evidence", "put", {"key": "a", "digest": "text"}, "digest must be bytes, got str"),
+        ("evidence", "put", {"key": "b", "digest": b"short"}, "digest must be 16..64 bytes, got 5"),
+        ("evidence", "put", {"key": "c"}, 'missing argument "digest"'),
+        ("evidence", "put", {"key": "d", "digest": d, "extra": 1}, 'unexpected argument "extra"'),
+        ("evidence", "put", {"key": "", "digest": d}, "key must be 1..256 bytes, got 0"),
+        ("evidence", "put", {"key": "k" * 257, "digest": d}, "key must be 1..256 bytes, got 257"),
+        ("evidence", "put", {"key": "e", "digest": d, "meta": b"m" * 4097}, "4096-byte limit"),
+        ("cert", "issue", {"cert_id": 5, "digest": d, "meta": None}, "cert_id must be a str, got int"),
+        ("cert", "issue", {"cert_id": "c", "digest": [1], "meta": None}, "digest must be bytes, got list"),
+        ("cert", "revoke", {"cert_id": "ok", "reason": 5}, "reason must be a str, got int"),
+        ("cert", "revoke", {"cert_id": "ok"}, 'missing argument "reason"'),
+        ("cert", "revoke", {"cert_id": "ok", "reason": "r" * 513}, "reason must be 1..512 bytes, got 513"),
+        ("cert", "revoke", {"cert_id": "nope", "reason": "r"}, 'certificate "nope" is not registered'),
+        ("cert", "status", {"cert_id": "ok"}, 'contract "cert" has no method "status"'),
+    ]
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block([Transaction.create(KP, "cert", "issue", {"cert_id": "ok", "digest": d, "meta": None}, 1).encode()])
+        before = dump(led)
+        raws = [Transaction.create(KP, c, m, a, 10 + i).encode() for i, (c, m, a, _) in enumerate(cases)]
+        good = put(100, "good")
+        blk = led.apply_block(raws + [good])
+        for (c, m, a, message), r in zip(cases, blk.receipts):
+            assert not r.ok and message in r.error, (c, m, a, r.error)
+            assert r.error.startswith(f"{c}.{m}: ") or "has no method" in r.error
+        assert blk.receipts[-1].ok
+        after = dump(led)
+        # The only state change is the good put; the failures left no state, history or events.
+        new_state = [kv for kv in after["state"] if kv not in before["state"]]
+        assert [k for k, _ in new_state] == [b"evidence/good"]
+        assert len(after["history"]) == len(before["history"]) + 1
+        assert decode_value(led.get("cert", "ok"))["revoked"] is False
+        _, failures, events = decode_value(after["receipts"][-1][1])
+        assert [i for i, _ in failures] == list(range(len(cases))) and events == []
+        assert led.audit().height == 2
+
+
+class Registry(Contract):
+    """A Python contract that misbehaves on request."""
+
+    name = "registry"
+
+    @method
+    def set(self, ctx, key, value: bytes) -> None:
+        ctx.put(key, value)
+
+    @method
+    def set_many_then_fail(self, ctx, how: str) -> None:
+        ctx.put("a", b"1")
+        ctx.put("b", b"2")
+        ctx.delete("kept")
+        ctx.emit("halfway", b"x")
+        if how == "contract":
+            raise ContractError("refused after writing")
+        if how == "runtime":
+            raise RuntimeError("bug after writing")
+        if how == "key":
+            {}["missing"]  # noqa: B018  a KeyError from a contract bug
+        if how == "recursion":
+            self.set_many_then_fail(ctx, how)
+        if how == "bad value":
+            ctx.put("c", "not bytes")
+        if how == "huge value":
+            ctx.put("c", b"v" * ((1 << 20) + 1))
+        if how == "huge key":
+            ctx.put("k" * 1025, b"v")
+        if how == "int key":
+            ctx.put(10**12, b"v")  # would be a terabyte of zeros if treated as bytes(n)
+
+    @method
+    def interrupt(self, ctx) -> None:
+        ctx.put("a", b"interrupted")
+        raise KeyboardInterrupt  # not an Exception: aborts the whole block
+
+
+FAILURES = {
+    "contract": "refused after writing",
+    "runtime": "RuntimeError in registry.set_many_then_fail: bug after writing",
+    "key": "KeyError in registry.set_many_then_fail",
+    "recursion": "RecursionError in registry.set_many_then_fail",
+    "bad value": "values are bytes, got str",
+    "huge value": f"value of {(1 << 20) + 1} bytes exceeds the {1 << 20}-byte limit",
+    "huge key": "key must be 1..1024 bytes, got 1025",
+    "int key": "key must be str or bytes, got int",
+}
+
+
+def test_a_python_contract_that_fails_midway_leaves_none_of_its_writes(tmp_path):
+    tx = lambda m, n, **a: Transaction.create(KP, "registry", m, a, n).encode()  # noqa: E731
+    with Ledger.open(tmp_path / "l", contracts=[Registry()]) as led:
+        led.apply_block([tx("set", 1, key="kept", value=b"k")])
+        before = dump(led)
+        hows = list(FAILURES)
+        raws = [tx("set_many_then_fail", 10 + i, how=h) for i, h in enumerate(hows)]
+        # After all the failures, a transaction in the same block still sees the block's start state.
+        raws.append(tx("set", 50, key="after", value=b"ok"))
+        raws.append(tx("nosuch", 51))  # unknown method on a Python contract
+        raws.append(tx("execute", 52))  # a Contract attribute that is not a method
+        raws.append(tx("set", 53, key="x"))  # missing argument
+        blk = led.apply_block(raws)
+        rs = blk.receipts
+        for h, r in zip(hows, rs):
+            assert not r.ok and FAILURES[h] in r.error and r.events == (), (h, r)
+        assert rs[len(hows)].ok
+        assert "has no method 'nosuch'" in rs[-3].error and "has no method 'execute'" in rs[-2].error
+        assert "bad arguments for registry.set" in rs[-1].error
+        assert led.get("registry", "a") is None and led.get("registry", "b") is None
+        assert led.get("registry", "kept") == b"k" and led.get("registry", "after") == b"ok"
+        assert led.history("registry", "a") == []
+        after = dump(led)
+        assert after["state"] == sorted(before["state"] + [(b"registry/after", after["state"][0][1])])
+        # BaseException is not a transaction failure: the whole block is abandoned, nothing written.
+        before = dump(led)
+        with pytest.raises(KeyboardInterrupt):
+            led.apply_block([tx("set", 60, key="z", value=b"z"), tx("interrupt", 61)])
+        assert dump(led) == before and led.height == 2
+        assert led.apply_block([tx("set", 60, key="z", value=b"z")]).receipts[0].ok
+        assert led.audit().height == 3
+
+
+def test_bad_keys_and_arguments_on_reads_are_typed_errors(tmp_path):
+    with Ledger.open(tmp_path / "l") as led:
+        with pytest.raises(ContractError, match="key must be 1..1024 bytes, got 5000"):
+            led.get("evidence", "k" * 5000)
+        with pytest.raises(ContractError, match="got 0"):
+            led.history("evidence", "")
+        # bytes(5) is five zero bytes: an int key must not quietly become one (or allocate 10**12).
+        for key in (5, 10**12, None, 1.5):
+            with pytest.raises(ContractError, match="key must be str or bytes"):
+                led.get("evidence", key)
+        with pytest.raises(ContractError, match="bad arguments for evidence.get"):
+            led.query("evidence", "get")
+        with pytest.raises(ContractError, match="bad arguments for cert.status"):
+            led.query("cert", "status", cert_id="c", colour="red")
+        with pytest.raises(ContractError, match="no query"):
+            led.query("evidence", "put", key="k")
+        assert led.query("evidence", "get", key="k") is None
+
+
+def test_a_bad_proposer_or_timestamp_fails_the_block_after_execution_and_writes_nothing(tmp_path):
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block([put(1)])
+        before, head = dump(led), led.head
+        with pytest.raises(EncodeError, match="proposer"):
+            led.apply_block([put(2)], proposer=b"not a key")
+        with pytest.raises(EncodeError, match="timestamp"):
+            led.apply_block([put(2)], timestamp=2**64)
+        assert dump(led) == before and led.head == head
+        blk = led.apply_block([put(2)], proposer=KP.public_key)
+        assert blk.height == 2 and blk.receipts[0].ok and blk.header.history_root == led.history_root(2)
+        assert led.audit().height == 2
+
+
+def test_reopening_as_another_suite_or_chain_changes_nothing(tmp_path):
+    path = tmp_path / "l"
+    with Ledger.open(path, chain_id="gov-bj") as led:
+        led.apply_block([put(1, chain_id="gov-bj")])
+        before = dump(led)
+    for kw in ({"suite": "sm2-sm3", "chain_id": "gov-bj"}, {"chain_id": "gov-sh"}, {}):
+        with pytest.raises(ChainMismatchError):
+            Ledger.open(path, **kw)
+    with Ledger.open(path, "ed25519-blake3", chain_id="gov-bj") as led:
+        assert dump(led) == before
+        assert led.apply_block([put(2, chain_id="gov-bj")]).height == 2
+
+
+def test_opening_something_that_is_not_a_ledger_directory_is_a_typed_error(tmp_path):
+    (tmp_path / "file").write_bytes(b"not a directory")
+    with pytest.raises(StoreError, match="it is a file, not a directory"):
+        Ledger.open(tmp_path / "file")
+    with pytest.raises(StoreError, match="cannot open ledger store"):
+        Ledger.open(tmp_path / "file" / "below")
+    (tmp_path / "garbage").mkdir()
+    (tmp_path / "garbage" / "data.mdb").write_bytes(bytes(range(256)) * 64)
+    with pytest.raises(StoreError, match="not an LMDB file|MDB_INVALID"):
+        Ledger.open(tmp_path / "garbage")
+    env = lmdb.open(str(tmp_path / "foreign"))  # an LMDB environment that holds something else
+    with env.begin(write=True) as txn:
+        txn.put(b"meta", b"someone else's data")
+    env.close()
+    with pytest.raises(StoreError, match="not a ledger store"):
+        Ledger.open(tmp_path / "foreign")
+    # Refusing touched nothing: the file is intact, the foreign environment keeps its data.
+    assert (tmp_path / "file").read_bytes() == b"not a directory"
+    env = lmdb.open(str(tmp_path / "foreign"), readonly=True)
+    with env.begin() as txn:
+        assert list(txn.cursor()) == [(b"meta", b"someone else's data")]
+    env.close()
+
+
+# -- corruption of the stored files: the audit names the height and the field ------------------
+
+TOP = 5
+
+
+def _build(path) -> None:
+    with Ledger.open(path) as led:
+        for h in range(1, TOP + 1):
+            # The last put of each block reuses a nonce: one failed receipt per block.
+            led.apply_block([put(h * 10 + i, f"c/{h}/{i}") for i in range(4)] + [put(h * 10, "dup")])
+
+
+def _edit(path, table: str, key: bytes, change) -> None:
+    """Rewrites one stored value with raw LMDB (``change(old) -> new``; None deletes it)."""
+    env = lmdb.open(str(path), max_dbs=len(TABLES))
+    try:
+        with env.begin(write=True) as txn:
+            db = env.open_db(table.encode(), txn=txn, create=False)
+            old = txn.get(key, db=db)
+            assert old is not None, (table, key)
+            new = change(old)
+            if new is None:
+                txn.delete(key, db=db)
+            else:
+                txn.put(key, new, db=db)
+    finally:
+        env.close()
+
+
+def _flip(data: bytes, at: int) -> bytes:
+    return data[:at] + bytes([data[at] ^ 0x01]) + data[at + 1 :]
+
+
+def _flip_state_root(raw: bytes) -> bytes:
+    return _flip(raw, raw.index(BlockHeader.decode(raw).state_root) + 5)
+
+
+def _flip_signature_in_body(raw: bytes) -> bytes:
+    header, raws = decode_block(raw)
+    return encode_block(header, [raws[0], _flip_last(raws[1]), *raws[2:]])
+
+
+def _forge_top(path) -> None:
+    """A self-consistent forgery of the newest block: another state root in its header and its
+    body, and the matching hash leaf. Only re-deriving the state can tell."""
+    holder = {}
+
+    def header(raw: bytes) -> bytes:
+        h = BlockHeader.decode(raw)
+        fields = {f: getattr(h, f) for f in BlockHeader.__dataclass_fields__ if not f.startswith("_")}
+        forged = BlockHeader(**{**fields, "state_root": bytes(32)})
+        holder["h"] = forged
+        return forged.encode()
+
+    k = height_key(TOP)
+    _edit(path, "headers", k, header)
+    _edit(path, "blocks", k, lambda raw: encode_block(holder["h"], decode_block(raw)[1]))
+    _edit(path, "hashes", k, lambda raw: holder["h"].hash)
+
+
+def _state_key_written_at(h: int) -> bytes:
+    return f"evidence/c/{h}/1".encode()
+
+
+CORRUPTIONS = {
+    # name: (corrupt(path), expected height, expected field)
+    "header byte": (lambda p: _edit(p, "headers", height_key(3), _flip_state_root), 3, "block.header"),
+    "body signature": (lambda p: _edit(p, "blocks", height_key(2), _flip_signature_in_body), 2, "signatures"),
+    "txid byte": (lambda p: _edit(p, "txids", height_key(4), lambda v: _flip(v, 40)), 4, "txids"),
+    "hash leaf": (lambda p: _edit(p, "hashes", height_key(1), lambda v: _flip(v, 0)), 1, "hash"),
+    "receipts": (lambda p: _edit(p, "receipts", height_key(3), lambda v: encode_value([5, [], []])), 3, "receipts"),
+    "missing txids": (lambda p: _edit(p, "txids", height_key(2), lambda v: None), 2, "txids"),
+    "state value": (lambda p: _edit(p, "state", _state_key_written_at(3), lambda v: _flip(v, len(v) - 3)), 3, "state"),
+    "state deleted": (lambda p: _edit(p, "state", _state_key_written_at(4), lambda v: None), 4, "state"),
+    "history entry": (lambda p: _history_drop(p, 2), 2, "history"),
+    "nonce entry": (lambda p: _first_entry_drop(p, "nonces"), 1, "nonces"),
+    "forged top block": (_forge_top, TOP, "state_root"),
+}
+
+
+def _history_drop(path, h: int) -> None:
+    env = lmdb.open(str(path), max_dbs=len(TABLES))
+    with env.begin() as txn:
+        db = env.open_db(b"history", txn=txn, create=False)
+        key = next(k for k, _ in txn.cursor(db=db) if int.from_bytes(k[-12:-4], "big") == h)
+    env.close()
+    _edit(path, "history", key, lambda v: None)
+
+
+def _first_entry_drop(path, table: str) -> None:
+    env = lmdb.open(str(path), max_dbs=len(TABLES))
+    with env.begin() as txn:
+        key = next(iter(txn.cursor(db=env.open_db(table.encode(), txn=txn, create=False))))[0]
+    env.close()
+    _edit(path, table, key, lambda v: None)
+
+
+@pytest.mark.parametrize("name", list(CORRUPTIONS))
+def test_audit_names_the_height_and_field_of_a_corrupted_store(tmp_path, name):
+    corrupt, height, field = CORRUPTIONS[name]
+    path = tmp_path / "l"
+    _build(path)
+    with Ledger.open(path) as led:
+        assert led.audit().height == TOP
+    corrupt(path)
+    with Ledger.open(path) as led:
+        with pytest.raises(IntegrityError) as info:
+            led.audit()
+    err = info.value
+    assert (err.height, err.field) == (height, field), str(err)
+    assert isinstance(err, LedgerError) and str(err).startswith(f"height {height}: {field}: ")
+
+
+def test_a_corrupted_newest_header_is_a_typed_error_on_open(tmp_path):
+    path = tmp_path / "l"
+    _build(path)
+    _edit(path, "headers", height_key(TOP), _flip_state_root)
+    with pytest.raises(LedgerError, match="stored block hashes do not match"):
+        Ledger.open(path)
+    _edit(path, "headers", height_key(TOP), lambda raw: raw[:-3])
+    with pytest.raises(DecodeError):
+        Ledger.open(path)
+
+
+def test_structure_only_audit_skips_the_replay(tmp_path):
+    path = tmp_path / "l"
+    _build(path)
+    _edit(path, "state", _state_key_written_at(2), lambda v: None)
+    with Ledger.open(path) as led:
+        report = led.audit(replay=False)
+        assert report.height == TOP and not report.replayed and report.transactions == 5 * TOP
+        assert report.failed_transactions == TOP  # each block's last put reuses a nonce
+        with pytest.raises(IntegrityError, match="height 2: state"):
+            led.audit()
