@@ -238,7 +238,9 @@ def _replay_block(replica: Ledger, h: int, header: BlockHeader, raws: list[bytes
         got = replica.header(0)
     else:
         try:
-            got = replica.apply_block(raws, timestamp=header.timestamp, proposer=header.proposer).header
+            got = replica.apply_block(
+                raws, timestamp=header.timestamp, proposer=header.proposer, consensus=header.consensus
+            ).header
         except InvalidSignatureError as exc:
             raise IntegrityError(h, "signatures", str(exc)) from exc
         except LedgerError as exc:

@@ -206,14 +206,20 @@ class Ledger:
         """Adds (or replaces) a contract by its name."""
         self._contracts[contract.name] = contract
 
-    def apply_block(self, raws: Sequence[bytes], *, timestamp: int | None = None, proposer: bytes = b"") -> Block:
+    def apply_block(
+        self, raws: Sequence[bytes], *, timestamp: int | None = None, proposer: bytes = b"", consensus: bytes = b""
+    ) -> Block:
         """Verifies, executes and durably commits one block of encoded transactions.
+
+        ``timestamp`` (ms; default now, never before the previous block's), ``proposer`` (a public key
+        or empty) and ``consensus`` (opaque, e.g. the consensus log position) go into the header, so
+        nodes that apply the same ordered input with the same values produce identical blocks.
 
         Malformed transactions (``DecodeError``) and invalid signatures (``InvalidSignatureError``)
         reject the whole block and write nothing. Transactions that fail in execution (replayed
         nonce, unknown contract or method, contract errors) get a failed receipt and no writes.
         """
-        return self._commit(self._check(raws), timestamp, proposer)
+        return self._commit(self._check(raws), timestamp, proposer, consensus)
 
     def apply_blocks(
         self, blocks: Iterable[Sequence[bytes]], timestamps: Iterable[int | None] | None = None
@@ -230,7 +236,7 @@ class Ledger:
                 checked = pending.result()
                 following = next(it, None)
                 pending = None if following is None else pool.submit(self._check, following)
-                yield self._commit(checked, None if stamps is None else next(stamps), b"")
+                yield self._commit(checked, None if stamps is None else next(stamps), b"", b"")
 
     def _check(self, raws: Sequence[bytes]) -> _Checked:
         """Decodes a block and verifies its signatures: pure, so it may run ahead of commits."""
@@ -242,7 +248,7 @@ class Ledger:
             raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
         return _Checked(batch, {"decode": t1 - t0, "verify": time.perf_counter() - t1})
 
-    def _commit(self, checked: _Checked, timestamp: int | None, proposer: bytes) -> Block:
+    def _commit(self, checked: _Checked, timestamp: int | None, proposer: bytes, consensus: bytes) -> Block:
         """Executes a checked block on the current head and commits it in one durable write."""
         batch = checked.batch
         with self._write_lock:
@@ -265,7 +271,8 @@ class Ledger:
                 suite=self.suite.name, chain_id=self.chain_id, height=height, prev_hash=head.hash,
                 tx_root=merkle.root(ids, self.suite.hash),
                 state_root=_native.state_root(self.suite.hash, head.state_root, *writes),
-                history_root=self._log.root(), timestamp=ts, proposer=proposer, tx_count=batch.count, consensus=b"",
+                history_root=self._log.root(), timestamp=ts, proposer=proposer, tx_count=batch.count,
+                consensus=consensus,
             )  # fmt: skip
             receipts = encode_receipts(batch.count, result.errors, result.events)
             state_puts, state_deletes, history = _native.block_entries(height, *writes, ids)

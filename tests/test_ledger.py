@@ -298,3 +298,12 @@ def test_pipelined_apply_blocks_equals_one_at_a_time(tmp_path):
         with pytest.raises(InvalidSignatureError):
             next(it)
         assert piped.height == 6
+
+
+def test_proposer_and_consensus_data_go_into_the_header(tmp_path):
+    kp = signing.generate("ed25519")
+    with Ledger.open(tmp_path / "l") as led:
+        blk = led.apply_block([put(kp, "c/1", 1)], timestamp=5, proposer=kp.public_key, consensus=b"raft:7:42")
+        assert (blk.header.proposer, blk.header.consensus, blk.header.timestamp) == (kp.public_key, b"raft:7:42", 5)
+        assert led.header(1) == blk.header
+        led.audit()
