@@ -1,0 +1,95 @@
+"""A consensus node's configuration: who it is, where it listens, its peers, its TLS files, and the
+block-cutting and Raft timing it runs with. Stored as JSON; ``ledgercore init-cluster`` writes one
+per node."""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..net.pki import TLSFiles
+
+
+class ConfigError(InvalidInputError):
+    """A node configuration file that is missing, unreadable or inconsistent."""
+
+
+@dataclass(frozen=True)
+class Peer:
+    """Another member of the consortium: its node id (certificate CN), Raft id and addresses."""
+
+    id: str
+    raft_id: int
+    host: str
+    port: int  # consensus transport (mutual TLS)
+    client_url: str  # HTTP client API
+
+
+@dataclass(frozen=True)
+class NodeConfig:
+    id: str  # node id: the CN of this node's certificate
+    raft_id: int  # Raft's numeric id for this node, unique in the cluster
+    data_dir: Path  # holds ledger/ and raft/
+    host: str
+    port: int  # consensus transport port
+    client_host: str
+    client_port: int  # HTTP client API port
+    peers: tuple[Peer, ...]  # every other voter
+    tls: TLSFiles
+    suite: str = "ed25519-blake3"
+    chain_id: str = "dev"
+    block_txs: int = 2000  # the leader cuts a block at this many transactions ...
+    block_ms: int = 50  # ... or this long after the first one waits, whichever comes first
+    tick_ms: int = 20  # one Raft tick
+    election_ticks: int = 25
+    heartbeat_ticks: int = 3
+    snapshot_every: int = 64  # compact the Raft log after this many applied entries
+    mempool_limit: int = 200_000
+    max_inflight_blocks: int = 4
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        d = asdict(self)
+        d["data_dir"] = str(self.data_dir)
+        d["tls"] = self.tls.to_dict()
+        return json.dumps(d, indent=2, sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> NodeConfig:
+        try:
+            d = dict(d)
+            d["data_dir"] = Path(d["data_dir"])
+            d["tls"] = TLSFiles.from_dict(d["tls"])
+            d["peers"] = tuple(Peer(**p) for p in d["peers"])
+            cfg = cls(**d)
+        except (KeyError, TypeError) as exc:
+            raise ConfigError(f"invalid node configuration: {exc}") from None
+        ids = [cfg.raft_id, *(p.raft_id for p in cfg.peers)]
+        if len(set(ids)) != len(ids) or min(ids) < 1:
+            raise ConfigError(f"raft ids must be distinct positive integers, got {ids}")
+        return cfg
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError(f"cannot read node configuration {os.fspath(path)!r}: {exc}") from None
+        try:
+            return cls.from_dict(json.loads(text))
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from None
+
+    def save(self, path: str | os.PathLike[str]) -> None:
+        Path(path).write_text(self.to_json())
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{self.client_host}:{self.client_port}"
+
+    def peer_by_raft_id(self, raft_id: int) -> Peer | None:
+        return next((p for p in self.peers if p.raft_id == raft_id), None)
