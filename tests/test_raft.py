@@ -1,0 +1,466 @@
+"""Focused tests of the Raft state machine: the wire codec (round trips, malformed input), the
+log and storage (durability model), and invariants of RaftNode driven by a small in-test network."""
+
+from __future__ import annotations
+
+import random
+import struct
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from ledgercore.consensus import (
+    ConfChange,
+    ConfChangeType,
+    ConfState,
+    Config,
+    ConsensusError,
+    Entry,
+    EntryType,
+    HardState,
+    MemoryStorage,
+    MessageDecodeError,
+    ProposalDroppedError,
+    RaftNode,
+    Snapshot,
+    StateType,
+    decode_conf_change,
+    decode_message,
+    encode_conf_change,
+    encode_message,
+)
+from ledgercore.consensus.log import CompactedError, RaftLog, UnavailableError, limit_entries
+from ledgercore.consensus.messages import (
+    MESSAGE_TYPES,
+    Message,
+    MsgApp,
+    MsgAppResp,
+    MsgHeartbeat,
+    MsgProp,
+    MsgSnap,
+    MsgVote,
+    MsgVoteResp,
+)
+from ledgercore.consensus.raft import Inflights, Progress, ProgressState
+from ledgercore.errors import EncodeError, LedgerError, MalformedInputError
+
+# ---- codec --------------------------------------------------------------------------------------
+
+u64 = st.integers(min_value=0, max_value=(1 << 64) - 1)
+ids = st.integers(min_value=1, max_value=(1 << 64) - 1)
+small = st.integers(min_value=0, max_value=1 << 20)
+blob = st.binary(max_size=64)
+
+
+@st.composite
+def entries_after(draw: st.DrawFn, index: int, log_term: int, term: int) -> tuple[Entry, ...]:
+    n = draw(st.integers(0, 5))
+    out = []
+    t = log_term
+    for i in range(n):
+        t = draw(st.integers(min_value=t, max_value=max(t, term)))
+        out.append(Entry(t, index + 1 + i, draw(st.sampled_from(EntryType)), draw(blob)))
+    return tuple(out)
+
+
+@st.composite
+def snapshots(draw: st.DrawFn) -> Snapshot:
+    members = sorted(draw(st.sets(st.integers(1, 50), max_size=6)))
+    split = draw(st.integers(0, len(members)))
+    return Snapshot(draw(small), draw(small), ConfState(tuple(members[:split]), tuple(members[split:])),
+                    draw(blob))
+
+
+@st.composite
+def messages(draw: st.DrawFn) -> Message:
+    cls = draw(st.sampled_from(sorted(MESSAGE_TYPES.values(), key=lambda c: c.TYPE)))
+    frm, to = draw(ids), draw(ids)
+    term = draw(small)
+    if cls is MsgApp:
+        index, log_term = draw(small), draw(st.integers(0, term))
+        return MsgApp(frm=frm, to=to, term=term, log_term=log_term, index=index, commit=draw(u64),
+                      entries=draw(entries_after(index, log_term, term)))
+    if cls is MsgAppResp:
+        return MsgAppResp(frm=frm, to=to, term=term, index=draw(u64), reject=draw(st.booleans()),
+                          reject_hint=draw(u64), log_term=draw(u64))
+    if cls.__name__ in ("MsgVote", "MsgPreVote"):
+        return cls(frm=frm, to=to, term=term, log_term=draw(u64), index=draw(u64),  # type: ignore[call-arg]
+                   transfer=draw(st.booleans()))
+    if cls.__name__ in ("MsgVoteResp", "MsgPreVoteResp"):
+        return cls(frm=frm, to=to, term=term, reject=draw(st.booleans()))  # type: ignore[call-arg]
+    if cls is MsgHeartbeat:
+        return MsgHeartbeat(frm=frm, to=to, term=term, commit=draw(u64), read_seq=draw(u64))
+    if cls.__name__ == "MsgHeartbeatResp":
+        return cls(frm=frm, to=to, term=term, read_seq=draw(u64))  # type: ignore[call-arg]
+    if cls is MsgSnap:
+        return MsgSnap(frm=frm, to=to, term=term, snapshot=draw(snapshots()))
+    if cls is MsgProp:
+        ents = draw(st.lists(st.builds(Entry, st.just(0), st.just(0), st.sampled_from(EntryType), blob),
+                             max_size=4))
+        return MsgProp(frm=frm, to=to, term=term, entries=tuple(ents))
+    if cls.__name__ == "MsgTransferLeader":
+        return cls(frm=frm, to=to, term=term, transferee=draw(u64))  # type: ignore[call-arg]
+    if cls.__name__ == "MsgTimeoutNow":
+        return cls(frm=frm, to=to, term=term)
+    if cls.__name__ == "MsgReadIndex":
+        return cls(frm=frm, to=to, term=term, context=draw(blob))  # type: ignore[call-arg]
+    return cls(frm=frm, to=to, term=term, index=draw(u64), context=draw(blob))  # type: ignore[call-arg]
+
+
+@given(messages())
+def test_codec_round_trip(m: Message) -> None:
+    wire = encode_message(m)
+    assert wire[0] == 1 and wire[1] == type(m).TYPE
+    assert decode_message(wire) == m
+    assert encode_message(decode_message(wire)) == wire
+
+
+@given(messages(), st.data())
+def test_codec_rejects_every_truncation(m: Message, data: st.DataObject) -> None:
+    wire = encode_message(m)
+    cut = data.draw(st.integers(0, len(wire) - 1))
+    with pytest.raises(MessageDecodeError):
+        decode_message(wire[:cut])
+
+
+@given(messages(), st.binary(min_size=1, max_size=8))
+def test_codec_rejects_trailing_bytes(m: Message, extra: bytes) -> None:
+    with pytest.raises(MessageDecodeError, match="trailing"):
+        decode_message(encode_message(m) + extra)
+
+
+@given(st.binary(max_size=200))
+def test_codec_garbage_is_rejected_or_reencodes_exactly(garbage: bytes) -> None:
+    # Random bytes either fail with the typed error or are exactly one canonical message.
+    try:
+        m = decode_message(garbage)
+    except MessageDecodeError:
+        return
+    assert encode_message(m) == garbage
+
+
+def test_decode_error_is_a_malformed_input_and_a_ledger_error() -> None:
+    with pytest.raises(MalformedInputError):
+        decode_message(b"")
+    assert issubclass(MessageDecodeError, LedgerError)
+    assert issubclass(MessageDecodeError, ConsensusError)
+    assert issubclass(MessageDecodeError, ValueError)
+
+
+def _wire(**kw: object) -> bytes:
+    return encode_message(MsgVote(frm=1, to=2, term=3, log_term=2, index=7, **kw))  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    "mutate, message",
+    [
+        (lambda w: b"\x02" + w[1:], "unknown version"),
+        (lambda w: w[:1] + b"\x63" + w[2:], "unknown type"),
+        (lambda w: w[:2] + bytes(8) + w[10:], "node id 0"),
+        (lambda w: w[:-1] + b"\x02", "transfer flag"),
+    ],
+)
+def test_decode_rejects_bad_fields(mutate, message: str) -> None:  # type: ignore[no-untyped-def]
+    with pytest.raises(MessageDecodeError, match=message):
+        decode_message(mutate(_wire()))
+
+
+def test_decode_rejects_out_of_order_entries_and_hostile_lengths() -> None:
+    good = MsgApp(frm=1, to=2, term=2, log_term=1, index=4, commit=0,
+                  entries=(Entry(1, 5), Entry(2, 6)))
+    wire = bytearray(encode_message(good))
+    # Rewrite the second entry's index (6 -> 9): no longer contiguous.
+    pos = wire.rfind(struct.pack(">QQ", 2, 6))
+    wire[pos + 8 : pos + 16] = struct.pack(">Q", 9)
+    with pytest.raises(MessageDecodeError, match="out of order"):
+        decode_message(bytes(wire))
+    # An entry count far beyond the bytes present is refused before anything is allocated.
+    head = encode_message(MsgApp(frm=1, to=2, term=2))[:-4]
+    with pytest.raises(MessageDecodeError, match="exceeds"):
+        decode_message(head + struct.pack(">I", 0xFFFFFFFF))
+    # Entries of a forwarded proposal carry no term or index.
+    prop = bytearray(encode_message(MsgProp(frm=1, to=2, entries=(Entry(0, 0),))))
+    prop[-13] = 1  # the entry's index
+    with pytest.raises(MessageDecodeError):
+        decode_message(bytes(prop))
+    with pytest.raises(MessageDecodeError):
+        decode_message("not bytes")  # type: ignore[arg-type]
+
+
+def test_encode_rejects_out_of_range_fields() -> None:
+    with pytest.raises(EncodeError, match="term"):
+        encode_message(MsgVoteResp(frm=1, to=2, term=-1))
+    with pytest.raises(EncodeError, match="commit"):
+        encode_message(MsgHeartbeat(frm=1, to=2, term=1, commit=1 << 64))
+    with pytest.raises(EncodeError, match="not a consensus message"):
+        encode_message(Message(frm=1, to=2))
+
+
+@given(st.sampled_from(ConfChangeType), ids, blob)
+def test_conf_change_round_trip(kind: ConfChangeType, node: int, ctx: bytes) -> None:
+    cc = ConfChange(kind, node, ctx)
+    data = encode_conf_change(cc)
+    assert decode_conf_change(data) == cc
+    for cut in range(len(data)):
+        with pytest.raises(MessageDecodeError):
+            decode_conf_change(data[:cut])
+    with pytest.raises(MessageDecodeError):
+        decode_conf_change(data + b"\x00")
+
+
+# ---- log and storage ------------------------------------------------------------------------------
+
+
+def test_memory_storage_loses_only_unsynced_writes() -> None:
+    s = MemoryStorage()
+    s.append([Entry(1, 1), Entry(1, 2)])
+    s.set_hard_state(HardState(1, 1, 0))
+    s.sync()
+    s.append([Entry(1, 3)])
+    s.set_hard_state(HardState(2, 2, 0))
+    assert s.unsynced == 2 and s.last_index() == 3
+    s.crash()
+    assert s.last_index() == 2 and s.hard_state() == HardState(1, 1, 0)
+    # A crash may keep a prefix of the pending writes, in order.
+    s.append([Entry(2, 3)])
+    s.set_hard_state(HardState(2, 0, 3))
+    s.crash(keep=1)
+    assert s.last_index() == 3 and s.term(3) == 2 and s.hard_state() == HardState(1, 1, 0)
+
+
+def test_memory_storage_snapshot_and_compaction() -> None:
+    s = MemoryStorage.bootstrap(ConfState((1, 2, 3)), index=5, term=2)
+    assert (s.first_index(), s.last_index(), s.term(5)) == (6, 5, 2)
+    s.append([Entry(2, 6), Entry(3, 7), Entry(3, 8)])
+    snap = s.create_snapshot(7, ConfState((1, 2)), b"state")
+    assert (snap.index, snap.term) == (7, 3)
+    s.compact(7)
+    assert s.first_index() == 8 and s.term(7) == 3
+    with pytest.raises(CompactedError):
+        s.entries(6, 8)
+    with pytest.raises(UnavailableError):
+        s.term(9)
+    with pytest.raises(UnavailableError):
+        s.compact(8)  # no snapshot covers it
+    s.sync()
+    s.crash()
+    assert s.snapshot().data == b"state" and s.first_index() == 8
+
+
+def test_limit_entries_keeps_at_least_one() -> None:
+    ents = [Entry(1, i, data=bytes(100)) for i in range(1, 5)]
+    assert len(limit_entries(ents, 1)) == 1
+    assert len(limit_entries(ents, 300)) == 2
+    assert len(limit_entries(ents, 0, 3)) == 3
+
+
+def test_raft_log_refuses_to_overwrite_committed_entries() -> None:
+    s = MemoryStorage.bootstrap(ConfState((1,)), index=1, term=1)
+    log = RaftLog(s)
+    assert log.maybe_append(1, 1, 3, [Entry(1, 2), Entry(1, 3)]) == 3
+    assert log.committed == 3
+    with pytest.raises(ConsensusError, match="committed"):
+        log.maybe_append(1, 1, 3, [Entry(2, 2)])
+    # A conflict above the commit index truncates and replaces.
+    log.maybe_append(3, 1, 3, [Entry(1, 4), Entry(1, 5)])
+    log.maybe_append(3, 1, 3, [Entry(2, 4)])
+    assert log.last_index() == 4 and log.term(4) == 2
+
+
+def test_find_conflict_by_term_skips_a_whole_term() -> None:
+    s = MemoryStorage.bootstrap(ConfState((1,)), index=1, term=1)
+    s.append([Entry(1, 2), Entry(3, 3), Entry(3, 4), Entry(3, 5)])
+    log = RaftLog(s)
+    assert log.find_conflict_by_term(5, 2) == (2, 1)
+    assert log.find_conflict_by_term(9, 3) == (5, 3)
+
+
+def test_inflights_and_progress_flow_control() -> None:
+    inf = Inflights(2, max_bytes=1000)
+    pr = Progress(5, inf, False)
+    pr.become_replicate()
+    assert pr.next == 1 and pr.should_send(10, 0)
+    pr.sent_entries(3, 100)
+    pr.sent_entries(3, 100)
+    assert pr.next == 7 and inf.full() and not pr.can_send_entries(10)
+    pr.maybe_update(3)
+    inf.free_le(3)
+    assert not inf.full() and pr.can_send_entries(10)
+    # A stale rejection (already matched) changes nothing; a real one falls back to match + 1.
+    assert not pr.maybe_decr_to(2, 0)
+    assert pr.maybe_decr_to(6, 4) and pr.next == 4
+    pr.become_probe()
+    pr.sent_entries(1, 10)
+    assert pr.paused and not pr.should_send(10, 0)
+    pr.become_snapshot(9)
+    assert pr.state == ProgressState.SNAPSHOT and not pr.should_send(10, 0)
+    pr.become_probe()
+    assert pr.next == 10  # continues after the snapshot it sent
+
+
+# ---- RaftNode invariants, on a small synchronous network ------------------------------------------------
+
+
+class Net:
+    """Nodes over MemoryStorage with a perfect network; handle() runs each Ready in order."""
+
+    def __init__(self, n: int, **cfg: object) -> None:
+        cs = ConfState(tuple(range(1, n + 1)))
+        self.storages = {i: MemoryStorage.bootstrap(cs) for i in range(1, n + 1)}
+        self.cfg = cfg
+        self.nodes = {i: self._start(i) for i in range(1, n + 1)}
+        self.inbox: list[Message] = []
+        self.sent: list[tuple[int, Message, HardState]] = []  # (sender, msg, durable hard state)
+        self.applied: dict[int, list[Entry]] = {i: [] for i in self.nodes}
+        self.down: set[int] = set()
+
+    def _start(self, i: int) -> RaftNode:
+        s = self.storages[i]
+        return RaftNode(Config(id=i, storage=s, applied=s.snapshot().index,
+                               rng=random.Random(i), **self.cfg))  # type: ignore[arg-type]
+
+    def handle(self, i: int) -> None:
+        node = self.nodes[i]
+        s = self.storages[i]
+        while node.has_ready():
+            rd = node.ready()
+            if rd.snapshot is not None:
+                s.apply_snapshot(rd.snapshot)
+            s.append(rd.entries)
+            if rd.hard_state is not None:
+                s.set_hard_state(rd.hard_state)
+            if rd.must_sync:
+                s.sync()
+            for m in rd.messages:
+                # What storage would hold after a crash right now.
+                s2 = MemoryStorage()
+                s2._durable = s._durable.copy()
+                s2.crash()
+                self.sent.append((i, m, s2.hard_state()))
+                self.inbox.append(m)
+            self.applied[i].extend(rd.committed_entries)
+            node.advance(rd)
+
+    def settle(self) -> None:
+        for i in self.nodes:
+            if i not in self.down:
+                self.handle(i)
+        while self.inbox:
+            m = self.inbox.pop(0)
+            if m.to in self.down or m.frm in self.down or m.to not in self.nodes:
+                continue
+            self.nodes[m.to].step(decode_message(encode_message(m)))
+            self.handle(m.to)
+
+    def elect(self, i: int) -> None:
+        self.nodes[i].campaign()
+        self.settle()
+        assert self.nodes[i].state == StateType.LEADER
+
+
+def test_vote_is_durable_before_the_reply_leaves() -> None:
+    net = Net(3, pre_vote=False)
+    net.elect(1)
+    for sender, m, durable in net.sent:
+        if isinstance(m, MsgVoteResp) and not m.reject:
+            assert durable.term == m.term and durable.vote == m.to
+        if isinstance(m, MsgAppResp) and not m.reject:
+            assert net.storages[sender].last_index() >= m.index
+
+
+def test_leader_commits_only_what_it_persisted() -> None:
+    net = Net(1)
+    net.elect(1)
+    leader = net.nodes[1]
+    leader.propose(b"x")
+    rd = leader.ready()
+    assert rd.entries and rd.entries[-1].data == b"x"
+    assert leader.log.committed < rd.entries[-1].index  # not before the entry is on disk
+    net.storages[1].append(rd.entries)
+    net.storages[1].sync()
+    leader.advance(rd)
+    assert leader.log.committed == rd.entries[-1].index
+
+
+def test_ready_twice_without_advance_is_an_error() -> None:
+    net = Net(1)
+    net.nodes[1].campaign()
+    net.nodes[1].ready()
+    with pytest.raises(ConsensusError):
+        net.nodes[1].ready()
+
+
+def test_replication_forwarding_and_restart_keep_everything() -> None:
+    net = Net(3)
+    net.elect(1)
+    net.nodes[2].propose(b"via-follower")  # forwarded to the leader
+    net.nodes[1].propose(b"direct")
+    net.settle()
+    datas = [[e.data for e in net.applied[i] if e.data] for i in (1, 2, 3)]
+    assert datas[0] == datas[1] == datas[2] == [b"direct", b"via-follower"]
+    # Restart node 3 from its storage: term, vote and log survive.
+    before = net.nodes[3].hard_state()
+    net.nodes[3] = net._start(3)
+    assert net.nodes[3].hard_state().term == before.term
+    assert net.nodes[3].hard_state().vote == before.vote
+    assert net.nodes[3].log.last_index() == net.nodes[1].log.last_index()
+
+
+def test_candidate_drops_proposals_and_single_conf_change_at_a_time() -> None:
+    net = Net(3)
+    net.nodes[1].campaign()
+    with pytest.raises(ProposalDroppedError):
+        net.nodes[1].propose(b"x")
+    net.settle()
+    leader = net.nodes[1]
+    leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 4))
+    with pytest.raises(ProposalDroppedError):
+        leader.propose_conf_change(ConfChange(ConfChangeType.ADD_LEARNER, 5))
+    net.settle()
+    assert leader.learners == (4,)
+    # Removing voters one at a time down to one voter works; the last voter cannot go.
+    for victim in (3, 2):
+        leader.propose_conf_change(ConfChange(ConfChangeType.REMOVE, victim))
+        net.settle()
+    assert leader.voters == (1,)
+    with pytest.raises(ProposalDroppedError):
+        leader.propose_conf_change(ConfChange(ConfChangeType.REMOVE, 1))
+
+
+def test_removed_leader_steps_down_and_cannot_campaign() -> None:
+    net = Net(3)
+    net.elect(1)
+    net.nodes[1].propose_conf_change(ConfChange(ConfChangeType.REMOVE, 1))
+    net.settle()
+    assert net.nodes[1].state == StateType.FOLLOWER
+    assert net.nodes[2].voters == (2, 3)
+    net.nodes[1].campaign()  # not a voter any more: nothing happens
+    assert net.nodes[1].state == StateType.FOLLOWER
+
+
+def test_every_message_type_survives_the_wire_in_a_busy_cluster() -> None:
+    net = Net(3)
+    net.elect(1)
+    net.nodes[2].read_index(b"r")
+    net.nodes[3].transfer_leader(2)
+    net.settle()
+    assert net.nodes[2].state == StateType.LEADER
+    kinds = {type(m).__name__ for _, m, _ in net.sent}
+    assert {"MsgApp", "MsgAppResp", "MsgVote", "MsgVoteResp", "MsgPreVote", "MsgPreVoteResp",
+            "MsgHeartbeat", "MsgHeartbeatResp", "MsgReadIndex", "MsgReadIndexResp",
+            "MsgTransferLeader", "MsgTimeoutNow"} <= kinds
+
+
+def test_config_validation() -> None:
+    with pytest.raises(ConsensusError):
+        RaftNode(Config(id=0, storage=MemoryStorage()))
+    with pytest.raises(ConsensusError):
+        RaftNode(Config(id=1, storage=MemoryStorage(), election_tick=1, heartbeat_tick=1))
+
+
+def test_restart_with_commit_beyond_the_log_is_refused() -> None:
+    s = MemoryStorage.bootstrap(ConfState((1,)))
+    s.set_hard_state(HardState(1, 0, 5))
+    with pytest.raises(ConsensusError, match="beyond last index"):
+        RaftNode(Config(id=1, storage=s))

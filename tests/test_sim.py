@@ -1,0 +1,130 @@
+"""The deterministic simulator: >= 1,000 seeds of Raft under faults, replay determinism, a
+deliberately broken node that the checks must catch, and the checks themselves.
+
+Steps are short (SIM_STEPS ticks of faults per seed) so the seeds fit in CI time on two cores;
+``ledgercore sim --protocol raft --seeds 100000`` runs the long version.
+"""
+
+from __future__ import annotations
+
+import random
+from functools import partial
+
+import pytest
+
+from ledgercore.cli import main
+from ledgercore.sim import FaultConfig, Harness, RaftCluster, SafetyChecker, Violation, run_seed
+from ledgercore.sim.core import SimResult
+
+SIM_STEPS = 60
+
+
+def _failures(results: list[SimResult], steps: int, nodes: int) -> list[str]:
+    return [
+        f"seed {r.seed}: {r.violation} (replay: ledgercore sim --protocol raft --seed {r.seed} "
+        f"--steps {steps} --nodes {nodes})"
+        for r in results
+        if r.violation
+    ]
+
+
+def test_raft_800_seeds_3_nodes() -> None:
+    results = [run_seed(s, steps=SIM_STEPS, nodes=3) for s in range(800)]
+    assert _failures(results, SIM_STEPS, 3) == []
+    # The seeds really exercised the faults (a simulator that injects nothing proves nothing).
+    assert sum(r.crashes for r in results) > 300
+    assert sum(r.partitions for r in results) > 100
+    assert sum(r.conf_changes for r in results) > 100
+    assert sum(r.transfers for r in results) > 50
+    assert sum(r.writes_acked for r in results) > 5000
+
+
+def test_raft_200_seeds_5_nodes() -> None:
+    results = [run_seed(s, steps=SIM_STEPS, nodes=5) for s in range(200)]
+    assert _failures(results, SIM_STEPS, 5) == []
+
+
+def test_a_seed_replays_identically() -> None:
+    a = run_seed(7, steps=SIM_STEPS, trace=True)
+    b = run_seed(7, steps=SIM_STEPS, trace=True)
+    assert a == b and len(a.trace) > 100
+
+
+def test_lazy_fsync_is_caught_and_replays() -> None:
+    # A node that sends its messages before fsyncing them loses votes and acknowledged entries
+    # in a crash; the simulator must notice within a few dozen seeds.
+    failed = None
+    for seed in range(200):
+        r = run_seed(seed, steps=SIM_STEPS, bug="lazy-fsync")
+        if r.violation:
+            failed = r
+            break
+    assert failed is not None, "200 seeds of a node that acks before fsync all passed"
+    again = run_seed(failed.seed, steps=SIM_STEPS, bug="lazy-fsync")
+    assert again.violation == failed.violation
+    # The same seed with the correct node passes: the bug, not the schedule, is what failed.
+    assert run_seed(failed.seed, steps=SIM_STEPS).violation is None
+
+
+def test_forget_vote_breaks_vote_safety() -> None:
+    # A node whose vote never reaches disk votes twice in one term after a reboot. The window is
+    # narrow, so this looks for the first seed that hits it under harsh reboot-after-send faults.
+    def factory(rng: random.Random, checker: SafetyChecker) -> RaftCluster:
+        return RaftCluster(rng, checker, nodes=3, bug="forget-vote")
+
+    for seed in range(400):
+        faults = FaultConfig.draw(random.Random(seed))
+        faults.crash_after_send = 0.05
+        r = Harness(factory, seed, steps=SIM_STEPS, faults=faults).run()
+        if r.violation:
+            assert r.violation.startswith(("vote safety", "election safety")), r.violation
+            return
+    pytest.fail("400 seeds of a node that forgets its vote all passed")
+
+
+def test_liveness_check_bites() -> None:
+    class Frozen(RaftCluster):
+        """Nodes whose clocks never advance: no election ever happens."""
+
+        def tick(self, node: int, now: int) -> None:
+            pass
+
+    r = Harness(partial(Frozen, nodes=3), 1, steps=5, heal_bound=30).run()
+    assert r.violation is not None and r.violation.startswith("liveness")
+
+
+def test_safety_checker_bites() -> None:
+    c = SafetyChecker()
+    c.leader(3, 1)
+    c.leader(3, 1)
+    with pytest.raises(Violation, match="election safety"):
+        c.leader(3, 2)
+    c.commit(1, 5, b"a", 3)
+    with pytest.raises(Violation, match="state-machine safety"):
+        c.commit(2, 5, b"b", 3)
+    c.apply(1, 5, b"s")
+    with pytest.raises(Violation, match="state-machine safety"):
+        c.apply(2, 5, b"t")
+    with pytest.raises(Violation, match="acknowledged"):
+        c.ack(1, 6)  # index 6 was never committed
+    c.ack(1, 5)
+    c.read_issued(1)
+    with pytest.raises(Violation, match="linearizable read"):
+        c.read_served(1, 4)
+
+
+def test_cli_sim_runs_seeds_and_prints_replay_on_failure(capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["sim", "--protocol", "raft", "--seeds", "5", "--steps", "20"]) == 0
+    assert "5 seeds from 0" in capsys.readouterr().out
+    assert main(["sim", "--seed", "3", "--steps", "20", "--nodes", "5", "--trace"]) == 0
+    out = capsys.readouterr().out
+    assert "seed 3: ok" in out and "deliver" in out
+    # Find a failing seed of the broken node and check the replay line it prints.
+    for seed in range(200):
+        if run_seed(seed, steps=SIM_STEPS, bug="lazy-fsync").violation:
+            break
+    assert main(["sim", "--seed", str(seed), "--steps", str(SIM_STEPS), "--bug", "lazy-fsync"]) == 1
+    out = capsys.readouterr().out
+    assert f"FAIL seed {seed}" in out
+    assert (f"replay: ledgercore sim --protocol raft --seed {seed} --steps {SIM_STEPS} "
+            "--bug lazy-fsync") in out
