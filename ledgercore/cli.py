@@ -13,14 +13,7 @@ from collections.abc import Sequence
 
 from . import __version__
 
-COMMAND_MODULES: tuple[str, ...] = (
-    "ledgercore.bench",
-    "ledgercore.audit",
-    "ledgercore.sim.cli",
-    "ledgercore.node.init_cluster",
-    "ledgercore.node.run",
-    "ledgercore.node.cluster",
-)
+COMMAND_MODULES: tuple[str, ...] = ("ledgercore.bench", "ledgercore.audit", "ledgercore.sim.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:
