@@ -12,6 +12,7 @@ import os
 import ssl
 import stat
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography import x509
@@ -39,7 +40,7 @@ def node1(ca: pki.Credentials) -> pki.Credentials:
     return pki.issue_node_certificate(ca, "node1")
 
 
-def ext(cert: x509.Certificate, cls: type) -> x509.Extension:
+def ext(cert: x509.Certificate, cls: type[Any]) -> x509.Extension[Any]:
     return cert.extensions.get_extension_for_class(cls)
 
 

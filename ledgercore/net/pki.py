@@ -148,7 +148,9 @@ def _new_key() -> ec.EllipticCurvePrivateKey:
 def _single_attr(name: x509.Name, oid: x509.ObjectIdentifier) -> str:
     attrs = name.get_attributes_for_oid(oid)
     if len(attrs) != 1:
-        raise PeerIdentityError(f"certificate subject has {len(attrs)} {oid._name} attributes, not 1")
+        raise PeerIdentityError(
+            f"certificate subject has {len(attrs)} {oid.dotted_string} attributes, not 1"
+        )
     value = attrs[0].value
     return value if isinstance(value, str) else value.decode()
 
