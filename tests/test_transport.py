@@ -382,6 +382,32 @@ def test_garbage_bytes_do_not_crash_the_server(tls: dict[str, pki.TLSFiles]) -> 
     run(main())
 
 
+def test_pending_handshakes_are_capped(tls: dict[str, pki.TLSFiles]) -> None:
+    async def main() -> None:
+        limits = TransportLimits(max_pending_handshakes=2, handshake_timeout=2.0)
+        n1 = make(tls, "n1", ("n2",), limits=limits)
+        n2 = make(tls, "n2", ("n1",))
+        await n1.start()
+        await n2.start()
+        try:
+            host, port = n1.address
+            silent = [(await asyncio.open_connection(host, port))[1] for _ in range(3)]
+            # the third is refused at once, the first two wait for their handshake
+            await until(lambda: n1.rejections.handshakes == 1, what="third refused")
+            assert "too many pending handshakes" in str(n1.rejections.last)
+            for w in silent:
+                w.close()
+            await until(lambda: n1.rejections.handshakes == 3, what="silent ones dropped")
+            # a real peer gets in once the slots are free
+            n2.add_peer("n1", n1.address)
+            n2.send("n1", b"hello")
+            assert await recv(n1) == ("n2", b"hello")
+        finally:
+            await stop_all(n1, n2)
+
+    run(main())
+
+
 # -- faults ----------------------------------------------------------------------------------
 
 

@@ -425,6 +425,12 @@ def _keepalive(transport: asyncio.BaseTransport) -> None:
             pass
 
 
+def _describe(e: BaseException) -> str:
+    """``Type: message``, or just ``Type`` for exceptions without one (ConnectionResetError())."""
+    text = str(e)
+    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+
+
 def _abort(transport: asyncio.BaseTransport | None) -> None:
     """Close at once, discarding unsent data (a graceful close could wait forever on a peer that
     does not read)."""
@@ -688,8 +694,7 @@ class Transport:
         else:
             self._rejected_peers += 1
         self._last_rejection = err
-        log.warning("transport %s: refused connection: %s: %s", self.node_id,
-                    type(err).__name__, err)
+        log.warning("transport %s: refused connection: %s", self.node_id, _describe(err))
 
     # -- internals: accepting ----------------------------------------------------------------
 
@@ -721,7 +726,7 @@ class Transport:
                 ssl_handshake_timeout=self.limits.handshake_timeout)
         except Exception as e:  # noqa: BLE001 - any handshake failure refuses the connection
             self._reject(HandshakeError(
-                f"TLS handshake with {peername} failed: {type(e).__name__}: {e}"))
+                f"TLS handshake with {peername} failed: {_describe(e)}"))
             return
         finally:
             self._pending -= 1
@@ -748,13 +753,14 @@ class Transport:
         except MalformedFrameError as e:
             peer.c.frame_errors += 1
             peer.c.last_error = e
-            log.warning("transport %s: closing connection from %s: %s: %s", self.node_id,
-                        peer_id, type(e).__name__, e)
+            log.warning("transport %s: closing connection from %s: %s", self.node_id,
+                        peer_id, _describe(e))
         except TransportClosedError:
             pass
         except (OSError, EOFError) as e:  # resets, TLS alerts (ssl.SSLError is an OSError)
             if peer.inbound is tls:
-                log.info("transport %s: connection from %s lost: %s", self.node_id, peer_id, e)
+                log.info("transport %s: connection from %s lost: %s", self.node_id, peer_id,
+                         _describe(e))
         finally:
             _abort(tls)
             if peer.inbound is tls:
@@ -829,8 +835,8 @@ class Transport:
                 c.last_error = e
                 level = logging.DEBUG if peer.failing else logging.INFO
                 peer.failing = True
-                log.log(level, "transport %s: cannot reach %s at %s: %s: %s", self.node_id,
-                        peer.id, peer.address, type(e).__name__, e)
+                log.log(level, "transport %s: cannot reach %s at %s: %s", self.node_id,
+                        peer.id, peer.address, _describe(e))
                 await asyncio.sleep(peer.backoff.next())
                 continue
             peer.failing = False
@@ -846,8 +852,8 @@ class Transport:
                 raise
             except Exception as e:  # noqa: BLE001 - whatever broke the connection, redial
                 c.last_error = e
-                log.info("transport %s: connection to %s lost: %s: %s", self.node_id, peer.id,
-                         type(e).__name__, e)
+                log.info("transport %s: connection to %s lost: %s", self.node_id, peer.id,
+                         _describe(e))
             finally:
                 peer.outbound = None
                 _abort(writer.transport)
