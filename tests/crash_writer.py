@@ -5,8 +5,9 @@
 It opens (or creates) the ledger at PATH, prints ``open <height>``, then applies block after block
 from the reopened height on. Block ``h`` is a pure function of ``(SEED, h)`` (see :func:`block_ops`),
 so a writer that was killed and restarted writes exactly the blocks the killed one would have. It
-prints ``begin <h> <tx count>`` just before ``apply_block`` and ``committed <h>`` once it returned
-(the block is durable), flushing each line.
+prints ``begin <h> <tx count>`` just before ``apply_block``, ``commit-start <h>`` and ``commit-end <h>``
+around its one LMDB write transaction, and ``committed <h>`` once ``apply_block`` returned (the block
+is durable: the acknowledgement), flushing each line.
 
 The same module tells the tests what the chain must hold: :func:`block_ops`, :func:`block_raws`,
 :func:`expected_state`.
@@ -53,7 +54,8 @@ def _own_ops(seed: int, h: int) -> list[tuple[str, int, str, bytes]]:
     rng = random.Random(f"{seed}/block/{h}")
     # Mostly small blocks (fsync-bound, many commits per second); now and then a big one, so kills
     # also land while a large write transaction is being built and flushed.
-    n = rng.randint(800, 3000) if rng.random() < 0.08 else rng.randint(1, 40)
+    r = rng.random()
+    n = rng.randint(2000, 3000) if r < 0.03 else rng.randint(400, 1500) if r < 0.2 else rng.randint(1, 20)
     out = []
     for j in range(n):
         sender = rng.randrange(SENDERS)
@@ -160,6 +162,17 @@ def main(argv: list[str] | None = None) -> int:
     from ledgercore import Ledger
 
     led = Ledger.open(args.path, SUITE, chain_id=CHAIN_ID, map_size=args.map_size)
+    # Announce the LMDB write transaction itself, so the test can aim kills inside it. The real
+    # commit runs unchanged in between.
+    store = led._store
+    commit = store.commit
+
+    def traced_commit(write):  # type: ignore[no-untyped-def]
+        print(f"commit-start {write.height}", flush=True)
+        commit(write)
+        print(f"commit-end {write.height}", flush=True)
+
+    store.commit = traced_commit  # type: ignore[method-assign]
     print(f"open {led.height}", flush=True)
     h = led.height + 1
     while args.stop_at is None or h <= args.stop_at:

@@ -2,9 +2,11 @@
 
 A writer process (tests/crash_writer.py) applies deterministic blocks to one ledger directory and
 acknowledges each block once ``apply_block`` has returned. The test kills it with SIGKILL at seeded
-random moments (while Python starts, right after the ledger opens, right after an acknowledgement,
-inside the apply of a large block), restarts it on the same directory, which resumes from the
-reopened height, and after every kill checks what a restarted node would rely on:
+random moments, five kinds equally often: anywhere from interpreter start-up on, right after the
+ledger opened, the moment an acknowledgement arrives, anywhere inside ``apply_block`` of a large
+block, and inside the block's LMDB write transaction itself (the writer announces its start). It
+restarts the writer on the same directory, which resumes from the reopened height (its map starts
+at 1 MiB, so map growth is crossed too), and after every kill checks what a restarted node relies on:
 
 * the reopened height is at least the last acknowledged one (acknowledged blocks are durable);
 * every block 1..height is whole and exactly what the writer sent: header, body, txids, receipts
@@ -13,7 +15,11 @@ reopened height, and after every kill checks what a restarted node would rely on
   nothing of later blocks; txindex, nonces and history have exactly their entries;
 * ``Ledger.audit()`` passes: links, tx roots, history roots, and state re-derived by replay.
 
-``LEDGERCORE_CRASH_SEED`` picks another seed; ``pytest -m slow`` runs the long variant.
+A block the writer began but did not acknowledge must be absent if the kill came before its write
+transaction started, present if after it ended, and either (never partial) in between.
+
+``LEDGERCORE_CRASH_SEED`` picks another seed; ``pytest -m slow`` runs the long variant
+(``LEDGERCORE_CRASH_CYCLES`` kills, default 150). The default run prints its statistics (``-s``).
 """
 
 from __future__ import annotations
@@ -42,6 +48,7 @@ import crash_writer as spec  # noqa: E402
 HERE = Path(__file__).parent
 SEED = int(os.environ.get("LEDGERCORE_CRASH_SEED", "20261122"))
 SMALL_MAP = 1 << 20  # the writer starts with a 1 MiB map, so it grows the map (and file) as it goes
+BIG = 400  # blocks of at least this many transactions are "large" (their commit takes a while)
 
 
 class Writer:
@@ -110,6 +117,9 @@ class Chain:
             self._raws[h] = spec.block_raws(self.seed, h)
         return self._raws[h]
 
+    def size(self, h: int) -> int:
+        return len(spec.block_ops(self.seed, h))
+
     def ids(self, h: int) -> bytes:
         # The id is the suite hash of the payload (raw less the 64-byte signature): computed here
         # independently of the ledger's decoder.
@@ -142,6 +152,7 @@ def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
         report = led.audit()
         audit_s = time.perf_counter() - t0
         assert report.height == top and report.replayed
+        assert report.transactions == sum(chain.size(h) for h in range(1, top + 1))
     # The raw LMDB tables, read without ledgercore: exactly the keys of blocks 1..top.
     env = lmdb.open(str(path), readonly=True, max_dbs=16, lock=True)
     try:
@@ -177,34 +188,39 @@ class Stats:
     cycles: int = 0
     modes: dict[str, int] = field(default_factory=dict)
     inside_block: int = 0  # kills that landed between "begin h" and "committed h"
-    durable_unacked: int = 0  # ... of which block h was durable anyway
+    inside_commit: int = 0  # ... between "commit-start h" and "commit-end h": inside the LMDB write
+    durable_unacked: int = 0  # ... where block h turned out durable (never acknowledged)
     height: int = 0
     audit_s: float = 0.0
 
     def __str__(self) -> str:
         return (
-            f"{self.cycles} kill cycles {self.modes}, {self.inside_block} inside apply_block "
-            f"({self.durable_unacked} of those durable before the ack), final height {self.height}, "
+            f"{self.cycles} kill cycles {self.modes}, {self.inside_block} inside apply_block, "
+            f"{self.inside_commit} of them inside the LMDB write transaction; {self.durable_unacked} "
+            f"blocks durable but never acknowledged; final height {self.height}, "
             f"audits {self.audit_s:.1f} s"
         )
 
 
-def kill_cycle(path: Path, chain: Chain, rng: random.Random, stats: Stats, tmp: Path) -> None:
+MODES = ("start", "open", "ack", "apply", "commit")
+
+
+def kill_cycle(path: Path, chain: Chain, mode: str, rng: random.Random, stats: Stats, tmp: Path) -> None:
     writer = Writer(path, chain.seed, tmp / f"writer-{stats.cycles}.err")
-    mode = rng.choices(["start", "open", "ack", "big"], weights=[15, 25, 30, 30])[0]
     if mode == "start":  # anywhere from interpreter start-up through opening to the first blocks
-        time.sleep(rng.uniform(0, 0.5))
+        time.sleep(rng.uniform(0, 0.4))
     elif mode == "open":  # right after the store opened, or a little later
         assert writer.wait_for(lambda s: s.startswith("open "), 20), "writer did not open the ledger"
-        time.sleep(rng.choice([0.0, rng.uniform(0, 0.003), rng.uniform(0, 0.25)]))
+        time.sleep(rng.choice([0.0, rng.uniform(0, 0.003), rng.uniform(0, 0.1)]))
     elif mode == "ack":  # the moment an acknowledgement arrives
-        k = rng.randint(1, 6)
-        for _ in range(k):
+        for _ in range(rng.randint(1, 6)):
             writer.wait_for(lambda s: s.startswith("committed "), 20)
-    else:  # inside apply_block of a large block: decode, verify, execute or the LMDB commit
-        line = writer.wait_for(lambda s: s.startswith("begin ") and int(s.split()[2]) >= 500, 3)
-        if line is not None:
+    elif mode == "apply":  # anywhere in apply_block of a large block: decode, verify, execute, commit
+        if writer.wait_for(lambda s: s.startswith("begin ") and int(s.split()[2]) >= BIG, 3):
             time.sleep(rng.uniform(0, 0.1))
+    else:  # inside the LMDB write transaction (puts, page writes, fsyncs) of a large block
+        if writer.wait_for(lambda s: s.startswith("commit-start ") and chain.size(int(s.split()[1])) >= BIG, 3):
+            time.sleep(rng.choice([0.0, rng.uniform(0, 0.01)]))
     lines = writer.kill()
     acked = acknowledged(lines)
     before = stats.height
@@ -216,16 +232,28 @@ def kill_cycle(path: Path, chain: Chain, rng: random.Random, stats: Stats, tmp: 
     stats.cycles += 1
     stats.modes[mode] = stats.modes.get(mode, 0) + 1
     stats.height, stats.audit_s = top, stats.audit_s + audit_s
-    if lines and lines[-1].startswith("begin "):
+    last = lines[-1].split() if lines else ["", "0"]
+    if last[0] in ("begin", "commit-start", "commit-end"):
         stats.inside_block += 1
-        stats.durable_unacked += top == int(lines[-1].split()[1])
+        stats.inside_commit += last[0] == "commit-start"
+        # Block durable although never acknowledged (killed after its write transaction ended).
+        stats.durable_unacked += top == int(last[1])
+        h = int(last[1])
+        if last[0] == "begin":
+            assert top == h - 1, f"block {h} was killed before its commit started, yet is present"
+        elif last[0] == "commit-end":
+            assert top == h, f"block {h} finished its commit but is not durable"
+        # After "commit-start" either is right (the commit may have finished just before the kill).
 
 
 def run_cycles(tmp_path: Path, cycles: int, seed: int) -> Stats:
     path = tmp_path / "ledger"
     chain, rng, stats = Chain(seed), random.Random(seed), Stats()
-    for _ in range(cycles):
-        kill_cycle(path, chain, rng, stats, tmp_path)
+    # Every kind of moment equally often, in a seeded random order.
+    modes = [MODES[i % len(MODES)] for i in range(cycles)]
+    rng.shuffle(modes)
+    for mode in modes:
+        kill_cycle(path, chain, mode, rng, stats, tmp_path)
     print(stats)
     return stats
 
@@ -233,13 +261,15 @@ def run_cycles(tmp_path: Path, cycles: int, seed: int) -> Stats:
 def test_sigkill_many_times_leaves_a_prefix_of_whole_blocks(tmp_path):
     stats = run_cycles(tmp_path, 32, SEED)
     assert stats.cycles == 32
-    assert stats.height > 0, "the writer never committed a block: the kills proved nothing"
+    # The kills proved something: blocks were committed, and some kills hit a block's write.
+    assert stats.height > 0 and stats.inside_commit > 0, str(stats)
 
 
 @pytest.mark.slow
 def test_sigkill_long_run(tmp_path):
-    stats = run_cycles(tmp_path, 200, SEED + 1)
-    assert stats.inside_block > 0
+    cycles = int(os.environ.get("LEDGERCORE_CRASH_CYCLES", "150"))
+    stats = run_cycles(tmp_path, cycles, SEED + 1)
+    assert stats.cycles == cycles and stats.inside_commit > 0, str(stats)
 
 
 def test_readers_never_see_a_partial_block_while_the_writer_is_killed(tmp_path):
@@ -260,7 +290,7 @@ def test_readers_never_see_a_partial_block_while_the_writer_is_killed(tmp_path):
         for cycle in range(6):
             if cycle:
                 writer = Writer(path, chain.seed, tmp_path / f"w{cycle}.err")
-            line = writer.wait_for(lambda s: s.startswith("begin ") and int(s.split()[2]) >= 500, 3)
+            line = writer.wait_for(lambda s: s.startswith("begin ") and int(s.split()[2]) >= BIG, 3)
             time.sleep(rng.uniform(0, 0.1) if line else rng.uniform(0, 0.3))
             acked = max(acked, acknowledged(writer.kill()))
             for mode, reader in readers.items():
@@ -272,6 +302,7 @@ def test_readers_never_see_a_partial_block_while_the_writer_is_killed(tmp_path):
         out = outputs[mode]
         assert reader.returncode == 0 and "FAIL" not in out, f"{mode} reader: {out[-3000:]}"
         reads, distinct, highest = map(int, out.split("ok ")[-1].split())
+        print(f"{mode} reader: {reads} checked reads over {distinct} heights up to {highest}")
         assert reads > 10 and distinct > 1, f"{mode} reader saw too little: {out}"
     top, _ = check_ledger(path, chain, acked)
     assert top >= highest
