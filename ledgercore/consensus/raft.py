@@ -1075,9 +1075,9 @@ class RaftNode:
                 # Skip every entry of ours whose term is above the follower's at the hint.
                 next_probe, _ = self.log.find_conflict_by_term(m.reject_hint, m.log_term)
             if pr.maybe_decr_to(m.index, next_probe):
-                self._debug("%d decreased progress of %d to [%s]", self.id, m.frm, pr)
                 if pr.state == ProgressState.REPLICATE:
                     pr.become_probe()
+                self._debug("%d decreased progress of %d to [%s]", self.id, m.frm, pr)
                 self._maybe_send_append(m.frm)
             return
         if pr.maybe_update(m.index) or (pr.match == m.index and pr.state == ProgressState.PROBE):
