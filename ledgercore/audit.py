@@ -30,6 +30,7 @@ grow its LMDB map in the same process waits until the audit ends.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import tempfile
@@ -87,8 +88,8 @@ class AuditReport:
 
 def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str] | None = None) -> AuditReport:
     """Checks the ledger's stored blocks, roots and state; raises ``IntegrityError`` on the first
-    disagreement. ``workdir`` is where the replay ledger is made (default: /dev/shm when it has room, else the
-    system temp dir)."""
+    disagreement. ``workdir`` is where the replay ledger is made (default: /dev/shm when it has
+    room, else the system temp dir)."""
     t0 = time.perf_counter()
     store: Store = ledger._store
     suite, chain_id = ledger.suite, ledger.chain_id
@@ -103,35 +104,31 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
             raise IntegrityError(None, "meta.height", f"stored {raw_height!r}, not a u64")
         top = int.from_bytes(raw_height, "big")
 
-        if workdir is None:
-            workdir = _replay_dir(store)
-        with tempfile.TemporaryDirectory(prefix="ledgercore-audit-", dir=workdir) as tmp:
+        with contextlib.ExitStack() as cleanup:
             replica = None
             if replay:
-                replica = _open_replica(ledger, Path(tmp) / "replay")
-            try:
-                log = merkle.MerkleLog(suite.hash)
-                prev: BlockHeader | None = None
-                transactions = failed = 0
-                for h in range(top + 1):
-                    header, raws = _check_block(txn, store, ledger, h, prev, log)
-                    receipts = txn.get(height_key(h), db=store.tables["receipts"])
-                    failed += _failed_count(h, receipts, header.tx_count)
-                    transactions += header.tx_count
-                    if replica is not None:
-                        _replay_block(replica, h, header, raws, receipts)
-                    log.append(header.hash)
-                    prev = header
-                _check_table_extent(txn, store, top)
-                state_keys = txn.stat(store.tables["state"])["entries"]
-                history_entries = txn.stat(store.tables["history"])["entries"]
+                tmp = tempfile.TemporaryDirectory(prefix="ledgercore-audit-", dir=workdir or _replay_dir(store))
+                replica = _open_replica(ledger, Path(cleanup.enter_context(tmp)) / "replay")
+                cleanup.callback(replica.close)
+            log = merkle.MerkleLog(suite.hash)
+            prev: BlockHeader | None = None
+            transactions = failed = 0
+            for h in range(top + 1):
+                header, raws = _check_block(txn, store, ledger, h, prev, log)
+                receipts = txn.get(height_key(h), db=store.tables["receipts"])
+                failed += _failed_count(h, receipts, header.tx_count)
+                transactions += header.tx_count
                 if replica is not None:
-                    with replica._store.read() as rtxn:
-                        for table in DERIVED_TABLES:
-                            _compare_table(table, _table(txn, store, table), _table(rtxn, replica._store, table))
-            finally:
-                if replica is not None:
-                    replica.close()
+                    _replay_block(replica, h, header, raws, receipts)
+                log.append(header.hash)
+                prev = header
+            _check_table_extent(txn, store, top)
+            state_keys = txn.stat(store.tables["state"])["entries"]
+            history_entries = txn.stat(store.tables["history"])["entries"]
+            if replica is not None:
+                with replica._store.read() as rtxn:
+                    for table in DERIVED_TABLES:
+                        _compare_table(table, _table(txn, store, table), _table(rtxn, replica._store, table))
     return AuditReport(
         suite=suite.name, chain_id=chain_id, height=top, transactions=transactions, failed_transactions=failed,
         state_keys=state_keys, history_entries=history_entries, replayed=replay, seconds=time.perf_counter() - t0,
@@ -165,7 +162,8 @@ def _check_table_extent(txn: Any, store: Store, top: int) -> None:
             last = cur.key() if cur.last() else None
         if last != height_key(top):
             at = int.from_bytes(last, "big") if last is not None and len(last) == 8 else None
-            raise IntegrityError(at, table, f"an entry for height {at if at is not None else last!r}, beyond meta.height {top}")
+            shown = at if at is not None else last
+            raise IntegrityError(at, table, f"an entry for height {shown!r}, beyond meta.height {top}")
         entries = txn.stat(db)["entries"]
         if entries != top + 1:
             raise IntegrityError(None, table, f"{entries} entries for heights 0..{top}")
@@ -195,9 +193,11 @@ def _check_block(
         raise IntegrityError(h, "chain", f"header is {header.suite}/{header.chain_id!r}")
     expected_prev = bytes(32) if prev is None else prev.hash
     if header.prev_hash != expected_prev:
-        raise IntegrityError(h, "prev_hash", f"{header.prev_hash.hex()} is not the hash {expected_prev.hex()} of block {h - 1}")
+        detail = f"{header.prev_hash.hex()} is not the hash {expected_prev.hex()} of block {h - 1}"
+        raise IntegrityError(h, "prev_hash", detail)
     if stored["hashes"] != header.hash:
-        raise IntegrityError(h, "hash", f"stored leaf {stored['hashes'].hex()} is not the header's hash {header.hash.hex()}")
+        detail = f"stored leaf {stored['hashes'].hex()} is not the header's hash {header.hash.hex()}"
+        raise IntegrityError(h, "hash", detail)
     if header.history_root != log.root():
         raise IntegrityError(h, "history_root", f"not the root over the {log.size} earlier block hashes")
     if header.tx_count != len(raws):
@@ -246,7 +246,8 @@ def _replay_block(replica: Ledger, h: int, header: BlockHeader, raws: list[bytes
         except LedgerError as exc:
             raise IntegrityError(h, "transactions", f"replay refused the block: {exc}") from exc
     if got.encode() != header.encode():
-        raise IntegrityError(h, _first_differing_field(header, got), "differs from the replay: " + _differing_fields(header, got))
+        detail = "differs from the replay: " + _differing_fields(header, got)
+        raise IntegrityError(h, _first_differing_field(header, got), detail)
     replayed_receipts = replica._store.get("receipts", height_key(h))
     if replayed_receipts != receipts:
         raise IntegrityError(h, "receipts", "differ from the receipts the replay produced")

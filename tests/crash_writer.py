@@ -117,9 +117,8 @@ def block_raws(seed: int, h: int) -> list[bytes]:
             args, method = {"cert_id": op.key, "digest": op.digest, "meta": {"h": h}}, "issue"
         else:
             args, method = {"cert_id": op.key, "reason": f"revoked in block {h}"}, "revoke"
-        payloads.append(
-            _native.encode_tx_payload(SUITE, CHAIN_ID, kps[op.sender].public_key, op.nonce, ts, op.contract, method, args)
-        )
+        sender = kps[op.sender].public_key
+        payloads.append(_native.encode_tx_payload(SUITE, CHAIN_ID, sender, op.nonce, ts, op.contract, method, args))
     sigs: list[bytes] = [b""] * len(payloads)
     for k, kp in enumerate(kps):
         idx = [i for i, op in enumerate(block_ops(seed, h)) if op.sender == k]

@@ -69,7 +69,9 @@ def test_audit_replays_with_the_ledgers_own_contracts(tmp_path):
 
 def test_audit_reads_one_snapshot_while_blocks_commit(tmp_path):
     kp = signing.generate("ed25519")
-    put = lambda n: Transaction.create(kp, "evidence", "put", {"key": f"k/{n}", "digest": b"d" * 32}, n).encode()  # noqa: E731
+    def put(n: int) -> bytes:
+        return Transaction.create(kp, "evidence", "put", {"key": f"k/{n}", "digest": b"d" * 32}, n).encode()
+
     with Ledger.open(tmp_path / "l") as led:
         for b in range(1, 6):
             led.apply_block([put(b * 1000 + i) for i in range(200)])

@@ -40,7 +40,8 @@ def put(nonce: int, key: str | None = None, kp: signing.KeyPair = KP, **kw: obje
     return Transaction.create(kp, "evidence", "put", args, nonce, **kw).encode()
 
 
-def raw_tx(args: bytes, nonce: int = 99, contract: str = "evidence", method_: str = "put", chain: bytes = b"dev") -> bytes:
+def raw_tx(args: bytes, nonce: int = 99, contract: str = "evidence", method_: str = "put", chain: bytes = b"dev",
+           ) -> bytes:  # fmt: skip
     """A correctly signed transaction whose payload is laid out by hand (docs/FORMAT.md section 3),
     so it can carry what the encoder refuses to produce."""
     payload = (
@@ -72,7 +73,8 @@ BAD = {
     "garbage": (lambda: b"\x01garbage", DecodeError, "transaction {i}"),
     "empty": (lambda: b"", DecodeError, "transaction {i}"),
     "other chain": (lambda: put(99, chain_id="gov-sh"), DecodeError, "transaction {i}"),
-    "other suite": (lambda: put(99, kp=signing.from_private_bytes("sm2", b"\x07" * 32)), DecodeError, "transaction {i}"),
+    "other suite": (lambda: put(99, kp=signing.from_private_bytes("sm2", b"\x07" * 32)), DecodeError,
+                    "transaction {i}"),  # fmt: skip
     "args not a map": (lambda: raw_tx(encode_value([1, 2])), DecodeError, "must be a map"),
     "args unsorted": (lambda: raw_tx(_unsorted_map()), DecodeError, "increasing byte order"),
     "oversize": (lambda: raw_tx(encode_value({"key": "k", "digest": b"d" * 32, "meta": b"x" * MAX_TX_SIZE})),
@@ -151,7 +153,8 @@ def test_wrong_type_arguments_to_the_builtins_get_failed_receipts_and_write_noth
         ("cert", "status", {"cert_id": "ok"}, 'contract "cert" has no method "status"'),
     ]
     with Ledger.open(tmp_path / "l") as led:
-        led.apply_block([Transaction.create(KP, "cert", "issue", {"cert_id": "ok", "digest": d, "meta": None}, 1).encode()])
+        issue = Transaction.create(KP, "cert", "issue", {"cert_id": "ok", "digest": d, "meta": None}, 1)
+        led.apply_block([issue.encode()])
         before = dump(led)
         raws = [Transaction.create(KP, c, m, a, 10 + i).encode() for i, (c, m, a, _) in enumerate(cases)]
         good = put(100, "good")

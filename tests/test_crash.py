@@ -158,8 +158,8 @@ def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
     try:
         with env.begin() as txn:
             state = dict(txn.cursor(db=env.open_db(b"state", txn=txn, create=False)))
-            entries = {n: txn.stat(env.open_db(n.encode(), txn=txn, create=False))["entries"]
-                       for n in ("txindex", "nonces", "history", "headers", "blocks", "txids", "receipts", "hashes")}  # fmt: skip
+            names = ("txindex", "nonces", "history", "headers", "blocks", "txids", "receipts", "hashes")
+            entries = {n: txn.stat(env.open_db(n.encode(), txn=txn, create=False))["entries"] for n in names}
     finally:
         env.close()
     expected = spec.expected_state(seed, top)
@@ -280,7 +280,8 @@ def test_readers_never_see_a_partial_block_while_the_writer_is_killed(tmp_path):
     stop = tmp_path / "stop"
     readers = {
         mode: subprocess.Popen(
-            [sys.executable, str(HERE / "crash_reader.py"), str(path), str(chain.seed), "--mode", mode, "--stop-file", str(stop)],
+            [sys.executable, str(HERE / "crash_reader.py"), str(path), str(chain.seed), "--mode", mode,
+             "--stop-file", str(stop)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
         for mode in ("store", "ledger")
