@@ -357,3 +357,57 @@ def test_a_reader_killed_mid_read_leaves_no_stale_slot(tmp_path):
             p.kill()
             p.wait()
             p.stdout.close()
+
+
+def test_every_acknowledged_block_was_fsynced_before_the_ack(tmp_path):
+    """SIGKILL leaves the OS page cache intact, so it cannot show that an acknowledged block would
+    survive a power cut. This traces the writer's system calls instead: for each block, between the
+    start and end of its write transaction, the data file is fdatasync'd and then the meta page
+    (which makes the block current) is written synchronously, all before the ack is printed."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    trace = tmp_path / "trace"
+    cmd = ["strace", "-f", "-qq", "-e", "trace=openat,fsync,fdatasync,pwrite64,pwritev,write", "-e", "signal=none",
+           "-o", str(trace), sys.executable, str(HERE / "crash_writer.py"), str(tmp_path / "l"), str(SEED),
+           "--stop-at", "4"]  # fmt: skip
+    run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+    if run.returncode != 0 and "ptrace" in run.stderr:
+        pytest.skip(f"cannot trace here: {run.stderr.strip()[:200]}")
+    assert run.returncode == 0, run.stderr[-2000:]
+    assert run.stdout.splitlines()[-1] == "committed 4"
+    lines = trace.read_text().splitlines()
+    pid = next(line.split()[0] for line in lines if 'write(1, "open ' in line)
+    events: list[tuple[str, str]] = []  # (kind, detail) in the writer thread's order
+    dsync_fds, data_fds = set(), set()
+    for line in lines:
+        who, _, call = line.partition(" ")
+        call = call.strip()
+        if who != pid:
+            continue
+        if call.startswith("openat(") and "data.mdb" in call and "= -1" not in call:
+            fd = call.rsplit("=", 1)[1].strip()
+            data_fds.add(fd)
+            if "O_DSYNC" in call or "O_SYNC" in call:
+                dsync_fds.add(fd)
+        elif call.startswith(("fsync(", "fdatasync(")):
+            events.append(("sync", call.split("(")[1].split(")")[0]))
+        elif call.startswith(("pwrite64(", "pwritev(")):
+            events.append(("pwrite", call.split("(")[1].split(",")[0]))
+        elif call.startswith('write(1, "'):
+            events.append(("say", call.split('"')[1]))
+    says = [d for k, d in events if k == "say"]
+    for h in range(1, 5):
+        start, end, ack = (events.index(("say", f"{w} {h}")) for w in ("commit-start", "commit-end", "committed"))
+        assert start < end < ack, says
+        inside = events[start + 1 : end]
+        syncs = [i for i, (k, fd) in enumerate(inside) if k == "sync" and fd in data_fds]
+        assert syncs, f"block {h}: no fsync/fdatasync of data.mdb inside its commit: {inside}"
+        # After the data is flushed, the meta page goes out synchronously: through an O_DSYNC
+        # descriptor, or followed by another flush.
+        after = inside[syncs[0] + 1 :]
+        meta_written = any(k == "pwrite" and fd in dsync_fds for k, fd in after) or any(
+            k == "pwrite" and fd in data_fds for k, fd in after
+        ) and any(k == "sync" and fd in data_fds for k, fd in after)
+        assert meta_written, f"block {h}: the meta page is not written durably after the data flush: {inside}"
