@@ -108,6 +108,12 @@ def test_safety_checker_bites() -> None:
     with pytest.raises(Violation, match="acknowledged"):
         c.ack(1, 6)  # index 6 was never committed
     c.ack(1, 5)
+    c.final(5, b"s")
+    with pytest.raises(Violation, match="committed entries"):
+        c.final(5, b"other")  # the end state does not extend the history seen
+    c.apply(1, 4, b"r")
+    with pytest.raises(Violation, match="acknowledged writes"):
+        c.final(4, b"r")  # write 1 was acked at 5, beyond where everyone ended
     c.read_issued(1)
     with pytest.raises(Violation, match="linearizable read"):
         c.read_served(1, 4)

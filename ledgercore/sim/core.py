@@ -123,6 +123,15 @@ class SafetyChecker:
         self.acked[write] = index
         self.max_acked_index = max(self.max_acked_index, index)
 
+    def final(self, index: int, state: bytes) -> None:
+        """After the heal: every member reached one state, which extends every state seen before
+        (so no committed entry was lost) and covers every acknowledged write."""
+        if self.applied.get(index) != state:
+            raise Violation("committed entries", f"final state at {index} differs from history")
+        lost = [w for w, i in self.acked.items() if i > index]
+        if lost:
+            raise Violation("acknowledged writes", f"writes {lost[:5]} acked beyond final index {index}")
+
     def read_issued(self, read: int) -> None:
         self.reads[read] = self.max_acked_index
 
@@ -177,6 +186,10 @@ class ProtocolAdapter(Protocol):
 
     def settled(self) -> str | None:
         """None once a leader leads every member and all applied its commit; else why not."""
+        ...
+
+    def applied_state(self) -> tuple[int, bytes]:
+        """Once settled: the index every member applied through, and the state digest there."""
         ...
 
 
@@ -436,6 +449,7 @@ class Harness:
             why = self.adapter.settled()
             if why is None and not self.pending_writes:
                 self.result.heal_ticks = k + 1
+                self.checker.final(*self.adapter.applied_state())
                 return
             if why is None:
                 why = f"{len(self.pending_writes)} client writes still unacknowledged"

@@ -341,6 +341,16 @@ class RaftCluster:
                 return f"member {nid} applied {r.app_index} of {log.committed}"
         return None
 
+    def applied_state(self) -> tuple[int, bytes]:
+        lead = self._leader()
+        assert lead is not None
+        raft = lead.raft
+        assert raft is not None
+        states = {self.replicas[n].app_state for n in raft.voters + raft.learners}
+        if len(states) != 1:
+            raise Violation("state-machine safety", "members applied to one index disagree")
+        return lead.app_index, lead.app_state
+
     # ---- Raft-specific checks -------------------------------------------------------------------
 
     def observe_entries(self, r: RaftReplica, entries: list[Entry]) -> None:
