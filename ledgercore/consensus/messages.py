@@ -278,6 +278,8 @@ _ENTRY_HEAD = struct.Struct(">QQBI")
 _APP_RESP = struct.Struct(">QBQQ")
 _VOTE = struct.Struct(">QQB")
 _MAX_U64 = (1 << 64) - 1
+_ENTRY_TYPES = (EntryType.NORMAL, EntryType.CONF_CHANGE)  # indexed by the wire value
+_ENTRY_TYPES_BY_VALUE = frozenset(int(t) for t in _ENTRY_TYPES)
 
 
 def _check_u64(path: str, value: int) -> None:
@@ -296,13 +298,28 @@ def _put_bytes(out: list[bytes], path: str, data: bytes) -> None:
 
 def _put_entries(out: list[bytes], entries: tuple[Entry, ...]) -> None:
     out.append(_U32.pack(len(entries)))
+    pack, append = _ENTRY_HEAD.pack, out.append
+    try:
+        for e in entries:  # the hot path of replication: one pack and two appends per entry
+            data = e.data
+            if len(data) > MAX_FIELD_BYTES:
+                raise EncodeError
+            append(pack(e.term, e.index, e.type, len(data)))
+            append(data if type(data) is bytes else bytes(data))
+    except (struct.error, EncodeError):
+        _check_entries(entries)
+        raise
+
+
+def _check_entries(entries: tuple[Entry, ...]) -> None:
+    """Raises the EncodeError naming the first entry that cannot be encoded."""
     for i, e in enumerate(entries):
         if not (0 <= e.term <= _MAX_U64 and 0 <= e.index <= _MAX_U64):
             raise EncodeError(f"entries[{i}]: term or index is not a u64")
         if len(e.data) > MAX_FIELD_BYTES:
             raise EncodeError(f"entries[{i}].data: {len(e.data)} bytes exceeds {MAX_FIELD_BYTES}")
-        out.append(_ENTRY_HEAD.pack(e.term, e.index, int(e.type), len(e.data)))
-        out.append(bytes(e.data))
+        if int(e.type) not in _ENTRY_TYPES_BY_VALUE:
+            raise EncodeError(f"entries[{i}].type: {e.type!r} is not an entry type")
 
 
 def _put_ids(out: list[bytes], path: str, ids: tuple[int, ...]) -> None:
@@ -412,15 +429,27 @@ class _Reader:
 
     def entries(self) -> tuple[Entry, ...]:
         (count,) = self.unpack(_U32, "entry count")
-        if count * _ENTRY_HEAD.size > len(self.buf) - self.pos:
+        buf, pos, end, head = self.buf, self.pos, len(self.buf), _ENTRY_HEAD.size
+        if count * head > end - pos:
             raise self.fail(f"entry count {count} exceeds the bytes left")
-        out = []
+        unpack_from, types = _ENTRY_HEAD.unpack_from, _ENTRY_TYPES
+        out: list[Entry] = []
+        append = out.append
+        # The hot path of replication: no per-entry method calls or error strings unless one fails.
         for i in range(count):
-            term, index, etype, n = self.unpack(_ENTRY_HEAD, f"entry {i}")
-            if etype > 1:
-                raise self.fail(f"entry {i} has unknown type {etype}")
-            data = self.raw(n, f"entry {i} data")
-            out.append(Entry(term, index, EntryType(etype), data))
+            if pos + head > end:
+                self.pos = pos
+                raise self.fail(f"truncated entry {i}")
+            term, index, etype, n = unpack_from(buf, pos)
+            pos += head
+            if etype > 1 or pos + n > end:
+                self.pos = pos
+                if etype > 1:
+                    raise self.fail(f"entry {i} has unknown type {etype}")
+                raise self.fail(f"truncated entry {i} data ({n} bytes announced)")
+            append(Entry(term, index, types[etype], buf[pos : pos + n]))
+            pos += n
+        self.pos = pos
         return tuple(out)
 
     def ids(self, what: str) -> tuple[int, ...]:
