@@ -1,10 +1,9 @@
 //! Runs a built-in contract's slice of a block natively: plan, one bulk read through Python, apply.
 
-use std::collections::HashMap;
-
 use ledgercore_native::contracts::{self, cert::Cert, evidence::Evidence, Call, Outcome, SingleKeyContract};
 use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
+use pyo3::pybacked::PyBackedBytes;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::errors::malformed;
@@ -17,10 +16,11 @@ fn run<C: SingleKeyContract>(
     read: &Bound<'_, PyAny>,
 ) -> PyResult<Outcome> {
     let plan = py.detach(|| contracts::plan(contract, calls));
+    // Sorted distinct keys: the store reads them in one ordered pass.
     let keys: Vec<Bound<'_, PyBytes>> = plan.keys().into_iter().map(|k| PyBytes::new(py, k)).collect();
     // The callback returns the committed (key, value) pairs of those keys that exist.
-    let found: Vec<(Vec<u8>, Vec<u8>)> = read.call1((keys,))?.extract()?;
-    let current: HashMap<&[u8], &[u8]> = found.iter().map(|(k, v)| (k.as_slice(), v.as_slice())).collect();
+    let found: Vec<(PyBackedBytes, PyBackedBytes)> = read.call1((keys,))?.extract()?;
+    let current = plan.current(found.iter().map(|(k, v)| (k.as_ref(), v.as_ref())));
     Ok(py.detach(|| contracts::apply(contract, calls, plan, &current)))
 }
 

@@ -2,9 +2,9 @@
 //! `revoke(cert_id, reason)` marks it revoked, and only its issuer may do so.
 //! State: `cert/<cert_id>` -> `{"digest", "issuer", "meta", "reason", "revoked"}`.
 
-use super::args::{record, Args};
+use super::args::{record, Args, Field};
 use super::{Call, SingleKeyContract};
-use crate::codec::value::Value;
+use crate::codec::value::{tag, Value};
 
 pub const MAX_ID: usize = 256;
 pub const MAX_REASON: usize = 512;
@@ -13,46 +13,48 @@ pub use super::evidence::{MAX_DIGEST, MAX_META, MIN_DIGEST};
 pub struct Cert;
 
 pub enum Op {
-    Issue { id: String, record: Vec<u8> },
-    Revoke { id: String, reason: String },
+    /// The record to store.
+    Issue(Vec<u8>),
+    Revoke { reason: String },
 }
 
 impl SingleKeyContract for Cert {
     const NAME: &'static str = "cert";
     type Op = Op;
 
-    fn parse(&self, call: &Call<'_>) -> Result<(Vec<u8>, Op), String> {
+    fn parse(&self, call: &Call<'_>, key: &mut Vec<u8>) -> Result<Op, String> {
         match call.method {
             "issue" => {
                 let mut args = Args::parse(call.args, "cert.issue", &["cert_id", "digest", "meta"])?;
                 let id = args.str("cert_id", MAX_ID)?;
                 let digest = args.bytes("digest", MIN_DIGEST, MAX_DIGEST)?;
                 let meta = args.any("meta", MAX_META)?;
-                let record = record(vec![
-                    ("digest", Value::Bytes(digest)),
-                    ("issuer", Value::Bytes(call.sender.to_vec())),
-                    ("meta", meta),
-                    ("reason", Value::Null),
-                    ("revoked", Value::Bool(false)),
-                ]);
-                Ok((id.clone().into_bytes(), Op::Issue { id, record }))
+                key.extend_from_slice(id.as_bytes());
+                Ok(Op::Issue(record(&[
+                    ("digest", Field::Bytes(digest)),
+                    ("issuer", Field::Bytes(call.sender)),
+                    ("meta", Field::Encoded(meta)),
+                    ("reason", Field::Encoded(&[tag::NULL])),
+                    ("revoked", Field::Encoded(&[tag::FALSE])),
+                ])))
             }
             "revoke" => {
                 let mut args = Args::parse(call.args, "cert.revoke", &["cert_id", "reason"])?;
                 let id = args.str("cert_id", MAX_ID)?;
                 let reason = args.str("reason", MAX_REASON)?;
-                Ok((id.clone().into_bytes(), Op::Revoke { id, reason }))
+                key.extend_from_slice(id.as_bytes());
+                Ok(Op::Revoke { reason: reason.to_owned() })
             }
             other => Err(format!("contract \"cert\" has no method {other:?}")),
         }
     }
 
-    fn apply(&self, call: &Call<'_>, op: Op, current: Option<&[u8]>) -> Result<Vec<u8>, String> {
+    fn apply(&self, call: &Call<'_>, id: &str, op: Op, current: Option<&[u8]>) -> Result<Vec<u8>, String> {
         match (op, current) {
-            (Op::Issue { id, .. }, Some(_)) => Err(format!("cert.issue: certificate {id:?} is already registered")),
-            (Op::Issue { record, .. }, None) => Ok(record),
-            (Op::Revoke { id, .. }, None) => Err(format!("cert.revoke: certificate {id:?} is not registered")),
-            (Op::Revoke { id, reason }, Some(stored)) => {
+            (Op::Issue(_), Some(_)) => Err(format!("cert.issue: certificate {id:?} is already registered")),
+            (Op::Issue(record), None) => Ok(record),
+            (Op::Revoke { .. }, None) => Err(format!("cert.revoke: certificate {id:?} is not registered")),
+            (Op::Revoke { reason }, Some(stored)) => {
                 let Ok(Value::Map(mut fields)) = Value::decode(stored) else {
                     return Err(format!("cert.revoke: stored record of {id:?} is corrupt"));
                 };

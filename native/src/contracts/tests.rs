@@ -15,11 +15,7 @@ fn call<'a>(index: u32, sender: &'a [u8], method: &'a str, args: &'a [u8]) -> Ca
 
 fn run<C: SingleKeyContract>(c: &C, calls: &[Call<'_>], committed: &HashMap<Vec<u8>, Vec<u8>>) -> Outcome {
     let plan = plan(c, calls);
-    let current: HashMap<&[u8], &[u8]> = plan
-        .keys()
-        .into_iter()
-        .filter_map(|k| committed.get_key_value(k).map(|(k, v)| (k.as_slice(), v.as_slice())))
-        .collect();
+    let current = plan.current(committed.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
     apply(c, calls, plan, &current)
 }
 
