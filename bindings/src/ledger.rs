@@ -39,10 +39,6 @@ impl<'py> WriteColumns<'py> {
     }
 }
 
-fn pairs<'py>(py: Python<'py>, items: &[(Vec<u8>, Vec<u8>)]) -> PyResult<Vec<Bound<'py, PyTuple>>> {
-    items.iter().map(|(k, v)| PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, v)])).collect()
-}
-
 #[pyfunction]
 pub fn state_key<'py>(py: Python<'py>, contract: &str, key: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
     let full = keys::state_key(contract, key);
@@ -84,7 +80,20 @@ pub fn fresh_mask<'py>(
     Ok(PyArray1::from_vec(py, mask))
 }
 
-/// `(state_puts, state_deletes, history_puts)` ready for LMDB `putmulti` / deletes.
+/// A `bytes` of `len` bytes filled in place (no intermediate buffer).
+fn filled<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [u8])) -> PyResult<Bound<'py, PyBytes>> {
+    PyBytes::new_with(py, len, |buf| {
+        fill(buf);
+        Ok(())
+    })
+}
+
+fn pair<'py>(py: Python<'py>, key: Bound<'py, PyBytes>, value: Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyTuple>> {
+    PyTuple::new(py, [key, value])
+}
+
+/// `(state_puts, state_deletes, history_puts)` ready for LMDB `putmulti` / deletes, each sorted by
+/// store key (B-tree inserts in key order touch each page once, while it is in cache).
 #[pyfunction]
 pub fn block_entries<'py>(
     py: Python<'py>,
@@ -105,9 +114,30 @@ pub fn block_entries<'py>(
     if let Some(w) = writes.iter().find(|w| w.tx as usize >= ids.len()) {
         return Err(malformed("writes", format!("tx index {} but the block has {} transactions", w.tx, ids.len())));
     }
-    let e = py.detach(|| writes::entries(height, &writes, &ids));
-    let deletes: Vec<Bound<'py, PyBytes>> = e.state_deletes.iter().map(|k| PyBytes::new(py, k)).collect();
-    (pairs(py, &e.state_puts)?, deletes, pairs(py, &e.history)?).into_pyobject(py)
+    let order = py.detach(|| writes::order(&writes));
+    let state_puts = order
+        .state_puts
+        .iter()
+        .map(|&i| {
+            let w = &writes[i as usize];
+            let value = filled(py, writes::state_value_len(w), |b| writes::state_value(height, w, b))?;
+            pair(py, cols.keys.object(py, i as usize), value)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    let deletes: Vec<Bound<'py, PyBytes>> = order.state_deletes.iter().map(|&i| cols.keys.object(py, i as usize)).collect();
+    let history = order
+        .history
+        .iter()
+        .map(|&i| {
+            let w = &writes[i as usize];
+            let key = filled(py, 2 + w.key.len() + keys::VERSION_LEN, |b| {
+                b.copy_from_slice(&keys::history_key(w.key, height, w.tx));
+            })?;
+            let value = filled(py, writes::history_value_len(w), |b| writes::history_value(w, &ids[w.tx as usize], b))?;
+            pair(py, key, value)
+        })
+        .collect::<PyResult<Vec<_>>>()?;
+    (state_puts, deletes, history).into_pyobject(py)
 }
 
 #[pyfunction]
@@ -128,7 +158,8 @@ pub fn state_root<'py>(
 }
 
 /// `(key, u64 height || u32 index)` for every key whose `mask` entry is true (all when no mask):
-/// the rows of the tx-id and nonce indexes.
+/// the rows of the tx-id and nonce indexes. Sorted by key; a repeated key keeps block order, so
+/// its first occurrence comes first (and wins a put that does not overwrite).
 #[pyfunction]
 #[pyo3(signature = (height, keys, mask=None))]
 pub fn location_entries<'py>(
@@ -137,15 +168,16 @@ pub fn location_entries<'py>(
     keys: &Bound<'py, PyAny>,
     mask: Option<PyReadonlyArray1<'py, bool>>,
 ) -> PyResult<Vec<Bound<'py, PyTuple>>> {
-    let keys = Rows::extract(keys, "keys")?;
-    let keys = keys.slices();
+    let rows = Rows::extract(keys, "keys")?;
+    let slices = rows.slices();
     let mask = mask.as_ref().map(|m| m.as_slice()).transpose()?;
-    if mask.is_some_and(|m| m.len() != keys.len()) {
+    if mask.is_some_and(|m| m.len() != slices.len()) {
         return Err(malformed("mask", "must have one entry per key"));
     }
-    keys.iter()
-        .enumerate()
-        .filter(|(i, _)| mask.is_none_or(|m| m[*i]))
-        .map(|(i, k)| PyTuple::new(py, [PyBytes::new(py, k), PyBytes::new(py, &keys::version(height, i as u32))]))
+    let order = py.detach(|| writes::sorted_indices(&slices));
+    order
+        .into_iter()
+        .filter(|&i| mask.is_none_or(|m| m[i as usize]))
+        .map(|i| pair(py, rows.object(py, i as usize), PyBytes::new(py, &keys::version(height, i))))
         .collect()
 }

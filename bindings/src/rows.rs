@@ -47,6 +47,21 @@ impl<'py> Rows<'py> {
         Ok(Self::Items(items))
     }
 
+    /// Row `i` as a `bytes` object: the caller's own object when it passed `bytes`, else a copy.
+    pub fn object(&self, py: Python<'py>, i: usize) -> Bound<'py, PyBytes> {
+        match self {
+            Self::Items(items) => match &items[i] {
+                Item::Bytes(b) => b.clone(),
+                Item::Copied(v) => PyBytes::new(py, v),
+            },
+            Self::Array(array) => {
+                let width = array.shape()[1];
+                let data = array.as_slice().expect("checked C-contiguous");
+                PyBytes::new(py, &data[i * width..(i + 1) * width])
+            }
+        }
+    }
+
     /// Borrowed views of every row; valid while `self` is.
     pub fn slices(&self) -> Vec<&[u8]> {
         match self {
