@@ -33,11 +33,16 @@ def entry_size(e: Entry) -> int:
     return len(e.data) + 24
 
 
+def entries_size(ents: Sequence[Entry]) -> int:
+    """The sum of :func:`entry_size` over ``ents``."""
+    return sum([len(e.data) for e in ents]) + 24 * len(ents)
+
+
 def limit_entries(ents: list[Entry], max_bytes: int, max_count: int = NO_LIMIT) -> list[Entry]:
     """The longest prefix within ``max_bytes`` and ``max_count`` (never fewer than one entry)."""
     if max_count and len(ents) > max_count:
         ents = ents[:max_count]
-    if not max_bytes or not ents:
+    if not max_bytes or not ents or entries_size(ents) <= max_bytes:
         return ents
     size = entry_size(ents[0])
     for i in range(1, len(ents)):

@@ -24,7 +24,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from enum import IntEnum
 
-from .log import NO_LIMIT, CompactedError, RaftLog, Storage, UnavailableError, entry_size
+from .log import NO_LIMIT, CompactedError, RaftLog, Storage, UnavailableError, entries_size
 from .messages import (
     ConfChange,
     ConfChangeType,
@@ -501,6 +501,21 @@ class RaftNode:
         """Proposes an opaque entry; raises :class:`ProposalDroppedError` if it cannot be taken."""
         self._propose((Entry(0, 0, EntryType.NORMAL, bytes(data)),))
 
+    def propose_many(self, datas: Iterable[bytes]) -> None:
+        """Proposes opaque entries as one batch: on the leader, one append to the log and one round
+        of appends to the followers; raises :class:`ProposalDroppedError` as :meth:`propose` does."""
+        if self.state == StateType.LEADER and self.id in self.prs and self.lead_transferee == NONE:
+            # The leader's fast path: build the log entries directly (what _propose would do in
+            # two passes, through term-less proposal entries).
+            li, term, normal = self.log.last_index(), self.term, EntryType.NORMAL
+            ents = [Entry(term, li + 1 + i, normal, bytes(d)) for i, d in enumerate(datas)]
+            if ents:
+                self.log.append(ents)
+                self._bcast_append()
+                return
+            datas = ()
+        self._propose(tuple(Entry(0, 0, EntryType.NORMAL, bytes(d)) for d in datas))
+
     def propose_conf_change(self, cc: ConfChange) -> None:
         """Proposes a single-step membership change; it takes effect when applied."""
         self._propose((Entry(0, 0, EntryType.CONF_CHANGE, encode_conf_change(cc)),))
@@ -609,12 +624,13 @@ class RaftNode:
         if rd.entries:
             last = rd.entries[-1]
             log.stable_to(last.index, last.term)
+        conf_change = EntryType.CONF_CHANGE
         for e in rd.committed_entries:
-            if e.index <= log.applied:
-                continue
-            if e.type == EntryType.CONF_CHANGE:
+            if e.type == conf_change and e.index > log.applied:
+                log.applied_to(e.index - 1)  # everything before it is applied
                 self._apply_conf_change(e)
-            log.applied_to(e.index)
+        if rd.committed_entries and rd.committed_entries[-1].index > log.applied:
+            log.applied_to(rd.committed_entries[-1].index)
         # The leader's own acknowledgement: only what storage now holds counts towards quorum.
         if self.state == StateType.LEADER and (rd.entries or rd.snapshot is not None):
             own = self.prs.get(self.id)
@@ -1037,7 +1053,7 @@ class RaftNode:
                 return self._send_snapshot(to, pr)
         self._send(MsgApp(frm=self.id, to=to, term=self.term, log_term=prev_term, index=prev,
                           commit=commit, entries=tuple(ents)))
-        pr.sent_entries(len(ents), sum(entry_size(e) for e in ents))
+        pr.sent_entries(len(ents), entries_size(ents))
         pr.sent_commit(commit)
         return True
 

@@ -108,9 +108,11 @@ class DurableStorage(MemoryStorage):
 
     def _put_compact(self, txn: lmdb.Transaction, index: int) -> None:
         term = self._durable_term_after(txn, index)
+        last = _U64.pack(index)  # big-endian, so keys sort as their indexes
         with txn.cursor(db=self._entries) as cur:
-            while cur.first() and _U64.unpack(cur.key())[0] <= index:
-                cur.delete()
+            if cur.first():
+                while cur.key() and cur.key() <= last and cur.delete():
+                    pass
         txn.put(b"base", _U64.pack(index) + _U64.pack(term), db=self._meta)
 
     def _durable_term_after(self, txn: lmdb.Transaction, index: int) -> int:
@@ -133,6 +135,6 @@ class DurableStorage(MemoryStorage):
                     pass
         with txn.cursor(db=self._entries) as cur:
             cur.putmulti(
-                [(_U64.pack(e.index), _ENTRY_HEAD.pack(e.term, int(e.type)) + e.data) for e in entries],
+                [(_U64.pack(e.index), _ENTRY_HEAD.pack(e.term, e.type) + e.data) for e in entries],
                 append=True,
             )
