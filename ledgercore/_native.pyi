@@ -77,6 +77,7 @@ def decode_block(
     data: bytes,
 ) -> tuple[tuple[str, str, int, bytes, bytes, bytes, bytes, int, bytes, int, bytes], bytes, list[bytes]]: ...
 def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
+def sorted_keys(keys: _Rows) -> list[bytes]: ...  # distinct, in byte order
 def make_txs(
     suite: str,
     chain_id: str,

@@ -56,9 +56,7 @@ def execute(
         runnable &= allowed
     if n == 0:
         return out
-    names, group = np.unique(np.asarray(batch.contracts, dtype=object).astype(str), return_inverse=True)
-    for k, name in enumerate(names.tolist()):
-        indices = np.flatnonzero((group == k) & runnable)
+    for name, indices in _slices(batch.contracts, runnable):
         if len(indices) == 0:
             continue
         contract = contracts.get(name)
@@ -75,3 +73,12 @@ def execute(
         out.values.extend(res.values)
         out.txs.extend(res.txs)
     return out
+
+
+def _slices(contracts: list[str], runnable: np.ndarray) -> list[tuple[str, np.ndarray]]:
+    """Each contract name (in sorted order) with the runnable block positions that call it."""
+    names = sorted(set(contracts))
+    if len(names) == 1:  # the usual block: one contract; no per-transaction comparisons
+        return [(names[0], np.flatnonzero(runnable))]
+    column = np.asarray(contracts, dtype=object)
+    return [(name, np.flatnonzero((column == name) & runnable)) for name in names]

@@ -53,6 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ledger::block_entries, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::state_root, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::location_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::sorted_keys, m)?)?;
     m.add_function(wrap_pyfunction!(contracts::run_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(codec::suites, m)?)?;
     m.add_function(wrap_pyfunction!(codec::encode_value, m)?)?;
