@@ -13,7 +13,7 @@ from collections.abc import Sequence
 
 from . import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("ledgercore.bench", "ledgercore.audit", "ledgercore.sim.cli")
+COMMAND_MODULES: tuple[str, ...] = ("ledgercore.bench", "ledgercore.demo", "ledgercore.audit", "ledgercore.sim.cli")
 
 
 def build_parser() -> argparse.ArgumentParser:

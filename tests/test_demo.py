@@ -1,0 +1,43 @@
+"""``ledgercore demo`` (the README's main command) runs end to end in a subprocess: exit 0, every
+check it prints passed, and the lines a user reads are there."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+KEY_LINES = (
+    "certificates issued",
+    "only the issuer may revoke",
+    "replayed nonce",
+    "tx inclusion proof:",
+    "block inclusion proof:",
+    "consistency proof:",
+    "certificate status, valid certificate",
+    "revoked=True digest_matches=True",
+    "digest_matches=False",
+    "registered=False",
+    "summary",
+    "tx/s end to end",
+    "all checks passed",
+)
+
+
+def test_demo_runs_and_every_check_passes() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ledgercore", "demo"], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    for line in KEY_LINES:
+        assert line in proc.stdout, f"missing {line!r} in:\n{proc.stdout}"
+    assert "FAILED" not in proc.stdout
+    assert proc.stdout.count("[ok]") >= 12
+
+
+def test_demo_on_sm2_with_a_small_burst() -> None:
+    proc = subprocess.run(
+        [sys.executable, "-m", "ledgercore", "demo", "--suite", "sm2-sm3", "--txs", "600", "--block-size", "200"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "sm2-sm3 ledger" in proc.stdout and "all checks passed" in proc.stdout
