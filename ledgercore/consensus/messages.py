@@ -507,13 +507,13 @@ def decode_message(data: bytes) -> Message:
         )
     elif cls is MsgVote or cls is MsgPreVote:
         log_term, index, transfer = r.unpack(_VOTE, cls.__name__)
-        msg = cls(  # type: ignore[call-arg]
+        msg = cls(
             frm=frm, to=to, term=term, log_term=log_term, index=index,
             transfer=r.flag(transfer, "transfer"),
         )
     elif cls is MsgVoteResp or cls is MsgPreVoteResp:
         (reject,) = r.unpack(_U8, cls.__name__)
-        msg = cls(frm=frm, to=to, term=term, reject=r.flag(reject, "reject"))  # type: ignore[call-arg]
+        msg = cls(frm=frm, to=to, term=term, reject=r.flag(reject, "reject"))
     elif cls is MsgHeartbeat:
         commit, seq = r.unpack(_Q2, "MsgHeartbeat")
         msg = MsgHeartbeat(frm=frm, to=to, term=term, commit=commit, read_seq=seq)
