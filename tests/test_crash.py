@@ -143,8 +143,9 @@ def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
             assert header.tx_count == len(blk.raws), h
             assert blk.raws == chain.raws(h), f"block {h} is not what the writer sent"
             assert b"".join(blk.txids) == chain.ids(h), f"block {h}: stored txids"
-            count, failures, _events = decode_value(blk._receipts)
-            assert count == header.tx_count and [i for i, _ in failures] == spec.failed_indices(seed, h), h
+            receipts = blk.receipts
+            assert len(receipts) == header.tx_count, h
+            assert [i for i, r in enumerate(receipts) if not r.ok] == spec.failed_indices(seed, h), h
         for h in (top + 1, top + 2):
             with pytest.raises(NotFoundError):
                 led.header(h)
@@ -234,11 +235,10 @@ def kill_cycle(path: Path, chain: Chain, mode: str, rng: random.Random, stats: S
     stats.height, stats.audit_s = top, stats.audit_s + audit_s
     last = lines[-1].split() if lines else ["", "0"]
     if last[0] in ("begin", "commit-start", "commit-end"):
+        h = int(last[1])
         stats.inside_block += 1
         stats.inside_commit += last[0] == "commit-start"
-        # Block durable although never acknowledged (killed after its write transaction ended).
-        stats.durable_unacked += top == int(last[1])
-        h = int(last[1])
+        stats.durable_unacked += top == h  # durable although never acknowledged
         if last[0] == "begin":
             assert top == h - 1, f"block {h} was killed before its commit started, yet is present"
         elif last[0] == "commit-end":
