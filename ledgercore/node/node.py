@@ -166,6 +166,36 @@ class Node:
                 self._forget_waiter(txid, committed)
             raise
 
+    def submit_many(self, raws: list[bytes]) -> list[tuple[bytes, asyncio.Future[int]]]:
+        """Admits many encoded transactions at once: one decode, one signature-check batch and no
+        task per transaction. Returns each one's txid and a future resolving to the height it
+        commits at (at once if already committed), or failing as :meth:`submit` would (an invalid
+        signature, the node stopping). Raises when the node cannot take them or one does not decode."""
+        if len(self._mempool) + len(raws) > self.config.mempool_limit:
+            raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
+        raws = [bytes(r) for r in raws]
+        ids = _native.decode_txs(self.config.suite, self.config.chain_id, raws).ids
+        loop = asyncio.get_running_loop()
+        out: list[tuple[bytes, asyncio.Future[int]]] = []
+        for raw, tid in zip(raws, ids):
+            txid = tid.tobytes()
+            try:
+                committed = loop.create_future()
+                committed.set_result(self.ledger.tx(txid).height)
+            except NotFoundError:
+                committed = self._wait_for(txid)
+                done: asyncio.Future[bytes] = loop.create_future()
+                done.add_done_callback(lambda d, t=txid, c=committed: self._admitted(t, c, d))
+                self._admit_queue.put_nowait(_Admission(raw, txid, done))
+            out.append((txid, committed))
+        return out
+
+    def _admitted(self, txid: bytes, committed: asyncio.Future[int], done: asyncio.Future[bytes]) -> None:
+        if not done.cancelled() and done.exception() is not None:
+            self._forget_waiter(txid, committed)
+            if not committed.done():
+                committed.set_exception(done.exception())  # type: ignore[arg-type]
+
     def _wait_for(self, txid: bytes) -> asyncio.Future[int]:
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._waiters.setdefault(txid, []).append(fut)
