@@ -11,7 +11,7 @@ import argparse
 import importlib
 from typing import Any
 
-SUITES: tuple[str, ...] = ("crypto", "ingest")
+SUITES: tuple[str, ...] = ("crypto", "ingest", "raft")
 
 
 def register(commands: Any) -> None:

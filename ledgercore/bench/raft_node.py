@@ -1,0 +1,551 @@
+"""One cluster member of ``ledgercore bench raft``, run as its own OS process.
+
+``python -m ledgercore.bench.raft_node KIND SPEC_JSON`` starts one node and then obeys one JSON
+command per line on stdin, answering one JSON line on stdout (so the parent drives three of them
+without sharing a GIL with any). KIND is:
+
+``opaque``
+    :class:`OpaqueNode`: ledgercore's Raft (:class:`~ledgercore.consensus.raft.RaftNode`) over the
+    real mutual-TLS :class:`~ledgercore.net.transport.Transport` with the Raft log in
+    :class:`~ledgercore.node.raft_store.DurableStorage` (one fsync'd LMDB transaction per Ready),
+    handled in Raft's order (persist, send, apply, advance) under one lock, exactly as
+    :class:`~ledgercore.node.Node` does. The state machine is a no-op: it counts the opaque entries
+    it applies and folds them into a running BLAKE2b digest, so the parent can check every node
+    applied the same entries in the same order. The leader is its own client: it proposes
+    ``batch`` entries per lock round (one ``MsgProp`` step) while fewer than ``window`` proposed
+    entries are unapplied.
+``pysyncobj``
+    A PySyncObj ``SyncObj`` with one ``@replicated`` method that counts and digests the same
+    entries; the leader's process is the client, keeping up to ``window`` commands in flight. No
+    journal file: PySyncObj persists nothing by default.
+``ledger``
+    The real :class:`~ledgercore.node.Node` (mempool, batch signature checks, blocks applied through
+    each node's Ledger). Its client submits the signed transactions the parent wrote for it
+    in-process, ``batch`` at a time with ``Node.submit_many`` (one decode and one admission batch,
+    no task per transaction), ``clients`` batches in flight, and records each transaction's
+    submit-to-commit latency.
+
+Commands: ``{"cmd": "status"}`` (role, counters, clocks), ``{"cmd": "load", "on": bool}``,
+``{"cmd": "mark"}`` (start or stop recording latencies), ``{"cmd": "digest"}``, ``{"cmd": "exit"}``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import logging
+import os
+import random
+import struct
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("ledgercore.bench.raft")
+
+
+# -- the command channel -------------------------------------------------------------------------
+
+
+def reply(obj: dict[str, Any]) -> None:
+    sys.stdout.write(json.dumps(obj) + "\n")
+    sys.stdout.flush()
+
+
+def read_commands(deliver: Callable[[dict[str, Any]], None]) -> None:
+    """Reads JSON commands from stdin on a daemon thread and hands each to ``deliver``."""
+
+    def loop() -> None:
+        for line in sys.stdin:
+            if line.strip():
+                deliver(json.loads(line))
+        deliver({"cmd": "exit"})  # the parent went away
+
+    threading.Thread(target=loop, name="bench-commands", daemon=True).start()
+
+
+def clocks() -> dict[str, float]:
+    return {"t": time.monotonic(), "cpu": time.process_time()}
+
+
+def weighted_percentiles(samples: list[tuple[float, int]], qs: tuple[float, ...]) -> list[float | None]:
+    """Percentiles of latencies given as (latency, how many entries had it)."""
+    if not samples:
+        return [None for _ in qs]
+    samples = sorted(samples)
+    total = sum(n for _, n in samples)
+    out: list[float | None] = []
+    for q in qs:
+        rank, seen = q * total, 0
+        for lat, n in samples:
+            seen += n
+            if seen >= rank:
+                out.append(lat)
+                break
+        else:
+            out.append(samples[-1][0])
+    return out
+
+
+# -- ledgercore Raft with a no-op state machine ------------------------------------------------------
+
+
+class OpaqueNode:
+    """Raft over the real transport and durable log, applying opaque entries to a counter."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from ..node.config import NodeConfig
+
+        self.cfg = NodeConfig.from_dict(spec["config"])
+        self.entry_size: int = spec.get("entry_size", 200)
+        self.batch: int = spec.get("batch", 2000)
+        self.window: int = spec.get("window", 20000)
+        self.compact_every: int = spec.get("compact_every", 100_000)
+        self._names = {self.cfg.raft_id: self.cfg.id, **{p.raft_id: p.id for p in self.cfg.peers}}
+        self._lock = asyncio.Lock()
+        self._room = asyncio.Event()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.loading = False
+        self.applied_entries = 0  # opaque entries applied (not Raft's empty leader entries)
+        self.digest = hashlib.blake2b(digest_size=16)
+        self.syncs = 0
+        self.sync_seconds = 0.0  # wall time in fsync'd log writes (the lock is held meanwhile)
+        self._seq = 0
+        self._filler = os.urandom(self.entry_size)
+        self._proposed: deque[tuple[int, int, float]] = deque()  # (last index, entries, when)
+        self.latencies: list[tuple[float, int]] | None = None
+
+    async def start(self) -> None:
+        from ..consensus.raft import Config, RaftNode
+        from ..net.transport import Transport
+        from ..node.raft_store import DurableStorage
+
+        cfg = self.cfg
+        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        self.storage = DurableStorage(cfg.data_dir / "raft")
+        if self.storage.is_new:
+            self.storage.bootstrap_voters(sorted(self._names))
+        hs = self.storage.hard_state()
+        self._durable_vote = (hs.term, hs.vote)
+        self.transport = Transport.from_files(
+            cfg.id, cfg.tls, listen=(cfg.host, cfg.port), peers={p.id: (p.host, p.port) for p in cfg.peers}
+        )
+        await self.transport.start()
+        self.raft = RaftNode(
+            Config(
+                id=cfg.raft_id, storage=self.storage, election_tick=cfg.election_ticks,
+                heartbeat_tick=cfg.heartbeat_ticks, applied=self.storage.snapshot().index,
+                max_size_per_msg=4 << 20, max_inflight_msgs=64, rng=random.Random(os.urandom(8)),
+            )
+        )  # fmt: skip
+        for coro, name in ((self._receive_loop(), "receive"), (self._tick_loop(), "tick"), (self._load_loop(), "load")):
+            self._tasks.append(asyncio.create_task(coro, name=name))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.transport.stop()
+        async with self._lock:
+            self.storage.close()
+
+    @property
+    def is_leader(self) -> bool:
+        from ..consensus.raft import StateType
+
+        return self.raft.state == StateType.LEADER
+
+    def status(self) -> dict[str, Any]:
+        st = self.raft.status()
+        return {
+            "leader": self.is_leader, "term": st.term, "commit": st.commit, "applied": st.applied,
+            "entries": self.applied_entries, "syncs": self.syncs,
+            "sync_seconds": self.sync_seconds, **clocks(),
+        }  # fmt: skip
+
+    # -- Raft plumbing, in Node's order -------------------------------------------------------
+
+    async def _tick_loop(self) -> None:
+        interval = self.cfg.tick_ms / 1000
+        while True:
+            await asyncio.sleep(interval)
+            async with self._lock:
+                self.raft.tick()
+                await self._drain()
+
+    async def _receive_loop(self) -> None:
+        from ..consensus.messages import decode_message
+
+        transport = self.transport
+        while True:
+            _peer, payload = await transport.recv()
+            msgs = [decode_message(payload[1:])]
+            while (item := transport.recv_nowait()) is not None:
+                msgs.append(decode_message(item[1][1:]))
+            async with self._lock:
+                for m in msgs:
+                    self.raft.step(m)
+                await self._drain()
+
+    async def _drain(self) -> None:
+        from ..consensus.messages import encode_message
+
+        raft, s = self.raft, self.storage
+        while raft.has_ready():
+            rd = raft.ready()
+            hs = rd.hard_state
+            # A leader whose term and vote stand may send its appends while its own write is in
+            # flight (Raft thesis 10.2.1): its own acknowledgement only counts once advance() says
+            # the entries are durable. Anything else goes out only after the fsync.
+            early = (
+                self.is_leader and rd.snapshot is None
+                and (hs is None or (hs.term, hs.vote) == self._durable_vote)
+            )  # fmt: skip
+            if early:
+                self._send(rd.messages, encode_message)
+            if rd.snapshot is not None:
+                s.apply_snapshot(rd.snapshot)
+            if rd.entries:
+                s.append(rd.entries)
+            if hs is not None:
+                s.set_hard_state(hs)
+            # Only what Raft needs durable before sending (entries, term, vote, snapshot) waits for
+            # an fsync; a Ready that only moves the commit index leaves it to ride the next one.
+            if rd.must_sync and s.unsynced:
+                t0 = time.monotonic()
+                await asyncio.to_thread(s.sync)
+                self.sync_seconds += time.monotonic() - t0
+                self.syncs += 1
+                self._durable_vote = (s.hard_state().term, s.hard_state().vote)
+            if not early:
+                self._send(rd.messages, encode_message)
+            if rd.committed_entries:
+                self._apply(rd.committed_entries)
+            raft.advance(rd)
+            if rd.soft_state is not None:
+                self._room.set()
+        applied = raft.log.applied
+        if applied - s.snapshot().index >= self.compact_every:
+            # Durable with the next fsync'd write, like a commit-only hard state.
+            s.create_snapshot(applied, raft.conf_state(), b"")
+            s.compact(applied - self.compact_every // 4)  # lagging followers still catch up from the log
+
+    def _send(self, messages: list[Any], encode: Callable[[Any], bytes]) -> None:
+        for m in messages:
+            self.transport.send(self._names[m.to], b"R" + encode(m))
+
+    def _apply(self, entries: list[Any]) -> None:
+        datas = [e.data for e in entries if e.data]
+        self.applied_entries += len(datas)
+        self.digest.update(b"".join(datas))
+        last = entries[-1].index
+        proposed = self._proposed
+        if proposed and proposed[0][0] <= last:
+            now = time.monotonic()
+            while proposed and proposed[0][0] <= last:
+                _, n, when = proposed.popleft()
+                if self.latencies is not None:
+                    self.latencies.append((now - when, n))
+        self._room.set()
+
+    # -- the leader's own client ----------------------------------------------------------------
+
+    async def _load_loop(self) -> None:
+        me, pack = self.cfg.raft_id, struct.Struct(">QQ").pack
+        filler = self._filler[16:]
+        while True:
+            log_ = self.raft.log
+            room = self.window - (log_.last_index() - log_.applied)
+            if not (self.loading and self.is_leader and room > 0):
+                self._room.clear()
+                try:
+                    await asyncio.wait_for(self._room.wait(), 0.05)
+                except asyncio.TimeoutError:
+                    pass
+                continue
+            n = min(self.batch, room)
+            seq = self._seq
+            datas = [pack(me, i) + filler for i in range(seq, seq + n)]  # distinct entries
+            self._seq += n
+            async with self._lock:
+                if not self.is_leader:
+                    continue
+                self.raft.propose_many(datas)
+                self._proposed.append((self.raft.log.last_index(), n, time.monotonic()))
+                await self._drain()
+
+    # -- commands -------------------------------------------------------------------------------
+
+    def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        what = cmd["cmd"]
+        if what == "load":
+            self.loading = bool(cmd["on"])
+            self._room.set()
+            return {"ok": True}
+        if what == "mark":
+            if self.latencies is None:
+                self.latencies = []
+                return {"ok": True}
+            lat, self.latencies = self.latencies, None
+            p50, p99 = weighted_percentiles(lat, (0.5, 0.99))
+            return {"p50": p50, "p99": p99, "samples": sum(n for _, n in lat)}
+        if what == "digest":
+            return {"applied": self.raft.log.applied, "entries": self.applied_entries, "digest": self.digest.hexdigest()}
+        return self.status()
+
+
+async def serve_async(node: Any) -> None:
+    """Starts ``node`` and answers commands until told to exit."""
+    loop = asyncio.get_running_loop()
+    inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+    read_commands(lambda c: loop.call_soon_threadsafe(inbox.put_nowait, c))
+    await node.start()
+    reply({"started": True, "pid": os.getpid()})
+    while True:
+        cmd = await inbox.get()
+        if cmd["cmd"] == "exit":
+            await node.stop()
+            reply({"exited": True})
+            return
+        out = node.command(cmd)
+        if asyncio.iscoroutine(out):
+            out = await out
+        reply(out)
+
+
+# -- PySyncObj ----------------------------------------------------------------------------------
+
+
+def serve_pysyncobj(spec: dict[str, Any]) -> None:
+    from pysyncobj import SyncObj, SyncObjConf, replicated
+
+    class Opaque(SyncObj):  # type: ignore[misc]
+        def __init__(self, me: str, partners: list[str]) -> None:
+            super().__init__(me, partners, SyncObjConf(**spec.get("conf", {})))
+            self.entries = 0
+            self.digest = b""  # chained, so that PySyncObj can pickle the state when it compacts its log
+
+        @replicated  # type: ignore[misc]
+        def put(self, data: bytes) -> None:
+            self.entries += 1
+            self.digest = hashlib.blake2b(self.digest + data, digest_size=16).digest()
+
+    obj = Opaque(spec["self"], spec["partners"])
+    window, size = spec.get("window", 20000), spec.get("entry_size", 200)
+    filler = os.urandom(size)[16:]
+    state: dict[str, Any] = {"loading": False, "sent": 0, "done": 0, "failed": 0, "latencies": None}
+    room = threading.Condition()
+    sent_at: deque[float] = deque()  # one per command in flight: PySyncObj applies them in order
+
+    def done(_result: Any, err: Any) -> None:
+        with room:
+            state["done"] += 1
+            when = sent_at.popleft() if sent_at else None
+            if err:
+                state["failed"] += 1
+            elif state["latencies"] is not None and when is not None:
+                state["latencies"].append((time.monotonic() - when, 1))
+            if state["sent"] - state["done"] < window:
+                room.notify()
+
+    def load() -> None:
+        me, seq, pack = spec["index"], 0, struct.Struct(">QQ").pack
+        while True:
+            with room:
+                while not (state["loading"] and obj._isLeader() and state["sent"] - state["done"] < window):
+                    room.wait(0.05)
+                n = window - (state["sent"] - state["done"])
+                state["sent"] += n
+                sent_at.extend([time.monotonic()] * n)
+            for i in range(seq, seq + n):
+                obj.put(pack(me, i) + filler, callback=done)
+            seq += n
+
+    threading.Thread(target=load, name="bench-load", daemon=True).start()
+    inbox: list[dict[str, Any]] = []
+    arrived = threading.Condition()
+
+    def deliver(c: dict[str, Any]) -> None:
+        with arrived:
+            inbox.append(c)
+            arrived.notify()
+
+    read_commands(deliver)
+    reply({"started": True, "pid": os.getpid()})
+    while True:
+        with arrived:
+            while not inbox:
+                arrived.wait()
+            cmd = inbox.pop(0)
+        what = cmd["cmd"]
+        if what == "exit":
+            obj.destroy()
+            reply({"exited": True})
+            return
+        if what == "load":
+            with room:
+                state["loading"] = bool(cmd["on"])
+                room.notify_all()
+            reply({"ok": True})
+        elif what == "mark":
+            with room:
+                if state["latencies"] is None:
+                    state["latencies"] = []
+                    out: dict[str, Any] = {"ok": True}
+                else:
+                    lat, state["latencies"] = state["latencies"], None
+                    p50, p99 = weighted_percentiles(lat, (0.5, 0.99))  # type: ignore[arg-type]
+                    out = {"p50": p50, "p99": p99, "samples": len(lat)}  # type: ignore[arg-type]
+            reply(out)
+        elif what == "digest":
+            reply({"applied": obj.raftCommitIndex if hasattr(obj, "raftCommitIndex") else None,
+                   "entries": obj.entries, "digest": obj.digest.hex()})  # fmt: skip
+        else:
+            leader = obj._getLeader()
+            reply({
+                "leader": bool(obj._isLeader()), "has_leader": leader is not None, "entries": obj.entries,
+                "failed": state["failed"], **clocks(),
+            })  # fmt: skip
+
+
+# -- the real node: signed transactions end to end ------------------------------------------------
+
+
+class LedgerNodeRunner:
+    """A real :class:`~ledgercore.node.Node` plus an in-process client submitting batches."""
+
+    def __init__(self, spec: dict[str, Any]) -> None:
+        from ..node.config import NodeConfig
+
+        self.cfg = NodeConfig.from_dict(spec["config"])
+        self.batch: int = spec.get("batch", 1000)
+        self.clients: int = spec.get("clients", 4)
+        self.leader_only = spec.get("submit", "leader") == "leader"
+        self.raws = _read_raws(Path(spec["txs_file"]))
+        self.submitted = 0
+        self.committed = 0
+        self.failed = 0
+        self.loading = False
+        self.latencies: list[tuple[float, int]] | None = None
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._next = 0
+        self._counted_height = self._counted_txs = 0
+
+    async def start(self) -> None:
+        from ..node import Node
+
+        self.node = Node(self.cfg)
+        await self.node.start()
+        self._go = asyncio.Event()
+        for i in range(self.clients):
+            self._tasks.append(asyncio.create_task(self._client(), name=f"client{i}"))
+
+    async def stop(self) -> None:
+        for t in self._tasks:
+            t.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.node.stop()
+
+    def _settled(self, t0: float, fut: asyncio.Future[int]) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            self.failed += 1
+            if self.failed <= 5:
+                log.warning("transaction failed: %r", fut.exception() if not fut.cancelled() else "cancelled")
+            return
+        self.committed += 1
+        if self.latencies is not None:
+            self.latencies.append((time.monotonic() - t0, 1))
+
+    async def _client(self) -> None:
+        node = self.node
+        while True:
+            await self._go.wait()
+            if self.leader_only and not node.is_leader:
+                await asyncio.sleep(0.05)
+                continue
+            if self._next >= len(self.raws):
+                self._go.clear()
+                continue
+            chunk = self.raws[self._next : self._next + self.batch]
+            self._next += len(chunk)
+            self.submitted += len(chunk)
+            t0 = time.monotonic()
+            futures = [f for _, f in node.submit_many(chunk)]
+            for f in futures:
+                f.add_done_callback(lambda f, t0=t0: self._settled(t0, f))
+            await asyncio.wait(futures)
+
+    def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
+        what = cmd["cmd"]
+        node = self.node
+        if what == "load":
+            if cmd["on"]:
+                self._go.set()
+            else:
+                self._go.clear()
+            return {"ok": True}
+        if what == "mark":
+            if self.latencies is None:
+                self.latencies = []
+                return {"ok": True}
+            lat, self.latencies = self.latencies, None
+            p50, p99 = weighted_percentiles(lat, (0.5, 0.99))
+            return {"p50": p50, "p99": p99, "samples": len(lat)}
+        if what == "digest":
+            head = node.ledger.head
+            return {"height": head.height, "digest": head.hash.hex(), "state_root": head.state_root.hex()}
+        head = node.ledger.head
+        return {
+            "leader": node.is_leader, "height": head.height, "committed": self.committed, "failed": self.failed,
+            "submitted": self.submitted, "left": len(self.raws) - self._next, "ledger_txs": self._ledger_txs(),
+            **clocks(),
+        }  # fmt: skip
+
+    def _ledger_txs(self) -> int:
+        """Transactions in this node's blocks so far (counted from the headers as blocks arrive)."""
+        ledger = self.node.ledger
+        while self._counted_height < ledger.height:
+            self._counted_height += 1
+            self._counted_txs += ledger.header(self._counted_height).tx_count
+        return self._counted_txs
+
+
+def write_raws(path: Path, raws: list[bytes]) -> None:
+    with open(path, "wb") as f:
+        for r in raws:
+            f.write(struct.pack(">I", len(r)))
+            f.write(r)
+
+
+def _read_raws(path: Path) -> list[bytes]:
+    data = path.read_bytes()
+    out, pos = [], 0
+    while pos < len(data):
+        (n,) = struct.unpack_from(">I", data, pos)
+        out.append(data[pos + 4 : pos + 4 + n])
+        pos += 4 + n
+    return out
+
+
+def main(argv: list[str]) -> int:
+    kind, spec = argv[0], json.loads(argv[1])
+    logging.basicConfig(level=logging.WARNING, format=f"[{kind} %(process)d] %(name)s: %(message)s")
+    if kind == "pysyncobj":
+        serve_pysyncobj(spec)
+    elif kind == "opaque":
+        asyncio.run(serve_async(OpaqueNode(spec)))
+    elif kind == "ledger":
+        asyncio.run(serve_async(LedgerNodeRunner(spec)))
+    else:
+        print(f"unknown node kind {kind!r}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))

@@ -1,0 +1,41 @@
+"""Smoke test of ``ledgercore bench raft``: a short run of both parts exits 0 and reports positive
+rates, latencies and the machine. Not a timing test: speeds are recorded in bench/RESULTS.md."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+
+def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "ledgercore", "bench", "raft", *args],
+        capture_output=True, text=True, timeout=900, check=False,
+    )  # fmt: skip
+
+
+def test_short_run_reports_positive_rates(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    proc = run_bench("--seconds", "2", "--json", "--dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["suite"] == "raft"
+    consensus, ledger = r["results"]
+    for res in (consensus, ledger):
+        assert res["rate"] > 0 and res["peer_rate"] > 0 and res["ratio"] > 0
+        assert res["goal"]["kind"] == "ratio"
+    assert consensus["peer"].startswith("pysyncobj")
+    info = r["info"]
+    for name in ("ledgercore", "pysyncobj"):
+        c = info["consensus"][name]
+        assert c["entries_applied"] > 0 and c["latency_p50"] > 0 and len(c["node_rates"]) == 3
+    assert info["ledger"]["verify_rate"] > 0 and info["ledger"]["height"] >= 1
+    assert info["ledger"]["latency_p50"] > 0 and info["ledger"]["latency_p99"] >= info["ledger"]["latency_p50"]
+    assert r["machine"]["cpus"] >= 1
+    assert list(tmp_path.iterdir()) == []  # the clusters' data is removed
+
+
+def test_bad_arguments_are_usage_errors() -> None:
+    proc = run_bench("--nodes", "0")
+    assert proc.returncode == 2
+    assert "must be positive" in proc.stderr
