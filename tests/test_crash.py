@@ -19,7 +19,7 @@ A block the writer began but did not acknowledge must be absent if the kill came
 transaction started, present if after it ended, and either (never partial) in between.
 
 ``LEDGERCORE_CRASH_SEED`` picks another seed; ``pytest -m slow`` runs the long variant
-(``LEDGERCORE_CRASH_CYCLES`` kills, default 150). The default run prints its statistics (``-s``).
+(``LEDGERCORE_CRASH_CYCLES`` kills, default 120). The default run prints its statistics (``-s``).
 """
 
 from __future__ import annotations
@@ -267,7 +267,7 @@ def test_sigkill_many_times_leaves_a_prefix_of_whole_blocks(tmp_path):
 
 @pytest.mark.slow
 def test_sigkill_long_run(tmp_path):
-    cycles = int(os.environ.get("LEDGERCORE_CRASH_CYCLES", "150"))
+    cycles = int(os.environ.get("LEDGERCORE_CRASH_CYCLES", "120"))
     stats = run_cycles(tmp_path, cycles, SEED + 1)
     assert stats.cycles == cycles and stats.inside_commit > 0, str(stats)
 
