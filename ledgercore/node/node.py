@@ -19,7 +19,7 @@ import os
 import random
 import struct
 import time
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from dataclasses import dataclass
 from typing import Any
 
@@ -43,6 +43,10 @@ _SYNC_BATCH = 64  # blocks per sync answer
 _REFORWARD_S = 1.0  # a follower re-sends transactions the leader has not committed after this long
 _WAIT_TIMEOUT_S = 30.0
 _ADMIT_BATCH = 8192
+# Raft frames waiting for the Raft loop: beyond these the receive loop waits (backpressure), except
+# during a snapshot catch-up, when it drops the oldest (Raft retransmits) so sync answers still flow.
+_RAFT_INBOX_FRAMES = 4096
+_RAFT_INBOX_BYTES = 64 << 20
 
 
 class NotReadyError(LedgerError):
@@ -87,6 +91,11 @@ class Node:
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
         self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._stopped = asyncio.Event()
+        self._raft_inbox: deque[tuple[str, bytes]] = deque()
+        self._raft_inbox_bytes = 0
+        self._raft_waiting = asyncio.Event()  # set: frames in the inbox
+        self._raft_room = asyncio.Event()  # set: the inbox has room
+        self._catching_up = False
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -114,7 +123,9 @@ class Node:
                 max_inflight_msgs=64, rng=random.Random(os.urandom(8)),
             )
         )  # fmt: skip
-        for coro, name in ((self._tick_loop(), "tick"), (self._admit_loop(), "admit"), (self._cut_loop(), "cut")):
+        loops = ((self._raft_loop(), "raft"), (self._tick_loop(), "tick"), (self._admit_loop(), "admit"),
+                 (self._cut_loop(), "cut"))  # fmt: skip
+        for coro, name in loops:
             self._spawn(coro, name)
         log.info("node %s started at height %d (raft applied %d)", cfg.id, self.ledger.height, applied)
 
@@ -307,26 +318,44 @@ class Node:
                 await self._drain()
 
     async def _receive_loop(self) -> None:
-        held: tuple[str, bytes] | None = None
+        """Routes frames: Raft messages to the Raft loop, the rest handled here. Kept apart so that
+        block-sync answers still arrive while the Raft loop waits in a snapshot catch-up."""
         while True:
-            peer, payload = held or await self.transport.recv()
-            held = None
-            if payload[:1] != FRAME_RAFT:
+            peer, payload = await self.transport.recv()
+            if payload[:1] == FRAME_RAFT:
+                while self._raft_inbox_full():
+                    if self._catching_up:
+                        self._raft_inbox_bytes -= len(self._raft_inbox.popleft()[1])
+                        continue
+                    self._raft_room.clear()
+                    await self._raft_room.wait()
+                self._raft_inbox.append((peer, payload))
+                self._raft_inbox_bytes += len(payload)
+                self._raft_waiting.set()
+            else:
                 await self._handle(peer, payload)
-                continue
-            # Step every Raft message already waiting under one lock round.
-            msgs = [m for m in [self._decode_raft(peer, payload)] if m is not None]
-            while (item := self.transport.recv_nowait()) is not None:
-                if item[1][:1] != FRAME_RAFT:
-                    held = item
-                    break
-                m = self._decode_raft(*item)
+
+    async def _raft_loop(self) -> None:
+        """Steps every Raft message waiting, under one lock round."""
+        while True:
+            await self._raft_waiting.wait()
+            self._raft_waiting.clear()
+            msgs = []
+            while self._raft_inbox:
+                peer, payload = self._raft_inbox.popleft()
+                self._raft_inbox_bytes -= len(payload)
+                m = self._decode_raft(peer, payload)
                 if m is not None:
                     msgs.append(m)
-            async with self._lock:
-                for m in msgs:
-                    self.raft.step(m)
-                await self._drain()
+            self._raft_room.set()
+            if msgs:
+                async with self._lock:
+                    for m in msgs:
+                        self.raft.step(m)
+                    await self._drain()
+
+    def _raft_inbox_full(self) -> bool:
+        return len(self._raft_inbox) >= _RAFT_INBOX_FRAMES or self._raft_inbox_bytes >= _RAFT_INBOX_BYTES
 
     def _decode_raft(self, peer: str, payload: bytes) -> Any:
         try:
@@ -446,6 +475,14 @@ class Node:
 
     async def _catch_up(self, target: int) -> None:
         """Fetches and applies committed blocks from peers until the ledger reaches ``target``."""
+        self._catching_up = True
+        self._raft_room.set()  # a receive loop waiting for room drops instead
+        try:
+            await self._fetch_blocks(target)
+        finally:
+            self._catching_up = False
+
+    async def _fetch_blocks(self, target: int) -> None:
         while self.ledger.height < target:
             want = {"from": self.ledger.height + 1, "to": target}
             lead = getattr(self, "raft", None)
