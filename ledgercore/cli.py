@@ -13,7 +13,15 @@ from collections.abc import Sequence
 
 from . import __version__
 
-COMMAND_MODULES: tuple[str, ...] = ("ledgercore.bench", "ledgercore.demo", "ledgercore.audit", "ledgercore.sim.cli")
+COMMAND_MODULES: tuple[str, ...] = (
+    "ledgercore.bench",
+    "ledgercore.demo",
+    "ledgercore.audit",
+    "ledgercore.sim.cli",
+    "ledgercore.node.init_cluster",
+    "ledgercore.node.run",
+    "ledgercore.node.cluster",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -80,3 +80,55 @@ class IntegrityError(LedgerError):
 
     def __reduce__(self) -> tuple:
         return (type(self), (self.height, self.field, self.detail))
+
+
+class ClientError(LedgerError):
+    """An error answered by (or on the way to) a node's client API (``ledgercore.client``).
+
+    ``status`` is the HTTP status (None when no answer came), ``retry_after`` the seconds the node
+    asked to wait (503), and ``retryable`` whether sending the same request again may succeed."""
+
+    retryable = False
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.message, self.status, self.retry_after = message, status, retry_after
+
+    def __str__(self) -> str:
+        return self.message
+
+    def __reduce__(self) -> tuple:
+        return (_rebuild_client_error, (type(self), self.message, self.status, self.retry_after))
+
+
+def _rebuild_client_error(
+    cls: type[ClientError], message: str, status: int | None, retry_after: float | None
+) -> ClientError:
+    return cls(message, status=status, retry_after=retry_after)
+
+
+class RequestRejectedError(ClientError, InvalidInputError):
+    """The node refused the request as bad input (HTTP 400, 405, 413, ...): a malformed or badly
+    signed transaction, bad hex, an oversize body."""
+
+
+class RemoteNotFoundError(ClientError, NotFoundError):
+    """The node does not hold the block, transaction or route asked for (HTTP 404)."""
+
+
+class UnavailableError(ClientError):
+    """The node cannot take the request now (HTTP 503: no leader known, mempool full) or cannot be
+    reached at all (``status`` None). Retry, after ``retry_after`` seconds when given."""
+
+    retryable = True
+
+
+class CommitTimeoutError(ClientError, TimeoutError):
+    """The transaction was not committed in time (HTTP 504), or the node did not answer within the
+    client's timeout. It may still commit: look it up with ``Client.tx`` before sending it again."""
+
+    retryable = True
+
+
+class ServerError(ClientError):
+    """The node failed while handling the request (HTTP 5xx other than 503 and 504)."""

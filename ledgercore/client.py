@@ -1,0 +1,145 @@
+"""A client for a node's HTTP/JSON API (``ledgercore.node.http``), standard library only.
+
+>>> c = Client("http://127.0.0.1:7101")
+>>> c.submit(tx.encode())            # {"txid": hex, "height": h} once committed
+>>> c.tx(txid)["proof"]
+
+Answers are the node's JSON objects as they are (byte fields as hex). Errors become
+:class:`~ledgercore.errors.ClientError` subclasses carrying the node's message:
+
+* 400, 405, 413 and other 4xx -> :class:`~ledgercore.errors.RequestRejectedError` (a ``ValueError``)
+* 404 -> :class:`~ledgercore.errors.RemoteNotFoundError` (a ``KeyError``, like the ledger's)
+* 503, or no connection -> :class:`~ledgercore.errors.UnavailableError` (retryable)
+* 504, or no answer within ``timeout`` -> :class:`~ledgercore.errors.CommitTimeoutError` (a ``TimeoutError``)
+* other 5xx -> :class:`~ledgercore.errors.ServerError`
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import urllib.error
+import urllib.parse
+import urllib.request
+from typing import Any
+
+from .errors import (
+    ClientError,
+    CommitTimeoutError,
+    InvalidInputError,
+    RemoteNotFoundError,
+    RequestRejectedError,
+    ServerError,
+    UnavailableError,
+)
+
+__all__ = ["DEFAULT_TIMEOUT", "Client"]
+
+DEFAULT_TIMEOUT = 60.0
+"""Seconds to wait for an answer: longer than a node waits for a commit (30 s) before answering 504."""
+
+
+def _error_for(status: int, message: str, retry_after: float | None) -> ClientError:
+    cls: type[ClientError]
+    if status == 404:
+        cls = RemoteNotFoundError
+    elif status == 503:
+        cls = UnavailableError
+    elif status == 504:
+        cls = CommitTimeoutError
+    elif 400 <= status < 500:
+        cls = RequestRejectedError
+    else:
+        cls = ServerError
+    return cls(message, status=status, retry_after=retry_after)
+
+
+def _hex_txid(txid: bytes | str) -> str:
+    if isinstance(txid, (bytes, bytearray, memoryview)):
+        txid = bytes(txid).hex()
+    if not isinstance(txid, str):
+        raise InvalidInputError(f"txid must be bytes or a hex str, not {type(txid).__name__}")
+    return txid
+
+
+class Client:
+    """Talks to one node's client API at ``url`` (e.g. ``http://127.0.0.1:7101``)."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
+        parsed = urllib.parse.urlsplit(url)
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise InvalidInputError(f"bad node URL {url!r}: expected http://host:port")
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+
+    def __repr__(self) -> str:
+        return f"Client({self.url!r})"
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> Any:
+        req = urllib.request.Request(self.url + path, data=body, method=method)
+        if body is not None:
+            req.add_header("Content-Type", "application/octet-stream")
+        try:
+            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+                data = resp.read()
+        except urllib.error.HTTPError as exc:
+            with exc:
+                raw = exc.read()
+                headers = exc.headers
+            try:
+                message = str(json.loads(raw)["error"])
+            except (ValueError, KeyError, TypeError):
+                message = raw.decode("utf-8", "replace").strip() or exc.reason or f"HTTP {exc.code}"
+            retry = headers.get("Retry-After") if headers is not None else None
+            try:
+                retry_after = float(retry) if retry is not None else None
+            except ValueError:
+                retry_after = None
+            raise _error_for(exc.code, message, retry_after) from None
+        except (socket.timeout, TimeoutError) as exc:
+            raise CommitTimeoutError(f"{method} {path}: no answer from {self.url} within {self.timeout}s") from exc
+        except urllib.error.URLError as exc:
+            if isinstance(exc.reason, (socket.timeout, TimeoutError)):
+                raise CommitTimeoutError(
+                    f"{method} {path}: no answer from {self.url} within {self.timeout}s"
+                ) from exc
+            raise UnavailableError(f"{method} {path}: cannot reach {self.url}: {exc.reason}") from exc
+        except (ConnectionError, OSError) as exc:  # reset or closed mid-answer
+            raise UnavailableError(f"{method} {path}: connection to {self.url} failed: {exc}") from exc
+        try:
+            return json.loads(data)
+        except ValueError:
+            raise ServerError(f"{method} {path}: the node answered something that is not JSON") from None
+
+    def submit(self, raw: bytes, wait: bool = True) -> dict[str, Any]:
+        """Sends one encoded transaction. ``wait``: answer ``{"txid", "height"}`` once it is
+        committed; otherwise ``{"txid"}`` once admitted."""
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"submit wants the encoded transaction as bytes, not {type(raw).__name__}")
+        result: dict[str, Any] = self._request("POST", "/tx?wait=commit" if wait else "/tx", bytes(raw))
+        return result
+
+    def status(self) -> dict[str, Any]:
+        """``{"node", "role", "term", "leader", "height", "block_hash", "state_root"}``."""
+        result: dict[str, Any] = self._request("GET", "/status")
+        return result
+
+    def block(self, height: int) -> dict[str, Any]:
+        """``{"header": {...}, "txids": [hex]}`` of the block at ``height``."""
+        if isinstance(height, bool) or not isinstance(height, int):
+            raise InvalidInputError(f"height must be an int, not {type(height).__name__}")
+        result: dict[str, Any] = self._request("GET", f"/block/{height}")
+        return result
+
+    def tx(self, txid: bytes | str) -> dict[str, Any]:
+        """A committed transaction: ``{"height", "index", "tx_count", "receipt", "proof", "tx_root", ...}``."""
+        result: dict[str, Any] = self._request("GET", "/tx/" + urllib.parse.quote(_hex_txid(txid), safe=""))
+        return result
+
+    def get(self, contract: str, key: str) -> dict[str, Any]:
+        """``{"value": hex | None, "version": {"height", "index"} | None}`` of ``contract/key``."""
+        if not isinstance(contract, str) or not isinstance(key, str):
+            raise InvalidInputError("contract and key must be str")
+        path = f"/state/{urllib.parse.quote(contract, safe='')}/{urllib.parse.quote(key, safe='/')}"
+        result: dict[str, Any] = self._request("GET", path)
+        return result

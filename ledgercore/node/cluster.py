@@ -1,0 +1,214 @@
+"""``ledgercore cluster --dir D``: run every node of ``D/cluster.json`` as its own OS process.
+
+Each node runs ``python -m ledgercore node --config ...`` in its own session (so a terminal's Ctrl-C
+reaches only this supervisor, which then stops the nodes in order), logging to ``D/<id>/node.log``.
+The supervisor prints one line per node (``<id> pid=<pid> client=<url> log=<path>``), then ``ready``
+once every client API answers. On SIGINT or SIGTERM it sends SIGTERM to every node, waits for them
+(SIGKILL after ``--stop-timeout`` seconds) and exits 0 if all stopped cleanly. A node that dies on its
+own is reported (``<id> pid=<pid> died unexpectedly: ...``) and the others keep running; the exit
+status is then 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from types import FrameType
+from typing import IO, Any
+
+from ..client import Client
+from ..errors import ClientError
+
+POLL_S = 0.1
+
+
+@dataclass
+class NodeProcess:
+    """One node process the supervisor started."""
+
+    id: str
+    config: Path
+    client_url: str
+    log_path: Path
+    proc: subprocess.Popen[bytes]
+    log_file: IO[bytes]
+    reported: bool = False
+
+
+def load_cluster(directory: str | Path) -> list[dict[str, str]]:
+    """The ``nodes`` list of ``directory/cluster.json``."""
+    path = Path(directory) / "cluster.json"
+    nodes = json.loads(path.read_text())["nodes"]
+    if not isinstance(nodes, list) or not nodes:
+        raise ValueError(f"{path}: no nodes")
+    return nodes
+
+
+def node_command(config: str | Path) -> list[str]:
+    """The command line that runs one node."""
+    return [sys.executable, "-m", "ledgercore", "node", "--config", str(config)]
+
+
+def _describe_exit(code: int) -> str:
+    if code < 0:
+        try:
+            return f"killed by {signal.Signals(-code).name}"
+        except ValueError:
+            return f"killed by signal {-code}"
+    return f"exit status {code}"
+
+
+def _start(entry: dict[str, str]) -> NodeProcess:
+    config = Path(entry["config"])
+    log_path = config.parent / "node.log"
+    log_file = open(log_path, "ab")
+    proc = subprocess.Popen(
+        node_command(config), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    return NodeProcess(entry["id"], config, entry["client_url"], log_path, proc, log_file)
+
+
+def _wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) -> bool:
+    """Waits until every live node's client API answers /status."""
+    deadline = time.monotonic() + timeout
+    pending = {n.id: n for n in nodes}
+    while pending and not stopping and time.monotonic() < deadline:
+        for n in list(pending.values()):
+            if n.proc.poll() is not None:
+                pending.pop(n.id)
+                continue
+            try:
+                Client(n.client_url, timeout=1.0).status()
+                pending.pop(n.id)
+            except ClientError:
+                pass
+        if pending:
+            time.sleep(POLL_S)
+    return not pending
+
+
+def _report_deaths(nodes: list[NodeProcess]) -> None:
+    for n in nodes:
+        code = n.proc.poll()
+        if code is not None and not n.reported:
+            n.reported = True
+            print(f"{n.id} pid={n.proc.pid} died unexpectedly: {_describe_exit(code)} (log {n.log_path})",
+                  file=sys.stderr, flush=True)  # fmt: skip
+
+
+def _stop_all(nodes: list[NodeProcess], timeout: float) -> bool:
+    """SIGTERM to every live node, then wait; SIGKILL what is left after ``timeout``. True if every
+    node that was still running exited 0."""
+    running = [n for n in nodes if n.proc.poll() is None]
+    for n in running:
+        try:
+            n.proc.send_signal(signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    clean = True
+    deadline = time.monotonic() + timeout
+    for n in running:
+        try:
+            code = n.proc.wait(max(0.0, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            n.proc.kill()
+            code = n.proc.wait()
+            print(f"{n.id} pid={n.proc.pid} did not stop within {timeout}s; killed", file=sys.stderr, flush=True)
+        n.reported = True
+        if code != 0:
+            clean = False
+            print(f"{n.id} pid={n.proc.pid} stopped with {_describe_exit(code)}", file=sys.stderr, flush=True)
+        else:
+            print(f"{n.id} stopped", flush=True)
+    for n in nodes:
+        n.log_file.close()
+    return clean
+
+
+def run_cluster(
+    directory: str | Path,
+    *,
+    only: Sequence[str] = (),
+    ready_timeout: float = 60.0,
+    stop_timeout: float = 20.0,
+) -> int:
+    """Starts every node of the cluster in ``directory`` (or those named in ``only``), supervises them
+    until SIGINT/SIGTERM, stops them; returns the exit status."""
+    entries = load_cluster(directory)
+    if only:
+        unknown = set(only) - {e["id"] for e in entries}
+        if unknown:
+            print(f"ledgercore cluster: no node {', '.join(sorted(unknown))} in the cluster", file=sys.stderr)
+            return 2
+        entries = [e for e in entries if e["id"] in only]
+    stopping: list[int] = []
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        stopping.append(signum)
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    nodes: list[NodeProcess] = []
+    try:
+        for entry in entries:
+            n = _start(entry)
+            nodes.append(n)
+            print(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}", flush=True)
+        if _wait_ready(nodes, stopping, ready_timeout):
+            print(f"ready: {len(nodes)} nodes; Ctrl-C stops them", flush=True)
+        elif not stopping:
+            print(f"not every node answered within {ready_timeout}s", file=sys.stderr, flush=True)
+        while not stopping:
+            _report_deaths(nodes)
+            if all(n.reported for n in nodes):
+                print("every node has exited", file=sys.stderr, flush=True)
+                break
+            time.sleep(POLL_S)
+        _report_deaths(nodes)
+        died = any(n.reported for n in nodes)
+        if stopping:
+            print(f"{signal.Signals(stopping[0]).name}: stopping {len(nodes)} nodes", flush=True)
+        clean = _stop_all(nodes, stop_timeout)
+        return 0 if clean and not died else 1
+    finally:
+        for n in nodes:  # only if something above failed: never leave nodes behind
+            if n.proc.poll() is None:
+                n.proc.kill()
+                n.proc.wait()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        load_cluster(args.dir)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        print(f"ledgercore cluster: cannot read {os.path.join(args.dir, 'cluster.json')}: {exc}", file=sys.stderr)
+        return 2
+    return run_cluster(args.dir, only=args.only, ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout)
+
+
+def register(commands: Any) -> None:
+    """Adds ``ledgercore cluster`` to the top-level sub-parsers."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "cluster",
+        help="run every node of a cluster written by init-cluster, each as its own process",
+        description="Start every node in DIR/cluster.json as its own process (logs in DIR/<id>/node.log), "
+        "print their client URLs, and stop them all cleanly on Ctrl-C or SIGTERM.",
+    )
+    parser.add_argument("--dir", required=True, metavar="DIR", help="the directory init-cluster wrote")
+    parser.add_argument("--only", action="append", default=[], metavar="ID",
+                        help="start only this node (repeatable; the others run elsewhere)")  # fmt: skip
+    parser.add_argument("--ready-timeout", type=float, default=60.0, metavar="S",
+                        help="seconds to wait for every client API to answer (default 60)")  # fmt: skip
+    parser.add_argument("--stop-timeout", type=float, default=20.0, metavar="S",
+                        help="seconds to wait for nodes to stop before killing them (default 20)")  # fmt: skip
+    parser.set_defaults(handler=_run)

@@ -1,0 +1,187 @@
+"""The node's client API: HTTP/JSON over aiohttp.
+
+Routes (byte fields are lowercase hex):
+
+* ``POST /tx`` — body: one encoded transaction. 202 ``{"txid"}`` once admitted to the mempool; with
+  ``?wait=commit``, 200 ``{"txid", "height"}`` once committed. Any node accepts (followers forward).
+* ``GET /status`` — ``{"node", "role", "term", "leader", "height", "block_hash", "state_root"}``.
+* ``GET /block/{h}`` — ``{"header": {...}, "txids": [hex]}``.
+* ``GET /tx/{txid}`` — ``{"txid", "height", "index", "tx_count", "receipt": {"ok", "error", "events"},
+  "proof": [hex], "tx_root", "raw"}``: ``proof`` places ``txid`` at leaf ``index`` of the
+  ``tx_count``-leaf tree whose root is the block's ``tx_root`` (``merkle.verify_inclusion``).
+* ``GET /state/{contract}/{key}`` — ``{"value": hex | null, "version": {"height", "index"} | null}``;
+  ``key`` is the rest of the path (it may hold ``/``), percent-decoded.
+
+Every error is JSON ``{"error": message}``: 400 for bad input (bad hex, bad height, a transaction
+that does not decode or whose signature fails), 404 for what the ledger does not hold (and unknown
+routes), 405 for a wrong method, 413 for a body over :data:`MAX_BODY`, 503 with ``Retry-After`` when
+the node cannot admit now (no leader known, mempool full), 504 when a commit wait times out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..errors import InvalidInputError, LedgerError, NotFoundError
+from ..transaction import MAX_TX_SIZE
+
+if TYPE_CHECKING:
+    from ..block import BlockHeader
+    from .node import Node
+
+__all__ = ["MAX_BODY", "RETRY_AFTER_S", "make_app", "serve"]
+
+log = logging.getLogger("ledgercore.node.http")
+
+MAX_BODY = MAX_TX_SIZE + 64 * 1024
+"""Largest request body accepted: the largest transaction plus a margin."""
+RETRY_AFTER_S = 1
+"""Seconds a 503 answer asks the client to wait before trying again."""
+
+_HEIGHT_RE = re.compile(r"[0-9]{1,20}")
+_TXID_RE = re.compile(r"[0-9a-fA-F]{64}")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers)
+
+
+def _not_ready_error() -> type[Exception]:
+    from .node import NotReadyError
+
+    return NotReadyError
+
+
+@web.middleware
+async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Turns every failure into a JSON error with the right status."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if exc.status < 400:
+            raise
+        reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+        if exc.status == 413:
+            reason = f"request body too large (limit {MAX_BODY} bytes)"
+        elif exc.status == 404:
+            reason = f"no route {request.method} {request.path}"
+        elif exc.status == 405:
+            reason = f"method {request.method} not allowed on {request.path}"
+        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+        return _error(exc.status, reason, headers)
+    except NotFoundError as exc:
+        return _error(404, str(exc))
+    except InvalidInputError as exc:
+        return _error(400, str(exc) or type(exc).__name__)
+    except (TimeoutError, asyncio.TimeoutError):
+        return _error(504, "timed out waiting for the transaction to commit")
+    except LedgerError as exc:
+        if isinstance(exc, _not_ready_error()):
+            return _error(503, str(exc) or "not ready", {"Retry-After": str(RETRY_AFTER_S)})
+        log.exception("request %s %s failed", request.method, request.path)
+        return _error(500, f"{type(exc).__name__}: {exc}")
+    except Exception as exc:  # an answer, not a dropped connection, for anything unforeseen
+        log.exception("request %s %s failed", request.method, request.path)
+        return _error(500, f"internal error: {type(exc).__name__}")
+
+
+def _header_json(h: BlockHeader) -> dict[str, Any]:
+    return {
+        "height": h.height, "hash": h.hash.hex(), "prev_hash": h.prev_hash.hex(), "tx_root": h.tx_root.hex(),
+        "state_root": h.state_root.hex(), "history_root": h.history_root.hex(), "timestamp": h.timestamp,
+        "tx_count": h.tx_count, "proposer": h.proposer.hex(), "consensus": h.consensus.hex(),
+        "suite": h.suite, "chain_id": h.chain_id,
+    }  # fmt: skip
+
+
+def _parse_height(text: str) -> int:
+    if not _HEIGHT_RE.fullmatch(text):
+        raise InvalidInputError(f"bad height {text!r}: expected a non-negative decimal integer")
+    return int(text)
+
+
+def _parse_txid(text: str) -> bytes:
+    if not _TXID_RE.fullmatch(text):
+        raise InvalidInputError(f"bad txid {text!r}: expected 64 hex digits")
+    return bytes.fromhex(text)
+
+
+def make_app(node: Node) -> web.Application:
+    """The client API application serving ``node`` (which must be started before requests arrive)."""
+
+    async def post_tx(request: web.Request) -> web.Response:
+        wait = request.query.get("wait", "")
+        if wait not in ("", "commit"):
+            raise InvalidInputError(f"bad wait={wait!r}: expected 'commit' or nothing")
+        if request.content_length is not None and request.content_length > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
+        raw = await request.read()
+        if not raw:
+            raise InvalidInputError("empty body: expected one encoded transaction")
+        txid, height = await node.submit(raw, wait=wait == "commit")
+        if height is None:
+            return web.json_response({"txid": txid.hex()}, status=202)
+        return web.json_response({"txid": txid.hex(), "height": height}, status=200)
+
+    async def get_status(request: web.Request) -> web.Response:
+        return web.json_response(node.status())
+
+    def _block(height: int) -> dict[str, Any]:
+        block = node.ledger.block(height)
+        return {"header": _header_json(block.header), "txids": [t.hex() for t in block.txids]}
+
+    async def get_block(request: web.Request) -> web.Response:
+        height = _parse_height(request.match_info["height"])
+        return web.json_response(await asyncio.to_thread(_block, height))
+
+    def _tx(txid: bytes) -> dict[str, Any]:
+        ledger = node.ledger
+        rec = ledger.tx(txid)
+        r = rec.receipt
+        return {
+            "txid": txid.hex(), "height": rec.height, "index": rec.index, "tx_count": rec.tx_count,
+            "receipt": {"ok": r.ok, "error": r.error, "events": [[name, data.hex()] for name, data in r.events]},
+            "proof": [p.hex() for p in rec.proof], "tx_root": ledger.header(rec.height).tx_root.hex(),
+            "raw": rec.tx.encode().hex(),
+        }  # fmt: skip
+
+    async def get_tx(request: web.Request) -> web.Response:
+        txid = _parse_txid(request.match_info["txid"])
+        return web.json_response(await asyncio.to_thread(_tx, txid))
+
+    async def get_state(request: web.Request) -> web.Response:
+        contract, key = request.match_info["contract"], request.match_info["key"]
+        found = node.ledger.get_versioned(contract, key)
+        if found is None:
+            return web.json_response({"value": None, "version": None})
+        value, height, index = found
+        return web.json_response({"value": value.hex(), "version": {"height": height, "index": index}})
+
+    app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors])
+    app.router.add_post("/tx", post_tx)
+    app.router.add_get("/status", get_status)
+    app.router.add_get("/block/{height}", get_block)
+    app.router.add_get("/tx/{txid}", get_tx)
+    app.router.add_get("/state/{contract}/{key:.+}", get_state)
+    return app
+
+
+async def serve(node: Node, host: str | None = None, port: int | None = None) -> web.AppRunner:
+    """Starts the client API for ``node`` on ``config.client_host:client_port`` (or the given
+    address; port 0 picks a free one). Stop it with ``await runner.cleanup()``."""
+    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(
+        runner, node.config.client_host if host is None else host,
+        node.config.client_port if port is None else port, reuse_address=True,
+    )  # fmt: skip
+    await site.start()
+    return runner

@@ -1,0 +1,134 @@
+"""``ledgercore init-cluster``: a consortium CA, node certificates and one config per node.
+
+Layout written under ``D`` (nodes are ``node1`` .. ``nodeN``, Raft ids 1 .. N)::
+
+    D/ca.crt, D/ca.key (0600)         the consortium CA; keep ca.key aside (nodes never read it)
+    D/node<i>/node.crt, node.key, ca.crt, config.json     one node, its data in D/node<i>/data
+    D/client/client.crt, client.key, ca.crt               a client certificate (OU client)
+    D/cluster.json                    {"nodes": [{"id", "config", "client_url"}, ...], ...}
+
+Node ``i`` listens on 127.0.0.1 (or ``--host``): transport port ``P + 2(i-1)``, client API port
+``P + 2(i-1) + 1``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..net import pki
+from ..suites import DEFAULT_SUITE, get_suite
+from .config import NodeConfig, Peer
+
+DEFAULT_BASE_PORT = 7100
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """What :func:`init_cluster` wrote."""
+
+    dir: Path
+    configs: tuple[NodeConfig, ...]
+    config_paths: tuple[Path, ...]
+    cluster_file: Path
+    client_tls: pki.TLSFiles
+
+
+def init_cluster(
+    directory: str | Path,
+    nodes: int,
+    *,
+    suite: str = DEFAULT_SUITE,
+    base_port: int = DEFAULT_BASE_PORT,
+    chain_id: str = "dev",
+    host: str = "127.0.0.1",
+    settings: dict[str, Any] | None = None,
+) -> ClusterLayout:
+    """Writes a cluster of ``nodes`` nodes under ``directory`` (see the module docstring).
+
+    ``settings`` overrides NodeConfig's tunables (``block_txs``, ``snapshot_every``, ...)."""
+    if nodes < 1:
+        raise InvalidInputError(f"--nodes must be at least 1, got {nodes}")
+    if base_port < 1 or base_port + 2 * nodes - 1 > 65535:
+        raise InvalidInputError(f"ports {base_port}..{base_port + 2 * nodes - 1} are not all valid TCP ports")
+    suite = get_suite(suite).name
+    d = Path(directory).resolve()
+    if (d / "cluster.json").exists() or any((d / f"node{i}").exists() for i in range(1, nodes + 1)):
+        raise InvalidInputError(f"{d} already holds a cluster; choose an empty directory")
+    d.mkdir(parents=True, exist_ok=True)
+    ca = pki.create_ca()
+    pki.write_credentials(ca, d / "ca.crt", d / "ca.key")
+    peers = [
+        Peer(id=f"node{i}", raft_id=i, host=host, port=base_port + 2 * (i - 1),
+             client_url=f"http://{host}:{base_port + 2 * (i - 1) + 1}")
+        for i in range(1, nodes + 1)
+    ]  # fmt: skip
+    configs, paths = [], []
+    for me in peers:
+        nd = d / me.id
+        tls = pki.write_tls_files(nd, ca, pki.issue_node_certificate(ca, me.id, hosts=[host]))
+        cfg = NodeConfig(
+            id=me.id, raft_id=me.raft_id, data_dir=nd / "data", host=host, port=me.port, client_host=host,
+            client_port=me.port + 1, peers=tuple(p for p in peers if p is not me), tls=tls, suite=suite,
+            chain_id=chain_id, **(settings or {}),
+        )  # fmt: skip
+        cfg.save(nd / "config.json")
+        configs.append(cfg)
+        paths.append(nd / "config.json")
+    client_tls = pki.write_tls_files(d / "client", ca, pki.issue_client_certificate(ca, "client"), stem="client")
+    cluster = {
+        "nodes": [{"id": c.id, "config": str(p), "client_url": c.client_url} for c, p in zip(configs, paths)],
+        "suite": suite,
+        "chain_id": chain_id,
+        "ca_cert": str(d / "ca.crt"),
+    }
+    (d / "cluster.json").write_text(json.dumps(cluster, indent=2) + "\n")
+    return ClusterLayout(d, tuple(configs), tuple(paths), d / "cluster.json", client_tls)
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = {
+        name: getattr(args, name)
+        for name in ("block_txs", "block_ms", "snapshot_every")
+        if getattr(args, name) is not None
+    }
+    try:
+        layout = init_cluster(
+            args.dir, args.nodes, suite=args.suite, base_port=args.base_port, chain_id=args.chain_id,
+            host=args.host, settings=settings,
+        )  # fmt: skip
+    except (InvalidInputError, OSError) as exc:
+        print(f"ledgercore init-cluster: {exc}", file=sys.stderr)
+        return 2
+    for cfg, path in zip(layout.configs, layout.config_paths):
+        print(f"{cfg.id}: transport {cfg.host}:{cfg.port}, client {cfg.client_url}, config {path}")
+    print(f"wrote {layout.cluster_file}; the CA key is {layout.dir / 'ca.key'} (keep it aside)")
+    print(f"start the cluster with: ledgercore cluster --dir {layout.dir}")
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Adds ``ledgercore init-cluster`` to the top-level sub-parsers."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "init-cluster",
+        help="create a consortium CA, node certificates and configs for a local cluster",
+        description="Write a consortium CA, one certificate, key and config per node, a client "
+        "certificate and DIR/cluster.json. Node i listens on transport port BASE+2(i-1) and client "
+        "port BASE+2(i-1)+1.",
+    )
+    parser.add_argument("--nodes", type=int, required=True, metavar="N", help="number of nodes")
+    parser.add_argument("--dir", required=True, metavar="DIR", help="directory to write (must not hold a cluster)")
+    parser.add_argument("--suite", default=DEFAULT_SUITE, help=f"crypto suite (default {DEFAULT_SUITE})")
+    parser.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, metavar="P",
+                        help=f"first port (default {DEFAULT_BASE_PORT})")  # fmt: skip
+    parser.add_argument("--chain-id", default="dev", metavar="C", help="chain id (default dev)")
+    parser.add_argument("--host", default="127.0.0.1", help="address every node listens on (default 127.0.0.1)")
+    parser.add_argument("--block-txs", type=int, metavar="B", help="cut a block at B transactions")
+    parser.add_argument("--block-ms", type=int, metavar="T", help="... or T ms after the first one waits")
+    parser.add_argument("--snapshot-every", type=int, metavar="K", help="compact the Raft log every K entries")
+    parser.set_defaults(handler=_run)

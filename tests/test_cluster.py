@@ -1,0 +1,701 @@
+"""A real cluster: ``ledgercore init-cluster`` then ``ledgercore cluster`` / ``ledgercore node`` as OS
+processes on 127.0.0.1, driven through the HTTP client API (issue 4, items 5-7).
+
+One 3-node cluster (module fixture) serves the agreement, proof, bad-input and certificate tests, and
+last the SIGKILL-the-leader test. The snapshot catch-up test runs its own cluster with a small
+``snapshot_every``, scaled down in the default run; ``-m slow`` runs the 100k-transaction variant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import random
+import re
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from ledgercore import merkle, signing
+from ledgercore.client import Client
+from ledgercore.errors import (
+    ClientError,
+    CommitTimeoutError,
+    InvalidInputError,
+    RemoteNotFoundError,
+    RequestRejectedError,
+    UnavailableError,
+)
+from ledgercore.net import pki
+from ledgercore.net.transport import encode_frame
+from ledgercore.node.config import NodeConfig
+from ledgercore.node.http import MAX_BODY
+from ledgercore.node.raft_store import DurableStorage
+from ledgercore.suites import get_suite
+from ledgercore.transaction import Transaction
+
+ROOT = Path(__file__).resolve().parent.parent
+SUITE = "ed25519-blake3"
+CHAIN = "cluster-test"
+HASH = get_suite(SUITE).hash
+ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]).rstrip(os.pathsep)}
+
+
+# -- helpers ----------------------------------------------------------------------------------
+
+
+def ledgercore(*args: str | Path) -> list[str]:
+    return [sys.executable, "-m", "ledgercore", *map(str, args)]
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_base_port(count: int) -> int:
+    """A port P such that P .. P+count-1 are all free now, below the ephemeral range (so no outgoing
+    connection, which may take any ephemeral port, can hold a node's port when it restarts)."""
+    high = max(_ephemeral_low(), 12000)
+    for _ in range(200):
+        base = random.randrange(10000, high - count)
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise RuntimeError("no free port range")
+
+
+def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:
+    deadline = time.monotonic() + timeout
+    last_exc: BaseException | None = None
+    while time.monotonic() < deadline:
+        try:
+            value = pred()
+            if value:
+                return value
+        except ClientError as exc:
+            last_exc = exc
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what} (last error: {last_exc})")
+
+
+def init_cluster(directory: Path, nodes: int, *extra: str) -> dict[str, Any]:
+    base = free_base_port(2 * nodes)
+    out = subprocess.run(
+        ledgercore("init-cluster", "--nodes", nodes, "--dir", directory, "--base-port", base,
+                   "--chain-id", CHAIN, "--suite", SUITE, *extra),
+        cwd=ROOT, env=ENV, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    cluster: dict[str, Any] = json.loads((directory / "cluster.json").read_text())
+    return cluster
+
+
+def dump_logs(directory: Path, lines: int = 40) -> None:
+    """Prints the end of every node log under ``directory`` (pytest shows it when a test fails)."""
+    for log in sorted(directory.glob("node*/node*.log")):
+        tail = [ln for ln in log.read_text(errors="replace").splitlines() if "cannot reach" not in ln][-lines:]
+        print(f"--- {log.relative_to(directory)} ---", *tail, sep="\n")
+
+
+@dataclass
+class Supervisor:
+    """A running ``ledgercore cluster`` process."""
+
+    proc: subprocess.Popen[bytes]
+    out_path: Path
+    pids: dict[str, int]
+
+    def output(self) -> str:
+        return self.out_path.read_text()
+
+    def stop(self, sig: int = signal.SIGINT, timeout: float = 60) -> tuple[int, str]:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            raise
+        return code, self.output()
+
+
+def start_supervisor(directory: Path, *only: str) -> Supervisor:
+    out_path = directory / f"supervisor-{time.monotonic_ns()}.out"
+    args: list[str] = []
+    for node_id in only:
+        args += ["--only", node_id]
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            ledgercore("cluster", "--dir", directory, *args), cwd=ROOT, env=ENV, stdout=out,
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+    sup = Supervisor(proc, out_path, {})
+    try:
+        wait_until(lambda: "ready:" in sup.output() or proc.poll() is not None, 60, "the cluster to be ready")
+        assert proc.poll() is None, sup.output()
+    except BaseException:
+        proc.kill()
+        raise
+    sup.pids = {m[1]: int(m[2]) for m in re.finditer(r"^(\S+) pid=(\d+) client=", sup.output(), re.M)}
+    return sup
+
+
+@dataclass
+class NodeProc:
+    """A ``ledgercore node`` process started by a test (outside any supervisor)."""
+
+    id: str
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        return self.proc.wait(timeout)
+
+
+def start_node(config: Path) -> NodeProc:
+    log = config.parent / "node-restarted.log"
+    with open(log, "ab") as f:
+        proc = subprocess.Popen(ledgercore("node", "--config", config), cwd=ROOT, env=ENV, stdout=f, stderr=f)
+    return NodeProc(config.parent.name, proc, log)
+
+
+def kill_pid(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    # A zombie (dead, not yet reaped by its supervisor) counts as dead.
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().split(") ")[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def make_txs(n: int, senders: int = 64) -> list[bytes]:
+    """``n`` signed ``evidence.put`` transactions from fresh senders, each anchoring a key no other
+    call uses (so every receipt is ok)."""
+    kps = [signing.generate("ed25519") for _ in range(min(n, senders))]
+    tag = os.urandom(6).hex()
+    return [
+        Transaction.create(kps[i % len(kps)], "evidence", "put", {"key": f"t/{tag}/{i}", "digest": os.urandom(32)},
+                           i // len(kps) + 1, chain_id=CHAIN).encode()
+        for i in range(n)
+    ]  # fmt: skip
+
+
+def submit_all(
+    clients: Sequence[Client], raws: Sequence[bytes], *, wait: bool = True, threads: int = 16
+) -> list[dict[str, Any]]:
+    """Submits each transaction through ``clients[i % len]``, retrying while the node is unavailable."""
+
+    def one(i: int) -> dict[str, Any]:
+        for attempt in range(100):
+            try:
+                return clients[i % len(clients)].submit(raws[i], wait=wait)
+            except UnavailableError as exc:
+                time.sleep(exc.retry_after or 0.2)
+        raise AssertionError(f"transaction {i} never admitted")
+
+    with ThreadPoolExecutor(threads) as pool:
+        return list(pool.map(one, range(len(raws))))
+
+
+def bulk_submit(urls: Sequence[str], raws: Sequence[bytes], concurrency: int = 64) -> None:
+    """Posts every transaction without waiting for commits, round robin over ``urls``, over keep-alive
+    connections (aiohttp): far faster than one urllib connection per transaction. Retries 503."""
+
+    async def main() -> None:
+        connector = aiohttp.TCPConnector(limit=concurrency)
+        async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
+
+            async def worker(k: int) -> None:
+                for i in range(k, len(raws), concurrency):
+                    for _ in range(300):
+                        async with session.post(urls[i % len(urls)] + "/tx", data=raws[i]) as resp:
+                            if resp.status != 503:
+                                assert resp.status == 202, (resp.status, await resp.text())
+                                break
+                        await asyncio.sleep(0.1)
+                    else:
+                        raise AssertionError(f"transaction {i} never admitted")
+
+            await asyncio.gather(*(worker(k) for k in range(concurrency)))
+
+    asyncio.run(main())
+
+
+class CommitCounter:
+    """Counts the transactions in one node's blocks, fetching each block once."""
+
+    def __init__(self, client: Client) -> None:
+        self.client, self.counts = client, [0]
+
+    def __call__(self) -> int:
+        top = self.client.status()["height"]
+        for h in range(len(self.counts), top + 1):
+            self.counts.append(self.client.block(h)["header"]["tx_count"])
+        return sum(self.counts)
+
+
+def statuses(clients: Sequence[Client]) -> list[dict[str, Any]]:
+    return [c.status() for c in clients]
+
+
+def current_leader(clients: Sequence[Client]) -> str | None:
+    """The node every given node names as leader, if they agree and it says it leads."""
+    sts = []
+    for c in clients:
+        try:
+            sts.append(c.status())
+        except ClientError:
+            return None
+    leaders = {s["leader"] for s in sts}
+    if len(leaders) != 1 or None in leaders:
+        return None
+    (leader,) = leaders
+    return leader if any(s["node"] == leader and s["role"] == "leader" for s in sts) else None
+
+
+def wait_same_height(clients: Sequence[Client], at_least: int, timeout: float = 30) -> int:
+    seen: list[int] = []
+
+    def same() -> int | None:
+        seen[:] = [s["height"] for s in statuses(clients)]
+        return seen[0] if len(set(seen)) == 1 and seen[0] >= at_least else None
+
+    try:
+        h: int = wait_until(same, timeout, f"every node at one height >= {at_least}")
+    except AssertionError as exc:
+        raise AssertionError(f"{exc}; heights last seen {seen}") from None
+    return h
+
+
+def assert_identical_chains(clients: Sequence[Client], height: int) -> list[dict[str, Any]]:
+    """Every node holds the same block (hash, state root, txids) at each height 1..height; returns
+    the first node's blocks."""
+    blocks = []
+    for h in range(1, height + 1):
+        got = [c.block(h) for c in clients]
+        first = got[0]
+        for other in got[1:]:
+            assert other["header"] == first["header"], f"height {h} differs"
+            assert other["txids"] == first["txids"], f"height {h} txids differ"
+        assert first["header"]["height"] == h
+        blocks.append(first)
+    sts = statuses(clients)
+    assert len({(s["height"], s["block_hash"], s["state_root"]) for s in sts}) == 1, sts
+    return blocks
+
+
+def http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    """Raw HTTP: (status, parsed JSON body), whatever the status."""
+    req = urllib.request.Request(url, data=body, method=method)
+    try:
+        with urllib.request.urlopen(req, timeout=30) as resp:
+            return resp.status, json.loads(resp.read())
+    except urllib.error.HTTPError as exc:
+        with exc:
+            assert exc.headers.get_content_type() == "application/json", exc.headers
+            return exc.code, json.loads(exc.read())
+
+
+# -- the shared 3-node cluster ------------------------------------------------------------------
+
+
+@dataclass
+class Cluster:
+    dir: Path
+    info: dict[str, Any]
+    supervisor: Supervisor
+    clients: dict[str, Client]
+    configs: dict[str, Path]
+    extra: list[NodeProc] = field(default_factory=list)
+
+    @property
+    def all_clients(self) -> list[Client]:
+        return list(self.clients.values())
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    d = tmp_path_factory.mktemp("cluster")
+    info = init_cluster(d, 3)
+    sup = start_supervisor(d)
+    c = Cluster(
+        d, info, sup, {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]},
+        {n["id"]: Path(n["config"]) for n in info["nodes"]},
+    )  # fmt: skip
+    try:
+        wait_until(lambda: current_leader(c.all_clients), 30, "a leader")
+        yield c
+    except BaseException:
+        dump_logs(d)
+        raise
+    finally:
+        if sup.proc.poll() is None:
+            sup.stop()
+        for n in c.extra:
+            if n.proc.poll() is None:
+                n.proc.kill()
+                n.proc.wait()
+        for pid in sup.pids.values():
+            kill_pid(pid)
+
+
+@pytest.fixture(autouse=True)
+def _node_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """After a failed test on the shared cluster, prints the end of its node logs."""
+    failed = request.session.testsfailed
+    yield
+    if request.session.testsfailed > failed and "cluster" in request.fixturenames:
+        dump_logs(request.getfixturevalue("cluster").dir)
+
+
+def test_init_cluster_writes_ca_nodes_client_and_cluster_file(cluster: Cluster) -> None:
+    d, info = cluster.dir, cluster.info
+    assert [n["id"] for n in info["nodes"]] == ["node1", "node2", "node3"]
+    assert stat.S_IMODE(os.stat(d / "ca.key").st_mode) == 0o600
+    ca = pki.load_certificate(d / "ca.crt")
+    ports = []
+    for n in info["nodes"]:
+        nd = d / n["id"]
+        assert sorted(p.name for p in nd.glob("*.crt")) == ["ca.crt", "node.crt"]
+        assert stat.S_IMODE(os.stat(nd / "node.key").st_mode) == 0o600
+        assert not (nd / "ca.key").exists()
+        cfg = NodeConfig.load(n["config"])
+        assert (cfg.id, cfg.suite, cfg.chain_id, cfg.host) == (n["id"], SUITE, CHAIN, "127.0.0.1")
+        assert cfg.client_url == n["client_url"] and cfg.client_port == cfg.port + 1
+        assert {p.id for p in cfg.peers} == {m["id"] for m in info["nodes"]} - {cfg.id}
+        assert pki.load_certificate(cfg.tls.cert).issuer == ca.subject
+        assert pki.load_credentials(cfg.tls.cert, cfg.tls.key).common_name == cfg.id
+        ports += [cfg.port, cfg.client_port]
+    assert ports == list(range(ports[0], ports[0] + 6))
+    client = pki.load_credentials(d / "client" / "client.crt", d / "client" / "client.key")
+    assert client.cert.issuer == ca.subject
+    # A second init into the same directory is refused and changes nothing.
+    before = (d / "ca.crt").read_bytes()
+    out = subprocess.run(ledgercore("init-cluster", "--nodes", 3, "--dir", d), cwd=ROOT, env=ENV,
+                         capture_output=True, text=True, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and "already holds a cluster" in out.stderr
+    assert (d / "ca.crt").read_bytes() == before
+
+
+def test_every_node_accepts_and_all_agree_block_by_block(cluster: Cluster) -> None:
+    clients = cluster.all_clients
+    raws = make_txs(300)
+    answers = submit_all(clients, raws)  # node i%3: two of three go through a follower
+    expected = {Transaction.decode(r).id.hex() for r in raws}
+    assert {a["txid"] for a in answers} == expected
+    assert all(isinstance(a["height"], int) and a["height"] >= 1 for a in answers)
+    top = max(a["height"] for a in answers)
+    height = wait_same_height(clients, top)
+    blocks = assert_identical_chains(clients, height)
+    for a in answers:  # each acknowledged transaction is in the block its answer named
+        assert a["txid"] in blocks[a["height"] - 1]["txids"]
+    # Chain links as the headers say.
+    for prev, blk in zip(blocks, blocks[1:]):
+        assert blk["header"]["prev_hash"] == prev["header"]["hash"]
+    # State through a follower: the key each transaction wrote.
+    leader = current_leader(clients)
+    follower = next(c for name, c in cluster.clients.items() if name != leader)
+    tx = Transaction.decode(raws[0])
+    got = follower.get("evidence", tx.args["key"])
+    assert got["value"] is not None and got["version"]["height"] >= 1
+
+
+def test_proofs_from_a_follower_verify_against_the_block_tx_root(cluster: Cluster) -> None:
+    clients = cluster.all_clients
+    raws = make_txs(200)
+    answers = submit_all(clients, raws)
+    leader = wait_until(lambda: current_leader(clients), 10, "a leader")
+    follower = next(c for name, c in cluster.clients.items() if name != leader)
+    wait_same_height(clients, max(a["height"] for a in answers))
+    for raw, a in zip(raws, answers):
+        rec = follower.tx(a["txid"])
+        txid = bytes.fromhex(a["txid"])
+        assert rec["height"] == a["height"] and rec["receipt"] == {"ok": True, "error": None, "events": []}
+        assert bytes.fromhex(rec["raw"]) == raw
+        proof = [bytes.fromhex(p) for p in rec["proof"]]
+        root = bytes.fromhex(rec["tx_root"])
+        assert merkle.verify_inclusion(txid, rec["index"], rec["tx_count"], proof, root, HASH)
+        # The root is the one in the block header, on the leader too.
+        header = cluster.clients[leader].block(rec["height"])["header"]
+        assert header["tx_root"] == rec["tx_root"] and header["tx_count"] == rec["tx_count"]
+        # A proof for another leaf does not verify.
+        if rec["tx_count"] > 1:
+            other = (rec["index"] + 1) % rec["tx_count"]
+            assert not merkle.verify_inclusion(txid, other, rec["tx_count"], proof, root, HASH)
+
+
+def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
+    url = cluster.info["nodes"][1]["client_url"]
+    good = Transaction.decode(make_txs(1)[0])
+    forged = good.encode()[:-64] + bytes(64)  # a signature that cannot verify
+    kp = signing.generate("ed25519")
+    wrong_chain = Transaction.create(kp, "evidence", "put", {"key": "k", "digest": bytes(32)}, 1, chain_id="other")
+    cases: list[tuple[str, str, bytes | None, int, str]] = [
+        ("POST", "/tx", b"not a transaction", 400, "version"),
+        ("POST", "/tx", b"", 400, "empty"),
+        ("POST", "/tx", forged, 400, "signature"),
+        ("POST", "/tx", wrong_chain.encode(), 400, "chain"),
+        ("POST", "/tx", good.encode()[:-1], 400, ""),
+        ("POST", "/tx?wait=soon", good.encode(), 400, "wait"),
+        ("POST", "/tx", bytes(MAX_BODY + 1), 413, "too large"),
+        ("GET", "/block/abc", None, 400, "height"),
+        ("GET", "/block/-1", None, 400, "height"),
+        ("GET", "/block/99999999", None, 404, "no block"),
+        ("GET", "/tx/xyz", None, 400, "hex"),
+        ("GET", "/tx/" + "00" * 31, None, 400, "hex"),
+        ("GET", "/tx/" + "00" * 32, None, 404, "no committed transaction"),
+        ("GET", "/nowhere", None, 404, "no route"),
+        ("DELETE", "/tx", None, 405, "not allowed"),
+        ("GET", "/tx", None, 405, "not allowed"),
+    ]
+    for method, path, body, status, words in cases:
+        got_status, got = http(url + path, method, body)
+        assert got_status == status, (path, got)
+        assert set(got) == {"error"} and words in got["error"].lower(), (path, got)
+    # Unknown state is not an error: null value and version.
+    assert http(url + "/state/evidence/no/such/key")[1] == {"value": None, "version": None}
+    # The client turns them into typed errors carrying the node's message.
+    c = Client(url)
+    with pytest.raises(RequestRejectedError, match="signature") as info:
+        c.submit(forged)
+    assert isinstance(info.value, ValueError) and info.value.status == 400 and not info.value.retryable
+    with pytest.raises(RemoteNotFoundError, match="no block") as nf:
+        c.block(99999999)
+    assert isinstance(nf.value, KeyError) and nf.value.status == 404
+    with pytest.raises(RemoteNotFoundError):
+        c.tx(bytes(32))
+    with pytest.raises(RequestRejectedError) as big:
+        c.submit(bytes(MAX_BODY + 1))
+    assert big.value.status == 413
+    with pytest.raises(InvalidInputError):
+        c.tx(42)  # type: ignore[arg-type]
+    # A node that is not there: retryable, no status.
+    with pytest.raises(UnavailableError) as down:
+        Client(f"http://127.0.0.1:{free_base_port(1)}", timeout=5).status()
+    assert down.value.retryable and down.value.status is None
+    # And the node still works after all that.
+    assert c.submit(good.encode())["txid"] == good.id.hex()
+
+
+def _tls_exchange(ctx: ssl.SSLContext, port: int, server_hostname: str) -> str:
+    """Connects, handshakes, sends a frame and reads: how the attempt ended."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as raw:
+        try:
+            with ctx.wrap_socket(raw, server_hostname=server_hostname) as tls:
+                # TLS 1.3: the client's side of the handshake ends before the server checks the
+                # client's certificate; the refusal arrives as an alert on the first read.
+                tls.sendall(encode_frame(b"let me in"))
+                data = tls.recv(1)
+                return "closed" if data == b"" else f"answered {data!r}"
+        except ssl.SSLError as exc:
+            return f"ssl error: {exc}"
+        except ConnectionError as exc:
+            return f"connection error: {exc}"
+
+
+def test_transport_refuses_a_certificate_from_another_ca(cluster: Cluster, tmp_path: Path) -> None:
+    cfg = NodeConfig.load(cluster.configs["node1"])
+    foreign = pki.create_ca("intruders")
+    forged = pki.write_tls_files(tmp_path / "forged", foreign, pki.issue_node_certificate(foreign, "node2"))
+    # Trusts the real CA (so the server passes) but presents a node2 certificate from another CA.
+    ctx = pki.client_context(cfg.tls.ca_cert, forged.cert, forged.key)
+    outcome = _tls_exchange(ctx, cfg.port, "node1")
+    assert outcome == "closed" or "error" in outcome, outcome
+    # The consortium's own client certificate cannot pose as a node on the transport either.
+    client = cluster.dir / "client"
+    ctx = pki.client_context(client / "ca.crt", client / "client.crt", client / "client.key")
+    outcome = _tls_exchange(ctx, cfg.port, "node1")
+    assert outcome == "closed" or "error" in outcome, outcome
+    # A client trusting only the foreign CA refuses the node's certificate itself.
+    ctx = pki.client_context(forged.ca_cert, forged.cert, forged.key)
+    outcome = _tls_exchange(ctx, cfg.port, "node1")
+    assert "certificate verify failed" in outcome, outcome
+    log = cluster.dir / "node1" / "node.log"
+    wait_until(lambda: log.read_text().count("refused connection") >= 2, 10, "node1 logging the refusals")
+    assert "unknown ca" in log.read_text().lower() or "certificate" in log.read_text()
+    assert current_leader(cluster.all_clients) is not None  # the cluster did not notice
+
+
+def test_sigkill_the_leader_under_load(cluster: Cluster) -> None:
+    clients = cluster.clients
+    leader = wait_until(lambda: current_leader(list(clients.values())), 10, "a leader")
+    survivors = [name for name in clients if name != leader]
+    raws = make_txs(6_000, senders=256)
+    acked: dict[str, int] = {}
+    lock = threading.Lock()
+    stop = threading.Event()
+    next_tx = iter(range(len(raws)))
+
+    def load(worker: int) -> None:
+        names = list(clients)
+        while not stop.is_set():
+            with lock:
+                i = next(next_tx, None)
+            if i is None:
+                return
+            c = clients[names[(worker + i) % len(names)]]  # every node, the leader too
+            try:
+                a = c.submit(raws[i], wait=True)
+            except (UnavailableError, CommitTimeoutError, RequestRejectedError):
+                continue  # not acknowledged: may or may not commit, nothing is promised
+            with lock:
+                acked[a["txid"]] = a["height"]
+
+    pool = [threading.Thread(target=load, args=(w,), daemon=True) for w in range(24)]
+    for t in pool:
+        t.start()
+    try:
+        wait_until(lambda: len(acked) >= 300, 30, "load to flow")
+        t_kill = time.monotonic()
+        kill_pid(cluster.supervisor.pids[leader])
+        wait_until(lambda: not pid_alive(cluster.supervisor.pids[leader]), 10, "the leader to die")
+        new_leader = wait_until(lambda: current_leader([clients[s] for s in survivors]), 15, "a new leader")
+        elected_after = time.monotonic() - t_kill
+        assert new_leader in survivors
+        assert elected_after < 10, elected_after
+        acked_at_election = len(acked)
+        wait_until(lambda: len(acked) >= acked_at_election + 300, 30, "commits under the new leader")
+    finally:
+        stop.set()
+        for t in pool:
+            t.join(60)
+    assert len(acked) >= 600
+    # The supervisor noticed.
+    wait_until(lambda: f"{leader} pid={cluster.supervisor.pids[leader]} died unexpectedly: killed by SIGKILL"
+               in cluster.supervisor.output(), 5, "the supervisor reporting the death")  # fmt: skip
+
+    # Restart the killed node by hand; it catches up and every node agrees block by block.
+    cluster.extra.append(start_node(cluster.configs[leader]))
+    everyone = list(clients.values())
+    top = max(acked.values())
+    height = wait_same_height(everyone, top, timeout=60)
+    blocks = assert_identical_chains(everyone, height)
+    txids_at = {h + 1: set(b["txids"]) for h, b in enumerate(blocks)}
+    lost = [t for t, h in acked.items() if t not in txids_at[h]]
+    assert not lost, f"{len(lost)} acknowledged transactions lost"
+    restarted = clients[leader]
+    for t, h in random.sample(sorted(acked.items()), 50):
+        assert restarted.tx(t)["height"] == h
+    # Stop everything: the supervisor stops its two nodes cleanly, but says one had died (status 1).
+    code, out = cluster.supervisor.stop(signal.SIGINT)
+    assert code == 1, out
+    assert sorted(re.findall(r"^(node\d) stopped$", out, re.M)) == sorted(survivors), out
+    assert cluster.extra[-1].stop(signal.SIGINT) == 0  # Ctrl-C stops a node cleanly too
+    print(f"new leader {new_leader} {elected_after:.2f}s after SIGKILL of {leader}; {len(acked)} acknowledged, none lost")
+
+
+# -- catching up by snapshot ----------------------------------------------------------------------
+
+
+def raft_log_bounds(config: Path) -> tuple[int, int]:
+    """(first index, last index) of a stopped node's Raft log."""
+    storage = DurableStorage(NodeConfig.load(config).data_dir / "raft")
+    try:
+        return storage.first_index(), storage.last_index()
+    finally:
+        storage.close()
+
+
+def _missed_transactions_catch_up_by_snapshot(tmp_path: Path, total: int, block_txs: int) -> None:
+    info = init_cluster(tmp_path, 3, "--snapshot-every", "8", "--block-txs", str(block_txs))
+    configs = {n["id"]: Path(n["config"]) for n in info["nodes"]}
+    clients = {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]}
+    # node3 stays down from the start: it misses everything the other two commit.
+    sup = start_supervisor(tmp_path, "node1", "node2")
+    late: NodeProc | None = None
+    try:
+        live = [clients["node1"], clients["node2"]]
+        wait_until(lambda: current_leader(live), 30, "a leader among node1 and node2")
+        _, node3_last = raft_log_bounds(configs["node3"])  # never started: its log ends at bootstrap
+        raws = make_txs(total, senders=512)
+        t0 = time.monotonic()
+        bulk_submit([c.url for c in live], raws)
+        count = CommitCounter(live[0])
+        try:
+            wait_until(lambda: count() == total, 120, f"all {total} transactions committed", interval=0.5)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; {count()} committed") from None
+        height = wait_same_height(live, 1)
+        submitted_s = time.monotonic() - t0
+
+        late = start_node(configs["node3"])
+        t1 = time.monotonic()
+        wait_same_height(list(clients.values()), height, timeout=120)
+        caught_up_s = time.monotonic() - t1
+        assert_identical_chains(list(clients.values()), height)
+        for raw in random.sample(raws, 20):
+            assert clients["node3"].tx(Transaction.decode(raw).id)["height"] >= 1
+        # A fresh transaction through the late node commits everywhere.
+        extra = make_txs(1)[0]
+        h = clients["node3"].submit(extra)["height"]
+        wait_same_height(list(clients.values()), h)
+
+        code, out = sup.stop(signal.SIGINT)
+        assert code == 0, out  # nothing died: every node it ran stopped cleanly
+        assert sorted(re.findall(r"^(node\d) stopped$", out, re.M)) == ["node1", "node2"], out
+        assert late.stop() == 0
+        # The leader's log was compacted past everything node3 had, so node3 got a snapshot.
+        first = min(raft_log_bounds(configs[n])[0] for n in ("node1", "node2"))
+        assert first > node3_last + 1, (first, node3_last)
+        print(f"{total} txs in {height} blocks: submitted+committed in {submitted_s:.1f}s, "
+              f"node3 caught up in {caught_up_s:.1f}s")  # fmt: skip
+    except BaseException:
+        dump_logs(tmp_path)
+        raise
+    finally:
+        if sup.proc.poll() is None:
+            sup.stop()
+        for pid in sup.pids.values():
+            kill_pid(pid)
+        if late is not None and late.proc.poll() is None:
+            late.proc.kill()
+            late.proc.wait()
+
+
+def test_a_node_that_missed_thousands_of_transactions_catches_up_by_snapshot(tmp_path: Path) -> None:
+    _missed_transactions_catch_up_by_snapshot(tmp_path, total=3_000, block_txs=100)
+
+
+@pytest.mark.slow
+def test_a_node_that_missed_100k_transactions_catches_up_by_snapshot(tmp_path: Path) -> None:
+    _missed_transactions_catch_up_by_snapshot(tmp_path, total=100_000, block_txs=2000)
