@@ -13,6 +13,7 @@ import pytest
 from ledgercore import Transaction, merkle, signing
 from ledgercore.net import pki
 from ledgercore.node import Node, NodeConfig, Peer
+from ledgercore.node.node import DataDirInUseError
 
 
 def free_ports(n: int) -> list[int]:
@@ -83,6 +84,8 @@ def test_three_nodes_commit_the_same_blocks_and_survive_restart(tmp_path):
         rec = follower.ledger.tx(txid)
         header = follower.ledger.header(rec.height)
         assert merkle.verify_inclusion(txid, rec.index, rec.tx_count, rec.proof, header.tx_root, "blake3")
+        with pytest.raises(DataDirInUseError, match="in use"):
+            await Node(cfgs[0]).start()
         # Submitting a committed transaction again answers with where it already is.
         assert await nodes[0].submit(raws[7], wait=True) == (txid, height)
         height = nodes[0].ledger.height

@@ -14,6 +14,7 @@ transactions forwarded to the leader, ``S`` a request for committed blocks, ``B`
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import logging
 import os
 import random
@@ -27,7 +28,7 @@ from .. import _native
 from ..block import decode_block, encode_block
 from ..codec import decode_value, encode_value
 from ..consensus.messages import Entry, EntryType, MessageDecodeError, MsgSnap, decode_message, encode_message
-from ..consensus.raft import NONE, Config, RaftNode, Ready, StateType
+from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
 from ..errors import DecodeError, InvalidSignatureError, LedgerError, NotFoundError
 from ..ledger import Ledger
 from ..net.transport import Transport
@@ -47,6 +48,10 @@ _ADMIT_BATCH = 8192
 # during a snapshot catch-up, when it drops the oldest (Raft retransmits) so sync answers still flow.
 _RAFT_INBOX_FRAMES = 4096
 _RAFT_INBOX_BYTES = 64 << 20
+
+
+class DataDirInUseError(LedgerError):
+    """Another process already runs a node on this data directory."""
 
 
 class NotReadyError(LedgerError):
@@ -102,6 +107,13 @@ class Node:
     async def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        # Two processes driving one node's log and ledger would fork its history: refuse.
+        self._dir_lock = open(cfg.data_dir / "LOCK", "a")  # noqa: SIM115 - held until stop()
+        try:
+            fcntl.flock(self._dir_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            self._dir_lock.close()
+            raise DataDirInUseError(f"{cfg.data_dir} is in use by another node process") from None
         self.ledger = Ledger.open(cfg.data_dir / "ledger", cfg.suite, chain_id=cfg.chain_id)
         self.storage = DurableStorage(cfg.data_dir / "raft")
         if self.storage.is_new:
@@ -138,6 +150,7 @@ class Node:
         async with self._lock:
             self.storage.close()
             self.ledger.close()
+        self._dir_lock.close()
         for futures in self._waiters.values():
             for f in futures:
                 if not f.done():
@@ -299,12 +312,15 @@ class Node:
                 txids = [t for t in self._mempool if t not in self._proposed][: cfg.block_txs]
                 if not txids:
                     break
-                raws = [self._mempool[t] for t in txids]
-                self._proposed.update(txids)
-                self._proposed_blocks += 1
-                data = encode_value({"ts": now_ms(), "txs": raws})
+                data = encode_value({"ts": now_ms(), "txs": [self._mempool[t] for t in txids]})
                 async with self._lock:
-                    self.raft.propose(data)
+                    try:
+                        # Leadership may have moved while this task waited for the lock.
+                        self.raft.propose(data)
+                    except ProposalDroppedError:
+                        break  # the transactions stay in the mempool; a follower forwards them
+                    self._proposed.update(txids)
+                    self._proposed_blocks += 1
                     await self._drain()
 
     # -- Raft plumbing -------------------------------------------------------------------------
