@@ -45,6 +45,7 @@ from ledgercore.errors import (
 from ledgercore.net import pki
 from ledgercore.net.transport import encode_frame
 from ledgercore.node.config import NodeConfig
+from ledgercore.node.init_cluster import free_base_port
 from ledgercore.node.http import MAX_BODY
 from ledgercore.node.raft_store import DurableStorage
 from ledgercore.suites import get_suite
@@ -62,34 +63,6 @@ ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("P
 
 def ledgercore(*args: str | Path) -> list[str]:
     return [sys.executable, "-m", "ledgercore", *map(str, args)]
-
-
-def _ephemeral_low() -> int:
-    try:
-        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
-    except (OSError, ValueError, IndexError):
-        return 32768
-
-
-def free_base_port(count: int) -> int:
-    """A port P such that P .. P+count-1 are all free now, below the ephemeral range (so no outgoing
-    connection, which may take any ephemeral port, can hold a node's port when it restarts)."""
-    high = max(_ephemeral_low(), 12000)
-    for _ in range(200):
-        base = random.randrange(10000, high - count)
-        socks = []
-        try:
-            for p in range(base, base + count):
-                s = socket.socket()
-                socks.append(s)
-                s.bind(("127.0.0.1", p))
-            return base
-        except OSError:
-            continue
-        finally:
-            for s in socks:
-                s.close()
-    raise RuntimeError("no free port range")
 
 
 def wait_until(pred: Callable[[], Any], timeout: float, what: str, interval: float = 0.1) -> Any:

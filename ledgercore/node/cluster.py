@@ -66,7 +66,7 @@ def _describe_exit(code: int) -> str:
     return f"exit status {code}"
 
 
-def _start(entry: dict[str, str]) -> NodeProcess:
+def start_node(entry: dict[str, str]) -> NodeProcess:
     config = Path(entry["config"])
     log_path = config.parent / "node.log"
     log_file = open(log_path, "ab")
@@ -77,7 +77,7 @@ def _start(entry: dict[str, str]) -> NodeProcess:
     return NodeProcess(entry["id"], config, entry["client_url"], log_path, proc, log_file)
 
 
-def _wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) -> bool:
+def wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) -> bool:
     """Waits until every live node's client API answers /status."""
     deadline = time.monotonic() + timeout
     pending = {n.id: n for n in nodes}
@@ -105,7 +105,7 @@ def _report_deaths(nodes: list[NodeProcess]) -> None:
                   file=sys.stderr, flush=True)  # fmt: skip
 
 
-def _stop_all(nodes: list[NodeProcess], timeout: float) -> bool:
+def stop_all(nodes: list[NodeProcess], timeout: float) -> bool:
     """SIGTERM to every live node, then wait; SIGKILL what is left after ``timeout``. True if every
     node that was still running exited 0."""
     running = [n for n in nodes if n.proc.poll() is None]
@@ -159,10 +159,10 @@ def run_cluster(
     nodes: list[NodeProcess] = []
     try:
         for entry in entries:
-            n = _start(entry)
+            n = start_node(entry)
             nodes.append(n)
             print(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}", flush=True)
-        if _wait_ready(nodes, stopping, ready_timeout):
+        if wait_ready(nodes, stopping, ready_timeout):
             print(f"ready: {len(nodes)} nodes; Ctrl-C stops them", flush=True)
         elif not stopping:
             print(f"not every node answered within {ready_timeout}s", file=sys.stderr, flush=True)
@@ -176,7 +176,7 @@ def run_cluster(
         died = any(n.reported for n in nodes)
         if stopping:
             print(f"{signal.Signals(stopping[0]).name}: stopping {len(nodes)} nodes", flush=True)
-        clean = _stop_all(nodes, stop_timeout)
+        clean = stop_all(nodes, stop_timeout)
         return 0 if clean and not died else 1
     finally:
         for n in nodes:  # only if something above failed: never leave nodes behind

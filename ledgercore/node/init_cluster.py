@@ -14,6 +14,8 @@ Node ``i`` listens on 127.0.0.1 (or ``--host``): transport port ``P + 2(i-1)``, 
 from __future__ import annotations
 
 import argparse
+import socket
+import random
 import json
 import sys
 from dataclasses import dataclass
@@ -37,6 +39,34 @@ class ClusterLayout:
     config_paths: tuple[Path, ...]
     cluster_file: Path
     client_tls: pki.TLSFiles
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_base_port(count: int) -> int:
+    """A port P such that P .. P+count-1 are all free now, below the ephemeral range (so no outgoing
+    connection, which may take any ephemeral port, can hold a node's port when it restarts)."""
+    high = max(_ephemeral_low(), 12000)
+    for _ in range(200):
+        base = random.randrange(10000, high - count)
+        socks = []
+        try:
+            for p in range(base, base + count):
+                s = socket.socket()
+                socks.append(s)
+                s.bind(("127.0.0.1", p))
+            return base
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+    raise OSError("no free range of local ports found")
 
 
 def init_cluster(
