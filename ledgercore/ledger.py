@@ -21,7 +21,7 @@ from . import _native, merkle
 from .block import BlockHeader, decode_block, encode_block
 from .contracts import builtin_contracts
 from .contracts.base import Contract, ContractState, StateReader, key_bytes
-from .errors import ChainMismatchError, InvalidSignatureError, NotFoundError, UnknownNameError
+from .errors import ChainMismatchError, InvalidInputError, InvalidSignatureError, NotFoundError, UnknownNameError
 from .execution import Authorizer, execute
 from .receipts import Receipt, decode_receipts, encode_receipts
 from .store import DEFAULT_MAP_SIZE, BlockWrite, Store, StoreError, height_key
@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from .audit import AuditReport
 
 VERSION_SIZE = 12  # u64 height || u32 index, in front of every stored state value
+MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 
 
 def _location(raw: bytes) -> tuple[int, int]:
@@ -146,20 +147,28 @@ class Ledger:
         ``contracts`` adds to the built-ins (``evidence``, ``cert``). ``authorize`` decides who may
         call what (None: a development chain where anyone may call anything).
         """
+        # Check what can be checked before touching the disk: a refused open leaves nothing behind.
+        if suite is not None:
+            get_suite(suite)
+        if not isinstance(chain_id, str) or not 1 <= len(chain_id.encode()) <= MAX_CHAIN_ID_LEN:
+            raise InvalidInputError(f"chain_id must be a str of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes, got {chain_id!r}")
         store = Store(path, map_size)
-        stored_suite = store.get("meta", b"suite")
-        if stored_suite is None:
-            chosen = get_suite(suite or DEFAULT_SUITE)
-            cls._write_genesis(store, chosen, chain_id)
-        else:
-            chosen = get_suite(stored_suite.decode())
-            stored_chain = (store.get("meta", b"chain_id") or b"").decode()
-            if suite is not None and suite != chosen.name:
-                store.close()
-                raise ChainMismatchError(f"ledger at {os.fspath(path)!r} uses suite {chosen.name!r}, not {suite!r}")
-            if chain_id != stored_chain:
-                store.close()
-                raise ChainMismatchError(f"ledger at {os.fspath(path)!r} is chain {stored_chain!r}, not {chain_id!r}")
+        try:
+            stored_suite = store.get("meta", b"suite")
+            if stored_suite is None:
+                chosen = get_suite(suite or DEFAULT_SUITE)
+                cls._write_genesis(store, chosen, chain_id)
+            else:
+                chosen = get_suite(stored_suite.decode())
+                stored_chain = (store.get("meta", b"chain_id") or b"").decode()
+                where = f"ledger at {os.fspath(path)!r}"
+                if suite is not None and suite != chosen.name:
+                    raise ChainMismatchError(f"{where} uses suite {chosen.name!r}, not {suite!r}")
+                if chain_id != stored_chain:
+                    raise ChainMismatchError(f"{where} is chain {stored_chain!r}, not {chain_id!r}")
+        except BaseException:
+            store.close()
+            raise
         registry = {c.name: c for c in builtin_contracts()}
         for c in contracts:
             registry[c.name] = c
@@ -319,6 +328,8 @@ class Ledger:
         return self._header_at(self._check_height(height))
 
     def _check_height(self, height: int) -> int:
+        if not isinstance(height, int) or isinstance(height, bool):
+            raise InvalidInputError(f"a block height is an int, got {type(height).__name__}")
         if not 0 <= height <= self._head.height:
             raise NotFoundError(f"no block at height {height}; the chain has heights 0..{self._head.height}")
         return height
@@ -369,6 +380,8 @@ class Ledger:
 
     def tx(self, txid: bytes) -> TxRecord:
         """A committed transaction with its receipt and its inclusion proof to the block's tx root."""
+        if not isinstance(txid, (bytes, bytearray, memoryview)) or len(txid) != 32:
+            raise InvalidInputError(f"a transaction id is 32 bytes, got {txid!r:.80}")
         loc = self._store.get("txindex", bytes(txid))
         if loc is None:
             raise NotFoundError(f"no committed transaction {bytes(txid).hex()}")

@@ -307,3 +307,14 @@ def test_proposer_and_consensus_data_go_into_the_header(tmp_path):
         assert (blk.header.proposer, blk.header.consensus, blk.header.timestamp) == (kp.public_key, b"raft:7:42", 5)
         assert led.header(1) == blk.header
         led.audit()
+
+
+def test_wrong_argument_types_and_refused_opens_are_typed_and_leave_nothing(tmp_path):
+    for kw in ({"suite": "nope"}, {"chain_id": ""}, {"chain_id": "x" * 65}):
+        with pytest.raises(ValueError):
+            Ledger.open(tmp_path / "refused", **kw)
+    assert not (tmp_path / "refused").exists()
+    with Ledger.open(tmp_path / "l") as led:
+        for call, arg in ((led.header, 1.5), (led.block, "1"), (led.tx, "abc"), (led.tx, b"short"), (led.apply_block, 5)):
+            with pytest.raises(LedgerError):
+                call(arg)

@@ -29,7 +29,11 @@ impl<'py> Rows<'py> {
             return Err(malformed(what, "expected a sequence of byte strings, got a single byte string"));
         }
         let mut items = Vec::with_capacity(obj.len().unwrap_or(0));
-        for (i, item) in obj.try_iter()?.enumerate() {
+        let iter = obj.try_iter().map_err(|_| {
+            let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
+            malformed(what, format!("expected a sequence of byte strings, got {type_name}"))
+        })?;
+        for (i, item) in iter.enumerate() {
             let item = item?;
             items.push(match item.cast_into::<PyBytes>() {
                 Ok(bytes) => Item::Bytes(bytes),
