@@ -3,44 +3,20 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
 
 from ledgercore import Transaction, merkle, signing
-from ledgercore.net import pki
-from ledgercore.node import Node, NodeConfig, Peer
+from ledgercore.node import Node, NodeConfig
+from ledgercore.node.init_cluster import free_base_port, init_cluster
 from ledgercore.node.node import DataDirInUseError
 
 
-def free_ports(n: int) -> list[int]:
-    socks = [socket.socket() for _ in range(n)]
-    for s in socks:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in socks]
-    for s in socks:
-        s.close()
-    return ports
-
-
-def make_configs(root: Path, n: int, **overrides: object) -> list[NodeConfig]:
-    ca = pki.create_ca()
-    ids = [f"node{i}" for i in range(1, n + 1)]
-    ports = free_ports(2 * n)
-    peers = [Peer(ids[i], i + 1, "127.0.0.1", ports[2 * i], f"http://127.0.0.1:{ports[2 * i + 1]}") for i in range(n)]
-    cfgs = []
-    for i, node_id in enumerate(ids):
-        tls = pki.write_tls_files(root / node_id, ca, pki.issue_node_certificate(ca, node_id))
-        cfg = NodeConfig(
-            id=node_id, raft_id=i + 1, data_dir=root / node_id / "data", host="127.0.0.1", port=ports[2 * i],
-            client_host="127.0.0.1", client_port=ports[2 * i + 1], peers=tuple(p for p in peers if p.id != node_id),
-            tls=tls, block_ms=10, tick_ms=10,
-        )  # fmt: skip
-        cfgs.append(replace(cfg, **overrides))  # type: ignore[arg-type]
-    return cfgs
+def make_configs(root: Path, n: int, **settings: object) -> list[NodeConfig]:
+    layout = init_cluster(root, n, base_port=free_base_port(2 * n), settings={"block_ms": 10, "tick_ms": 10, **settings})
+    return list(layout.configs)
 
 
 async def wait_until(cond, timeout: float = 15.0) -> None:
