@@ -62,6 +62,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="time Ledger.apply_blocks over windows of W blocks (verify of block k+1 overlaps the commit of k) "
         "instead of apply_block one block at a time; rates of the first/last 10%% are then per window",
     )  # fmt: skip
+    parser.add_argument(
+        "--time-limit", type=float, default=0, metavar="SECONDS",
+        help="stop starting new blocks after this much wall time and report the blocks done (0: no limit)",
+    )  # fmt: skip
     parser.add_argument("--dir", metavar="PATH", help="where to create the temporary ledger (default: the system temp dir); removed afterwards")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
@@ -151,6 +155,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         os.makedirs(base, exist_ok=True)
     workdir = tempfile.mkdtemp(prefix="ledgercore-ingest-", dir=base)
     t = Timings()
+    stopped_at: int | None = None
     load_before = os.getloadavg()
     issued = revoked = 0
     bar = Progress(blocks, not args.no_progress)
@@ -159,7 +164,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
         try:
             window = max(1, args.pipeline)
             k = 0
+            began = time.perf_counter()
             while k < blocks:
+                if args.time_limit and time.perf_counter() - began > args.time_limit:
+                    stopped_at = k
+                    break
                 group = [workload.block(j) for j in range(k, min(k + window, blocks))]
                 if k == 0:
                     _check_sample(group[0].raws, suite.name)
@@ -187,15 +196,18 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             ledger.close()
         ledger_bytes = _du(os.path.join(workdir, "ledger"))
         shutil.rmtree(os.path.join(workdir, "ledger"), ignore_errors=True)
-        entries = min(args.txs, args.putmulti_entries)
+        entries = min(sum(t.counts), args.putmulti_entries)
         if not args.no_progress:
             progress(f"[bench ingest] raw py-lmdb putmulti of {entries} entries ...")
         put_rate, put_commit_share = _putmulti_rate(os.path.join(workdir, "lmdb"), entries, args.block_size)
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-    check(height == blocks, f"ledger height {height} after {blocks} blocks")
+    check(height == (blocks if stopped_at is None else stopped_at), f"ledger height {height} after {blocks} blocks")
     result = _result(args, suite.name, workload, t, issued, revoked, put_rate, put_commit_share, entries, ledger_bytes)
     result["machine"]["loadavg_1min"] = {"start": load_before[0], "end": os.getloadavg()[0]}
+    result["workload"]["stopped_early"] = None if stopped_at is None else {
+        "time_limit_s": args.time_limit, "blocks_applied": stopped_at, "blocks_planned": blocks,
+    }  # fmt: skip
     return result
 
 
@@ -326,7 +338,9 @@ def text(r: dict[str, Any]) -> str:
         f"CPU: {m['cpu_model']}, {m['cpus']} CPUs ({m['usable_cpus']} usable); ledgercore threads: {m['ledgercore_threads']}; Python {m['python']}",
         f"workload: {w['kind']} on {w['suite']}, {w['txs']} txs in {w['blocks']} blocks of {w['block_size']}, "
         f"{w['senders']} senders" + (f", {w['revoked']} revocations" if w["kind"] == "cert" else "")
-        + f"; {w['state_keys']} state keys at the end; generation {w['generation_seconds']:.1f}s (not timed)",
+        + f"; {w['state_keys']} state keys at the end; generation {w['generation_seconds']:.1f}s (not timed)"
+        + (f"\nSTOPPED EARLY by --time-limit {w['stopped_early']['time_limit_s']:g}s: {w['stopped_early']['blocks_applied']} of "
+           f"{w['stopped_early']['blocks_planned']} blocks applied" if w.get("stopped_early") else ""),
         "",
         f"load average (1 min) at start/end: {m['loadavg_1min']['start']:.1f}/{m['loadavg_1min']['end']:.1f} on {m['usable_cpus']} CPUs",
         "",
