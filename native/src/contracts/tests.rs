@@ -80,3 +80,52 @@ fn cert_issue_revoke_lifecycle() {
     assert!(fields.contains(&("reason".to_owned(), Value::Str("expired".into()))));
     assert!(fields.contains(&("issuer".to_owned(), Value::Bytes(b"bureau".to_vec()))));
 }
+
+#[test]
+fn large_slices_group_repeated_keys_and_read_them_once_in_order() {
+    // Enough calls for the parallel parse and sort; keys repeat, some longer than the sort head.
+    let raw: Vec<Vec<u8>> = (0..1000u32)
+        .map(|i| {
+            let key = if i % 3 == 0 { format!("k/{}", i % 50) } else { format!("lic/shared-prefix-{:05}", i % 400) };
+            args(vec![("key", Value::Str(key)), ("digest", Value::Bytes(vec![i as u8; 16]))])
+        })
+        .collect();
+    let calls: Vec<Call<'_>> = raw.iter().enumerate().map(|(i, a)| call(i as u32, b"s", "put", a)).collect();
+    let p = plan(&Evidence, &calls);
+    let keys = p.keys();
+    assert!(keys.windows(2).all(|w| w[0] < w[1]), "distinct and sorted");
+    assert_eq!(keys.len(), 50 + 400);
+    let first = b"evidence/k/0".to_vec();
+    let committed: HashMap<Vec<u8>, Vec<u8>> = [(first.clone(), b"old".to_vec()), (b"evidence/zzz".to_vec(), b"x".to_vec())].into();
+    let current = p.current(committed.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
+    assert_eq!(current.iter().filter(|c| c.is_some()).count(), 1);
+    let out = apply(&Evidence, &calls, p, &current);
+    // The first call of each key anchors it, except k/0 which was committed already; the rest fail.
+    let mut seen = std::collections::HashSet::new();
+    for (j, a) in raw.iter().enumerate() {
+        let Value::Map(fields) = Value::decode(a).unwrap() else { panic!() };
+        let Value::Str(key) = &fields.iter().find(|(k, _)| k == "key").unwrap().1 else { panic!() };
+        let fresh = seen.insert(key.clone()) && key != "k/0";
+        assert_eq!(out.ok[j], fresh, "call {j} key {key}");
+    }
+    assert_eq!(out.writes.len(), 50 + 400 - 1);
+    assert!(out.writes.windows(2).all(|w| w[0].2 < w[1].2), "writes in block order");
+    let Value::Map(record) = Value::decode(&out.writes[0].1).unwrap() else { panic!() };
+    assert_eq!(record.iter().map(|(k, _)| k.as_str()).collect::<Vec<_>>(), ["digest", "meta", "owner"]);
+}
+
+#[test]
+fn records_copy_meta_encodings_exactly() {
+    let meta = Value::map(vec![("b".into(), Value::List(vec![Value::Int(-1), Value::Null])), ("a".into(), Value::Str("é".into()))]).unwrap();
+    let a = args(vec![("key", Value::Str("k".into())), ("digest", Value::Bytes(vec![1; 32])), ("meta", meta.clone())]);
+    let out = run(&Evidence, &[call(0, b"owner", "put", &a)], &HashMap::new());
+    let want = Value::map(vec![
+        ("digest".into(), Value::Bytes(vec![1; 32])),
+        ("meta".into(), meta),
+        ("owner".into(), Value::Bytes(b"owner".to_vec())),
+    ])
+    .unwrap()
+    .encode()
+    .unwrap();
+    assert_eq!(out.writes[0].1, want);
+}
