@@ -124,6 +124,13 @@ class DurableStorage(MemoryStorage):
             return _U64.unpack(base[8:])[0]
         raise RaftStoreError(f"cannot compact to {index}: entry not stored")
 
+    def append(self, entries: Sequence[Entry]) -> None:
+        # Encode the records now, on the caller's thread: sync() often runs on a worker thread while
+        # the caller keeps going, and Python work there fights the caller for the GIL.
+        batch = _Appended(entries)
+        batch.records = [(_U64.pack(i), _ENTRY_HEAD.pack(t, y) + d) for t, i, y, d in batch]
+        self._write("append", batch)
+
     def _put_append(self, txn: lmdb.Transaction, entries: list[Entry]) -> None:
         if not entries:
             return
@@ -133,8 +140,14 @@ class DurableStorage(MemoryStorage):
             if cur.set_range(_U64.pack(first)):
                 while cur.delete():
                     pass
+        records = getattr(entries, "records", None)
+        if records is None:
+            records = [(_U64.pack(e.index), _ENTRY_HEAD.pack(e.term, e.type) + e.data) for e in entries]
         with txn.cursor(db=self._entries) as cur:
-            cur.putmulti(
-                [(_U64.pack(e.index), _ENTRY_HEAD.pack(e.term, e.type) + e.data) for e in entries],
-                append=True,
-            )
+            cur.putmulti(records, append=True)
+
+
+class _Appended(list):  # type: ignore[type-arg]
+    """Entries to append, with their LMDB records (key, value) encoded up front."""
+
+    __slots__ = ("records",)
