@@ -8,12 +8,13 @@ without sharing a GIL with any). KIND is:
     :class:`OpaqueNode`: ledgercore's Raft (:class:`~ledgercore.consensus.raft.RaftNode`) over the
     real mutual-TLS :class:`~ledgercore.net.transport.Transport` with the Raft log in
     :class:`~ledgercore.node.raft_store.DurableStorage` (one fsync'd LMDB transaction per Ready),
-    handled in Raft's order (persist, send, apply, advance) under one lock, exactly as
-    :class:`~ledgercore.node.Node` does. The state machine is a no-op: it counts the opaque entries
-    it applies and folds them into a running BLAKE2b digest, so the parent can check every node
-    applied the same entries in the same order. The leader is its own client: it proposes
-    ``batch`` entries per lock round (one ``MsgProp`` step) while fewer than ``window`` proposed
-    entries are unapplied.
+    each Ready handled in Raft's order (persist, send, apply, advance); with ``pipelined`` (the
+    default) the node keeps stepping messages while an fsync runs (see "Raft plumbing" below),
+    without it the discipline is :class:`~ledgercore.node.Node`'s. The state machine is a no-op:
+    it counts the opaque entries it applies and folds them into a running BLAKE2b digest, so the
+    parent can check every node applied the same entries in the same order. The leader is its own
+    client: it proposes ``batch`` entries at a time (``RaftNode.propose_many``) while fewer than
+    ``window`` proposed entries are unapplied.
 ``pysyncobj``
     A PySyncObj ``SyncObj`` with one ``@replicated`` method that counts and digests the same
     entries; the leader's process is the client, keeping up to ``window`` commands in flight. No
@@ -107,14 +108,17 @@ class OpaqueNode:
         self.window: int = spec.get("window", 20000)
         self.compact_every: int = spec.get("compact_every", 100_000)
         self._names = {self.cfg.raft_id: self.cfg.id, **{p.raft_id: p.id for p in self.cfg.peers}}
-        self._lock = asyncio.Lock()
-        self._room = asyncio.Event()
+        self.pipelined: bool = spec.get("pipelined", True)
+        self._lock = asyncio.Lock()  # held by whoever calls into Raft (across a Ready unless pipelined)
+        self._wake = asyncio.Event()  # set: Raft may have a Ready
+        self._syncing: asyncio.Future[None] | None = None  # the log write in flight
+        self._room = asyncio.Event()  # set: the leader's client may propose again
         self._tasks: list[asyncio.Task[Any]] = []
         self.loading = False
         self.applied_entries = 0  # opaque entries applied (not Raft's empty leader entries)
         self.digest = hashlib.blake2b(digest_size=16)
         self.syncs = 0
-        self.sync_seconds = 0.0  # wall time in fsync'd log writes (the lock is held meanwhile)
+        self.sync_seconds = 0.0  # wall time in fsync'd log writes
         self._seq = 0
         self._filler = os.urandom(self.entry_size)
         self._proposed: deque[tuple[int, int, float]] = deque()  # (last index, entries, when)
@@ -126,6 +130,11 @@ class OpaqueNode:
         from ..node.raft_store import DurableStorage
 
         cfg = self.cfg
+        if self.pipelined:
+            # The log write runs on a worker thread while this one keeps stepping; py-lmdb takes the
+            # GIL back for every put, and at the default 5 ms switch interval a busy event loop
+            # stretches a 5 ms write to 100+ ms.
+            sys.setswitchinterval(0.0005)
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         self.storage = DurableStorage(cfg.data_dir / "raft")
         if self.storage.is_new:
@@ -143,7 +152,9 @@ class OpaqueNode:
                 max_size_per_msg=4 << 20, max_inflight_msgs=64, rng=random.Random(os.urandom(8)),
             )
         )  # fmt: skip
-        for coro, name in ((self._receive_loop(), "receive"), (self._tick_loop(), "tick"), (self._load_loop(), "load")):
+        loops = ((self._ready_loop(), "ready"), (self._receive_loop(), "receive"), (self._tick_loop(), "tick"),
+                 (self._load_loop(), "load"))  # fmt: skip
+        for coro, name in loops:
             self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
@@ -151,8 +162,9 @@ class OpaqueNode:
             t.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.transport.stop()
-        async with self._lock:
-            self.storage.close()
+        if self._syncing is not None:
+            await asyncio.gather(self._syncing, return_exceptions=True)
+        self.storage.close()
 
     @property
     def is_leader(self) -> bool:
@@ -168,7 +180,17 @@ class OpaqueNode:
             "sync_seconds": self.sync_seconds, **clocks(),
         }  # fmt: skip
 
-    # -- Raft plumbing, in Node's order -------------------------------------------------------
+    # -- Raft plumbing -------------------------------------------------------------------------
+    #
+    # One task handles Readies, one at a time, in Raft's order; the others step messages, tick and
+    # propose. With ``pipelined`` off this is Node's discipline: a Ready is handled under the lock,
+    # every write is fsync'd, and messages go out after the fsync. With it on (the default), three
+    # standard refinements: (1) the other tasks keep stepping while the fsync runs (they may: the
+    # Ready in flight is fixed, and what they add goes into the next Ready, persisted before its
+    # own messages are sent); (2) only a Ready that must be durable (entries, term, vote, snapshot)
+    # waits for an fsync, and a commit-index-only hard state rides the next one (etcd's MustSync);
+    # (3) a leader whose term and vote are already durable sends its appends while its own write is
+    # in flight (Raft thesis 10.2.1; its own acknowledgement counts only after advance()).
 
     async def _tick_loop(self) -> None:
         interval = self.cfg.tick_ms / 1000
@@ -176,7 +198,7 @@ class OpaqueNode:
             await asyncio.sleep(interval)
             async with self._lock:
                 self.raft.tick()
-                await self._drain()
+            self._wake.set()
 
     async def _receive_loop(self) -> None:
         from ..consensus.messages import decode_message
@@ -190,50 +212,69 @@ class OpaqueNode:
             async with self._lock:
                 for m in msgs:
                     self.raft.step(m)
-                await self._drain()
+            self._wake.set()
 
-    async def _drain(self) -> None:
+    async def _ready_loop(self) -> None:
+        raft = self.raft
+        while True:
+            if not raft.has_ready():
+                self._wake.clear()
+                await self._wake.wait()
+                continue
+            if self.pipelined:
+                await self._handle_ready()
+            else:
+                async with self._lock:
+                    await self._handle_ready()
+
+    async def _handle_ready(self) -> None:
         from ..consensus.messages import encode_message
 
         raft, s = self.raft, self.storage
-        while raft.has_ready():
-            rd = raft.ready()
-            hs = rd.hard_state
-            # A leader whose term and vote stand may send its appends while its own write is in
-            # flight (Raft thesis 10.2.1): its own acknowledgement only counts once advance() says
-            # the entries are durable. Anything else goes out only after the fsync.
-            early = (
-                self.is_leader and rd.snapshot is None
-                and (hs is None or (hs.term, hs.vote) == self._durable_vote)
-            )  # fmt: skip
-            if early:
-                self._send(rd.messages, encode_message)
-            if rd.snapshot is not None:
-                s.apply_snapshot(rd.snapshot)
-            if rd.entries:
-                s.append(rd.entries)
-            if hs is not None:
-                s.set_hard_state(hs)
-            # Only what Raft needs durable before sending (entries, term, vote, snapshot) waits for
-            # an fsync; a Ready that only moves the commit index leaves it to ride the next one.
-            if rd.must_sync and s.unsynced:
-                t0 = time.monotonic()
-                await asyncio.to_thread(s.sync)
-                self.sync_seconds += time.monotonic() - t0
-                self.syncs += 1
-                self._durable_vote = (s.hard_state().term, s.hard_state().vote)
-            if not early:
-                self._send(rd.messages, encode_message)
-            if rd.committed_entries:
-                self._apply(rd.committed_entries)
-            raft.advance(rd)
-            if rd.soft_state is not None:
-                self._room.set()
+        rd = raft.ready()
+        hs = rd.hard_state
+        early = self.pipelined and (
+            self.is_leader and rd.snapshot is None and (hs is None or (hs.term, hs.vote) == self._durable_vote)
+        )
+        if early:
+            self._send(rd.messages, encode_message)
+        if rd.snapshot is not None:
+            s.apply_snapshot(rd.snapshot)
+        if rd.entries:
+            s.append(rd.entries)
+        if hs is not None:
+            s.set_hard_state(hs)
+        if s.unsynced and (rd.must_sync or not self.pipelined):
+            await self._sync()
+        if not early:
+            self._send(rd.messages, encode_message)
+        if rd.committed_entries:
+            self._apply(rd.committed_entries)
+        raft.advance(rd)
+        if rd.soft_state is not None:
+            self._room.set()
         applied = raft.log.applied
         if applied - s.snapshot().index >= self.compact_every:
-            # Durable with the next fsync'd write, like a commit-only hard state.
             s.create_snapshot(applied, raft.conf_state(), b"")
             s.compact(applied - self.compact_every // 4)  # lagging followers still catch up from the log
+            if not self.pipelined:
+                await self._sync()
+            else:
+                # Deleting the compacted records takes one py-lmdb call (and one GIL hand-off) per
+                # entry: on a worker thread racing a busy event loop that is ruinous, so the other
+                # tasks pause for this one write.
+                async with self._lock:
+                    await self._sync()
+
+    async def _sync(self) -> None:
+        s = self.storage
+        t0 = time.monotonic()
+        self._syncing = asyncio.ensure_future(asyncio.to_thread(s.sync))
+        await asyncio.shield(self._syncing)  # a stop() waits for it before closing the log
+        self.sync_seconds += time.monotonic() - t0
+        self.syncs += 1
+        hs = s.hard_state()
+        self._durable_vote = (hs.term, hs.vote)
 
     def _send(self, messages: list[Any], encode: Callable[[Any], bytes]) -> None:
         for m in messages:
@@ -277,7 +318,7 @@ class OpaqueNode:
                     continue
                 self.raft.propose_many(datas)
                 self._proposed.append((self.raft.log.last_index(), n, time.monotonic()))
-                await self._drain()
+            self._wake.set()
 
     # -- commands -------------------------------------------------------------------------------
 
