@@ -393,8 +393,8 @@ def measure(args: argparse.Namespace, root: Path) -> Report:
             goal=Goal("ratio", GOAL_VS_VERIFY),
             note=f"latency submit->commit p50 {_ms(led['latency_p50'])} p99 {_ms(led['latency_p99'])}; "
             f"batch verify {format_rate(verify)} tx/s; blocks of {args.block_txs}; clients submit "
-            f"{args.clients} x {args.submit_batch} at a time in-process on the "
-            f"{'leader' if args.submit_to == 'leader' else 'every node'}; CPU s per node {_cpus(led)}"
+            f"{args.clients} x {args.submit_batch} at a time in-process (Node.submit_many) on "
+            f"{'the leader' if args.submit_to == 'leader' else 'every node'}; CPU s per node {_cpus(led)}"
             + ("; RAN OUT of transactions during the window" if led["ran_out"] else ""),
         ))  # fmt: skip
         report.info["ledger"] = {"verify_rate": verify, "transactions": len(raws), **_slim(led)}
