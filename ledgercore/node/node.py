@@ -21,6 +21,7 @@ import random
 import struct
 import time
 from collections import OrderedDict, deque
+from itertools import islice
 from dataclasses import dataclass
 from typing import Any
 
@@ -89,9 +90,9 @@ class Node:
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self._admit_queue: asyncio.Queue[_Admission] = asyncio.Queue()
-        self._mempool: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, oldest first
+        self._mempool: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, not yet proposed, oldest first
         self._forwarded: dict[bytes, float] = {}  # txid -> when a follower last sent it on
-        self._proposed: set[bytes] = set()  # txids in blocks proposed but not yet applied
+        self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
         self._proposed_blocks = 0
         self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
         self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
@@ -169,7 +170,7 @@ class Node:
 
     async def submit(self, raw: bytes, *, wait: bool) -> tuple[bytes, int | None]:
         """Admits one encoded transaction; with ``wait``, returns once it is committed."""
-        if len(self._mempool) >= self.config.mempool_limit:
+        if len(self._mempool) + len(self._proposed) >= self.config.mempool_limit:
             raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
         batch = _native.decode_txs(self.config.suite, self.config.chain_id, [bytes(raw)])
         txid = batch.ids[0].tobytes()
@@ -195,7 +196,7 @@ class Node:
         task per transaction. Returns each one's txid and a future resolving to the height it
         commits at (at once if already committed), or failing as :meth:`submit` would (an invalid
         signature, the node stopping). Raises when the node cannot take them or one does not decode."""
-        if len(self._mempool) + len(raws) > self.config.mempool_limit:
+        if len(self._mempool) + len(self._proposed) + len(raws) > self.config.mempool_limit:
             raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
         raws = [bytes(r) for r in raws]
         ids = _native.decode_txs(self.config.suite, self.config.chain_id, raws).ids
@@ -309,17 +310,18 @@ class Node:
                     self._forward(stale + unsent)
                 continue
             while self._mempool and self._proposed_blocks < cfg.max_inflight_blocks:
-                txids = [t for t in self._mempool if t not in self._proposed][: cfg.block_txs]
-                if not txids:
-                    break
-                data = encode_value({"ts": now_ms(), "txs": [self._mempool[t] for t in txids]})
+                txids = list(islice(self._mempool, cfg.block_txs))  # the oldest: no scan
+                raws = [self._mempool[t] for t in txids]
+                data = encode_value({"ts": now_ms(), "txs": raws})
                 async with self._lock:
                     try:
                         # Leadership may have moved while this task waited for the lock.
                         self.raft.propose(data)
                     except ProposalDroppedError:
                         break  # the transactions stay in the mempool; a follower forwards them
-                    self._proposed.update(txids)
+                    for t, raw in zip(txids, raws):
+                        if self._mempool.pop(t, None) is not None:
+                            self._proposed[t] = raw
                     self._proposed_blocks += 1
                     await self._drain()
 
@@ -422,6 +424,8 @@ class Node:
             was_leader = self.is_leader
             self.raft.advance(rd)
             if was_leader and not self.is_leader:
+                # Proposed but not applied may never commit: back to the front of the queue, to forward.
+                self._mempool = OrderedDict([*self._proposed.items(), *self._mempool.items()])
                 self._proposed.clear()
                 self._proposed_blocks = 0
             await self._maybe_compact()
@@ -457,7 +461,7 @@ class Node:
     def _settle(self, txids: list[bytes], height: int) -> None:
         for t in txids:
             self._mempool.pop(t, None)
-            self._proposed.discard(t)
+            self._proposed.pop(t, None)
             self._forwarded.pop(t, None)
             for fut in self._waiters.pop(t, ()):
                 if not fut.done():
