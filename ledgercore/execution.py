@@ -23,7 +23,12 @@ class Execution:
     events: list[tuple[int, str, bytes]] = field(default_factory=list)
     keys: list[bytes] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
-    txs: list[int] = field(default_factory=list)
+    tx_chunks: list[np.ndarray] = field(default_factory=list)  # per slice: block index of each write
+
+    @property
+    def txs(self) -> np.ndarray:
+        """Block index of each write, aligned with ``keys`` and ``values`` (uint32)."""
+        return np.concatenate(self.tx_chunks) if self.tx_chunks else np.zeros(0, dtype=np.uint32)
 
 
 def execute(
@@ -71,7 +76,7 @@ def execute(
         out.events.extend(res.events)
         out.keys.extend(res.keys)
         out.values.extend(res.values)
-        out.txs.extend(res.txs)
+        out.tx_chunks.append(np.asarray(res.txs, dtype=np.uint32))
     return out
 
 

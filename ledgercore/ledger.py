@@ -275,7 +275,7 @@ class Ledger:
                 )  # fmt: skip
             t3 = time.perf_counter()
             ids = batch.ids
-            writes = (result.keys, result.values, np.asarray(result.txs, dtype=np.uint32))
+            writes = (result.keys, result.values, result.txs)
             header = BlockHeader(
                 suite=self.suite.name, chain_id=self.chain_id, height=height, prev_hash=head.hash,
                 tx_root=merkle.root(ids, self.suite.hash),

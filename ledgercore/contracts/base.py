@@ -8,7 +8,7 @@ the order slices run in. Reads of another contract's state see the state as of t
 from __future__ import annotations
 
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -99,7 +99,7 @@ class SliceResult:
     events: list[tuple[int, str, bytes]] = field(default_factory=list)  # (block index, name, data)
     keys: list[bytes] = field(default_factory=list)  # state keys written, in order
     values: list[bytes | None] = field(default_factory=list)  # None deletes
-    txs: list[int] = field(default_factory=list)  # block index of each write
+    txs: Sequence[int] | np.ndarray = field(default_factory=list)  # block index of each write
 
 
 class Context:
