@@ -300,6 +300,30 @@ def test_pipelined_apply_blocks_equals_one_at_a_time(tmp_path):
         assert piped.height == 6
 
 
+def test_a_block_whose_signatures_the_caller_checked_commits_the_same(tmp_path):
+    kp = signing.generate("ed25519")
+    raws = [put(kp, f"s/{i}", i) for i in range(1, 50)]
+    with Ledger.open(tmp_path / "a") as a, Ledger.open(tmp_path / "b") as b:
+        checked = a.apply_block(raws, timestamp=7, signatures_checked=True)
+        assert checked.header == b.apply_block(raws, timestamp=7).header
+        assert checked.timings["verify"] == 0.0
+        # Decoding still runs: the flag vouches for signatures only.
+        with pytest.raises(DecodeError):
+            a.apply_block([raws[0][:-1]], signatures_checked=True)
+        assert a.height == 1
+
+
+def test_tx_heights_finds_committed_ids_in_one_lookup(tmp_path):
+    kp = signing.generate("ed25519")
+    with Ledger.open(tmp_path / "l") as led:
+        first = led.apply_block([put(kp, f"h/{i}", i) for i in range(1, 4)])
+        second = led.apply_block([put(kp, "h/9", 9)])
+        absent = Transaction.decode(put(kp, "h/10", 10)).id
+        ids = [*second.txids, absent, *first.txids]
+        assert led.tx_heights(ids) == {**dict.fromkeys(first.txids, 1), second.txids[0]: 2}
+        assert led.tx_heights([]) == {}
+
+
 def test_proposer_and_consensus_data_go_into_the_header(tmp_path):
     kp = signing.generate("ed25519")
     with Ledger.open(tmp_path / "l") as led:
