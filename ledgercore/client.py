@@ -1,7 +1,9 @@
-"""A client for a node's HTTP/JSON API (``ledgercore.node.http``), standard library only.
+"""A client for a node's HTTP/JSON API (``ledgercore.node.http``): the standard library's HTTP,
+and ledgercore's codec for batches.
 
 >>> c = Client("http://127.0.0.1:7101")
 >>> c.submit(tx.encode())            # {"txid": hex, "height": h} once committed
+>>> c.submit_many([t.encode() for t in txs])   # {"txids", "rejected", "heights"}: one request
 >>> c.tx(txid)["proof"]
 
 Answers are the node's JSON objects as they are (byte fields as hex). Errors become
@@ -21,8 +23,10 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Sequence
 from typing import Any
 
+from .codec import encode_value
 from .errors import (
     ClientError,
     CommitTimeoutError,
@@ -117,6 +121,18 @@ class Client:
         if not isinstance(raw, (bytes, bytearray, memoryview)):
             raise InvalidInputError(f"submit wants the encoded transaction as bytes, not {type(raw).__name__}")
         result: dict[str, Any] = self._request("POST", "/tx?wait=commit" if wait else "/tx", bytes(raw))
+        return result
+
+    def submit_many(self, raws: Sequence[bytes], wait: bool = True) -> dict[str, Any]:
+        """Sends a batch of encoded transactions in one request (``POST /txs``). Answers
+        ``{"txids": [hex], "rejected": [{"index", "error"}]}``, with ``"heights"`` once all the
+        admitted ones are committed when ``wait``."""
+        if isinstance(raws, (bytes, bytearray, memoryview, str)) or not all(
+            isinstance(r, (bytes, bytearray, memoryview)) for r in raws
+        ):
+            raise InvalidInputError("submit_many wants a sequence of encoded transactions (bytes)")
+        body = encode_value([bytes(r) for r in raws])
+        result: dict[str, Any] = self._request("POST", "/txs?wait=commit" if wait else "/txs", body)
         return result
 
     def status(self) -> dict[str, Any]:

@@ -34,6 +34,7 @@ import pytest
 
 from ledgercore import merkle, signing
 from ledgercore.client import Client
+from ledgercore.codec import encode_value
 from ledgercore.errors import (
     ClientError,
     CommitTimeoutError,
@@ -47,6 +48,7 @@ from ledgercore.net.transport import encode_frame
 from ledgercore.node.config import NodeConfig
 from ledgercore.node.init_cluster import free_base_port
 from ledgercore.node.http import MAX_BODY
+from ledgercore.node.node import MAX_SUBMIT_BATCH
 from ledgercore.node.raft_store import DurableStorage
 from ledgercore.suites import get_suite
 from ledgercore.transaction import Transaction
@@ -488,6 +490,60 @@ def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
     assert down.value.retryable and down.value.status is None
     # And the node still works after all that.
     assert c.submit(good.encode())["txid"] == good.id.hex()
+
+
+def test_a_batch_goes_in_one_request_through_a_follower(cluster: Cluster) -> None:
+    clients = cluster.all_clients
+    leader = wait_until(lambda: current_leader(clients), 10, "a leader")
+    follower = next(c for n, c in cluster.clients.items() if n != leader)
+    raws = make_txs(600)
+    forged = raws[5][:-64] + bytes(64)
+    batch = raws[:5] + [forged] + raws[5:]
+    out = follower.submit_many(batch, wait=True)
+    assert out["rejected"] == [{"index": 5, "error": "invalid signature"}]
+    assert out["txids"] == [Transaction.decode(r).id.hex() for r in batch]
+    heights = out["heights"]
+    assert heights[5] is None and all(isinstance(h, int) and h >= 1 for i, h in enumerate(heights) if i != 5)
+    # The node that answered holds each one at the height it named, with an ok receipt.
+    for i in (0, 4, 6, 300, 600):
+        rec = follower.tx(out["txids"][i])
+        assert rec["height"] == heights[i] and rec["receipt"]["ok"]
+    # Without waiting: admitted (202), then committed like any other.
+    more = make_txs(50)
+    quick = follower.submit_many(more, wait=False)
+    assert quick["rejected"] == [] and "heights" not in quick and len(quick["txids"]) == 50
+    wait_until(lambda: all(_committed(follower, t) for t in quick["txids"]), 30, "the unwaited batch to commit")
+    wait_same_height(clients, max(h for h in heights if h is not None))
+    # Bad batches: 400 with what is wrong, and nothing of them admitted.
+    url = follower.url
+    junk = make_txs(2)
+    cases: list[tuple[str, bytes, int, str]] = [
+        ("/txs", encode_value([junk[0], b"not a transaction"]), 400, "transaction 1"),
+        ("/txs", encode_value([]), 400, "no transactions"),
+        ("/txs", encode_value({"txs": junk}), 400, "list of byte strings"),
+        ("/txs", encode_value(["text"]), 400, "list of byte strings"),
+        ("/txs", b"\xff\xff", 400, ""),
+        ("/txs", b"", 400, "empty"),
+        ("/txs?wait=later", encode_value(junk), 400, "wait"),
+        ("/txs", encode_value([junk[0]] * (MAX_SUBMIT_BATCH + 1)), 400, f"at most {MAX_SUBMIT_BATCH}"),
+    ]
+    for path, body, status, words in cases:
+        got_status, got = http(url + path, "POST", body)
+        assert got_status == status, (path, got)
+        assert set(got) == {"error"} and words in got["error"].lower(), (path, got)
+    assert not any(_committed(follower, Transaction.decode(r).id.hex()) for r in junk)
+    with pytest.raises(RequestRejectedError, match="transaction 1"):
+        follower.submit_many([junk[0], b"nope"])
+    with pytest.raises(InvalidInputError):
+        follower.submit_many(junk[0])  # type: ignore[arg-type]
+
+
+def _committed(client: Client, txid: str) -> bool:
+    try:
+        client.tx(txid)
+    except RemoteNotFoundError:
+        return False
+    return True
 
 
 def _tls_exchange(ctx: ssl.SSLContext, port: int, server_hostname: str) -> str:

@@ -1,4 +1,4 @@
-"""Node.submit_many: many transactions admitted at once, one future per transaction."""
+"""Node.submit_many: a batch admitted with one decode, one signature-check batch and one waiter."""
 
 from __future__ import annotations
 
@@ -8,13 +8,21 @@ import pytest
 
 from ledgercore import Transaction, signing
 from ledgercore.bench.raft import make_configs
-from ledgercore.errors import InvalidSignatureError
+from ledgercore.errors import DecodeError, InvalidInputError, InvalidSignatureError
 from ledgercore.node import Node
+from ledgercore.node.node import MAX_SUBMIT_BATCH
 
 
-def test_submit_many_commits_each_and_reports_heights(tmp_path) -> None:  # type: ignore[no-untyped-def]
+def signed(kp: signing.KeyPair, start: int, count: int) -> list[bytes]:
+    return [
+        Transaction.create(kp, "evidence", "put", {"key": f"k/{i}", "digest": bytes(32)}, i, chain_id="dev").encode()
+        for i in range(start, start + count)
+    ]
+
+
+def test_submit_many_commits_a_batch_and_reports_each_height(tmp_path) -> None:  # type: ignore[no-untyped-def]
     async def main() -> None:
-        cfgs = make_configs(tmp_path, 3, tick_ms=10, block_ms=10, suite="ed25519-blake3", chain_id="dev")
+        cfgs = make_configs(tmp_path, 3, tick_ms=10, block_ms=10, block_txs=64, suite="ed25519-blake3", chain_id="dev")
         nodes = [Node(c) for c in cfgs]
         for n in nodes:
             await n.start()
@@ -22,25 +30,43 @@ def test_submit_many_commits_each_and_reports_heights(tmp_path) -> None:  # type
             while not any(n.is_leader for n in nodes):
                 await asyncio.sleep(0.02)
             kp = signing.generate("ed25519")
-            raws = [
-                Transaction.create(kp, "evidence", "put", {"key": f"k/{i}", "digest": bytes(32)}, i, chain_id="dev").encode()
-                for i in range(1, 201)
-            ]
+            raws = signed(kp, 1, 200)
             follower = next(n for n in nodes if not n.is_leader)
-            pairs = follower.submit_many(raws)
-            heights = await asyncio.wait_for(asyncio.gather(*(f for _, f in pairs)), 30)
-            assert all(h >= 1 for h in heights)
-            for (txid, _), h in zip(pairs, heights):  # the node that answered has applied them
+            out = await asyncio.wait_for(follower.submit_many(raws, wait=True), 30)
+            assert out.rejected == {} and out.heights is not None
+            assert out.txids == [Transaction.decode(r).id for r in raws]
+            assert len({h for h in out.heights}) > 1  # blocks of 64: the batch spans several
+            for txid, h in zip(out.txids, out.heights):  # the node that answered has applied them
                 assert follower.ledger.tx(txid).height == h
-            # Already committed: the future is done at once, with the same height.
-            again = follower.submit_many(raws[:3])
-            assert [f.result() for _, f in again] == heights[:3]
-            # A bad signature fails that transaction's future only.
-            bad = bytearray(Transaction.create(kp, "evidence", "put", {"key": "x", "digest": bytes(32)}, 999, chain_id="dev").encode())
+            # Already committed: answered with the same heights, nothing proposed again.
+            height = follower.ledger.height
+            again = await asyncio.wait_for(follower.submit_many(raws[:3], wait=True), 30)
+            assert again.heights == out.heights[:3] and follower.ledger.height == height
+            # A bad signature is rejected by position; the rest of the batch commits.
+            mixed = signed(kp, 201, 5)
+            bad = bytearray(mixed[2])
             bad[-1] ^= 1
-            [(_, fut)] = follower.submit_many([bytes(bad)])
+            mixed[2] = bytes(bad)
+            part = await asyncio.wait_for(follower.submit_many(mixed, wait=True), 30)
+            assert list(part.rejected) == [2] and "signature" in part.rejected[2]
+            assert part.heights is not None and part.heights[2] is None
+            assert all(h is not None and h > height for i, h in enumerate(part.heights) if i != 2)
+            # Not waiting: admitted, no heights.
+            quick = await follower.submit_many(signed(kp, 301, 3), wait=False)
+            assert quick.heights is None and len(quick.txids) == 3
+            # One submit is a batch of one, and says so when its signature fails.
             with pytest.raises(InvalidSignatureError):
-                await asyncio.wait_for(fut, 30)
+                await follower.submit(bytes(bad), wait=True)
+            # A batch in which one does not decode is refused whole, naming the position.
+            with pytest.raises(DecodeError, match="transaction 1"):
+                await follower.submit_many([raws[0], b"junk"], wait=True)
+            with pytest.raises(InvalidInputError, match="no transactions"):
+                await follower.submit_many([], wait=True)
+            with pytest.raises(InvalidInputError, match=f"at most {MAX_SUBMIT_BATCH}"):
+                await follower.submit_many([raws[0]] * (MAX_SUBMIT_BATCH + 1), wait=False)
+            # Every node ends on the same chain.
+            while len({n.ledger.head.hash for n in nodes}) != 1 or any(n.ledger.height < height + 1 for n in nodes):
+                await asyncio.sleep(0.02)
         finally:
             for n in nodes:
                 await n.stop()

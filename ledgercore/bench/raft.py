@@ -10,13 +10,13 @@ nothing to disk. The rate is entries committed and applied by the leader per sec
 proposal to apply on the leader.
 
 (b) Signed transactions end to end. The real ``Node`` on N processes: its in-process client submits
-pre-signed ``evidence.put`` transactions with ``Node.submit_many`` (in-process: the HTTP API has no
-batch route), many at a time; the
-node admits them with batch signature checks, the leader cuts blocks, Raft orders them and every
-node applies each block through its Ledger (verifying it again). The rate is transactions in blocks
-per second on the leader; latency is from submit to commit. It is held to the machine's batch
-signature verification rate over the same transactions, divided by N (every node verifies every
-transaction), measured in the same run.
+pre-signed ``evidence.put`` transactions with ``Node.submit_many`` (what ``POST /txs`` calls, without
+the HTTP hop), many at a time; the node admits them with batch signature checks, the leader cuts
+blocks, Raft orders them and every node applies each block through its Ledger (followers check the
+signatures again; the leader already did at admission). The rate is transactions in blocks per
+second on the leader; latency is from submitting a batch to the commit of its last transaction. It
+is held to the machine's batch signature verification rate over the same transactions, divided by
+N (every node verifies every transaction once), measured in the same run.
 
 Every measurement ends by checking all nodes applied the same entries (a digest of the opaque
 entries; the head block hash for the ledger).
@@ -393,7 +393,7 @@ def measure(args: argparse.Namespace, root: Path) -> Report:
             goal=Goal("ratio", GOAL_VS_VERIFY),
             note=f"latency submit->commit p50 {_ms(led['latency_p50'])} p99 {_ms(led['latency_p99'])}; "
             f"batch verify {format_rate(verify)} tx/s; blocks of {args.block_txs}; clients submit "
-            f"{args.clients} x {args.submit_batch} at a time in-process (Node.submit_many) on "
+            f"{args.clients} x {args.submit_batch} at a time in-process (Node.submit_many, as POST /txs) on "
             f"{'the leader' if args.submit_to == 'leader' else 'every node'}; CPU s per node {_cpus(led)}"
             + ("; RAN OUT of transactions during the window" if led["ran_out"] else ""),
         ))  # fmt: skip

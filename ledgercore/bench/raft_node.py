@@ -22,9 +22,9 @@ without sharing a GIL with any). KIND is:
 ``ledger``
     The real :class:`~ledgercore.node.Node` (mempool, batch signature checks, blocks applied through
     each node's Ledger). Its client submits the signed transactions the parent wrote for it
-    in-process, ``batch`` at a time with ``Node.submit_many`` (one decode and one admission batch,
-    no task per transaction), ``clients`` batches in flight, and records each transaction's
-    submit-to-commit latency.
+    in-process, ``batch`` at a time with ``Node.submit_many`` (the call ``POST /txs`` makes: one
+    decode, one admission batch, one commit waiter), ``clients`` batches in flight, and records each
+    batch's submit-to-commit latency (until its last transaction commits), weighted by its size.
 
 Commands: ``{"cmd": "status"}`` (role, counters, clocks), ``{"cmd": "load", "on": bool}``,
 ``{"cmd": "mark"}`` (start or stop recording latencies), ``{"cmd": "digest"}``, ``{"cmd": "exit"}``.
@@ -46,6 +46,8 @@ from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+from ..errors import LedgerError
 
 log = logging.getLogger("ledgercore.bench.raft")
 
@@ -492,16 +494,6 @@ class LedgerNodeRunner:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         await self.node.stop()
 
-    def _settled(self, t0: float, fut: asyncio.Future[int]) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            self.failed += 1
-            if self.failed <= 5:
-                log.warning("transaction failed: %r", fut.exception() if not fut.cancelled() else "cancelled")
-            return
-        self.committed += 1
-        if self.latencies is not None:
-            self.latencies.append((time.monotonic() - t0, 1))
-
     async def _client(self) -> None:
         node = self.node
         while True:
@@ -516,10 +508,17 @@ class LedgerNodeRunner:
             self._next += len(chunk)
             self.submitted += len(chunk)
             t0 = time.monotonic()
-            futures = [f for _, f in node.submit_many(chunk)]
-            for f in futures:
-                f.add_done_callback(lambda f, t0=t0: self._settled(t0, f))
-            await asyncio.wait(futures)
+            try:
+                out = await node.submit_many(chunk, wait=True)
+            except LedgerError as exc:
+                self.failed += len(chunk)
+                log.warning("batch of %d failed: %r", len(chunk), exc)
+                continue
+            self.failed += len(out.rejected)
+            ok = len(chunk) - len(out.rejected)
+            self.committed += ok
+            if self.latencies is not None:
+                self.latencies.append((time.monotonic() - t0, ok))
 
     def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
         what = cmd["cmd"]

@@ -4,6 +4,12 @@ Routes (byte fields are lowercase hex):
 
 * ``POST /tx`` — body: one encoded transaction. 202 ``{"txid"}`` once admitted to the mempool; with
   ``?wait=commit``, 200 ``{"txid", "height"}`` once committed. Any node accepts (followers forward).
+* ``POST /txs`` — body: a batch of encoded transactions as one canonical value, a list of byte
+  strings (``codec.encode_value([raw, ...])``, at most :data:`~ledgercore.node.node.MAX_SUBMIT_BATCH`).
+  One decode and one signature-check batch for all of them. 202 ``{"txids": [hex], "rejected":
+  [{"index", "error"}]}`` once admitted (a rejected one's signature failed; the rest are admitted);
+  with ``?wait=commit``, 200 with ``"heights"`` too (``null`` where rejected) once all are committed.
+  A batch in which one transaction does not decode is refused whole (400, naming its position).
 * ``GET /status`` — ``{"node", "role", "term", "leader", "height", "block_hash", "state_root"}``.
 * ``GET /block/{h}`` — ``{"header": {...}, "txids": [hex]}``.
 * ``GET /tx/{txid}`` — ``{"txid", "height", "index", "tx_count", "receipt": {"ok", "error", "events"},
@@ -28,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..codec import decode_value
 from ..errors import InvalidInputError, LedgerError, NotFoundError
 from ..transaction import MAX_TX_SIZE
 
@@ -35,12 +42,14 @@ if TYPE_CHECKING:
     from ..block import BlockHeader
     from .node import Node
 
-__all__ = ["MAX_BODY", "RETRY_AFTER_S", "make_app", "serve"]
+__all__ = ["MAX_BATCH_BODY", "MAX_BODY", "RETRY_AFTER_S", "make_app", "serve"]
 
 log = logging.getLogger("ledgercore.node.http")
 
 MAX_BODY = MAX_TX_SIZE + 64 * 1024
-"""Largest request body accepted: the largest transaction plus a margin."""
+"""Largest ``POST /tx`` body accepted: the largest transaction plus a margin."""
+MAX_BATCH_BODY = 32 << 20
+"""Largest ``POST /txs`` body accepted."""
 RETRY_AFTER_S = 1
 """Seconds a 503 answer asks the client to wait before trying again."""
 
@@ -70,7 +79,8 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
             raise
         reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
         if exc.status == 413:
-            reason = f"request body too large (limit {MAX_BODY} bytes)"
+            limit = MAX_BATCH_BODY if request.path == "/txs" else MAX_BODY
+            reason = f"request body too large (limit {limit} bytes)"
         elif exc.status == 404:
             reason = f"no route {request.method} {request.path}"
         elif exc.status == 405:
@@ -117,19 +127,44 @@ def _parse_txid(text: str) -> bytes:
 def make_app(node: Node) -> web.Application:
     """The client API application serving ``node`` (which must be started before requests arrive)."""
 
-    async def post_tx(request: web.Request) -> web.Response:
+    def _wait_param(request: web.Request) -> bool:
         wait = request.query.get("wait", "")
         if wait not in ("", "commit"):
             raise InvalidInputError(f"bad wait={wait!r}: expected 'commit' or nothing")
-        if request.content_length is not None and request.content_length > MAX_BODY:
-            raise web.HTTPRequestEntityTooLarge(max_size=MAX_BODY, actual_size=request.content_length)
-        raw = await request.read()
-        if not raw:
-            raise InvalidInputError("empty body: expected one encoded transaction")
-        txid, height = await node.submit(raw, wait=wait == "commit")
+        return wait == "commit"
+
+    async def _body(request: web.Request, limit: int, what: str) -> bytes:
+        if request.content_length is not None and request.content_length > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        body = await request.read()
+        if len(body) > limit:
+            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
+        if not body:
+            raise InvalidInputError(f"empty body: expected {what}")
+        return body
+
+    async def post_tx(request: web.Request) -> web.Response:
+        wait = _wait_param(request)
+        raw = await _body(request, MAX_BODY, "one encoded transaction")
+        txid, height = await node.submit(raw, wait=wait)
         if height is None:
             return web.json_response({"txid": txid.hex()}, status=202)
         return web.json_response({"txid": txid.hex(), "height": height}, status=200)
+
+    async def post_txs(request: web.Request) -> web.Response:
+        wait = _wait_param(request)
+        body = await _body(request, MAX_BATCH_BODY, "a list of encoded transactions (codec.encode_value)")
+        raws = decode_value(body)
+        if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
+            raise InvalidInputError("the body must encode a list of byte strings (codec.encode_value([raw, ...]))")
+        out = await node.submit_many(raws, wait=wait)
+        answer: dict[str, Any] = {
+            "txids": [t.hex() for t in out.txids],
+            "rejected": [{"index": i, "error": why} for i, why in sorted(out.rejected.items())],
+        }
+        if out.heights is None:
+            return web.json_response(answer, status=202)
+        return web.json_response({**answer, "heights": out.heights}, status=200)
 
     async def get_status(request: web.Request) -> web.Response:
         return web.json_response(node.status())
@@ -165,8 +200,9 @@ def make_app(node: Node) -> web.Application:
         value, height, index = found
         return web.json_response({"value": value.hex(), "version": {"height": height, "index": index}})
 
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[_json_errors])
+    app = web.Application(client_max_size=MAX_BATCH_BODY, middlewares=[_json_errors])
     app.router.add_post("/tx", post_tx)
+    app.router.add_post("/txs", post_txs)
     app.router.add_get("/status", get_status)
     app.router.add_get("/block/{height}", get_block)
     app.router.add_get("/tx/{txid}", get_tx)

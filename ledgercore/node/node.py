@@ -5,7 +5,13 @@ state roots.
 The node drives the pure :class:`~ledgercore.consensus.raft.RaftNode` from an asyncio loop: frames
 from the mutual-TLS transport are stepped in, a timer ticks it, and each ``Ready`` is handled in
 Raft's order: the log is made durable (fsync), then messages go out, then committed blocks are
-applied. One lock serialises all of it, so the state machine never sees two callers.
+queued to be applied. One lock serialises the Raft side, so the state machine never sees two
+callers; committed blocks are applied in order by their own task, outside that lock, so the next
+blocks replicate while one executes.
+
+Every transaction's signature is checked once per node: at admission on the leader (which then
+applies the blocks it cut without checking again), and on a follower as each block is appended
+(ahead of its commit), or at apply when that check did not run.
 
 Frames between nodes start with one byte saying what they carry: ``R`` a Raft message, ``F``
 transactions forwarded to the leader, ``S`` a request for committed blocks, ``B`` such blocks.
@@ -21,16 +27,17 @@ import random
 import struct
 import time
 from collections import OrderedDict, deque
-from itertools import islice
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from itertools import chain, islice, repeat, takewhile
+from typing import Any, TypeVar
 
 from .. import _native
 from ..block import decode_block, encode_block
 from ..codec import decode_value, encode_value
 from ..consensus.messages import Entry, EntryType, MessageDecodeError, MsgSnap, decode_message, encode_message
 from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
-from ..errors import DecodeError, InvalidSignatureError, LedgerError, NotFoundError
+from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError
 from ..ledger import Ledger
 from ..net.transport import Transport
 from ..transaction import now_ms
@@ -44,7 +51,11 @@ _CONSENSUS = struct.Struct(">4sQQ")  # b"raft", term, index: what each block hea
 _SYNC_BATCH = 64  # blocks per sync answer
 _REFORWARD_S = 1.0  # a follower re-sends transactions the leader has not committed after this long
 _WAIT_TIMEOUT_S = 30.0
-_ADMIT_BATCH = 8192
+_ADMIT_BATCH = 8192  # transactions per signature-check batch at admission
+_APPLY_BACKLOG = 16  # committed blocks waiting to be applied before the Raft loop waits for them
+MAX_SUBMIT_BATCH = 10_000
+"""Most transactions one :meth:`Node.submit_many` call (or one ``POST /txs``) may carry."""
+_T = TypeVar("_T")
 # Raft frames waiting for the Raft loop: beyond these the receive loop waits (backpressure), except
 # during a snapshot catch-up, when it drops the oldest (Raft retransmits) so sync answers still flow.
 _RAFT_INBOX_FRAMES = 4096
@@ -73,11 +84,50 @@ def applied_index(consensus: bytes) -> int:
     return index
 
 
+@dataclass(frozen=True)
+class Submitted:
+    """What became of a batch of submitted transactions."""
+
+    txids: list[bytes]  # every transaction's id, in submission order
+    rejected: dict[int, str]  # position -> why it was refused; every other one was admitted
+    heights: list[int | None] | None  # when waited for: each one's commit height (None where rejected)
+
+
 @dataclass
 class _Admission:
-    raw: bytes
-    txid: bytes
-    done: asyncio.Future[bytes] | None  # None: forwarded by a peer, nobody waits
+    """Decoded transactions waiting for one batch signature check."""
+
+    raws: list[bytes]
+    ids: list[bytes]
+    done: asyncio.Future[list[int]] | None  # -> positions whose signature failed; None: nobody waits
+
+
+class _CommitWait:
+    """Resolves once each of a batch's transactions is committed or rejected, with its height."""
+
+    __slots__ = ("future", "heights", "left")
+
+    def __init__(self, future: asyncio.Future[dict[bytes, int | None]], txids: set[bytes]) -> None:
+        self.future = future
+        self.heights: dict[bytes, int | None] = {}
+        self.left = txids
+
+    def record(self, txid: bytes, height: int | None) -> None:
+        if txid in self.left:
+            self.left.discard(txid)
+            self.heights[txid] = height
+            if not self.left and not self.future.done():
+                self.future.set_result(self.heights)
+
+
+def _discard(d: dict[bytes, Any], keys: Iterable[bytes]) -> None:
+    """Removes ``keys`` from ``d`` where present, in one C-level pass."""
+    deque(map(d.pop, keys, repeat(None)), maxlen=0)
+
+
+def _txids(batch: _native.TxBatch) -> list[bytes]:
+    flat = batch.ids.tobytes()
+    return [flat[i : i + 32] for i in range(0, len(flat), 32)]
 
 
 class Node:
@@ -89,12 +139,17 @@ class Node:
         self._names = {config.raft_id: config.id, **{p.raft_id: p.id for p in config.peers}}
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
+        self._ledger_jobs: set[asyncio.Future[Any]] = set()
         self._admit_queue: asyncio.Queue[_Admission] = asyncio.Queue()
+        self._apply_queue: asyncio.Queue[Entry] = asyncio.Queue(_APPLY_BACKLOG)
         self._mempool: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, not yet proposed, oldest first
-        self._forwarded: dict[bytes, float] = {}  # txid -> when a follower last sent it on
+        self._forwarded: dict[bytes, float] = {}  # txid -> when a follower last sent it on, oldest first
+        self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
         self._proposed_blocks = 0
-        self._waiters: dict[bytes, list[asyncio.Future[int]]] = {}
+        # (term, index) of log entries whose signatures this node has checked (True) or is checking.
+        self._checked: dict[tuple[int, int], bool | asyncio.Future[bool]] = {}
+        self._waiters: dict[bytes, list[_CommitWait]] = {}
         self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._stopped = asyncio.Event()
         self._raft_inbox: deque[tuple[str, bytes]] = deque()
@@ -137,7 +192,7 @@ class Node:
             )
         )  # fmt: skip
         loops = ((self._raft_loop(), "raft"), (self._tick_loop(), "tick"), (self._admit_loop(), "admit"),
-                 (self._cut_loop(), "cut"))  # fmt: skip
+                 (self._cut_loop(), "cut"), (self._apply_loop(), "apply"))  # fmt: skip
         for coro, name in loops:
             self._spawn(coro, name)
         log.info("node %s started at height %d (raft applied %d)", cfg.id, self.ledger.height, applied)
@@ -147,15 +202,17 @@ class Node:
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
+        # A cancelled task does not stop its worker thread: let ledger work finish before closing.
+        await asyncio.gather(*self._ledger_jobs, return_exceptions=True)
         await self.transport.stop()
         async with self._lock:
             self.storage.close()
             self.ledger.close()
         self._dir_lock.close()
-        for futures in self._waiters.values():
-            for f in futures:
-                if not f.done():
-                    f.set_exception(NotReadyError("the node stopped before the transaction committed"))
+        for waits in self._waiters.values():
+            for w in waits:
+                if not w.future.done():
+                    w.future.set_exception(NotReadyError("the node stopped before the transaction committed"))
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"{self.config.id}-{name}")
@@ -166,72 +223,79 @@ class Node:
         if not task.cancelled() and task.exception() is not None:
             log.error("node %s: task %s failed", self.config.id, task.get_name(), exc_info=task.exception())
 
+    async def _ledger_call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Runs ledger work on a worker thread; :meth:`stop` waits for it even if the caller is cancelled."""
+        job = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+        self._ledger_jobs.add(job)
+        job.add_done_callback(self._ledger_jobs.discard)
+        return await asyncio.shield(job)
+
     # -- client side -------------------------------------------------------------------------
 
     async def submit(self, raw: bytes, *, wait: bool) -> tuple[bytes, int | None]:
-        """Admits one encoded transaction; with ``wait``, returns once it is committed."""
-        if len(self._mempool) + len(self._proposed) >= self.config.mempool_limit:
-            raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
-        batch = _native.decode_txs(self.config.suite, self.config.chain_id, [bytes(raw)])
-        txid = batch.ids[0].tobytes()
-        try:
-            return txid, self.ledger.tx(txid).height  # already committed
-        except NotFoundError:
-            pass
-        committed = self._wait_for(txid) if wait else None
-        done: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
-        await self._admit_queue.put(_Admission(bytes(raw), txid, done))
-        try:
-            await done
-            if committed is None:
-                return txid, None
-            return txid, await asyncio.wait_for(committed, _WAIT_TIMEOUT_S)
-        except BaseException:
-            if committed is not None:
-                self._forget_waiter(txid, committed)
-            raise
+        """Admits one encoded transaction; with ``wait``, returns once it is committed.
+        Raises ``InvalidSignatureError`` if its signature fails."""
+        out = await self.submit_many([raw], wait=wait)
+        if out.rejected:
+            raise InvalidSignatureError([0])
+        return out.txids[0], None if out.heights is None else out.heights[0]
 
-    def submit_many(self, raws: list[bytes]) -> list[tuple[bytes, asyncio.Future[int]]]:
-        """Admits many encoded transactions at once: one decode, one signature-check batch and no
-        task per transaction. Returns each one's txid and a future resolving to the height it
-        commits at (at once if already committed), or failing as :meth:`submit` would (an invalid
-        signature, the node stopping). Raises when the node cannot take them or one does not decode."""
+    async def submit_many(self, raws: Sequence[bytes], *, wait: bool) -> Submitted:
+        """Admits a batch of encoded transactions: one decode, one signature-check batch, one waiter.
+
+        Transactions whose signature fails are reported in ``rejected`` and the rest admitted. With
+        ``wait``, returns once every admitted one is committed (those already committed at once).
+        Raises ``DecodeError`` (naming the position) if one does not decode, and ``NotReadyError``
+        when the mempool has no room."""
+        if not raws:
+            raise InvalidInputError("no transactions to submit")
+        if len(raws) > MAX_SUBMIT_BATCH:
+            raise InvalidInputError(f"{len(raws)} transactions in one batch; at most {MAX_SUBMIT_BATCH}")
         if len(self._mempool) + len(self._proposed) + len(raws) > self.config.mempool_limit:
             raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
         raws = [bytes(r) for r in raws]
-        ids = _native.decode_txs(self.config.suite, self.config.chain_id, raws).ids
+        ids = _txids(_native.decode_txs(self.config.suite, self.config.chain_id, raws))
         loop = asyncio.get_running_loop()
-        out: list[tuple[bytes, asyncio.Future[int]]] = []
-        for raw, tid in zip(raws, ids):
-            txid = tid.tobytes()
-            try:
-                committed = loop.create_future()
-                committed.set_result(self.ledger.tx(txid).height)
-            except NotFoundError:
-                committed = self._wait_for(txid)
-                done: asyncio.Future[bytes] = loop.create_future()
-                done.add_done_callback(lambda d, t=txid, c=committed: self._admitted(t, c, d))
-                self._admit_queue.put_nowait(_Admission(raw, txid, done))
-            out.append((txid, committed))
-        return out
+        waiter = self._wait_for(ids) if wait else None  # before admission, so no commit is missed
+        done: asyncio.Future[list[int]] = loop.create_future()
+        self._admit_queue.put_nowait(_Admission(raws, ids, done))
+        try:
+            bad = await done
+            rejected = {i: "invalid signature" for i in bad}
+            if waiter is None:
+                return Submitted(ids, rejected, None)
+            if bad:  # a tx id names the signed content, so a forged copy may share a good one's id
+                good = {t for i, t in enumerate(ids) if i not in rejected}
+                for t in {ids[i] for i in bad} - good:
+                    waiter.record(t, None)
+            heights = await asyncio.wait_for(asyncio.shield(waiter.future), _WAIT_TIMEOUT_S)
+            return Submitted(ids, rejected, [None if i in rejected else heights[t] for i, t in enumerate(ids)])
+        finally:
+            if waiter is not None:
+                self._forget_waiter(waiter)
 
-    def _admitted(self, txid: bytes, committed: asyncio.Future[int], done: asyncio.Future[bytes]) -> None:
-        if not done.cancelled() and done.exception() is not None:
-            self._forget_waiter(txid, committed)
-            if not committed.done():
-                committed.set_exception(done.exception())  # type: ignore[arg-type]
+    def _wait_for(self, txids: list[bytes]) -> _CommitWait:
+        w = _CommitWait(asyncio.get_running_loop().create_future(), set(txids))
+        for t in w.left:
+            self._waiters.setdefault(t, []).append(w)
+        return w
 
-    def _wait_for(self, txid: bytes) -> asyncio.Future[int]:
-        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._waiters.setdefault(txid, []).append(fut)
-        return fut
+    def _forget_waiter(self, w: _CommitWait) -> None:
+        for t in w.left:
+            waiting = self._waiters.get(t, [])
+            if w in waiting:
+                waiting.remove(w)
+            if not waiting:
+                self._waiters.pop(t, None)
 
-    def _forget_waiter(self, txid: bytes, fut: asyncio.Future[int]) -> None:
-        waiting = self._waiters.get(txid, [])
-        if fut in waiting:
-            waiting.remove(fut)
-        if not waiting:
-            self._waiters.pop(txid, None)
+    def _settle(self, heights: dict[bytes, int]) -> None:
+        """Transactions now committed (txid -> height): out of the pools, their waiters told."""
+        for pool in (self._mempool, self._proposed, self._forwarded):
+            _discard(pool, heights)
+        if self._waiters:
+            for t in self._waiters.keys() & heights.keys():
+                for w in self._waiters.pop(t):
+                    w.record(t, heights[t])
 
     def status(self) -> dict[str, Any]:
         head = self.ledger.head
@@ -254,48 +318,56 @@ class Node:
 
     async def _admit_loop(self) -> None:
         while True:
-            items = [await self._admit_queue.get()]
-            while len(items) < _ADMIT_BATCH and not self._admit_queue.empty():
-                items.append(self._admit_queue.get_nowait())
-            valid = await asyncio.to_thread(self._verify, [a.raw for a in items])
-            fresh = []
-            for a, ok in zip(items, valid):
-                if not ok:
-                    if a.done is not None and not a.done.done():
-                        a.done.set_exception(InvalidSignatureError([0]))
-                    continue
-                if a.txid not in self._mempool and a.txid not in self._proposed:
-                    self._mempool[a.txid] = a.raw
-                    fresh.append(a.txid)
+            batch = [await self._admit_queue.get()]
+            count = len(batch[0].raws)
+            while count < _ADMIT_BATCH and not self._admit_queue.empty():
+                batch.append(self._admit_queue.get_nowait())
+                count += len(batch[-1].raws)
+            raws = list(chain.from_iterable(a.raws for a in batch))
+            ids = list(chain.from_iterable(a.ids for a in batch))
+            valid, committed = await self._ledger_call(self._check_admission, raws, ids)
+            at = 0
+            for a in batch:
                 if a.done is not None and not a.done.done():
-                    a.done.set_result(a.txid)
+                    a.done.set_result([i for i, ok in enumerate(valid[at : at + len(a.raws)]) if not ok])
+                at += len(a.raws)
+            proposed, mempool = self._proposed, self._mempool
+            fresh = [
+                (t, r) for t, r, ok in zip(ids, raws, valid)
+                if ok and t not in committed and t not in proposed and t not in mempool
+            ]  # fmt: skip
+            mempool.update(fresh)
+            self._settle(committed)
             if fresh and not self.is_leader:
-                self._forward(fresh)
+                self._forward([t for t, _ in fresh])
 
-    def _verify(self, raws: list[bytes]) -> list[bool]:
-        """Signature check of a batch; a batch that does not decode is checked one by one."""
+    def _check_admission(self, raws: list[bytes], ids: list[bytes]) -> tuple[list[bool], dict[bytes, int]]:
+        """Signature check of a batch of decodable transactions, and which are committed already."""
         cfg = self.config
-        try:
-            return _native.decode_txs(cfg.suite, cfg.chain_id, raws).verify_signatures(os.urandom(32)).tolist()
-        except DecodeError:
-            return [ok for raw in raws for ok in self._verify_one(raw)]
-
-    def _verify_one(self, raw: bytes) -> list[bool]:
-        try:
-            return self._verify([raw])
-        except DecodeError:
-            return [False]
+        valid = _native.decode_txs(cfg.suite, cfg.chain_id, raws).verify_signatures(os.urandom(32)).tolist()
+        return valid, self.ledger.tx_heights(ids)
 
     def _forward(self, txids: list[bytes]) -> None:
         leader = self._names.get(self.raft.lead)
         if leader is None or leader == self.config.id:
+            self._unforwarded = True
             return
-        now = time.monotonic()
         raws = [self._mempool[t] for t in txids if t in self._mempool]
-        for t in txids:
-            self._forwarded[t] = now
+        _discard(self._forwarded, txids)  # re-added at the end: the dict stays in time order
+        self._forwarded.update(dict.fromkeys(txids, time.monotonic()))
         if raws:
             self.transport.send(leader, FRAME_FORWARD + encode_value(raws))
+
+    def _reforward(self) -> None:
+        """A follower sends on again what the leader has not committed in a while, and what it
+        could not send for want of a leader."""
+        cutoff = time.monotonic() - _REFORWARD_S
+        stale = list(takewhile(lambda t: self._forwarded[t] < cutoff, self._forwarded))
+        if self._unforwarded:
+            self._unforwarded = False
+            stale += [t for t in self._mempool if t not in self._forwarded]
+        if stale:
+            self._forward(stale)
 
     # -- block cutting (leader) ----------------------------------------------------------------
 
@@ -304,24 +376,22 @@ class Node:
         while True:
             await asyncio.sleep(cfg.block_ms / 1000)
             if not self.is_leader:
-                stale = [t for t, at in self._forwarded.items() if time.monotonic() - at > _REFORWARD_S]
-                unsent = [t for t in self._mempool if t not in self._forwarded]
-                if stale or unsent:
-                    self._forward(stale + unsent)
+                self._reforward()
                 continue
             while self._mempool and self._proposed_blocks < cfg.max_inflight_blocks:
-                txids = list(islice(self._mempool, cfg.block_txs))  # the oldest: no scan
-                raws = [self._mempool[t] for t in txids]
-                data = encode_value({"ts": now_ms(), "txs": raws})
+                items = list(islice(self._mempool.items(), cfg.block_txs))  # the oldest: no scan
+                data = encode_value({"ts": now_ms(), "txs": [raw for _, raw in items]})
                 async with self._lock:
+                    if not self.is_leader:  # leadership may have moved while this task waited
+                        break
                     try:
-                        # Leadership may have moved while this task waited for the lock.
                         self.raft.propose(data)
                     except ProposalDroppedError:
                         break  # the transactions stay in the mempool; a follower forwards them
-                    for t, raw in zip(txids, raws):
-                        if self._mempool.pop(t, None) is not None:
-                            self._proposed[t] = raw
+                    # The leader checked these signatures at admission: applying skips the check.
+                    self._checked[(self.raft.term, self.raft.log.last_index())] = True
+                    _discard(self._mempool, (t for t, _ in items))
+                    self._proposed.update(items)
                     self._proposed_blocks += 1
                     await self._drain()
 
@@ -397,14 +467,24 @@ class Node:
             log.warning("node %s: bad %r frame from %s: %s", self.config.id, kind, peer, exc)
 
     async def _admit_forwarded(self, raws: list[bytes]) -> None:
+        """Transactions a follower sent on: checked like any submission; any that does not decode
+        is dropped (the follower decoded it, so the frame was damaged or the peer is broken)."""
         cfg = self.config
         try:
-            ids = _native.decode_txs(cfg.suite, cfg.chain_id, raws).ids
+            batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
         except DecodeError:
-            raws = [r for r in raws if self._verify_one(r)[0]]
-            ids = _native.decode_txs(cfg.suite, cfg.chain_id, raws).ids
-        for raw, txid in zip(raws, ids):
-            await self._admit_queue.put(_Admission(raw, txid.tobytes(), None))
+            raws = [r for r in raws if self._decodes(r)]
+            if not raws:
+                return
+            batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
+        self._admit_queue.put_nowait(_Admission(raws, _txids(batch), None))
+
+    def _decodes(self, raw: bytes) -> bool:
+        try:
+            _native.decode_txs(self.config.suite, self.config.chain_id, [raw])
+        except DecodeError:
+            return False
+        return True
 
     async def _drain(self) -> None:
         """Handles every pending Ready in Raft's order. Caller holds the lock."""
@@ -418,9 +498,13 @@ class Node:
                     if isinstance(m, MsgSnap):
                         self.raft.report_snapshot(m.to, True)
             if rd.snapshot is not None and rd.snapshot.data:
+                await self._apply_queue.join()  # the blocks before the snapshot first
                 await self._catch_up(decode_value(rd.snapshot.data)["height"])  # type: ignore[index]
             for e in rd.committed_entries:
-                await self._apply(e)
+                if e.type == EntryType.NORMAL and e.data:
+                    # Applied by _apply_loop, so replication goes on while blocks execute; a full
+                    # queue holds the Raft loop here (backpressure on a node that cannot keep up).
+                    await self._apply_queue.put(e)
             was_leader = self.is_leader
             self.raft.advance(rd)
             if was_leader and not self.is_leader:
@@ -428,6 +512,7 @@ class Node:
                 self._mempool = OrderedDict([*self._proposed.items(), *self._mempool.items()])
                 self._proposed.clear()
                 self._proposed_blocks = 0
+                self._unforwarded = True
             await self._maybe_compact()
 
     async def _persist(self, rd: Ready) -> None:
@@ -436,36 +521,59 @@ class Node:
             s.apply_snapshot(rd.snapshot)
         if rd.entries:
             s.append(rd.entries)
+            if not self.is_leader:
+                self._check_ahead(rd.entries)
         if rd.hard_state is not None:
             s.set_hard_state(rd.hard_state)
         if s.unsynced:
             await asyncio.to_thread(s.sync)
 
+    def _check_ahead(self, entries: Sequence[Entry]) -> None:
+        """A follower starts checking the signatures of blocks as they are appended, so the check
+        overlaps the round trip to commit instead of delaying the apply."""
+        for e in entries:
+            if e.type == EntryType.NORMAL and e.data and (e.term, e.index) not in self._checked:
+                self._checked[(e.term, e.index)] = asyncio.ensure_future(self._ledger_call(self._signatures_valid, e.data))
+
+    def _signatures_valid(self, data: bytes) -> bool:
+        cfg = self.config
+        try:
+            raws = decode_value(data)["txs"]  # type: ignore[index]
+            return bool(_native.decode_txs(cfg.suite, cfg.chain_id, raws).verify_signatures(os.urandom(32)).all())
+        except (LedgerError, KeyError, TypeError):
+            return False  # apply_block will say what is wrong with it
+
+    async def _apply_loop(self) -> None:
+        while True:
+            e = await self._apply_queue.get()
+            try:
+                await self._apply(e)
+            finally:
+                self._apply_queue.task_done()
+
     async def _apply(self, e: Entry) -> None:
-        if e.type != EntryType.NORMAL or not e.data or e.index <= applied_index(self.ledger.head.consensus):
+        applied = applied_index(self.ledger.head.consensus)
+        checked = self._checked.pop((e.term, e.index), False)
+        if len(self._checked) > 4 * _APPLY_BACKLOG:  # entries overwritten before they committed
+            self._checked = {k: v for k, v in self._checked.items() if k[1] > applied}
+        if e.index <= applied:
             return
+        if isinstance(checked, asyncio.Future):
+            checked = await checked
         proposal = decode_value(e.data)
         raws: list[bytes] = proposal["txs"]  # type: ignore[index]
         try:
-            blk = await asyncio.to_thread(
-                self.ledger.apply_block, raws, timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index)  # type: ignore[index]
-            )
+            blk = await self._ledger_call(
+                self.ledger.apply_block, raws, timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
+                signatures_checked=checked,
+            )  # fmt: skip
         except (DecodeError, InvalidSignatureError) as exc:
             # Deterministic on every node: the block is skipped everywhere.
             log.error("node %s: committed entry %d is not a valid block: %s", self.config.id, e.index, exc)
             return
         if self._proposed_blocks and self.is_leader:
             self._proposed_blocks -= 1
-        self._settle(blk.txids, blk.height)
-
-    def _settle(self, txids: list[bytes], height: int) -> None:
-        for t in txids:
-            self._mempool.pop(t, None)
-            self._proposed.pop(t, None)
-            self._forwarded.pop(t, None)
-            for fut in self._waiters.pop(t, ()):
-                if not fut.done():
-                    fut.set_result(height)
+        self._settle(dict.fromkeys(blk.txids, blk.height))
 
     async def _maybe_compact(self) -> None:
         s, every = self.storage, self.config.snapshot_every
@@ -486,7 +594,7 @@ class Node:
         start, end = int(req["from"]), min(int(req["to"]), self.ledger.height)  # type: ignore[index]
         bodies = []
         for h in range(start, min(end, start + _SYNC_BATCH - 1) + 1):
-            bodies.append(await asyncio.to_thread(self._block_body, h))
+            bodies.append(await self._ledger_call(self._block_body, h))
         self.transport.send(peer, FRAME_SYNC_BLOCKS + encode_value(bodies))
 
     def _block_body(self, height: int) -> bytes:
@@ -518,10 +626,10 @@ class Node:
                 header, raws = decode_block(body)
                 if header.height != self.ledger.height + 1:
                     continue
-                blk = await asyncio.to_thread(
+                blk = await self._ledger_call(
                     self.ledger.apply_block, raws, timestamp=header.timestamp, proposer=header.proposer,
                     consensus=header.consensus,
                 )  # fmt: skip
                 if blk.header != header:
                     raise LedgerError(f"block {header.height} from a peer re-executes to a different header")
-                self._settle(blk.txids, blk.height)
+                self._settle(dict.fromkeys(blk.txids, blk.height))
