@@ -4,12 +4,13 @@ from . import codec, errors, hashing, merkle, signing, suites
 from ._native import thread_count
 from .block import BlockHeader
 from .errors import LedgerError
-from .ledger import Block, Ledger
+from .ledger import Block, BlockInput, Ledger
 from .transaction import Transaction
 
 __all__ = [
     "Block",
     "BlockHeader",
+    "BlockInput",
     "Ledger",
     "LedgerError",
     "Transaction",

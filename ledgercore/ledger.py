@@ -21,7 +21,15 @@ from . import _native, merkle
 from .block import BlockHeader, decode_block, encode_block
 from .contracts import builtin_contracts
 from .contracts.base import Contract, ContractState, StateReader, key_bytes
-from .errors import ChainMismatchError, InvalidInputError, InvalidSignatureError, NotFoundError, UnknownNameError
+from .errors import (
+    ChainMismatchError,
+    DecodeError,
+    InvalidInputError,
+    InvalidSignatureError,
+    NotFoundError,
+    OutOfRangeError,
+    UnknownNameError,
+)
 from .execution import Authorizer, execute
 from .receipts import Receipt, decode_receipts, encode_receipts
 from .store import DEFAULT_MAP_SIZE, BlockWrite, Store, StoreError, height_key
@@ -45,6 +53,18 @@ class _Checked:
 
     batch: _native.TxBatch
     timings: dict[str, float]
+
+
+@dataclass(frozen=True)
+class BlockInput:
+    """One block for :meth:`Ledger.apply_group`: its transactions and the header values that
+    consensus fixed for it (``signatures_checked`` as in :meth:`Ledger.apply_block`)."""
+
+    raws: Sequence[bytes]
+    timestamp: int | None = None
+    proposer: bytes = b""
+    consensus: bytes = b""
+    signatures_checked: bool = False
 
 
 @dataclass(frozen=True)
@@ -233,7 +253,8 @@ class Ledger:
         verified every signature of exactly these bytes (a consensus leader applying the block it
         cut from its verified mempool). Decoding and every other check still run.
         """
-        return self._commit(self._check(raws, verify=not signatures_checked), timestamp, proposer, consensus)
+        checked = self._check(raws, verify=not signatures_checked)
+        return self._commit([(checked, timestamp, proposer, consensus)])[0]
 
     def apply_blocks(
         self, blocks: Iterable[Sequence[bytes]], timestamps: Iterable[int | None] | None = None
@@ -250,7 +271,27 @@ class Ledger:
                 checked = pending.result()
                 following = next(it, None)
                 pending = None if following is None else pool.submit(self._check, following)
-                yield self._commit(checked, None if stamps is None else next(stamps), b"", b"")
+                yield self._commit([(checked, None if stamps is None else next(stamps), b"", b"")])[0]
+
+    def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:
+        """Applies consecutive blocks in one durable LMDB write (group commit): one fsync, and pages
+        that several blocks touch are written once.
+
+        Each block is decoded and checked on its own: one that :meth:`apply_block` would refuse
+        (``DecodeError``, ``InvalidSignatureError``) is skipped and that error stands in its place.
+        The others execute in order, each on the state the ones before it left, and get exactly the
+        headers that applying them one by one would give. All are durable when this returns; a
+        crash before that leaves none of them."""
+        out: list[Block | InvalidInputError | None] = []
+        checked = []
+        for b in blocks:
+            try:
+                checked.append((self._check(b.raws, verify=not b.signatures_checked), b.timestamp, b.proposer, b.consensus))
+                out.append(None)
+            except (DecodeError, InvalidSignatureError) as exc:
+                out.append(exc)
+        committed = iter(self._commit(checked) if checked else [])
+        return [next(committed) if o is None else o for o in out]
 
     def _check(self, raws: Sequence[bytes], *, verify: bool = True) -> _Checked:
         """Decodes a block and verifies its signatures: pure, so it may run ahead of commits."""
@@ -264,47 +305,78 @@ class Ledger:
             raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
         return _Checked(batch, {"decode": t1 - t0, "verify": time.perf_counter() - t1})
 
-    def _commit(self, checked: _Checked, timestamp: int | None, proposer: bytes, consensus: bytes) -> Block:
-        """Executes a checked block on the current head and commits it in one durable write."""
-        batch = checked.batch
+    def _commit(self, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]) -> list[Block]:
+        """Executes checked blocks (with timestamp, proposer, consensus data) in order on the
+        current head and commits them all in one durable write."""
+        hint = sum(4 * sum(map(len, c.batch.raws)) + 4096 for c, *_ in items)
         with self._write_lock:
-            t2 = time.perf_counter()
-            head = self._head
-            height = head.height + 1
-            ts = max(head.timestamp, int(time.time() * 1000) if timestamp is None else timestamp)
-            with self._store.read() as txn:
-                nonce_keys = _native.nonce_keys(batch.public_keys, batch.nonces)
-                used = [k for k, _ in self._store.get_many(txn, "nonces", nonce_keys)]
-                fresh = _native.fresh_mask(nonce_keys, used)
-                result = execute(
-                    batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
-                    state=StateReader(lambda keys: self._state_values(txn, keys)), authorize=self._authorize,
-                )  # fmt: skip
-            t3 = time.perf_counter()
-            ids = batch.ids
-            writes = (result.keys, result.values, result.txs)
-            header = BlockHeader(
-                suite=self.suite.name, chain_id=self.chain_id, height=height, prev_hash=head.hash,
-                tx_root=merkle.root(ids, self.suite.hash),
-                state_root=_native.state_root(self.suite.hash, head.state_root, *writes),
-                history_root=self._log.root(), timestamp=ts, proposer=proposer, tx_count=batch.count,
-                consensus=consensus,
-            )  # fmt: skip
-            receipts = encode_receipts(batch.count, result.errors, result.events)
-            state_puts, state_deletes, history = _native.block_entries(height, *writes, ids)
-            write = BlockWrite(height)
-            self._stage_block(write, header, batch.raws, receipts, ids.tobytes())
-            write.put_many("state", state_puts)
-            write.put_many("history", history)
-            write.deletes["state"] = state_deletes
-            write.puts_if_absent["txindex"] = _native.location_entries(height, ids)
-            write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
-            self._store.commit(write)
-            self._log.append(header.hash)
-            self._head = header
-            t4 = time.perf_counter()
-        timings = {**checked.timings, "execute": t3 - t2, "commit": t4 - t3}
+            t0 = time.perf_counter()
+            try:
+                blocks = self._store.transact(lambda txn: self._execute_all(txn, items), hint)
+            except BaseException:
+                self._reload_log()  # hashes appended for blocks that did not commit
+                raise
+            self._head = blocks[-1].header
+            # The fsync is shared: each block's commit time gets an equal part of it.
+            shared = time.perf_counter() - t0 - sum(b.timings["execute"] + b.timings["commit"] for b in blocks)
+            for b in blocks:
+                b.timings["commit"] += shared / len(blocks)
+        return blocks
+
+    def _execute_all(self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]) -> list[Block]:
+        if self._log.size != self._head.height + 1:
+            self._reload_log()  # an earlier try of this write ran out of map space midway
+        head, out = self._head, []
+        for checked, timestamp, proposer, consensus in items:
+            block = self._execute(txn, head, checked, timestamp, proposer, consensus)
+            self._log.append(block.hash)
+            head = block.header
+            out.append(block)
+        return out
+
+    def _execute(
+        self, txn: Any, head: BlockHeader, checked: _Checked, timestamp: int | None, proposer: bytes, consensus: bytes
+    ) -> Block:
+        """Executes one checked block on ``head`` and stages its writes in ``txn``, whose reads see
+        the blocks staged before it."""
+        batch = checked.batch
+        t2 = time.perf_counter()
+        height = head.height + 1
+        ts = max(head.timestamp, int(time.time() * 1000) if timestamp is None else timestamp)
+        nonce_keys = _native.nonce_keys(batch.public_keys, batch.nonces)
+        used = [k for k, _ in self._store.get_many(txn, "nonces", nonce_keys)]
+        fresh = _native.fresh_mask(nonce_keys, used)
+        result = execute(
+            batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
+            state=StateReader(lambda keys: self._state_values(txn, keys)), authorize=self._authorize,
+        )  # fmt: skip
+        t3 = time.perf_counter()
+        ids = batch.ids
+        writes = (result.keys, result.values, result.txs)
+        header = BlockHeader(
+            suite=self.suite.name, chain_id=self.chain_id, height=height, prev_hash=head.hash,
+            tx_root=merkle.root(ids, self.suite.hash),
+            state_root=_native.state_root(self.suite.hash, head.state_root, *writes),
+            history_root=self._log.root(), timestamp=ts, proposer=proposer, tx_count=batch.count,
+            consensus=consensus,
+        )  # fmt: skip
+        receipts = encode_receipts(batch.count, result.errors, result.events)
+        state_puts, state_deletes, history = _native.block_entries(height, *writes, ids)
+        write = BlockWrite(height)
+        self._stage_block(write, header, batch.raws, receipts, ids.tobytes())
+        write.put_many("state", state_puts)
+        write.put_many("history", history)
+        write.deletes["state"] = state_deletes
+        write.puts_if_absent["txindex"] = _native.location_entries(height, ids)
+        write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
+        self._store.put_block(txn, write)
+        timings = {**checked.timings, "execute": t3 - t2, "commit": time.perf_counter() - t3}
         return Block(header, batch.raws, receipts, ids.tobytes(), timings)
+
+    def _reload_log(self) -> None:
+        log = merkle.MerkleLog(self.suite.hash)
+        log.extend(self._store.values("hashes"))
+        self._log = log
 
     @staticmethod
     def _strip_versions(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
@@ -410,7 +482,16 @@ class Ledger:
 
     def history_root(self, size: int | None = None) -> bytes:
         """Root of the Merkle log over the hashes of blocks ``0..size-1`` (default: every block)."""
-        return self._log.root(size)
+        return self._log.root(self._log_size(size))
+
+    def _log_size(self, size: int | None) -> int:
+        """``size``, or every committed block; never the blocks of a group still being written."""
+        committed = self._head.height + 1
+        if size is None:
+            return committed
+        if isinstance(size, int) and not isinstance(size, bool) and size > committed:
+            raise OutOfRangeError(f"size {size} is past the {committed} committed blocks")
+        return size
 
     def block_proof(self, height: int, size: int | None = None) -> list[bytes]:
         """Proof that block ``height``'s hash is leaf ``height`` of the block-hash log of ``size`` blocks.
@@ -418,7 +499,7 @@ class Ledger:
         Check it with ``merkle.verify_inclusion(hash, height, size, proof, root)`` where root is
         ``history_root(size)``, or the ``history_root`` of the header at height ``size``.
         """
-        return self._log.inclusion_proof(self._check_height(height), size)
+        return self._log.inclusion_proof(self._check_height(height), self._log_size(size))
 
     def audit(self, *, replay: bool = True) -> AuditReport:
         """Re-derives headers, links, roots and state from the stored blocks (see ``ledgercore.audit``);
@@ -429,4 +510,4 @@ class Ledger:
 
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Proof that the block-hash log of ``old_size`` blocks is a prefix of the one of ``new_size``."""
-        return self._log.consistency_proof(old_size, new_size)
+        return self._log.consistency_proof(old_size, self._log_size(new_size))

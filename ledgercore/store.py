@@ -17,9 +17,10 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import lmdb
 
@@ -28,6 +29,7 @@ from .errors import LedgerError
 
 TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "txindex", "nonces", "state", "history")
 DEFAULT_MAP_SIZE = 1 << 30
+_T = TypeVar("_T")
 
 
 class StoreError(LedgerError):
@@ -158,25 +160,34 @@ class Store:
 
     def commit(self, write: BlockWrite) -> None:
         """Writes the block atomically and durably (fsync) or not at all; grows the map when full."""
-        self._ensure_room(write.size_hint)
+        self.transact(lambda txn: self.put_block(txn, write), write.size_hint)
+
+    def transact(self, fn: Callable[[lmdb.Transaction], _T], size_hint: int) -> _T:
+        """Runs ``fn`` in one write transaction and commits it durably (fsync), or writes nothing
+        if ``fn`` raises. When the map fills, it grows and ``fn`` runs again from the start on a
+        fresh transaction, so ``fn`` must depend only on what it reads through the transaction."""
+        self._ensure_room(size_hint)
         while True:
             try:
                 with self.env.begin(write=True) as txn:
-                    for table, items in write.puts.items():
-                        with txn.cursor(db=self.tables[table]) as cur:
-                            cur.putmulti(items)
-                    for table, items in write.puts_if_absent.items():
-                        with txn.cursor(db=self.tables[table]) as cur:
-                            cur.putmulti(items, overwrite=False)
-                    for table, keys in write.deletes.items():
-                        db = self.tables[table]
-                        for key in keys:
-                            txn.delete(key, db=db)
-                return
+                    return fn(txn)
             except lmdb.MapFullError:
                 self._grow(self.env.info()["map_size"] * 2)
             except lmdb.MapResizedError:
                 self._grow(0)  # another process grew the map: adopt its size, then write
+
+    def put_block(self, txn: lmdb.Transaction, write: BlockWrite) -> None:
+        """Stages one block's writes in ``txn``; later reads through ``txn`` see them."""
+        for table, items in write.puts.items():
+            with txn.cursor(db=self.tables[table]) as cur:
+                cur.putmulti(items)
+        for table, items in write.puts_if_absent.items():
+            with txn.cursor(db=self.tables[table]) as cur:
+                cur.putmulti(items, overwrite=False)
+        for table, keys in write.deletes.items():
+            db = self.tables[table]
+            for key in keys:
+                txn.delete(key, db=db)
 
     def _ensure_room(self, incoming: int) -> None:
         info, stat = self.env.info(), self.env.stat()

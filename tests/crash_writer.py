@@ -164,14 +164,15 @@ def main(argv: list[str] | None = None) -> int:
     # Announce the LMDB write transaction itself, so the test can aim kills inside it. The real
     # commit runs unchanged in between.
     store = led._store
-    commit = store.commit
+    transact = store.transact
 
-    def traced_commit(write):  # type: ignore[no-untyped-def]
-        print(f"commit-start {write.height}", flush=True)
-        commit(write)
-        print(f"commit-end {write.height}", flush=True)
+    def traced_transact(fn, size_hint):  # type: ignore[no-untyped-def]
+        print(f"commit-start {led.height + 1}", flush=True)
+        out = transact(fn, size_hint)
+        print(f"commit-end {led.height + 1}", flush=True)
+        return out
 
-    store.commit = traced_commit  # type: ignore[method-assign]
+    store.transact = traced_transact  # type: ignore[method-assign]
     print(f"open {led.height}", flush=True)
     h = led.height + 1
     while args.stop_at is None or h <= args.stop_at:

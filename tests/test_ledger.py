@@ -7,8 +7,9 @@ import threading
 import numpy as np
 import pytest
 
-from ledgercore import Ledger, Transaction, merkle, signing
+from ledgercore import Block, BlockInput, Ledger, Transaction, merkle, signing
 from ledgercore.codec import decode_value, encode_value
+from ledgercore.store import Store
 from ledgercore.contracts import Contract, ContractError, method
 from ledgercore.errors import (
     ChainMismatchError,
@@ -16,6 +17,7 @@ from ledgercore.errors import (
     InvalidSignatureError,
     LedgerError,
     NotFoundError,
+    OutOfRangeError,
     UnknownNameError,
 )
 
@@ -269,6 +271,24 @@ def test_map_grows_instead_of_failing(tmp_path):
         assert led.get("evidence", "grow/5/499" + "x" * 200) is not None
 
 
+def test_a_write_that_fills_the_map_runs_again_from_the_start_on_a_grown_map(tmp_path):
+    store = Store(tmp_path / "s", map_size=1 << 16)
+    calls = []
+
+    def fill(txn):  # type: ignore[no-untyped-def]
+        calls.append(store.env.info()["map_size"])
+        assert txn.get(b"k0", db=store.tables["state"]) is None  # nothing of a failed try is left
+        with txn.cursor(db=store.tables["state"]) as cur:
+            cur.putmulti([(b"k%d" % i, bytes(1000)) for i in range(2000)])
+        return len(calls)
+
+    assert store.transact(fill, size_hint=0) >= 2  # the hint said nothing: the first try ran out
+    assert calls[-1] > calls[0]
+    with store.read() as txn:
+        assert txn.stat(store.tables["state"])["entries"] == 2000
+    store.close()
+
+
 def test_missing_things_raise_not_found(tmp_path):
     with Ledger.open(tmp_path / "l") as led:
         with pytest.raises(NotFoundError, match="height 3"):
@@ -322,6 +342,35 @@ def test_tx_heights_finds_committed_ids_in_one_lookup(tmp_path):
         ids = [*second.txids, absent, *first.txids]
         assert led.tx_heights(ids) == {**dict.fromkeys(first.txids, 1), second.txids[0]: 2}
         assert led.tx_heights([]) == {}
+
+
+def test_a_group_commit_equals_blocks_one_at_a_time_and_skips_a_bad_block_in_place(tmp_path):
+    kp = signing.generate("ed25519")
+    blocks = [[put(kp, f"g/{b}/{i}", b * 1000 + i) for i in range(150)] for b in range(1, 5)]
+    blocks[2] += [put(kp, "g/1/0", 5000), blocks[0][0]]  # a key block 1 anchored; a replay of block 1
+    forged = bytearray(put(kp, "g/x", 99_999))
+    forged[-3] ^= 1
+    inputs = [BlockInput(raws, timestamp=10 + i, consensus=b"c%d" % i) for i, raws in enumerate(blocks)]
+    inputs.insert(2, BlockInput([bytes(forged)], timestamp=99))
+    inputs.insert(3, BlockInput([b"not a transaction"]))
+    with Ledger.open(tmp_path / "one") as one, Ledger.open(tmp_path / "group", map_size=1 << 16) as group:
+        singles = [one.apply_block(b.raws, timestamp=b.timestamp, consensus=b.consensus) for b in inputs[:2] + inputs[4:]]
+        out = group.apply_group(inputs)  # from a 64 KiB map, which has to grow
+        assert isinstance(out[2], InvalidSignatureError) and isinstance(out[3], DecodeError)
+        applied = [b for b in out if isinstance(b, Block)]
+        assert [b.header for b in applied] == [b.header for b in singles]
+        assert [b.header.height for b in applied] == [1, 2, 3, 4] and group.height == 4
+        # Block 3 sees what block 1 wrote in the same group: the key is taken, the nonce used.
+        assert [r.ok for r in applied[2].receipts] == [True] * 150 + [False, False]
+        assert [r.error for r in applied[2].receipts[-2:]] == [r.error for r in singles[2].receipts[-2:]]
+        assert group.get("evidence", "g/1/0") == one.get("evidence", "g/1/0")
+        assert group.history_root() == one.history_root() and group.block_proof(2) == one.block_proof(2)
+        with pytest.raises(OutOfRangeError):
+            group.history_root(6)
+        group.audit()
+    with Ledger.open(tmp_path / "group") as reopened:  # durable, and the block-hash log agrees
+        assert reopened.header(4) == singles[-1].header
+        assert reopened.apply_group([]) == []
 
 
 def test_proposer_and_consensus_data_go_into_the_header(tmp_path):
