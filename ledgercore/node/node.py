@@ -7,7 +7,8 @@ from the mutual-TLS transport are stepped in, a timer ticks it, and each ``Ready
 Raft's order: the log is made durable (fsync), then messages go out, then committed blocks are
 queued to be applied. One lock serialises the Raft side, so the state machine never sees two
 callers; committed blocks are applied in order by their own task, outside that lock, so the next
-blocks replicate while one executes.
+blocks replicate while one executes, and blocks that wait together are applied in one group
+commit (:meth:`~ledgercore.ledger.Ledger.apply_group`: one durable write for all of them).
 
 Every transaction's signature is checked once per node: at admission on the leader (which then
 applies the blocks it cut without checking again), and on a follower as each block is appended
@@ -38,7 +39,7 @@ from ..codec import decode_value, encode_value
 from ..consensus.messages import Entry, EntryType, MessageDecodeError, MsgSnap, decode_message, encode_message
 from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
 from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError
-from ..ledger import Ledger
+from ..ledger import BlockInput, Ledger
 from ..net.transport import Transport
 from ..transaction import now_ms
 from .config import NodeConfig
@@ -53,6 +54,7 @@ _REFORWARD_S = 1.0  # a follower re-sends transactions the leader has not commit
 _WAIT_TIMEOUT_S = 30.0
 _ADMIT_BATCH = 8192  # transactions per signature-check batch at admission
 _APPLY_BACKLOG = 16  # committed blocks waiting to be applied before the Raft loop waits for them
+_APPLY_GROUP = 8  # most committed blocks applied in one group commit (one LMDB write, one fsync)
 MAX_SUBMIT_BATCH = 10_000
 """Most transactions one :meth:`Node.submit_many` call (or one ``POST /txs``) may carry."""
 _T = TypeVar("_T")
@@ -544,36 +546,46 @@ class Node:
             return False  # apply_block will say what is wrong with it
 
     async def _apply_loop(self) -> None:
+        """Applies committed blocks in log order; those waiting together go in one group commit."""
         while True:
-            e = await self._apply_queue.get()
+            entries = [await self._apply_queue.get()]
+            while len(entries) < _APPLY_GROUP and not self._apply_queue.empty():
+                entries.append(self._apply_queue.get_nowait())
             try:
-                await self._apply(e)
+                await self._apply(entries)
             finally:
-                self._apply_queue.task_done()
+                for _ in entries:
+                    self._apply_queue.task_done()
 
-    async def _apply(self, e: Entry) -> None:
+    async def _apply(self, entries: list[Entry]) -> None:
         applied = applied_index(self.ledger.head.consensus)
-        checked = self._checked.pop((e.term, e.index), False)
+        todo: list[tuple[Entry, BlockInput]] = []
+        for e in entries:
+            checked = self._checked.pop((e.term, e.index), False)
+            if e.index <= applied:
+                continue
+            if isinstance(checked, asyncio.Future):
+                checked = await checked
+            try:
+                proposal = decode_value(e.data)
+                raws, ts = proposal["txs"], proposal["ts"]  # type: ignore[index]
+            except (LedgerError, KeyError, TypeError) as exc:
+                log.error("node %s: committed entry %d is not a block proposal: %s", self.config.id, e.index, exc)
+                continue  # deterministic on every node: skipped everywhere
+            todo.append((e, BlockInput(raws, timestamp=ts, consensus=consensus_data(e.term, e.index), signatures_checked=checked)))  # type: ignore[arg-type]
         if len(self._checked) > 4 * _APPLY_BACKLOG:  # entries overwritten before they committed
             self._checked = {k: v for k, v in self._checked.items() if k[1] > applied}
-        if e.index <= applied:
+        if not todo:
             return
-        if isinstance(checked, asyncio.Future):
-            checked = await checked
-        proposal = decode_value(e.data)
-        raws: list[bytes] = proposal["txs"]  # type: ignore[index]
-        try:
-            blk = await self._ledger_call(
-                self.ledger.apply_block, raws, timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
-                signatures_checked=checked,
-            )  # fmt: skip
-        except (DecodeError, InvalidSignatureError) as exc:
-            # Deterministic on every node: the block is skipped everywhere.
-            log.error("node %s: committed entry %d is not a valid block: %s", self.config.id, e.index, exc)
-            return
-        if self._proposed_blocks and self.is_leader:
-            self._proposed_blocks -= 1
-        self._settle(dict.fromkeys(blk.txids, blk.height))
+        results = await self._ledger_call(self.ledger.apply_group, [b for _, b in todo])
+        for (e, _), blk in zip(todo, results):
+            if self._proposed_blocks and self.is_leader:
+                self._proposed_blocks -= 1
+            if isinstance(blk, LedgerError):
+                # Deterministic on every node: the block is skipped everywhere.
+                log.error("node %s: committed entry %d is not a valid block: %s", self.config.id, e.index, blk)
+                continue
+            self._settle(dict.fromkeys(blk.txids, blk.height))
 
     async def _maybe_compact(self) -> None:
         s, every = self.storage, self.config.snapshot_every
