@@ -36,8 +36,17 @@ from typing import Any, TypeVar
 from .. import _native
 from ..block import decode_block, encode_block
 from ..codec import decode_value, encode_value
-from ..consensus.messages import Entry, EntryType, MessageDecodeError, MsgSnap, decode_message, encode_message
+from ..consensus.messages import (
+    Entry,
+    EntryType,
+    HardState,
+    MessageDecodeError,
+    MsgSnap,
+    decode_message,
+    encode_message,
+)
 from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
+from ..consensus.send_early import may_send_before_persist
 from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError
 from ..ledger import BlockInput, Ledger
 from ..net.transport import Transport
@@ -186,6 +195,13 @@ class Node:
         if snap.data:
             await self._catch_up(decode_value(snap.data)["height"])  # type: ignore[index]
         applied = max(applied_index(self.ledger.head.consensus), snap.index)
+        hs = self.storage.hard_state()
+        if applied > hs.commit:
+            # Blocks were applied, so they were committed; the commit index that said so rode a
+            # write that was never fsync'd (see _persist). Restore it before Raft starts.
+            self.storage.set_hard_state(HardState(hs.term, hs.vote, applied))
+            self.storage.sync()
+        self._durable_hard_state = self.storage.hard_state()
         self.raft = RaftNode(
             Config(
                 id=cfg.raft_id, storage=self.storage, election_tick=cfg.election_ticks,
@@ -492,13 +508,12 @@ class Node:
         """Handles every pending Ready in Raft's order. Caller holds the lock."""
         while self.raft.has_ready():
             rd = self.raft.ready()
+            early = may_send_before_persist(rd, self.is_leader, self._durable_hard_state)
+            if early:
+                self._send(rd)
             await self._persist(rd)
-            for m in rd.messages:
-                name = self._names.get(m.to)
-                if name is not None:
-                    self.transport.send(name, FRAME_RAFT + encode_message(m))
-                    if isinstance(m, MsgSnap):
-                        self.raft.report_snapshot(m.to, True)
+            if not early:
+                self._send(rd)
             if rd.snapshot is not None and rd.snapshot.data:
                 await self._apply_queue.join()  # the blocks before the snapshot first
                 await self._catch_up(decode_value(rd.snapshot.data)["height"])  # type: ignore[index]
@@ -517,6 +532,14 @@ class Node:
                 self._unforwarded = True
             await self._maybe_compact()
 
+    def _send(self, rd: Ready) -> None:
+        for m in rd.messages:
+            name = self._names.get(m.to)
+            if name is not None:
+                self.transport.send(name, FRAME_RAFT + encode_message(m))
+                if isinstance(m, MsgSnap):
+                    self.raft.report_snapshot(m.to, True)
+
     async def _persist(self, rd: Ready) -> None:
         s = self.storage
         if rd.snapshot is not None:
@@ -527,8 +550,14 @@ class Node:
                 self._check_ahead(rd.entries)
         if rd.hard_state is not None:
             s.set_hard_state(rd.hard_state)
-        if s.unsynced:
-            await asyncio.to_thread(s.sync)
+        # A Ready that only moves the commit index need not be fsync'd (a crash may forget how far
+        # the commit reached; Raft learns it again): it rides the next write that must be.
+        if s.unsynced and rd.must_sync:
+            await self._sync()
+
+    async def _sync(self) -> None:
+        await asyncio.to_thread(self.storage.sync)
+        self._durable_hard_state = self.storage.hard_state()
 
     def _check_ahead(self, entries: Sequence[Entry]) -> None:
         """A follower starts checking the signatures of blocks as they are appended, so the check
@@ -597,7 +626,7 @@ class Node:
         keep_from = applied - every // 2  # slightly lagging followers still catch up from the log
         if keep_from > s.first_index():
             s.compact(keep_from)
-        await asyncio.to_thread(s.sync)
+        await self._sync()
 
     # -- block sync (snapshot install) -----------------------------------------------------------
 
