@@ -52,7 +52,7 @@ def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
             print(f"  3 nodes up (mutual TLS between them), {leader['node']} leads term {leader['term']}")
             _issue_and_prove(clients, suite.scheme, suite.hash, count, checks)
         finally:
-            stop_all(nodes, 10.0)
+            stop_all(nodes, 10.0, announce=False)
 
 
 def _issue_and_prove(clients: list[Client], scheme: str, algo: str, count: int, checks: Any) -> None:

@@ -105,9 +105,10 @@ def _report_deaths(nodes: list[NodeProcess]) -> None:
                   file=sys.stderr, flush=True)  # fmt: skip
 
 
-def stop_all(nodes: list[NodeProcess], timeout: float) -> bool:
+def stop_all(nodes: list[NodeProcess], timeout: float, *, announce: bool = True) -> bool:
     """SIGTERM to every live node, then wait; SIGKILL what is left after ``timeout``. True if every
-    node that was still running exited 0."""
+    node that was still running exited 0. ``announce``: print each clean stop on stdout (failures
+    always go to stderr)."""
     running = [n for n in nodes if n.proc.poll() is None]
     for n in running:
         try:
@@ -127,7 +128,7 @@ def stop_all(nodes: list[NodeProcess], timeout: float) -> bool:
         if code != 0:
             clean = False
             print(f"{n.id} pid={n.proc.pid} stopped with {_describe_exit(code)}", file=sys.stderr, flush=True)
-        else:
+        elif announce:
             print(f"{n.id} stopped", flush=True)
     for n in nodes:
         n.log_file.close()
