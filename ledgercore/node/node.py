@@ -158,6 +158,8 @@ class Node:
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
         self._proposed_blocks = 0
+        self._waiting_since: float | None = None  # when the oldest unproposed transaction arrived
+        self._cut_wake = asyncio.Event()  # set: a full block waits, or room for another opened
         # (term, index) of log entries whose signatures this node has checked (True) or is checking.
         self._checked: dict[tuple[int, int], bool | asyncio.Future[bool]] = {}
         self._waiters: dict[bytes, list[_CommitWait]] = {}
@@ -310,6 +312,8 @@ class Node:
         """Transactions now committed (txid -> height): out of the pools, their waiters told."""
         for pool in (self._mempool, self._proposed, self._forwarded):
             _discard(pool, heights)
+        if not self._mempool:
+            self._waiting_since = None
         if self._waiters:
             for t in self._waiters.keys() & heights.keys():
                 for w in self._waiters.pop(t):
@@ -355,6 +359,8 @@ class Node:
                 if ok and t not in committed and t not in proposed and t not in mempool
             ]  # fmt: skip
             mempool.update(fresh)
+            if fresh:
+                self._mempool_grew()
             self._settle(committed)
             if fresh and not self.is_leader:
                 self._forward([t for t, _ in fresh])
@@ -390,13 +396,26 @@ class Node:
     # -- block cutting (leader) ----------------------------------------------------------------
 
     async def _cut_loop(self) -> None:
+        """The leader proposes a block as soon as ``block_txs`` transactions wait, or once the
+        oldest has waited ``block_ms``, while fewer than ``max_inflight_blocks`` are unapplied;
+        a follower sends on what its leader has not committed."""
         cfg = self.config
         while True:
-            await asyncio.sleep(cfg.block_ms / 1000)
+            room = self._proposed_blocks < cfg.max_inflight_blocks
+            since = self._waiting_since if self.is_leader and room and self._mempool else None
+            wait = cfg.block_ms / 1000 if since is None else max(0.0, since + cfg.block_ms / 1000 - time.monotonic())
+            try:
+                await asyncio.wait_for(self._cut_wake.wait(), wait)
+            except asyncio.TimeoutError:
+                pass
+            self._cut_wake.clear()
             if not self.is_leader:
                 self._reforward()
                 continue
             while self._mempool and self._proposed_blocks < cfg.max_inflight_blocks:
+                due = self._waiting_since is not None and time.monotonic() - self._waiting_since >= cfg.block_ms / 1000
+                if len(self._mempool) < cfg.block_txs and not due:
+                    break  # a partial block waits for its deadline
                 items = list(islice(self._mempool.items(), cfg.block_txs))  # the oldest: no scan
                 data = encode_value({"ts": now_ms(), "txs": [raw for _, raw in items]})
                 async with self._lock:
@@ -411,7 +430,15 @@ class Node:
                     _discard(self._mempool, (t for t, _ in items))
                     self._proposed.update(items)
                     self._proposed_blocks += 1
+                    if not self._mempool:
+                        self._waiting_since = None
                     await self._drain()
+
+    def _mempool_grew(self) -> None:
+        if self._waiting_since is None:
+            self._waiting_since = time.monotonic()
+        if len(self._mempool) >= self.config.block_txs:
+            self._cut_wake.set()
 
     # -- Raft plumbing -------------------------------------------------------------------------
 
@@ -530,6 +557,8 @@ class Node:
                 self._proposed.clear()
                 self._proposed_blocks = 0
                 self._unforwarded = True
+                if self._mempool:
+                    self._mempool_grew()
             await self._maybe_compact()
 
     def _send(self, rd: Ready) -> None:
@@ -610,6 +639,7 @@ class Node:
         for (e, _), blk in zip(todo, results):
             if self._proposed_blocks and self.is_leader:
                 self._proposed_blocks -= 1
+                self._cut_wake.set()
             if isinstance(blk, LedgerError):
                 # Deterministic on every node: the block is skipped everywhere.
                 log.error("node %s: committed entry %d is not a valid block: %s", self.config.id, e.index, blk)
