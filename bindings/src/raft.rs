@@ -65,7 +65,7 @@ pub fn encode_entries<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>) -> PyRe
 ///
 /// # Safety
 /// `cls` must be a subtype of `tuple` with no extra fields (a named tuple), and every item a new
-/// reference.
+/// reference to an object that cannot refer back to the tuple (ints, bytes, enum members).
 unsafe fn new_tuple_of(py: Python<'_>, cls: *mut ffi::PyTypeObject, items: [*mut ffi::PyObject; 4]) -> PyResult<Bound<'_, PyAny>> {
     let obj = ffi::PyType_GenericAlloc(cls, 4);
     if obj.is_null() {
@@ -78,6 +78,10 @@ unsafe fn new_tuple_of(py: Python<'_>, cls: *mut ffi::PyTypeObject, items: [*mut
         // Cannot fail: obj is a fresh tuple (refcount 1) and i is in range; steals item.
         ffi::PyTuple_SetItem(obj, i as ffi::Py_ssize_t, item);
     }
+    // Out of the cycle collector, as CPython does for exact tuples of atoms (it never does for
+    // tuple subclasses): a Raft log keeps ~100k entries alive, and every full collection scanning
+    // them made building an entry 3x slower. Safe: no reference cycle can pass through an entry.
+    ffi::PyObject_GC_UnTrack(obj.cast());
     Ok(Bound::from_owned_ptr(py, obj))
 }
 
