@@ -68,6 +68,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(raft::encode_entries, m)?)?;
     m.add_function(wrap_pyfunction!(raft::decode_entries, m)?)?;
     m.add_function(wrap_pyfunction!(raft::make_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(raft::entries_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(txbatch::decode_txs, m)?)?;
     m.add_function(wrap_pyfunction!(txgen::make_txs, m)?)?;
     codec::add_constants(m)?;

@@ -168,3 +168,22 @@ pub fn make_entries<'py>(
     }
     PyList::new(maker.py, made)
 }
+
+/// The longest prefix of `entries` whose sizes (`len(data) + overhead` each) sum to at most
+/// `max_bytes` (0: no limit), never fewer than one entry: `(count, its size)`. Raft's batching and
+/// flow control measure every append with it.
+#[pyfunction]
+pub fn entries_prefix(entries: &Bound<'_, PyAny>, max_bytes: u64, overhead: u64) -> PyResult<(usize, u64)> {
+    let (mut count, mut size) = (0usize, 0u64);
+    for item in entries.try_iter()? {
+        let item = item?;
+        let t = item.cast::<PyTuple>().ok().filter(|t| t.len() == 4);
+        let data = t.ok_or_else(|| PyTypeError::new_err("entries must be Entry tuples"))?.get_item(3)?;
+        let next = size + data.len()? as u64 + overhead;
+        if max_bytes != 0 && next > max_bytes && count > 0 {
+            break;
+        }
+        (count, size) = (count + 1, next);
+    }
+    Ok((count, size))
+}
