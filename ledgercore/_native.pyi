@@ -1,6 +1,7 @@
 """Type stubs for the native extension module built from ``bindings/``."""
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -76,6 +77,18 @@ def encode_block(header: bytes, raws: _Rows) -> bytes: ...
 def decode_block(
     data: bytes,
 ) -> tuple[tuple[str, str, int, bytes, bytes, bytes, bytes, int, bytes, int, bytes], bytes, list[bytes]]: ...
+# Raft entry runs: entries are (term, index, type, data) named tuples of class ``cls``; ``types``
+# maps each wire type code to its Python value.
+_E = TypeVar("_E", bound=tuple[int, int, int, bytes])
+
+def encode_entries(entries: Sequence[tuple[int, int, int, bytes]]) -> bytes: ...
+def decode_entries(
+    buf: bytes, pos: int, cls: type[_E], types: tuple[object, ...], follows: tuple[int, int, int] | None = None
+) -> tuple[list[_E], int]: ...
+def make_entries(
+    cls: type[_E], types: tuple[object, ...], term: int, first: int, kind: int, datas: Iterable[bytes]
+) -> list[_E]: ...
+def entries_prefix(entries: Sequence[tuple[int, int, int, bytes]], max_bytes: int, overhead: int) -> tuple[int, int]: ...
 def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
 def sorted_keys(keys: _Rows) -> list[bytes]: ...  # distinct, in byte order
 def make_txs(

@@ -6,6 +6,7 @@ mod errors;
 mod hashing;
 mod ledger;
 mod merkle;
+mod raft;
 mod rows;
 mod signing;
 mod txbatch;
@@ -64,6 +65,10 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(codec::decode_header, m)?)?;
     m.add_function(wrap_pyfunction!(codec::encode_block, m)?)?;
     m.add_function(wrap_pyfunction!(codec::decode_block, m)?)?;
+    m.add_function(wrap_pyfunction!(raft::encode_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(raft::decode_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(raft::make_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(raft::entries_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(txbatch::decode_txs, m)?)?;
     m.add_function(wrap_pyfunction!(txgen::make_txs, m)?)?;
     codec::add_constants(m)?;

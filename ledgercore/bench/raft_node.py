@@ -95,6 +95,41 @@ def weighted_percentiles(samples: list[tuple[float, int]], qs: tuple[float, ...]
     return out
 
 
+class Latencies:
+    """Latency samples between two ``mark`` commands, as (seconds, how many entries had it)."""
+
+    def __init__(self) -> None:
+        self.samples: list[tuple[float, int]] | None = None  # None: not recording
+
+    def add(self, latency: float, n: int = 1) -> None:
+        samples = self.samples  # read once: a mark on another thread may swap it
+        if samples is not None:
+            samples.append((latency, n))
+
+    def mark(self) -> dict[str, Any]:
+        """Starts recording, or stops and answers the percentiles of what was recorded."""
+        if self.samples is None:
+            self.samples = []
+            return {"ok": True}
+        lat, self.samples = self.samples, None
+        p50, p99 = weighted_percentiles(lat, (0.5, 0.99))
+        return {"p50": p50, "p99": p99, "samples": sum(n for _, n in lat)}
+
+
+def answer(node: Any, cmd: dict[str, Any]) -> dict[str, Any]:
+    """Every node kind's command handler: ``node`` has ``set_loading``, ``latencies``, ``digest``
+    and ``status``."""
+    what = cmd["cmd"]
+    if what == "load":
+        node.set_loading(bool(cmd["on"]))
+        return {"ok": True}
+    if what == "mark":
+        return node.latencies.mark()  # type: ignore[no-any-return]
+    if what == "digest":
+        return node.digest()  # type: ignore[no-any-return]
+    return node.status()  # type: ignore[no-any-return]
+
+
 # -- ledgercore Raft with a no-op state machine ------------------------------------------------------
 
 
@@ -118,13 +153,13 @@ class OpaqueNode:
         self._tasks: list[asyncio.Task[Any]] = []
         self.loading = False
         self.applied_entries = 0  # opaque entries applied (not Raft's empty leader entries)
-        self.digest = hashlib.blake2b(digest_size=16)
+        self._hash = hashlib.blake2b(digest_size=16)
         self.syncs = 0
         self.sync_seconds = 0.0  # wall time in fsync'd log writes
         self._seq = 0
         self._filler = os.urandom(self.entry_size)
         self._proposed: deque[tuple[int, int, float]] = deque()  # (last index, entries, when)
-        self.latencies: list[tuple[float, int]] | None = None
+        self.latencies = Latencies()
 
     async def start(self) -> None:
         from ..consensus.raft import Config, RaftNode
@@ -141,8 +176,7 @@ class OpaqueNode:
         self.storage = DurableStorage(cfg.data_dir / "raft")
         if self.storage.is_new:
             self.storage.bootstrap_voters(sorted(self._names))
-        hs = self.storage.hard_state()
-        self._durable_vote = (hs.term, hs.vote)
+        self._durable = self.storage.hard_state()
         self.transport = Transport.from_files(
             cfg.id, cfg.tls, listen=(cfg.host, cfg.port), peers={p.id: (p.host, p.port) for p in cfg.peers}
         )
@@ -231,13 +265,12 @@ class OpaqueNode:
 
     async def _handle_ready(self) -> None:
         from ..consensus.messages import encode_message
+        from ..consensus.send_early import may_send_before_persist
 
         raft, s = self.raft, self.storage
         rd = raft.ready()
         hs = rd.hard_state
-        early = self.pipelined and (
-            self.is_leader and rd.snapshot is None and (hs is None or (hs.term, hs.vote) == self._durable_vote)
-        )
+        early = self.pipelined and may_send_before_persist(rd, self.is_leader, self._durable)
         if early:
             self._send(rd.messages, encode_message)
         if rd.snapshot is not None:
@@ -259,14 +292,7 @@ class OpaqueNode:
         if applied - s.snapshot().index >= self.compact_every:
             s.create_snapshot(applied, raft.conf_state(), b"")
             s.compact(applied - self.compact_every // 4)  # lagging followers still catch up from the log
-            if not self.pipelined:
-                await self._sync()
-            else:
-                # Deleting the compacted records takes one py-lmdb call (and one GIL hand-off) per
-                # entry: on a worker thread racing a busy event loop that is ruinous, so the other
-                # tasks pause for this one write.
-                async with self._lock:
-                    await self._sync()
+            await self._sync()  # drops whole batch records: a few deletes, not one per entry
 
     async def _sync(self) -> None:
         s = self.storage
@@ -275,8 +301,7 @@ class OpaqueNode:
         await asyncio.shield(self._syncing)  # a stop() waits for it before closing the log
         self.sync_seconds += time.monotonic() - t0
         self.syncs += 1
-        hs = s.hard_state()
-        self._durable_vote = (hs.term, hs.vote)
+        self._durable = s.hard_state()
 
     def _send(self, messages: list[Any], encode: Callable[[Any], bytes]) -> None:
         for m in messages:
@@ -285,15 +310,14 @@ class OpaqueNode:
     def _apply(self, entries: list[Any]) -> None:
         datas = [e.data for e in entries if e.data]
         self.applied_entries += len(datas)
-        self.digest.update(b"".join(datas))
+        self._hash.update(b"".join(datas))
         last = entries[-1].index
         proposed = self._proposed
         if proposed and proposed[0][0] <= last:
             now = time.monotonic()
             while proposed and proposed[0][0] <= last:
                 _, n, when = proposed.popleft()
-                if self.latencies is not None:
-                    self.latencies.append((now - when, n))
+                self.latencies.add(now - when, n)
         self._room.set()
 
     # -- the leader's own client ----------------------------------------------------------------
@@ -324,22 +348,12 @@ class OpaqueNode:
 
     # -- commands -------------------------------------------------------------------------------
 
-    def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        what = cmd["cmd"]
-        if what == "load":
-            self.loading = bool(cmd["on"])
-            self._room.set()
-            return {"ok": True}
-        if what == "mark":
-            if self.latencies is None:
-                self.latencies = []
-                return {"ok": True}
-            lat, self.latencies = self.latencies, None
-            p50, p99 = weighted_percentiles(lat, (0.5, 0.99))
-            return {"p50": p50, "p99": p99, "samples": sum(n for _, n in lat)}
-        if what == "digest":
-            return {"applied": self.raft.log.applied, "entries": self.applied_entries, "digest": self.digest.hexdigest()}
-        return self.status()
+    def set_loading(self, on: bool) -> None:
+        self.loading = on
+        self._room.set()
+
+    def digest(self) -> dict[str, Any]:
+        return {"applied": self.raft.log.applied, "entries": self.applied_entries, "digest": self._hash.hexdigest()}
 
 
 async def serve_async(node: Any) -> None:
@@ -355,105 +369,87 @@ async def serve_async(node: Any) -> None:
             await node.stop()
             reply({"exited": True})
             return
-        out = node.command(cmd)
-        if asyncio.iscoroutine(out):
-            out = await out
-        reply(out)
+        reply(answer(node, cmd))
 
 
 # -- PySyncObj ----------------------------------------------------------------------------------
 
 
-def serve_pysyncobj(spec: dict[str, Any]) -> None:
-    from pysyncobj import SyncObj, SyncObjConf, replicated
+class PySyncObjRunner:
+    """A PySyncObj node (its own threads) whose leader keeps ``window`` commands in flight."""
 
-    class Opaque(SyncObj):  # type: ignore[misc]
-        def __init__(self, me: str, partners: list[str]) -> None:
-            super().__init__(me, partners, SyncObjConf(**spec.get("conf", {})))
-            self.entries = 0
-            self.digest = b""  # chained, so that PySyncObj can pickle the state when it compacts its log
+    def __init__(self, spec: dict[str, Any]) -> None:
+        self.spec = spec
+        self.window: int = spec.get("window", 20000)
+        self.loading = False
+        self.sent = self.done = self.failed = 0
+        self.latencies = Latencies()
+        self._room = threading.Condition()
+        self._sent_at: deque[float] = deque()  # one per command in flight: PySyncObj applies them in order
 
-        @replicated  # type: ignore[misc]
-        def put(self, data: bytes) -> None:
-            self.entries += 1
-            self.digest = hashlib.blake2b(self.digest + data, digest_size=16).digest()
+    async def start(self) -> None:
+        from pysyncobj import SyncObj, SyncObjConf, replicated
 
-    obj = Opaque(spec["self"], spec["partners"])
-    window, size = spec.get("window", 20000), spec.get("entry_size", 200)
-    filler = os.urandom(size)[16:]
-    state: dict[str, Any] = {"loading": False, "sent": 0, "done": 0, "failed": 0, "latencies": None}
-    room = threading.Condition()
-    sent_at: deque[float] = deque()  # one per command in flight: PySyncObj applies them in order
+        spec = self.spec
 
-    def done(_result: Any, err: Any) -> None:
-        with room:
-            state["done"] += 1
-            when = sent_at.popleft() if sent_at else None
+        class Opaque(SyncObj):  # type: ignore[misc]
+            def __init__(self, me: str, partners: list[str]) -> None:
+                super().__init__(me, partners, SyncObjConf(**spec.get("conf", {})))
+                self.entries = 0
+                self.digest = b""  # chained, so that PySyncObj can pickle the state when it compacts its log
+
+            @replicated  # type: ignore[misc]
+            def put(self, data: bytes) -> None:
+                self.entries += 1
+                self.digest = hashlib.blake2b(self.digest + data, digest_size=16).digest()
+
+        self.obj = Opaque(spec["self"], spec["partners"])
+        threading.Thread(target=self._load, name="bench-load", daemon=True).start()
+
+    async def stop(self) -> None:
+        self.obj.destroy()
+
+    def _done(self, _result: Any, err: Any) -> None:
+        with self._room:
+            self.done += 1
+            when = self._sent_at.popleft() if self._sent_at else None
             if err:
-                state["failed"] += 1
-            elif state["latencies"] is not None and when is not None:
-                state["latencies"].append((time.monotonic() - when, 1))
-            if state["sent"] - state["done"] < window:
-                room.notify()
+                self.failed += 1
+            elif when is not None:
+                self.latencies.add(time.monotonic() - when)
+            if self.sent - self.done < self.window:
+                self._room.notify()
 
-    def load() -> None:
-        me, seq, pack = spec["index"], 0, struct.Struct(">QQ").pack
+    def _load(self) -> None:
+        obj, room, size = self.obj, self._room, self.spec.get("entry_size", 200)
+        me, seq, pack = self.spec["index"], 0, struct.Struct(">QQ").pack
+        filler = os.urandom(size)[16:]
         while True:
             with room:
-                while not (state["loading"] and obj._isLeader() and state["sent"] - state["done"] < window):
+                while not (self.loading and obj._isLeader() and self.sent - self.done < self.window):
                     room.wait(0.05)
-                n = window - (state["sent"] - state["done"])
-                state["sent"] += n
-                sent_at.extend([time.monotonic()] * n)
+                n = self.window - (self.sent - self.done)
+                self.sent += n
+                self._sent_at.extend([time.monotonic()] * n)
             for i in range(seq, seq + n):
-                obj.put(pack(me, i) + filler, callback=done)
+                obj.put(pack(me, i) + filler, callback=self._done)
             seq += n
 
-    threading.Thread(target=load, name="bench-load", daemon=True).start()
-    inbox: list[dict[str, Any]] = []
-    arrived = threading.Condition()
+    def set_loading(self, on: bool) -> None:
+        with self._room:
+            self.loading = on
+            self._room.notify_all()
 
-    def deliver(c: dict[str, Any]) -> None:
-        with arrived:
-            inbox.append(c)
-            arrived.notify()
+    def digest(self) -> dict[str, Any]:
+        obj = self.obj
+        return {"applied": getattr(obj, "raftCommitIndex", None), "entries": obj.entries, "digest": obj.digest.hex()}
 
-    read_commands(deliver)
-    reply({"started": True, "pid": os.getpid()})
-    while True:
-        with arrived:
-            while not inbox:
-                arrived.wait()
-            cmd = inbox.pop(0)
-        what = cmd["cmd"]
-        if what == "exit":
-            obj.destroy()
-            reply({"exited": True})
-            return
-        if what == "load":
-            with room:
-                state["loading"] = bool(cmd["on"])
-                room.notify_all()
-            reply({"ok": True})
-        elif what == "mark":
-            with room:
-                if state["latencies"] is None:
-                    state["latencies"] = []
-                    out: dict[str, Any] = {"ok": True}
-                else:
-                    lat, state["latencies"] = state["latencies"], None
-                    p50, p99 = weighted_percentiles(lat, (0.5, 0.99))  # type: ignore[arg-type]
-                    out = {"p50": p50, "p99": p99, "samples": len(lat)}  # type: ignore[arg-type]
-            reply(out)
-        elif what == "digest":
-            reply({"applied": obj.raftCommitIndex if hasattr(obj, "raftCommitIndex") else None,
-                   "entries": obj.entries, "digest": obj.digest.hex()})  # fmt: skip
-        else:
-            leader = obj._getLeader()
-            reply({
-                "leader": bool(obj._isLeader()), "has_leader": leader is not None, "entries": obj.entries,
-                "failed": state["failed"], **clocks(),
-            })  # fmt: skip
+    def status(self) -> dict[str, Any]:
+        obj = self.obj
+        return {
+            "leader": bool(obj._isLeader()), "has_leader": obj._getLeader() is not None, "entries": obj.entries,
+            "failed": self.failed, **clocks(),
+        }  # fmt: skip
 
 
 # -- the real node: signed transactions end to end ------------------------------------------------
@@ -474,7 +470,7 @@ class LedgerNodeRunner:
         self.committed = 0
         self.failed = 0
         self.loading = False
-        self.latencies: list[tuple[float, int]] | None = None
+        self.latencies = Latencies()
         self._tasks: list[asyncio.Task[Any]] = []
         self._next = 0
         self._counted_height = self._counted_txs = 0
@@ -517,28 +513,20 @@ class LedgerNodeRunner:
             self.failed += len(out.rejected)
             ok = len(chunk) - len(out.rejected)
             self.committed += ok
-            if self.latencies is not None:
-                self.latencies.append((time.monotonic() - t0, ok))
+            self.latencies.add(time.monotonic() - t0, ok)
 
-    def command(self, cmd: dict[str, Any]) -> dict[str, Any]:
-        what = cmd["cmd"]
+    def set_loading(self, on: bool) -> None:
+        if on:
+            self._go.set()
+        else:
+            self._go.clear()
+
+    def digest(self) -> dict[str, Any]:
+        head = self.node.ledger.head
+        return {"height": head.height, "digest": head.hash.hex(), "state_root": head.state_root.hex()}
+
+    def status(self) -> dict[str, Any]:
         node = self.node
-        if what == "load":
-            if cmd["on"]:
-                self._go.set()
-            else:
-                self._go.clear()
-            return {"ok": True}
-        if what == "mark":
-            if self.latencies is None:
-                self.latencies = []
-                return {"ok": True}
-            lat, self.latencies = self.latencies, None
-            p50, p99 = weighted_percentiles(lat, (0.5, 0.99))
-            return {"p50": p50, "p99": p99, "samples": len(lat)}
-        if what == "digest":
-            head = node.ledger.head
-            return {"height": head.height, "digest": head.hash.hex(), "state_root": head.state_root.hex()}
         head = node.ledger.head
         return {
             "leader": node.is_leader, "height": head.height, "committed": self.committed, "failed": self.failed,
@@ -576,7 +564,7 @@ def main(argv: list[str]) -> int:
     kind, spec = argv[0], json.loads(argv[1])
     logging.basicConfig(level=logging.WARNING, format=f"[{kind} %(process)d] %(name)s: %(message)s")
     if kind == "pysyncobj":
-        serve_pysyncobj(spec)
+        asyncio.run(serve_async(PySyncObjRunner(spec)))
     elif kind == "opaque":
         asyncio.run(serve_async(OpaqueNode(spec)))
     elif kind == "ledger":

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
+from .. import _native
 from .messages import ConfState, ConsensusError, Entry, HardState, Snapshot
 
 NO_LIMIT = 0
@@ -28,28 +29,23 @@ class SnapshotOutOfDateError(ConsensusError):
     """A snapshot older than the one the storage already holds."""
 
 
-def entry_size(e: Entry) -> int:
-    """The bytes an entry counts for in batching and flow control (data plus a fixed header)."""
-    return len(e.data) + 24
+#: Bytes an entry counts for beyond its data, in batching and flow control.
+ENTRY_OVERHEAD = 24
 
 
 def entries_size(ents: Sequence[Entry]) -> int:
-    """The sum of :func:`entry_size` over ``ents``."""
-    return sum([len(e.data) for e in ents]) + 24 * len(ents)
+    """The bytes ``ents`` count for in batching and flow control (data plus a fixed header each)."""
+    return _native.entries_prefix(ents, NO_LIMIT, ENTRY_OVERHEAD)[1]
 
 
 def limit_entries(ents: list[Entry], max_bytes: int, max_count: int = NO_LIMIT) -> list[Entry]:
     """The longest prefix within ``max_bytes`` and ``max_count`` (never fewer than one entry)."""
     if max_count and len(ents) > max_count:
         ents = ents[:max_count]
-    if not max_bytes or not ents or entries_size(ents) <= max_bytes:
+    if not max_bytes or not ents:
         return ents
-    size = entry_size(ents[0])
-    for i in range(1, len(ents)):
-        size += entry_size(ents[i])
-        if size > max_bytes:
-            return ents[:i]
-    return ents
+    n = _native.entries_prefix(ents, max_bytes, ENTRY_OVERHEAD)[0]  # one native walk, not one call per entry
+    return ents if n == len(ents) else ents[:n]
 
 
 class Storage(Protocol):

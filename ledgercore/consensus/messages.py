@@ -30,10 +30,12 @@ Wire layout, version 1 (all integers unsigned big-endian; ``bytes`` is a u32 len
 from __future__ import annotations
 
 import struct
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import ClassVar, NamedTuple
 
+from .. import _native
 from ..errors import DecodeError, EncodeError, LedgerError
 
 WIRE_VERSION = 1
@@ -277,12 +279,10 @@ _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
 _Q2 = struct.Struct(">QQ")
 _Q3 = struct.Struct(">QQQ")
-_ENTRY_HEAD = struct.Struct(">QQBI")
 _APP_RESP = struct.Struct(">QBQQ")
 _VOTE = struct.Struct(">QQB")
 _MAX_U64 = (1 << 64) - 1
 _ENTRY_TYPES = (EntryType.NORMAL, EntryType.CONF_CHANGE)  # indexed by the wire value
-_ENTRY_TYPES_BY_VALUE = frozenset(int(t) for t in _ENTRY_TYPES)
 
 
 def _check_u64(path: str, value: int) -> None:
@@ -299,30 +299,30 @@ def _put_bytes(out: list[bytes], path: str, data: bytes) -> None:
     out.append(bytes(data))
 
 
-def _put_entries(out: list[bytes], entries: tuple[Entry, ...]) -> None:
-    out.append(_U32.pack(len(entries)))
-    pack, append = _ENTRY_HEAD.pack, out.append
-    try:
-        for e in entries:  # the hot path of replication: one pack and two appends per entry
-            data = e.data
-            if len(data) > MAX_FIELD_BYTES:
-                raise EncodeError
-            append(pack(e.term, e.index, e.type, len(data)))
-            append(data if type(data) is bytes else bytes(data))
-    except (struct.error, EncodeError):
-        _check_entries(entries)
-        raise
+def _put_entries(out: list[bytes], entries: Sequence[Entry]) -> None:
+    # The hot path of replication: the whole run in one native call (EncodeError names the entry).
+    out.append(_native.encode_entries(entries))
 
 
-def _check_entries(entries: tuple[Entry, ...]) -> None:
-    """Raises the EncodeError naming the first entry that cannot be encoded."""
-    for i, e in enumerate(entries):
-        if not (0 <= e.term <= _MAX_U64 and 0 <= e.index <= _MAX_U64):
-            raise EncodeError(f"entries[{i}]: term or index is not a u64")
-        if len(e.data) > MAX_FIELD_BYTES:
-            raise EncodeError(f"entries[{i}].data: {len(e.data)} bytes exceeds {MAX_FIELD_BYTES}")
-        if int(e.type) not in _ENTRY_TYPES_BY_VALUE:
-            raise EncodeError(f"entries[{i}].type: {e.type!r} is not an entry type")
+def encode_entries(entries: Sequence[Entry]) -> bytes:
+    """The byte form of a run of entries (``entries`` in the layout above), as MsgApp carries it;
+    the durable log stores each appended batch as one such run."""
+    return _native.encode_entries(entries)
+
+
+def decode_entries(data: bytes) -> list[Entry]:
+    """The entries of a run :func:`encode_entries` wrote; raises :class:`MessageDecodeError`."""
+    r = _Reader(bytes(data))
+    ents = r.entries()
+    if r.pos != len(r.buf):
+        raise MessageDecodeError(f"entries: {len(r.buf) - r.pos} trailing bytes")
+    return list(ents)
+
+
+def new_entries(term: int, first_index: int, datas: Iterable[bytes]) -> list[Entry]:
+    """Normal entries of ``term`` holding ``datas``, indexed from ``first_index`` (a leader's new
+    entries), built in one native call; each data is ``bytes`` (others are copied into bytes)."""
+    return _native.make_entries(Entry, _ENTRY_TYPES, term, first_index, EntryType.NORMAL, datas)
 
 
 def _put_ids(out: list[bytes], path: str, ids: tuple[int, ...]) -> None:
@@ -430,30 +430,15 @@ class _Reader:
         (n,) = self.unpack(_U32, f"{what} length")
         return self.raw(n, what)
 
-    def entries(self) -> tuple[Entry, ...]:
-        (count,) = self.unpack(_U32, "entry count")
-        buf, pos, end, head = self.buf, self.pos, len(self.buf), _ENTRY_HEAD.size
-        if count * head > end - pos:
-            raise self.fail(f"entry count {count} exceeds the bytes left")
-        unpack_from, types = _ENTRY_HEAD.unpack_from, _ENTRY_TYPES
-        out: list[Entry] = []
-        append = out.append
-        # The hot path of replication: no per-entry method calls or error strings unless one fails.
-        for i in range(count):
-            if pos + head > end:
-                self.pos = pos
-                raise self.fail(f"truncated entry {i}")
-            term, index, etype, n = unpack_from(buf, pos)
-            pos += head
-            if etype > 1 or pos + n > end:
-                self.pos = pos
-                if etype > 1:
-                    raise self.fail(f"entry {i} has unknown type {etype}")
-                raise self.fail(f"truncated entry {i} data ({n} bytes announced)")
-            append(Entry(term, index, types[etype], buf[pos : pos + n]))
-            pos += n
-        self.pos = pos
-        return tuple(out)
+    def entries(self, follows: tuple[int, int, int] | None = None) -> tuple[Entry, ...]:
+        """The run of entries here, decoded in one native call; with ``follows`` = (index,
+        log_term, term) they must be an append's: contiguous after ``index``, terms never
+        decreasing, from ``log_term`` up to ``term``."""
+        try:
+            ents, self.pos = _native.decode_entries(self.buf, self.pos, Entry, _ENTRY_TYPES, follows)
+        except DecodeError as exc:
+            raise MessageDecodeError(f"consensus message: {exc}") from None
+        return tuple(ents)
 
     def ids(self, what: str) -> tuple[int, ...]:
         (count,) = self.unpack(_U32, f"{what} count")
@@ -490,14 +475,7 @@ def decode_message(data: bytes) -> Message:
     msg: Message
     if cls is MsgApp:
         log_term, index, commit = r.unpack(_Q3, "MsgApp")
-        entries = r.entries()
-        # Entries of an append are contiguous after (log_term, index), with terms that never
-        # decrease, start no lower than log_term, and never exceed the message's term.
-        prev = log_term
-        for i, e in enumerate(entries):
-            if e.index != index + 1 + i or e.term < prev or e.term > term:
-                raise MessageDecodeError(f"consensus message: MsgApp entry {i} out of order")
-            prev = e.term
+        entries = r.entries(follows=(index, log_term, term))
         msg = MsgApp(
             frm=frm, to=to, term=term, log_term=log_term, index=index, commit=commit,
             entries=entries,

@@ -51,6 +51,7 @@ from .messages import (
     Snapshot,
     decode_conf_change,
     encode_conf_change,
+    new_entries,
 )
 
 NONE = 0  # "no node": no leader, no vote
@@ -507,8 +508,7 @@ class RaftNode:
         if self.state == StateType.LEADER and self.id in self.prs and self.lead_transferee == NONE:
             # The leader's fast path: build the log entries directly (what _propose would do in
             # two passes, through term-less proposal entries).
-            li, term, normal = self.log.last_index(), self.term, EntryType.NORMAL
-            ents = [Entry(term, li + 1 + i, normal, bytes(d)) for i, d in enumerate(datas)]
+            ents = new_entries(self.term, self.log.last_index() + 1, datas)
             if ents:
                 self.log.append(ents)
                 self._bcast_append()

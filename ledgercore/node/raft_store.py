@@ -11,12 +11,25 @@ from collections.abc import Sequence
 import lmdb
 
 from ..consensus.log import MemoryStorage, _MemState
-from ..consensus.messages import ConfState, Entry, EntryType, HardState, MsgSnap, Snapshot, decode_message, encode_message
+from ..consensus.messages import (
+    ConfState,
+    ConsensusError,
+    Entry,
+    HardState,
+    MessageDecodeError,
+    MsgSnap,
+    Snapshot,
+    decode_entries,
+    decode_message,
+    encode_entries,
+    encode_message,
+)
 from ..errors import LedgerError
 
+_U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
+_BASE = struct.Struct(">QQ")  # index, term
 _HARD = struct.Struct(">QQQ")
-_ENTRY_HEAD = struct.Struct(">QB")  # term, type; the data follows
 
 
 class RaftStoreError(LedgerError):
@@ -38,9 +51,14 @@ def _decode_snapshot(data: bytes) -> Snapshot:
 class DurableStorage(MemoryStorage):
     """Raft storage whose ``sync`` is an fsync'd LMDB commit; reopening restores what was synced.
 
-    Layout: ``entries``: u64 index -> u64 term || u8 type || data, for every entry after the base;
+    Layout: ``entries``: one record per appended batch, u64 index of its first entry -> the batch
+    as a run of entries (:func:`~ledgercore.consensus.messages.encode_entries`, the wire form);
     ``meta``: ``hard`` (term, vote, commit), ``snap`` (the last snapshot), ``base`` (u64 index and
     term of the entry the log starts after: the compaction point).
+
+    Invariants: records are contiguous (each starts right after the previous one's last entry);
+    the first record holds entry ``base + 1`` or starts there (compaction drops whole records, so
+    the first may still hold entries at or below the base, which reads skip).
     """
 
     def __init__(self, path: str | os.PathLike[str], map_size: int = 1 << 32) -> None:
@@ -75,22 +93,29 @@ class DurableStorage(MemoryStorage):
                 state.hard_state = HardState(*_HARD.unpack(hard))
             if snap is not None:
                 state.snap = _decode_snapshot(snap)
-            base_index, base_term = (0, 0) if base is None else (_U64.unpack(base[:8])[0], _U64.unpack(base[8:])[0])
+            base_index, base_term = (0, 0) if base is None else _BASE.unpack(base)
             state.ents = [Entry(base_term, base_index)]
-            with txn.cursor(db=self._entries) as cur:
-                if cur.set_range(_U64.pack(base_index + 1)):
-                    for key, value in cur:
-                        index = _U64.unpack(key)[0]
-                        if index != state.ents[-1].index + 1:
-                            raise RaftStoreError(f"raft log has a gap before entry {index}")
-                        term, typ = _ENTRY_HEAD.unpack_from(value)
-                        state.ents.append(Entry(term, index, EntryType(typ), value[_ENTRY_HEAD.size :]))
+            for key, value in txn.cursor(db=self._entries):
+                first = _U64.unpack(key)[0]
+                try:
+                    ents = decode_entries(value)
+                except MessageDecodeError as exc:
+                    raise RaftStoreError(f"raft log record at {first} is not a run of entries: {exc}") from exc
+                if not ents or ents[0].index != first or ents[-1].index != first + len(ents) - 1:
+                    raise RaftStoreError(f"raft log record at {first} does not hold entries {first}..")
+                if first <= base_index:
+                    ents = ents[base_index + 1 - first :]
+                    if not ents:
+                        continue
+                if ents[0].index != state.ents[-1].index + 1:
+                    raise RaftStoreError(f"raft log has a gap before entry {ents[0].index}")
+                state.ents.extend(ents)
         self._live, self._durable = state, state.copy()
 
     def sync(self) -> None:
         """Writes every operation since the last sync in one durable LMDB transaction."""
         if self._pending:
-            with self._env.begin(write=True) as txn:
+            with self._env.begin(write=True, buffers=True) as txn:
                 for op, arg in self._pending:
                     getattr(self, "_put_" + op)(txn, arg)
         super().sync()
@@ -104,50 +129,71 @@ class DurableStorage(MemoryStorage):
     def _put_apply_snapshot(self, txn: lmdb.Transaction, snap: Snapshot) -> None:
         self._put_set_snapshot(txn, snap)
         txn.drop(self._entries, delete=False)
-        txn.put(b"base", _U64.pack(snap.index) + _U64.pack(snap.term), db=self._meta)
+        txn.put(b"base", _BASE.pack(snap.index, snap.term), db=self._meta)
 
-    def _put_compact(self, txn: lmdb.Transaction, index: int) -> None:
-        term = self._durable_term_after(txn, index)
-        last = _U64.pack(index)  # big-endian, so keys sort as their indexes
+    def compact(self, index: int) -> None:
+        # The new base's term is taken now: the entry is committed (a snapshot covers it), so it is
+        # the same when the sync writes the base.
+        try:
+            term = self.term(index)
+        except ConsensusError:
+            term = 0  # out of range: MemoryStorage.compact refuses it before anything is recorded
+        super().compact(_Compaction(index, term))
+
+    def _put_compact(self, txn: lmdb.Transaction, index: _Compaction) -> None:
+        # Drop every record whose entries all lie at or below the new base: one delete per batch.
         with txn.cursor(db=self._entries) as cur:
             if cur.first():
-                while cur.key() and cur.key() <= last and cur.delete():
-                    pass
-        txn.put(b"base", _U64.pack(index) + _U64.pack(term), db=self._meta)
-
-    def _durable_term_after(self, txn: lmdb.Transaction, index: int) -> int:
-        raw = txn.get(_U64.pack(index), db=self._entries)
-        if raw is not None:
-            return _ENTRY_HEAD.unpack_from(raw)[0]
-        base = txn.get(b"base", db=self._meta)
-        if base is not None and _U64.unpack(base[:8])[0] == index:
-            return _U64.unpack(base[8:])[0]
-        raise RaftStoreError(f"cannot compact to {index}: entry not stored")
+                while True:
+                    count = _U32.unpack_from(cur.value())[0]
+                    if _U64.unpack(cur.key())[0] + count - 1 > index or not cur.delete() or not cur.key():
+                        break
+        txn.put(b"base", _BASE.pack(int(index), index.term), db=self._meta)
 
     def append(self, entries: Sequence[Entry]) -> None:
-        # Encode the records now, on the caller's thread: sync() often runs on a worker thread while
-        # the caller keeps going, and Python work there fights the caller for the GIL.
-        batch = _Appended(entries)
-        batch.records = [(_U64.pack(i), _ENTRY_HEAD.pack(t, y) + d) for t, i, y, d in batch]
-        self._write("append", batch)
-
-    def _put_append(self, txn: lmdb.Transaction, entries: list[Entry]) -> None:
         if not entries:
             return
-        first = entries[0].index
-        # Appending replaces any conflicting suffix, exactly as the in-memory log does.
+        # As MemoryStorage does: entries at or below the base are dropped (all of them: no write).
+        first = self.first_index()
+        if entries[-1].index < first:
+            return
+        if entries[0].index < first:
+            entries = entries[first - entries[0].index :]
+        # Encode the record now, on the caller's thread and in one native call: sync() often runs
+        # on a worker thread while the caller keeps going, and Python work there fights the caller
+        # for the GIL.
+        batch = _Appended(entries)
+        batch.record = encode_entries(batch)
+        self._write("append", batch)
+
+    def _put_append(self, txn: lmdb.Transaction, batch: _Appended) -> None:
+        first = batch[0].index
         with txn.cursor(db=self._entries) as cur:
+            # Appending replaces any conflicting suffix, as the in-memory log does: records from
+            # `first` on go whole, and one that starts before `first` but reaches it is cut short.
             if cur.set_range(_U64.pack(first)):
                 while cur.delete():
                     pass
-        records = getattr(entries, "records", None)
-        if records is None:
-            records = [(_U64.pack(e.index), _ENTRY_HEAD.pack(e.term, e.type) + e.data) for e in entries]
-        with txn.cursor(db=self._entries) as cur:
-            cur.putmulti(records, append=True)
+            if cur.last():
+                start = _U64.unpack(cur.key())[0]
+                if start + _U32.unpack_from(cur.value())[0] > first:
+                    kept = decode_entries(bytes(cur.value()))[: first - start]
+                    cur.put(bytes(cur.key()), encode_entries(kept))
+        txn.put(_U64.pack(first), batch.record, db=self._entries, append=True)
 
 
 class _Appended(list):  # type: ignore[type-arg]
-    """Entries to append, with their LMDB records (key, value) encoded up front."""
+    """Entries to append, with their LMDB record encoded up front."""
 
-    __slots__ = ("records",)
+    __slots__ = ("record",)
+
+
+class _Compaction(int):
+    """A compaction index with the term of its entry (the new base)."""
+
+    term: int
+
+    def __new__(cls, index: int, term: int) -> _Compaction:
+        self = super().__new__(cls, index)
+        self.term = term
+        return self

@@ -1,8 +1,9 @@
 //! ledgercore's native core: pure Rust, no Python and no I/O. Hashing, signatures, RFC 9162
-//! Merkle logs and the canonical transaction and block codecs, parallel over batches with rayon
-//! (on whatever pool the caller installs).
+//! Merkle logs, the canonical transaction and block codecs and Raft's entry runs, parallel over
+//! batches with rayon (on whatever pool the caller installs).
 
 pub mod codec;
+pub mod consensus;
 pub mod contracts;
 pub mod error;
 pub mod hash;
