@@ -21,7 +21,14 @@ from . import _native, merkle
 from .block import BlockHeader, decode_block, encode_block
 from .contracts import builtin_contracts
 from .contracts.base import Contract, ContractState, StateReader, key_bytes
-from .errors import ChainMismatchError, InvalidInputError, InvalidSignatureError, NotFoundError, UnknownNameError
+from .errors import (
+    ChainMismatchError,
+    IntegrityError,
+    InvalidInputError,
+    InvalidSignatureError,
+    NotFoundError,
+    UnknownNameError,
+)
 from .execution import Authorizer, execute
 from .receipts import Receipt, decode_receipts, encode_receipts
 from .store import DEFAULT_MAP_SIZE, BlockWrite, Store, StoreError, height_key
@@ -31,7 +38,13 @@ from .transaction import Transaction
 if TYPE_CHECKING:
     from .audit import AuditReport
 
-VERSION_SIZE = 12  # u64 height || u32 index, in front of every stored state value
+# A stored state value is `change id || flag || value`: the change id (u64 height || u32 tx index
+# || u32 write ordinal) keys the key's latest history entry; flag 0 is a tombstone (deleted key).
+CHANGE_SIZE = 16
+STATE_HEADER_SIZE = CHANGE_SIZE + 1
+# A history value is `previous change id || tx id || flag || u16 len || state key || value`.
+HISTORY_HEADER_SIZE = CHANGE_SIZE + 32 + 1 + 2
+NO_CHANGE = bytes(CHANGE_SIZE)
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 
 
@@ -273,6 +286,8 @@ class Ledger:
                     batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
                     state=StateReader(lambda keys: self._state_values(txn, keys)), authorize=self._authorize,
                 )  # fmt: skip
+                # The written keys' stored entries: each key's first write links back to their change.
+                current = self._store.get_many(txn, "state", result.keys)
             t3 = time.perf_counter()
             ids = batch.ids
             writes = (result.keys, result.values, result.txs)
@@ -284,12 +299,11 @@ class Ledger:
                 consensus=consensus,
             )  # fmt: skip
             receipts = encode_receipts(batch.count, result.errors, result.events)
-            state_puts, state_deletes, history = _native.block_entries(height, *writes, ids)
+            state, history = _native.block_entries(height, *writes, ids, current)
             write = BlockWrite(height)
             self._stage_block(write, header, batch.raws, receipts, ids.tobytes())
-            write.put_many("state", state_puts)
-            write.put_many("history", history)
-            write.deletes["state"] = state_deletes
+            write.put_many("state", state)
+            write.appends["history"] = history
             write.puts_if_absent["txindex"] = _native.location_entries(height, ids)
             write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
             self._store.commit(write)
@@ -299,12 +313,9 @@ class Ledger:
         timings = {**checked.timings, "execute": t3 - t2, "commit": t4 - t3}
         return Block(header, batch.raws, receipts, ids.tobytes(), timings)
 
-    @staticmethod
-    def _strip_versions(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-        return {k: v[VERSION_SIZE:] for k, v in pairs}
-
     def _state_values(self, txn: Any, keys: list[bytes]) -> dict[bytes, bytes]:
-        return self._strip_versions(self._store.get_many(txn, "state", keys))
+        """Values of the live keys among ``keys`` (tombstones of deleted keys are absent)."""
+        return {k: v[STATE_HEADER_SIZE:] for k, v in self._store.get_many(txn, "state", keys) if v[CHANGE_SIZE]}
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -352,18 +363,34 @@ class Ledger:
     def get_versioned(self, contract: str, key: str | bytes) -> tuple[bytes, int, int] | None:
         """``(value, height, tx index)`` of the last write of ``contract/key``, or None."""
         raw = self._store.get("state", _native.state_key(contract, key_bytes(key)))
-        if raw is None:
+        if raw is None or not raw[CHANGE_SIZE]:
             return None
         height, index = _location(raw)
-        return raw[VERSION_SIZE:], height, index
+        return raw[STATE_HEADER_SIZE:], height, index
 
     def history(self, contract: str, key: str | bytes) -> list[HistoryEntry]:
-        """Every change ever made to ``contract/key``, oldest first."""
-        prefix = _native.history_prefix(_native.state_key(contract, key_bytes(key)))
+        """Every change ever made to ``contract/key``, oldest first: the chain of history entries
+        from the one its state entry names back through each entry's previous change."""
+        skey = _native.state_key(contract, key_bytes(key))
         out = []
-        for k, v in self._store.scan_prefix("history", prefix):
-            height, index = _location(k[len(prefix) :])
-            out.append(HistoryEntry(height, index, v[:32], v[33:] if v[32] else None))
+        with self._store.read() as txn:
+            raw = txn.get(skey, db=self._store.tables["state"])
+            change = NO_CHANGE if raw is None else raw[:CHANGE_SIZE]
+            table = self._store.tables["history"]
+            while change != NO_CHANGE:
+                height, index = _location(change)
+                v = txn.get(change, db=table)
+                # Each link names an older change of the same key: a store that says otherwise is
+                # corrupt, and must not send this walk round in circles.
+                if v is None or v[HISTORY_HEADER_SIZE : HISTORY_HEADER_SIZE + len(skey)] != skey:
+                    detail = f"change {change.hex()} of {skey!r} is missing or another key's"
+                    raise IntegrityError(height, "history", detail)
+                if v[:CHANGE_SIZE] >= change:
+                    raise IntegrityError(height, "history", f"change {change.hex()} links to a later one")
+                value = v[HISTORY_HEADER_SIZE + len(skey) :] if v[CHANGE_SIZE + 32] else None
+                out.append(HistoryEntry(height, index, v[CHANGE_SIZE : CHANGE_SIZE + 32], value))
+                change = v[:CHANGE_SIZE]
+        out.reverse()
         return out
 
     def query(self, contract: str, method: str, **args: Any) -> Any:
