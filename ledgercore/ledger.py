@@ -52,6 +52,34 @@ def _location(raw: bytes) -> tuple[int, int]:
     return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:12], "big")
 
 
+def _live_values(entries: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The values of stored state entries, without tombstones (deleted keys are absent)."""
+    return {k: v[STATE_HEADER_SIZE:] for k, v in entries if v[CHANGE_SIZE]}
+
+
+class _StateReads:
+    """A block's state reads on its snapshot, kept whole (with change ids) so that the commit can
+    link each written key to its latest change without looking the key up again."""
+
+    def __init__(self, store: Store, txn: Any) -> None:
+        self._store, self._txn = store, txn
+        self._asked: set[bytes] = set()
+        self._found: dict[bytes, bytes] = {}
+
+    def values(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        entries = self._store.get_many(self._txn, "state", keys)
+        self._asked.update(keys)
+        self._found.update(entries)
+        return _live_values(entries)
+
+    def entries(self, written: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """The stored entries of ``written`` keys that exist (and of other keys read)."""
+        unread = set(written).difference(self._asked)
+        if unread:
+            self._found.update(self._store.get_many(self._txn, "state", list(unread)))
+        return list(self._found.items())
+
+
 @dataclass(frozen=True)
 class _Checked:
     """A decoded block whose signatures all verified, with the time each step took."""
@@ -282,12 +310,12 @@ class Ledger:
                 nonce_keys = _native.nonce_keys(batch.public_keys, batch.nonces)
                 used = [k for k, _ in self._store.get_many(txn, "nonces", nonce_keys)]
                 fresh = _native.fresh_mask(nonce_keys, used)
+                reads = _StateReads(self._store, txn)
                 result = execute(
                     batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
-                    state=StateReader(lambda keys: self._state_values(txn, keys)), authorize=self._authorize,
+                    state=StateReader(reads.values), authorize=self._authorize,
                 )  # fmt: skip
-                # The written keys' stored entries: each key's first write links back to their change.
-                current = self._store.get_many(txn, "state", result.keys)
+                current = reads.entries(result.keys)
             t3 = time.perf_counter()
             ids = batch.ids
             writes = (result.keys, result.values, result.txs)
@@ -314,8 +342,7 @@ class Ledger:
         return Block(header, batch.raws, receipts, ids.tobytes(), timings)
 
     def _state_values(self, txn: Any, keys: list[bytes]) -> dict[bytes, bytes]:
-        """Values of the live keys among ``keys`` (tombstones of deleted keys are absent)."""
-        return {k: v[STATE_HEADER_SIZE:] for k, v in self._store.get_many(txn, "state", keys) if v[CHANGE_SIZE]}
+        return _live_values(self._store.get_many(txn, "state", keys))
 
     # -- reading ---------------------------------------------------------------------------
 
