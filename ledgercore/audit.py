@@ -65,7 +65,7 @@ class AuditReport:
     height: int  # last block audited
     transactions: int  # in blocks 1..height
     failed_transactions: int  # of those, how many have a failed receipt
-    state_keys: int
+    state_keys: int  # state entries, tombstones of deleted keys included
     history_entries: int
     replayed: bool  # whether state was re-derived by replay (False: structure only)
     seconds: float
