@@ -399,6 +399,7 @@ class Ledger:
         """Every change ever made to ``contract/key``, oldest first: the chain of history entries
         from the one its state entry names back through each entry's previous change."""
         skey = _native.state_key(contract, key_bytes(key))
+        framed = len(skey).to_bytes(2, "big") + skey  # as a history value holds it
         out = []
         with self._store.read() as txn:
             raw = txn.get(skey, db=self._store.tables["state"])
@@ -409,7 +410,7 @@ class Ledger:
                 v = txn.get(change, db=table)
                 # Each link names an older change of the same key: a store that says otherwise is
                 # corrupt, and must not send this walk round in circles.
-                if v is None or v[HISTORY_HEADER_SIZE : HISTORY_HEADER_SIZE + len(skey)] != skey:
+                if v is None or v[HISTORY_HEADER_SIZE - 2 : HISTORY_HEADER_SIZE + len(skey)] != framed:
                     detail = f"change {change.hex()} of {skey!r} is missing or another key's"
                     raise IntegrityError(height, "history", detail)
                 if v[:CHANGE_SIZE] >= change:

@@ -227,13 +227,14 @@ def test_a_broken_history_chain_is_a_typed_error(tmp_path):
     kp = signing.generate("ed25519")
     with Ledger.open(tmp_path / "l") as led:
         led.apply_block([put(kp, "a", 1)])
-        led.apply_block([put(kp, "b", 2)])
+        led.apply_block([put(kp, "ab", 2)])
         store = led._store
         skey = _native.state_key("evidence", b"a")
         with store.env.begin(write=True) as txn:
             change = txn.get(skey, db=store.tables["state"])[:16]
-            # Point key a at key b's change: the walk must notice it is another key's entry.
-            b_change = txn.get(_native.state_key("evidence", b"b"), db=store.tables["state"])[:16]
+            # Point key a at key ab's change: the walk must notice it is another key's entry, even
+            # one whose key starts with a's.
+            b_change = txn.get(_native.state_key("evidence", b"ab"), db=store.tables["state"])[:16]
             txn.put(skey, b_change + txn.get(skey, db=store.tables["state"])[16:], db=store.tables["state"])
         with pytest.raises(IntegrityError, match="another key's"):
             led.history("evidence", "a")
