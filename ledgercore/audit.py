@@ -65,7 +65,7 @@ class AuditReport:
     height: int  # last block audited
     transactions: int  # in blocks 1..height
     failed_transactions: int  # of those, how many have a failed receipt
-    state_keys: int
+    state_keys: int  # state entries, tombstones of deleted keys included
     history_entries: int
     replayed: bool  # whether state was re-derived by replay (False: structure only)
     seconds: float
@@ -264,8 +264,8 @@ def _differing_fields(stored: BlockHeader, other: BlockHeader) -> str:
 
 def _entry_height(table: str, key: bytes, value: bytes | None) -> int | None:
     """The block that wrote an entry of a derived table, as far as the entry says."""
-    if table == "history" and len(key) >= 12:
-        return int.from_bytes(key[-12:-4], "big")
+    if table == "history" and len(key) >= 8:  # keyed by change id: u64 height first
+        return int.from_bytes(key[:8], "big")
     if table in ("state", "txindex", "nonces") and value is not None and len(value) >= 8:
         return int.from_bytes(value[:8], "big")
     return None

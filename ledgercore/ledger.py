@@ -24,6 +24,7 @@ from .contracts.base import Contract, ContractState, StateReader, key_bytes
 from .errors import (
     ChainMismatchError,
     DecodeError,
+    IntegrityError,
     InvalidInputError,
     InvalidSignatureError,
     NotFoundError,
@@ -39,12 +40,47 @@ from .transaction import Transaction
 if TYPE_CHECKING:
     from .audit import AuditReport
 
-VERSION_SIZE = 12  # u64 height || u32 index, in front of every stored state value
+# A stored state value is `change id || flag || value`: the change id (u64 height || u32 tx index
+# || u32 write ordinal) keys the key's latest history entry; flag 0 is a tombstone (deleted key).
+CHANGE_SIZE = 16
+STATE_HEADER_SIZE = CHANGE_SIZE + 1
+# A history value is `previous change id || tx id || flag || u16 len || state key || value`.
+HISTORY_HEADER_SIZE = CHANGE_SIZE + 32 + 1 + 2
+NO_CHANGE = bytes(CHANGE_SIZE)
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 
 
 def _location(raw: bytes) -> tuple[int, int]:
     return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:12], "big")
+
+
+def _live_values(entries: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The values of stored state entries, without tombstones (deleted keys are absent)."""
+    return {k: v[STATE_HEADER_SIZE:] for k, v in entries if v[CHANGE_SIZE]}
+
+
+class _StateReads:
+    """A block's state reads through its write transaction (which sees the blocks staged before it
+    in a group), kept whole (with change ids) so that each written key is linked to its latest
+    change without looking the key up again."""
+
+    def __init__(self, store: Store, txn: Any) -> None:
+        self._store, self._txn = store, txn
+        self._asked: set[bytes] = set()
+        self._found: dict[bytes, bytes] = {}
+
+    def values(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        entries = self._store.get_many(self._txn, "state", keys)
+        self._asked.update(keys)
+        self._found.update(entries)
+        return _live_values(entries)
+
+    def entries(self, written: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """The stored entries of ``written`` keys that exist (and of other keys read)."""
+        unread = set(written).difference(self._asked)
+        if unread:
+            self._found.update(self._store.get_many(self._txn, "state", list(unread)))
+        return list(self._found.items())
 
 
 @dataclass(frozen=True)
@@ -346,10 +382,12 @@ class Ledger:
         nonce_keys = _native.nonce_keys(batch.public_keys, batch.nonces)
         used = [k for k, _ in self._store.get_many(txn, "nonces", nonce_keys)]
         fresh = _native.fresh_mask(nonce_keys, used)
+        reads = _StateReads(self._store, txn)
         result = execute(
             batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
-            state=StateReader(lambda keys: self._state_values(txn, keys)), authorize=self._authorize,
+            state=StateReader(reads.values), authorize=self._authorize,
         )  # fmt: skip
+        current = reads.entries(result.keys)
         t3 = time.perf_counter()
         ids = batch.ids
         writes = (result.keys, result.values, result.txs)
@@ -361,12 +399,11 @@ class Ledger:
             consensus=consensus,
         )  # fmt: skip
         receipts = encode_receipts(batch.count, result.errors, result.events)
-        state_puts, state_deletes, history = _native.block_entries(height, *writes, ids)
+        state, history = _native.block_entries(height, *writes, ids, current)
         write = BlockWrite(height)
         self._stage_block(write, header, batch.raws, receipts, ids.tobytes())
-        write.put_many("state", state_puts)
-        write.put_many("history", history)
-        write.deletes["state"] = state_deletes
+        write.put_many("state", state)
+        write.appends["history"] = history
         write.puts_if_absent["txindex"] = _native.location_entries(height, ids)
         write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
         self._store.put_block(txn, write)
@@ -378,12 +415,8 @@ class Ledger:
         log.extend(self._store.values("hashes"))
         self._log = log
 
-    @staticmethod
-    def _strip_versions(pairs: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-        return {k: v[VERSION_SIZE:] for k, v in pairs}
-
     def _state_values(self, txn: Any, keys: list[bytes]) -> dict[bytes, bytes]:
-        return self._strip_versions(self._store.get_many(txn, "state", keys))
+        return _live_values(self._store.get_many(txn, "state", keys))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -431,18 +464,35 @@ class Ledger:
     def get_versioned(self, contract: str, key: str | bytes) -> tuple[bytes, int, int] | None:
         """``(value, height, tx index)`` of the last write of ``contract/key``, or None."""
         raw = self._store.get("state", _native.state_key(contract, key_bytes(key)))
-        if raw is None:
+        if raw is None or not raw[CHANGE_SIZE]:
             return None
         height, index = _location(raw)
-        return raw[VERSION_SIZE:], height, index
+        return raw[STATE_HEADER_SIZE:], height, index
 
     def history(self, contract: str, key: str | bytes) -> list[HistoryEntry]:
-        """Every change ever made to ``contract/key``, oldest first."""
-        prefix = _native.history_prefix(_native.state_key(contract, key_bytes(key)))
+        """Every change ever made to ``contract/key``, oldest first: the chain of history entries
+        from the one its state entry names back through each entry's previous change."""
+        skey = _native.state_key(contract, key_bytes(key))
+        framed = len(skey).to_bytes(2, "big") + skey  # as a history value holds it
         out = []
-        for k, v in self._store.scan_prefix("history", prefix):
-            height, index = _location(k[len(prefix) :])
-            out.append(HistoryEntry(height, index, v[:32], v[33:] if v[32] else None))
+        with self._store.read() as txn:
+            raw = txn.get(skey, db=self._store.tables["state"])
+            change = NO_CHANGE if raw is None else raw[:CHANGE_SIZE]
+            table = self._store.tables["history"]
+            while change != NO_CHANGE:
+                height, index = _location(change)
+                v = txn.get(change, db=table)
+                # Each link names an older change of the same key: a store that says otherwise is
+                # corrupt, and must not send this walk round in circles.
+                if v is None or v[HISTORY_HEADER_SIZE - 2 : HISTORY_HEADER_SIZE + len(skey)] != framed:
+                    detail = f"change {change.hex()} of {skey!r} is missing or another key's"
+                    raise IntegrityError(height, "history", detail)
+                if v[:CHANGE_SIZE] >= change:
+                    raise IntegrityError(height, "history", f"change {change.hex()} links to a later one")
+                value = v[HISTORY_HEADER_SIZE + len(skey) :] if v[CHANGE_SIZE + 32] else None
+                out.append(HistoryEntry(height, index, v[CHANGE_SIZE : CHANGE_SIZE + 32], value))
+                change = v[:CHANGE_SIZE]
+        out.reverse()
         return out
 
     def query(self, contract: str, method: str, **args: Any) -> Any:

@@ -9,8 +9,13 @@ Tables (LMDB named databases), all keys big-endian where numeric:
   hashes    u64 height -> block hash (the leaves of the block-hash Merkle log)
   txindex   tx id -> u64 height || u32 index (first occurrence)
   nonces    sender || u64 nonce -> u64 height || u32 index
-  state     contract "/" key -> u64 height || u32 index || value
-  history   u16 len || contract "/" key || u64 height || u32 index -> tx id || flag || value
+  state     contract "/" key -> change id || flag || value (flag 0: deleted, no value; a tombstone
+            that keeps the key's history reachable)
+  history   change id -> previous change id of the key (zeros: none) || tx id || flag ||
+            u16 len || contract "/" key || value (flag 0: the change deleted the key)
+where a change id is u64 height || u32 tx index || u32 write ordinal (position among the block's
+writes): history keys only grow, so each block's history is appended after the last page, and a
+key's changes are a chain from its state entry back. docs/FORMAT.md section 6 has the bytes.
 """
 
 from __future__ import annotations
@@ -46,7 +51,9 @@ class BlockWrite:
 
     height: int
     puts: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    deletes: dict[str, list[bytes]] = field(default_factory=dict)
+    # Puts sorted by key whose first key sorts after the table's last: appended (MDB_APPEND), which
+    # fills pages whole instead of splitting them, and never searches the tree.
+    appends: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     # Puts that must not replace an existing value (first occurrence wins).
     puts_if_absent: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     # Bytes the write adds, roughly; decides when the map must grow before writing.
@@ -144,16 +151,6 @@ class Store:
         with txn.cursor(db=self.tables[table]) as cur:
             return cur.getmulti(_native.sorted_keys(keys) if len(keys) > 1 else keys)
 
-    def scan_prefix(self, table: str, prefix: bytes) -> list[tuple[bytes, bytes]]:
-        with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
-            out = []
-            if cur.set_range(prefix):
-                for key, value in cur:
-                    if not key.startswith(prefix):
-                        break
-                    out.append((key, value))
-            return out
-
     def values(self, table: str) -> list[bytes]:
         with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
             return list(cur.iternext(keys=False, values=True))
@@ -184,10 +181,10 @@ class Store:
         for table, items in write.puts_if_absent.items():
             with txn.cursor(db=self.tables[table]) as cur:
                 cur.putmulti(items, overwrite=False)
-        for table, keys in write.deletes.items():
-            db = self.tables[table]
-            for key in keys:
-                txn.delete(key, db=db)
+        for table, items in write.appends.items():
+            with txn.cursor(db=self.tables[table]) as cur:
+                if cur.putmulti(items, append=True)[1] != len(items):
+                    raise StoreError(f"{table}: appended keys must sort after the table's last")
 
     def _ensure_room(self, incoming: int) -> None:
         info, stat = self.env.info(), self.env.stat()

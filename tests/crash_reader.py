@@ -85,7 +85,7 @@ def check_snapshot(store: Store, seed: int) -> int:
         for op in following:
             value = found.get(state_key(op))
             if op.kind == "revoke":
-                expect(value is not None and not decode_value(value[12:])["revoked"],
+                expect(value is not None and not decode_value(value[17:])["revoked"],
                        f"block {top}: {op.key} already revoked by block {top + 1}")  # fmt: skip
             else:
                 expect(value is None, f"block {top}: {op.key} of block {top + 1} is visible")

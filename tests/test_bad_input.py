@@ -411,7 +411,7 @@ def _history_drop(path, h: int) -> None:
     env = lmdb.open(str(path), max_dbs=len(TABLES))
     with env.begin() as txn:
         db = env.open_db(b"history", txn=txn, create=False)
-        key = next(k for k, _ in txn.cursor(db=db) if int.from_bytes(k[-12:-4], "big") == h)
+        key = next(k for k, _ in txn.cursor(db=db) if int.from_bytes(k[:8], "big") == h)
     env.close()
     _edit(path, "history", key, lambda v: None)
 

@@ -172,7 +172,7 @@ def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
     for key, (version, digest, sender, revoked) in expected.items():
         raw = state[key]
         assert int.from_bytes(raw[:8], "big") == version, key
-        record = decode_value(raw[12:])
+        record = decode_value(raw[17:])  # after change id (16) and flag
         owner = record["owner"] if key.startswith(b"evidence/") else record["issuer"]
         assert record["digest"] == digest and owner == pubkeys[sender], key
         assert record.get("revoked", False) == revoked, key

@@ -7,19 +7,22 @@ import threading
 import numpy as np
 import pytest
 
-from ledgercore import Block, BlockInput, Ledger, Transaction, merkle, signing
+from ledgercore import Block, BlockInput, Ledger, Transaction, _native, merkle, signing
 from ledgercore.codec import decode_value, encode_value
-from ledgercore.store import Store
 from ledgercore.contracts import Contract, ContractError, method
+from ledgercore.contracts.base import SliceResult
+from ledgercore.store import Store
 from ledgercore.errors import (
     ChainMismatchError,
     DecodeError,
+    IntegrityError,
     InvalidSignatureError,
     LedgerError,
     NotFoundError,
     OutOfRangeError,
     UnknownNameError,
 )
+from ledgercore.store import height_key
 
 SUITES = ["ed25519-blake3", "sm2-sm3", "p256-sha256"]
 SCHEME = {"ed25519-blake3": "ed25519", "sm2-sm3": "sm2", "p256-sha256": "p256"}
@@ -178,6 +181,71 @@ def test_history_records_every_change(tmp_path):
         assert [(e.height, e.index, e.value) for e in hist] == [(1, 0, b"v1"), (1, 1, b"v2"), (2, 0, None), (2, 2, b"v3")]
         assert hist[0].txid == b1.txids[0]
         assert led.get_versioned("registry", "k") == (b"v3", 2, 2)
+        # History is keyed by change id (height, tx, write ordinal): appended block after block.
+        with led._store.read() as txn, txn.cursor(db=led._store.tables["history"]) as cur:
+            assert [k[:12] for k in cur.iternext(values=False)] == [
+                height_key(h) + i.to_bytes(4, "big") for h, i in [(1, 0), (1, 1), (2, 0), (2, 2)]
+            ]
+
+
+def test_history_keeps_every_write_of_one_transaction_and_survives_deletes(tmp_path):
+    kp = signing.generate("ed25519")
+
+    class Counter(Contract):
+        """Writes ``key`` once per value given, all in one transaction (the base class would keep
+        only the last), then optionally deletes it."""
+
+        name = "counter"
+
+        def execute(self, sl):
+            res = SliceResult(ok=np.ones(len(sl.indices), dtype=bool))
+            args = sl.batch.args
+            for i in sl.indices.tolist():
+                a = decode_value(args[i])
+                for v in a["values"]:
+                    res.keys.append(_native.state_key("counter", a["key"].encode()))
+                    res.values.append(v)
+                    res.txs.append(i)
+            return res
+
+    with Ledger.open(tmp_path / "l", contracts=[Counter()]) as led:
+        def tx(nonce: int, key: str, *values: bytes | None) -> bytes:
+            return Transaction.create(kp, "counter", "w", {"key": key, "values": list(values)}, nonce).encode()
+
+        led.apply_block([tx(1, "a", b"1", b"2"), tx(2, "b", b"x"), tx(3, "a", b"3", None, b"4", None)])
+        assert [(e.height, e.index, e.value) for e in led.history("counter", "a")] == [
+            (1, 0, b"1"), (1, 0, b"2"), (1, 2, b"3"), (1, 2, None), (1, 2, b"4"), (1, 2, None),
+        ]  # fmt: skip
+        # Deleted: absent to readers, but its history stays reachable and grows on re-creation.
+        assert led.get("counter", "a") is None and led.get_versioned("counter", "a") is None
+        led.apply_block([tx(4, "a", b"5")])
+        assert [e.value for e in led.history("counter", "a")] == [b"1", b"2", b"3", None, b"4", None, b"5"]
+        assert led.get_versioned("counter", "a") == (b"5", 2, 0)
+        assert [e.value for e in led.history("counter", "b")] == [b"x"]
+        assert led.audit().height == 2
+
+
+def test_a_broken_history_chain_is_a_typed_error(tmp_path):
+    kp = signing.generate("ed25519")
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block([put(kp, "a", 1)])
+        led.apply_block([put(kp, "ab", 2)])
+        store = led._store
+        skey = _native.state_key("evidence", b"a")
+        with store.env.begin(write=True) as txn:
+            change = txn.get(skey, db=store.tables["state"])[:16]
+            # Point key a at key ab's change: the walk must notice it is another key's entry, even
+            # one whose key starts with a's.
+            b_change = txn.get(_native.state_key("evidence", b"ab"), db=store.tables["state"])[:16]
+            txn.put(skey, b_change + txn.get(skey, db=store.tables["state"])[16:], db=store.tables["state"])
+        with pytest.raises(IntegrityError, match="another key's"):
+            led.history("evidence", "a")
+        with store.env.begin(write=True) as txn:
+            txn.put(skey, change + txn.get(skey, db=store.tables["state"])[16:], db=store.tables["state"])
+            entry = txn.get(change, db=store.tables["history"])
+            txn.put(change, change + entry[16:], db=store.tables["history"])  # a link to itself
+        with pytest.raises(IntegrityError, match="links to a later one"):
+            led.history("evidence", "a")
 
 
 def test_cert_issue_revoke_and_query(tmp_path):

@@ -1,5 +1,7 @@
 //! The ledger's commit-path helpers: whole blocks in, store entries out; no per-transaction Python.
 
+use std::collections::HashMap;
+
 use ledgercore_native::ledger::{commitment, fresh, keys, writes};
 use ledgercore_native::{Digest, HashAlgo};
 use numpy::{PyArray1, PyReadonlyArray1};
@@ -48,11 +50,6 @@ pub fn state_key<'py>(py: Python<'py>, contract: &str, key: &[u8]) -> PyResult<B
     Ok(PyBytes::new(py, &full))
 }
 
-#[pyfunction]
-pub fn history_prefix<'py>(py: Python<'py>, state_key: &[u8]) -> Bound<'py, PyBytes> {
-    PyBytes::new(py, &keys::history_prefix(state_key))
-}
-
 /// `sender || u64 nonce` for every transaction.
 #[pyfunction]
 pub fn nonce_keys<'py>(
@@ -92,8 +89,11 @@ fn pair<'py>(py: Python<'py>, key: Bound<'py, PyBytes>, value: Bound<'py, PyByte
     PyTuple::new(py, [key, value])
 }
 
-/// `(state_puts, state_deletes, history_puts)` ready for LMDB `putmulti` / deletes, each sorted by
-/// store key (B-tree inserts in key order touch each page once, while it is in cache).
+/// `(state, history)` entries of the block at `height`, ready for LMDB `putmulti`: state sorted by
+/// key (B-tree inserts in key order touch each page once, while it is in cache), history by change
+/// id (appended after every earlier block's). `current` holds the stored state entries, as
+/// `(state key, value)`, of those written keys that exist: it links each key's first write in the
+/// block to the key's latest earlier change.
 #[pyfunction]
 pub fn block_entries<'py>(
     py: Python<'py>,
@@ -102,6 +102,7 @@ pub fn block_entries<'py>(
     values: &Bound<'py, PyAny>,
     txs: &Bound<'py, PyAny>,
     txids: &Bound<'py, PyAny>,
+    current: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
 ) -> PyResult<Bound<'py, PyTuple>> {
     let cols = WriteColumns::extract(keys, values, txs)?;
     let writes = cols.writes()?;
@@ -114,30 +115,37 @@ pub fn block_entries<'py>(
     if let Some(w) = writes.iter().find(|w| w.tx as usize >= ids.len()) {
         return Err(malformed("writes", format!("tx index {} but the block has {} transactions", w.tx, ids.len())));
     }
+    let before: HashMap<&[u8], writes::ChangeId> = current
+        .iter()
+        .map(|(k, v)| match writes::stored_change(v.as_bytes()) {
+            Some(change) => Ok((k.as_bytes(), change)),
+            None => Err(malformed("current state", format!("{} bytes stored for a key", v.as_bytes().len()))),
+        })
+        .collect::<PyResult<_>>()?;
     let order = py.detach(|| writes::order(&writes));
-    let state_puts = order
-        .state_puts
+    let state = order
+        .state
         .iter()
         .map(|&i| {
             let w = &writes[i as usize];
-            let value = filled(py, writes::state_value_len(w), |b| writes::state_value(height, w, b))?;
+            let change = writes::write_change(height, &writes, i);
+            let value = filled(py, writes::state_value_len(w), |b| writes::state_value(&change, w, b))?;
             pair(py, cols.keys.object(py, i as usize), value)
         })
         .collect::<PyResult<Vec<_>>>()?;
-    let deletes: Vec<Bound<'py, PyBytes>> = order.state_deletes.iter().map(|&i| cols.keys.object(py, i as usize)).collect();
+    let lookup = |key: &[u8]| before.get(key).copied();
     let history = order
         .history
         .iter()
         .map(|&i| {
             let w = &writes[i as usize];
-            let key = filled(py, 2 + w.key.len() + keys::VERSION_LEN, |b| {
-                b.copy_from_slice(&keys::history_key(w.key, height, w.tx));
-            })?;
-            let value = filled(py, writes::history_value_len(w), |b| writes::history_value(w, &ids[w.tx as usize], b))?;
+            let key = PyBytes::new(py, &writes::write_change(height, &writes, i));
+            let prev = writes::previous_change(height, &writes, &order, i, &lookup);
+            let value = filled(py, writes::history_value_len(w), |b| writes::history_value(&prev, w, &ids[w.tx as usize], b))?;
             pair(py, key, value)
         })
         .collect::<PyResult<Vec<_>>>()?;
-    (state_puts, deletes, history).into_pyobject(py)
+    (state, history).into_pyobject(py)
 }
 
 #[pyfunction]

@@ -48,7 +48,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_inclusion, m)?)?;
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_consistency, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::state_key, m)?)?;
-    m.add_function(wrap_pyfunction!(ledger::history_prefix, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::nonce_keys, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::fresh_mask, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::block_entries, m)?)?;

@@ -1,4 +1,4 @@
-//! A run of Raft log entries in its one byte form (docs/FORMAT.md section 6), shared by the
+//! A run of Raft log entries in its one byte form (docs/FORMAT.md section 7), shared by the
 //! wire codec (MsgApp and MsgProp carry it) and the durable log (each appended batch is one record):
 //!
 //! ```text

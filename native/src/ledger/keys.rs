@@ -2,7 +2,11 @@
 
 /// Length of a version: `u64 height || u32 tx index`, big-endian so versions sort by age.
 pub const VERSION_LEN: usize = 12;
-/// Longest namespaced state key: `contract "/" key` must fit the history prefix's u16 length.
+/// Length of a change id: `u64 height || u32 tx index || u32 write ordinal` (the write's position
+/// among its block's writes). It keys the `history` table, so each block appends its changes after
+/// every earlier block's, and a state entry names its key's latest change with it.
+pub const CHANGE_ID_LEN: usize = 16;
+/// Longest namespaced state key: `contract "/" key` must fit a history entry's u16 length.
 pub const MAX_STATE_KEY_LEN: usize = u16::MAX as usize;
 
 /// `contract "/" key`. Contract names are `[a-z0-9_]`, so the first `/` ends the namespace.
@@ -21,19 +25,12 @@ pub fn version(height: u64, index: u32) -> [u8; VERSION_LEN] {
     out
 }
 
-/// `u16 length || state key`: every history entry of one key, and no other key's, starts with it.
-pub fn history_prefix(state_key: &[u8]) -> Vec<u8> {
-    debug_assert!(state_key.len() <= MAX_STATE_KEY_LEN);
-    let mut out = Vec::with_capacity(2 + state_key.len() + VERSION_LEN);
-    out.extend_from_slice(&(state_key.len() as u16).to_be_bytes());
-    out.extend_from_slice(state_key);
-    out
-}
-
-/// History prefix followed by the version, so one key's changes sort oldest first.
-pub fn history_key(state_key: &[u8], height: u64, index: u32) -> Vec<u8> {
-    let mut out = history_prefix(state_key);
-    out.extend_from_slice(&version(height, index));
+/// The version followed by the write ordinal. Never all zeros: height 0 (genesis) writes nothing,
+/// so zeros can stand for "no change".
+pub fn change_id(height: u64, index: u32, ordinal: u32) -> [u8; CHANGE_ID_LEN] {
+    let mut out = [0u8; CHANGE_ID_LEN];
+    out[..VERSION_LEN].copy_from_slice(&version(height, index));
+    out[VERSION_LEN..].copy_from_slice(&ordinal.to_be_bytes());
     out
 }
 
@@ -50,12 +47,9 @@ mod tests {
     use super::*;
 
     #[test]
-    fn history_keys_of_one_key_sort_by_version_and_never_collide_with_longer_keys() {
-        let a = history_key(b"evidence/ab", 2, 0);
-        let b = history_key(b"evidence/ab", 10, 3);
-        assert!(a < b);
-        let longer = history_key(b"evidence/abc", 1, 0);
-        assert!(!longer.starts_with(&history_prefix(b"evidence/ab")));
-        assert!(a.starts_with(&history_prefix(b"evidence/ab")));
+    fn change_ids_sort_by_height_then_tx_then_ordinal() {
+        let ids = [change_id(1, 0, 7), change_id(1, 2, 0), change_id(1, 2, 1), change_id(2, 0, 0), change_id(256, 0, 0)];
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert_eq!(&change_id(3, 4, 5)[..VERSION_LEN], &version(3, 4));
     }
 }

@@ -1,10 +1,11 @@
 //! A block's ordered writes turned into store entries: the final state of each key (last write
-//! wins, carrying its version) and one history entry per write.
+//! wins, naming its change) and one history entry per write, linked to the key's previous change.
 //!
-//! Entries come out sorted by store key: a B-tree takes sorted inserts (and lookups) with far
-//! fewer cache misses than the random order of a block's keys.
+//! State entries come out sorted by key: a B-tree takes sorted inserts (and lookups) with far fewer
+//! cache misses than the random order of a block's keys. History entries come out sorted by change
+//! id, which is also after every earlier block's, so the history table is only ever appended to.
 
-use super::keys::{history_key, version, VERSION_LEN};
+use super::keys::{change_id, CHANGE_ID_LEN};
 use crate::hash::Digest;
 
 /// One state change made by transaction `tx` of the block; `value: None` deletes the key.
@@ -15,29 +16,40 @@ pub struct Write<'a> {
     pub tx: u32,
 }
 
-pub const HISTORY_PUT: u8 = 1;
-pub const HISTORY_DELETE: u8 = 0;
+/// A change id (see [`change_id`]).
+pub type ChangeId = [u8; CHANGE_ID_LEN];
+/// The previous change of a key written for the first time.
+pub const NO_CHANGE: ChangeId = [0; CHANGE_ID_LEN];
+/// Flag byte of a put; a delete has `DELETED` and no value.
+pub const LIVE: u8 = 1;
+pub const DELETED: u8 = 0;
+/// `change id || flag` in front of a state value.
+pub const STATE_HEADER_LEN: usize = CHANGE_ID_LEN + 1;
+/// `previous change id || tx id || flag || u16 key length` in front of a history entry's key.
+pub const HISTORY_HEADER_LEN: usize = CHANGE_ID_LEN + 32 + 1 + 2;
+/// `Order::prev` of a write that is its key's first in the block.
+pub const FIRST_IN_BLOCK: u32 = u32::MAX;
 
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Entries {
-    /// `state key -> version || value`, each key once, sorted by key.
-    pub state_puts: Vec<(Vec<u8>, Vec<u8>)>,
-    /// Keys whose last write in the block deleted them, sorted.
-    pub state_deletes: Vec<Vec<u8>>,
-    /// `history key -> tx id || flag || value`, one per write, sorted by history key.
+    /// `state key -> change id || flag || value`, each key once (its last write), sorted by key. A
+    /// key whose last write deletes it keeps a tombstone (flag `DELETED`, no value), so its
+    /// history stays reachable from its state entry.
+    pub state: Vec<(Vec<u8>, Vec<u8>)>,
+    /// `change id -> previous change id || tx id || flag || u16 len || state key || value`, one per
+    /// write, sorted by change id.
     pub history: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// Which writes become which entries, as indices into the block's writes.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Order {
-    /// The last write of each key whose last write puts a value, sorted by key.
-    pub state_puts: Vec<u32>,
-    /// The last write of each key whose last write deletes it, sorted by key.
-    pub state_deletes: Vec<u32>,
-    /// Every write, sorted by history key (`u16 len || key || version`; a repeat of a key by the
-    /// same transaction keeps block order, so the later entry is put last and wins).
+    /// The last write of each key, sorted by key.
+    pub state: Vec<u32>,
+    /// Every write, sorted by change id (`tx`, then position in the block).
     pub history: Vec<u32>,
+    /// Per write: the same key's previous write in this block, or `FIRST_IN_BLOCK`.
+    pub prev: Vec<u32>,
 }
 
 /// The first 16 bytes of `key`, zero-padded, as a big-endian number: where two heads differ, they
@@ -59,61 +71,89 @@ pub fn sorted_indices<K: AsRef<[u8]>>(keys: &[K]) -> Vec<u32> {
 }
 
 pub fn order(writes: &[Write<'_>]) -> Order {
-    // History keys sort by key length first (the u16 prefix), then key, then version (the tx).
-    let mut history: Vec<(u16, u128, u32)> =
-        writes.iter().enumerate().map(|(i, w)| (w.key.len() as u16, head(w.key), i as u32)).collect();
-    history.sort_unstable_by(|a, b| {
-        let (wa, wb) = (&writes[a.2 as usize], &writes[b.2 as usize]);
-        (a.0, a.1)
-            .cmp(&(b.0, b.1))
-            .then_with(|| wa.key.cmp(wb.key))
-            .then(wa.tx.cmp(&wb.tx))
-            .then(a.2.cmp(&b.2))
-    });
-    let mut out = Order { history: Vec::with_capacity(writes.len()), ..Order::default() };
-    // Writes sorted by key, block order within a key: the last of each run is the key's last write.
+    let mut history: Vec<u32> = (0..writes.len() as u32).collect();
+    // Slices run contract by contract, so tx indices can fall between slices; within one they rise.
+    if !writes.windows(2).all(|w| w[0].tx <= w[1].tx) {
+        history.sort_unstable_by_key(|&i| (writes[i as usize].tx, i));
+    }
+    let mut out = Order { history, prev: vec![FIRST_IN_BLOCK; writes.len()], ..Order::default() };
+    // Writes sorted by key, block order within a key: each links to the one before it in its run,
+    // and the last of each run is the key's last write.
     let by_key = sorted_indices(&writes.iter().map(|w| w.key).collect::<Vec<_>>());
     for (n, &i) in by_key.iter().enumerate() {
-        let last_of_key = by_key.get(n + 1).is_none_or(|&next| writes[next as usize].key != writes[i as usize].key);
-        if last_of_key {
-            match writes[i as usize].value {
-                Some(_) => out.state_puts.push(i),
-                None => out.state_deletes.push(i),
-            }
+        match by_key.get(n + 1) {
+            Some(&next) if writes[next as usize].key == writes[i as usize].key => out.prev[next as usize] = i,
+            _ => out.state.push(i),
         }
     }
-    out.history.extend(history.into_iter().map(|(_, _, i)| i));
     out
 }
 
-/// The stored state value of a put: `version || value`.
-pub fn state_value(height: u64, w: &Write<'_>, out: &mut [u8]) {
-    let v = w.value.expect("a put");
-    out[..VERSION_LEN].copy_from_slice(&version(height, w.tx));
-    out[VERSION_LEN..].copy_from_slice(v);
+/// The change id of write `i` of the block at `height`.
+pub fn write_change(height: u64, writes: &[Write<'_>], i: u32) -> ChangeId {
+    change_id(height, writes[i as usize].tx, i)
+}
+
+/// The change write `i` replaces: its key's previous write in this block, else `before(key)` (the
+/// key's latest change in earlier blocks, from its state entry), else `NO_CHANGE`.
+pub fn previous_change(
+    height: u64,
+    writes: &[Write<'_>],
+    order: &Order,
+    i: u32,
+    before: &impl Fn(&[u8]) -> Option<ChangeId>,
+) -> ChangeId {
+    match order.prev[i as usize] {
+        FIRST_IN_BLOCK => before(writes[i as usize].key).unwrap_or(NO_CHANGE),
+        p => write_change(height, writes, p),
+    }
+}
+
+/// The stored state value of a key's last write: `change id || flag || value`.
+pub fn state_value(change: &ChangeId, w: &Write<'_>, out: &mut [u8]) {
+    out[..CHANGE_ID_LEN].copy_from_slice(change);
+    match w.value {
+        Some(v) => {
+            out[CHANGE_ID_LEN] = LIVE;
+            out[STATE_HEADER_LEN..].copy_from_slice(v);
+        }
+        None => out[CHANGE_ID_LEN] = DELETED,
+    }
 }
 
 pub fn state_value_len(w: &Write<'_>) -> usize {
-    VERSION_LEN + w.value.map_or(0, <[u8]>::len)
+    STATE_HEADER_LEN + w.value.map_or(0, <[u8]>::len)
 }
 
-/// The history value of a write: `tx id || flag || value`.
-pub fn history_value(w: &Write<'_>, txid: &Digest, out: &mut [u8]) {
-    out[..32].copy_from_slice(txid);
-    match w.value {
-        Some(v) => {
-            out[32] = HISTORY_PUT;
-            out[33..].copy_from_slice(v);
-        }
-        None => out[32] = HISTORY_DELETE,
+/// The change id a stored state value names, if it is one (at least a header long).
+pub fn stored_change(state_value: &[u8]) -> Option<ChangeId> {
+    state_value.get(..CHANGE_ID_LEN).map(|c| c.try_into().expect("16 bytes"))
+}
+
+/// The history value of a write: `previous change id || tx id || flag || u16 len || key || value`.
+pub fn history_value(prev: &ChangeId, w: &Write<'_>, txid: &Digest, out: &mut [u8]) {
+    out[..CHANGE_ID_LEN].copy_from_slice(prev);
+    out[CHANGE_ID_LEN..CHANGE_ID_LEN + 32].copy_from_slice(txid);
+    out[CHANGE_ID_LEN + 32] = if w.value.is_some() { LIVE } else { DELETED };
+    out[CHANGE_ID_LEN + 33..HISTORY_HEADER_LEN].copy_from_slice(&(w.key.len() as u16).to_be_bytes());
+    let rest = &mut out[HISTORY_HEADER_LEN..];
+    rest[..w.key.len()].copy_from_slice(w.key);
+    if let Some(v) = w.value {
+        rest[w.key.len()..].copy_from_slice(v);
     }
 }
 
 pub fn history_value_len(w: &Write<'_>) -> usize {
-    33 + w.value.map_or(0, <[u8]>::len)
+    HISTORY_HEADER_LEN + w.key.len() + w.value.map_or(0, <[u8]>::len)
 }
 
-pub fn entries(height: u64, writes: &[Write<'_>], txids: &[Digest]) -> Entries {
+/// Every entry of the block at `height`; `before` gives a key's latest change in earlier blocks.
+pub fn entries(
+    height: u64,
+    writes: &[Write<'_>],
+    txids: &[Digest],
+    before: impl Fn(&[u8]) -> Option<ChangeId>,
+) -> Entries {
     let order = order(writes);
     let fill = |len: usize, f: &dyn Fn(&mut [u8])| {
         let mut buf = vec![0u8; len];
@@ -121,22 +161,23 @@ pub fn entries(height: u64, writes: &[Write<'_>], txids: &[Digest]) -> Entries {
         buf
     };
     Entries {
-        state_puts: order
-            .state_puts
+        state: order
+            .state
             .iter()
             .map(|&i| {
                 let w = &writes[i as usize];
-                (w.key.to_vec(), fill(state_value_len(w), &|b| state_value(height, w, b)))
+                let change = write_change(height, writes, i);
+                (w.key.to_vec(), fill(state_value_len(w), &|b| state_value(&change, w, b)))
             })
             .collect(),
-        state_deletes: order.state_deletes.iter().map(|&i| writes[i as usize].key.to_vec()).collect(),
         history: order
             .history
             .iter()
             .map(|&i| {
                 let w = &writes[i as usize];
-                let value = fill(history_value_len(w), &|b| history_value(w, &txids[w.tx as usize], b));
-                (history_key(w.key, height, w.tx), value)
+                let prev = previous_change(height, writes, &order, i, &before);
+                let value = fill(history_value_len(w), &|b| history_value(&prev, w, &txids[w.tx as usize], b));
+                (write_change(height, writes, i).to_vec(), value)
             })
             .collect(),
     }
@@ -145,31 +186,57 @@ pub fn entries(height: u64, writes: &[Write<'_>], txids: &[Digest]) -> Entries {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ledger::keys::{version, VERSION_LEN};
+
+    fn no_history(_: &[u8]) -> Option<ChangeId> {
+        None
+    }
 
     #[test]
-    fn last_write_wins_and_every_write_is_in_history() {
+    fn last_write_wins_deletes_leave_tombstones_and_every_write_links_to_the_one_before() {
         let ids = [[1u8; 32], [2u8; 32], [3u8; 32]];
         let writes = [
             Write { key: b"c/a", value: Some(b"1"), tx: 0 },
             Write { key: b"c/b", value: Some(b"2"), tx: 1 },
             Write { key: b"c/a", value: None, tx: 2 },
             Write { key: b"c/b", value: Some(b"3"), tx: 2 },
+            Write { key: b"c/b", value: Some(b"4"), tx: 2 },
         ];
-        let e = entries(7, &writes, &ids);
-        assert_eq!(e.state_deletes, vec![b"c/a".to_vec()]);
-        assert_eq!(e.state_puts.len(), 1);
-        assert_eq!(e.state_puts[0].0, b"c/b");
-        assert_eq!(&e.state_puts[0].1[..VERSION_LEN], &version(7, 2));
-        assert_eq!(&e.state_puts[0].1[VERSION_LEN..], b"3");
-        assert_eq!(e.history.len(), 4);
-        // Sorted by history key: c/a (tx 0, tx 2), then c/b (tx 1, tx 2).
-        assert_eq!(e.history[1].0, history_key(b"c/a", 7, 2));
-        assert_eq!(e.history[1].1, [&[3u8; 32][..], &[HISTORY_DELETE]].concat());
-        assert_eq!(e.history[2].1, [&[2u8; 32][..], &[HISTORY_PUT], b"2"].concat());
+        let earlier = change_id(5, 9, 1);
+        let e = entries(7, &writes, &ids, |k| (k == b"c/a").then_some(earlier));
+        assert_eq!(e.state.len(), 2);
+        assert_eq!(e.state[0], (b"c/a".to_vec(), [&change_id(7, 2, 2)[..], &[DELETED]].concat()));
+        assert_eq!(e.state[1], (b"c/b".to_vec(), [&change_id(7, 2, 4)[..], &[LIVE], b"4"].concat()));
+        assert_eq!(&e.state[1].1[..VERSION_LEN], &version(7, 2));
+        // One entry per write, even two by the same transaction, in change-id order.
+        let keys: Vec<Vec<u8>> = e.history.iter().map(|(k, _)| k.clone()).collect();
+        let expected: Vec<ChangeId> = [(0, 0), (1, 1), (2, 2), (2, 3), (2, 4)].map(|(t, o)| change_id(7, t, o)).to_vec();
+        assert_eq!(keys, expected.iter().map(|c| c.to_vec()).collect::<Vec<_>>());
+        let prevs: Vec<&[u8]> = e.history.iter().map(|(_, v)| &v[..CHANGE_ID_LEN]).collect();
+        assert_eq!(prevs, [&earlier[..], &NO_CHANGE, &change_id(7, 0, 0), &change_id(7, 1, 1), &change_id(7, 2, 3)]);
+        assert_eq!(e.history[2].1[CHANGE_ID_LEN..], [&[3u8; 32][..], &[DELETED, 0, 3], b"c/a"].concat());
+        assert_eq!(e.history[1].1[CHANGE_ID_LEN..], [&[2u8; 32][..], &[LIVE, 0, 3], b"c/b", b"2"].concat());
     }
 
     #[test]
-    fn entries_are_sorted_by_store_key_whatever_the_write_order() {
+    fn history_is_in_change_id_order_when_slices_interleave_tx_indices() {
+        // Slice "a" holds txs 1 and 3, slice "b" txs 0 and 2: writes come slice by slice.
+        let ids = [[0u8; 32]; 4];
+        let writes = [
+            Write { key: b"a/x", value: Some(b"1"), tx: 1 },
+            Write { key: b"a/x", value: Some(b"3"), tx: 3 },
+            Write { key: b"b/y", value: Some(b"0"), tx: 0 },
+            Write { key: b"b/y", value: None, tx: 2 },
+        ];
+        let e = entries(2, &writes, &ids, no_history);
+        let keys: Vec<Vec<u8>> = e.history.iter().map(|(k, _)| k.clone()).collect();
+        let expected = [(0, 2), (1, 0), (2, 3), (3, 1)].map(|(t, o)| change_id(2, t, o).to_vec());
+        assert_eq!(keys, expected);
+        assert_eq!(&e.history[2].1[..CHANGE_ID_LEN], &change_id(2, 0, 2));
+    }
+
+    #[test]
+    fn state_entries_are_sorted_by_key_whatever_the_write_order() {
         // Keys longer than the 16-byte head, keys that share it, and keys of several lengths.
         let keys: Vec<Vec<u8>> = (0..300u32)
             .map(|i| match i % 3 {
@@ -184,23 +251,22 @@ mod tests {
             .enumerate()
             .map(|(i, k)| Write { key: k, value: (i % 5 != 0).then_some(&k[..2]), tx: i as u32 })
             .collect();
-        let e = entries(3, &writes, &ids);
-        assert!(e.state_puts.windows(2).all(|w| w[0].0 < w[1].0));
-        assert!(e.state_deletes.windows(2).all(|w| w[0] < w[1]));
+        let e = entries(3, &writes, &ids, no_history);
+        assert!(e.state.windows(2).all(|w| w[0].0 < w[1].0));
         assert!(e.history.windows(2).all(|w| w[0].0 < w[1].0));
         assert_eq!(e.history.len(), writes.len());
-        // Each key's state is its last write in block order.
-        let mut last = std::collections::BTreeMap::new();
-        for w in &writes {
-            last.insert(w.key.to_vec(), *w);
+        // Each key's state is its last write in block order; each write links to the previous one.
+        let mut last: std::collections::BTreeMap<Vec<u8>, u32> = std::collections::BTreeMap::new();
+        for (i, (w, (_, h))) in writes.iter().zip(&e.history).enumerate() {
+            let prev = last.insert(w.key.to_vec(), i as u32).map_or(NO_CHANGE, |p| change_id(3, p, p));
+            assert_eq!(&h[..CHANGE_ID_LEN], &prev);
         }
-        let puts: Vec<_> = last.iter().filter(|(_, w)| w.value.is_some()).map(|(k, _)| k.clone()).collect();
-        assert_eq!(e.state_puts.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), puts);
-        for (k, v) in &e.state_puts {
-            assert_eq!(&v[..VERSION_LEN], &version(3, last[k].tx));
+        assert_eq!(e.state.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), last.keys().cloned().collect::<Vec<_>>());
+        for (k, v) in &e.state {
+            let i = last[k];
+            assert_eq!(&v[..CHANGE_ID_LEN], &change_id(3, i, i));
+            assert_eq!(v[CHANGE_ID_LEN], if writes[i as usize].value.is_some() { LIVE } else { DELETED });
         }
-        let deletes: Vec<_> = last.iter().filter(|(_, w)| w.value.is_none()).map(|(k, _)| k.clone()).collect();
-        assert_eq!(e.state_deletes, deletes);
     }
 
     #[test]
