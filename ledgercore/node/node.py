@@ -243,12 +243,16 @@ class Node:
         if not task.cancelled() and task.exception() is not None:
             log.error("node %s: task %s failed", self.config.id, task.get_name(), exc_info=task.exception())
 
-    async def _ledger_call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
-        """Runs ledger work on a worker thread; :meth:`stop` waits for it even if the caller is cancelled."""
+    def _ledger_job(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> asyncio.Future[_T]:
+        """Starts ledger work on a worker thread; :meth:`stop` waits for it before closing the ledger."""
         job = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
         self._ledger_jobs.add(job)
         job.add_done_callback(self._ledger_jobs.discard)
-        return await asyncio.shield(job)
+        return job
+
+    async def _ledger_call(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """Runs ledger work on a worker thread; it finishes even if the caller is cancelled."""
+        return await asyncio.shield(self._ledger_job(fn, *args, **kwargs))
 
     # -- client side -------------------------------------------------------------------------
 
@@ -593,7 +597,7 @@ class Node:
         overlaps the round trip to commit instead of delaying the apply."""
         for e in entries:
             if e.type == EntryType.NORMAL and e.data and (e.term, e.index) not in self._checked:
-                self._checked[(e.term, e.index)] = asyncio.ensure_future(self._ledger_call(self._signatures_valid, e.data))
+                self._checked[(e.term, e.index)] = self._ledger_job(self._signatures_valid, e.data)
 
     def _signatures_valid(self, data: bytes) -> bool:
         cfg = self.config
@@ -623,7 +627,11 @@ class Node:
             if e.index <= applied:
                 continue
             if isinstance(checked, asyncio.Future):
-                checked = await checked
+                try:
+                    checked = await checked
+                except Exception:  # noqa: BLE001 - the check ahead is an optimisation: apply checks again
+                    log.exception("node %s: checking entry %d ahead failed", self.config.id, e.index)
+                    checked = False
             try:
                 proposal = decode_value(e.data)
                 raws, ts = proposal["txs"], proposal["ts"]  # type: ignore[index]
