@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import numpy as np
@@ -11,7 +13,6 @@ from ledgercore import Block, BlockInput, Ledger, Transaction, _native, merkle, 
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, method
 from ledgercore.contracts.base import SliceResult
-from ledgercore.store import Store
 from ledgercore.errors import (
     ChainMismatchError,
     DecodeError,
@@ -22,7 +23,10 @@ from ledgercore.errors import (
     OutOfRangeError,
     UnknownNameError,
 )
-from ledgercore.store import height_key
+from ledgercore.store import Store, height_key
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
+import make_ledger_vectors as vectors  # noqa: E402  (its Registry contract sets and deletes keys)
 
 SUITES = ["ed25519-blake3", "sm2-sm3", "p256-sha256"]
 SCHEME = {"ed25519-blake3": "ed25519", "sm2-sm3": "sm2", "p256-sha256": "p256"}
@@ -157,21 +161,7 @@ def test_bad_blocks_are_refused_whole_and_the_ledger_stays_usable(tmp_path, kp, 
 
 def test_history_records_every_change(tmp_path):
     kp = signing.generate("ed25519")
-
-    class Registry(Contract):
-        name = "registry"
-
-        @method
-        def set(self, ctx, key: str, value: bytes) -> None:
-            ctx.put(key, value)
-
-        @method
-        def drop(self, ctx, key: str) -> None:
-            if ctx.get(key) is None:
-                raise ContractError(f"{key} is not set")
-            ctx.delete(key)
-
-    with Ledger.open(tmp_path / "l", contracts=[Registry()]) as led:
+    with Ledger.open(tmp_path / "l", contracts=[vectors.Registry()]) as led:
         tx = lambda m, n, **a: Transaction.create(kp, "registry", m, a, n).encode()  # noqa: E731
         b1 = led.apply_block([tx("set", 1, key="k", value=b"v1"), tx("set", 2, key="k", value=b"v2")])
         b2 = led.apply_block([tx("drop", 3, key="k"), tx("drop", 4, key="k"), tx("set", 5, key="k", value=b"v3")])
