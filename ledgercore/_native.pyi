@@ -1,6 +1,6 @@
 """Type stubs for the native extension module built from ``bindings/``."""
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -90,6 +90,21 @@ def make_entries(
 ) -> list[_E]: ...
 def entries_prefix(entries: Sequence[tuple[int, int, int, bytes]], max_bytes: int, overhead: int) -> tuple[int, int]: ...
 def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
+
+# -- ledger store entries (docs/FORMAT.md section 6); a block's writes come as three columns: state
+# keys, values (None: deleted) and the index of the transaction that wrote each, a uint32 array.
+def state_key(contract: str, key: bytes) -> bytes: ...  # contract "/" key
+def nonce_keys(senders: _Rows, nonces: np.ndarray) -> list[bytes]: ...  # sender || u64 nonce each
+def fresh_mask(keys: _Rows, existing: _Rows) -> np.ndarray: ...  # bool: not in existing, first of its kind
+def state_root(algo: str, prev_root: bytes, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray) -> bytes: ...
+def block_entries(
+    height: int, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray, txids: _Rows,
+    current: list[tuple[bytes, bytes]],
+) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]: ...  # (state, history) for putmulti
+def location_entries(height: int, keys: _Rows, mask: np.ndarray | None = None) -> list[tuple[bytes, bytes]]: ...
+def run_builtin(
+    name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
+) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes], np.ndarray]: ...  # ok, errors, keys, values, txs
 def sorted_keys(keys: _Rows) -> list[bytes]: ...  # distinct, in byte order
 def make_txs(
     suite: str,
