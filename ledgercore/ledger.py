@@ -88,6 +88,7 @@ class _Checked:
     """A decoded block whose signatures all verified, with the time each step took."""
 
     batch: _native.TxBatch
+    raws: list[bytes]  # taken from the batch once: each ``TxBatch.raws`` builds new bytes
     timings: dict[str, float]
 
 
@@ -335,16 +336,16 @@ class Ledger:
         batch = _native.decode_txs(self.suite.name, self.chain_id, raws)
         t1 = time.perf_counter()
         if not verify:
-            return _Checked(batch, {"decode": t1 - t0, "verify": 0.0})
+            return _Checked(batch, batch.raws, {"decode": t1 - t0, "verify": 0.0})
         valid = batch.verify_signatures(os.urandom(32))
         if not valid.all():
             raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
-        return _Checked(batch, {"decode": t1 - t0, "verify": time.perf_counter() - t1})
+        return _Checked(batch, batch.raws, {"decode": t1 - t0, "verify": time.perf_counter() - t1})
 
     def _commit(self, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]) -> list[Block]:
         """Executes checked blocks (with timestamp, proposer, consensus data) in order on the
         current head and commits them all in one durable write."""
-        hint = sum(4 * sum(map(len, c.batch.raws)) + 4096 for c, *_ in items)
+        hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
         with self._write_lock:
             t0 = time.perf_counter()
             try:
@@ -401,14 +402,15 @@ class Ledger:
         receipts = encode_receipts(batch.count, result.errors, result.events)
         state, history = _native.block_entries(height, *writes, ids, current)
         write = BlockWrite(height)
-        self._stage_block(write, header, batch.raws, receipts, ids.tobytes())
+        txids = ids.tobytes()
+        self._stage_block(write, header, checked.raws, receipts, txids)
         write.put_many("state", state)
         write.appends["history"] = history
         write.puts_if_absent["txindex"] = _native.location_entries(height, ids)
         write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
         self._store.put_block(txn, write)
         timings = {**checked.timings, "execute": t3 - t2, "commit": time.perf_counter() - t3}
-        return Block(header, batch.raws, receipts, ids.tobytes(), timings)
+        return Block(header, checked.raws, receipts, txids, timings)
 
     def _reload_log(self) -> None:
         log = merkle.MerkleLog(self.suite.hash)
