@@ -394,11 +394,13 @@ def test_ready_twice_without_advance_is_an_error() -> None:
 def test_replication_forwarding_and_restart_keep_everything() -> None:
     net = Net(3)
     net.elect(1)
-    net.nodes[2].propose(b"via-follower")  # forwarded to the leader
-    net.nodes[1].propose(b"direct")
+    assert net.nodes[2].propose(b"via-follower") is None  # forwarded: the leader places it
+    term, index = net.nodes[1].propose(b"direct")  # type: ignore[misc]
     net.settle()
     datas = [[e.data for e in net.applied[i] if e.data] for i in (1, 2, 3)]
     assert datas[0] == datas[1] == datas[2] == [b"direct", b"via-follower"]
+    placed = next(e for e in net.applied[1] if e.data == b"direct")
+    assert (placed.term, placed.index) == (term, index)
     # Restart node 3 from its storage: term, vote and log survive.
     before = net.nodes[3].hard_state()
     net.nodes[3] = net._start(3)

@@ -498,9 +498,12 @@ class RaftNode:
         """Starts an election now (with pre-vote if configured), as a timeout would."""
         self._hup(transfer=False)
 
-    def propose(self, data: bytes) -> None:
-        """Proposes an opaque entry; raises :class:`ProposalDroppedError` if it cannot be taken."""
+    def propose(self, data: bytes) -> tuple[int, int] | None:
+        """Proposes an opaque entry; raises :class:`ProposalDroppedError` if it cannot be taken.
+        Returns the ``(term, index)`` the entry got when this node leads and appended it, None
+        when it was forwarded to the leader (which places it)."""
         self._propose((Entry(0, 0, EntryType.NORMAL, bytes(data)),))
+        return (self.term, self.log.last_index()) if self.state == StateType.LEADER else None
 
     def propose_many(self, datas: Iterable[bytes]) -> None:
         """Proposes opaque entries as one batch: on the leader, one append to the log and one round

@@ -426,11 +426,11 @@ class Node:
                     if not self.is_leader:  # leadership may have moved while this task waited
                         break
                     try:
-                        self.raft.propose(data)
+                        placed = self.raft.propose(data)
                     except ProposalDroppedError:
                         break  # the transactions stay in the mempool; a follower forwards them
-                    # The leader checked these signatures at admission: applying skips the check.
-                    self._checked[(self.raft.term, self.raft.log.last_index())] = True
+                    if placed is not None:  # it checked these signatures at admission: apply skips them
+                        self._checked[placed] = True
                     _discard(self._mempool, (t for t, _ in items))
                     self._proposed.update(items)
                     self._proposed_blocks += 1
