@@ -30,8 +30,10 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from itertools import chain, islice, repeat, takewhile
+from itertools import chain, compress, islice, repeat, takewhile
 from typing import Any, TypeVar
+
+import numpy as np
 
 from .. import _native
 from ..block import decode_block, encode_block
@@ -293,6 +295,8 @@ class Node:
                 for t in {ids[i] for i in bad} - good:
                     waiter.record(t, None)
             heights = await asyncio.wait_for(asyncio.shield(waiter.future), _WAIT_TIMEOUT_S)
+            if not rejected:
+                return Submitted(ids, rejected, list(map(heights.__getitem__, ids)))
             return Submitted(ids, rejected, [None if i in rejected else heights[t] for i, t in enumerate(ids)])
         finally:
             if waiter is not None:
@@ -352,27 +356,29 @@ class Node:
             raws = list(chain.from_iterable(a.raws for a in batch))
             ids = list(chain.from_iterable(a.ids for a in batch))
             valid, committed = await self._ledger_call(self._check_admission, raws, ids)
+            bad = np.flatnonzero(~valid)
             at = 0
             for a in batch:
                 if a.done is not None and not a.done.done():
-                    a.done.set_result([i for i, ok in enumerate(valid[at : at + len(a.raws)]) if not ok])
+                    mine = bad[(bad >= at) & (bad < at + len(a.raws))] - at if bad.size else bad
+                    a.done.set_result(mine.tolist())
                 at += len(a.raws)
-            proposed, mempool = self._proposed, self._mempool
-            fresh = [
-                (t, r) for t, r, ok in zip(ids, raws, valid)
-                if ok and t not in committed and t not in proposed and t not in mempool
-            ]  # fmt: skip
-            mempool.update(fresh)
+            # Set operations and C-level iteration: no Python step per transaction unless some
+            # are already known (by position for bad signatures: a forged copy may share an id).
+            pairs = zip(ids, raws) if not bad.size else compress(zip(ids, raws), valid)
+            skip = committed.keys() | (self._proposed.keys() & ids) | (self._mempool.keys() & ids)
+            fresh = [p for p in pairs if p[0] not in skip] if skip else list(pairs)
+            self._mempool.update(fresh)
             if fresh:
                 self._mempool_grew()
             self._settle(committed)
             if fresh and not self.is_leader:
                 self._forward([t for t, _ in fresh])
 
-    def _check_admission(self, raws: list[bytes], ids: list[bytes]) -> tuple[list[bool], dict[bytes, int]]:
+    def _check_admission(self, raws: list[bytes], ids: list[bytes]) -> tuple[np.ndarray, dict[bytes, int]]:
         """Signature check of a batch of decodable transactions, and which are committed already."""
         cfg = self.config
-        valid = _native.decode_txs(cfg.suite, cfg.chain_id, raws).verify_signatures(os.urandom(32)).tolist()
+        valid = _native.decode_txs(cfg.suite, cfg.chain_id, raws).verify_signatures(os.urandom(32))
         return valid, self.ledger.tx_heights(ids)
 
     def _forward(self, txids: list[bytes]) -> None:
