@@ -49,8 +49,8 @@ from ..consensus.messages import (
 )
 from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
 from ..consensus.send_early import may_send_before_persist
-from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError
-from ..ledger import BlockInput, Ledger
+from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError, MalformedInputError
+from ..ledger import Block, BlockInput, Ledger
 from ..net.transport import Transport
 from ..transaction import now_ms
 from .config import NodeConfig
@@ -627,7 +627,7 @@ class Node:
 
     async def _apply(self, entries: list[Entry]) -> None:
         applied = applied_index(self.ledger.head.consensus)
-        todo: list[tuple[Entry, BlockInput]] = []
+        pending: list[tuple[Entry, bool]] = []
         for e in entries:
             checked = self._checked.pop((e.term, e.index), False)
             if e.index <= applied:
@@ -638,19 +638,13 @@ class Node:
                 except Exception:  # noqa: BLE001 - the check ahead is an optimisation: apply checks again
                     log.exception("node %s: checking entry %d ahead failed", self.config.id, e.index)
                     checked = False
-            try:
-                proposal = decode_value(e.data)
-                raws, ts = proposal["txs"], proposal["ts"]  # type: ignore[index]
-            except (LedgerError, KeyError, TypeError) as exc:
-                log.error("node %s: committed entry %d is not a block proposal: %s", self.config.id, e.index, exc)
-                continue  # deterministic on every node: skipped everywhere
-            todo.append((e, BlockInput(raws, timestamp=ts, consensus=consensus_data(e.term, e.index), signatures_checked=checked)))  # type: ignore[arg-type]
+            pending.append((e, checked))
         if len(self._checked) > 4 * _APPLY_BACKLOG:  # entries overwritten before they committed
             self._checked = {k: v for k, v in self._checked.items() if k[1] > applied}
-        if not todo:
+        if not pending:
             return
-        results = await self._ledger_call(self.ledger.apply_group, [b for _, b in todo])
-        for (e, _), blk in zip(todo, results):
+        results = await self._ledger_call(self._apply_committed, pending)
+        for (e, _), blk in zip(pending, results):
             if self._proposed_blocks and self.is_leader:
                 self._proposed_blocks -= 1
                 self._cut_wake.set()
@@ -659,6 +653,24 @@ class Node:
                 log.error("node %s: committed entry %d is not a valid block: %s", self.config.id, e.index, blk)
                 continue
             self._settle(dict.fromkeys(blk.txids, blk.height))
+
+    def _apply_committed(self, pending: list[tuple[Entry, bool]]) -> list[Block | LedgerError]:
+        """Decodes committed entries' block proposals and applies them as one group, on a worker
+        thread (a proposal is a whole block: decoding it on the event loop would stall Raft)."""
+        out: list[Block | LedgerError | None] = []
+        inputs = []
+        for e, checked in pending:
+            try:
+                proposal = decode_value(e.data)
+                inputs.append(BlockInput(
+                    proposal["txs"], timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
+                    signatures_checked=checked,
+                ))  # fmt: skip
+                out.append(None)
+            except (LedgerError, KeyError, TypeError) as exc:
+                out.append(MalformedInputError(f"not a block proposal: {exc}"))
+        applied = iter(self.ledger.apply_group(inputs) if inputs else [])
+        return [next(applied) if o is None else o for o in out]
 
     async def _maybe_compact(self) -> None:
         s, every = self.storage, self.config.snapshot_every
