@@ -34,6 +34,11 @@ def _leader(clients: list[Client], timeout: float = 20.0) -> dict[str, Any]:
     raise TimeoutError("no leader elected")
 
 
+def _last_line(path: Path) -> str:
+    lines = path.read_text(errors="replace").strip().splitlines()
+    return lines[-1] if lines else "(nothing logged)"
+
+
 def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
     """Runs the demo's cluster part, reporting each check through ``checks.report(ok, text)``."""
     suite = get_suite(suite_name)
@@ -44,8 +49,12 @@ def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
         )  # fmt: skip
         nodes = [start_node(entry) for entry in load_cluster(layout.dir)]
         try:
-            if not wait_ready(nodes, [], 30.0):
-                checks.report(False, "every node's client API answers")
+            ready = wait_ready(nodes, [], 30.0)
+            exited = [n for n in nodes if n.proc.poll() is not None]  # wait_ready does not wait for these
+            if not ready or exited:
+                # The cluster's directory goes with the demo: say here what each exited node logged last.
+                why = "; ".join(f"{n.id} exited: {_last_line(n.log_path)}" for n in exited)
+                checks.report(False, "every node's client API answers" + (f" ({why})" if why else ""))
                 return
             clients = [Client(n.client_url) for n in nodes]
             leader = _leader(clients)

@@ -31,7 +31,6 @@ import queue
 import shutil
 import socket
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -39,6 +38,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..child_process import module_process
 from .common import BenchError, Goal, Report, Result, check, format_rate, progress
 
 HELP = "Raft on a 3-process loopback cluster with fsync vs PySyncObj, and signed transactions end to end"
@@ -123,8 +123,8 @@ class Member:
         self.kind = kind
         self.log_path = log_path
         with open(log_path, "wb") as err:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "ledgercore.bench.raft_node", kind, json.dumps(spec)],
+            self.proc = module_process(
+                "ledgercore.bench.raft_node", [kind, json.dumps(spec)], cwd=log_path.parent,
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=err, text=True, bufsize=1,
             )  # fmt: skip
         self._lines: queue.Queue[str | None] = queue.Queue()

@@ -25,6 +25,7 @@ from types import FrameType
 from typing import IO, Any
 
 from ..client import Client
+from ..child_process import module_process
 from ..errors import ClientError
 
 POLL_S = 0.1
@@ -52,11 +53,6 @@ def load_cluster(directory: str | Path) -> list[dict[str, str]]:
     return nodes
 
 
-def node_command(config: str | Path) -> list[str]:
-    """The command line that runs one node."""
-    return [sys.executable, "-m", "ledgercore", "node", "--config", str(config)]
-
-
 def _describe_exit(code: int) -> str:
     if code < 0:
         try:
@@ -67,12 +63,12 @@ def _describe_exit(code: int) -> str:
 
 
 def start_node(entry: dict[str, str]) -> NodeProcess:
-    config = Path(entry["config"])
+    config = Path(entry["config"]).resolve()
     log_path = config.parent / "node.log"
     log_file = open(log_path, "ab")
-    proc = subprocess.Popen(
-        node_command(config), stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT,
-        start_new_session=True,
+    proc = module_process(
+        "ledgercore", ["node", "--config", str(config)], cwd=config.parent, stdin=subprocess.DEVNULL,
+        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
     return NodeProcess(entry["id"], config, entry["client_url"], log_path, proc, log_file)
 

@@ -1,0 +1,27 @@
+"""Child processes of ledgercore's own modules start wherever the caller stands, including a source
+checkout whose ``ledgercore/`` lacks the built extension (the README's ``pip install .`` case)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+from ledgercore.child_process import module_process
+
+
+def test_a_child_ignores_a_shadowing_package_in_the_callers_directory(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    checkout = tmp_path / "checkout"
+    (checkout / "ledgercore").mkdir(parents=True)
+    (checkout / "ledgercore" / "__init__.py").write_text("raise ImportError('the source tree, not the install')\n")
+    monkeypatch.chdir(checkout)
+    # What `python -m` does from there: the checkout's package wins, and the child dies on import.
+    shadowed = subprocess.run([sys.executable, "-m", "ledgercore", "--help"], capture_output=True, text=True, check=False)
+    assert shadowed.returncode != 0 and "the source tree, not the install" in shadowed.stderr
+    # A child started through module_process runs in its own directory and gets the installed one.
+    own = tmp_path / "node"
+    own.mkdir()
+    proc = module_process("ledgercore", ["--help"], cwd=own, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert "demo" in out
