@@ -106,6 +106,15 @@ def run_builtin(
     name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
 ) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes], np.ndarray]: ...  # ok, errors, keys, values, txs
 def sorted_keys(keys: _Rows) -> list[bytes]: ...  # distinct, in byte order
+
+class TxLocator:
+    """Committed tx ids -> the heights of the blocks that may hold them (confirm against the block)."""
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...
+    def add_block(self, height: int, ids: bytes) -> None: ...  # heights ascending; ids 32 bytes each
+    def candidates(self, ids: _Rows) -> tuple[np.ndarray, np.ndarray]: ...  # (positions, heights), uint64
+
+def id_positions(ids: bytes, wanted: _Rows) -> np.ndarray: ...  # int64 first position in ids, -1 if absent
 def make_txs(
     suite: str,
     chain_id: str,

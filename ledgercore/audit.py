@@ -13,7 +13,7 @@ height by height from the genesis block up:
 * state: every block is replayed, with its stored timestamp and proposer, into a fresh ledger of the
   same suite, chain id, contracts and permission hook in a temporary directory. Signatures are
   verified again there, and every replayed header (hence ``state_root``) and receipt list must equal
-  the stored one. At the end the derived tables (``state``, ``history``, ``txindex``, ``nonces``) and
+  the stored one. At the end the derived tables (``state``, ``history``, ``nonces``) and
   the chain metadata must equal the replay's, entry for entry.
 
 The first disagreement raises :class:`~ledgercore.errors.IntegrityError` naming the height and the
@@ -53,7 +53,7 @@ if TYPE_CHECKING:
 # Tables written once per block under the block's height.
 PER_BLOCK_TABLES = ("headers", "blocks", "txids", "receipts", "hashes")
 # Tables derived from executing the blocks, compared whole against the replay.
-DERIVED_TABLES = ("state", "history", "txindex", "nonces", "meta")
+DERIVED_TABLES = ("state", "history", "nonces", "meta")
 
 
 @dataclass(frozen=True)
@@ -266,7 +266,7 @@ def _entry_height(table: str, key: bytes, value: bytes | None) -> int | None:
     """The block that wrote an entry of a derived table, as far as the entry says."""
     if table == "history" and len(key) >= 8:  # keyed by change id: u64 height first
         return int.from_bytes(key[:8], "big")
-    if table in ("state", "txindex", "nonces") and value is not None and len(value) >= 8:
+    if table in ("state", "nonces") and value is not None and len(value) >= 8:
         return int.from_bytes(value[:8], "big")
     return None
 

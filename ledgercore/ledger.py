@@ -186,6 +186,10 @@ class Ledger:
         self._head = self._header_at(len(hashes) - 1)
         if self._head.hash != hashes[-1]:
             raise StoreError("stored block hashes do not match the stored headers")
+        # Committed tx ids -> their blocks, in memory: rebuilt here from the stored id lists.
+        self._locator = _native.TxLocator()
+        for h, ids in store.items("txids"):
+            self._locator.add_block(int.from_bytes(h, "big"), ids)
 
     @classmethod
     def open(
@@ -353,6 +357,8 @@ class Ledger:
             except BaseException:
                 self._reload_log()  # hashes appended for blocks that did not commit
                 raise
+            for b in blocks:
+                self._locator.add_block(b.height, b._txids)
             self._head = blocks[-1].header
             # The fsync is shared: each block's commit time gets an equal part of it.
             shared = time.perf_counter() - t0 - sum(b.timings["execute"] + b.timings["commit"] for b in blocks)
@@ -406,7 +412,6 @@ class Ledger:
         self._stage_block(write, header, checked.raws, receipts, txids)
         write.put_many("state", state)
         write.appends["history"] = history
-        write.puts_if_absent["txindex"] = _native.location_entries(height, ids)
         write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
         self._store.put_block(txn, write)
         timings = {**checked.timings, "execute": t3 - t2, "commit": time.perf_counter() - t3}
@@ -512,17 +517,36 @@ class Ledger:
     def tx_heights(self, txids: Sequence[bytes]) -> dict[bytes, int]:
         """The commit height of each of ``txids`` that is committed (absent ones are left out),
         in one bulk lookup: for admitting batches without a lookup per transaction."""
+        return {t: height for t, (height, _) in self._locate(txids).items()}
+
+    def _locate(self, txids: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
+        """``(height, index)`` of each of ``txids`` that is committed. The in-memory locator names
+        the blocks that may hold each one; each is confirmed against its block's stored ids, lowest
+        height first, so a transaction included twice is found where it first committed."""
+        positions, heights = self._locator.candidates(txids)
+        found: dict[bytes, tuple[int, int]] = {}
+        if not positions.size:
+            return found
         with self._store.read() as txn:
-            return {k: int.from_bytes(v[:8], "big") for k, v in self._store.get_many(txn, "txindex", txids)}
+            table = self._store.tables["txids"]
+            for h in np.unique(heights).tolist():
+                block_ids = txn.get(height_key(h), db=table)
+                if block_ids is None:  # committed after this snapshot began: not yet visible here
+                    continue
+                wanted = [txids[p] for p in positions[heights == h].tolist() if txids[p] not in found]
+                for t, i in zip(wanted, _native.id_positions(block_ids, wanted).tolist()):
+                    if i >= 0:
+                        found.setdefault(t, (h, i))
+        return found
 
     def tx(self, txid: bytes) -> TxRecord:
         """A committed transaction with its receipt and its inclusion proof to the block's tx root."""
         if not isinstance(txid, (bytes, bytearray, memoryview)) or len(txid) != 32:
             raise InvalidInputError(f"a transaction id is 32 bytes, got {txid!r:.80}")
-        loc = self._store.get("txindex", bytes(txid))
+        loc = self._locate([bytes(txid)]).get(bytes(txid))
         if loc is None:
             raise NotFoundError(f"no committed transaction {bytes(txid).hex()}")
-        height, index = _location(loc)
+        height, index = loc
         block = self.block(height)
         ids = np.frombuffer(block._txids, dtype=np.uint8).reshape(-1, 32)
         log = merkle.MerkleLog(self.suite.hash)

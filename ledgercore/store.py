@@ -7,7 +7,6 @@ Tables (LMDB named databases), all keys big-endian where numeric:
   txids     u64 height -> the block's transaction ids, 32 bytes each
   receipts  u64 height -> encoded receipts of the block's failed transactions and events
   hashes    u64 height -> block hash (the leaves of the block-hash Merkle log)
-  txindex   tx id -> u64 height || u32 index (first occurrence)
   nonces    sender || u64 nonce -> u64 height || u32 index
   state     contract "/" key -> change id || flag || value (flag 0: deleted, no value; a tombstone
             that keeps the key's history reachable)
@@ -16,6 +15,9 @@ Tables (LMDB named databases), all keys big-endian where numeric:
 where a change id is u64 height || u32 tx index || u32 write ordinal (position among the block's
 writes): history keys only grow, so each block's history is appended after the last page, and a
 key's changes are a chain from its state entry back. docs/FORMAT.md section 6 has the bytes.
+
+There is no table keyed by tx id: the ledger finds a committed transaction through an in-memory
+map rebuilt from ``txids`` on open (``_native.TxLocator``), so a commit writes no random-key index page.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ import lmdb
 from . import _native
 from .errors import LedgerError
 
-TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "txindex", "nonces", "state", "history")
+TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces", "state", "history")
 DEFAULT_MAP_SIZE = 1 << 30
 _T = TypeVar("_T")
 
@@ -154,6 +156,11 @@ class Store:
     def values(self, table: str) -> list[bytes]:
         with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
             return list(cur.iternext(keys=False, values=True))
+
+    def items(self, table: str) -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` of ``table`` in key order, from one snapshot."""
+        with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
+            yield from cur.iternext()
 
     def commit(self, write: BlockWrite) -> None:
         """Writes the block atomically and durably (fsync) or not at all; grows the map when full."""

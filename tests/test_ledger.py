@@ -17,6 +17,7 @@ from ledgercore.errors import (
     ChainMismatchError,
     DecodeError,
     IntegrityError,
+    InvalidLengthError,
     InvalidSignatureError,
     LedgerError,
     NotFoundError,
@@ -400,6 +401,33 @@ def test_tx_heights_finds_committed_ids_in_one_lookup(tmp_path):
         ids = [*second.txids, absent, *first.txids]
         assert led.tx_heights(ids) == {**dict.fromkeys(first.txids, 1), second.txids[0]: 2}
         assert led.tx_heights([]) == {}
+        replay = led.apply_block([first.raws[1]])  # the same transaction again: fails, found at 1
+        assert not replay.receipts[0].ok
+    # Reopened: the in-memory locator is rebuilt from the stored ids and answers the same.
+    with Ledger.open(tmp_path / "l") as led:
+        assert led.tx_heights(ids) == {**dict.fromkeys(first.txids, 1), second.txids[0]: 2}
+        t = led.tx(first.txids[1])
+        assert (t.height, t.index, t.tx.encode()) == (1, 1, first.raws[1])
+        with pytest.raises(NotFoundError):
+            led.tx(absent)
+
+
+def test_the_tx_locator_refuses_bad_input_with_typed_errors():
+    loc = _native.TxLocator()
+    loc.add_block(3, bytes(64))
+    with pytest.raises(OutOfRangeError, match="ascending"):
+        loc.add_block(3, bytes(32))
+    with pytest.raises(InvalidLengthError):
+        loc.add_block(4, bytes(33))
+    with pytest.raises(OutOfRangeError):
+        loc.add_block(1 << 32, bytes(32))
+    with pytest.raises(InvalidLengthError):
+        loc.candidates([bytes(31)])
+    with pytest.raises(InvalidLengthError):
+        _native.id_positions(bytes(32), [bytes(33)])
+    assert len(loc) == 2
+    positions, heights = loc.candidates([bytes(range(32)), bytes(32)])
+    assert positions.tolist() == [1] and heights.tolist() == [3]
 
 
 def test_a_group_commit_equals_blocks_one_at_a_time_and_skips_a_bad_block_in_place(tmp_path):

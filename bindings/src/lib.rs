@@ -5,6 +5,7 @@ mod contracts;
 mod errors;
 mod hashing;
 mod ledger;
+mod locator;
 mod merkle;
 mod raft;
 mod rows;
@@ -54,6 +55,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ledger::state_root, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::location_entries, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::sorted_keys, m)?)?;
+    m.add_function(wrap_pyfunction!(locator::id_positions, m)?)?;
     m.add_function(wrap_pyfunction!(contracts::run_builtin, m)?)?;
     m.add_function(wrap_pyfunction!(codec::suites, m)?)?;
     m.add_function(wrap_pyfunction!(codec::encode_value, m)?)?;
@@ -74,5 +76,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<txbatch::TxBatch>()?;
     m.add_class::<signing::SecretKey>()?;
     m.add_class::<merkle::MerkleLog>()?;
+    m.add_class::<locator::TxLocator>()?;
     Ok(())
 }

@@ -10,7 +10,8 @@ and replayed transactions, and two contracts whose slices interleave transaction
 tests/test_ledger_vectors.py replays them with the current code and compares.
 
 The file was made with the code before the history table was keyed by change id (commit b6883c7):
-the layout changed, these answers did not.
+the layout changed, these answers did not. Its ``txindex`` table digest was dropped when that table
+gave way to the in-memory transaction locator; the other tables are still byte for byte the same.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from ledgercore.contracts import Contract, ContractError, method
 HERE = Path(__file__).parent
 VECTORS = HERE / "ledger_v1.json"
 # Tables whose layout did not change with the history table's: compared by digest.
-STABLE_TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "txindex", "nonces")
+STABLE_TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces")
 T0 = 1_700_000_000_000
 
 

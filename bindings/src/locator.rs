@@ -1,0 +1,57 @@
+//! The in-memory map of committed transactions to their blocks (`native/src/ledger/locator.rs`).
+
+use ledgercore_native::ledger::locator;
+use numpy::PyArray1;
+use pyo3::prelude::*;
+use pyo3::types::PyTuple;
+
+use crate::errors::OrRaise;
+use crate::rows::Rows;
+
+#[pyclass(module = "ledgercore._native")]
+pub struct TxLocator {
+    inner: locator::TxLocator,
+}
+
+#[pymethods]
+impl TxLocator {
+    #[new]
+    fn new() -> Self {
+        Self { inner: locator::TxLocator::new() }
+    }
+
+    fn __len__(&self) -> usize {
+        self.inner.len() as usize
+    }
+
+    /// Records the block at `height` (above every block added before) and its ids, 32 bytes each.
+    fn add_block(&mut self, height: u64, ids: &[u8]) -> PyResult<()> {
+        self.inner.add_block(height, ids).or_raise()
+    }
+
+    /// `(positions, heights)`: for each of `ids` that may be committed, its position in `ids`
+    /// and a height that may hold it, one pair per candidate, lowest height first per position.
+    fn candidates<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+        let rows = Rows::extract(ids, "ids")?;
+        let (mut positions, mut heights) = (Vec::new(), Vec::new());
+        for (i, id) in rows.slices().into_iter().enumerate() {
+            for h in self.inner.candidates(id).or_raise()? {
+                positions.push(i as u64);
+                heights.push(h);
+            }
+        }
+        PyTuple::new(py, [PyArray1::from_vec(py, positions).into_any(), PyArray1::from_vec(py, heights).into_any()])
+    }
+}
+
+/// The position of each of `wanted` among a block's `ids` (its first occurrence), -1 where absent.
+#[pyfunction]
+pub fn id_positions<'py>(
+    py: Python<'py>,
+    ids: &[u8],
+    wanted: &Bound<'py, PyAny>,
+) -> PyResult<Bound<'py, PyArray1<i64>>> {
+    let wanted = Rows::extract(wanted, "wanted")?;
+    let found = locator::id_positions(ids, &wanted.slices()).or_raise()?;
+    Ok(PyArray1::from_vec(py, found.into_iter().map(|p| p.map_or(-1, i64::from)).collect()))
+}
