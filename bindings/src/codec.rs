@@ -60,9 +60,7 @@ fn too_deep() -> Fail {
 }
 
 fn text(s: &Bound<'_, PyString>) -> Result<String, Fail> {
-    s.to_str()
-        .map(str::to_owned)
-        .map_err(|_| fail("str is not encodable as UTF-8 (it holds a lone surrogate)"))
+    s.to_str().map(str::to_owned).map_err(|_| fail("str is not encodable as UTF-8 (it holds a lone surrogate)"))
 }
 
 /// Python object -> value: None, bool, int (i64), bytes/bytearray/memoryview, str, list/tuple,
@@ -75,10 +73,12 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Fail> {
         return Ok(Value::Bool(b.is_true()));
     }
     if obj.is_instance_of::<PyInt>() {
-        return obj
-            .extract::<i64>()
-            .map(Value::Int)
-            .map_err(|_| fail(format!("int {} is outside the i64 range [-2**63, 2**63 - 1]", obj.str().map(|s| s.to_string()).unwrap_or_default())));
+        return obj.extract::<i64>().map(Value::Int).map_err(|_| {
+            fail(format!(
+                "int {} is outside the i64 range [-2**63, 2**63 - 1]",
+                obj.str().map(|s| s.to_string()).unwrap_or_default()
+            ))
+        });
     }
     if let Ok(b) = obj.cast::<PyBytes>() {
         return Ok(Value::Bytes(b.as_bytes().to_vec()));
@@ -178,10 +178,7 @@ pub fn decode_value<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, Py
 /// `(name, scheme, hash, code, public_key_size)` of every suite, in code order.
 #[pyfunction]
 pub fn suites() -> Vec<(&'static str, &'static str, &'static str, u8, usize)> {
-    Suite::ALL
-        .iter()
-        .map(|s| (s.name(), s.scheme().name(), s.hash().name(), s.code(), s.public_key_len()))
-        .collect()
+    Suite::ALL.iter().map(|s| (s.name(), s.scheme().name(), s.hash().name(), s.code(), s.public_key_len())).collect()
 }
 
 fn uint<T: TryFrom<u64>>(obj: &Bound<'_, PyAny>, what: &str, max: &str) -> PyResult<T> {
@@ -213,7 +210,10 @@ pub fn encode_tx_payload<'py>(
 ) -> PyResult<Bound<'py, PyBytes>> {
     let suite = Suite::from_name(suite).or_raise()?;
     if !args.is_instance_of::<PyDict>() {
-        return Err(to_py(Error::Encode { what: "args".into(), reason: format!("must be a dict, got {}", type_name(args)) }));
+        return Err(to_py(Error::Encode {
+            what: "args".into(),
+            reason: format!("must be a dict, got {}", type_name(args)),
+        }));
     }
     let args = encode_object(args, "args")?;
     let fields = TxFields {

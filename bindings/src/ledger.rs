@@ -141,7 +141,8 @@ pub fn block_entries<'py>(
             let w = &writes[i as usize];
             let key = PyBytes::new(py, &writes::write_change(height, &writes, i));
             let prev = writes::previous_change(height, &writes, &order, i, &lookup);
-            let value = filled(py, writes::history_value_len(w), |b| writes::history_value(&prev, w, &ids[w.tx as usize], b))?;
+            let value =
+                filled(py, writes::history_value_len(w), |b| writes::history_value(&prev, w, &ids[w.tx as usize], b))?;
             pair(py, key, value)
         })
         .collect::<PyResult<Vec<_>>>()?;

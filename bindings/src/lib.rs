@@ -20,12 +20,10 @@ fn configure_threads() -> PyResult<()> {
     let Ok(raw) = std::env::var("LEDGERCORE_THREADS") else {
         return Ok(());
     };
-    let threads: usize = raw
-        .trim()
-        .parse()
-        .ok()
-        .filter(|n| *n > 0)
-        .ok_or_else(|| errors::malformed("LEDGERCORE_THREADS", format!("must be a positive integer, got {raw:?}")))?;
+    let threads: usize =
+        raw.trim().parse().ok().filter(|n| *n > 0).ok_or_else(|| {
+            errors::malformed("LEDGERCORE_THREADS", format!("must be a positive integer, got {raw:?}"))
+        })?;
     // Fails only if the pool already exists (module initialised twice); the first size stands.
     let _ = rayon::ThreadPoolBuilder::new().num_threads(threads).build_global();
     Ok(())

@@ -10,9 +10,7 @@ use crate::errors::{malformed, OrRaise};
 use crate::rows::Rows;
 
 fn digest(bytes: &[u8], what: &'static str) -> PyResult<Digest> {
-    bytes
-        .try_into()
-        .map_err(|_| malformed(what, format!("must be {DIGEST_LEN} bytes, got {}", bytes.len())))
+    bytes.try_into().map_err(|_| malformed(what, format!("must be {DIGEST_LEN} bytes, got {}", bytes.len())))
 }
 
 /// An index or size argument. Negative or too-large integers raise `OutOfRangeError` (a `ValueError`),

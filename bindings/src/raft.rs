@@ -45,10 +45,8 @@ pub fn encode_entries<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>) -> PyRe
         let bad_u64 = |_| encode_error(format!("entries[{i}]"), "term or index is not a u64");
         let term: u64 = t.get_item(0)?.extract().map_err(bad_u64)?;
         let index: u64 = t.get_item(1)?.extract().map_err(bad_u64)?;
-        let kind: u8 = t
-            .get_item(2)?
-            .extract()
-            .map_err(|_| encode_error(format!("entries[{i}].type"), "is not an entry type"))?;
+        let kind: u8 =
+            t.get_item(2)?.extract().map_err(|_| encode_error(format!("entries[{i}].type"), "is not an entry type"))?;
         heads.push((term, index, kind));
         datas.push(entry_data(i, t.get_item(3)?)?);
     }
@@ -66,7 +64,11 @@ pub fn encode_entries<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>) -> PyRe
 /// # Safety
 /// `cls` must be a subtype of `tuple` with no extra fields (a named tuple), and every item a new
 /// reference to an object that cannot refer back to the tuple (ints, bytes, enum members).
-unsafe fn new_tuple_of(py: Python<'_>, cls: *mut ffi::PyTypeObject, items: [*mut ffi::PyObject; 4]) -> PyResult<Bound<'_, PyAny>> {
+unsafe fn new_tuple_of(
+    py: Python<'_>,
+    cls: *mut ffi::PyTypeObject,
+    items: [*mut ffi::PyObject; 4],
+) -> PyResult<Bound<'_, PyAny>> {
     let obj = ffi::PyType_GenericAlloc(cls, 4);
     if obj.is_null() {
         for item in items {

@@ -34,7 +34,12 @@ impl TxBatch {
     }
 
     /// One fixed-width field of every transaction, as an `(N, width)` uint8 array.
-    fn matrix<'py>(&self, py: Python<'py>, width: usize, field: impl Fn(&Transaction) -> &[u8]) -> PyResult<Bound<'py, PyArray2<u8>>> {
+    fn matrix<'py>(
+        &self,
+        py: Python<'py>,
+        width: usize,
+        field: impl Fn(&Transaction) -> &[u8],
+    ) -> PyResult<Bound<'py, PyArray2<u8>>> {
         let mut out = Vec::with_capacity(self.txs.len() * width);
         for tx in &self.txs {
             out.extend_from_slice(field(tx));

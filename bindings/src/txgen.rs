@@ -68,7 +68,10 @@ pub fn make_txs<'py>(
     let (nonces, timestamps) = (nonces.as_slice()?, timestamps.as_slice()?);
     let methods = Names::extract(methods, "methods", n)?;
     if nonces.len() != n || timestamps.len() != n {
-        return Err(malformed("make_txs", format!("{n} args, {} nonces, {} timestamps", nonces.len(), timestamps.len())));
+        return Err(malformed(
+            "make_txs",
+            format!("{n} args, {} nonces, {} timestamps", nonces.len(), timestamps.len()),
+        ));
     }
     let signers: Vec<usize> = match &signers {
         Some(s) => s.as_slice()?.iter().map(|&k| k as usize).collect(),

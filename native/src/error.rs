@@ -6,28 +6,16 @@ use thiserror::Error;
 pub enum Error {
     /// A hash algorithm or signature scheme name that ledgercore does not know.
     #[error("unknown {kind} {name:?}; expected one of {expected}")]
-    UnknownName {
-        kind: &'static str,
-        name: String,
-        expected: &'static str,
-    },
+    UnknownName { kind: &'static str, name: String, expected: &'static str },
     /// An input of the wrong byte length (key, signature, digest, ...).
     #[error("{what} must be {expected} bytes, got {got}")]
-    BadLength {
-        what: &'static str,
-        expected: usize,
-        got: usize,
-    },
+    BadLength { what: &'static str, expected: usize, got: usize },
     /// Well-sized bytes that do not encode a valid key.
     #[error("invalid {what}: {reason}")]
     InvalidKey { what: &'static str, reason: String },
     /// An index or size outside what the tree holds.
     #[error("{what} {value} out of range: {bound}")]
-    OutOfRange {
-        what: &'static str,
-        value: u64,
-        bound: String,
-    },
+    OutOfRange { what: &'static str, value: u64, bound: String },
     /// Columns of a batch that do not line up.
     #[error("batch columns differ in length: {0}")]
     BatchMismatch(String),
@@ -38,11 +26,7 @@ pub enum Error {
     /// or suite code, non-canonical form). `index` names the item of a batch it came from; the
     /// message then reads `transaction 3: ...`.
     #[error("{what}{}: {reason}", .index.map(|i| format!(" {i}")).unwrap_or_default())]
-    Decode {
-        what: &'static str,
-        index: Option<usize>,
-        reason: String,
-    },
+    Decode { what: &'static str, index: Option<usize>, reason: String },
     /// Something that cannot be encoded: `what` is a field name or a path into a value
     /// (`args["meta"][2]`), `reason` says why (wrong type, out of range, too long, bad name).
     #[error("{what}: {reason}")]

@@ -26,11 +26,7 @@ impl HashAlgo {
             "blake3" => Ok(Self::Blake3),
             "sha256" => Ok(Self::Sha256),
             "sm3" => Ok(Self::Sm3),
-            _ => Err(Error::UnknownName {
-                kind: "hash algorithm",
-                name: name.to_owned(),
-                expected: Self::NAMES,
-            }),
+            _ => Err(Error::UnknownName { kind: "hash algorithm", name: name.to_owned(), expected: Self::NAMES }),
         }
     }
 
@@ -80,10 +76,7 @@ impl HashAlgo {
         if items.len() < PARALLEL_MIN_ITEMS {
             out.chunks_mut(DIGEST_LEN).zip(items).for_each(work);
         } else {
-            out.par_chunks_mut(DIGEST_LEN)
-                .zip(items.par_iter())
-                .with_min_len(256)
-                .for_each(work);
+            out.par_chunks_mut(DIGEST_LEN).zip(items.par_iter()).with_min_len(256).for_each(work);
         }
         out
     }

@@ -52,7 +52,11 @@ pub fn decode_block(data: &[u8]) -> Result<DecodedBlock<'_>> {
     let count_at = r.offset();
     let count = r.u32(&"tx count")?;
     if count != header.tx_count {
-        return Err(r.error_at(&"tx count", count_at, format_args!("{count} differs from the header's tx_count {}", header.tx_count)));
+        return Err(r.error_at(
+            &"tx count",
+            count_at,
+            format_args!("{count} differs from the header's tx_count {}", header.tx_count),
+        ));
     }
     // Each transaction takes at least 5 bytes: never reserve more than the input could hold.
     let mut txs = Vec::with_capacity((count as usize).min(r.remaining() / 5));

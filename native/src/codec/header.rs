@@ -6,8 +6,8 @@
 //! size) | `u32 tx_count` | `u16 consensus length` + consensus data (opaque).
 //! Block hash = suite hash of the whole header encoding.
 
-use super::{check_chain_id_len, encode_error, put_short, Reader, MAX_CHAIN_ID_LEN};
 use super::tx::unknown_suite;
+use super::{check_chain_id_len, encode_error, put_short, Reader, MAX_CHAIN_ID_LEN};
 use crate::error::Result;
 use crate::hash::Digest;
 use crate::suite::Suite;
@@ -38,12 +38,18 @@ impl BlockHeader {
         if !self.proposer.is_empty() && self.proposer.len() != pk_len {
             return Err(encode_error(
                 "proposer",
-                format!("must be empty or a {pk_len}-byte {} public key, got {} bytes", self.suite.name(), self.proposer.len()),
+                format!(
+                    "must be empty or a {pk_len}-byte {} public key, got {} bytes",
+                    self.suite.name(),
+                    self.proposer.len()
+                ),
             ));
         }
         let consensus_len = u16::try_from(self.consensus.len())
             .map_err(|_| encode_error("consensus", format!("at most 65535 bytes, got {}", self.consensus.len())))?;
-        let mut out = Vec::with_capacity(2 + 1 + self.chain_id.len() + 8 + 4 * 32 + 8 + 1 + self.proposer.len() + 4 + 2 + self.consensus.len());
+        let mut out = Vec::with_capacity(
+            2 + 1 + self.chain_id.len() + 8 + 4 * 32 + 8 + 1 + self.proposer.len() + 4 + 2 + self.consensus.len(),
+        );
         out.push(HEADER_VERSION);
         out.push(self.suite.code());
         put_short(&mut out, self.chain_id.as_bytes());
@@ -74,7 +80,11 @@ impl BlockHeader {
         let mut r = Reader::at("block header", data, base);
         let version = r.u8(&"version")?;
         if version != HEADER_VERSION {
-            return Err(r.error_at(&"version", base, format_args!("unknown version {version} (this build reads {HEADER_VERSION})")));
+            return Err(r.error_at(
+                &"version",
+                base,
+                format_args!("unknown version {version} (this build reads {HEADER_VERSION})"),
+            ));
         }
         let code = r.u8(&"suite")?;
         let suite = Suite::from_code(code).ok_or_else(|| r.error_at(&"suite", base + 1, unknown_suite(code)))?;

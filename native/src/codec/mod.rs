@@ -103,7 +103,11 @@ impl<'a> Reader<'a> {
         let at = self.offset();
         let len = self.u8(&format_args!("{field} length"))? as usize;
         if len < min || len > max {
-            return Err(self.error_at(&format_args!("{field} length"), at, format_args!("{len} is outside {min}..={max}")));
+            return Err(self.error_at(
+                &format_args!("{field} length"),
+                at,
+                format_args!("{len} is outside {min}..={max}"),
+            ));
         }
         self.take(len, &field)
     }
@@ -127,10 +131,7 @@ pub(crate) fn check_name(name: &[u8]) -> std::result::Result<(), String> {
         return Err(format!("{:?} must start with a lowercase ASCII letter", String::from_utf8_lossy(name)));
     }
     if let Some(bad) = name.iter().position(|&b| !(b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')) {
-        return Err(format!(
-            "{:?} has a character outside [a-z0-9_] at position {bad}",
-            String::from_utf8_lossy(name)
-        ));
+        return Err(format!("{:?} has a character outside [a-z0-9_] at position {bad}", String::from_utf8_lossy(name)));
     }
     Ok(())
 }
@@ -156,7 +157,8 @@ pub(crate) fn put_short(out: &mut Vec<u8>, bytes: &[u8]) {
 
 /// Appends a `u32` length and the bytes.
 pub(crate) fn put_long(out: &mut Vec<u8>, what: &str, bytes: &[u8]) -> Result<()> {
-    let len = u32::try_from(bytes.len()).map_err(|_| encode_error(what, format!("{} bytes do not fit a u32 length", bytes.len())))?;
+    let len = u32::try_from(bytes.len())
+        .map_err(|_| encode_error(what, format!("{} bytes do not fit a u32 length", bytes.len())))?;
     out.extend_from_slice(&len.to_be_bytes());
     out.extend_from_slice(bytes);
     Ok(())

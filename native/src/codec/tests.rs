@@ -51,9 +51,15 @@ fn value_known_encoding() {
         hex,
         concat!(
             "0700000003",
-            "0000000162", "0400000001ab",
-            "000000016c", "0600000003", "00", "02", "0500000002c3a9",
-            "000000016e", "03fffffffffffffffe",
+            "0000000162",
+            "0400000001ab",
+            "000000016c",
+            "0600000003",
+            "00",
+            "02",
+            "0500000002c3a9",
+            "000000016e",
+            "03fffffffffffffffe",
         )
     );
 }
@@ -79,7 +85,7 @@ fn values_round_trip_and_every_truncation_fails() {
 #[test]
 fn value_rejects_non_canonical_maps() {
     // {"b": null, "a": null}: unsorted.
-    let unsorted = hex::decode("07000000020000000162000000000161" .to_owned() + "00").unwrap();
+    let unsorted = hex::decode("07000000020000000162000000000161".to_owned() + "00").unwrap();
     let e = decode_err(&unsorted);
     assert!(e.contains("sorts before") && e.contains("map key #1") && e.contains("at byte 11"), "{e}");
     let dup = hex::decode("0700000002000000016100000000016100").unwrap();
@@ -150,13 +156,10 @@ fn key(suite: Suite, seed: u8) -> SecretKey {
 }
 
 fn args() -> Vec<u8> {
-    Value::map(vec![
-        ("key".into(), Value::Str("lic/91110000".into())),
-        ("digest".into(), Value::Bytes(vec![7; 32])),
-    ])
-    .unwrap()
-    .encode()
-    .unwrap()
+    Value::map(vec![("key".into(), Value::Str("lic/91110000".into())), ("digest".into(), Value::Bytes(vec![7; 32]))])
+        .unwrap()
+        .encode()
+        .unwrap()
 }
 
 fn signed(suite: Suite, chain_id: &str, nonce: u64) -> Transaction {

@@ -10,7 +10,9 @@
 use rayon::prelude::*;
 
 use super::value::validate_map;
-use super::{check_chain_id_len, check_name, encode_error, put_short, Reader, MAX_CHAIN_ID_LEN, MAX_NAME_LEN, MAX_TX_SIZE};
+use super::{
+    check_chain_id_len, check_name, encode_error, put_short, Reader, MAX_CHAIN_ID_LEN, MAX_NAME_LEN, MAX_TX_SIZE,
+};
 use crate::error::{Error, Result};
 use crate::hash::Digest;
 use crate::signature::{SecretKey, SIGNATURE_LEN};
@@ -52,7 +54,10 @@ impl TxFields<'_> {
             + self.args.len()
             + SIGNATURE_LEN;
         if size > MAX_TX_SIZE {
-            return Err(encode_error("transaction", format!("encoding would be {size} bytes, over the {MAX_TX_SIZE}-byte maximum")));
+            return Err(encode_error(
+                "transaction",
+                format!("encoding would be {size} bytes, over the {MAX_TX_SIZE}-byte maximum"),
+            ));
         }
         validate_map("args", "args", self.args, 0).map_err(|e| match e {
             Error::Decode { reason, .. } => encode_error("args", format!("not a canonical map: {reason}")),
@@ -136,13 +141,18 @@ impl Transaction {
         }
         let version = r.u8(&"version")?;
         if version != TX_VERSION {
-            return Err(r.error_at(&"version", 0, format_args!("unknown version {version} (this build reads {TX_VERSION})")));
+            return Err(r.error_at(
+                &"version",
+                0,
+                format_args!("unknown version {version} (this build reads {TX_VERSION})"),
+            ));
         }
         let code = r.u8(&"suite")?;
         let suite = Suite::from_code(code).ok_or_else(|| r.error_at(&"suite", 1, unknown_suite(code)))?;
         let chain_at = r.offset() + 1;
         let chain = r.short_bytes("chain id", 1, MAX_CHAIN_ID_LEN)?;
-        std::str::from_utf8(chain).map_err(|e| r.error_at(&"chain id", chain_at + e.valid_up_to(), "not valid UTF-8"))?;
+        std::str::from_utf8(chain)
+            .map_err(|e| r.error_at(&"chain id", chain_at + e.valid_up_to(), "not valid UTF-8"))?;
         let chain_id = span(&r, chain.len());
         let pk_len = suite.public_key_len();
         r.take(pk_len, &format_args!("sender ({} public key, {pk_len} bytes)", suite.name()))?;
@@ -160,19 +170,7 @@ impl Transaction {
         r.take(SIGNATURE_LEN, &"signature")?;
         r.finish("signature")?;
         let id = suite.hash().digest(&raw[..payload_len]);
-        Ok(Self {
-            raw: Vec::new(),
-            suite,
-            nonce,
-            timestamp,
-            chain_id,
-            sender,
-            contract,
-            method,
-            args,
-            payload_len,
-            id,
-        })
+        Ok(Self { raw: Vec::new(), suite, nonce, timestamp, chain_id, sender, contract, method, args, payload_len, id })
     }
 
     fn str_at(&self, (start, end): (usize, usize)) -> &str {

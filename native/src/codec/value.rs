@@ -195,7 +195,9 @@ fn tag_name(t: u8) -> &'static str {
 }
 
 fn write(value: &Value, out: &mut Vec<u8>, depth: usize) -> std::result::Result<(), PathError> {
-    let long = |out: &mut Vec<u8>, bytes: &[u8]| put_long(out, "", bytes).map_err(|_| PathError::new(format!("{} bytes do not fit a u32 length", bytes.len())));
+    let long = |out: &mut Vec<u8>, bytes: &[u8]| {
+        put_long(out, "", bytes).map_err(|_| PathError::new(format!("{} bytes do not fit a u32 length", bytes.len())))
+    };
     let count = |out: &mut Vec<u8>, n: usize| {
         let n = u32::try_from(n).map_err(|_| PathError::new(format!("{n} items do not fit a u32 count")))?;
         out.extend_from_slice(&n.to_be_bytes());

@@ -144,9 +144,12 @@ pub fn record(fields: &[(&str, Field<'_>)]) -> Vec<u8> {
     debug_assert!(fields.windows(2).all(|w| w[0].0.as_bytes() < w[1].0.as_bytes()), "sorted field names");
     let size = 5 + fields
         .iter()
-        .map(|(k, f)| 4 + k.len() + match f {
-            Field::Bytes(b) => 5 + b.len(),
-            Field::Encoded(e) => e.len(),
+        .map(|(k, f)| {
+            4 + k.len()
+                + match f {
+                    Field::Bytes(b) => 5 + b.len(),
+                    Field::Encoded(e) => e.len(),
+                }
         })
         .sum::<usize>();
     let mut out = Vec::with_capacity(size);

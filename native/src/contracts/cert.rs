@@ -15,7 +15,9 @@ pub struct Cert;
 pub enum Op {
     /// The record to store.
     Issue(Vec<u8>),
-    Revoke { reason: String },
+    Revoke {
+        reason: String,
+    },
 }
 
 impl SingleKeyContract for Cert {

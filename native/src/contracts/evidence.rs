@@ -26,7 +26,11 @@ impl SingleKeyContract for Evidence {
         let digest = args.bytes("digest", MIN_DIGEST, MAX_DIGEST)?;
         let meta = args.any("meta", MAX_META)?;
         key.extend_from_slice(name.as_bytes());
-        Ok(record(&[("digest", Field::Bytes(digest)), ("meta", Field::Encoded(meta)), ("owner", Field::Bytes(call.sender))]))
+        Ok(record(&[
+            ("digest", Field::Bytes(digest)),
+            ("meta", Field::Encoded(meta)),
+            ("owner", Field::Bytes(call.sender)),
+        ]))
     }
 
     fn apply(&self, _call: &Call<'_>, key: &str, value: Self::Op, current: Option<&[u8]>) -> Result<Vec<u8>, String> {

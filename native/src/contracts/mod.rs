@@ -98,11 +98,10 @@ pub fn plan<C: SingleKeyContract>(contract: &C, calls: &[Call<'_>]) -> Plan<C::O
     };
     // Sort by the 16 key bytes after the namespace first (held inline, so most comparisons touch
     // no key), then by the whole key.
-    let mut order: Vec<(u128, u32)> = (0..calls.len())
-        .filter(|&j| ops[j].is_ok())
-        .map(|j| (head(&keys[j][prefix_len..]), j as u32))
-        .collect();
-    let by_key = |a: &(u128, u32), b: &(u128, u32)| a.0.cmp(&b.0).then_with(|| keys[a.1 as usize].cmp(&keys[b.1 as usize]));
+    let mut order: Vec<(u128, u32)> =
+        (0..calls.len()).filter(|&j| ops[j].is_ok()).map(|j| (head(&keys[j][prefix_len..]), j as u32)).collect();
+    let by_key =
+        |a: &(u128, u32), b: &(u128, u32)| a.0.cmp(&b.0).then_with(|| keys[a.1 as usize].cmp(&keys[b.1 as usize]));
     if order.len() < PARALLEL_MIN_CALLS {
         order.sort_unstable_by(by_key);
     } else {
@@ -130,7 +129,12 @@ pub struct Outcome {
 
 /// Decides every call in block order. `current` holds the committed values of the plan's keys,
 /// aligned with [`Plan::keys`] (see [`Plan::current`]).
-pub fn apply<C: SingleKeyContract>(contract: &C, calls: &[Call<'_>], plan: Plan<C::Op>, current: &[Option<&[u8]>]) -> Outcome {
+pub fn apply<C: SingleKeyContract>(
+    contract: &C,
+    calls: &[Call<'_>],
+    plan: Plan<C::Op>,
+    current: &[Option<&[u8]>],
+) -> Outcome {
     assert_eq!(current.len(), plan.distinct.len(), "one current value per distinct key");
     let Plan { prefix_len, mut keys, ops, group, .. } = plan;
     let mut out = Outcome { ok: vec![false; calls.len()], ..Outcome::default() };
@@ -160,7 +164,8 @@ pub fn apply<C: SingleKeyContract>(contract: &C, calls: &[Call<'_>], plan: Plan<
             Err(reason) => out.errors.push((call.index, reason)),
         }
     }
-    out.writes = values.into_iter().map(|(j, value, index)| (std::mem::take(&mut keys[j as usize]), value, index)).collect();
+    out.writes =
+        values.into_iter().map(|(j, value, index)| (std::mem::take(&mut keys[j as usize]), value, index)).collect();
     out
 }
 

@@ -40,10 +40,23 @@ fn evidence_anchors_once_within_and_across_blocks() {
 fn evidence_rejects_bad_arguments_with_reasons() {
     let cases = [
         (args(vec![("key", Value::Str("k".into()))]), "missing argument \"digest\""),
-        (args(vec![("key", Value::Str("k".into())), ("digest", Value::Bytes(vec![1; 3]))]), "digest must be 16..64 bytes, got 3"),
+        (
+            args(vec![("key", Value::Str("k".into())), ("digest", Value::Bytes(vec![1; 3]))]),
+            "digest must be 16..64 bytes, got 3",
+        ),
         (args(vec![("key", Value::Int(5)), ("digest", Value::Bytes(vec![1; 32]))]), "key must be a str, got int"),
-        (args(vec![("key", Value::Str("k".into())), ("digest", Value::Bytes(vec![1; 32])), ("x", Value::Null)]), "unexpected argument \"x\""),
-        (args(vec![("key", Value::Str("k".into())), ("digest", Value::Bytes(vec![1; 32])), ("meta", Value::Bytes(vec![0; 5000]))]), "over the 4096-byte limit"),
+        (
+            args(vec![("key", Value::Str("k".into())), ("digest", Value::Bytes(vec![1; 32])), ("x", Value::Null)]),
+            "unexpected argument \"x\"",
+        ),
+        (
+            args(vec![
+                ("key", Value::Str("k".into())),
+                ("digest", Value::Bytes(vec![1; 32])),
+                ("meta", Value::Bytes(vec![0; 5000])),
+            ]),
+            "over the 4096-byte limit",
+        ),
         (vec![0xff], "evidence.put:"),
     ];
     for (raw, want) in &cases {
@@ -96,7 +109,8 @@ fn large_slices_group_repeated_keys_and_read_them_once_in_order() {
     assert!(keys.windows(2).all(|w| w[0] < w[1]), "distinct and sorted");
     assert_eq!(keys.len(), 50 + 400);
     let first = b"evidence/k/0".to_vec();
-    let committed: HashMap<Vec<u8>, Vec<u8>> = [(first.clone(), b"old".to_vec()), (b"evidence/zzz".to_vec(), b"x".to_vec())].into();
+    let committed: HashMap<Vec<u8>, Vec<u8>> =
+        [(first.clone(), b"old".to_vec()), (b"evidence/zzz".to_vec(), b"x".to_vec())].into();
     let current = p.current(committed.iter().map(|(k, v)| (k.as_slice(), v.as_slice())));
     assert_eq!(current.iter().filter(|c| c.is_some()).count(), 1);
     let out = apply(&Evidence, &calls, p, &current);
@@ -116,7 +130,11 @@ fn large_slices_group_repeated_keys_and_read_them_once_in_order() {
 
 #[test]
 fn records_copy_meta_encodings_exactly() {
-    let meta = Value::map(vec![("b".into(), Value::List(vec![Value::Int(-1), Value::Null])), ("a".into(), Value::Str("é".into()))]).unwrap();
+    let meta = Value::map(vec![
+        ("b".into(), Value::List(vec![Value::Int(-1), Value::Null])),
+        ("a".into(), Value::Str("é".into())),
+    ])
+    .unwrap();
     let a = args(vec![("key", Value::Str("k".into())), ("digest", Value::Bytes(vec![1; 32])), ("meta", meta.clone())]);
     let out = run(&Evidence, &[call(0, b"owner", "put", &a)], &HashMap::new());
     let want = Value::map(vec![

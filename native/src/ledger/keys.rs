@@ -48,7 +48,8 @@ mod tests {
 
     #[test]
     fn change_ids_sort_by_height_then_tx_then_ordinal() {
-        let ids = [change_id(1, 0, 7), change_id(1, 2, 0), change_id(1, 2, 1), change_id(2, 0, 0), change_id(256, 0, 0)];
+        let ids =
+            [change_id(1, 0, 7), change_id(1, 2, 0), change_id(1, 2, 1), change_id(2, 0, 0), change_id(256, 0, 0)];
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(&change_id(3, 4, 5)[..VERSION_LEN], &version(3, 4));
     }

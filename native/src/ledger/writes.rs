@@ -210,7 +210,8 @@ mod tests {
         assert_eq!(&e.state[1].1[..VERSION_LEN], &version(7, 2));
         // One entry per write, even two by the same transaction, in change-id order.
         let keys: Vec<Vec<u8>> = e.history.iter().map(|(k, _)| k.clone()).collect();
-        let expected: Vec<ChangeId> = [(0, 0), (1, 1), (2, 2), (2, 3), (2, 4)].map(|(t, o)| change_id(7, t, o)).to_vec();
+        let expected: Vec<ChangeId> =
+            [(0, 0), (1, 1), (2, 2), (2, 3), (2, 4)].map(|(t, o)| change_id(7, t, o)).to_vec();
         assert_eq!(keys, expected.iter().map(|c| c.to_vec()).collect::<Vec<_>>());
         let prevs: Vec<&[u8]> = e.history.iter().map(|(_, v)| &v[..CHANGE_ID_LEN]).collect();
         assert_eq!(prevs, [&earlier[..], &NO_CHANGE, &change_id(7, 0, 0), &change_id(7, 1, 1), &change_id(7, 2, 3)]);
@@ -261,7 +262,10 @@ mod tests {
             let prev = last.insert(w.key.to_vec(), i as u32).map_or(NO_CHANGE, |p| change_id(3, p, p));
             assert_eq!(&h[..CHANGE_ID_LEN], &prev);
         }
-        assert_eq!(e.state.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(), last.keys().cloned().collect::<Vec<_>>());
+        assert_eq!(
+            e.state.iter().map(|(k, _)| k.clone()).collect::<Vec<_>>(),
+            last.keys().cloned().collect::<Vec<_>>()
+        );
         for (k, v) in &e.state {
             let i = last[k];
             assert_eq!(&v[..CHANGE_ID_LEN], &change_id(3, i, i));

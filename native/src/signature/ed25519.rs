@@ -77,7 +77,11 @@ impl<K: AsRef<[u8]>, M: AsRef<[u8]>, S: AsRef<[u8]>> Group<'_, K, M, S> {
         }
         let mut verifier = batch::Verifier::new();
         for i in start..end {
-            verifier.queue((key_bytes(self.keys[i].as_ref()), signature(self.sigs[i].as_ref()), self.messages[i].as_ref()));
+            verifier.queue((
+                key_bytes(self.keys[i].as_ref()),
+                signature(self.sigs[i].as_ref()),
+                self.messages[i].as_ref(),
+            ));
         }
         if verifier.verify(&mut *rng).is_ok() {
             slots.fill(true);

@@ -31,11 +31,7 @@ impl Scheme {
             "ed25519" => Ok(Self::Ed25519),
             "sm2" => Ok(Self::Sm2),
             "p256" => Ok(Self::P256),
-            _ => Err(Error::UnknownName {
-                kind: "signature scheme",
-                name: name.to_owned(),
-                expected: Self::NAMES,
-            }),
+            _ => Err(Error::UnknownName { kind: "signature scheme", name: name.to_owned(), expected: Self::NAMES }),
         }
     }
 

@@ -10,10 +10,7 @@ fn key(scheme: Scheme, i: u8) -> SecretKey {
 fn rfc8032_test_1() {
     let seed = hex::decode("9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60").unwrap();
     let k = SecretKey::from_bytes(Scheme::Ed25519, &seed).unwrap();
-    assert_eq!(
-        hex::encode(k.public_key()),
-        "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a"
-    );
+    assert_eq!(hex::encode(k.public_key()), "d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a");
     assert_eq!(
         hex::encode(k.sign(b"")),
         "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
