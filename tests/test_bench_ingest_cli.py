@@ -42,13 +42,18 @@ def test_tiny_ingest_run_reports_positive_rates(tmp_path, suite: str, workload: 
     assert set(r["stages"]) == {"decode", "verify", "execute", "commit"}
     assert all(s["seconds"] > 0 for s in r["stages"].values())
     assert r["machine"]["ledgercore_threads"] >= 1
+    assert e["cpu_us_per_tx"] > 0 and e["cores_busy"] > 0
+    assert r["reopen_seconds"] > 0
     assert list(tmp_path.iterdir()) == []  # the temporary ledger is removed
 
 
 def test_text_report_names_stages_and_comparisons(tmp_path) -> None:
     proc = run_bench("--txs", "1000", "--block-size", "250", "--senders", "1000", "--dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr
-    for line in ("end to end (apply_block", "stages: decode", "verify_batch only", "end-to-end / verify-only", "raw py-lmdb putmulti"):
+    for line in (
+        "end to end (apply_block", "CPU ", "stages: decode", "verify_batch only", "end-to-end / verify-only",
+        "reopen (Ledger.open", "raw py-lmdb putmulti",
+    ):  # fmt: skip
         assert line in proc.stdout
 
 
@@ -56,3 +61,11 @@ def test_bad_sizes_are_usage_errors() -> None:
     proc = run_bench("--txs", "0")
     assert proc.returncode == 2
     assert "--txs must be positive" in proc.stderr
+
+
+def test_a_ledger_dir_that_cannot_be_made_is_refused_with_a_message(tmp_path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_bench("--txs", "100", "--dir", str(blocker / "sub"))
+    assert proc.returncode == 1
+    assert "cannot make a scratch directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -39,3 +39,11 @@ def test_bad_arguments_are_usage_errors() -> None:
     proc = run_bench("--nodes", "0")
     assert proc.returncode == 2
     assert "must be positive" in proc.stderr
+
+
+def test_a_data_dir_that_cannot_be_made_is_refused_with_a_message(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    proc = run_bench("--seconds", "1", "--dir", str(blocker / "sub"))
+    assert proc.returncode == 1
+    assert "cannot make a scratch directory" in proc.stderr and "Traceback" not in proc.stderr

@@ -9,6 +9,7 @@ import platform
 import re
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,6 +28,16 @@ def check(condition: bool, what: str) -> None:
     """Raises :class:`BenchError` unless ``condition`` holds (kept under ``python -O``, unlike assert)."""
     if not condition:
         raise BenchError(f"correctness check failed: {what}")
+
+
+def scratch_dir(base: str | None, prefix: str) -> str:
+    """A new temporary directory inside ``base`` (created if missing; None: the system temp dir)."""
+    try:
+        if base:
+            os.makedirs(base, exist_ok=True)
+        return tempfile.mkdtemp(prefix=prefix, dir=base or None)
+    except OSError as exc:
+        raise BenchError(f"cannot make a scratch directory in {base!r}: {exc.strerror or exc}") from exc
 
 
 def best_times(calls: Mapping[str, Callable[[], object]], repeat: int) -> dict[str, float]:

@@ -23,7 +23,6 @@ import json
 import os
 import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,7 +32,7 @@ import numpy as np
 from .. import _native, signing
 from ..ledger import Ledger
 from ..suites import SUITES, get_suite
-from .common import BenchError, check, format_rate, machine, progress
+from .common import BenchError, check, format_rate, machine, progress, scratch_dir
 from .workload import KEY_PREFIX, WORKLOADS, Workload, scrambled_ids
 
 HELP = "apply_block end to end on generated evidence/cert blocks, vs raw verify_batch and raw LMDB putmulti"
@@ -151,10 +150,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
     )  # fmt: skip
     blocks = workload.blocks
     sampled = _sample(blocks, args.verify_sample)
-    base = args.dir or None
-    if base:
-        os.makedirs(base, exist_ok=True)
-    workdir = tempfile.mkdtemp(prefix="ledgercore-ingest-", dir=base)
+    workdir = scratch_dir(args.dir, "ledgercore-ingest-")
     t = Timings()
     stopped_at: int | None = None
     load_before = os.getloadavg()

@@ -31,7 +31,6 @@ import queue
 import shutil
 import socket
 import subprocess
-import tempfile
 import threading
 import time
 from dataclasses import replace
@@ -39,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from ..child_process import module_process
-from .common import BenchError, Goal, Report, Result, check, format_rate, progress
+from .common import BenchError, Goal, Report, Result, check, format_rate, progress, scratch_dir
 
 HELP = "Raft on a 3-process loopback cluster with fsync vs PySyncObj, and signed transactions end to end"
 GOAL_VS_PYSYNCOBJ = 5.0
@@ -70,14 +69,15 @@ def run(args: argparse.Namespace) -> int:
     if args.nodes < 1 or args.seconds <= 0 or args.batch < 1 or args.window < 1:
         progress("ledgercore bench raft: --nodes, --seconds, --batch and --window must be positive")
         return 2
-    root = Path(tempfile.mkdtemp(prefix="ledgercore-bench-raft-", dir=args.dir))
     try:
-        report = measure(args, root)
+        root = Path(scratch_dir(args.dir, "ledgercore-bench-raft-"))
+        try:
+            report = measure(args, root)
+        finally:
+            shutil.rmtree(root, ignore_errors=True)
     except BenchError as err:
         progress(f"ledgercore bench raft: {err}")
         return 1
-    finally:
-        shutil.rmtree(root, ignore_errors=True)
     report.emit(args.json)
     return 0
 
