@@ -50,7 +50,7 @@ def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
         nodes = [start_node(entry) for entry in load_cluster(layout.dir)]
         try:
             ready = wait_ready(nodes, [], 30.0)
-            exited = [n for n in nodes if n.proc.poll() is not None]  # wait_ready does not wait for these
+            exited = [n for n in nodes if n.proc.poll() is not None]
             if not ready or exited:
                 # The cluster's directory goes with the demo: say here what each exited node logged last.
                 why = "; ".join(f"{n.id} exited: {_last_line(n.log_path)}" for n in exited)

@@ -562,6 +562,30 @@ def _tls_exchange(ctx: ssl.SSLContext, port: int, server_hostname: str) -> str:
             return f"connection error: {exc}"
 
 
+def test_a_node_that_cannot_start_is_reported_and_the_cluster_never_reads_ready(tmp_path: Path) -> None:
+    d = tmp_path / "c"
+    info = init_cluster(d, 3)
+    broken = info["nodes"][2]
+    Path(broken["config"]).write_text("{")  # its process exits at once: the config does not parse
+    out_path = tmp_path / "supervisor.out"
+    with open(out_path, "wb") as out:
+        proc = subprocess.Popen(
+            ledgercore("cluster", "--dir", d), cwd=ROOT, env=ENV, stdout=out, stderr=subprocess.STDOUT
+        )
+    try:
+        wait_until(lambda: "died unexpectedly" in out_path.read_text(), 60, "the broken node to be reported")
+        time.sleep(1.0)  # had the supervisor taken the two live nodes for the whole cluster, it says so now
+        proc.send_signal(signal.SIGINT)
+        code = proc.wait(60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    text = out_path.read_text()
+    assert f"{broken['id']} pid=" in text and "died unexpectedly: exit status" in text, text
+    assert "ready:" not in text, text
+    assert code == 1, text  # a node died: the supervisor does not report a clean run
+
+
 def test_transport_refuses_a_certificate_from_another_ca(cluster: Cluster, tmp_path: Path) -> None:
     cfg = NodeConfig.load(cluster.configs["node1"])
     foreign = pki.create_ca("intruders")

@@ -74,14 +74,14 @@ def start_node(entry: dict[str, str]) -> NodeProcess:
 
 
 def wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) -> bool:
-    """Waits until every live node's client API answers /status."""
+    """Waits until every node's client API answers /status. False when one exits first (a node
+    that cannot start must not read as ready), on ``stopping``, or after ``timeout``."""
     deadline = time.monotonic() + timeout
     pending = {n.id: n for n in nodes}
     while pending and not stopping and time.monotonic() < deadline:
         for n in list(pending.values()):
             if n.proc.poll() is not None:
-                pending.pop(n.id)
-                continue
+                return False
             try:
                 Client(n.client_url, timeout=1.0).status()
                 pending.pop(n.id)
@@ -161,7 +161,7 @@ def run_cluster(
             print(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}", flush=True)
         if wait_ready(nodes, stopping, ready_timeout):
             print(f"ready: {len(nodes)} nodes; Ctrl-C stops them", flush=True)
-        elif not stopping:
+        elif not stopping and all(n.proc.poll() is None for n in nodes):
             print(f"not every node answered within {ready_timeout}s", file=sys.stderr, flush=True)
         while not stopping:
             _report_deaths(nodes)
