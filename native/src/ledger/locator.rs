@@ -14,19 +14,22 @@ use crate::error::{Error, Result};
 const PREFIX_LEN: usize = 8;
 pub const ID_LEN: usize = 32;
 
-fn prefix(id: &[u8]) -> u64 {
-    let mut head = [0u8; PREFIX_LEN];
-    head.copy_from_slice(&id[..PREFIX_LEN]);
-    u64::from_le_bytes(head)
+/// The prefix as two u32 halves rather than a u64: a map entry (prefix, u32 height) is then 12
+/// bytes aligned to 4 instead of 16 aligned to 8, a quarter less memory per id.
+type Prefix = [u32; 2];
+
+fn prefix(id: &[u8]) -> Prefix {
+    let half = |i: usize| u32::from_le_bytes([id[i], id[i + 1], id[i + 2], id[i + 3]]);
+    [half(0), half(PREFIX_LEN / 2)]
 }
 
 #[derive(Default)]
 pub struct TxLocator {
     /// prefix -> the lowest height holding an id with this prefix.
-    first: HashMap<u64, u32>,
+    first: HashMap<Prefix, u32>,
     /// prefix -> further heights holding an id with it, ascending: a prefix collision, or one
     /// transaction included in two blocks (the second time it fails as a replay).
-    later: HashMap<u64, Vec<u32>>,
+    later: HashMap<Prefix, Vec<u32>>,
     last_height: Option<u32>,
     ids: u64,
 }
