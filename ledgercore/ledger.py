@@ -166,7 +166,12 @@ class Block:
 
 
 class Ledger:
-    """One node's ledger. Use :meth:`open`; safe to read from many threads while one applies blocks."""
+    """One node's ledger. Use :meth:`open`; safe to read from many threads while one applies blocks.
+
+    The head, the block-hash log and the tx locator are held in memory: they cover the blocks that
+    were stored when it opened and those it applied since. A ledger another process writes is read
+    as of the moment this one opened it (``get`` and ``query`` read live state); open it again to
+    see later blocks."""
 
     def __init__(
         self,
