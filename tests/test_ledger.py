@@ -320,6 +320,36 @@ def test_readers_run_while_blocks_commit(tmp_path):
         assert not errors and len(set(seen)) > 1
 
 
+def test_tx_lookups_run_while_blocks_commit_and_never_see_a_block_half(tmp_path):
+    kp = signing.generate("ed25519")
+    blocks = [[put(kp, f"q/{b}/{i}", b * 100 + i) for i in range(200)] for b in range(1, 25)]
+    ids = [Transaction.decode(raw).id for raws in blocks for raw in raws]
+    with Ledger.open(tmp_path / "l") as led:
+        stop, errors, sizes = threading.Event(), [], []
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    found = led.tx_heights(ids)
+                    # Whole blocks only, in order: every id of the blocks found so far, none after.
+                    assert len(found) % 200 == 0 and set(found.values()) == set(range(1, len(found) // 200 + 1))
+                    sizes.append(len(found))
+                    if found:
+                        last = ids[len(found) - 1]
+                        assert led.tx(last).height == len(found) // 200
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for raws in blocks:
+            led.apply_block(raws)
+        stop.set()
+        t.join()
+        assert not errors, errors[0]
+        assert len(set(sizes)) > 1 and led.tx_heights(ids) == {t: i // 200 + 1 for i, t in enumerate(ids)}
+
+
 def test_map_grows_instead_of_failing(tmp_path):
     kp = signing.generate("ed25519")
     with Ledger.open(tmp_path / "l", map_size=1 << 20) as led:
