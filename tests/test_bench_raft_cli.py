@@ -28,7 +28,9 @@ def test_short_run_reports_positive_rates(tmp_path) -> None:  # type: ignore[no-
     info = r["info"]
     for name in ("ledgercore", "pysyncobj"):
         c = info["consensus"][name]
-        assert c["entries_applied"] > 0 and c["latency_p50"] > 0 and len(c["node_rates"]) == 3
+        assert c["entries_applied"] > 0 and len(c["node_rates"]) == 3
+        # A leader that lost its post in the short window may leave no proposal timed in it.
+        assert (c["latency_p50"] or 0) > 0 or c["leader_changed"], c
     assert info["ledger"]["verify_rate"] > 0 and info["ledger"]["height"] >= 1
     assert info["ledger"]["latency_p50"] > 0 and info["ledger"]["latency_p99"] >= info["ledger"]["latency_p50"]
     assert r["machine"]["cpus"] >= 1

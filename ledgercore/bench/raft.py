@@ -213,14 +213,17 @@ def measure_cluster(cluster: Cluster, seconds: float, warmup: float, count: str)
     now_leader = [i for i, st in enumerate(after) if st["leader"]]
     rates = [(a[count] - b[count]) / (a["t"] - b["t"]) for a, b in zip(after, before)]
     window = max(a["t"] - b["t"] for a, b in zip(after, before))
+    # Latencies are recorded where entries are proposed: on the leader, or on the leaders in turn
+    # when leadership moved during the window; report the node that recorded the most.
+    timed = max(range(len(lat)), key=lambda i: (lat[i].get("samples") or 0, i == leader))
     return {
         "leader": leader,
         "leader_changed": now_leader != [leader],
         "rate": rates[leader],
         "node_rates": rates,
-        "latency_p50": lat[leader].get("p50"),
-        "latency_p99": lat[leader].get("p99"),
-        "latency_samples": lat[leader].get("samples"),
+        "latency_p50": lat[timed].get("p50"),
+        "latency_p99": lat[timed].get("p99"),
+        "latency_samples": lat[timed].get("samples"),
         "cpu_seconds": [a["cpu"] - b["cpu"] for a, b in zip(after, before)],
         "window_seconds": window,
         "before": before,
