@@ -101,7 +101,7 @@ def block_entries(
     height: int, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray, txids: _Rows,
     current: list[tuple[bytes, bytes]],
 ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]: ...  # (state, history) for putmulti
-def location_entries(height: int, keys: _Rows, mask: np.ndarray | None = None) -> list[tuple[bytes, bytes]]: ...
+def location_entries(height: int, keys: _Rows, mask: np.ndarray) -> list[tuple[bytes, bytes]]: ...
 def run_builtin(
     name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
 ) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes], np.ndarray]: ...  # ok, errors, keys, values, txs

@@ -185,27 +185,26 @@ pub fn sorted_keys<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<V
     Ok(out)
 }
 
-/// `(key, u64 height || u32 index)` for every key whose `mask` entry is true (all when no mask):
-/// the rows of the tx-id and nonce indexes. Sorted by key; a repeated key keeps block order, so
-/// its first occurrence comes first (and wins a put that does not overwrite).
+/// `(key, u64 height || u32 index)` for every key whose `mask` entry is true: the rows of the
+/// nonce index. Sorted by key; a repeated key keeps block order, so its first occurrence comes
+/// first (and wins a put that does not overwrite).
 #[pyfunction]
-#[pyo3(signature = (height, keys, mask=None))]
 pub fn location_entries<'py>(
     py: Python<'py>,
     height: u64,
     keys: &Bound<'py, PyAny>,
-    mask: Option<PyReadonlyArray1<'py, bool>>,
+    mask: PyReadonlyArray1<'py, bool>,
 ) -> PyResult<Vec<Bound<'py, PyTuple>>> {
     let rows = Rows::extract(keys, "keys")?;
     let slices = rows.slices();
-    let mask = mask.as_ref().map(|m| m.as_slice()).transpose()?;
-    if mask.is_some_and(|m| m.len() != slices.len()) {
+    let mask = mask.as_slice()?;
+    if mask.len() != slices.len() {
         return Err(malformed("mask", "must have one entry per key"));
     }
     let order = py.detach(|| writes::sorted_indices(&slices));
     order
         .into_iter()
-        .filter(|&i| mask.is_none_or(|m| m[i as usize]))
+        .filter(|&i| mask[i as usize])
         .map(|i| pair(py, rows.object(py, i as usize), PyBytes::new(py, &keys::version(height, i))))
         .collect()
 }
