@@ -123,29 +123,16 @@ pub fn block_entries<'py>(
         })
         .collect::<PyResult<_>>()?;
     let order = py.detach(|| writes::order(&writes));
-    let state = order
-        .state
-        .iter()
-        .map(|&i| {
-            let w = &writes[i as usize];
-            let change = writes::write_change(height, &writes, i);
-            let value = filled(py, writes::state_value_len(w), |b| writes::state_value(&change, w, b))?;
-            pair(py, cols.keys.object(py, i as usize), value)
-        })
-        .collect::<PyResult<Vec<_>>>()?;
     let lookup = |key: &[u8]| before.get(key).copied();
-    let history = order
-        .history
-        .iter()
-        .map(|&i| {
-            let w = &writes[i as usize];
-            let key = PyBytes::new(py, &writes::write_change(height, &writes, i));
-            let prev = writes::previous_change(height, &writes, &order, i, &lookup);
-            let value =
-                filled(py, writes::history_value_len(w), |b| writes::history_value(&prev, w, &ids[w.tx as usize], b))?;
-            pair(py, key, value)
-        })
-        .collect::<PyResult<Vec<_>>>()?;
+    let (state, history) = writes::build_entries(
+        height,
+        &writes,
+        &order,
+        &ids,
+        lookup,
+        |i, len, fill| pair(py, cols.keys.object(py, i as usize), filled(py, len, |b| fill(b))?),
+        |change, len, fill| pair(py, PyBytes::new(py, &change), filled(py, len, |b| fill(b))?),
+    )?;
     (state, history).into_pyobject(py)
 }
 

@@ -147,40 +147,64 @@ pub fn history_value_len(w: &Write<'_>) -> usize {
     HISTORY_HEADER_LEN + w.key.len() + w.value.map_or(0, <[u8]>::len)
 }
 
-/// Every entry of the block at `height`; `before` gives a key's latest change in earlier blocks.
+/// Every entry of the block at `height` (`order` from [`order`]; `before` gives a key's latest
+/// change in earlier blocks), each value filled into a buffer the caller makes: `state(i, len,
+/// fill)` for write `i`, the last of its key; `history(change, len, fill)` for every write. The
+/// caller picks the buffers (vectors here, Python `bytes` filled in place in the bindings).
+pub fn build_entries<S, H, E>(
+    height: u64,
+    writes: &[Write<'_>],
+    order: &Order,
+    txids: &[Digest],
+    before: impl Fn(&[u8]) -> Option<ChangeId>,
+    mut state: impl FnMut(u32, usize, &dyn Fn(&mut [u8])) -> Result<S, E>,
+    mut history: impl FnMut(ChangeId, usize, &dyn Fn(&mut [u8])) -> Result<H, E>,
+) -> Result<(Vec<S>, Vec<H>), E> {
+    let states = order
+        .state
+        .iter()
+        .map(|&i| {
+            let w = &writes[i as usize];
+            let change = write_change(height, writes, i);
+            state(i, state_value_len(w), &|b| state_value(&change, w, b))
+        })
+        .collect::<Result<Vec<_>, E>>()?;
+    let histories = order
+        .history
+        .iter()
+        .map(|&i| {
+            let w = &writes[i as usize];
+            let prev = previous_change(height, writes, order, i, &before);
+            let fill = |b: &mut [u8]| history_value(&prev, w, &txids[w.tx as usize], b);
+            history(write_change(height, writes, i), history_value_len(w), &fill)
+        })
+        .collect::<Result<Vec<_>, E>>()?;
+    Ok((states, histories))
+}
+
+/// Every entry of the block at `height` as byte vectors (see [`build_entries`]).
 pub fn entries(
     height: u64,
     writes: &[Write<'_>],
     txids: &[Digest],
     before: impl Fn(&[u8]) -> Option<ChangeId>,
 ) -> Entries {
-    let order = order(writes);
     let fill = |len: usize, f: &dyn Fn(&mut [u8])| {
         let mut buf = vec![0u8; len];
         f(&mut buf);
         buf
     };
-    Entries {
-        state: order
-            .state
-            .iter()
-            .map(|&i| {
-                let w = &writes[i as usize];
-                let change = write_change(height, writes, i);
-                (w.key.to_vec(), fill(state_value_len(w), &|b| state_value(&change, w, b)))
-            })
-            .collect(),
-        history: order
-            .history
-            .iter()
-            .map(|&i| {
-                let w = &writes[i as usize];
-                let prev = previous_change(height, writes, &order, i, &before);
-                let value = fill(history_value_len(w), &|b| history_value(&prev, w, &txids[w.tx as usize], b));
-                (write_change(height, writes, i).to_vec(), value)
-            })
-            .collect(),
-    }
+    let built: Result<_, std::convert::Infallible> = build_entries(
+        height,
+        writes,
+        &order(writes),
+        txids,
+        before,
+        |i, len, f| Ok((writes[i as usize].key.to_vec(), fill(len, f))),
+        |change, len, f| Ok((change.to_vec(), fill(len, f))),
+    );
+    let Ok((state, history)) = built;
+    Entries { state, history }
 }
 
 #[cfg(test)]
