@@ -54,6 +54,11 @@ def _location(raw: bytes) -> tuple[int, int]:
     return int.from_bytes(raw[:8], "big"), int.from_bytes(raw[8:12], "big")
 
 
+def split_ids(flat: bytes) -> list[bytes]:
+    """Concatenated 32-byte transaction ids (a block's ``txids``, a batch's ``ids``), one by one."""
+    return [flat[i : i + 32] for i in range(0, len(flat), 32)]
+
+
 def _live_values(entries: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     """The values of stored state entries, without tombstones (deleted keys are absent)."""
     return {k: v[STATE_HEADER_SIZE:] for k, v in entries if v[CHANGE_SIZE]}
@@ -156,7 +161,7 @@ class Block:
 
     @property
     def txids(self) -> list[bytes]:
-        return [self._txids[i : i + 32] for i in range(0, len(self._txids), 32)]
+        return split_ids(self._txids)
 
     def transactions(self) -> list[Transaction]:
         return [Transaction.decode(raw) for raw in self.raws]

@@ -50,7 +50,7 @@ from ..consensus.messages import (
 from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
 from ..consensus.send_early import may_send_before_persist
 from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError, MalformedInputError
-from ..ledger import Block, BlockInput, Ledger
+from ..ledger import Block, BlockInput, Ledger, split_ids
 from ..net.transport import Transport
 from ..transaction import now_ms
 from .config import NodeConfig
@@ -139,11 +139,6 @@ class _CommitWait:
 def _discard(d: dict[bytes, Any], keys: Iterable[bytes]) -> None:
     """Removes ``keys`` from ``d`` where present, in one C-level pass."""
     deque(map(d.pop, keys, repeat(None)), maxlen=0)
-
-
-def _txids(batch: _native.TxBatch) -> list[bytes]:
-    flat = batch.ids.tobytes()
-    return [flat[i : i + 32] for i in range(0, len(flat), 32)]
 
 
 class Node:
@@ -282,7 +277,7 @@ class Node:
         if len(self._mempool) + len(self._proposed) + len(raws) > self.config.mempool_limit:
             raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
         raws = [bytes(r) for r in raws]
-        ids = _txids(_native.decode_txs(self.config.suite, self.config.chain_id, raws))
+        ids = split_ids(_native.decode_txs(self.config.suite, self.config.chain_id, raws).ids.tobytes())
         loop = asyncio.get_running_loop()
         waiter = self._wait_for(ids) if wait else None  # before admission, so no commit is missed
         done: asyncio.Future[list[int]] = loop.create_future()
@@ -522,7 +517,7 @@ class Node:
             if not raws:
                 return
             batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
-        self._admit_queue.put_nowait(_Admission(raws, _txids(batch), None))
+        self._admit_queue.put_nowait(_Admission(raws, split_ids(batch.ids.tobytes()), None))
 
     def _decodes(self, raw: bytes) -> bool:
         try:
