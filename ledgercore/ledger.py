@@ -40,13 +40,16 @@ from .transaction import Transaction
 if TYPE_CHECKING:
     from .audit import AuditReport
 
-# A stored state value is `change id || flag || value`: the change id (u64 height || u32 tx index
-# || u32 write ordinal) keys the key's latest history entry; flag 0 is a tombstone (deleted key).
+# A stored state value is `change id || flag`: the change id (u64 height || u32 tx index || u32
+# write ordinal) keys the key's latest history entry, which holds the value; flag 0 is a tombstone
+# (deleted key).
 CHANGE_SIZE = 16
-STATE_HEADER_SIZE = CHANGE_SIZE + 1
 # A history value is `previous change id || tx id || flag || u16 len || state key || value`.
 HISTORY_HEADER_SIZE = CHANGE_SIZE + 32 + 1 + 2
 NO_CHANGE = bytes(CHANGE_SIZE)
+# The layout of the store's tables (docs/FORMAT.md section 6), kept in `meta/store_format`. A store
+# without it predates the mark: its state entries held their values.
+STORE_FORMAT = 2
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 
 
@@ -59,9 +62,29 @@ def split_ids(flat: bytes) -> list[bytes]:
     return [flat[i : i + 32] for i in range(0, len(flat), 32)]
 
 
-def _live_values(entries: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
-    """The values of stored state entries, without tombstones (deleted keys are absent)."""
-    return {k: v[STATE_HEADER_SIZE:] for k, v in entries if v[CHANGE_SIZE]}
+def _history_value(skey: bytes, change: bytes, v: bytes | None) -> bytes | None:
+    """The value the history entry ``v``, stored at ``change``, gives ``skey`` (None: a delete).
+    An entry that is missing or another key's means the store is corrupt."""
+    if v is None or v[HISTORY_HEADER_SIZE - 2 : HISTORY_HEADER_SIZE + len(skey)] != len(skey).to_bytes(2, "big") + skey:
+        detail = f"change {change.hex()} of {skey!r} is missing or another key's"
+        raise IntegrityError(_location(change)[0], "history", detail)
+    return v[HISTORY_HEADER_SIZE + len(skey) :] if v[CHANGE_SIZE + 32] else None
+
+
+def _put_value(skey: bytes, change: bytes, v: bytes | None) -> bytes:
+    """The value of a live key's latest change: its history entry ``v`` must be a put."""
+    value = _history_value(skey, change, v)
+    if value is None:
+        raise IntegrityError(_location(change)[0], "history", f"change {change.hex()} of live key {skey!r} is a delete")
+    return value
+
+
+def _live_values(store: Store, txn: Any, entries: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
+    """The values of stored state entries, read from the history entries they name; tombstones
+    (deleted keys) are absent."""
+    live = {v[:CHANGE_SIZE]: k for k, v in entries if v[CHANGE_SIZE]}
+    found = dict(store.get_many(txn, "history", list(live)))
+    return {k: _put_value(k, change, found.get(change)) for change, k in live.items()}
 
 
 class _StateReads:
@@ -78,7 +101,7 @@ class _StateReads:
         entries = self._store.get_many(self._txn, "state", keys)
         self._asked.update(keys)
         self._found.update(entries)
-        return _live_values(entries)
+        return _live_values(self._store, self._txn, entries)
 
     def entries(self, written: list[bytes]) -> list[tuple[bytes, bytes]]:
         """The stored entries of ``written`` keys that exist (and of other keys read)."""
@@ -230,6 +253,7 @@ class Ledger:
                 chosen = get_suite(suite or DEFAULT_SUITE)
                 cls._write_genesis(store, chosen, chain_id)
             else:
+                cls._check_store_format(store, path)
                 chosen = get_suite(stored_suite.decode())
                 stored_chain = (store.get("meta", b"chain_id") or b"").decode()
                 where = f"ledger at {os.fspath(path)!r}"
@@ -246,6 +270,16 @@ class Ledger:
         return cls(store, chosen, chain_id, registry, authorize)
 
     @staticmethod
+    def _check_store_format(store: Store, path: str | os.PathLike[str]) -> None:
+        raw = store.get("meta", b"store_format")
+        found = 1 if raw is None else int.from_bytes(raw, "big")
+        if found != STORE_FORMAT:
+            raise StoreError(
+                f"ledger at {os.fspath(path)!r} is in store format {found}; this ledgercore reads format "
+                f"{STORE_FORMAT} only (docs/FORMAT.md section 6): replay its blocks into a new ledger"
+            )
+
+    @staticmethod
     def _write_genesis(store: Store, suite: Suite, chain_id: str) -> None:
         empty = merkle.MerkleLog(suite.hash).root()
         header = BlockHeader(
@@ -256,6 +290,7 @@ class Ledger:
         Ledger._stage_block(write, header, [], encode_receipts(0, {}, []), b"")
         write.put("meta", b"suite", suite.name.encode())
         write.put("meta", b"chain_id", chain_id.encode())
+        write.put("meta", b"store_format", STORE_FORMAT.to_bytes(4, "big"))
         store.commit(write)
 
     @staticmethod
@@ -433,7 +468,7 @@ class Ledger:
         self._log = log
 
     def _state_values(self, txn: Any, keys: list[bytes]) -> dict[bytes, bytes]:
-        return _live_values(self._store.get_many(txn, "state", keys))
+        return _live_values(self._store, txn, self._store.get_many(txn, "state", keys))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -480,17 +515,19 @@ class Ledger:
 
     def get_versioned(self, contract: str, key: str | bytes) -> tuple[bytes, int, int] | None:
         """``(value, height, tx index)`` of the last write of ``contract/key``, or None."""
-        raw = self._store.get("state", _native.state_key(contract, key_bytes(key)))
-        if raw is None or not raw[CHANGE_SIZE]:
-            return None
+        skey = _native.state_key(contract, key_bytes(key))
+        with self._store.read() as txn:
+            raw = txn.get(skey, db=self._store.tables["state"])
+            if raw is None or not raw[CHANGE_SIZE]:
+                return None
+            found = _live_values(self._store, txn, [(skey, raw)])
         height, index = _location(raw)
-        return raw[STATE_HEADER_SIZE:], height, index
+        return found[skey], height, index
 
     def history(self, contract: str, key: str | bytes) -> list[HistoryEntry]:
         """Every change ever made to ``contract/key``, oldest first: the chain of history entries
         from the one its state entry names back through each entry's previous change."""
         skey = _native.state_key(contract, key_bytes(key))
-        framed = len(skey).to_bytes(2, "big") + skey  # as a history value holds it
         out = []
         with self._store.read() as txn:
             raw = txn.get(skey, db=self._store.tables["state"])
@@ -499,14 +536,12 @@ class Ledger:
             while change != NO_CHANGE:
                 height, index = _location(change)
                 v = txn.get(change, db=table)
+                value = _history_value(skey, change, v)
+                assert v is not None  # checked by _history_value
                 # Each link names an older change of the same key: a store that says otherwise is
                 # corrupt, and must not send this walk round in circles.
-                if v is None or v[HISTORY_HEADER_SIZE - 2 : HISTORY_HEADER_SIZE + len(skey)] != framed:
-                    detail = f"change {change.hex()} of {skey!r} is missing or another key's"
-                    raise IntegrityError(height, "history", detail)
                 if v[:CHANGE_SIZE] >= change:
                     raise IntegrityError(height, "history", f"change {change.hex()} links to a later one")
-                value = v[HISTORY_HEADER_SIZE + len(skey) :] if v[CHANGE_SIZE + 32] else None
                 out.append(HistoryEntry(height, index, v[CHANGE_SIZE : CHANGE_SIZE + 32], value))
                 change = v[:CHANGE_SIZE]
         out.reverse()

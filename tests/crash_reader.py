@@ -82,10 +82,12 @@ def check_snapshot(store: Store, seed: int) -> int:
             expect(int.from_bytes(value[:8], "big") == top, f"block {top}: {op.key} has another version")
         following = [op for op in spec.block_ops(seed, top + 1) if op.kind in ("put", "issue", "revoke")]
         found = dict(store.get_many(txn, "state", [state_key(op) for op in following]))
+        history = dict(store.get_many(txn, "history", [v[:16] for v in found.values()]))
         for op in following:
             value = found.get(state_key(op))
             if op.kind == "revoke":
-                expect(value is not None and not decode_value(value[17:])["revoked"],
+                record = None if value is None else decode_value(spec.stored_value(state_key(op), history[value[:16]]))
+                expect(record is not None and not record["revoked"],
                        f"block {top}: {op.key} already revoked by block {top + 1}")  # fmt: skip
             else:
                 expect(value is None, f"block {top}: {op.key} of block {top + 1} is visible")

@@ -150,6 +150,15 @@ def expected_state(seed: int, height: int) -> dict[bytes, tuple[int, bytes, int,
     return out
 
 
+def stored_value(key: bytes, history_entry: bytes) -> bytes:
+    """The value a raw history entry of ``key`` holds (docs/FORMAT.md section 6: previous change
+    (16), tx id (32), flag, u16 key length, key, value), read without ledgercore; a state entry is
+    ``change id (16) || flag`` and its change id keys that history entry."""
+    assert history_entry[48] == 1, "a put"
+    assert history_entry[49:51] == len(key).to_bytes(2, "big") and history_entry[51 : 51 + len(key)] == key
+    return history_entry[51 + len(key) :]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("path")

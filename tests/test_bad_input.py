@@ -327,6 +327,35 @@ def test_opening_something_that_is_not_a_ledger_directory_is_a_typed_error(tmp_p
     env.close()
 
 
+def test_a_store_in_another_layout_is_refused_on_open_and_left_as_it_was(tmp_path):
+    """Before `meta/store_format` existed state entries held their values: reading such a store
+    with today's layout would misread every key, so opening refuses it, as it does a future format."""
+    path = tmp_path / "l"
+    with Ledger.open(path) as led:
+        led.apply_block([put(1)])
+        before = dump(led)
+    for stored, number in ((None, 1), ((3).to_bytes(4, "big"), 3)):
+        env = lmdb.open(str(path), max_dbs=len(TABLES))
+        with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+            if stored is None:
+                txn.delete(b"store_format")
+            else:
+                txn.put(b"store_format", stored)
+        env.close()
+        with pytest.raises(StoreError, match=f"in store format {number}; this ledgercore reads format 2"):
+            Ledger.open(path)
+        env = lmdb.open(str(path), max_dbs=len(TABLES), readonly=True)
+        with env.begin(db=env.open_db(b"meta", create=False)) as txn:
+            assert txn.get(b"store_format") == stored  # refusing wrote nothing
+        env.close()
+    env = lmdb.open(str(path), max_dbs=len(TABLES))
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"store_format", (2).to_bytes(4, "big"))
+    env.close()
+    with Ledger.open(path) as led:
+        assert dump(led) == before
+
+
 # -- corruption of the stored files: the audit names the height and the field ------------------
 
 TOP = 5

@@ -168,6 +168,7 @@ def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
     try:
         with env.begin() as txn:
             state = dict(txn.cursor(db=env.open_db(b"state", txn=txn, create=False)))
+            history = dict(txn.cursor(db=env.open_db(b"history", txn=txn, create=False)))
             names = ("nonces", "history", "headers", "blocks", "txids", "receipts", "hashes")
             entries = {n: txn.stat(env.open_db(n.encode(), txn=txn, create=False))["entries"] for n in names}
     finally:
@@ -181,7 +182,8 @@ def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
     for key, (version, digest, sender, revoked) in expected.items():
         raw = state[key]
         assert int.from_bytes(raw[:8], "big") == version, key
-        record = decode_value(raw[17:])  # after change id (16) and flag
+        assert len(raw) == 17 and raw[16] == 1, key  # change id (16) and flag: live
+        record = decode_value(spec.stored_value(key, history[raw[:16]]))
         owner = record["owner"] if key.startswith(b"evidence/") else record["issuer"]
         assert record["digest"] == digest and owner == pubkeys[sender], key
         assert record.get("revoked", False) == revoked, key

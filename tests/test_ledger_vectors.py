@@ -1,5 +1,6 @@
-"""The history table's layout changed (keyed by change id, a chain per key); what the ledger
-commits and answers did not: fixed blocks give the headers (state roots, block hashes), history,
+"""The layout of the history and state tables changed (history keyed by change id, a chain per
+key; state entries naming the history entry that holds their value); what the ledger commits and
+answers did not: fixed blocks give the headers (state roots, block hashes), history,
 versions and unchanged tables recorded in tests/vectors/ledger_v1.json by the code before the
 change. Regenerate with ``python tests/vectors/make_ledger_vectors.py`` only for a deliberate change.
 """
@@ -41,12 +42,14 @@ def test_state_and_history_entries_are_laid_out_as_format_md_says(tmp_path):
     with env.begin() as txn:
         history = dict(txn.cursor(db=env.open_db(b"history", txn=txn, create=False)))
         state = dict(txn.cursor(db=env.open_db(b"state", txn=txn, create=False)))
+        store_format = txn.get(b"store_format", db=env.open_db(b"meta", txn=txn, create=False))
     env.close()
+    assert store_format == (2).to_bytes(4, "big")
     assert list(history) == sorted(history)  # appended in change-id order
     walked: dict[bytes, list] = {}
     for skey, value in state.items():
         change, chain = value[:16], []
-        assert value[16] in (0, 1) and (value[16] or len(value) == 17)
+        assert value[16] in (0, 1) and len(value) == 17  # change id, flag: the value is in history
         while change != bytes(16):
             entry = history[change]
             prev, txid, flag, n = entry[:16], entry[16:48], entry[48], struct.unpack(">H", entry[49:51])[0]
