@@ -112,7 +112,10 @@ class TxLocator:
     def __init__(self) -> None: ...
     def __len__(self) -> int: ...
     def add_block(self, height: int, ids: bytes) -> None: ...  # heights ascending; ids 32 bytes each
-    def candidates(self, ids: _Rows) -> tuple[np.ndarray, np.ndarray]: ...  # (positions, heights), uint64
+    def candidates(self, ids: _Rows, runs: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]: ...  # (positions, heights), uint64; runs: uint8 arrays
+    def to_run(self) -> bytes: ...  # sorted 12-byte records: id prefix (8) || u32 height, big-endian
+
+def merge_runs(runs: Sequence[bytes]) -> bytes: ...  # one run of every record; each run checked
 
 def id_positions(ids: bytes, wanted: _Rows) -> np.ndarray: ...  # int64 first position in ids, -1 if absent
 def make_txs(

@@ -10,6 +10,9 @@ height by height from the genesis block up:
 * the block's raw transactions decode (one native ``decode_txs`` batch per block); their number is
   ``tx_count``; ``tx_root`` is the RFC 9162 root over their ids and those ids are the stored ones;
 * ``history_root`` is the RFC 9162 root over the hashes of every earlier block;
+* the tx locator's stored runs hold exactly the (id prefix, height) records of the blocks they
+  cover (their boundaries depend on how blocks were grouped into commits, so they are checked
+  against the stored ids rather than against the replay);
 * state: every block is replayed, with its stored timestamp and proposer, into a fresh ledger of the
   same suite, chain id, contracts and permission hook in a temporary directory. Signatures are
   verified again there, and every replayed header (hence ``state_root``) and receipt list must equal
@@ -123,6 +126,7 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
                 log.append(header.hash)
                 prev = header
             _check_table_extent(txn, store, top)
+            _check_locator_runs(txn, store, top)
             state_keys = txn.stat(store.tables["state"])["entries"]
             history_entries = txn.stat(store.tables["history"])["entries"]
             if replica is not None:
@@ -167,6 +171,28 @@ def _check_table_extent(txn: Any, store: Store, top: int) -> None:
         entries = txn.stat(db)["entries"]
         if entries != top + 1:
             raise IntegrityError(None, table, f"{entries} entries for heights 0..{top}")
+
+
+def _check_locator_runs(txn: Any, store: Store, top: int) -> None:
+    with txn.cursor(db=store.tables["locator"]) as cur:
+        runs = list(cur.iternext())
+    if not runs:
+        return
+    covered = int.from_bytes(runs[-1][0], "big")
+    if covered > top:
+        raise IntegrityError(covered, "locator", f"a run covers heights up to {covered}, beyond meta.height {top}")
+    expected = _native.TxLocator()
+    with txn.cursor(db=store.tables["txids"]) as cur:
+        for key, ids in cur.iternext():
+            if int.from_bytes(key, "big") > covered:
+                break
+            expected.add_block(int.from_bytes(key, "big"), ids)
+    try:
+        stored = _native.merge_runs([run for _, run in runs])
+    except LedgerError as exc:
+        raise IntegrityError(covered, "locator", f"a stored run is malformed: {exc}") from exc
+    if stored != expected.to_run():
+        raise IntegrityError(covered, "locator", f"the runs do not hold exactly the ids of blocks 1..{covered}")
 
 
 def _check_block(

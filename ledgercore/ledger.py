@@ -50,6 +50,9 @@ NO_CHANGE = bytes(CHANGE_SIZE)
 # The layout of the store's tables (docs/FORMAT.md section 6), kept in `meta/store_format`. A store
 # without it predates the mark: its state entries held their values.
 STORE_FORMAT = 2
+# Tx ids the in-memory locator holds before the commit that passes this writes them to the store
+# as a sorted run (12 bytes an id) and empties it: the bound on its memory and on rebuilding it.
+LOCATOR_RUN_IDS = 1 << 20
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 
 
@@ -196,8 +199,8 @@ class Block:
 class Ledger:
     """One node's ledger. Use :meth:`open`; safe to read from many threads while one applies blocks.
 
-    The head, the block-hash log and the tx locator are held in memory: they cover the blocks that
-    were stored when it opened and those it applied since. A ledger another process writes is read
+    The head, the block-hash log and the tx locator's newest part are held in memory: they cover the
+    blocks that were stored when it opened and those it applied since. A ledger another process writes is read
     as of the moment this one opened it (``get`` and ``query`` read live state); open it again to
     see later blocks."""
 
@@ -219,9 +222,12 @@ class Ledger:
         self._head = self._header_at(len(hashes) - 1)
         if self._head.hash != hashes[-1]:
             raise StoreError("stored block hashes do not match the stored headers")
-        # Committed tx ids -> their blocks, in memory: rebuilt here from the stored id lists.
+        # Committed tx ids -> their blocks: older blocks in the stored runs, keyed by the last
+        # height each covers; the blocks after the last run in memory, rebuilt here.
+        with store.read() as txn, txn.cursor(db=store.tables["locator"]) as cur:
+            covered = int.from_bytes(cur.key(), "big") if cur.last() else 0
         self._locator = _native.TxLocator()
-        for h, ids in store.items("txids"):
+        for h, ids in store.items("txids", height_key(covered + 1)):
             self._locator.add_block(int.from_bytes(h, "big"), ids)
 
     @classmethod
@@ -398,12 +404,15 @@ class Ledger:
         with self._write_lock:
             t0 = time.perf_counter()
             try:
-                blocks = self._store.transact(lambda txn: self._execute_all(txn, items), hint)
+                blocks, ran = self._store.transact(lambda txn: self._execute_all(txn, items), hint)
             except BaseException:
                 self._reload_log()  # hashes appended for blocks that did not commit
                 raise
-            for b in blocks:
-                self._locator.add_block(b.height, b._txids)
+            if ran:  # the map's ids and these blocks' are in the run this commit wrote
+                self._locator = _native.TxLocator()
+            else:
+                for b in blocks:
+                    self._locator.add_block(b.height, b._txids)
             self._head = blocks[-1].header
             # The fsync is shared: each block's commit time gets an equal part of it.
             shared = time.perf_counter() - t0 - sum(b.timings["execute"] + b.timings["commit"] for b in blocks)
@@ -411,7 +420,9 @@ class Ledger:
                 b.timings["commit"] += shared / len(blocks)
         return blocks
 
-    def _execute_all(self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]) -> list[Block]:
+    def _execute_all(self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]) -> tuple[list[Block], bool]:
+        """Executes and stages the blocks; and, when the locator's map would pass
+        ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
         if self._log.size != self._head.height + 1:
             self._reload_log()  # an earlier try of this write ran out of map space midway
         head, out = self._head, []
@@ -420,7 +431,26 @@ class Ledger:
             self._log.append(block.hash)
             head = block.header
             out.append(block)
-        return out
+        ran = len(self._locator) + sum(b.header.tx_count for b in out) >= LOCATOR_RUN_IDS
+        if ran:
+            self._stage_locator_run(txn, out)
+        return out, ran
+
+    def _stage_locator_run(self, txn: Any, blocks: list[Block]) -> None:
+        """Writes the map's ids and ``blocks``' as one run, merged with the newest stored runs
+        that are no bigger than it (so run sizes roughly double going back: O(log n) runs, and
+        each id is rewritten O(log n) times, in sequential writes)."""
+        newest = _native.TxLocator()
+        for b in blocks:
+            newest.add_block(b.height, b._txids)
+        parts = [self._locator.to_run(), newest.to_run()]
+        size = sum(map(len, parts))
+        with txn.cursor(db=self._store.tables["locator"]) as cur:
+            while cur.last() and len(cur.value()) <= size:
+                parts.append(cur.value())
+                size += len(parts[-1])
+                cur.delete()
+        txn.put(height_key(blocks[-1].height), _native.merge_runs(parts), db=self._store.tables["locator"])
 
     def _execute(
         self, txn: Any, head: BlockHeader, checked: _Checked, timestamp: int | None, proposer: bytes, consensus: bytes
@@ -568,18 +598,21 @@ class Ledger:
         """``(height, index)`` of each of ``txids`` that is committed. The in-memory locator names
         the blocks that may hold each one; each is confirmed against its block's stored ids, lowest
         height first, so a transaction included twice is found where it first committed."""
-        positions, heights = self._locator.candidates(txids)
+        # The map first, then the snapshot: the map is emptied only after the commit that wrote its
+        # ids as a run, so whatever the map no longer holds, this snapshot's runs do.
+        locator = self._locator
         found: dict[bytes, tuple[int, int]] = {}
-        if not positions.size:
-            return found
-        with self._store.read() as txn:
+        with self._store.read(buffers=True) as txn:
+            with txn.cursor(db=self._store.tables["locator"]) as cur:
+                runs = [np.frombuffer(v, dtype=np.uint8) for v in cur.iternext(keys=False, values=True)]
+            positions, heights = locator.candidates(txids, runs)
             table = self._store.tables["txids"]
             for h in np.unique(heights).tolist():
                 block_ids = txn.get(height_key(h), db=table)
                 if block_ids is None:  # committed after this snapshot began: not yet visible here
                     continue
                 wanted = [txids[p] for p in positions[heights == h].tolist() if txids[p] not in found]
-                for t, i in zip(wanted, _native.id_positions(block_ids, wanted).tolist()):
+                for t, i in zip(wanted, _native.id_positions(bytes(block_ids), wanted).tolist()):
                     if i >= 0:
                         found.setdefault(t, (h, i))
         return found

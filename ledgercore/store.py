@@ -34,7 +34,7 @@ import lmdb
 from . import _native
 from .errors import LedgerError
 
-TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces", "state", "history")
+TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces", "state", "history", "locator")
 DEFAULT_MAP_SIZE = 1 << 30
 _T = TypeVar("_T")
 
@@ -112,15 +112,16 @@ class Store:
         self.env.close()
 
     @contextmanager
-    def read(self) -> Iterator[lmdb.Transaction]:
-        """A consistent snapshot of the last committed block; may run while a block commits."""
+    def read(self, buffers: bool = False) -> Iterator[lmdb.Transaction]:
+        """A consistent snapshot of the last committed block; may run while a block commits.
+        ``buffers``: values are memoryviews into the map, valid until the snapshot closes."""
         while True:
             with self._gate:
                 while self._resizing:
                     self._gate.wait()
                 self._readers += 1
             try:
-                txn = self.env.begin(buffers=False)
+                txn = self.env.begin(buffers=buffers)
             except lmdb.MapResizedError:
                 # Another process (the node's writer) grew the map past ours: adopt its size.
                 self._release()
@@ -157,10 +158,11 @@ class Store:
         with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
             return list(cur.iternext(keys=False, values=True))
 
-    def items(self, table: str) -> Iterator[tuple[bytes, bytes]]:
-        """Every ``(key, value)`` of ``table`` in key order, from one snapshot."""
+    def items(self, table: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` of ``table`` from key ``start`` on, in key order, from one snapshot."""
         with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
-            yield from cur.iternext()
+            if cur.set_range(start):
+                yield from cur.iternext()
 
     def commit(self, write: BlockWrite) -> None:
         """Writes the block atomically and durably (fsync) or not at all; grows the map when full."""

@@ -26,6 +26,7 @@ CHAIN_ID = "dev"
 SENDERS = 4
 T0 = 1_700_000_000_000  # block h is stamped T0 + h seconds (ms)
 MAX_PER_BLOCK = 10_000  # nonces are h * MAX_PER_BLOCK + position, unique per sender
+LOCATOR_RUN_IDS = 200
 
 
 @dataclass(frozen=True)
@@ -167,8 +168,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--stop-at", type=int, default=None)
     args = parser.parse_args(argv)
 
-    from ledgercore import Ledger
+    from ledgercore import Ledger, ledger
 
+    # Write the tx locator's map out as a run (merging older runs) every few blocks, so that kills
+    # also land in commits that write and merge runs.
+    ledger.LOCATOR_RUN_IDS = LOCATOR_RUN_IDS
     led = Ledger.open(args.path, SUITE, chain_id=CHAIN_ID, map_size=args.map_size)
     # Announce the LMDB write transaction itself, so the test can aim kills inside it. The real
     # commit runs unchanged in between.

@@ -18,12 +18,14 @@ from ledgercore.errors import (
     DecodeError,
     IntegrityError,
     InvalidLengthError,
+    MalformedInputError,
     InvalidSignatureError,
     LedgerError,
     NotFoundError,
     OutOfRangeError,
     UnknownNameError,
 )
+from ledgercore import ledger as ledger_module
 from ledgercore.store import Store, height_key
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
@@ -320,7 +322,11 @@ def test_readers_run_while_blocks_commit(tmp_path):
         assert not errors and len(set(seen)) > 1
 
 
-def test_tx_lookups_run_while_blocks_commit_and_never_see_a_block_half(tmp_path):
+@pytest.mark.parametrize("run_ids", [None, 500], ids=["in-memory", "with-runs"])
+def test_tx_lookups_run_while_blocks_commit_and_never_see_a_block_half(tmp_path, monkeypatch, run_ids):
+    """With runs, the map is written out and emptied every few blocks while the reader looks up."""
+    if run_ids is not None:
+        monkeypatch.setattr(ledger_module, "LOCATOR_RUN_IDS", run_ids)
     kp = signing.generate("ed25519")
     blocks = [[put(kp, f"q/{b}/{i}", b * 100 + i) for i in range(200)] for b in range(1, 25)]
     ids = [Transaction.decode(raw).id for raws in blocks for raw in raws]
@@ -442,6 +448,61 @@ def test_tx_heights_finds_committed_ids_in_one_lookup(tmp_path):
             led.tx(absent)
 
 
+def test_locator_runs_bound_the_map_and_answer_after_reopen(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger_module, "LOCATOR_RUN_IDS", 250)
+    kp = signing.generate("ed25519")
+    blocks = [[put(kp, f"r/{b}/{i}", b * 1000 + i) for i in range(100)] for b in range(1, 21)]
+    blocks[7].append(blocks[1][5])  # a transaction included again (it fails): found where it first committed
+    path = tmp_path / "l"
+    with Ledger.open(path) as led:
+        for raws in blocks:
+            led.apply_block(raws)
+            assert len(led._locator) < 250
+        ids = [Transaction.decode(raw).id for raws in blocks for raw in raws[:100]]
+        expected = {t: i // 100 + 1 for i, t in enumerate(ids)}
+        assert led.tx_heights(ids) == expected
+        with led._store.read() as txn, txn.cursor(db=led._store.tables["locator"]) as cur:
+            runs = [(int.from_bytes(k, "big"), len(v) // 12) for k, v in cur]
+        # Runs cover contiguous heights, newest smallest (older ones were merged as they came).
+        assert 8 <= runs[-1][0] <= 20 and sum(n for _, n in runs) == 100 * runs[-1][0] + 1  # + the repeat
+        assert [n for _, n in runs] == sorted((n for _, n in runs), reverse=True) and len(runs) < 5
+        led.audit()
+    with Ledger.open(path) as led:  # only the blocks after the last run go back into memory
+        assert len(led._locator) == 100 * (20 - runs[-1][0])
+        assert led.tx_heights(ids) == expected
+        t = led.tx(ids[150])
+        assert (t.height, t.index) == (2, 50)
+
+
+def test_a_damaged_locator_run_is_found_by_the_audit_and_refused_by_lookups(tmp_path, monkeypatch):
+    monkeypatch.setattr(ledger_module, "LOCATOR_RUN_IDS", 150)
+    kp = signing.generate("ed25519")
+    path = tmp_path / "l"
+    with Ledger.open(path) as led:
+        ids = [led.apply_block([put(kp, f"d/{b}/{i}", b * 1000 + i) for i in range(100)]).txids for b in range(1, 5)]
+    def put_run(key: bytes, value: bytes) -> None:
+        store = Store(path)
+        with store.env.begin(write=True) as txn:
+            txn.put(key, value, db=store.tables["locator"])
+        store.close()
+
+    store = Store(path)
+    key, run = next(store.items("locator"))
+    store.close()
+    for damaged, error in ((run[:-12], "do not hold exactly"), (run[12:] + run[:12], "malformed"), (run[:-5], "malformed")):
+        put_run(key, damaged)
+        with Ledger.open(path) as led:
+            with pytest.raises(IntegrityError, match=f"locator: .*{error}"):
+                led.audit(replay=False)
+            if len(damaged) % 12:
+                with pytest.raises(InvalidLengthError, match="locator run"):
+                    led.tx_heights(ids[0])
+    put_run(key, run)
+    with Ledger.open(path) as led:
+        assert led.audit(replay=False).height == 4
+        assert set(led.tx_heights([t for b in ids for t in b]).values()) == {1, 2, 3, 4}
+
+
 def test_the_tx_locator_refuses_bad_input_with_typed_errors():
     loc = _native.TxLocator()
     loc.add_block(3, bytes(64))
@@ -458,6 +519,14 @@ def test_the_tx_locator_refuses_bad_input_with_typed_errors():
     assert len(loc) == 2
     positions, heights = loc.candidates([bytes(range(32)), bytes(32)])
     assert positions.tolist() == [1] and heights.tolist() == [3]
+    run = loc.to_run()
+    assert run == bytes(8) + (3).to_bytes(4, "big")  # the two ids share a prefix at one height
+    with pytest.raises(InvalidLengthError, match="locator run"):
+        loc.candidates([bytes(32)], [np.frombuffer(run + b"x", dtype=np.uint8)])
+    with pytest.raises(MalformedInputError, match="locator run: record 1 does not sort"):
+        _native.merge_runs([run + run])
+    positions, heights = _native.TxLocator().candidates([bytes(32)], [np.frombuffer(run, dtype=np.uint8)])
+    assert heights.tolist() == [3]
 
 
 def test_a_group_commit_equals_blocks_one_at_a_time_and_skips_a_bad_block_in_place(tmp_path):

@@ -1,9 +1,9 @@
 //! The in-memory map of committed transactions to their blocks (`native/src/ledger/locator.rs`).
 
-use ledgercore_native::ledger::locator;
-use numpy::PyArray1;
+use ledgercore_native::ledger::{locator, locator_run};
+use numpy::{PyArray1, PyReadonlyArray1};
 use pyo3::prelude::*;
-use pyo3::types::PyTuple;
+use pyo3::types::{PyBytes, PyTuple};
 
 use crate::errors::OrRaise;
 use crate::rows::Rows;
@@ -30,18 +30,46 @@ impl TxLocator {
     }
 
     /// `(positions, heights)`: for each of `ids` that may be committed, its position in `ids`
-    /// and a height that may hold it, one pair per candidate, lowest height first per position.
-    fn candidates<'py>(&self, py: Python<'py>, ids: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyTuple>> {
+    /// and a height that may hold it, one pair per candidate, lowest height first per position;
+    /// the map's candidates, then those of each of `runs` (uint8 arrays, e.g. views of stored runs).
+    #[pyo3(signature = (ids, runs = Vec::new()))]
+    fn candidates<'py>(
+        &self,
+        py: Python<'py>,
+        ids: &Bound<'py, PyAny>,
+        runs: Vec<PyReadonlyArray1<'py, u8>>,
+    ) -> PyResult<Bound<'py, PyTuple>> {
         let rows = Rows::extract(ids, "ids")?;
+        let runs = runs.iter().map(|r| r.as_slice()).collect::<Result<Vec<_>, _>>()?;
+        for run in &runs {
+            locator_run::count(run).or_raise()?;
+        }
         let (mut positions, mut heights) = (Vec::new(), Vec::new());
         for (i, id) in rows.slices().into_iter().enumerate() {
-            for h in self.inner.candidates(id).or_raise()? {
+            let in_map = self.inner.candidates(id).or_raise()?;
+            let in_runs = runs.iter().flat_map(|run| locator_run::candidates(run, id).map(u64::from));
+            for h in in_map.into_iter().chain(in_runs) {
                 positions.push(i as u64);
                 heights.push(h);
             }
         }
         PyTuple::new(py, [PyArray1::from_vec(py, positions).into_any(), PyArray1::from_vec(py, heights).into_any()])
     }
+
+    /// The map's contents as a locator run: sorted 12-byte records `id prefix || u32 height`.
+    fn to_run<'py>(&self, py: Python<'py>) -> Bound<'py, PyBytes> {
+        PyBytes::new(py, &self.inner.to_run())
+    }
+}
+
+/// One run holding every record of `runs` (each checked: whole records, strictly ascending).
+#[pyfunction]
+pub fn merge_runs<'py>(py: Python<'py>, runs: Vec<Bound<'py, PyBytes>>) -> PyResult<Bound<'py, PyBytes>> {
+    let slices: Vec<&[u8]> = runs.iter().map(|r| r.as_bytes()).collect();
+    for run in &slices {
+        locator_run::check(run).or_raise()?;
+    }
+    Ok(PyBytes::new(py, &locator_run::merge(&slices)))
 }
 
 /// The position of each of `wanted` among a block's `ids` (its first occurrence), -1 where absent.

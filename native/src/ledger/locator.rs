@@ -1,17 +1,18 @@
 //! Where committed transactions are: transaction id -> the heights of the blocks that may hold it.
 //!
-//! The ledger keeps this map in memory and rebuilds it from the stored blocks' id lists when it
-//! opens, instead of keeping a tx-id-keyed B-tree on disk: tx ids are hashes, so every insert into
-//! such a tree lands on a random page, and once the tree outgrows a block, committing the block
-//! writes about one 4 KB page per transaction for the index alone.
+//! The ledger keeps this map in memory for its newest blocks (older ones are in sorted runs on
+//! disk, see [`super::locator_run`]) and rebuilds it from their stored id lists when it opens,
+//! instead of keeping a tx-id-keyed B-tree on disk: tx ids are hashes, so every insert into such a
+//! tree lands on a random page, and once the tree outgrows a block, committing the block writes
+//! about one 4 KB page per transaction for the index alone.
 
 use std::collections::HashMap;
 
+use super::locator_run::{self, Record, PREFIX_LEN};
 use crate::error::{Error, Result};
 
-/// Leading bytes of an id the map is keyed on. Ids are hashes: two of n ids share a prefix with
-/// probability about n²/2⁶⁵, and the caller confirms every candidate against its block's ids.
-const PREFIX_LEN: usize = 8;
+// The map is keyed on an id's first PREFIX_LEN bytes. Ids are hashes: two of n ids share a prefix
+// with probability about n²/2⁶⁵, and the caller confirms every candidate against its block's ids.
 pub const ID_LEN: usize = 32;
 
 /// The prefix as two u32 halves rather than a u64: a map entry (prefix, u32 height) is then 12
@@ -21,6 +22,13 @@ type Prefix = [u32; 2];
 fn prefix(id: &[u8]) -> Prefix {
     let half = |i: usize| u32::from_le_bytes([id[i], id[i + 1], id[i + 2], id[i + 3]]);
     [half(0), half(PREFIX_LEN / 2)]
+}
+
+fn prefix_bytes(p: &Prefix) -> [u8; PREFIX_LEN] {
+    let mut out = [0u8; PREFIX_LEN];
+    out[..4].copy_from_slice(&p[0].to_le_bytes());
+    out[4..].copy_from_slice(&p[1].to_le_bytes());
+    out
 }
 
 /// The map is split by an id's first byte: growing one part rehashes 1/256 of the ids, so the
@@ -95,6 +103,13 @@ impl TxLocator {
         Ok(())
     }
 
+    /// Every (prefix, height) the map holds, as a locator run.
+    pub fn to_run(&self) -> Vec<u8> {
+        let firsts = self.first.iter().flatten().map(|(p, &h)| locator_run::record(&prefix_bytes(p), h));
+        let laters = self.later.iter().flat_map(|(p, hs)| hs.iter().map(|&h| locator_run::record(&prefix_bytes(p), h)));
+        locator_run::from_records(firsts.chain(laters).collect::<Vec<Record>>())
+    }
+
     /// Heights that may hold `id`, lowest first (empty: `id` is in no recorded block).
     pub fn candidates(&self, id: &[u8]) -> Result<Vec<u64>> {
         if id.len() != ID_LEN {
@@ -153,6 +168,11 @@ mod tests {
         assert_eq!(loc.candidates(&id(2, 3)).unwrap(), [1, 2, 4]);
         assert!(loc.candidates(&id(3, 3)).unwrap().is_empty());
         assert_eq!(loc.len(), 6);
+        // As a run, the same answers.
+        let run = loc.to_run();
+        assert_eq!(locator_run::check(&run).unwrap(), 5); // prefix 1 at 1, 2; prefix 2 at 1, 2, 4
+        assert_eq!(locator_run::candidates(&run, &id(2, 3)).collect::<Vec<_>>(), [1, 2, 4]);
+        assert_eq!(locator_run::candidates(&run, &id(1, 1)).collect::<Vec<_>>(), [1, 2]);
     }
 
     #[test]

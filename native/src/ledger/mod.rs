@@ -6,4 +6,5 @@ pub mod commitment;
 pub mod fresh;
 pub mod keys;
 pub mod locator;
+pub mod locator_run;
 pub mod writes;
