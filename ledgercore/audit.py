@@ -25,9 +25,10 @@ batch calls and table comparisons are list comparisons done in C.
 
 Cost: the replay is O(chain) in time and temporary disk, and the final table comparison holds the
 derived tables in memory (twice). That is right for tests, for the CLI on modest chains and for
-spot checks; ``replay=False`` keeps only the per-block structural checks (O(chain) time, O(block)
-memory). The audit holds one read snapshot of the live store while it runs, so a ledger that needs to
-grow its LMDB map in the same process waits until the audit ends.
+spot checks; ``replay=False`` keeps only the structural checks (O(chain) time; memory for one
+block, and for a map of the ids one locator run covers, the largest about half the chain's). The
+audit holds one read snapshot of the live store while it runs, so a ledger that needs to grow its
+LMDB map in the same process waits until the audit ends.
 """
 
 from __future__ import annotations
@@ -174,25 +175,29 @@ def _check_table_extent(txn: Any, store: Store, top: int) -> None:
 
 
 def _check_locator_runs(txn: Any, store: Store, top: int) -> None:
-    with txn.cursor(db=store.tables["locator"]) as cur:
-        runs = list(cur.iternext())
-    if not runs:
-        return
-    covered = int.from_bytes(runs[-1][0], "big")
-    if covered > top:
-        raise IntegrityError(covered, "locator", f"a run covers heights up to {covered}, beyond meta.height {top}")
-    expected = _native.TxLocator()
-    with txn.cursor(db=store.tables["txids"]) as cur:
-        for key, ids in cur.iternext():
-            if int.from_bytes(key, "big") > covered:
-                break
-            expected.add_block(int.from_bytes(key, "big"), ids)
-    try:
-        stored = _native.merge_runs([run for _, run in runs])
-    except LedgerError as exc:
-        raise IntegrityError(covered, "locator", f"a stored run is malformed: {exc}") from exc
-    if stored != expected.to_run():
-        raise IntegrityError(covered, "locator", f"the runs do not hold exactly the ids of blocks 1..{covered}")
+    """Each stored run holds exactly the records of the ids of the heights it covers: those after
+    the previous run's key, up to its own."""
+    with txn.cursor(db=store.tables["locator"]) as runs, txn.cursor(db=store.tables["txids"]) as blocks:
+        start = 1
+        for key, run in runs.iternext():
+            covered = int.from_bytes(key, "big")
+            if covered > top:
+                detail = f"a run covers heights up to {covered}, beyond meta.height {top}"
+                raise IntegrityError(covered, "locator", detail)
+            expected = _native.TxLocator()
+            if blocks.set_range(height_key(start)):
+                for k, ids in blocks.iternext():
+                    if int.from_bytes(k, "big") > covered:
+                        break
+                    expected.add_block(int.from_bytes(k, "big"), ids)
+            try:
+                _native.merge_runs([run])
+            except LedgerError as exc:
+                raise IntegrityError(covered, "locator", f"the run is malformed: {exc}") from exc
+            if run != expected.to_run():
+                detail = f"the run does not hold exactly the ids of blocks {start}..{covered}"
+                raise IntegrityError(covered, "locator", detail)
+            start = covered + 1
 
 
 def _check_block(

@@ -199,10 +199,10 @@ class Block:
 class Ledger:
     """One node's ledger. Use :meth:`open`; safe to read from many threads while one applies blocks.
 
-    The head, the block-hash log and the tx locator's newest part are held in memory: they cover the
-    blocks that were stored when it opened and those it applied since. A ledger another process writes is read
-    as of the moment this one opened it (``get`` and ``query`` read live state); open it again to
-    see later blocks."""
+    The head, the block-hash log and the tx locator's newest part are held in memory: they cover
+    the blocks that were stored when it opened and those it applied since. A ledger another process
+    writes is read as of the moment this one opened it (``get`` and ``query`` read live state);
+    open it again to see later blocks."""
 
     def __init__(
         self,
@@ -420,7 +420,9 @@ class Ledger:
                 b.timings["commit"] += shared / len(blocks)
         return blocks
 
-    def _execute_all(self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]) -> tuple[list[Block], bool]:
+    def _execute_all(
+        self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]
+    ) -> tuple[list[Block], bool]:
         """Executes and stages the blocks; and, when the locator's map would pass
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
         if self._log.size != self._head.height + 1:
@@ -595,9 +597,10 @@ class Ledger:
         return {t: height for t, (height, _) in self._locate(txids).items()}
 
     def _locate(self, txids: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
-        """``(height, index)`` of each of ``txids`` that is committed. The in-memory locator names
-        the blocks that may hold each one; each is confirmed against its block's stored ids, lowest
-        height first, so a transaction included twice is found where it first committed."""
+        """``(height, index)`` of each of ``txids`` that is committed. The locator (its stored runs
+        and its in-memory map) names the blocks that may hold each one; each is confirmed against
+        its block's stored ids, lowest height first, so a transaction included twice is found where
+        it first committed."""
         # The map first, then the snapshot: the map is emptied only after the commit that wrote its
         # ids as a run, so whatever the map no longer holds, this snapshot's runs do.
         locator = self._locator

@@ -489,7 +489,7 @@ def test_a_damaged_locator_run_is_found_by_the_audit_and_refused_by_lookups(tmp_
     store = Store(path)
     key, run = next(store.items("locator"))
     store.close()
-    for damaged, error in ((run[:-12], "do not hold exactly"), (run[12:] + run[:12], "malformed"), (run[:-5], "malformed")):
+    for damaged, error in ((run[:-12], "does not hold exactly"), (run[12:] + run[:12], "malformed"), (run[:-5], "malformed")):
         put_run(key, damaged)
         with Ledger.open(path) as led:
             with pytest.raises(IntegrityError, match=f"locator: .*{error}"):
