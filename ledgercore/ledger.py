@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -353,17 +353,24 @@ class Ledger:
     ) -> Iterator[Block]:
         """Applies blocks in order, yielding each once it is durable: the same result as calling
         :meth:`apply_block` on each, but block k+1 is decoded and its signatures checked (on native
-        threads) while block k executes and commits. For bulk loads and catching up."""
+        threads) while block k's writes are staged, flushed and fsync'd: after its execution, which
+        would otherwise compete with the check for the cores. For bulk loads and catching up."""
         stamps = iter(timestamps) if timestamps is not None else None
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-verify") as pool:
             it = iter(blocks)
             first = next(it, None)
             pending = None if first is None else pool.submit(self._check, first)
             while pending is not None:
-                checked = pending.result()
-                following = next(it, None)
-                pending = None if following is None else pool.submit(self._check, following)
-                yield self._commit([(checked, None if stamps is None else next(stamps), b"", b"")])[0]
+                checked, ahead = pending.result(), []
+
+                def check_next() -> None:
+                    if not ahead:  # once, though a write that outgrew the map stages again
+                        following = next(it, None)
+                        ahead.append(None if following is None else pool.submit(self._check, following))
+
+                item = (checked, None if stamps is None else next(stamps), b"", b"")
+                yield self._commit([item], executed=check_next)[0]
+                pending = ahead[0]
 
     def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:
         """Applies consecutive blocks in one durable LMDB write (group commit): one fsync, and pages
@@ -397,14 +404,17 @@ class Ledger:
             raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
         return _Checked(batch, batch.raws, {"decode": t1 - t0, "verify": time.perf_counter() - t1})
 
-    def _commit(self, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]) -> list[Block]:
+    def _commit(
+        self, items: Sequence[tuple[_Checked, int | None, bytes, bytes]], executed: Callable[[], None] | None = None
+    ) -> list[Block]:
         """Executes checked blocks (with timestamp, proposer, consensus data) in order on the
-        current head and commits them all in one durable write."""
+        current head and commits them all in one durable write; ``executed`` runs once the last
+        block is executed, before its writes are staged and the write is flushed."""
         hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
         with self._write_lock:
             t0 = time.perf_counter()
             try:
-                blocks, ran = self._store.transact(lambda txn: self._execute_all(txn, items), hint)
+                blocks, ran = self._store.transact(lambda txn: self._execute_all(txn, items, executed), hint)
             except BaseException:
                 self._reload_log()  # hashes appended for blocks that did not commit
                 raise
@@ -421,15 +431,15 @@ class Ledger:
         return blocks
 
     def _execute_all(
-        self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]]
+        self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]], executed: Callable[[], None] | None
     ) -> tuple[list[Block], bool]:
         """Executes and stages the blocks; and, when the locator's map would pass
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
         if self._log.size != self._head.height + 1:
             self._reload_log()  # an earlier try of this write ran out of map space midway
         head, out = self._head, []
-        for checked, timestamp, proposer, consensus in items:
-            block = self._execute(txn, head, checked, timestamp, proposer, consensus)
+        for n, (checked, timestamp, proposer, consensus) in enumerate(items, 1):
+            block = self._execute(txn, head, checked, timestamp, proposer, consensus, executed if n == len(items) else None)
             self._log.append(block.hash)
             head = block.header
             out.append(block)
@@ -455,7 +465,8 @@ class Ledger:
         txn.put(height_key(blocks[-1].height), _native.merge_runs(parts), db=self._store.tables["locator"])
 
     def _execute(
-        self, txn: Any, head: BlockHeader, checked: _Checked, timestamp: int | None, proposer: bytes, consensus: bytes
+        self, txn: Any, head: BlockHeader, checked: _Checked, timestamp: int | None, proposer: bytes, consensus: bytes,
+        executed: Callable[[], None] | None = None,
     ) -> Block:
         """Executes one checked block on ``head`` and stages its writes in ``txn``, whose reads see
         the blocks staged before it."""
@@ -472,6 +483,8 @@ class Ledger:
             state=StateReader(reads.values), authorize=self._authorize,
         )  # fmt: skip
         current = reads.entries(result.keys)
+        if executed is not None:
+            executed()
         t3 = time.perf_counter()
         ids = batch.ids
         writes = (result.keys, result.values, result.txs)

@@ -192,7 +192,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             height = ledger.height
         finally:
             ledger.close()
-        # Reopening reads every stored tx id back into the in-memory locator: O(chain), timed here.
+        # Reopening reads the ids after the last locator run back into memory: timed here.
         t_open = time.perf_counter()
         Ledger.open(os.path.join(workdir, "ledger"), suite=suite.name, chain_id=CHAIN_ID).close()
         reopen_seconds = time.perf_counter() - t_open
