@@ -57,7 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--batch", type=int, default=2000, metavar="K", help="(a) entries the leader proposes per Raft step (default 2000)")
     parser.add_argument("--window", type=int, default=20000, metavar="W", help="(a) most entries proposed and not yet applied, both systems (default 20000)")
     parser.add_argument("--raft-mode", choices=("pipelined", "node"), default="pipelined", help="(a) pipelined: step while the log fsyncs, fsync only what must be durable, leader sends while it writes; node: Node's discipline (default pipelined)")
-    parser.add_argument("--block-txs", type=int, default=4000, metavar="B", help="(b) transactions per block (default 4000)")
+    parser.add_argument(
+        "--block-txs", type=int, default=10000, metavar="B", help="(b) transactions per block (default 10000, as in bench ingest)"
+    )
     parser.add_argument("--submit-batch", type=int, default=2000, metavar="B", help="(b) transactions a client submits at once (default 2000)")
     parser.add_argument("--clients", type=int, default=8, metavar="C", help="(b) concurrent submitting batches per node (default 8: with the default batch, enough for the leader's 4 blocks in flight)")
     parser.add_argument("--submit-to", choices=("leader", "all"), default="leader", help="(b) submit on the leader only, or spread over every node (followers forward)")
