@@ -106,6 +106,9 @@ def run_builtin(
     name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
 ) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes], np.ndarray]: ...  # ok, errors, keys, values, txs
 def sorted_keys(keys: _Rows) -> list[bytes]: ...  # distinct, in byte order
+def history_values(
+    keys: _Rows, entries: Sequence[bytes | None]
+) -> tuple[list[bytes | None], int]: ...  # (value or None for a delete, per entry; first bad index or -1)
 
 class TxLocator:
     """Committed tx ids -> the heights of the blocks that may hold them (confirm against the block)."""

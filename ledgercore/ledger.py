@@ -65,29 +65,31 @@ def split_ids(flat: bytes) -> list[bytes]:
     return [flat[i : i + 32] for i in range(0, len(flat), 32)]
 
 
-def _history_value(skey: bytes, change: bytes, v: bytes | None) -> bytes | None:
-    """The value the history entry ``v``, stored at ``change``, gives ``skey`` (None: a delete).
-    An entry that is missing or another key's means the store is corrupt."""
-    if v is None or v[HISTORY_HEADER_SIZE - 2 : HISTORY_HEADER_SIZE + len(skey)] != len(skey).to_bytes(2, "big") + skey:
-        detail = f"change {change.hex()} of {skey!r} is missing or another key's"
-        raise IntegrityError(_location(change)[0], "history", detail)
-    return v[HISTORY_HEADER_SIZE + len(skey) :] if v[CHANGE_SIZE + 32] else None
-
-
-def _put_value(skey: bytes, change: bytes, v: bytes | None) -> bytes:
-    """The value of a live key's latest change: its history entry ``v`` must be a put."""
-    value = _history_value(skey, change, v)
-    if value is None:
-        raise IntegrityError(_location(change)[0], "history", f"change {change.hex()} of live key {skey!r} is a delete")
-    return value
+def _changes(keys: list[bytes], changes: list[bytes], entries: list[bytes | None]) -> list[bytes | None]:
+    """What each history entry (stored at ``changes``, None where absent) says its key became: the
+    value put, or None for a delete. An entry that is missing or another key's means the store is
+    corrupt."""
+    values, bad = _native.history_values(keys, entries)
+    if bad >= 0:
+        detail = f"change {changes[bad].hex()} of {keys[bad]!r} is missing or another key's"
+        raise IntegrityError(_location(changes[bad])[0], "history", detail)
+    return values
 
 
 def _live_values(store: Store, txn: Any, entries: list[tuple[bytes, bytes]]) -> dict[bytes, bytes]:
     """The values of stored state entries, read from the history entries they name; tombstones
     (deleted keys) are absent."""
     live = {v[:CHANGE_SIZE]: k for k, v in entries if v[CHANGE_SIZE]}
-    found = dict(store.get_many(txn, "history", list(live)))
-    return {k: _put_value(k, change, found.get(change)) for change, k in live.items()}
+    if not live:
+        return {}
+    changes, keys = list(live), list(live.values())
+    found = dict(store.get_many(txn, "history", changes))
+    values = _changes(keys, changes, list(map(found.get, changes)))
+    if None in values:
+        i = values.index(None)
+        detail = f"change {changes[i].hex()} of live key {keys[i]!r} is a delete"
+        raise IntegrityError(_location(changes[i])[0], "history", detail)
+    return dict(zip(keys, values))  # type: ignore[arg-type]
 
 
 class _StateReads:
@@ -439,7 +441,8 @@ class Ledger:
             self._reload_log()  # an earlier try of this write ran out of map space midway
         head, out = self._head, []
         for n, (checked, timestamp, proposer, consensus) in enumerate(items, 1):
-            block = self._execute(txn, head, checked, timestamp, proposer, consensus, executed if n == len(items) else None)
+            last = n == len(items)
+            block = self._execute(txn, head, checked, timestamp, proposer, consensus, executed if last else None)
             self._log.append(block.hash)
             head = block.header
             out.append(block)
@@ -581,8 +584,8 @@ class Ledger:
             while change != NO_CHANGE:
                 height, index = _location(change)
                 v = txn.get(change, db=table)
-                value = _history_value(skey, change, v)
-                assert v is not None  # checked by _history_value
+                value = _changes([skey], [change], [v])[0]
+                assert v is not None  # _changes refuses a missing entry
                 # Each link names an older change of the same key: a store that says otherwise is
                 # corrupt, and must not send this walk round in circles.
                 if v[:CHANGE_SIZE] >= change:

@@ -195,3 +195,27 @@ pub fn location_entries<'py>(
         .map(|i| pair(py, rows.object(py, i as usize), PyBytes::new(py, &keys::version(height, i))))
         .collect()
 }
+
+/// `(values, bad)`: what each stored history entry says its key became (`bytes`, or None for a
+/// delete), in one call for a batch of reads. `bad` is the index of the first entry that is
+/// missing (None) or not a change of its key, -1 when there is none; the values stop before it.
+#[pyfunction]
+pub fn history_values<'py>(
+    py: Python<'py>,
+    keys: &Bound<'py, PyAny>,
+    entries: Vec<Option<Bound<'py, PyBytes>>>,
+) -> PyResult<(Vec<Option<Bound<'py, PyBytes>>>, i64)> {
+    let rows = Rows::extract(keys, "keys")?;
+    let keys = rows.slices();
+    if keys.len() != entries.len() {
+        return Err(malformed("entries", "must have one entry per key"));
+    }
+    let mut values = Vec::with_capacity(keys.len());
+    for (i, (key, entry)) in keys.iter().zip(&entries).enumerate() {
+        match entry.as_ref().and_then(|e| writes::change_of(key, e.as_bytes())) {
+            Some(change) => values.push(change.map(|v| PyBytes::new(py, v))),
+            None => return Ok((values, i as i64)),
+        }
+    }
+    Ok((values, -1))
+}

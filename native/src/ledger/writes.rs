@@ -139,6 +139,21 @@ pub fn history_value_len(w: &Write<'_>) -> usize {
     HISTORY_HEADER_LEN + w.key.len() + w.value.map_or(0, <[u8]>::len)
 }
 
+/// What a stored history entry says `key` became: `Some(Some(value))` a put, `Some(None)` a delete;
+/// `None` when the entry is not a change of `key` (too short, another key, a bad flag).
+pub fn change_of<'a>(key: &[u8], entry: &'a [u8]) -> Option<Option<&'a [u8]>> {
+    let framed = entry.get(CHANGE_ID_LEN + 33..HISTORY_HEADER_LEN + key.len())?;
+    if framed[..2] != (key.len() as u16).to_be_bytes() || framed[2..] != *key {
+        return None;
+    }
+    let value = &entry[HISTORY_HEADER_LEN + key.len()..];
+    match entry[CHANGE_ID_LEN + 32] {
+        LIVE => Some(Some(value)),
+        DELETED if value.is_empty() => Some(None),
+        _ => None,
+    }
+}
+
 /// Every entry of the block at `height` (`order` from [`order`]; `before` gives a key's latest
 /// change in earlier blocks), each value filled into a buffer the caller makes: `state(i, len,
 /// fill)` for write `i`, the last of its key; `history(change, len, fill)` for every write. The
@@ -287,6 +302,21 @@ mod tests {
             assert_eq!(&v[..CHANGE_ID_LEN], &change_id(3, i, i));
             assert_eq!(v[CHANGE_ID_LEN], if writes[i as usize].value.is_some() { LIVE } else { DELETED });
         }
+    }
+
+    #[test]
+    fn a_history_entry_reads_back_as_the_change_it_records() {
+        let ids = [[9u8; 32]];
+        let writes = [Write { key: b"c/k", value: Some(b"v1"), tx: 0 }, Write { key: b"c/k", value: None, tx: 0 }];
+        let e = entries(4, &writes, &ids, no_history);
+        assert_eq!(change_of(b"c/k", &e.history[0].1), Some(Some(&b"v1"[..])));
+        assert_eq!(change_of(b"c/k", &e.history[1].1), Some(None));
+        assert_eq!(change_of(b"c/x", &e.history[0].1), None); // another key's
+        assert_eq!(change_of(b"c/kk", &e.history[0].1), None);
+        assert_eq!(change_of(b"c/k", &e.history[0].1[..40]), None); // torn
+        let mut bad_flag = e.history[0].1.clone();
+        bad_flag[CHANGE_ID_LEN + 32] = 7;
+        assert_eq!(change_of(b"c/k", &bad_flag), None);
     }
 
     #[test]
