@@ -1,23 +1,26 @@
 """The node's LMDB environment: one durable write transaction per block, snapshot reads meanwhile.
 
 Tables (LMDB named databases), all keys big-endian where numeric:
-  meta      b"suite", b"chain_id", b"height" -> chain metadata (height: u64 of the last block)
+  meta      b"suite", b"chain_id", b"height", b"store_format" -> chain metadata (height: u64 of the
+            last block; store_format: u32 layout of these tables)
   headers   u64 height -> encoded block header
   blocks    u64 height -> encoded block (header and raw transactions)
   txids     u64 height -> the block's transaction ids, 32 bytes each
   receipts  u64 height -> encoded receipts of the block's failed transactions and events
   hashes    u64 height -> block hash (the leaves of the block-hash Merkle log)
   nonces    sender || u64 nonce -> u64 height || u32 index
-  state     contract "/" key -> change id || flag || value (flag 0: deleted, no value; a tombstone
-            that keeps the key's history reachable)
+  state     contract "/" key -> change id || flag (flag 0: deleted, a tombstone that keeps the key's
+            history reachable); the value is in the history entry the change id keys
   history   change id -> previous change id of the key (zeros: none) || tx id || flag ||
             u16 len || contract "/" key || value (flag 0: the change deleted the key)
+  locator   u64 last height covered -> a sorted run of 12-byte records, tx id prefix || u32 height
 where a change id is u64 height || u32 tx index || u32 write ordinal (position among the block's
 writes): history keys only grow, so each block's history is appended after the last page, and a
 key's changes are a chain from its state entry back. docs/FORMAT.md section 6 has the bytes.
 
-There is no table keyed by tx id: the ledger finds a committed transaction through an in-memory
-map rebuilt from ``txids`` on open (``_native.TxLocator``), so a commit writes no random-key index page.
+There is no table keyed by tx id: the ledger finds a committed transaction through the ``locator``
+runs and an in-memory map of the blocks after the last run (``_native.TxLocator``), rebuilt from
+``txids`` on open, so a commit writes no random-key index page.
 """
 
 from __future__ import annotations
