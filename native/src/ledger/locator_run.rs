@@ -20,9 +20,10 @@ pub fn record(prefix: &[u8], height: u32) -> Record {
     r
 }
 
-/// Sorts and deduplicates records into a run's bytes.
+/// Sorts and deduplicates records into a run's bytes. The sort is the stable one because it finds
+/// runs already in order and merges them: runs being merged come as a few sorted stretches.
 pub fn from_records(mut records: Vec<Record>) -> Vec<u8> {
-    records.sort_unstable();
+    records.sort();
     records.dedup();
     records.concat()
 }
