@@ -118,6 +118,20 @@ class TxLocator:
     def candidates(self, ids: _Rows, runs: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]: ...  # (positions, heights), uint64; runs: uint8 arrays
     def to_run(self) -> bytes: ...  # sorted 12-byte records: id prefix (8) || u32 height, big-endian
 
+class StateOverlay:
+    """State entries (key -> change id || flag) not yet folded into the store's `state` table."""
+    def __init__(self) -> None: ...
+    def __len__(self) -> int: ...  # committed entries
+    def get(self, key: bytes, staged: bool = False) -> bytes | None: ...
+    def split(self, keys: list[bytes], staged: bool = False) -> tuple[list[tuple[bytes, bytes]], list[bytes]]: ...  # (found, missing)
+    def stage(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # for the write in progress
+    def load(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # (change id, history entry), change-id order
+    def fold(self, n: int) -> list[tuple[bytes, bytes]]: ...  # the next n entries in key order, for state
+    def lowest_height(self) -> int | None: ...  # of a change left unfolded once the write commits
+    def publish(self) -> None: ...  # the write is durable
+    def discard(self) -> None: ...  # the write failed
+    def items(self) -> list[tuple[bytes, bytes]]: ...  # committed, in key order
+
 def merge_runs(runs: Sequence[bytes]) -> bytes: ...  # one run of every record; each run checked
 
 def id_positions(ids: bytes, wanted: _Rows) -> np.ndarray: ...  # int64 first position in ids, -1 if absent

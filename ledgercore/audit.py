@@ -16,8 +16,10 @@ height by height from the genesis block up:
 * state: every block is replayed, with its stored timestamp and proposer, into a fresh ledger of the
   same suite, chain id, contracts and permission hook in a temporary directory. Signatures are
   verified again there, and every replayed header (hence ``state_root``) and receipt list must equal
-  the stored one. At the end the derived tables (``state``, ``history``, ``nonces``) and
-  the chain metadata must equal the replay's, entry for entry.
+  the stored one. At the end the derived tables and the chain metadata must equal the replay's,
+  entry for entry: ``history``, ``nonces``, and ``state`` as the store means it (the table, with
+  the entries of the changes not yet folded into it read from ``history`` over it); ``meta``
+  less ``state_mark``, which depends on how blocks were grouped into commits.
 
 The first disagreement raises :class:`~ledgercore.errors.IntegrityError` naming the height and the
 field. Python works per block, never per transaction: decoding, hashing and Merkle roots are native
@@ -56,8 +58,9 @@ if TYPE_CHECKING:
 
 # Tables written once per block under the block's height.
 PER_BLOCK_TABLES = ("headers", "blocks", "txids", "receipts", "hashes")
-# Tables derived from executing the blocks, compared whole against the replay.
-DERIVED_TABLES = ("state", "history", "nonces", "meta")
+# Tables derived from executing the blocks, compared whole against the replay (history first: the
+# state the store means is read partly from it).
+DERIVED_TABLES = ("history", "state", "nonces", "meta")
 
 
 @dataclass(frozen=True)
@@ -128,12 +131,14 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
                 prev = header
             _check_table_extent(txn, store, top)
             _check_locator_runs(txn, store, top)
-            state_keys = txn.stat(store.tables["state"])["entries"]
+            unfolded = _unfolded(txn, store)
+            folded = txn.stat(store.tables["state"])["entries"]
+            state_keys = folded + len(unfolded) - len(store.get_many(txn, "state", [k for k, _ in unfolded.items()]))
             history_entries = txn.stat(store.tables["history"])["entries"]
             if replica is not None:
                 with replica._store.read() as rtxn:
                     for table in DERIVED_TABLES:
-                        _compare_table(table, _table(txn, store, table), _table(rtxn, replica._store, table))
+                        _compare_table(table, _derived(txn, store, table), _derived(rtxn, replica._store, table))
     return AuditReport(
         suite=suite.name, chain_id=chain_id, height=top, transactions=transactions, failed_transactions=failed,
         state_keys=state_keys, history_entries=history_entries, replayed=replay, seconds=time.perf_counter() - t0,
@@ -157,6 +162,42 @@ def _replay_dir(store: Store) -> str | None:
 def _table(txn: Any, store: Store, table: str) -> list[tuple[bytes, bytes]]:
     with txn.cursor(db=store.tables[table]) as cur:
         return list(cur.iternext())
+
+
+def _derived(txn: Any, store: Store, table: str) -> list[tuple[bytes, bytes]]:
+    """A derived table as the store means it: ``state`` with the entries of the changes not yet
+    folded into it over it; ``meta`` without ``state_mark``, which depends on how blocks were
+    grouped into commits."""
+    if table == "state":
+        return state_entries(txn, store)
+    entries = _table(txn, store, table)
+    if table == "meta":
+        return [(k, v) for k, v in entries if k != b"state_mark"]
+    return entries
+
+
+def state_entries(txn: Any, store: Store) -> list[tuple[bytes, bytes]]:
+    """Every state entry the store means, in key order, as of ``txn``'s snapshot: those of the
+    ``state`` table, with those of the changes not yet folded into it over them."""
+    state = dict(_table(txn, store, "state"))
+    state.update(_unfolded(txn, store).items())
+    return sorted(state.items())
+
+
+def _unfolded(txn: Any, store: Store) -> _native.StateOverlay:
+    """The state entries of the changes that ``meta/state_mark`` says may not be in ``state``:
+    those of the history entries from that height on, the newest per key."""
+    mark = txn.get(b"state_mark", db=store.tables["meta"])
+    if mark is None or len(mark) != 8:
+        raise IntegrityError(None, "meta.state_mark", f"stored {mark!r}, not a u64")
+    overlay = _native.StateOverlay()
+    with txn.cursor(db=store.tables["history"]) as cur:
+        if cur.set_range(mark):
+            try:
+                overlay.load(list(cur.iternext()))
+            except LedgerError as exc:
+                raise IntegrityError(int.from_bytes(mark, "big"), "history", str(exc)) from exc
+    return overlay
 
 
 def _check_table_extent(txn: Any, store: Store, top: int) -> None:

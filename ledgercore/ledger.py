@@ -7,6 +7,7 @@ Either the whole block is durable when it returns, or nothing of it was written.
 
 from __future__ import annotations
 
+import itertools
 import os
 import threading
 import time
@@ -27,6 +28,7 @@ from .errors import (
     IntegrityError,
     InvalidInputError,
     InvalidSignatureError,
+    LedgerError,
     NotFoundError,
     OutOfRangeError,
     UnknownNameError,
@@ -48,8 +50,14 @@ CHANGE_SIZE = 16
 HISTORY_HEADER_SIZE = CHANGE_SIZE + 32 + 1 + 2
 NO_CHANGE = bytes(CHANGE_SIZE)
 # The layout of the store's tables (docs/FORMAT.md section 6), kept in `meta/store_format`. A store
-# without it predates the mark: its state entries held their values.
-STORE_FORMAT = 2
+# without it predates the mark: its state entries held their values. Format 2 kept every state
+# entry in `state` (it opens as format 3 once marked so).
+STORE_FORMAT = 3
+# State entries go to an in-memory overlay (`_native.StateOverlay`; their history entries make
+# them durable) and each commit folds the next 1/STATE_SWEEP_COMMITS of it, in key order, into the
+# `state` table: the overlay holds about this many commits' writes, and a fold lands on about
+# 1/STATE_SWEEP_COMMITS of the table's pages instead of a page per written key.
+STATE_SWEEP_COMMITS = 100
 # Tx ids the in-memory locator holds before the commit that passes this writes them to the store
 # as a sorted run (12 bytes an id) and empties it: the bound on its memory and on rebuilding it.
 LOCATOR_RUN_IDS = 1 << 20
@@ -93,17 +101,22 @@ def _live_values(store: Store, txn: Any, entries: list[tuple[bytes, bytes]]) -> 
 
 
 class _StateReads:
-    """A block's state reads through its write transaction (which sees the blocks staged before it
-    in a group), kept whole (with change ids) so that each written key is linked to its latest
-    change without looking the key up again."""
+    """A block's state reads in its write (which sees the blocks staged before it in a group),
+    kept whole (with change ids) so that each written key is linked to its latest change without
+    looking the key up again."""
 
-    def __init__(self, store: Store, txn: Any) -> None:
-        self._store, self._txn = store, txn
+    def __init__(self, store: Store, txn: Any, overlay: _native.StateOverlay) -> None:
+        self._store, self._txn, self._overlay = store, txn, overlay
         self._asked: set[bytes] = set()
         self._found: dict[bytes, bytes] = {}
 
+    def _lookup(self, keys: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """The entries of ``keys`` that exist: staged or in the overlay, else in ``state``."""
+        found, missing = self._overlay.split(keys, staged=True)
+        return found + self._store.get_many(self._txn, "state", missing)
+
     def values(self, keys: list[bytes]) -> dict[bytes, bytes]:
-        entries = self._store.get_many(self._txn, "state", keys)
+        entries = self._lookup(list(keys))
         self._asked.update(keys)
         self._found.update(entries)
         return _live_values(self._store, self._txn, entries)
@@ -112,7 +125,7 @@ class _StateReads:
         """The stored entries of ``written`` keys that exist (and of other keys read)."""
         unread = set(written).difference(self._asked)
         if unread:
-            self._found.update(self._store.get_many(self._txn, "state", list(unread)))
+            self._found.update(self._lookup(list(unread)))
         return list(self._found.items())
 
 
@@ -201,10 +214,11 @@ class Block:
 class Ledger:
     """One node's ledger. Use :meth:`open`; safe to read from many threads while one applies blocks.
 
-    The head, the block-hash log and the tx locator's newest part are held in memory: they cover
-    the blocks that were stored when it opened and those it applied since. A ledger another process
-    writes is read as of the moment this one opened it (``get`` and ``query`` read live state);
-    open it again to see later blocks."""
+    The head, the block-hash log, the tx locator's newest part and the state overlay (the newest
+    state entries) are held in memory: they cover the blocks that were stored when it opened and
+    those it applied since. A ledger another process writes is read as of the moment this one
+    opened it (``get`` and ``query`` see each key as of then or later); open it again to see
+    later blocks."""
 
     def __init__(
         self,
@@ -231,6 +245,14 @@ class Ledger:
         self._locator = _native.TxLocator()
         for h, ids in store.items("txids", height_key(covered + 1)):
             self._locator.add_block(int.from_bytes(h, "big"), ids)
+        # State entries not yet folded into `state`: those of the changes from the mark on.
+        self._overlay = _native.StateOverlay()
+        changes = store.items("history", store.get("meta", b"state_mark") or b"")
+        try:
+            while batch := list(itertools.islice(changes, 1 << 16)):
+                self._overlay.load(batch)
+        except LedgerError as exc:
+            raise StoreError(f"the history to read state from does not parse: {exc}") from exc
 
     @classmethod
     def open(
@@ -281,9 +303,16 @@ class Ledger:
     def _check_store_format(store: Store, path: str | os.PathLike[str]) -> None:
         raw = store.get("meta", b"store_format")
         found = 1 if raw is None else int.from_bytes(raw, "big")
-        if found != STORE_FORMAT:
+        if found == 2:  # every change is in `state`: the overlay starts past the last block
+            def mark(txn: Any) -> None:
+                after = int.from_bytes(txn.get(b"height", db=store.tables["meta"]), "big") + 1
+                txn.put(b"state_mark", height_key(after), db=store.tables["meta"])
+                txn.put(b"store_format", STORE_FORMAT.to_bytes(4, "big"), db=store.tables["meta"])
+
+            store.transact(mark, 0)
+        elif found != STORE_FORMAT:
             raise StoreError(
-                f"ledger at {os.fspath(path)!r} is in store format {found}; this ledgercore reads format "
+                f"ledger at {os.fspath(path)!r} is in store format {found}; this ledgercore reads formats 2 and "
                 f"{STORE_FORMAT} only (docs/FORMAT.md section 6): replay its blocks into a new ledger"
             )
 
@@ -299,6 +328,7 @@ class Ledger:
         write.put("meta", b"suite", suite.name.encode())
         write.put("meta", b"chain_id", chain_id.encode())
         write.put("meta", b"store_format", STORE_FORMAT.to_bytes(4, "big"))
+        write.put("meta", b"state_mark", height_key(1))
         store.commit(write)
 
     @staticmethod
@@ -418,8 +448,10 @@ class Ledger:
             try:
                 blocks, ran = self._store.transact(lambda txn: self._execute_all(txn, items, executed), hint)
             except BaseException:
+                self._overlay.discard()
                 self._reload_log()  # hashes appended for blocks that did not commit
                 raise
+            self._overlay.publish()
             if ran:  # the map's ids and these blocks' are in the run this commit wrote
                 self._locator = _native.TxLocator()
             else:
@@ -439,6 +471,7 @@ class Ledger:
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
         if self._log.size != self._head.height + 1:
             self._reload_log()  # an earlier try of this write ran out of map space midway
+        self._overlay.discard()  # and what it staged
         head, out = self._head, []
         for n, (checked, timestamp, proposer, consensus) in enumerate(items, 1):
             last = n == len(items)
@@ -446,10 +479,22 @@ class Ledger:
             self._log.append(block.hash)
             head = block.header
             out.append(block)
+        self._stage_fold(txn, head.height)
         ran = len(self._locator) + sum(b.header.tx_count for b in out) >= LOCATOR_RUN_IDS
         if ran:
             self._stage_locator_run(txn, out)
         return out, ran
+
+    def _stage_fold(self, txn: Any, height: int) -> None:
+        """Writes the next slice of the overlay into ``state``, and the height from which history
+        holds every change that is not in ``state`` once this write commits (the blocks up to
+        ``height`` staged)."""
+        folded = self._overlay.fold(-(-len(self._overlay) // STATE_SWEEP_COMMITS))
+        if folded:
+            with txn.cursor(db=self._store.tables["state"]) as cur:
+                cur.putmulti(folded)
+        low = self._overlay.lowest_height()
+        txn.put(b"state_mark", height_key(height + 1 if low is None else low), db=self._store.tables["meta"])
 
     def _stage_locator_run(self, txn: Any, blocks: list[Block]) -> None:
         """Writes the map's ids and ``blocks``' as one run, merged with the newest stored runs
@@ -480,7 +525,7 @@ class Ledger:
         nonce_keys = _native.nonce_keys(batch.public_keys, batch.nonces)
         used = [k for k, _ in self._store.get_many(txn, "nonces", nonce_keys)]
         fresh = _native.fresh_mask(nonce_keys, used)
-        reads = _StateReads(self._store, txn)
+        reads = _StateReads(self._store, txn, self._overlay)
         result = execute(
             batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
             state=StateReader(reads.values), authorize=self._authorize,
@@ -503,7 +548,7 @@ class Ledger:
         write = BlockWrite(height)
         txids = ids.tobytes()
         self._stage_block(write, header, checked.raws, receipts, txids)
-        write.put_many("state", state)
+        self._overlay.stage(state)
         write.appends["history"] = history
         write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
         self._store.put_block(txn, write)
@@ -514,9 +559,6 @@ class Ledger:
         log = merkle.MerkleLog(self.suite.hash)
         log.extend(self._store.values("hashes"))
         self._log = log
-
-    def _state_values(self, txn: Any, keys: list[bytes]) -> dict[bytes, bytes]:
-        return _live_values(self._store, txn, self._store.get_many(txn, "state", keys))
 
     # -- reading ---------------------------------------------------------------------------
 
@@ -564,8 +606,9 @@ class Ledger:
     def get_versioned(self, contract: str, key: str | bytes) -> tuple[bytes, int, int] | None:
         """``(value, height, tx index)`` of the last write of ``contract/key``, or None."""
         skey = _native.state_key(contract, key_bytes(key))
+        raw = self._overlay.get(skey)  # before the snapshot: see _current_values
         with self._store.read() as txn:
-            raw = txn.get(skey, db=self._store.tables["state"])
+            raw = raw or txn.get(skey, db=self._store.tables["state"])
             if raw is None or not raw[CHANGE_SIZE]:
                 return None
             found = _live_values(self._store, txn, [(skey, raw)])
@@ -577,8 +620,9 @@ class Ledger:
         from the one its state entry names back through each entry's previous change."""
         skey = _native.state_key(contract, key_bytes(key))
         out = []
+        raw = self._overlay.get(skey)  # before the snapshot: see _current_values
         with self._store.read() as txn:
-            raw = txn.get(skey, db=self._store.tables["state"])
+            raw = raw or txn.get(skey, db=self._store.tables["state"])
             change = NO_CHANGE if raw is None else raw[:CHANGE_SIZE]
             table = self._store.tables["history"]
             while change != NO_CHANGE:
@@ -604,8 +648,11 @@ class Ledger:
         return c.query(ContractState(reader, contract), method, args)
 
     def _current_values(self, keys: list[bytes]) -> dict[bytes, bytes]:
+        # The overlay first, then the snapshot: an entry leaves the overlay only after the commit
+        # that folded it into `state`, so whatever the overlay no longer holds, this snapshot does.
+        found, missing = self._overlay.split(list(keys))
         with self._store.read() as txn:
-            return self._state_values(txn, keys)
+            return _live_values(self._store, txn, found + self._store.get_many(txn, "state", missing))
 
     def tx_heights(self, txids: Sequence[bytes]) -> dict[bytes, int]:
         """The commit height of each of ``txids`` that is committed (absent ones are left out),

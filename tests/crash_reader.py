@@ -5,7 +5,8 @@
 ``store`` keeps one Store (one LMDB environment) open for its whole life, as a read service in a
 second process would, and checks each read snapshot: the newest block is whole (header, body,
 txids, receipts, hash leaf, exactly the writer's transactions and failures), every key that block
-wrote is in state at that block's version, and nothing of the next block is visible.
+wrote is in state (read from the raw tables as docs/FORMAT.md section 6 says) at that block's
+version, and nothing of the next block is visible.
 ``ledger`` instead reopens the Ledger for every read and checks the same through the public API.
 
 It runs until FILE exists, then prints ``ok <reads> <distinct heights> <max height>``; on the first
@@ -21,6 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
 import crash_writer as spec  # noqa: E402
+from raw_state import raw_state  # noqa: E402
 
 from ledgercore import Ledger, _native, hashing  # noqa: E402
 from ledgercore.block import BlockHeader, decode_block  # noqa: E402
@@ -75,14 +77,14 @@ def check_snapshot(store: Store, seed: int) -> int:
             return top
         ops = spec.block_ops(seed, top)
         written = [op for op in ops if op.kind in ("put", "issue", "revoke")]
-        found = dict(store.get_many(txn, "state", [state_key(op) for op in written]))
+        found = raw_state(txn, *(store.tables[t] for t in ("state", "history", "meta")))
         for op in written:
             value = found.get(state_key(op))
             expect(value is not None, f"block {top}: {op.contract}/{op.key} missing")
             expect(int.from_bytes(value[:8], "big") == top, f"block {top}: {op.key} has another version")
         following = [op for op in spec.block_ops(seed, top + 1) if op.kind in ("put", "issue", "revoke")]
-        found = dict(store.get_many(txn, "state", [state_key(op) for op in following]))
-        history = dict(store.get_many(txn, "history", [v[:16] for v in found.values()]))
+        changes = [found[state_key(op)][:16] for op in following if state_key(op) in found]
+        history = dict(store.get_many(txn, "history", changes))
         for op in following:
             value = found.get(state_key(op))
             if op.kind == "revoke":

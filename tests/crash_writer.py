@@ -27,6 +27,7 @@ SENDERS = 4
 T0 = 1_700_000_000_000  # block h is stamped T0 + h seconds (ms)
 MAX_PER_BLOCK = 10_000  # nonces are h * MAX_PER_BLOCK + position, unique per sender
 LOCATOR_RUN_IDS = 200
+STATE_SWEEP_COMMITS = 4
 
 
 @dataclass(frozen=True)
@@ -173,6 +174,9 @@ def main(argv: list[str] | None = None) -> int:
     # Write the tx locator's map out as a run (merging older runs) every few blocks, so that kills
     # also land in commits that write and merge runs.
     ledger.LOCATOR_RUN_IDS = LOCATOR_RUN_IDS
+    # Fold a quarter of the state overlay into the state table per commit, so that kills land in
+    # commits that fold many entries, and reopening reads state back from both.
+    ledger.STATE_SWEEP_COMMITS = STATE_SWEEP_COMMITS
     led = Ledger.open(args.path, SUITE, chain_id=CHAIN_ID, map_size=args.map_size)
     # Announce the LMDB write transaction itself, so the test can aim kills inside it. The real
     # commit runs unchanged in between.

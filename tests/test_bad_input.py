@@ -23,6 +23,8 @@ from ledgercore.errors import (
     InvalidSignatureError,
     LedgerError,
 )
+from ledgercore import ledger as ledger_module
+from ledgercore.audit import state_entries
 from ledgercore.store import TABLES, StoreError, height_key
 from ledgercore.transaction import MAX_TX_SIZE
 
@@ -30,9 +32,11 @@ KP = signing.from_private_bytes("ed25519", bytes(range(1, 33)))
 
 
 def dump(led: Ledger) -> dict[str, list[tuple[bytes, bytes]]]:
-    """Every entry of every table: what "nothing written" is compared with."""
+    """Every entry of every table, and every state entry the store means (folded into ``state``
+    or not yet): what "nothing written" is compared with."""
     with led._store.read() as txn:
-        return {t: list(txn.cursor(db=led._store.tables[t]).iternext()) for t in TABLES}
+        tables = {t: list(txn.cursor(db=led._store.tables[t]).iternext()) for t in TABLES}
+        return {**tables, "state": state_entries(txn, led._store)}
 
 
 def put(nonce: int, key: str | None = None, kp: signing.KeyPair = KP, **kw: object) -> bytes:
@@ -334,7 +338,7 @@ def test_a_store_in_another_layout_is_refused_on_open_and_left_as_it_was(tmp_pat
     with Ledger.open(path) as led:
         led.apply_block([put(1)])
         before = dump(led)
-    for stored, number in ((None, 1), ((3).to_bytes(4, "big"), 3)):
+    for stored, number in ((None, 1), ((4).to_bytes(4, "big"), 4)):
         env = lmdb.open(str(path), max_dbs=len(TABLES))
         with env.begin(write=True, db=env.open_db(b"meta")) as txn:
             if stored is None:
@@ -342,7 +346,7 @@ def test_a_store_in_another_layout_is_refused_on_open_and_left_as_it_was(tmp_pat
             else:
                 txn.put(b"store_format", stored)
         env.close()
-        with pytest.raises(StoreError, match=f"in store format {number}; this ledgercore reads format 2"):
+        with pytest.raises(StoreError, match=f"in store format {number}; this ledgercore reads formats 2 and 3"):
             Ledger.open(path)
         env = lmdb.open(str(path), max_dbs=len(TABLES), readonly=True)
         with env.begin(db=env.open_db(b"meta", create=False)) as txn:
@@ -350,10 +354,33 @@ def test_a_store_in_another_layout_is_refused_on_open_and_left_as_it_was(tmp_pat
         env.close()
     env = lmdb.open(str(path), max_dbs=len(TABLES))
     with env.begin(write=True, db=env.open_db(b"meta")) as txn:
-        txn.put(b"store_format", (2).to_bytes(4, "big"))
+        txn.put(b"store_format", (3).to_bytes(4, "big"))
     env.close()
     with Ledger.open(path) as led:
         assert dump(led) == before
+
+
+def test_a_format_2_store_opens_marked_as_format_3(tmp_path, monkeypatch):
+    """Format 2 kept every state entry in the `state` table: such a store opens with its fold mark
+    past its last block, and reads and writes on as format 3."""
+    path = tmp_path / "l"
+    monkeypatch.setattr(ledger_module, "STATE_SWEEP_COMMITS", 1)
+    with Ledger.open(path) as led:
+        led.apply_block([put(1, "a"), put(2, "b")])
+        led.apply_block([])  # folds both entries: the state table is whole, as format 2 kept it
+        expected, value = dump(led)["state"], led.get("evidence", "a")
+    env = lmdb.open(str(path), max_dbs=len(TABLES))
+    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
+        txn.put(b"store_format", (2).to_bytes(4, "big"))
+        txn.delete(b"state_mark")
+    env.close()
+    with Ledger.open(path) as led:
+        assert led._store.get("meta", b"store_format") == (3).to_bytes(4, "big")
+        assert led._store.get("meta", b"state_mark") == height_key(3)
+        assert dump(led)["state"] == expected and led.get("evidence", "a") == value is not None
+        led.apply_block([put(3, "a")])  # anchored once: the second put fails
+        assert [e.value for e in led.history("evidence", "a")] == [value]
+        assert led.audit().height == 3
 
 
 # -- corruption of the stored files: the audit names the height and the field ------------------
@@ -362,10 +389,17 @@ TOP = 5
 
 
 def _build(path) -> None:
-    with Ledger.open(path) as led:
-        for h in range(1, TOP + 1):
-            # The last put of each block reuses a nonce: one failed receipt per block.
-            led.apply_block([put(h * 10 + i, f"c/{h}/{i}") for i in range(4)] + [put(h * 10, "dup")])
+    """TOP blocks; every state entry but the last block's folded into the ``state`` table, where
+    the corruptions below edit them."""
+    sweep = ledger_module.STATE_SWEEP_COMMITS
+    ledger_module.STATE_SWEEP_COMMITS = 1  # each commit folds every entry committed before it
+    try:
+        with Ledger.open(path) as led:
+            for h in range(1, TOP + 1):
+                # The last put of each block reuses a nonce: one failed receipt per block.
+                led.apply_block([put(h * 10 + i, f"c/{h}/{i}") for i in range(4)] + [put(h * 10, "dup")])
+    finally:
+        ledger_module.STATE_SWEEP_COMMITS = sweep
 
 
 def _edit(path, table: str, key: bytes, change) -> None:

@@ -45,6 +45,7 @@ from ledgercore.errors import NotFoundError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crash_writer as spec  # noqa: E402
+from raw_state import raw_state  # noqa: E402
 
 HERE = Path(__file__).parent
 SEED = int(os.environ.get("LEDGERCORE_CRASH_SEED", "20261122"))
@@ -167,8 +168,9 @@ def check_ledger(path: Path, chain: Chain, acked: int) -> tuple[int, float]:
     env = lmdb.open(str(path), readonly=True, max_dbs=16, lock=True)
     try:
         with env.begin() as txn:
-            state = dict(txn.cursor(db=env.open_db(b"state", txn=txn, create=False)))
-            history = dict(txn.cursor(db=env.open_db(b"history", txn=txn, create=False)))
+            db = {name: env.open_db(name, txn=txn, create=False) for name in (b"state", b"history", b"meta")}
+            state = raw_state(txn, db[b"state"], db[b"history"], db[b"meta"])
+            history = dict(txn.cursor(db=db[b"history"]))
             names = ("nonces", "history", "headers", "blocks", "txids", "receipts", "hashes")
             entries = {n: txn.stat(env.open_db(n.encode(), txn=txn, create=False))["entries"] for n in names}
     finally:

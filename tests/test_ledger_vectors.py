@@ -18,6 +18,7 @@ from ledgercore import Ledger
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
 import make_ledger_vectors as vectors  # noqa: E402
+from raw_state import raw_state  # noqa: E402
 
 
 def test_fixed_blocks_give_the_recorded_headers_history_and_tables(tmp_path):
@@ -40,11 +41,12 @@ def test_state_and_history_entries_are_laid_out_as_format_md_says(tmp_path):
     vectors.build(path)
     env = lmdb.open(str(path), readonly=True, max_dbs=16)
     with env.begin() as txn:
-        history = dict(txn.cursor(db=env.open_db(b"history", txn=txn, create=False)))
-        state = dict(txn.cursor(db=env.open_db(b"state", txn=txn, create=False)))
-        store_format = txn.get(b"store_format", db=env.open_db(b"meta", txn=txn, create=False))
+        db = {name: env.open_db(name, txn=txn, create=False) for name in (b"history", b"state", b"meta")}
+        history = dict(txn.cursor(db=db[b"history"]))
+        state = raw_state(txn, db[b"state"], db[b"history"], db[b"meta"])
+        store_format = txn.get(b"store_format", db=db[b"meta"])
     env.close()
-    assert store_format == (2).to_bytes(4, "big")
+    assert store_format == (3).to_bytes(4, "big")
     assert list(history) == sorted(history)  # appended in change-id order
     walked: dict[bytes, list] = {}
     for skey, value in state.items():

@@ -10,6 +10,7 @@ mod merkle;
 mod raft;
 mod rows;
 mod signing;
+mod state_overlay;
 mod txbatch;
 mod txgen;
 
@@ -77,5 +78,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<signing::SecretKey>()?;
     m.add_class::<merkle::MerkleLog>()?;
     m.add_class::<locator::TxLocator>()?;
+    m.add_class::<state_overlay::StateOverlay>()?;
     Ok(())
 }

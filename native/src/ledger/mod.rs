@@ -7,4 +7,5 @@ pub mod fresh;
 pub mod keys;
 pub mod locator;
 pub mod locator_run;
+pub mod state_overlay;
 pub mod writes;

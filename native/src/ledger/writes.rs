@@ -25,6 +25,7 @@ pub const LIVE: u8 = 1;
 pub const DELETED: u8 = 0;
 /// A state value: `change id || flag`.
 pub const STATE_HEADER_LEN: usize = CHANGE_ID_LEN + 1;
+pub type StateValue = [u8; STATE_HEADER_LEN];
 /// `previous change id || tx id || flag || u16 key length` in front of a history entry's key.
 pub const HISTORY_HEADER_LEN: usize = CHANGE_ID_LEN + 32 + 1 + 2;
 /// `Order::prev` of a write that is its key's first in the block.
@@ -152,6 +153,25 @@ pub fn change_of<'a>(key: &[u8], entry: &'a [u8]) -> Option<Option<&'a [u8]>> {
         DELETED if value.is_empty() => Some(None),
         _ => None,
     }
+}
+
+/// The key a stored history entry changed and the state value it makes (`change || flag`); `None`
+/// when the entry is not framed as [`history_value`] writes it.
+pub fn state_of_history<'a>(change: &ChangeId, entry: &'a [u8]) -> Option<(&'a [u8], StateValue)> {
+    let len = u16::from_be_bytes(entry.get(CHANGE_ID_LEN + 33..HISTORY_HEADER_LEN)?.try_into().ok()?) as usize;
+    let key = entry.get(HISTORY_HEADER_LEN..HISTORY_HEADER_LEN + len)?;
+    let flag = entry[CHANGE_ID_LEN + 32];
+    let framed = match flag {
+        LIVE => true,
+        DELETED => entry.len() == HISTORY_HEADER_LEN + len,
+        _ => false,
+    };
+    framed.then(|| {
+        let mut state = [0u8; STATE_HEADER_LEN];
+        state[..CHANGE_ID_LEN].copy_from_slice(change);
+        state[CHANGE_ID_LEN] = flag;
+        (key, state)
+    })
 }
 
 /// Every entry of the block at `height` (`order` from [`order`]; `before` gives a key's latest
