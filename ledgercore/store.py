@@ -1,8 +1,9 @@
 """The node's LMDB environment: one durable write transaction per block, snapshot reads meanwhile.
 
 Tables (LMDB named databases), all keys big-endian where numeric:
-  meta      b"suite", b"chain_id", b"height", b"store_format" -> chain metadata (height: u64 of the
-            last block; store_format: u32 layout of these tables)
+  meta      b"suite", b"chain_id", b"height", b"store_format", b"state_mark" -> chain metadata
+            (height: u64 of the last block; store_format: u32 layout of these tables; state_mark:
+            u64 height from which history holds the changes not yet folded into state)
   headers   u64 height -> encoded block header
   blocks    u64 height -> encoded block (header and raw transactions)
   txids     u64 height -> the block's transaction ids, 32 bytes each
@@ -10,7 +11,9 @@ Tables (LMDB named databases), all keys big-endian where numeric:
   hashes    u64 height -> block hash (the leaves of the block-hash Merkle log)
   nonces    sender || u64 nonce -> u64 height || u32 index
   state     contract "/" key -> change id || flag (flag 0: deleted, a tombstone that keeps the key's
-            history reachable); the value is in the history entry the change id keys
+            history reachable); the value is in the history entry the change id keys. The
+            newest changes are in the ledger's in-memory overlay instead, folded in a slice
+            per commit
   history   change id -> previous change id of the key (zeros: none) || tx id || flag ||
             u16 len || contract "/" key || value (flag 0: the change deleted the key)
   locator   u64 last height covered -> a sorted run of 12-byte records, tx id prefix || u32 height
