@@ -1,8 +1,10 @@
 //! State entries not yet folded into the store's `state` table
-//! (`native/src/ledger/state_overlay.rs`). Every method holds the GIL: the writer's updates and
-//! readers' lookups never overlap.
+//! (`native/src/ledger/state_overlay.rs`). Every method holds the GIL, so the writer's updates and
+//! readers' lookups never overlap; and each borrows the overlay only while no Python object is
+//! made (making one may run Python code that lets another thread in, whose borrow would fail).
 
 use ledgercore_native::ledger::state_overlay;
+use ledgercore_native::ledger::writes::StateValue;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
@@ -15,8 +17,8 @@ pub struct StateOverlay {
     inner: state_overlay::StateOverlay,
 }
 
-fn pairs<'a, 'py>(py: Python<'py>, items: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> PyResult<Bound<'py, PyList>> {
-    PyList::new(py, items.map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))))
+fn pairs<'py>(py: Python<'py>, items: Vec<(Box<[u8]>, StateValue)>) -> PyResult<Bound<'py, PyList>> {
+    PyList::new(py, items.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))))
 }
 
 #[pymethods]
@@ -32,21 +34,30 @@ impl StateOverlay {
 
     /// The entry of `key` (the write in progress's first when `staged`), or None.
     #[pyo3(signature = (key, staged = false))]
-    fn get<'py>(&self, py: Python<'py>, key: &[u8], staged: bool) -> Option<Bound<'py, PyBytes>> {
-        self.inner.get(key, staged).map(|v| PyBytes::new(py, v))
+    fn get<'py>(slf: &Bound<'py, Self>, key: &[u8], staged: bool) -> Option<Bound<'py, PyBytes>> {
+        let found = slf.borrow().inner.get(key, staged).copied();
+        found.map(|v| PyBytes::new(slf.py(), &v))
     }
 
     /// `(found, missing)`: `(key, entry)` for each of `keys` that has an entry here, and the keys
     /// that have none (the same objects), for the store to look up.
     #[pyo3(signature = (keys, staged = false))]
-    fn split<'py>(&self, py: Python<'py>, keys: &Bound<'py, PyList>, staged: bool) -> PyResult<Bound<'py, PyTuple>> {
+    fn split<'py>(slf: &Bound<'py, Self>, keys: &Bound<'py, PyList>, staged: bool) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
+        let keys = keys
+            .iter()
+            .map(|k| k.cast_into::<PyBytes>().map_err(|_| malformed("keys", "each must be bytes")))
+            .collect::<PyResult<Vec<_>>>()?;
+        let entries: Vec<Option<StateValue>> = {
+            let this = slf.borrow();
+            keys.iter().map(|k| this.inner.get(k.as_bytes(), staged).copied()).collect()
+        };
         let found = PyList::empty(py);
         let missing = PyList::empty(py);
-        for key in keys.iter() {
-            let bytes = key.cast::<PyBytes>().map_err(|_| malformed("keys", "each must be bytes"))?;
-            match self.inner.get(bytes.as_bytes(), staged) {
-                Some(v) => found.append((bytes, PyBytes::new(py, v)))?,
-                None => missing.append(bytes)?,
+        for (key, entry) in keys.into_iter().zip(entries) {
+            match entry {
+                Some(v) => found.append((key, PyBytes::new(py, &v)))?,
+                None => missing.append(key)?,
             }
         }
         PyTuple::new(py, [found.into_any(), missing.into_any()])
@@ -70,8 +81,9 @@ impl StateOverlay {
 
     /// Picks the write in progress's fold, up to `n` entries next in key order after the last
     /// fold's, and returns them as `(key, entry)` pairs to write into `state`.
-    fn fold<'py>(&mut self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyList>> {
-        pairs(py, self.inner.fold(n).iter().map(|(k, v)| (&k[..], &v[..])))
+    fn fold<'py>(slf: &Bound<'py, Self>, n: usize) -> PyResult<Bound<'py, PyList>> {
+        let picked = slf.borrow_mut().inner.fold(n).to_vec();
+        pairs(slf.py(), picked)
     }
 
     /// The lowest height of a change neither in `state` nor folded once the write in progress
@@ -91,7 +103,8 @@ impl StateOverlay {
     }
 
     /// Committed `(key, entry)` pairs in key order.
-    fn items<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
-        pairs(py, self.inner.items().map(|(k, v)| (k, &v[..])))
+    fn items<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
+        let all = slf.borrow().inner.items().map(|(k, v)| (k.into(), *v)).collect();
+        pairs(slf.py(), all)
     }
 }
