@@ -249,7 +249,7 @@ class Ledger:
         self._overlay = _native.StateOverlay()
         changes = store.items("history", store.get("meta", b"state_mark") or b"")
         try:
-            while batch := list(itertools.islice(changes, 1 << 16)):
+            while batch := list(itertools.islice(changes, 1 << 18)):
                 self._overlay.load(batch)
         except LedgerError as exc:
             raise StoreError(f"the history to read state from does not parse: {exc}") from exc

