@@ -13,10 +13,10 @@
 //! `discard` drops them when it fails.
 
 use std::borrow::Borrow;
-use std::cmp::Ordering;
-use std::collections::{BTreeMap, HashMap};
+use std::cmp::{Ordering, Reverse};
+use std::collections::{BTreeMap, BinaryHeap, HashMap};
 use std::hash::{Hash, Hasher};
-use std::ops::{Bound, Deref};
+use std::ops::Deref;
 
 use super::keys::CHANGE_ID_LEN;
 use super::writes::{self, ChangeId, StateValue, DELETED, LIVE, STATE_HEADER_LEN};
@@ -94,17 +94,36 @@ impl Hash for Key {
     }
 }
 
+/// The keys one commit published, in the sweep's order from the cursor it published at (those after
+/// it ascending, then those up to it): the sweep passes them from `head` on.
+struct Run {
+    keys: Vec<Key>,
+    head: usize,
+}
+
+/// Where `key` comes in a sweep that starts after `cursor`: keys after it ascending, then the
+/// others ascending.
+fn sweep_rank<'a>(cursor: Option<&[u8]>, key: &'a [u8]) -> (bool, &'a [u8]) {
+    (cursor.is_some_and(|c| key <= c), key)
+}
+
 #[derive(Default)]
 pub struct StateOverlay {
-    committed: BTreeMap<Key, StateValue>,
+    /// The newest committed entry of each key. Hashed: a lookup or an update costs one probe,
+    /// whatever the overlay's size; the sweep's order comes from `runs`.
+    committed: HashMap<Key, StateValue>,
+    /// Every committed key is in some run, at or after its head: the sweep has not passed it since
+    /// it was last written.
+    runs: Vec<Run>,
     staged: HashMap<Key, StateValue>,
     /// change height -> committed entries naming a change at that height. The lowest is where a
     /// rebuild must start reading history.
     heights: BTreeMap<u64, u64>,
     /// The next fold starts after this key (None: at the first).
     cursor: Option<Key>,
-    /// What the write in progress folds into `state`.
+    /// What the write in progress folds into `state`, and each run's head once it commits.
     folding: Vec<(Key, StateValue)>,
+    folded_heads: Vec<usize>,
 }
 
 impl StateOverlay {
@@ -158,30 +177,29 @@ impl StateOverlay {
             })?;
             changes.push((Key::from(key), value));
         }
-        // Sorted by key, the newest change of each key last (the sort is stable); then built in
-        // bulk and merged in, which is several times faster than inserting in history's order.
-        changes.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut changes = changes.into_iter().peekable();
-        let deduped = std::iter::from_fn(|| loop {
-            let (key, value) = changes.next()?;
-            if changes.peek().is_none_or(|next| next.0 != key) {
-                return Some((key, value));
-            }
-        });
-        let mut newest: BTreeMap<Key, StateValue> = deduped.collect();
-        self.committed.append(&mut newest);
-        self.heights.clear();
-        for value in self.committed.values() {
-            *self.heights.entry(height(value)).or_default() += 1;
-        }
+        self.add(changes);
         Ok(())
     }
 
-    fn insert(&mut self, key: Key, value: StateValue) {
-        if let Some(old) = self.committed.insert(key, value) {
-            self.uncount(height(&old));
+    /// Commits `entries` (later ones win) and puts their keys in a new run.
+    fn add(&mut self, entries: impl IntoIterator<Item = (Key, StateValue)>) {
+        let mut keys = Vec::new();
+        for (key, value) in entries {
+            keys.push(key.clone());
+            if let Some(old) = self.committed.insert(key, value) {
+                self.uncount(height(&old));
+            }
+            *self.heights.entry(height(&value)).or_default() += 1;
         }
-        *self.heights.entry(height(&value)).or_default() += 1;
+        keys.sort_unstable();
+        keys.dedup();
+        // The keys up to the cursor (a prefix) are passed after the wrap: they go behind the others.
+        let cursor = self.cursor.as_deref();
+        let behind = keys.partition_point(|k| sweep_rank(cursor, k).0);
+        keys.rotate_left(behind);
+        if !keys.is_empty() {
+            self.runs.push(Run { keys, head: 0 });
+        }
     }
 
     fn uncount(&mut self, h: u64) {
@@ -195,17 +213,29 @@ impl StateOverlay {
     /// Picks the write in progress's fold: up to `n` committed entries, the next ones in key order
     /// after the last fold's (wrapping around), replacing any fold picked before.
     pub fn fold(&mut self, n: usize) -> &[(Key, StateValue)] {
-        let after = match &self.cursor {
-            Some(c) => Bound::Excluded(&c[..]),
-            None => Bound::Unbounded,
-        };
-        let from_start = match &self.cursor {
-            Some(c) => Bound::Included(&c[..]),
-            None => Bound::Excluded(&[][..]), // the first pass already starts at the first key
-        };
-        let tail = self.committed.range::<[u8], _>((after, Bound::Unbounded));
-        let head = self.committed.range::<[u8], _>((Bound::Unbounded, from_start));
-        self.folding = tail.chain(head).take(n).map(|(k, v)| (k.clone(), *v)).collect();
+        let cursor = self.cursor.as_deref();
+        let mut heads: Vec<usize> = self.runs.iter().map(|r| r.head).collect();
+        let front = |i: usize, head: usize| self.runs[i].keys.get(head).map(|k| Reverse((sweep_rank(cursor, k), i)));
+        let mut queue: BinaryHeap<_> = (0..self.runs.len()).filter_map(|i| front(i, heads[i])).collect();
+        let mut folding: Vec<(Key, StateValue)> = Vec::with_capacity(n.min(self.committed.len()));
+        // The sweep passes the runs' keys in order; a key in several runs is folded once, and all
+        // of its copies are passed together.
+        while let Some(&Reverse(((_, key), i))) = queue.peek() {
+            let repeat = folding.last().is_some_and(|(last, _)| **last == *key);
+            if folding.len() >= n && !repeat {
+                break;
+            }
+            queue.pop();
+            heads[i] += 1;
+            queue.extend(front(i, heads[i]));
+            let value = self.committed.get(key);
+            debug_assert!(value.is_some(), "every key in a run ahead of its head is committed");
+            if let (false, Some(value)) = (repeat, value) {
+                folding.push((Key::from(key), *value));
+            }
+        }
+        self.folding = folding;
+        self.folded_heads = heads;
         &self.folding
     }
 
@@ -222,36 +252,41 @@ impl StateOverlay {
         committed.into_iter().chain(staged).min()
     }
 
-    /// The write in progress is durable: its staged entries become committed, and the entries it
-    /// folded leave, unless it also staged a newer change of their key.
+    /// The write in progress is durable: the entries it folded leave, unless it also staged a
+    /// newer change of their key, and its staged entries become committed, in a new run from the
+    /// new cursor.
     pub fn publish(&mut self) {
-        // In key order: each insert then walks much the same path as the one before.
-        let mut staged: Vec<(Key, StateValue)> = std::mem::take(&mut self.staged).into_iter().collect();
-        staged.sort_unstable_by(|a, b| a.0.cmp(&b.0));
-        for (k, v) in staged {
-            self.insert(k, v);
-        }
         let folded = std::mem::take(&mut self.folding);
+        for (run, head) in self.runs.iter_mut().zip(std::mem::take(&mut self.folded_heads)) {
+            run.head = head;
+        }
+        self.runs.retain(|r| r.head < r.keys.len());
         if let Some((last, _)) = folded.last() {
             self.cursor = Some(last.clone());
         }
         for (k, v) in folded {
-            if self.committed.get(&k) == Some(&v) {
-                self.committed.remove(&k);
-                self.uncount(height(&v));
+            if self.staged.contains_key(&k) {
+                continue; // a newer change, committed below
             }
+            self.committed.remove(&k);
+            self.uncount(height(&v));
         }
+        let staged = std::mem::take(&mut self.staged);
+        self.add(staged);
     }
 
     /// The write in progress failed: forget what it staged and folded.
     pub fn discard(&mut self) {
         self.staged.clear();
         self.folding.clear();
+        self.folded_heads.clear();
     }
 
     /// Committed entries in key order.
     pub fn items(&self) -> impl Iterator<Item = (&[u8], &StateValue)> {
-        self.committed.iter().map(|(k, v)| (&k[..], v))
+        let mut all: Vec<(&[u8], &StateValue)> = self.committed.iter().map(|(k, v)| (&k[..], v)).collect();
+        all.sort_unstable_by(|a, b| a.0.cmp(b.0));
+        all.into_iter()
     }
 }
 
@@ -312,6 +347,59 @@ mod tests {
             o.fold(5).iter().map(|(k, _)| k.to_vec()).collect::<Vec<_>>(),
             vec![keys[9].clone(), keys[1].clone()]
         );
+    }
+
+    #[test]
+    fn a_key_in_several_runs_is_folded_once_and_random_use_keeps_every_key_until_the_sweep_passes_it() {
+        // Keys restaged in many commits sit in many runs; a model map says what must be unfolded.
+        let mut o = StateOverlay::new();
+        let mut model: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        let mut seed = 7u64;
+        let mut next = move |m: u64| {
+            seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            (seed >> 33) % m
+        };
+        for h in 1..400u64 {
+            let folded: Vec<(Vec<u8>, Vec<u8>)> =
+                o.fold(next(6) as usize).iter().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            let keys: Vec<Vec<u8>> = folded.iter().map(|(k, _)| k.clone()).collect();
+            // In sweep order from where the last fold ended, each key once: a stretch of the table.
+            let cursor = o.cursor.as_deref().map(<[u8]>::to_vec);
+            let mut swept = keys.clone();
+            swept.sort_by(|a, b| sweep_rank(cursor.as_deref(), a).cmp(&sweep_rank(cursor.as_deref(), b)));
+            swept.dedup();
+            assert_eq!(swept, keys, "a fold out of sweep order, or a key folded twice");
+            for (k, v) in &folded {
+                assert_eq!(model.get(k), Some(v), "folded an entry that is not the key's newest");
+            }
+            let mut staged = BTreeMap::new();
+            for i in 0..next(5) {
+                let key = format!("k{:02}", next(40)).into_bytes();
+                let value = value(h, i as u32, LIVE);
+                o.stage(&key, &value).unwrap();
+                staged.insert(key, value);
+            }
+            if next(10) == 0 {
+                o.discard();
+                continue;
+            }
+            o.publish();
+            for (k, _) in folded {
+                model.remove(&k);
+            }
+            model.extend(staged);
+            let items: Vec<(Vec<u8>, Vec<u8>)> = o.items().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+            assert_eq!(items, model.iter().map(|(k, v)| (k.clone(), v.clone())).collect::<Vec<_>>(), "height {h}");
+            let low = model.values().map(|v| u64::from_be_bytes(v[..8].try_into().unwrap())).min();
+            assert_eq!(o.lowest_height(), low);
+        }
+        // Folds of one entry each pass every key within one sweep.
+        let left = o.len();
+        for _ in 0..left {
+            o.fold(1);
+            o.publish();
+        }
+        assert!(o.is_empty() && o.runs.is_empty());
     }
 
     #[test]
