@@ -1,8 +1,9 @@
 """The single-node ledger: blocks of signed transactions, executed by contracts, stored in LMDB.
 
 ``apply_block`` decodes the block in native code, checks every signature in one batch, runs the
-contracts, and commits block, indexes, state, history and roots in one fsync'd LMDB transaction.
-Either the whole block is durable when it returns, or nothing of it was written.
+contracts, and commits block, indexes, history (which records every state change), roots and a
+slice of the state overlay folded into the state table in one fsync'd LMDB transaction. Either
+the whole block is durable when it returns, or nothing of it was written.
 """
 
 from __future__ import annotations
