@@ -324,6 +324,39 @@ def test_readers_run_while_blocks_commit(tmp_path):
         assert not errors and len(set(seen)) > 1
 
 
+def test_state_reads_never_miss_a_key_while_the_overlay_folds_into_the_state_table(tmp_path, monkeypatch):
+    """Each commit folds half the overlay into the state table and then drops it from the overlay
+    while a reader reads: every key of every committed block is found, at its version, throughout."""
+    monkeypatch.setattr(ledger_module, "STATE_SWEEP_COMMITS", 2)
+    kp = signing.generate("ed25519")
+    with Ledger.open(tmp_path / "l") as led:
+        stop, errors, reads = threading.Event(), [], [0]
+
+        def reader() -> None:
+            try:
+                while not stop.is_set():
+                    h = led.height
+                    for b in range(1, h + 1):
+                        key = f"r/{b}/{(reads[0] + b) % 40}"
+                        got = led.get_versioned("evidence", key)
+                        assert got is not None and got[1] == b, (key, got)
+                        assert [e.height for e in led.history("evidence", key)] == [b]
+                        reads[0] += 1
+            except Exception as exc:  # surfaced below
+                errors.append(exc)
+
+        t = threading.Thread(target=reader)
+        t.start()
+        for b in range(1, 40):
+            led.apply_block([put(kp, f"r/{b}/{i}", b * 100 + i) for i in range(40)])
+        stop.set()
+        t.join()
+        assert not errors, errors[0]
+        assert reads[0] > 100 and 0 < len(led._overlay) < 39 * 40  # some folded, some not yet
+        with led._store.read() as txn:
+            assert 0 < txn.stat(led._store.tables["state"])["entries"] < 39 * 40
+
+
 @pytest.mark.parametrize("run_ids", [None, 500], ids=["in-memory", "with-runs"])
 def test_tx_lookups_run_while_blocks_commit_and_never_see_a_block_half(tmp_path, monkeypatch, run_ids):
     """With runs, the map is written out and emptied every few blocks while the reader looks up."""
