@@ -298,7 +298,11 @@ class Ledger:
         registry = {c.name: c for c in builtin_contracts()}
         for c in contracts:
             registry[c.name] = c
-        return cls(store, chosen, chain_id, registry, authorize)
+        try:
+            return cls(store, chosen, chain_id, registry, authorize)
+        except BaseException:  # what it read back from the store is damaged
+            store.close()
+            raise
 
     @staticmethod
     def _check_store_format(store: Store, path: str | os.PathLike[str]) -> None:

@@ -25,7 +25,7 @@ from ledgercore.errors import (
 )
 from ledgercore import ledger as ledger_module
 from ledgercore.audit import state_entries
-from ledgercore.store import TABLES, StoreError, height_key
+from ledgercore.store import TABLES, Store, StoreError, height_key
 from ledgercore.transaction import MAX_TX_SIZE
 
 KP = signing.from_private_bytes("ed25519", bytes(range(1, 33)))
@@ -512,6 +512,26 @@ def test_a_corrupted_newest_header_is_a_typed_error_on_open(tmp_path):
     _edit(path, "headers", height_key(TOP), lambda raw: raw[:-3])
     with pytest.raises(DecodeError):
         Ledger.open(path)
+
+
+def test_a_damaged_history_entry_the_overlay_reads_back_is_a_typed_error_on_open(tmp_path, monkeypatch):
+    """Opening reads the changes not yet folded into `state` from history: an entry there that is
+    not framed as a change of a key refuses the open with a StoreError, and the store is closed."""
+    path = tmp_path / "l"
+    _build(path)
+    env = lmdb.open(str(path), max_dbs=len(TABLES), readonly=True)
+    with env.begin() as txn:
+        mark = txn.get(b"state_mark", db=env.open_db(b"meta", txn=txn, create=False))
+        with txn.cursor(db=env.open_db(b"history", txn=txn, create=False)) as cur:
+            assert cur.set_range(mark)
+            change = cur.key()
+    env.close()
+    _edit(path, "history", change, lambda v: v[:40])
+    closed, close = [], Store.close
+    monkeypatch.setattr(Store, "close", lambda self: (closed.append(self), close(self)))
+    with pytest.raises(StoreError, match="history .* does not parse: .*not framed as a change of a key"):
+        Ledger.open(path)
+    assert len(closed) == 1
 
 
 def test_structure_only_audit_skips_the_replay(tmp_path):
