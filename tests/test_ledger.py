@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import sys
 import threading
+import time
+from collections.abc import Callable
 
 import numpy as np
 import pytest
@@ -301,57 +303,64 @@ def test_python_contract_errors_and_permission_hook(tmp_path):
         assert int.from_bytes(led.get("counter", "n"), "big") == 5
 
 
-def test_readers_run_while_blocks_commit(tmp_path):
-    kp = signing.generate("ed25519")
-    with Ledger.open(tmp_path / "l") as led:
-        stop, seen, errors = threading.Event(), [], []
+def _read_while_applying(led: Ledger, blocks: list[list[bytes]], read: Callable[[int], None]) -> None:
+    """Applies ``blocks`` while another thread calls ``read(height)`` with the height it saw just
+    before, over and over; its first failure fails the caller."""
+    stop, errors = threading.Event(), []
 
-        def reader() -> None:
-            try:
-                while not stop.is_set():
-                    h = led.height
-                    seen.append(h)
-                    assert led.header(h).height == h
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
+    def reader() -> None:
+        try:
+            while not stop.is_set():
+                read(led.height)
+                time.sleep(0)  # hand the GIL over: a reader spinning on it starves the writer
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
 
-        t = threading.Thread(target=reader)
-        t.start()
-        for b in range(1, 30):
-            led.apply_block([put(kp, f"r/{b}/{i}", b * 100 + i) for i in range(50)])
+    t = threading.Thread(target=reader)
+    t.start()
+    try:
+        for raws in blocks:
+            led.apply_block(raws)
+    finally:
         stop.set()
         t.join()
-        assert not errors and len(set(seen)) > 1
+    assert not errors, errors[0]
+
+
+def _put_blocks(count: int, size: int) -> list[list[bytes]]:
+    """Blocks 1..count of ``size`` puts each, of keys ``r/<height>/<i>``."""
+    kp = signing.generate("ed25519")
+    return [[put(kp, f"r/{b}/{i}", b * 1000 + i) for i in range(size)] for b in range(1, count + 1)]
+
+
+def test_readers_run_while_blocks_commit(tmp_path):
+    seen: list[int] = []
+
+    def read(h: int) -> None:
+        seen.append(h)
+        assert led.header(h).height == h
+
+    with Ledger.open(tmp_path / "l") as led:
+        _read_while_applying(led, _put_blocks(29, 50), read)
+    assert len(set(seen)) > 1
 
 
 def test_state_reads_never_miss_a_key_while_the_overlay_folds_into_the_state_table(tmp_path, monkeypatch):
     """Each commit folds half the overlay into the state table and then drops it from the overlay
     while a reader reads: every key of every committed block is found, at its version, throughout."""
     monkeypatch.setattr(ledger_module, "STATE_SWEEP_COMMITS", 2)
-    kp = signing.generate("ed25519")
+    reads = [0]
+
+    def read(h: int) -> None:
+        for b in range(1, h + 1):
+            key = f"r/{b}/{(reads[0] + b) % 40}"
+            got = led.get_versioned("evidence", key)
+            assert got is not None and got[1] == b, (key, got)
+            assert [e.height for e in led.history("evidence", key)] == [b]
+            reads[0] += 1
+
     with Ledger.open(tmp_path / "l") as led:
-        stop, errors, reads = threading.Event(), [], [0]
-
-        def reader() -> None:
-            try:
-                while not stop.is_set():
-                    h = led.height
-                    for b in range(1, h + 1):
-                        key = f"r/{b}/{(reads[0] + b) % 40}"
-                        got = led.get_versioned("evidence", key)
-                        assert got is not None and got[1] == b, (key, got)
-                        assert [e.height for e in led.history("evidence", key)] == [b]
-                        reads[0] += 1
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
-
-        t = threading.Thread(target=reader)
-        t.start()
-        for b in range(1, 40):
-            led.apply_block([put(kp, f"r/{b}/{i}", b * 100 + i) for i in range(40)])
-        stop.set()
-        t.join()
-        assert not errors, errors[0]
+        _read_while_applying(led, _put_blocks(39, 40), read)
         assert reads[0] > 100 and 0 < len(led._overlay) < 39 * 40  # some folded, some not yet
         with led._store.read() as txn:
             assert 0 < txn.stat(led._store.tables["state"])["entries"] < 39 * 40
@@ -362,32 +371,21 @@ def test_tx_lookups_run_while_blocks_commit_and_never_see_a_block_half(tmp_path,
     """With runs, the map is written out and emptied every few blocks while the reader looks up."""
     if run_ids is not None:
         monkeypatch.setattr(ledger_module, "LOCATOR_RUN_IDS", run_ids)
-    kp = signing.generate("ed25519")
-    blocks = [[put(kp, f"q/{b}/{i}", b * 100 + i) for i in range(200)] for b in range(1, 25)]
+    blocks = _put_blocks(24, 200)
     ids = [Transaction.decode(raw).id for raws in blocks for raw in raws]
+    sizes: list[int] = []
+
+    def read(_height: int) -> None:
+        found = led.tx_heights(ids)
+        # Whole blocks only, in order: every id of the blocks found so far, none after.
+        assert len(found) % 200 == 0 and set(found.values()) == set(range(1, len(found) // 200 + 1))
+        sizes.append(len(found))
+        if found:
+            last = ids[len(found) - 1]
+            assert led.tx(last).height == len(found) // 200
+
     with Ledger.open(tmp_path / "l") as led:
-        stop, errors, sizes = threading.Event(), [], []
-
-        def reader() -> None:
-            try:
-                while not stop.is_set():
-                    found = led.tx_heights(ids)
-                    # Whole blocks only, in order: every id of the blocks found so far, none after.
-                    assert len(found) % 200 == 0 and set(found.values()) == set(range(1, len(found) // 200 + 1))
-                    sizes.append(len(found))
-                    if found:
-                        last = ids[len(found) - 1]
-                        assert led.tx(last).height == len(found) // 200
-            except Exception as exc:  # surfaced below
-                errors.append(exc)
-
-        t = threading.Thread(target=reader)
-        t.start()
-        for raws in blocks:
-            led.apply_block(raws)
-        stop.set()
-        t.join()
-        assert not errors, errors[0]
+        _read_while_applying(led, blocks, read)
         assert len(set(sizes)) > 1 and led.tx_heights(ids) == {t: i // 200 + 1 for i, t in enumerate(ids)}
 
 
