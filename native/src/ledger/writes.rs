@@ -140,36 +140,33 @@ pub fn history_value_len(w: &Write<'_>) -> usize {
     HISTORY_HEADER_LEN + w.key.len() + w.value.map_or(0, <[u8]>::len)
 }
 
+/// The key a stored history entry changed and what it became: `Some(value)` a put, `None` a
+/// delete; `None` overall when the entry is not framed as [`history_value`] writes it (too short,
+/// a bad flag, a delete with a value).
+pub fn history_change(entry: &[u8]) -> Option<(&[u8], Option<&[u8]>)> {
+    let len = u16::from_be_bytes(entry.get(CHANGE_ID_LEN + 33..HISTORY_HEADER_LEN)?.try_into().ok()?) as usize;
+    let key = entry.get(HISTORY_HEADER_LEN..HISTORY_HEADER_LEN + len)?;
+    let value = &entry[HISTORY_HEADER_LEN + len..];
+    match entry[CHANGE_ID_LEN + 32] {
+        LIVE => Some((key, Some(value))),
+        DELETED if value.is_empty() => Some((key, None)),
+        _ => None,
+    }
+}
+
 /// What a stored history entry says `key` became: `Some(Some(value))` a put, `Some(None)` a delete;
 /// `None` when the entry is not a change of `key` (too short, another key, a bad flag).
 pub fn change_of<'a>(key: &[u8], entry: &'a [u8]) -> Option<Option<&'a [u8]>> {
-    let framed = entry.get(CHANGE_ID_LEN + 33..HISTORY_HEADER_LEN + key.len())?;
-    if framed[..2] != (key.len() as u16).to_be_bytes() || framed[2..] != *key {
-        return None;
-    }
-    let value = &entry[HISTORY_HEADER_LEN + key.len()..];
-    match entry[CHANGE_ID_LEN + 32] {
-        LIVE => Some(Some(value)),
-        DELETED if value.is_empty() => Some(None),
-        _ => None,
-    }
+    history_change(entry).filter(|(k, _)| *k == key).map(|(_, value)| value)
 }
 
 /// The key a stored history entry changed and the state value it makes (`change || flag`); `None`
 /// when the entry is not framed as [`history_value`] writes it.
 pub fn state_of_history<'a>(change: &ChangeId, entry: &'a [u8]) -> Option<(&'a [u8], StateValue)> {
-    let len = u16::from_be_bytes(entry.get(CHANGE_ID_LEN + 33..HISTORY_HEADER_LEN)?.try_into().ok()?) as usize;
-    let key = entry.get(HISTORY_HEADER_LEN..HISTORY_HEADER_LEN + len)?;
-    let flag = entry[CHANGE_ID_LEN + 32];
-    let framed = match flag {
-        LIVE => true,
-        DELETED => entry.len() == HISTORY_HEADER_LEN + len,
-        _ => false,
-    };
-    framed.then(|| {
+    history_change(entry).map(|(key, value)| {
         let mut state = [0u8; STATE_HEADER_LEN];
         state[..CHANGE_ID_LEN].copy_from_slice(change);
-        state[CHANGE_ID_LEN] = flag;
+        state[CHANGE_ID_LEN] = if value.is_some() { LIVE } else { DELETED };
         (key, state)
     })
 }
