@@ -50,11 +50,11 @@ from . import _native, merkle
 from .block import _FIELDS, BlockHeader, decode_block
 from .codec import decode_value
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
+from .ledger import Ledger, unfolded_state
 from .store import Store, height_key
 
 if TYPE_CHECKING:
     from .contracts.base import Contract
-    from .ledger import Ledger
 
 # Tables written once per block under the block's height.
 PER_BLOCK_TABLES = ("headers", "blocks", "txids", "receipts", "hashes")
@@ -131,14 +131,15 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
                 prev = header
             _check_table_extent(txn, store, top)
             _check_locator_runs(txn, store, top)
-            unfolded = _unfolded(txn, store)
+            unfolded = unfolded_state(store, txn)
             folded = txn.stat(store.tables["state"])["entries"]
             state_keys = folded + len(unfolded) - len(store.get_many(txn, "state", [k for k, _ in unfolded.items()]))
             history_entries = txn.stat(store.tables["history"])["entries"]
             if replica is not None:
                 with replica._store.read() as rtxn:
                     for table in DERIVED_TABLES:
-                        _compare_table(table, _derived(txn, store, table), _derived(rtxn, replica._store, table))
+                        live = _derived(txn, store, table, unfolded)
+                        _compare_table(table, live, _derived(rtxn, replica._store, table))
     return AuditReport(
         suite=suite.name, chain_id=chain_id, height=top, transactions=transactions, failed_transactions=failed,
         state_keys=state_keys, history_entries=history_entries, replayed=replay, seconds=time.perf_counter() - t0,
@@ -164,40 +165,29 @@ def _table(txn: Any, store: Store, table: str) -> list[tuple[bytes, bytes]]:
         return list(cur.iternext())
 
 
-def _derived(txn: Any, store: Store, table: str) -> list[tuple[bytes, bytes]]:
+def _derived(
+    txn: Any, store: Store, table: str, unfolded: _native.StateOverlay | None = None
+) -> list[tuple[bytes, bytes]]:
     """A derived table as the store means it: ``state`` with the entries of the changes not yet
-    folded into it over it; ``meta`` without ``state_mark``, which depends on how blocks were
-    grouped into commits."""
+    folded into it over it (``unfolded``, when already read); ``meta`` without ``state_mark``,
+    which depends on how blocks were grouped into commits."""
     if table == "state":
-        return state_entries(txn, store)
+        return state_entries(txn, store, unfolded)
     entries = _table(txn, store, table)
     if table == "meta":
         return [(k, v) for k, v in entries if k != b"state_mark"]
     return entries
 
 
-def state_entries(txn: Any, store: Store) -> list[tuple[bytes, bytes]]:
+def state_entries(
+    txn: Any, store: Store, unfolded: _native.StateOverlay | None = None
+) -> list[tuple[bytes, bytes]]:
     """Every state entry the store means, in key order, as of ``txn``'s snapshot: those of the
-    ``state`` table, with those of the changes not yet folded into it over them."""
+    ``state`` table, with those of the changes not yet folded into it over them (``unfolded``,
+    when already read with ``unfolded_state``)."""
     state = dict(_table(txn, store, "state"))
-    state.update(_unfolded(txn, store).items())
+    state.update((unfolded_state(store, txn) if unfolded is None else unfolded).items())
     return sorted(state.items())
-
-
-def _unfolded(txn: Any, store: Store) -> _native.StateOverlay:
-    """The state entries of the changes that ``meta/state_mark`` says may not be in ``state``:
-    those of the history entries from that height on, the newest per key."""
-    mark = txn.get(b"state_mark", db=store.tables["meta"])
-    if mark is None or len(mark) != 8:
-        raise IntegrityError(None, "meta.state_mark", f"stored {mark!r}, not a u64")
-    overlay = _native.StateOverlay()
-    with txn.cursor(db=store.tables["history"]) as cur:
-        if cur.set_range(mark):
-            try:
-                overlay.load(list(cur.iternext()))
-            except LedgerError as exc:
-                raise IntegrityError(int.from_bytes(mark, "big"), "history", str(exc)) from exc
-    return overlay
 
 
 def _check_table_extent(txn: Any, store: Store, top: int) -> None:
@@ -297,8 +287,6 @@ def _failed_count(h: int, receipts: bytes, tx_count: int) -> int:
 
 
 def _open_replica(ledger: Ledger, path: Path) -> Ledger:
-    from .ledger import Ledger  # the ledger module imports this one
-
     return Ledger.open(
         path, ledger.suite.name, chain_id=ledger.chain_id, contracts=list(ledger._contracts.values()),
         authorize=ledger._authorize,

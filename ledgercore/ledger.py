@@ -101,6 +101,25 @@ def _live_values(store: Store, txn: Any, entries: list[tuple[bytes, bytes]]) -> 
     return dict(zip(keys, values))  # type: ignore[arg-type]
 
 
+def unfolded_state(store: Store, txn: Any) -> _native.StateOverlay:
+    """The state entries of the changes that ``meta/state_mark`` says may not be in the ``state``
+    table yet, as of ``txn``: those the history entries from that height on make, the newest per
+    key. A mark or history entry that does not parse is an ``IntegrityError``."""
+    mark = txn.get(b"state_mark", db=store.tables["meta"])
+    if mark is None or len(mark) != 8:
+        raise IntegrityError(None, "meta.state_mark", f"stored {mark!r}, not a u64")
+    overlay = _native.StateOverlay()
+    with txn.cursor(db=store.tables["history"]) as cur:
+        if cur.set_range(mark):
+            changes = cur.iternext()
+            try:
+                while batch := list(itertools.islice(changes, 1 << 18)):
+                    overlay.load(batch)
+            except LedgerError as exc:
+                raise IntegrityError(int.from_bytes(mark, "big"), "history", str(exc)) from exc
+    return overlay
+
+
 class _StateReads:
     """A block's state reads in its write (which sees the blocks staged before it in a group),
     kept whole (with change ids) so that each written key is linked to its latest change without
@@ -246,14 +265,11 @@ class Ledger:
         self._locator = _native.TxLocator()
         for h, ids in store.items("txids", height_key(covered + 1)):
             self._locator.add_block(int.from_bytes(h, "big"), ids)
-        # State entries not yet folded into `state`: those of the changes from the mark on.
-        self._overlay = _native.StateOverlay()
-        changes = store.items("history", store.get("meta", b"state_mark") or b"")
-        try:
-            while batch := list(itertools.islice(changes, 1 << 18)):
-                self._overlay.load(batch)
-        except LedgerError as exc:
-            raise StoreError(f"the history to read state from does not parse: {exc}") from exc
+        with store.read() as txn:
+            try:
+                self._overlay = unfolded_state(store, txn)
+            except IntegrityError as exc:
+                raise StoreError(f"the history to read state from does not parse: {exc}") from exc
 
     @classmethod
     def open(
