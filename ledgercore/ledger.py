@@ -260,16 +260,17 @@ class Ledger:
             raise StoreError("stored block hashes do not match the stored headers")
         # Committed tx ids -> their blocks: older blocks in the stored runs, keyed by the last
         # height each covers; the blocks after the last run in memory, rebuilt here.
-        with store.read() as txn, txn.cursor(db=store.tables["locator"]) as cur:
-            covered = int.from_bytes(cur.key(), "big") if cur.last() else 0
-        self._locator = _native.TxLocator()
-        for h, ids in store.items("txids", height_key(covered + 1)):
-            self._locator.add_block(int.from_bytes(h, "big"), ids)
+        # And the state entries not yet folded into the state table, read back from history.
         with store.read() as txn:
+            with txn.cursor(db=store.tables["locator"]) as cur:
+                covered = int.from_bytes(cur.key(), "big") if cur.last() else 0
             try:
                 self._overlay = unfolded_state(store, txn)
             except IntegrityError as exc:
                 raise StoreError(f"the history to read state from does not parse: {exc}") from exc
+        self._locator = _native.TxLocator()
+        for h, ids in store.items("txids", height_key(covered + 1)):
+            self._locator.add_block(int.from_bytes(h, "big"), ids)
 
     @classmethod
     def open(

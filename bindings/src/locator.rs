@@ -32,25 +32,31 @@ impl TxLocator {
     /// `(positions, heights)`: for each of `ids` that may be committed, its position in `ids`
     /// and a height that may hold it, one pair per candidate, lowest height first per position;
     /// the map's candidates, then those of each of `runs` (uint8 arrays, e.g. views of stored runs).
+    ///
+    /// The map is borrowed only while no Python object is made: making one may run Python code
+    /// that lets the writer thread in, whose `add_block` would then find it borrowed.
     #[pyo3(signature = (ids, runs = Vec::new()))]
     fn candidates<'py>(
-        &self,
-        py: Python<'py>,
+        slf: &Bound<'py, Self>,
         ids: &Bound<'py, PyAny>,
         runs: Vec<PyReadonlyArray1<'py, u8>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
+        let py = slf.py();
         let rows = Rows::extract(ids, "ids")?;
         let runs = runs.iter().map(|r| r.as_slice()).collect::<Result<Vec<_>, _>>()?;
         for run in &runs {
             locator_run::count(run).or_raise()?;
         }
         let (mut positions, mut heights) = (Vec::new(), Vec::new());
-        for (i, id) in rows.slices().into_iter().enumerate() {
-            let in_map = self.inner.candidates(id).or_raise()?;
-            let in_runs = runs.iter().flat_map(|run| locator_run::candidates(run, id).map(u64::from));
-            for h in in_map.into_iter().chain(in_runs) {
-                positions.push(i as u64);
-                heights.push(h);
+        {
+            let this = slf.borrow();
+            for (i, id) in rows.slices().into_iter().enumerate() {
+                let in_map = this.inner.candidates(id).or_raise()?;
+                let in_runs = runs.iter().flat_map(|run| locator_run::candidates(run, id).map(u64::from));
+                for h in in_map.into_iter().chain(in_runs) {
+                    positions.push(i as u64);
+                    heights.push(h);
+                }
             }
         }
         PyTuple::new(py, [PyArray1::from_vec(py, positions).into_any(), PyArray1::from_vec(py, heights).into_any()])
