@@ -82,6 +82,11 @@ class IntegrityError(LedgerError):
         return (type(self), (self.height, self.field, self.detail))
 
 
+class ConcurrentWriteError(LedgerError):
+    """Another ``Ledger`` (in another process) committed blocks to the store since this one read
+    its head. Nothing was written: reopen the ledger to go on from the stored head."""
+
+
 class ClientError(LedgerError):
     """An error answered by (or on the way to) a node's client API (``ledgercore.client``).
 

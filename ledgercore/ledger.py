@@ -25,6 +25,7 @@ from .contracts import builtin_contracts
 from .contracts.base import Contract, ContractState, StateReader, key_bytes
 from .errors import (
     ChainMismatchError,
+    ConcurrentWriteError,
     DecodeError,
     IntegrityError,
     InvalidInputError,
@@ -238,7 +239,8 @@ class Ledger:
     state entries) are held in memory: they cover the blocks that were stored when it opened and
     those it applied since. A ledger another process writes is read as of the moment this one
     opened it (``get`` and ``query`` see each key as of then or later); open it again to see
-    later blocks."""
+    later blocks. Once another process has committed to the store, this one refuses to write
+    (``ConcurrentWriteError``) until it is reopened."""
 
     def __init__(
         self,
@@ -299,8 +301,8 @@ class Ledger:
             stored_suite = store.get("meta", b"suite")
             if stored_suite is None:
                 chosen = get_suite(suite or DEFAULT_SUITE)
-                cls._write_genesis(store, chosen, chain_id)
-            else:
+                stored_suite = cls._write_genesis(store, chosen, chain_id)
+            if stored_suite is not None:
                 cls._check_store_format(store, path)
                 chosen = get_suite(stored_suite.decode())
                 stored_chain = (store.get("meta", b"chain_id") or b"").decode()
@@ -339,7 +341,8 @@ class Ledger:
             )
 
     @staticmethod
-    def _write_genesis(store: Store, suite: Suite, chain_id: str) -> None:
+    def _write_genesis(store: Store, suite: Suite, chain_id: str) -> bytes | None:
+        """Creates the chain, unless another process created it first: then its suite."""
         empty = merkle.MerkleLog(suite.hash).root()
         header = BlockHeader(
             suite=suite.name, chain_id=chain_id, height=0, prev_hash=bytes(32), tx_root=empty,
@@ -351,7 +354,14 @@ class Ledger:
         write.put("meta", b"chain_id", chain_id.encode())
         write.put("meta", b"store_format", STORE_FORMAT.to_bytes(4, "big"))
         write.put("meta", b"state_mark", height_key(1))
-        store.commit(write)
+
+        def create(txn: Any) -> bytes | None:
+            stored = txn.get(b"suite", db=store.tables["meta"])
+            if stored is None:
+                store.put_block(txn, write)
+            return stored
+
+        return store.transact(create, write.size_hint)
 
     @staticmethod
     def _stage_block(write: BlockWrite, header: BlockHeader, raws: Sequence[bytes], receipts: bytes, txids: bytes) -> None:
@@ -494,6 +504,7 @@ class Ledger:
         if self._log.size != self._head.height + 1:
             self._reload_log()  # an earlier try of this write ran out of map space midway
         self._overlay.discard()  # and what it staged
+        self._check_head(txn)
         head, out = self._head, []
         for n, (checked, timestamp, proposer, consensus) in enumerate(items, 1):
             last = n == len(items)
@@ -506,6 +517,19 @@ class Ledger:
         if ran:
             self._stage_locator_run(txn, out)
         return out, ran
+
+    def _check_head(self, txn: Any) -> None:
+        """Refuses to write on a head that is no longer the stored one. LMDB lets one process
+        write at a time, but a second ``Ledger`` on the same path (in another process) keeps its
+        own head: writing blocks on it would overwrite blocks the other committed."""
+        h = height_key(self._head.height)
+        stored_height = txn.get(b"height", db=self._store.tables["meta"])
+        if stored_height != h or txn.get(h, db=self._store.tables["hashes"]) != self._head.hash:
+            stored = "?" if stored_height is None else int.from_bytes(stored_height, "big")
+            raise ConcurrentWriteError(
+                f"another process committed to this ledger since it was read (stored height {stored}, "
+                f"this handle's {self._head.height}): nothing was written; reopen the ledger"
+            )
 
     def _stage_fold(self, txn: Any, height: int) -> None:
         """Writes the next slice of the overlay into ``state``, and the height from which history

@@ -170,10 +170,6 @@ class Store:
             if cur.set_range(start):
                 yield from cur.iternext()
 
-    def commit(self, write: BlockWrite) -> None:
-        """Writes the block atomically and durably (fsync) or not at all; grows the map when full."""
-        self.transact(lambda txn: self.put_block(txn, write), write.size_hint)
-
     def transact(self, fn: Callable[[lmdb.Transaction], _T], size_hint: int) -> _T:
         """Runs ``fn`` in one write transaction and commits it durably (fsync), or writes nothing
         if ``fn`` raises. When the map fills, it grows and ``fn`` runs again from the start on a

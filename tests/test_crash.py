@@ -39,9 +39,9 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from ledgercore import Ledger, hashing
+from ledgercore import Ledger, Transaction, hashing, signing
 from ledgercore.codec import decode_value
-from ledgercore.errors import NotFoundError
+from ledgercore.errors import ConcurrentWriteError, NotFoundError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import crash_writer as spec  # noqa: E402
@@ -346,6 +346,27 @@ def test_a_reader_process_follows_the_map_growth_of_the_writer_process(tmp_path)
         assert led._store.get("meta", b"height") == (40).to_bytes(8, "big")
         assert led._store.get("headers", (40).to_bytes(8, "big")) is not None
         assert led._store.env.info()["map_size"] >= os.path.getsize(path / "data.mdb")
+
+
+@pytest.mark.parametrize("contract", ["evidence", "nosuch"])
+def test_a_ledger_another_process_wrote_to_refuses_to_write_over_its_blocks(tmp_path, contract):
+    # Regression: a second Ledger on the same path kept the head it read when it opened and wrote
+    # its next block over the one another process had committed there since (acknowledged, and
+    # lost). A block of failed transactions, which appends no history, went through silently.
+    path = tmp_path / "ledger"
+    run_writer_until(path, SEED, 1)
+    kp = signing.generate("ed25519")
+    args = {"key": "late", "digest": bytes(32)}
+    raw = Transaction.create(kp, contract=contract, method="put", args=args, nonce=1).encode()
+    with Ledger.open(path, spec.SUITE) as led:
+        run_writer_until(path, SEED, 5)
+        with pytest.raises(ConcurrentWriteError, match="stored height 5, this handle's 1"):
+            led.apply_block([raw])
+    top, _ = check_ledger(path, Chain(SEED), 5)  # exactly the writer's blocks, audited
+    assert top == 5
+    with Ledger.open(path, spec.SUITE) as led:  # reopened: goes on from the stored head
+        blk = led.apply_block([raw])
+        assert blk.header.height == 6 and blk.receipts[0].ok == (contract == "evidence")
 
 
 def test_a_reader_killed_mid_read_leaves_no_stale_slot(tmp_path):

@@ -29,6 +29,7 @@ from ledgercore.errors import (
 )
 from ledgercore import ledger as ledger_module
 from ledgercore.store import Store, height_key
+from ledgercore.suites import get_suite
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
 import make_ledger_vectors as vectors  # noqa: E402  (its Registry contract sets and deletes keys)
@@ -68,6 +69,17 @@ def test_new_ledger_has_a_genesis_block_and_reopens_with_its_suite(tmp_path, sui
         Ledger.open(tmp_path / "l", chain_id="gov-bj")
     with pytest.raises(UnknownNameError, match="nope"):
         Ledger.open(tmp_path / "m", suite="nope")
+
+
+def test_creating_a_chain_another_process_created_first_keeps_the_first(tmp_path):
+    # Two processes opening one new path at once both found no chain; the second's genesis
+    # overwrote the first's. Creation now writes only where the chain is still absent.
+    with Ledger.open(tmp_path / "l", chain_id="gov-bj") as led:
+        genesis = led.header(0)
+        late = Ledger._write_genesis(led._store, get_suite("sm2-sm3"), "gov-sh")
+        assert late == b"ed25519-blake3"  # the suite of the chain that is there
+        assert led._store.get("meta", b"chain_id") == b"gov-bj"
+        assert led._store.get("headers", height_key(0)) == genesis.encode()
 
 
 def test_apply_block_commits_state_headers_proofs(tmp_path, suite, kp):
