@@ -129,6 +129,7 @@ class StateOverlay:
     def fold(self, n: int) -> list[tuple[bytes, bytes]]: ...  # the next n entries in key order, for state
     def lowest_height(self) -> int | None: ...  # of a change left unfolded once the write commits
     def publish(self) -> None: ...  # the write is durable
+    def forget_below(self, height: int) -> None: ...  # entries another process's folds put in state
     def discard(self) -> None: ...  # the write failed
     def items(self) -> list[tuple[bytes, bytes]]: ...  # committed, in key order
 

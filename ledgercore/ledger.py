@@ -8,6 +8,7 @@ the whole block is durable when it returns, or nothing of it was written.
 
 from __future__ import annotations
 
+import functools
 import itertools
 import os
 import threading
@@ -15,7 +16,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -63,6 +64,9 @@ STATE_SWEEP_COMMITS = 100
 # Tx ids the in-memory locator holds before the commit that passes this writes them to the store
 # as a sorted run (12 bytes an id) and empties it: the bound on its memory and on rebuilding it.
 LOCATOR_RUN_IDS = 1 << 20
+# A handle that follows another process's writes forgets the overlay entries that process's folds
+# put into `state` whenever its overlay has doubled since it last did, from at least this many.
+FOLLOWED_OVERLAY_MIN = 1 << 16
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 
 
@@ -106,19 +110,41 @@ def unfolded_state(store: Store, txn: Any) -> _native.StateOverlay:
     """The state entries of the changes that ``meta/state_mark`` says may not be in the ``state``
     table yet, as of ``txn``: those the history entries from that height on make, the newest per
     key. A mark or history entry that does not parse is an ``IntegrityError``."""
+    overlay = _native.StateOverlay()
+    _load_history(store, txn, overlay, height_key(_state_mark(store, txn)))
+    return overlay
+
+
+def _state_mark(store: Store, txn: Any) -> int:
     mark = txn.get(b"state_mark", db=store.tables["meta"])
     if mark is None or len(mark) != 8:
         raise IntegrityError(None, "meta.state_mark", f"stored {mark!r}, not a u64")
-    overlay = _native.StateOverlay()
-    with txn.cursor(db=store.tables["history"]) as cur:
-        if cur.set_range(mark):
-            changes = cur.iternext()
-            try:
-                while batch := list(itertools.islice(changes, 1 << 18)):
-                    overlay.load(batch)
-            except LedgerError as exc:
-                raise IntegrityError(int.from_bytes(mark, "big"), "history", str(exc)) from exc
-    return overlay
+    return int.from_bytes(mark, "big")
+
+
+def _load_history(store: Store, txn: Any, overlay: _native.StateOverlay, start: bytes) -> None:
+    """Adds to ``overlay`` the state entries of the changes history records from change id
+    ``start`` on; an entry that does not parse is an ``IntegrityError``."""
+    changes = store.scan(txn, "history", start)
+    try:
+        while batch := list(itertools.islice(changes, 1 << 18)):
+            overlay.load(batch)
+    except LedgerError as exc:
+        raise IntegrityError(int.from_bytes(start[:8], "big"), "history", str(exc)) from exc
+
+
+_R = TypeVar("_R")
+
+
+def _following(read: Callable[..., _R]) -> Callable[..., _R]:
+    """A public read: it first catches up with what another process committed (``Ledger._follow``)."""
+
+    @functools.wraps(read)
+    def follow_then_read(self: Ledger, *args: Any, **kwargs: Any) -> _R:
+        self._follow()
+        return read(self, *args, **kwargs)
+
+    return follow_then_read
 
 
 class _StateReads:
@@ -237,10 +263,10 @@ class Ledger:
 
     The head, the block-hash log, the tx locator's newest part and the state overlay (the newest
     state entries) are held in memory: they cover the blocks that were stored when it opened and
-    those it applied since. A ledger another process writes is read as of the moment this one
-    opened it (``get`` and ``query`` see each key as of then or later); open it again to see
-    later blocks. Once another process has committed to the store, this one refuses to write
-    (``ConcurrentWriteError``) until it is reopened."""
+    those it applied since. Another process may write the store: each public read first catches
+    up with the blocks that process committed, so it sees everything committed before it began.
+    A write on a head the store has moved past is refused (``ConcurrentWriteError``), not written
+    over what the other process committed; a read then catches this handle up."""
 
     def __init__(
         self,
@@ -254,25 +280,81 @@ class Ledger:
         self._contracts = contracts
         self._authorize = authorize
         self._write_lock = threading.Lock()
-        hashes = store.values("hashes")
-        self._log = merkle.MerkleLog(suite.hash)
-        self._log.extend(hashes)
-        self._head = self._header_at(len(hashes) - 1)
-        if self._head.hash != hashes[-1]:
-            raise StoreError("stored block hashes do not match the stored headers")
-        # Committed tx ids -> their blocks: older blocks in the stored runs, keyed by the last
-        # height each covers; the blocks after the last run in memory, rebuilt here.
-        # And the state entries not yet folded into the state table, read back from history.
+        self._closed = False
+        # All from one snapshot: the block-hash log and head; committed tx ids -> their blocks
+        # (older blocks in the stored runs, keyed by the last height each covers; the blocks
+        # after the last run in memory, rebuilt here); the state entries not yet folded into the
+        # state table, read back from history.
         with store.read() as txn:
-            with txn.cursor(db=store.tables["locator"]) as cur:
-                covered = int.from_bytes(cur.key(), "big") if cur.last() else 0
+            self._log = merkle.MerkleLog(suite.hash)
+            self._log.extend([v for _, v in store.scan(txn, "hashes")])
+            self._head = self._stored_head(txn, self._log.size - 1)
+            self._locator, self._located = _native.TxLocator(), self._last_run(txn)
+            self._locate_blocks(txn, self._located + 1)
             try:
                 self._overlay = unfolded_state(store, txn)
             except IntegrityError as exc:
                 raise StoreError(f"the history to read state from does not parse: {exc}") from exc
-        self._locator = _native.TxLocator()
-        for h, ids in store.items("txids", height_key(covered + 1)):
+            self._overlay_floor = max(len(self._overlay), FOLLOWED_OVERLAY_MIN)
+            self._seen_txn = txn.id()
+
+    def _stored_head(self, txn: Any, height: int) -> BlockHeader:
+        raw = txn.get(height_key(height), db=self._store.tables["headers"])
+        head = None if raw is None else BlockHeader.decode(raw)
+        if head is None or head.hash != txn.get(height_key(height), db=self._store.tables["hashes"]):
+            raise StoreError("stored block hashes do not match the stored headers")
+        return head
+
+    def _last_run(self, txn: Any) -> int:
+        """The last height the tx locator's stored runs cover (0: none)."""
+        with txn.cursor(db=self._store.tables["locator"]) as cur:
+            return int.from_bytes(cur.key(), "big") if cur.last() else 0
+
+    def _locate_blocks(self, txn: Any, start: int) -> None:
+        """Adds the tx ids of the blocks from ``start`` on to the locator's map."""
+        for h, ids in self._store.scan(txn, "txids", height_key(start)):
             self._locator.add_block(int.from_bytes(h, "big"), ids)
+
+    def _follow(self) -> None:
+        """Catches up with blocks another process committed since this handle last looked, so
+        that a process reading a ledger another one writes sees what is committed: the head, the
+        block-hash log, the newest part of the tx locator and the state overlay. A read of the
+        environment's last transaction id when nothing changed. Skipped while this handle
+        commits (it is then the writer: the store holds nothing it does not)."""
+        if self._closed or self._store.env.info()["last_txnid"] == self._seen_txn:
+            return
+        if not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            with self._store.read() as txn:
+                self._catch_up(txn)
+                self._seen_txn = txn.id()
+        finally:
+            self._write_lock.release()
+
+    def _catch_up(self, txn: Any) -> None:
+        meta, h0 = self._store.tables["meta"], self._head.height
+        stored = int.from_bytes(txn.get(b"height", db=meta), "big")
+        if stored == h0:
+            return
+        if stored < h0 or txn.get(height_key(h0), db=self._store.tables["hashes"]) != self._head.hash:
+            raise StoreError(f"the store no longer holds the chain this handle read up to height {h0}: reopen it")
+        start = height_key(h0 + 1)
+        # The overlay first: it is the part that can fail, and a later try loads the same again.
+        # Every change after h0 is loaded, so each key's entry is its newest; entries below the
+        # writer's mark (whose changes its folds put into `state`) are forgotten now and then.
+        _load_history(self._store, txn, self._overlay, start)
+        if len(self._overlay) > 2 * self._overlay_floor:
+            self._overlay.forget_below(_state_mark(self._store, txn))
+            self._overlay_floor = max(len(self._overlay), FOLLOWED_OVERLAY_MIN)
+        covered = self._last_run(txn)
+        if covered != self._located:  # the writer wrote the map's ids as a run: rebuild after it
+            self._locator, self._located = _native.TxLocator(), covered
+            self._locate_blocks(txn, covered + 1)
+        else:
+            self._locate_blocks(txn, h0 + 1)
+        self._log.extend([v for _, v in self._store.scan(txn, "hashes", start)])
+        self._head = self._stored_head(txn, stored)
 
     @classmethod
     def open(
@@ -377,6 +459,7 @@ class Ledger:
         write.put("meta", b"height", h)
 
     def close(self) -> None:
+        self._closed = True
         self._store.close()
 
     def __enter__(self) -> Ledger:
@@ -485,7 +568,7 @@ class Ledger:
                 raise
             self._overlay.publish()
             if ran:  # the map's ids and these blocks' are in the run this commit wrote
-                self._locator = _native.TxLocator()
+                self._locator, self._located = _native.TxLocator(), blocks[-1].height
             else:
                 for b in blocks:
                     self._locator.add_block(b.height, b._txids)
@@ -527,8 +610,8 @@ class Ledger:
         if stored_height != h or txn.get(h, db=self._store.tables["hashes"]) != self._head.hash:
             stored = "?" if stored_height is None else int.from_bytes(stored_height, "big")
             raise ConcurrentWriteError(
-                f"another process committed to this ledger since it was read (stored height {stored}, "
-                f"this handle's {self._head.height}): nothing was written; reopen the ledger"
+                f"another process committed to this ledger since this handle read it (stored height "
+                f"{stored}, this handle's {self._head.height}): nothing was written; a read catches it up"
             )
 
     def _stage_fold(self, txn: Any, height: int) -> None:
@@ -609,11 +692,13 @@ class Ledger:
     # -- reading ---------------------------------------------------------------------------
 
     @property
+    @_following
     def height(self) -> int:
         """Height of the last committed block (0: only the genesis block)."""
         return self._head.height
 
     @property
+    @_following
     def head(self) -> BlockHeader:
         return self._head
 
@@ -623,6 +708,7 @@ class Ledger:
             raise NotFoundError(f"no block at height {height}")
         return BlockHeader.decode(raw)
 
+    @_following
     def header(self, height: int) -> BlockHeader:
         """The header of the block at ``height``."""
         return self._header_at(self._check_height(height))
@@ -634,6 +720,7 @@ class Ledger:
             raise NotFoundError(f"no block at height {height}; the chain has heights 0..{self._head.height}")
         return height
 
+    @_following
     def block(self, height: int) -> Block:
         """The block at ``height`` with its transactions and receipts."""
         h = height_key(self._check_height(height))
@@ -649,6 +736,7 @@ class Ledger:
         found = self.get_versioned(contract, key)
         return None if found is None else found[0]
 
+    @_following
     def get_versioned(self, contract: str, key: str | bytes) -> tuple[bytes, int, int] | None:
         """``(value, height, tx index)`` of the last write of ``contract/key``, or None."""
         skey = _native.state_key(contract, key_bytes(key))
@@ -661,6 +749,7 @@ class Ledger:
         height, index = _location(raw)
         return found[skey], height, index
 
+    @_following
     def history(self, contract: str, key: str | bytes) -> list[HistoryEntry]:
         """Every change ever made to ``contract/key``, oldest first: the chain of history entries
         from the one its state entry names back through each entry's previous change."""
@@ -685,6 +774,7 @@ class Ledger:
         out.reverse()
         return out
 
+    @_following
     def query(self, contract: str, method: str, **args: Any) -> Any:
         """Runs a contract's read-only query against the current state."""
         c = self._contracts.get(contract)
@@ -700,6 +790,7 @@ class Ledger:
         with self._store.read() as txn:
             return _live_values(self._store, txn, found + self._store.get_many(txn, "state", missing))
 
+    @_following
     def tx_heights(self, txids: Sequence[bytes]) -> dict[bytes, int]:
         """The commit height of each of ``txids`` that is committed (absent ones are left out),
         in one bulk lookup: for admitting batches without a lookup per transaction."""
@@ -729,6 +820,7 @@ class Ledger:
                         found.setdefault(t, (h, i))
         return found
 
+    @_following
     def tx(self, txid: bytes) -> TxRecord:
         """A committed transaction with its receipt and its inclusion proof to the block's tx root."""
         if not isinstance(txid, (bytes, bytearray, memoryview)) or len(txid) != 32:
@@ -746,6 +838,7 @@ class Ledger:
             tx_count=block.header.tx_count, proof=log.inclusion_proof(index),
         )  # fmt: skip
 
+    @_following
     def history_root(self, size: int | None = None) -> bytes:
         """Root of the Merkle log over the hashes of blocks ``0..size-1`` (default: every block)."""
         return self._log.root(self._log_size(size))
@@ -759,6 +852,7 @@ class Ledger:
             raise OutOfRangeError(f"size {size} is past the {committed} committed blocks")
         return size
 
+    @_following
     def block_proof(self, height: int, size: int | None = None) -> list[bytes]:
         """Proof that block ``height``'s hash is leaf ``height`` of the block-hash log of ``size`` blocks.
 
@@ -767,6 +861,7 @@ class Ledger:
         """
         return self._log.inclusion_proof(self._check_height(height), self._log_size(size))
 
+    @_following
     def audit(self, *, replay: bool = True) -> AuditReport:
         """Re-derives headers, links, roots and state from the stored blocks (see ``ledgercore.audit``);
         raises ``IntegrityError`` naming the first height and field that disagree."""
@@ -774,6 +869,7 @@ class Ledger:
 
         return audit(self, replay=replay)
 
+    @_following
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Proof that the block-hash log of ``old_size`` blocks is a prefix of the one of ``new_size``."""
         return self._log.consistency_proof(old_size, self._log_size(new_size))

@@ -166,7 +166,12 @@ class Store:
 
     def items(self, table: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` of ``table`` from key ``start`` on, in key order, from one snapshot."""
-        with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
+        with self.read() as txn:
+            yield from self.scan(txn, table, start)
+
+    def scan(self, txn: lmdb.Transaction, table: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+        """Every ``(key, value)`` of ``table`` from key ``start`` on, in key order, as of ``txn``."""
+        with txn.cursor(db=self.tables[table]) as cur:
             if cur.set_range(start):
                 yield from cur.iternext()
 

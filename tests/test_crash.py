@@ -39,7 +39,8 @@ from pathlib import Path
 import lmdb
 import pytest
 
-from ledgercore import Ledger, Transaction, hashing, signing
+from ledgercore import Ledger, Transaction, hashing, merkle, signing
+from ledgercore import ledger as ledger_module
 from ledgercore.codec import decode_value
 from ledgercore.errors import ConcurrentWriteError, NotFoundError
 
@@ -297,7 +298,7 @@ def test_readers_never_see_a_partial_block_while_the_writer_is_killed(tmp_path):
              "--stop-file", str(stop)],
             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
         )  # fmt: skip
-        for mode in ("store", "ledger")
+        for mode in ("store", "ledger", "follow")
     }
     acked = 0
     try:
@@ -364,9 +365,43 @@ def test_a_ledger_another_process_wrote_to_refuses_to_write_over_its_blocks(tmp_
             led.apply_block([raw])
     top, _ = check_ledger(path, Chain(SEED), 5)  # exactly the writer's blocks, audited
     assert top == 5
-    with Ledger.open(path, spec.SUITE) as led:  # reopened: goes on from the stored head
+    with Ledger.open(path, spec.SUITE) as led:
+        run_writer_until(path, SEED, 7)
+        assert led.height == 7  # a read catches the handle up, and it may write on the new head
         blk = led.apply_block([raw])
-        assert blk.header.height == 6 and blk.receipts[0].ok == (contract == "evidence")
+        assert blk.header.height == 8 and blk.receipts[0].ok == (contract == "evidence")
+
+
+def test_a_reader_process_follows_what_a_writer_process_commits_and_can_take_over(tmp_path, monkeypatch):
+    # Regression: a handle opened before another process committed kept each key it held in its
+    # state overlay as of its open (a certificate revoked since stayed valid to it), saw other
+    # keys only once folded, and never found transactions committed after its open.
+    monkeypatch.setattr(ledger_module, "FOLLOWED_OVERLAY_MIN", 64)  # forget folded entries often
+    path, chain = tmp_path / "ledger", Chain(SEED)
+    run_writer_until(path, SEED, 1)
+    with Ledger.open(path, spec.SUITE) as led:
+        done = 1
+        for top in (2, 3, 9, 30, 75):  # the writer folds a quarter of its overlay and writes runs
+            run_writer_until(path, SEED, top)
+            assert led.height == top and led.head == led.header(top)
+            expected = spec.expected_state(SEED, top)
+            for key, (version, digest, _, revoked) in expected.items():
+                contract, name = key.split(b"/", 1)
+                value, height, _ = led.get_versioned(contract.decode(), name)
+                record = decode_value(value)
+                assert (height, record["digest"], record.get("revoked", False)) == (version, digest, revoked), key
+            ids = {chain.ids(h)[i : i + 32]: h for h in range(done + 1, top + 1) for i in range(0, len(chain.ids(h)), 32)}
+            assert led.tx_heights(list(ids)) == ids
+            assert len(led._locator) < spec.LOCATOR_RUN_IDS  # ids the writer put in runs are dropped
+            root = led.history_root()
+            assert merkle.verify_inclusion(led.header(top).hash, top, top + 1, led.block_proof(top), root, algo="blake3")
+            done = top
+        assert len(led._overlay) < len(expected), "the follower kept entries the writer had folded"
+        # The writer is gone: this handle writes the next block, on the state it followed.
+        led.apply_block(spec.block_raws(SEED, top + 1), timestamp=spec.T0 + (top + 1) * 1000, proposer=spec.proposer(SEED))
+    assert check_ledger(path, chain, top + 1)[0] == top + 1  # every key, table and root, audited
+
+
 
 
 def test_a_reader_killed_mid_read_leaves_no_stale_slot(tmp_path):

@@ -95,6 +95,12 @@ impl StateOverlay {
         self.inner.publish();
     }
 
+    /// Forgets committed entries of changes below `height` (another process folded them into
+    /// `state`); only between writes.
+    fn forget_below(&mut self, height: u64) {
+        self.inner.forget_below(height);
+    }
+
     /// The write in progress failed: forget what it staged and folded.
     fn discard(&mut self) {
         self.inner.discard();

@@ -191,6 +191,11 @@ impl StateOverlay {
             }
             *self.heights.entry(height(&value)).or_default() += 1;
         }
+        self.push_run(keys);
+    }
+
+    /// Adds a run of `keys` (committed ones), in the sweep's order from the cursor.
+    fn push_run(&mut self, mut keys: Vec<Key>) {
         keys.sort_unstable();
         keys.dedup();
         // The keys up to the cursor (a prefix) are passed after the wrap: they go behind the others.
@@ -273,6 +278,19 @@ impl StateOverlay {
         }
         let staged = std::mem::take(&mut self.staged);
         self.add(staged);
+    }
+
+    /// Forgets the committed entries that name changes below `height`, for an overlay that follows
+    /// the writes of another process: that process's folds have put those changes (or newer ones
+    /// it loaded since) into `state`. The remaining keys form one run in the sweep's order. Only
+    /// between writes: nothing may be staged or folding.
+    pub fn forget_below(&mut self, height: u64) {
+        debug_assert!(self.staged.is_empty() && self.folding.is_empty(), "a write is in progress");
+        self.committed.retain(|_, v| self::height(v) >= height);
+        self.heights = self.heights.split_off(&height);
+        self.runs.clear();
+        let keys = self.committed.keys().cloned().collect();
+        self.push_run(keys);
     }
 
     /// The write in progress failed: forget what it staged and folded.
@@ -415,6 +433,25 @@ mod tests {
         o.publish();
         o.fold(2);
         assert_eq!(o.lowest_height(), None);
+    }
+
+    #[test]
+    fn forgetting_below_a_height_keeps_newer_entries_and_a_sweep_that_passes_each_once() {
+        let mut o = overlay_with(&[b"a", b"b", b"c"], 3);
+        o.fold(1); // "a", so the cursor moves past it
+        o.stage(b"d", &value(5, 0, LIVE)).unwrap();
+        o.publish();
+        o.stage(b"b", &value(7, 0, DELETED)).unwrap(); // a newer change of a key at height 3
+        o.publish();
+        o.forget_below(5);
+        let items: Vec<(Vec<u8>, Vec<u8>)> = o.items().map(|(k, v)| (k.to_vec(), v.to_vec())).collect();
+        assert_eq!(items, vec![(b"b".to_vec(), value(7, 0, DELETED)), (b"d".to_vec(), value(5, 0, LIVE))]);
+        assert_eq!(o.lowest_height(), Some(5));
+        // One run, from the cursor on: "b", then "d"; each folded once.
+        let folded: Vec<Vec<u8>> = o.fold(5).iter().map(|(k, _)| k.to_vec()).collect();
+        assert_eq!(folded, vec![b"b".to_vec(), b"d".to_vec()]);
+        o.publish();
+        assert!(o.is_empty() && o.runs.is_empty() && o.lowest_height().is_none());
     }
 
     #[test]
