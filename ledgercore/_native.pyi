@@ -120,8 +120,10 @@ class TxLocator:
 
 class StateOverlay:
     """State entries (key -> change id || flag) not yet folded into the store's `state` table."""
-    def __init__(self) -> None: ...
+    def __init__(self, cursor: bytes | None = None) -> None: ...  # the sweep goes on after cursor
     def __len__(self) -> int: ...  # committed entries
+    @property
+    def cursor(self) -> bytes | None: ...  # the last key folded: the next fold starts after it
     def get(self, key: bytes, staged: bool = False) -> bytes | None: ...
     def split(self, keys: list[bytes], staged: bool = False) -> tuple[list[tuple[bytes, bytes]], list[bytes]]: ...  # (found, missing)
     def stage(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # for the write in progress

@@ -19,7 +19,8 @@ height by height from the genesis block up:
   the stored one. At the end the derived tables and the chain metadata must equal the replay's,
   entry for entry: ``history``, ``nonces``, and ``state`` as the store means it (the table, with
   the entries of the changes not yet folded into it read from ``history`` over it); ``meta``
-  less ``state_mark``, which depends on how blocks were grouped into commits.
+  less ``state_mark`` and ``state_sweep``, which depend on how blocks were grouped into commits
+  and when the ledger was reopened.
 
 The first disagreement raises :class:`~ledgercore.errors.IntegrityError` naming the height and the
 field. Python works per block, never per transaction: decoding, hashing and Merkle roots are native
@@ -169,13 +170,14 @@ def _derived(
     txn: Any, store: Store, table: str, unfolded: _native.StateOverlay | None = None
 ) -> list[tuple[bytes, bytes]]:
     """A derived table as the store means it: ``state`` with the entries of the changes not yet
-    folded into it over it (``unfolded``, when already read); ``meta`` without ``state_mark``,
-    which depends on how blocks were grouped into commits."""
+    folded into it over it (``unfolded``, when already read); ``meta`` without the fold's
+    progress (``state_mark``, ``state_sweep``), which depends on how blocks were grouped into
+    commits and when the ledger was reopened."""
     if table == "state":
         return state_entries(txn, store, unfolded)
     entries = _table(txn, store, table)
     if table == "meta":
-        return [(k, v) for k, v in entries if k != b"state_mark"]
+        return [(k, v) for k, v in entries if k not in (b"state_mark", b"state_sweep")]
     return entries
 
 

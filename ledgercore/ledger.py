@@ -109,10 +109,22 @@ def _live_values(store: Store, txn: Any, entries: list[tuple[bytes, bytes]]) -> 
 def unfolded_state(store: Store, txn: Any) -> _native.StateOverlay:
     """The state entries of the changes that ``meta/state_mark`` says may not be in the ``state``
     table yet, as of ``txn``: those the history entries from that height on make, the newest per
-    key. A mark or history entry that does not parse is an ``IntegrityError``."""
-    overlay = _native.StateOverlay()
+    key; its sweep goes on after the stored cursor. A mark, sweep or history entry that does not
+    parse is an ``IntegrityError``."""
+    overlay = _native.StateOverlay(_stored_sweep(store, txn)[1])
     _load_history(store, txn, overlay, height_key(_state_mark(store, txn)))
     return overlay
+
+
+def _stored_sweep(store: Store, txn: Any) -> tuple[int | None, bytes | None]:
+    """``meta/state_sweep``: the height at which the sweep's current round began and the last key
+    it folded (None where the store predates it, or no fold yet)."""
+    raw = txn.get(b"state_sweep", db=store.tables["meta"])
+    if raw is None:
+        return None, None
+    if len(raw) < 8:
+        raise IntegrityError(None, "meta.state_sweep", f"stored {raw!r}, shorter than its u64 height")
+    return int.from_bytes(raw[:8], "big"), raw[8:] or None
 
 
 def _state_mark(store: Store, txn: Any) -> int:
@@ -293,8 +305,11 @@ class Ledger:
             self._locate_blocks(txn, self._located + 1)
             try:
                 self._overlay = unfolded_state(store, txn)
+                round_start = _stored_sweep(store, txn)[0]
+                self._sweep = (_state_mark(store, txn), self._head.height + 1 if round_start is None else round_start)
             except IntegrityError as exc:
                 raise StoreError(f"the history to read state from does not parse: {exc}") from exc
+            self._staged_sweep = self._sweep
             self._overlay_floor = max(len(self._overlay), FOLLOWED_OVERLAY_MIN)
             self._seen_txn = txn.id()
 
@@ -344,9 +359,13 @@ class Ledger:
         # Every change after h0 is loaded, so each key's entry is its newest; entries below the
         # writer's mark (whose changes its folds put into `state`) are forgotten now and then.
         _load_history(self._store, txn, self._overlay, start)
+        stored_mark = _state_mark(self._store, txn)
         if len(self._overlay) > 2 * self._overlay_floor:
-            self._overlay.forget_below(_state_mark(self._store, txn))
+            self._overlay.forget_below(stored_mark)
             self._overlay_floor = max(len(self._overlay), FOLLOWED_OVERLAY_MIN)
+        # The other process's folds put every change below its mark into `state`: if this handle
+        # writes next, its marks start from there.
+        self._sweep = self._staged_sweep = (max(self._sweep[0], stored_mark), self._sweep[1])
         covered = self._last_run(txn)
         if covered != self._located:  # the writer wrote the map's ids as a run: rebuild after it
             self._locator, self._located = _native.TxLocator(), covered
@@ -436,6 +455,7 @@ class Ledger:
         write.put("meta", b"chain_id", chain_id.encode())
         write.put("meta", b"store_format", STORE_FORMAT.to_bytes(4, "big"))
         write.put("meta", b"state_mark", height_key(1))
+        write.put("meta", b"state_sweep", height_key(1))
 
         def create(txn: Any) -> bytes | None:
             stored = txn.get(b"suite", db=store.tables["meta"])
@@ -567,6 +587,7 @@ class Ledger:
                 self._reload_log()  # hashes appended for blocks that did not commit
                 raise
             self._overlay.publish()
+            self._sweep = self._staged_sweep
             if ran:  # the map's ids and these blocks' are in the run this commit wrote
                 self._locator, self._located = _native.TxLocator(), blocks[-1].height
             else:
@@ -588,14 +609,14 @@ class Ledger:
             self._reload_log()  # an earlier try of this write ran out of map space midway
         self._overlay.discard()  # and what it staged
         self._check_head(txn)
-        head, out = self._head, []
+        first, (head, out) = self._head.height + 1, (self._head, [])
         for n, (checked, timestamp, proposer, consensus) in enumerate(items, 1):
             last = n == len(items)
             block = self._execute(txn, head, checked, timestamp, proposer, consensus, executed if last else None)
             self._log.append(block.hash)
             head = block.header
             out.append(block)
-        self._stage_fold(txn, head.height)
+        self._stage_fold(txn, first, head.height)
         ran = len(self._locator) + sum(b.header.tx_count for b in out) >= LOCATOR_RUN_IDS
         if ran:
             self._stage_locator_run(txn, out)
@@ -614,16 +635,31 @@ class Ledger:
                 f"{stored}, this handle's {self._head.height}): nothing was written; a read catches it up"
             )
 
-    def _stage_fold(self, txn: Any, height: int) -> None:
-        """Writes the next slice of the overlay into ``state``, and the height from which history
-        holds every change that is not in ``state`` once this write commits (the blocks up to
-        ``height`` staged)."""
+    def _stage_fold(self, txn: Any, first: int, last: int) -> None:
+        """Writes the next slice of the overlay into ``state``; and, as of this write (blocks
+        ``first..last`` staged), the height below which every change is in ``state`` and where
+        the sweep is.
+
+        The mark is the highest of three heights below which every change is in ``state``: the
+        last write's mark (the table only gets newer entries), the lowest height of a change this
+        write leaves unfolded, and, once the sweep passes the end of the key space, the height its
+        round began at (the round passed every key since then). The last keeps the mark moving
+        when the ledger is reopened more often than a sweep takes: each reopen reads back every
+        change from the mark on, and the sweep goes on from the stored cursor."""
+        meta, (mark, round_start) = self._store.tables["meta"], self._sweep
+        cursor = self._overlay.cursor
         folded = self._overlay.fold(-(-len(self._overlay) // STATE_SWEEP_COMMITS))
         if folded:
             with txn.cursor(db=self._store.tables["state"]) as cur:
                 cur.putmulti(folded)
+            if cursor is not None and folded[-1][0] <= cursor:  # past the end: a round is done
+                mark, round_start = max(mark, round_start), first
+            cursor = folded[-1][0]
         low = self._overlay.lowest_height()
-        txn.put(b"state_mark", height_key(height + 1 if low is None else low), db=self._store.tables["meta"])
+        mark = max(mark, last + 1 if low is None else low)
+        txn.put(b"state_mark", height_key(mark), db=meta)
+        txn.put(b"state_sweep", height_key(round_start) + (cursor or b""), db=meta)
+        self._staged_sweep = (mark, round_start)
 
     def _stage_locator_run(self, txn: Any, blocks: list[Block]) -> None:
         """Writes the map's ids and ``blocks``' as one run, merged with the newest stored runs

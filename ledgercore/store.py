@@ -1,9 +1,10 @@
 """The node's LMDB environment: one durable write transaction per block, snapshot reads meanwhile.
 
 Tables (LMDB named databases), all keys big-endian where numeric:
-  meta      b"suite", b"chain_id", b"height", b"store_format", b"state_mark" -> chain metadata
-            (height: u64 of the last block; store_format: u32 layout of these tables; state_mark:
-            u64 height from which history holds the changes not yet folded into state)
+  meta      b"suite", b"chain_id", b"height", b"store_format", b"state_mark", b"state_sweep" ->
+            chain metadata (height: u64 of the last block; store_format: u32 layout of these
+            tables; state_mark: u64 height from which history holds the changes not yet folded
+            into state; state_sweep: u64 height its current round began || the last key folded)
   headers   u64 height -> encoded block header
   blocks    u64 height -> encoded block (header and raw transactions)
   txids     u64 height -> the block's transaction ids, 32 bytes each

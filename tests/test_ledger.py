@@ -378,6 +378,28 @@ def test_state_reads_never_miss_a_key_while_the_overlay_folds_into_the_state_tab
             assert 0 < txn.stat(led._store.tables["state"])["entries"] < 39 * 40
 
 
+def test_reopening_more_often_than_a_sweep_takes_keeps_the_state_read_back_bounded(tmp_path, monkeypatch):
+    # Regression: the state mark moved only once the sweep had passed every key within one
+    # process's life, and each open started the sweep again. A ledger reopened every few commits
+    # read back all of its history on every open, held it all in memory, and never used `state`.
+    monkeypatch.setattr(ledger_module, "STATE_SWEEP_COMMITS", 8)
+    blocks, per_open, size = _put_blocks(90, 20), 3, 20  # 3 commits an open: far fewer than a sweep
+    read_back, marks = [], []
+    for start in range(0, len(blocks), per_open):
+        with Ledger.open(tmp_path / "l") as led:
+            read_back.append(len(led._overlay))
+            for raws in blocks[start : start + per_open]:
+                led.apply_block(raws)
+            marks.append(int.from_bytes(led._store.get("meta", b"state_mark"), "big"))
+    with Ledger.open(tmp_path / "l") as led:
+        for b in range(1, len(blocks) + 1):
+            assert led.get_versioned("evidence", f"r/{b}/{b % size}")[1] == b
+        assert led.audit().height == len(blocks)
+    assert marks == sorted(marks) and marks[-1] > len(blocks) - 4 * 8
+    # About two rounds of the sweep (each some 8 commits) at most, not all 1800 keys.
+    assert max(read_back[-10:]) <= 4 * 8 * size, read_back
+
+
 @pytest.mark.parametrize("run_ids", [None, 500], ids=["in-memory", "with-runs"])
 def test_tx_lookups_run_while_blocks_commit_and_never_see_a_block_half(tmp_path, monkeypatch, run_ids):
     """With runs, the map is written out and emptied every few blocks while the reader looks up."""

@@ -23,9 +23,19 @@ fn pairs<'py>(py: Python<'py>, items: Vec<(Key, StateValue)>) -> PyResult<Bound<
 
 #[pymethods]
 impl StateOverlay {
+    /// An empty overlay; `cursor`: the key after which its sweep goes on (None: from the first).
     #[new]
-    fn new() -> Self {
-        Self { inner: state_overlay::StateOverlay::new() }
+    #[pyo3(signature = (cursor = None))]
+    fn new(cursor: Option<&[u8]>) -> Self {
+        let inner = cursor.map_or_else(state_overlay::StateOverlay::new, state_overlay::StateOverlay::resuming);
+        Self { inner }
+    }
+
+    /// The last key folded, after which the next fold starts (None: no fold yet).
+    #[getter]
+    fn cursor<'py>(slf: &Bound<'py, Self>) -> Option<Bound<'py, PyBytes>> {
+        let cursor = slf.borrow().inner.cursor().map(Key::from);
+        cursor.map(|k| PyBytes::new(slf.py(), &k))
     }
 
     fn __len__(&self) -> usize {

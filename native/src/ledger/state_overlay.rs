@@ -131,6 +131,17 @@ impl StateOverlay {
         Self::default()
     }
 
+    /// An empty overlay whose sweep goes on after `cursor` (the last key an earlier fold took),
+    /// so that a reopened ledger continues its sweep instead of starting it again.
+    pub fn resuming(cursor: &[u8]) -> Self {
+        Self { cursor: Some(cursor.into()), ..Self::default() }
+    }
+
+    /// The last key folded (None: no fold yet): the next fold starts after it.
+    pub fn cursor(&self) -> Option<&[u8]> {
+        self.cursor.as_deref()
+    }
+
     /// Committed entries.
     pub fn len(&self) -> usize {
         self.committed.len()
@@ -433,6 +444,20 @@ mod tests {
         o.publish();
         o.fold(2);
         assert_eq!(o.lowest_height(), None);
+    }
+
+    #[test]
+    fn a_resumed_sweep_starts_after_its_cursor() {
+        let mut o = StateOverlay::resuming(b"k3");
+        for (i, k) in [b"k1", b"k2", b"k3", b"k4", b"k5"].iter().enumerate() {
+            o.stage(*k, &value(1, i as u32, LIVE)).unwrap();
+        }
+        o.publish();
+        let order = |o: &mut StateOverlay, n| o.fold(n).iter().map(|(k, _)| k.to_vec()).collect::<Vec<_>>();
+        assert_eq!(order(&mut o, 3), vec![b"k4".to_vec(), b"k5".to_vec(), b"k1".to_vec()]);
+        o.publish();
+        assert_eq!(o.cursor(), Some(&b"k1"[..]));
+        assert_eq!(StateOverlay::new().cursor(), None);
     }
 
     #[test]
