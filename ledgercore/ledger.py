@@ -292,7 +292,6 @@ class Ledger:
         self._contracts = contracts
         self._authorize = authorize
         self._write_lock = threading.Lock()
-        self._closed = False
         # All from one snapshot: the block-hash log and head; committed tx ids -> their blocks
         # (older blocks in the stored runs, keyed by the last height each covers; the blocks
         # after the last run in memory, rebuilt here); the state entries not yet folded into the
@@ -336,7 +335,7 @@ class Ledger:
         block-hash log, the newest part of the tx locator and the state overlay. A read of the
         environment's last transaction id when nothing changed. Skipped while this handle
         commits (it is then the writer: the store holds nothing it does not)."""
-        if self._closed or self._store.env.info()["last_txnid"] == self._seen_txn:
+        if self._store.closed or self._store.env.info()["last_txnid"] == self._seen_txn:
             return
         if not self._write_lock.acquire(blocking=False):
             return
@@ -479,7 +478,6 @@ class Ledger:
         write.put("meta", b"height", h)
 
     def close(self) -> None:
-        self._closed = True
         self._store.close()
 
     def __enter__(self) -> Ledger:

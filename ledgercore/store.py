@@ -113,15 +113,22 @@ class Store:
         # Growing the map needs every transaction of this process closed: readers register here.
         self._gate = threading.Condition()
         self._readers = 0
+        self.closed = False
         self._resizing = False
 
     def close(self) -> None:
+        self.closed = True
         self.env.close()
+
+    def _check_open(self) -> None:
+        if self.closed:
+            raise StoreError("the ledger store is closed")
 
     @contextmanager
     def read(self, buffers: bool = False) -> Iterator[lmdb.Transaction]:
         """A consistent snapshot of the last committed block; may run while a block commits.
         ``buffers``: values are memoryviews into the map, valid until the snapshot closes."""
+        self._check_open()
         while True:
             with self._gate:
                 while self._resizing:
@@ -180,6 +187,7 @@ class Store:
         """Runs ``fn`` in one write transaction and commits it durably (fsync), or writes nothing
         if ``fn`` raises. When the map fills, it grows and ``fn`` runs again from the start on a
         fresh transaction, so ``fn`` must depend only on what it reads through the transaction."""
+        self._check_open()
         self._ensure_room(size_hint)
         while True:
             try:

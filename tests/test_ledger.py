@@ -28,7 +28,7 @@ from ledgercore.errors import (
     UnknownNameError,
 )
 from ledgercore import ledger as ledger_module
-from ledgercore.store import Store, height_key
+from ledgercore.store import Store, StoreError, height_key
 from ledgercore.suites import get_suite
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
@@ -635,6 +635,21 @@ def test_proposer_and_consensus_data_go_into_the_header(tmp_path):
         assert (blk.header.proposer, blk.header.consensus, blk.header.timestamp) == (kp.public_key, b"raft:7:42", 5)
         assert led.header(1) == blk.header
         led.audit()
+
+
+def test_a_closed_ledger_answers_with_a_typed_error(tmp_path):
+    # Regression: reads and writes on a closed ledger raised py-lmdb's own lmdb.Error.
+    kp = signing.generate("ed25519")
+    led = Ledger.open(tmp_path / "l")
+    led.apply_block([put(kp, "a", 1)])
+    led.close()
+    assert led.height == 1  # what it knew
+    for call in (
+        lambda: led.get("evidence", "a"), lambda: led.block(1), lambda: led.history("evidence", "a"),
+        lambda: led.tx_heights([bytes(32)]), lambda: led.apply_block([put(kp, "b", 2)]),
+    ):  # fmt: skip
+        with pytest.raises(StoreError, match="closed"):
+            call()
 
 
 def test_wrong_argument_types_and_refused_opens_are_typed_and_leave_nothing(tmp_path):
