@@ -137,12 +137,15 @@ def _state_mark(store: Store, txn: Any) -> int:
 def _load_history(store: Store, txn: Any, overlay: _native.StateOverlay, start: bytes) -> None:
     """Adds to ``overlay`` the state entries of the changes history records from change id
     ``start`` on; an entry that does not parse is an ``IntegrityError``."""
-    changes = store.scan(txn, "history", start)
-    try:
-        while batch := list(itertools.islice(changes, 1 << 18)):
-            overlay.load(batch)
-    except LedgerError as exc:
-        raise IntegrityError(int.from_bytes(start[:8], "big"), "history", str(exc)) from exc
+    # The cursor's own iterator, not Store.scan: a generator frame per entry costs a fifth of
+    # reading a million of them on open.
+    with txn.cursor(db=store.tables["history"]) as cur:
+        changes = cur.iternext() if cur.set_range(start) else iter(())
+        try:
+            while batch := list(itertools.islice(changes, 1 << 18)):
+                overlay.load(batch)
+        except LedgerError as exc:
+            raise IntegrityError(int.from_bytes(start[:8], "big"), "history", str(exc)) from exc
 
 
 _R = TypeVar("_R")
