@@ -20,7 +20,9 @@ height by height from the genesis block up:
   entry for entry: ``history``, ``nonces``, and ``state`` as the store means it (the table, with
   the entries of the changes not yet folded into it read from ``history`` over it); ``meta``
   less ``state_mark`` and ``state_sweep``, which depend on how blocks were grouped into commits
-  and when the ledger was reopened.
+  and when the ledger was reopened. The entries of the ``state`` table that an unfolded change
+  replaces (so the comparison does not see them) must each name an existing change of their key,
+  no newer than the replacing one, with its live or deleted flag.
 
 The first disagreement raises :class:`~ledgercore.errors.IntegrityError` naming the height and the
 field. Python works per block, never per transaction: decoding, hashing and Merkle roots are native
@@ -51,7 +53,7 @@ from . import _native, merkle
 from .block import _FIELDS, BlockHeader, decode_block
 from .codec import decode_value
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
-from .ledger import Ledger, unfolded_state
+from .ledger import CHANGE_SIZE, Ledger, unfolded_state
 from .store import Store, height_key
 
 if TYPE_CHECKING:
@@ -133,8 +135,11 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
             _check_table_extent(txn, store, top)
             _check_locator_runs(txn, store, top)
             unfolded = unfolded_state(store, txn)
+            newer = dict(unfolded.items())
+            replaced = store.get_many(txn, "state", list(newer))
+            _check_replaced(txn, store, newer, replaced)
             folded = txn.stat(store.tables["state"])["entries"]
-            state_keys = folded + len(unfolded) - len(store.get_many(txn, "state", [k for k, _ in unfolded.items()]))
+            state_keys = folded + len(newer) - len(replaced)
             history_entries = txn.stat(store.tables["history"])["entries"]
             if replica is not None:
                 with replica._store.read() as rtxn:
@@ -190,6 +195,28 @@ def state_entries(
     state = dict(_table(txn, store, "state"))
     state.update((unfolded_state(store, txn) if unfolded is None else unfolded).items())
     return sorted(state.items())
+
+
+def _check_replaced(txn: Any, store: Store, newer: dict[bytes, bytes], replaced: list[tuple[bytes, bytes]]) -> None:
+    """The ``state`` table's entries that a change not yet folded replaces are not what the store
+    means, so the comparison with the replay never sees them: each must still name an existing
+    change of its own key, no newer than the one replacing it, and say live or deleted as that
+    change does."""
+    if not replaced:
+        return
+    changes = [v[:CHANGE_SIZE] for _, v in replaced]
+    found = dict(store.get_many(txn, "history", changes))
+    values, bad = _native.history_values([k for k, _ in replaced], [found.get(c) for c in changes])
+    for i, ((key, value), change) in enumerate(zip(replaced, changes)):
+        height = int.from_bytes(value[:8], "big") if len(value) >= 8 else None
+        if len(value) != CHANGE_SIZE + 1 or value[CHANGE_SIZE] not in (0, 1):
+            raise IntegrityError(height, "state", f"entry of {key!r} is {value.hex()}, not a change id and a flag")
+        if change > newer[key][:CHANGE_SIZE] or i == bad:
+            what = "newer than its newest change" if change > newer[key][:CHANGE_SIZE] else "missing or another key's"
+            raise IntegrityError(height, "state", f"entry of {key!r} names change {change.hex()}, {what}")
+        if (values[i] is None) == bool(value[CHANGE_SIZE]):
+            says = "live" if value[CHANGE_SIZE] else "deleted"
+            raise IntegrityError(height, "state", f"entry of {key!r} says {says}, but change {change.hex()} is not")
 
 
 def _check_table_extent(txn: Any, store: Store, top: int) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 
+import lmdb
 import pytest
 
 from ledgercore import Ledger, Transaction, signing
@@ -53,6 +54,37 @@ def test_audit_passes_on_a_healthy_ledger_of_every_suite(tmp_path, suite):
     assert (report.suite, report.chain_id, report.height, report.blocks) == (suite, "gov-bj", 4, 5)
     assert report.transactions == 5 + 3 * 6 and report.failed_transactions == 8 and report.replayed
     assert "audit passed" in str(report)
+
+
+@pytest.mark.parametrize(
+    "damage, says",
+    [
+        (lambda v: v[:16] + b"\x00", "says deleted"),  # the flag of a live entry
+        (lambda v: (9).to_bytes(8, "big") + v[8:], "newer than its newest change"),
+        (lambda v: v[:12] + (7).to_bytes(4, "big") + v[16:], "missing or another key's"),
+        (lambda v: v[:10], "not a change id and a flag"),
+    ],
+    ids=["flag", "newer", "missing", "short"],
+)
+def test_audit_checks_state_entries_that_a_change_not_yet_folded_replaces(tmp_path, damage, says):
+    # Such an entry is not what the store means (the newer change is), so the comparison with
+    # the replay never saw it: a damaged one passed the audit.
+    path = tmp_path / "l"
+    _chain(path, "ed25519-blake3")
+    key = b"cert/c/1"  # folded by commit 2, which also revoked it: the revocation is not folded yet
+    with Ledger.open(path, contracts=[Counter()]) as led:
+        stored, newer = led._store.get("state", key), led._overlay.get(key)
+        assert stored is not None and newer is not None and stored[:16] < newer[:16]
+        assert led.audit().height == 4
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"state", txn=txn, create=False)
+        txn.put(key, damage(txn.get(key, db=db)), db=db)
+    env.close()
+    with Ledger.open(path, contracts=[Counter()]) as led:
+        with pytest.raises(IntegrityError, match=says) as info:
+            led.audit()
+    assert info.value.field == "state"
 
 
 def test_audit_replays_with_the_ledgers_own_contracts(tmp_path):
