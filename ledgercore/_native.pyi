@@ -94,14 +94,21 @@ def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
 # -- ledger store entries (docs/FORMAT.md section 6); a block's writes come as three columns: state
 # keys, values (None: deleted) and the index of the transaction that wrote each, a uint32 array.
 def state_key(contract: str, key: bytes) -> bytes: ...  # contract "/" key
-def nonce_keys(senders: _Rows, nonces: np.ndarray) -> list[bytes]: ...  # sender || u64 nonce each
-def fresh_mask(keys: _Rows, existing: _Rows) -> np.ndarray: ...  # bool: not in existing, first of its kind
+def nonce_heads(senders: _Rows) -> list[bytes]: ...  # the distinct senders' head-run keys, sorted
+def nonce_walks(
+    senders: _Rows, nonces: np.ndarray, heads: Sequence[tuple[bytes, bytes]]
+) -> list[bytes]: ...  # where to read older runs from, for senders going below their head run
+def nonce_update(
+    senders: _Rows, nonces: np.ndarray, runs: Sequence[tuple[bytes, bytes]]
+) -> tuple[np.ndarray, list[tuple[bytes, bytes]], list[bytes]]: ...  # (fresh, rows to put, keys to delete)
+def nonce_runs_of_used(
+    keys: _Rows, sender_len: int, growing: tuple[bytes, int, int] | None, last: bool
+) -> tuple[list[tuple[bytes, bytes]], tuple[bytes, int, int] | None]: ...  # one-row-per-nonce rows as runs
 def state_root(algo: str, prev_root: bytes, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray) -> bytes: ...
 def block_entries(
     height: int, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray, txids: _Rows,
     current: list[tuple[bytes, bytes]],
 ) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]: ...  # (state, history) for putmulti
-def location_entries(height: int, keys: _Rows, mask: np.ndarray) -> list[tuple[bytes, bytes]]: ...
 def run_builtin(
     name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
 ) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes], np.ndarray]: ...  # ok, errors, keys, values, txs

@@ -355,9 +355,9 @@ def _entry_height(table: str, key: bytes, value: bytes | None) -> int | None:
     """The block that wrote an entry of a derived table, as far as the entry says."""
     if table == "history" and len(key) >= 8:  # keyed by change id: u64 height first
         return int.from_bytes(key[:8], "big")
-    if table in ("state", "nonces") and value is not None and len(value) >= 8:
+    if table == "state" and value is not None and len(value) >= 8:  # a change id: u64 height first
         return int.from_bytes(value[:8], "big")
-    return None
+    return None  # nonce runs do not say which blocks used their nonces
 
 
 def _compare_table(table: str, live: list[tuple[bytes, bytes]], replayed: list[tuple[bytes, bytes]]) -> None:

@@ -54,8 +54,9 @@ HISTORY_HEADER_SIZE = CHANGE_SIZE + 32 + 1 + 2
 NO_CHANGE = bytes(CHANGE_SIZE)
 # The layout of the store's tables (docs/FORMAT.md section 6), kept in `meta/store_format`. A store
 # without it predates the mark: its state entries held their values. Format 2 kept every state
-# entry in `state` (it opens as format 3 once marked so).
-STORE_FORMAT = 3
+# entry in `state`, and formats 2 and 3 one `nonces` row per used nonce: they open as format 4
+# once marked and converted.
+STORE_FORMAT = 4
 # State entries go to an in-memory overlay (`_native.StateOverlay`; their history entries make
 # them durable) and each commit folds the next 1/STATE_SWEEP_COMMITS of it, in key order, into the
 # `state` table: the overlay holds about this many commits' writes, and a fold lands on about
@@ -68,6 +69,8 @@ LOCATOR_RUN_IDS = 1 << 20
 # put into `state` whenever its overlay has doubled since it last did, from at least this many.
 FOLLOWED_OVERLAY_MIN = 1 << 16
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
+# The key suffix of a sender's highest run of used nonces in `nonces` (native/src/ledger/nonce_runs.rs).
+NONCE_HEAD = b"\xff" * 8
 
 
 def _location(raw: bytes) -> tuple[int, int]:
@@ -160,6 +163,27 @@ def _following(read: Callable[..., _R]) -> Callable[..., _R]:
         return read(self, *args, **kwargs)
 
     return follow_then_read
+
+
+def _nonce_rows_to_runs(store: Store, txn: Any) -> None:
+    """Rewrites a `nonces` table of one row per used nonce (``sender || u64 nonce``, formats 2 and
+    3) as runs of consecutive nonces, in ``txn``."""
+    db, batch_size = store.tables["nonces"], 1 << 18
+    with txn.cursor(db=db) as cur:
+        if not cur.first():
+            return
+        sender_len, used = len(cur.key()) - 8, cur.iternext(keys=True, values=False)
+        runs: list[tuple[bytes, bytes]] = []
+        growing = None
+        while True:
+            batch = list(itertools.islice(used, batch_size))
+            rows, growing = _native.nonce_runs_of_used(batch, sender_len, growing, len(batch) < batch_size)
+            runs += rows
+            if len(batch) < batch_size:
+                break
+    txn.drop(db, delete=False)
+    with txn.cursor(db=db) as cur:
+        cur.putmulti(runs)
 
 
 class _StateReads:
@@ -430,16 +454,20 @@ class Ledger:
     def _check_store_format(store: Store, path: str | os.PathLike[str]) -> None:
         raw = store.get("meta", b"store_format")
         found = 1 if raw is None else int.from_bytes(raw, "big")
-        if found == 2:  # every change is in `state`: the overlay starts past the last block
-            def mark(txn: Any) -> None:
-                after = int.from_bytes(txn.get(b"height", db=store.tables["meta"]), "big") + 1
-                txn.put(b"state_mark", height_key(after), db=store.tables["meta"])
-                txn.put(b"store_format", STORE_FORMAT.to_bytes(4, "big"), db=store.tables["meta"])
+        if found in (2, 3):
 
-            store.transact(mark, 0)
+            def upgrade(txn: Any) -> None:
+                meta = store.tables["meta"]
+                if found == 2:  # every change is in `state`: the overlay starts past the last block
+                    after = int.from_bytes(txn.get(b"height", db=meta), "big") + 1
+                    txn.put(b"state_mark", height_key(after), db=meta)
+                _nonce_rows_to_runs(store, txn)
+                txn.put(b"store_format", STORE_FORMAT.to_bytes(4, "big"), db=meta)
+
+            store.transact(upgrade, 0)
         elif found != STORE_FORMAT:
             raise StoreError(
-                f"ledger at {os.fspath(path)!r} is in store format {found}; this ledgercore reads formats 2 and "
+                f"ledger at {os.fspath(path)!r} is in store format {found}; this ledgercore reads formats 2 to "
                 f"{STORE_FORMAT} only (docs/FORMAT.md section 6): replay its blocks into a new ledger"
             )
 
@@ -688,9 +716,10 @@ class Ledger:
         t2 = time.perf_counter()
         height = head.height + 1
         ts = max(head.timestamp, int(time.time() * 1000) if timestamp is None else timestamp)
-        nonce_keys = _native.nonce_keys(batch.public_keys, batch.nonces)
-        used = [k for k, _ in self._store.get_many(txn, "nonces", nonce_keys)]
-        fresh = _native.fresh_mask(nonce_keys, used)
+        senders, nonces = batch.public_keys, batch.nonces
+        heads = self._store.get_many(txn, "nonces", _native.nonce_heads(senders))
+        runs = heads + self._walk_nonce_runs(txn, _native.nonce_walks(senders, nonces, heads))
+        fresh, nonce_puts, nonce_deletes = _native.nonce_update(senders, nonces, runs)
         reads = _StateReads(self._store, txn, self._overlay)
         result = execute(
             batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
@@ -716,10 +745,25 @@ class Ledger:
         self._stage_block(write, header, checked.raws, receipts, txids)
         self._overlay.stage(state)
         write.appends["history"] = history
-        write.puts_if_absent["nonces"] = _native.location_entries(height, nonce_keys, fresh)
+        write.put_many("nonces", nonce_puts)
+        write.deletes["nonces"] = nonce_deletes
         self._store.put_block(txn, write)
         timings = {**checked.timings, "execute": t3 - t2, "commit": time.perf_counter() - t3}
         return Block(header, checked.raws, receipts, txids, timings)
+
+    def _walk_nonce_runs(self, txn: Any, starts: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """The stored runs of each sender from ``sender || nonce`` up to its head run: for the
+        few senders that use a nonce below their head run's start."""
+        runs: list[tuple[bytes, bytes]] = []
+        with txn.cursor(db=self._store.tables["nonces"]) as cur:
+            for start in starts:
+                sender = start[:-8]
+                if cur.set_range(start):
+                    for key, value in cur:
+                        if key[:-8] != sender or key[-8:] == NONCE_HEAD:
+                            break
+                        runs.append((key, value))
+        return runs
 
     def _reload_log(self) -> None:
         log = merkle.MerkleLog(self.suite.hash)

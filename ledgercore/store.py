@@ -10,7 +10,8 @@ Tables (LMDB named databases), all keys big-endian where numeric:
   txids     u64 height -> the block's transaction ids, 32 bytes each
   receipts  u64 height -> encoded receipts of the block's failed transactions and events
   hashes    u64 height -> block hash (the leaves of the block-hash Merkle log)
-  nonces    sender || u64 nonce -> u64 height || u32 index
+  nonces    sender || u64 end -> u64 start: a run of consecutive nonces the sender has used;
+            its highest run under sender || 0xff * 8 -> u64 start || u64 end
   state     contract "/" key -> change id || flag (flag 0: deleted, a tombstone that keeps the key's
             history reachable); the value is in the history entry the change id keys. The
             newest changes are in the ledger's in-memory overlay instead, folded in a slice
@@ -63,8 +64,8 @@ class BlockWrite:
     # Puts sorted by key whose first key sorts after the table's last: appended (MDB_APPEND), which
     # fills pages whole instead of splitting them, and never searches the tree.
     appends: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
-    # Puts that must not replace an existing value (first occurrence wins).
-    puts_if_absent: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    # Keys to delete, before the puts (none of which it names).
+    deletes: dict[str, list[bytes]] = field(default_factory=dict)
     # Bytes the write adds, roughly; decides when the map must grow before writing.
     size_hint: int = 0
 
@@ -200,12 +201,13 @@ class Store:
 
     def put_block(self, txn: lmdb.Transaction, write: BlockWrite) -> None:
         """Stages one block's writes in ``txn``; later reads through ``txn`` see them."""
+        for table, keys in write.deletes.items():
+            db = self.tables[table]
+            for key in keys:  # few: the nonce runs a block merged
+                txn.delete(key, db=db)
         for table, items in write.puts.items():
             with txn.cursor(db=self.tables[table]) as cur:
                 cur.putmulti(items)
-        for table, items in write.puts_if_absent.items():
-            with txn.cursor(db=self.tables[table]) as cur:
-                cur.putmulti(items, overwrite=False)
         for table, items in write.appends.items():
             with txn.cursor(db=self.tables[table]) as cur:
                 if cur.putmulti(items, append=True)[1] != len(items):

@@ -338,7 +338,7 @@ def test_a_store_in_another_layout_is_refused_on_open_and_left_as_it_was(tmp_pat
     with Ledger.open(path) as led:
         led.apply_block([put(1)])
         before = dump(led)
-    for stored, number in ((None, 1), ((4).to_bytes(4, "big"), 4)):
+    for stored, number in ((None, 1), ((5).to_bytes(4, "big"), 5)):
         env = lmdb.open(str(path), max_dbs=len(TABLES))
         with env.begin(write=True, db=env.open_db(b"meta")) as txn:
             if stored is None:
@@ -346,7 +346,7 @@ def test_a_store_in_another_layout_is_refused_on_open_and_left_as_it_was(tmp_pat
             else:
                 txn.put(b"store_format", stored)
         env.close()
-        with pytest.raises(StoreError, match=f"in store format {number}; this ledgercore reads formats 2 and 3"):
+        with pytest.raises(StoreError, match=f"in store format {number}; this ledgercore reads formats 2 to 4"):
             Ledger.open(path)
         env = lmdb.open(str(path), max_dbs=len(TABLES), readonly=True)
         with env.begin(db=env.open_db(b"meta", create=False)) as txn:
@@ -354,31 +354,54 @@ def test_a_store_in_another_layout_is_refused_on_open_and_left_as_it_was(tmp_pat
         env.close()
     env = lmdb.open(str(path), max_dbs=len(TABLES))
     with env.begin(write=True, db=env.open_db(b"meta")) as txn:
-        txn.put(b"store_format", (3).to_bytes(4, "big"))
+        txn.put(b"store_format", (4).to_bytes(4, "big"))
     env.close()
     with Ledger.open(path) as led:
         assert dump(led) == before
 
 
-def test_a_format_2_store_opens_marked_as_format_3(tmp_path, monkeypatch):
-    """Format 2 kept every state entry in the `state` table: such a store opens with its fold mark
-    past its last block, and reads and writes on as format 3."""
+def _one_row_per_nonce(txn: lmdb.Transaction, db: object) -> None:
+    """Rewrites a `nonces` table of runs as formats 2 and 3 kept it: ``sender || u64 nonce`` per
+    used nonce (the value, where the nonce was used, is not read back)."""
+    runs = list(txn.cursor(db=db))
+    txn.drop(db, delete=False)
+    for key, value in runs:
+        sender = key[:-8]
+        start, end = (value[:8], value[8:]) if key[-8:] == b"\xff" * 8 else (value, key[-8:])
+        for n in range(int.from_bytes(start, "big"), int.from_bytes(end, "big") + 1):
+            txn.put(sender + n.to_bytes(8, "big"), bytes(12), db=db)
+
+
+@pytest.mark.parametrize("old", [2, 3])
+def test_a_format_2_or_3_store_opens_converted_to_format_4(tmp_path, monkeypatch, old):
+    """Formats 2 and 3 kept one `nonces` row per used nonce, and format 2 every state entry in the
+    `state` table: such a store opens with its nonces as runs (and, from format 2, its fold mark
+    past its last block), and reads and writes on as format 4."""
     path = tmp_path / "l"
     monkeypatch.setattr(ledger_module, "STATE_SWEEP_COMMITS", 1)
+    other = signing.from_private_bytes("ed25519", bytes(range(2, 34)))
     with Ledger.open(path) as led:
-        led.apply_block([put(1, "a"), put(2, "b")])
-        led.apply_block([])  # folds both entries: the state table is whole, as format 2 kept it
-        expected, value = dump(led)["state"], led.get("evidence", "a")
+        led.apply_block([put(1, "a"), put(2, "b"), put(5, "c"), put(7, "d", kp=other)])
+        led.apply_block([])  # folds every entry: the state table is whole, as format 2 kept it
+        expected, value = dump(led), led.get("evidence", "a")
     env = lmdb.open(str(path), max_dbs=len(TABLES))
-    with env.begin(write=True, db=env.open_db(b"meta")) as txn:
-        txn.put(b"store_format", (2).to_bytes(4, "big"))
-        txn.delete(b"state_mark")
+    with env.begin(write=True) as txn:
+        meta, nonces = env.open_db(b"meta", txn=txn), env.open_db(b"nonces", txn=txn)
+        txn.put(b"store_format", old.to_bytes(4, "big"), db=meta)
+        if old == 2:
+            txn.delete(b"state_mark", db=meta)
+        _one_row_per_nonce(txn, nonces)
+        assert txn.stat(nonces)["entries"] == 4
     env.close()
     with Ledger.open(path) as led:
-        assert led._store.get("meta", b"store_format") == (3).to_bytes(4, "big")
+        assert led._store.get("meta", b"store_format") == (4).to_bytes(4, "big")
         assert led._store.get("meta", b"state_mark") == height_key(3)
-        assert dump(led)["state"] == expected and led.get("evidence", "a") == value is not None
-        led.apply_block([put(3, "a")])  # anchored once: the second put fails
+        got = dump(led)
+        assert got["nonces"] == expected["nonces"] and len(got["nonces"]) == 3  # KP: 1..2 and 5; other: 7
+        assert got["state"] == expected["state"] and led.get("evidence", "a") == value is not None
+        blk = led.apply_block([put(3, "a"), put(2, "e"), put(4, "e")])
+        assert [r.ok for r in blk.receipts] == [False, False, True]  # anchored once; replayed nonce
+        assert "replayed nonce 2" in blk.receipts[1].error
         assert [e.value for e in led.history("evidence", "a")] == [value]
         assert led.audit().height == 3
 
@@ -465,7 +488,7 @@ CORRUPTIONS = {
     "state value": (lambda p: _edit(p, "state", _state_key_written_at(3), lambda v: _flip(v, len(v) - 3)), 3, "state"),
     "state deleted": (lambda p: _edit(p, "state", _state_key_written_at(4), lambda v: None), 4, "state"),
     "history entry": (lambda p: _history_drop(p, 2), 2, "history"),
-    "nonce entry": (lambda p: _first_entry_drop(p, "nonces"), 1, "nonces"),
+    "nonce run": (lambda p: _first_entry_drop(p, "nonces"), None, "nonces"),  # runs name no height
     "forged top block": (_forge_top, TOP, "state_root"),
 }
 
@@ -500,7 +523,8 @@ def test_audit_names_the_height_and_field_of_a_corrupted_store(tmp_path, name):
             led.audit()
     err = info.value
     assert (err.height, err.field) == (height, field), str(err)
-    assert isinstance(err, LedgerError) and str(err).startswith(f"height {height}: {field}: ")
+    where = "chain metadata" if height is None else f"height {height}"
+    assert isinstance(err, LedgerError) and str(err).startswith(f"{where}: {field}: ")
 
 
 def test_a_corrupted_newest_header_is_a_typed_error_on_open(tmp_path):

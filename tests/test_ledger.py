@@ -176,6 +176,26 @@ def test_bad_blocks_are_refused_whole_and_the_ledger_stays_usable(tmp_path, kp, 
         assert isinstance(info.value, LedgerError) and isinstance(info.value, ValueError)
 
 
+def test_a_sender_may_use_its_nonces_in_any_order_each_once(tmp_path):
+    kp = signing.generate("ed25519")
+    with Ledger.open(tmp_path / "l") as led:
+        blk = led.apply_block([put(kp, "a", 5), put(kp, "b", 3), put(kp, "c", 5), put(kp, "d", 4), put(kp, "e", 9)])
+        assert [r.ok for r in blk.receipts] == [True, True, False, True, True]
+        assert "replayed nonce 5" in blk.receipts[2].error
+        # One group write: the second block sees the nonces the first used.
+        first, second = led.apply_group([
+            BlockInput([put(kp, "f", 1), put(kp, "g", 3)]),
+            BlockInput([put(kp, "h", 1), put(kp, "i", 2), put(kp, "j", 10)]),
+        ])  # fmt: skip
+        assert [r.ok for r in first.receipts] == [True, False] and [r.ok for r in second.receipts] == [False, True, True]
+        assert led.audit().height == 3
+        with led._store.read() as txn:
+            runs = list(txn.cursor(db=led._store.tables["nonces"]))
+    # Used: 1..5 and 9..10, as docs/FORMAT.md section 6 lays them out.
+    u64 = lambda n: n.to_bytes(8, "big")  # noqa: E731
+    assert runs == [(kp.public_key + u64(5), u64(1)), (kp.public_key + b"\xff" * 8, u64(9) + u64(10))]
+
+
 def test_history_records_every_change(tmp_path):
     kp = signing.generate("ed25519")
     with Ledger.open(tmp_path / "l", contracts=[vectors.Registry()]) as led:

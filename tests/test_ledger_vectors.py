@@ -46,7 +46,7 @@ def test_state_and_history_entries_are_laid_out_as_format_md_says(tmp_path):
         state = raw_state(txn, db[b"state"], db[b"history"], db[b"meta"])
         store_format = txn.get(b"store_format", db=db[b"meta"])
     env.close()
-    assert store_format == (3).to_bytes(4, "big")
+    assert store_format == (4).to_bytes(4, "big")
     assert list(history) == sorted(history)  # appended in change-id order
     walked: dict[bytes, list] = {}
     for skey, value in state.items():

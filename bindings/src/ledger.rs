@@ -2,9 +2,9 @@
 
 use std::collections::HashMap;
 
-use ledgercore_native::ledger::{commitment, fresh, keys, writes};
+use ledgercore_native::ledger::{commitment, keys, writes};
 use ledgercore_native::{Digest, HashAlgo};
-use numpy::{PyArray1, PyReadonlyArray1};
+use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
@@ -48,33 +48,6 @@ pub fn state_key<'py>(py: Python<'py>, contract: &str, key: &[u8]) -> PyResult<B
         return Err(malformed("state key", format!("{} bytes exceeds {}", full.len(), keys::MAX_STATE_KEY_LEN)));
     }
     Ok(PyBytes::new(py, &full))
-}
-
-/// `sender || u64 nonce` for every transaction.
-#[pyfunction]
-pub fn nonce_keys<'py>(
-    py: Python<'py>,
-    senders: &Bound<'py, PyAny>,
-    nonces: PyReadonlyArray1<'py, u64>,
-) -> PyResult<Vec<Bound<'py, PyBytes>>> {
-    let senders = Rows::extract(senders, "senders")?;
-    let (senders, nonces) = (senders.slices(), nonces.as_slice()?);
-    if senders.len() != nonces.len() {
-        return Err(malformed("nonce keys", format!("{} senders, {} nonces", senders.len(), nonces.len())));
-    }
-    Ok(senders.iter().zip(nonces).map(|(s, n)| PyBytes::new(py, &keys::nonce_key(s, *n))).collect())
-}
-
-#[pyfunction]
-pub fn fresh_mask<'py>(
-    py: Python<'py>,
-    keys: &Bound<'py, PyAny>,
-    existing: &Bound<'py, PyAny>,
-) -> PyResult<Bound<'py, PyArray1<bool>>> {
-    let (keys, existing) = (Rows::extract(keys, "keys")?, Rows::extract(existing, "existing")?);
-    let (keys, existing) = (keys.slices(), existing.slices());
-    let mask = py.detach(|| fresh::fresh_mask(&keys, &existing));
-    Ok(PyArray1::from_vec(py, mask))
 }
 
 /// A `bytes` of `len` bytes filled in place (no intermediate buffer).
@@ -170,30 +143,6 @@ pub fn sorted_keys<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<V
         }
     }
     Ok(out)
-}
-
-/// `(key, u64 height || u32 index)` for every key whose `mask` entry is true: the rows of the
-/// nonce index. Sorted by key; a repeated key keeps block order, so its first occurrence comes
-/// first (and wins a put that does not overwrite).
-#[pyfunction]
-pub fn location_entries<'py>(
-    py: Python<'py>,
-    height: u64,
-    keys: &Bound<'py, PyAny>,
-    mask: PyReadonlyArray1<'py, bool>,
-) -> PyResult<Vec<Bound<'py, PyTuple>>> {
-    let rows = Rows::extract(keys, "keys")?;
-    let slices = rows.slices();
-    let mask = mask.as_slice()?;
-    if mask.len() != slices.len() {
-        return Err(malformed("mask", "must have one entry per key"));
-    }
-    let order = py.detach(|| writes::sorted_indices(&slices));
-    order
-        .into_iter()
-        .filter(|&i| mask[i as usize])
-        .map(|i| pair(py, rows.object(py, i as usize), PyBytes::new(py, &keys::version(height, i))))
-        .collect()
 }
 
 /// `(values, bad)`: what each stored history entry says its key became (`bytes`, or None for a

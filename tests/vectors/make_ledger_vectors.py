@@ -13,7 +13,9 @@ The file was made with the code before the history table was keyed by change id 
 the layout changed, these answers did not. Its ``txindex`` table digest was dropped when that table
 gave way to the in-memory transaction locator. State entries stopped holding their values (each
 names the history entry that does) and `meta` gained `store_format`, `state_mark` and
-`state_sweep`, which the digest leaves out; the other tables are still byte for byte the same.
+`state_sweep`, which the digest leaves out. Store format 4 keeps each sender's used nonces as runs
+instead of a row per nonce: the `nonces` digest was recomputed then (headers, history and every
+other table unchanged). The other tables are still byte for byte the same.
 """
 
 from __future__ import annotations

@@ -34,14 +34,6 @@ pub fn change_id(height: u64, index: u32, ordinal: u32) -> [u8; CHANGE_ID_LEN] {
     out
 }
 
-/// `sender public key || u64 nonce`: present once the sender has used that nonce.
-pub fn nonce_key(sender: &[u8], nonce: u64) -> Vec<u8> {
-    let mut out = Vec::with_capacity(sender.len() + 8);
-    out.extend_from_slice(sender);
-    out.extend_from_slice(&nonce.to_be_bytes());
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
