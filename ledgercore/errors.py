@@ -84,7 +84,7 @@ class IntegrityError(LedgerError):
 
 class ConcurrentWriteError(LedgerError):
     """Another ``Ledger`` (in another process) committed blocks to the store since this one read
-    its head. Nothing was written: reopen the ledger to go on from the stored head."""
+    its head. Nothing was written: any read catches this one up to the stored head."""
 
 
 class ClientError(LedgerError):

@@ -373,12 +373,18 @@ class Ledger:
         finally:
             self._write_lock.release()
 
+    def _stored_height(self, txn: Any) -> int | None:
+        """The stored head's height, or None when the store no longer holds this handle's head
+        (the chain it read) at its height."""
+        raw = txn.get(b"height", db=self._store.tables["meta"])
+        holds = txn.get(height_key(self._head.height), db=self._store.tables["hashes"]) == self._head.hash
+        return int.from_bytes(raw, "big") if raw is not None and holds else None
+
     def _catch_up(self, txn: Any) -> None:
-        meta, h0 = self._store.tables["meta"], self._head.height
-        stored = int.from_bytes(txn.get(b"height", db=meta), "big")
+        h0, stored = self._head.height, self._stored_height(txn)
         if stored == h0:
             return
-        if stored < h0 or txn.get(height_key(h0), db=self._store.tables["hashes"]) != self._head.hash:
+        if stored is None or stored < h0:
             raise StoreError(f"the store no longer holds the chain this handle read up to height {h0}: reopen it")
         start = height_key(h0 + 1)
         # The overlay first: it is the part that can fail, and a later try loads the same again.
@@ -655,13 +661,12 @@ class Ledger:
         """Refuses to write on a head that is no longer the stored one. LMDB lets one process
         write at a time, but a second ``Ledger`` on the same path (in another process) keeps its
         own head: writing blocks on it would overwrite blocks the other committed."""
-        h = height_key(self._head.height)
-        stored_height = txn.get(b"height", db=self._store.tables["meta"])
-        if stored_height != h or txn.get(h, db=self._store.tables["hashes"]) != self._head.hash:
-            stored = "?" if stored_height is None else int.from_bytes(stored_height, "big")
+        stored = self._stored_height(txn)
+        if stored != self._head.height:
             raise ConcurrentWriteError(
                 f"another process committed to this ledger since this handle read it (stored height "
-                f"{stored}, this handle's {self._head.height}): nothing was written; a read catches it up"
+                f"{'?' if stored is None else stored}, this handle's {self._head.height}): nothing was "
+                "written; a read catches it up"
             )
 
     def _stage_fold(self, txn: Any, first: int, last: int) -> None:

@@ -173,11 +173,6 @@ class Store:
         with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
             return list(cur.iternext(keys=False, values=True))
 
-    def items(self, table: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
-        """Every ``(key, value)`` of ``table`` from key ``start`` on, in key order, from one snapshot."""
-        with self.read() as txn:
-            yield from self.scan(txn, table, start)
-
     def scan(self, txn: lmdb.Transaction, table: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` of ``table`` from key ``start`` on, in key order, as of ``txn``."""
         with txn.cursor(db=self.tables[table]) as cur:

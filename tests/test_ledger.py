@@ -577,7 +577,8 @@ def test_a_damaged_locator_run_is_found_by_the_audit_and_refused_by_lookups(tmp_
         store.close()
 
     store = Store(path)
-    key, run = next(store.items("locator"))
+    with store.read() as txn:
+        key, run = next(store.scan(txn, "locator"))
     store.close()
     for damaged, error in ((run[:-12], "does not hold exactly"), (run[12:] + run[:12], "malformed"), (run[:-5], "malformed")):
         put_run(key, damaged)
