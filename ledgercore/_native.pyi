@@ -116,6 +116,9 @@ def sorted_keys(keys: _Rows) -> list[bytes]: ...  # distinct, in byte order
 def history_values(
     keys: _Rows, entries: Sequence[bytes | None]
 ) -> tuple[list[bytes | None], int]: ...  # (value or None for a delete, per entry; first bad index or -1)
+def replaced_entry_fault(
+    keys: _Rows, stored: Sequence[bytes], newer: Sequence[bytes], entries: Sequence[bytes | None]
+) -> tuple[int, str] | None: ...  # the first unsound state entry that an unfolded change replaces
 
 class TxLocator:
     """Committed tx ids -> the heights of the blocks that may hold them (confirm against the block)."""

@@ -134,8 +134,7 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
                 prev = header
             _check_table_extent(txn, store, top)
             _check_locator_runs(txn, store, top)
-            unfolded = unfolded_state(store, txn)
-            newer = dict(unfolded.items())
+            newer = dict(unfolded_state(store, txn).items())
             replaced = store.get_many(txn, "state", list(newer))
             _check_replaced(txn, store, newer, replaced)
             folded = txn.stat(store.tables["state"])["entries"]
@@ -144,7 +143,7 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
             if replica is not None:
                 with replica._store.read() as rtxn:
                     for table in DERIVED_TABLES:
-                        live = _derived(txn, store, table, unfolded)
+                        live = _derived(txn, store, table, newer)
                         _compare_table(table, live, _derived(rtxn, replica._store, table))
     return AuditReport(
         suite=suite.name, chain_id=chain_id, height=top, transactions=transactions, failed_transactions=failed,
@@ -172,7 +171,7 @@ def _table(txn: Any, store: Store, table: str) -> list[tuple[bytes, bytes]]:
 
 
 def _derived(
-    txn: Any, store: Store, table: str, unfolded: _native.StateOverlay | None = None
+    txn: Any, store: Store, table: str, unfolded: _native.StateOverlay | dict[bytes, bytes] | None = None
 ) -> list[tuple[bytes, bytes]]:
     """A derived table as the store means it: ``state`` with the entries of the changes not yet
     folded into it over it (``unfolded``, when already read); ``meta`` without the fold's
@@ -187,11 +186,11 @@ def _derived(
 
 
 def state_entries(
-    txn: Any, store: Store, unfolded: _native.StateOverlay | None = None
+    txn: Any, store: Store, unfolded: _native.StateOverlay | dict[bytes, bytes] | None = None
 ) -> list[tuple[bytes, bytes]]:
     """Every state entry the store means, in key order, as of ``txn``'s snapshot: those of the
     ``state`` table, with those of the changes not yet folded into it over them (``unfolded``,
-    when already read with ``unfolded_state``)."""
+    when already read with ``unfolded_state``, or its items)."""
     state = dict(_table(txn, store, "state"))
     state.update((unfolded_state(store, txn) if unfolded is None else unfolded).items())
     return sorted(state.items())
@@ -201,22 +200,17 @@ def _check_replaced(txn: Any, store: Store, newer: dict[bytes, bytes], replaced:
     """The ``state`` table's entries that a change not yet folded replaces are not what the store
     means, so the comparison with the replay never sees them: each must still name an existing
     change of its own key, no newer than the one replacing it, and say live or deleted as that
-    change does."""
+    change does (checked natively, ``writes::replaced_entry_fault``)."""
     if not replaced:
         return
-    changes = [v[:CHANGE_SIZE] for _, v in replaced]
+    keys, stored = [k for k, _ in replaced], [v for _, v in replaced]
+    changes = [v[:CHANGE_SIZE] for v in stored]
     found = dict(store.get_many(txn, "history", changes))
-    values, bad = _native.history_values([k for k, _ in replaced], [found.get(c) for c in changes])
-    for i, ((key, value), change) in enumerate(zip(replaced, changes)):
-        height = int.from_bytes(value[:8], "big") if len(value) >= 8 else None
-        if len(value) != CHANGE_SIZE + 1 or value[CHANGE_SIZE] not in (0, 1):
-            raise IntegrityError(height, "state", f"entry of {key!r} is {value.hex()}, not a change id and a flag")
-        if change > newer[key][:CHANGE_SIZE] or i == bad:
-            what = "newer than its newest change" if change > newer[key][:CHANGE_SIZE] else "missing or another key's"
-            raise IntegrityError(height, "state", f"entry of {key!r} names change {change.hex()}, {what}")
-        if (values[i] is None) == bool(value[CHANGE_SIZE]):
-            says = "live" if value[CHANGE_SIZE] else "deleted"
-            raise IntegrityError(height, "state", f"entry of {key!r} says {says}, but change {change.hex()} is not")
+    fault = _native.replaced_entry_fault(keys, stored, [newer[k] for k in keys], [found.get(c) for c in changes])
+    if fault is not None:
+        i, what = fault
+        height = int.from_bytes(stored[i][:8], "big") if len(stored[i]) >= 8 else None
+        raise IntegrityError(height, "state", f"entry of {keys[i]!r} {what}")
 
 
 def _check_table_extent(txn: Any, store: Store, top: int) -> None:

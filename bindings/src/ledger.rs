@@ -168,3 +168,24 @@ pub fn history_values<'py>(
     }
     Ok((values, -1))
 }
+
+/// `(index, fault)` of the first of the `state` table's entries (`stored`, of `keys`) that newer
+/// unfolded changes (`newer`) replace and that is not a sound older entry of its key, given the
+/// history entries they name (None: missing); None when all are sound.
+#[pyfunction]
+pub fn replaced_entry_fault<'py>(
+    keys: &Bound<'py, PyAny>,
+    stored: Vec<Bound<'py, PyBytes>>,
+    newer: Vec<Bound<'py, PyBytes>>,
+    entries: Vec<Option<Bound<'py, PyBytes>>>,
+) -> PyResult<Option<(usize, String)>> {
+    let rows = Rows::extract(keys, "keys")?;
+    let keys = rows.slices();
+    if [stored.len(), newer.len(), entries.len()].iter().any(|&n| n != keys.len()) {
+        return Err(malformed("replaced entries", "need one stored entry, newer entry and history entry per key"));
+    }
+    Ok(keys.iter().enumerate().find_map(|(i, key)| {
+        let entry = entries[i].as_ref().map(|e| e.as_bytes());
+        writes::replaced_entry_fault(key, stored[i].as_bytes(), newer[i].as_bytes(), entry).map(|f| (i, f))
+    }))
+}

@@ -57,6 +57,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(ledger::state_root, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::sorted_keys, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::history_values, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::replaced_entry_fault, m)?)?;
     m.add_function(wrap_pyfunction!(locator::id_positions, m)?)?;
     m.add_function(wrap_pyfunction!(locator::merge_runs, m)?)?;
     m.add_function(wrap_pyfunction!(contracts::run_builtin, m)?)?;

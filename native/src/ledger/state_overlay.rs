@@ -19,7 +19,7 @@ use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 use super::keys::CHANGE_ID_LEN;
-use super::writes::{self, ChangeId, StateValue, DELETED, LIVE, STATE_HEADER_LEN};
+use super::writes::{self, hex, ChangeId, StateValue, DELETED, LIVE, STATE_HEADER_LEN};
 use crate::error::{Error, Result};
 
 /// The height of the change a state value names.
@@ -317,10 +317,6 @@ impl StateOverlay {
         all.sort_unstable_by(|a, b| a.0.cmp(b.0));
         all.into_iter()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]

@@ -160,6 +160,32 @@ pub fn change_of<'a>(key: &[u8], entry: &'a [u8]) -> Option<Option<&'a [u8]>> {
     history_change(entry).filter(|(k, _)| *k == key).map(|(_, value)| value)
 }
 
+/// Why a stored state entry of `key` that a newer change (`newer`, a state value) replaces is not a
+/// sound older entry, if it is not: it must be a change id and a flag, name a change no newer than
+/// `newer`'s, whose history entry (`entry`; None: missing) is a change of `key`, and be live exactly
+/// when that change put a value. Readers never see such an entry, nor does the audit's comparison
+/// with its replay: the audit checks this instead.
+pub fn replaced_entry_fault(key: &[u8], stored: &[u8], newer: &[u8], entry: Option<&[u8]>) -> Option<String> {
+    if stored.len() != STATE_HEADER_LEN || ![LIVE, DELETED].contains(&stored[CHANGE_ID_LEN]) {
+        return Some(format!("is {}, not a change id and a flag", hex(stored)));
+    }
+    let (change, live) = (&stored[..CHANGE_ID_LEN], stored[CHANGE_ID_LEN] == LIVE);
+    if newer.get(..CHANGE_ID_LEN).is_some_and(|n| change > n) {
+        return Some(format!("names change {}, newer than its newest change", hex(change)));
+    }
+    match entry.and_then(|e| change_of(key, e)) {
+        None => Some(format!("names change {}, missing or another key's", hex(change))),
+        Some(value) if value.is_some() != live => {
+            Some(format!("says {}, but change {} is not", if live { "live" } else { "deleted" }, hex(change)))
+        }
+        Some(_) => None,
+    }
+}
+
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// The key a stored history entry changed and the state value it makes (`change || flag`); `None`
 /// when the entry is not framed as [`history_value`] writes it.
 pub fn state_of_history<'a>(change: &ChangeId, entry: &'a [u8]) -> Option<(&'a [u8], StateValue)> {
