@@ -14,7 +14,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -216,8 +216,8 @@ class _StateReads:
 
 
 @dataclass(frozen=True)
-class _Checked:
-    """A decoded block whose signatures all verified, with the time each step took."""
+class _Decoded:
+    """A decoded block, with the time each step took (its signatures are checked apart)."""
 
     batch: _native.TxBatch
     raws: list[bytes]  # taken from the batch once: each ``TxBatch.raws`` builds new bytes
@@ -319,6 +319,9 @@ class Ledger:
         self._contracts = contracts
         self._authorize = authorize
         self._write_lock = threading.Lock()
+        # Checks signatures on native threads while the main thread executes and stages (threads
+        # start on first use).
+        self._verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-verify")
         # All from one snapshot: the block-hash log and head; committed tx ids -> their blocks
         # (older blocks in the stored runs, keyed by the last height each covers; the blocks
         # after the last run in memory, rebuilt here); the state entries not yet folded into the
@@ -516,6 +519,7 @@ class Ledger:
 
     def close(self) -> None:
         self._store.close()
+        self._verifier.shutdown()
 
     def __enter__(self) -> Ledger:
         return self
@@ -546,9 +550,14 @@ class Ledger:
         ``signatures_checked=True`` skips the signature check: only for a caller that has itself
         verified every signature of exactly these bytes (a consensus leader applying the block it
         cut from its verified mempool). Decoding and every other check still run.
+
+        The signatures are checked on native threads while the block executes and its writes are
+        staged; the write commits only once every one has verified.
         """
-        checked = self._check(raws, verify=not signatures_checked)
-        return self._commit([(checked, timestamp, proposer, consensus)])[0]
+        self._store.check_open()  # before handing work to the checking thread, which close() ends
+        decoded = self._decode(raws)
+        checking = None if signatures_checked else self._verifier.submit(self._verify, decoded)
+        return self._commit([(decoded, timestamp, proposer, consensus)], checking=checking)[0]
 
     def apply_blocks(
         self, blocks: Iterable[Sequence[bytes]], timestamps: Iterable[int | None] | None = None
@@ -557,22 +566,22 @@ class Ledger:
         :meth:`apply_block` on each, but block k+1 is decoded and its signatures checked (on native
         threads) while block k's writes are staged, flushed and fsync'd: after its execution, which
         would otherwise compete with the check for the cores. For bulk loads and catching up."""
+        self._store.check_open()
         stamps = iter(timestamps) if timestamps is not None else None
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-verify") as pool:
-            it = iter(blocks)
-            first = next(it, None)
-            pending = None if first is None else pool.submit(self._check, first)
-            while pending is not None:
-                checked, ahead = pending.result(), []
+        it = iter(blocks)
+        first = next(it, None)
+        pending = None if first is None else self._verifier.submit(self._check, first)
+        while pending is not None:
+            checked, ahead = pending.result(), []
 
-                def check_next() -> None:
-                    if not ahead:  # once, though a write that outgrew the map stages again
-                        following = next(it, None)
-                        ahead.append(None if following is None else pool.submit(self._check, following))
+            def check_next() -> None:
+                if not ahead:  # once, though a write that outgrew the map stages again
+                    following = next(it, None)
+                    ahead.append(None if following is None else self._verifier.submit(self._check, following))
 
-                item = (checked, None if stamps is None else next(stamps), b"", b"")
-                yield self._commit([item], executed=check_next)[0]
-                pending = ahead[0]
+            item = (checked, None if stamps is None else next(stamps), b"", b"")
+            yield self._commit([item], executed=check_next)[0]
+            pending = ahead[0]
 
     def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:
         """Applies consecutive blocks in one durable LMDB write (group commit): one fsync, and pages
@@ -594,29 +603,40 @@ class Ledger:
         committed = iter(self._commit(checked) if checked else [])
         return [next(committed) if o is None else o for o in out]
 
-    def _check(self, raws: Sequence[bytes], *, verify: bool = True) -> _Checked:
+    def _check(self, raws: Sequence[bytes], *, verify: bool = True) -> _Decoded:
         """Decodes a block and verifies its signatures: pure, so it may run ahead of commits."""
+        decoded = self._decode(raws)
+        if verify:
+            self._verify(decoded)
+        return decoded
+
+    def _decode(self, raws: Sequence[bytes]) -> _Decoded:
         t0 = time.perf_counter()
         batch = _native.decode_txs(self.suite.name, self.chain_id, raws)
-        t1 = time.perf_counter()
-        if not verify:
-            return _Checked(batch, batch.raws, {"decode": t1 - t0, "verify": 0.0})
-        valid = batch.verify_signatures(os.urandom(32))
+        return _Decoded(batch, batch.raws, {"decode": time.perf_counter() - t0, "verify": 0.0})
+
+    def _verify(self, decoded: _Decoded) -> None:
+        """Raises ``InvalidSignatureError`` unless every signature of the block verifies."""
+        t0 = time.perf_counter()
+        valid = decoded.batch.verify_signatures(os.urandom(32))
         if not valid.all():
             raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
-        return _Checked(batch, batch.raws, {"decode": t1 - t0, "verify": time.perf_counter() - t1})
+        decoded.timings["verify"] = time.perf_counter() - t0
 
     def _commit(
-        self, items: Sequence[tuple[_Checked, int | None, bytes, bytes]], executed: Callable[[], None] | None = None
+        self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None = None,
+        checking: Future[None] | None = None,
     ) -> list[Block]:
-        """Executes checked blocks (with timestamp, proposer, consensus data) in order on the
+        """Executes decoded blocks (with timestamp, proposer, consensus data) in order on the
         current head and commits them all in one durable write; ``executed`` runs once the last
-        block is executed, before its writes are staged and the write is flushed."""
+        block is executed, before its writes are staged and the write is flushed. The write
+        commits only once ``checking`` (their signature check, running meanwhile) has passed;
+        if it raises, nothing is written and its error is raised."""
         hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
         with self._write_lock:
             t0 = time.perf_counter()
             try:
-                blocks, ran = self._store.transact(lambda txn: self._execute_all(txn, items, executed), hint)
+                blocks, ran = self._store.transact(lambda txn: self._execute_all(txn, items, executed, checking), hint)
             except BaseException:
                 self._overlay.discard()
                 self._reload_log()  # hashes appended for blocks that did not commit
@@ -631,12 +651,14 @@ class Ledger:
             self._head = blocks[-1].header
             # The fsync is shared: each block's commit time gets an equal part of it.
             shared = time.perf_counter() - t0 - sum(b.timings["execute"] + b.timings["commit"] for b in blocks)
-            for b in blocks:
+            for b, (decoded, *_) in zip(blocks, items):
                 b.timings["commit"] += shared / len(blocks)
+                b.timings["verify"] = decoded.timings["verify"]  # a check that ran beside execution
         return blocks
 
     def _execute_all(
-        self, txn: Any, items: Sequence[tuple[_Checked, int | None, bytes, bytes]], executed: Callable[[], None] | None
+        self, txn: Any, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
+        checking: Future[None] | None,
     ) -> tuple[list[Block], bool]:
         """Executes and stages the blocks; and, when the locator's map would pass
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
@@ -645,9 +667,9 @@ class Ledger:
         self._overlay.discard()  # and what it staged
         self._check_head(txn)
         first, (head, out) = self._head.height + 1, (self._head, [])
-        for n, (checked, timestamp, proposer, consensus) in enumerate(items, 1):
+        for n, (decoded, timestamp, proposer, consensus) in enumerate(items, 1):
             last = n == len(items)
-            block = self._execute(txn, head, checked, timestamp, proposer, consensus, executed if last else None)
+            block = self._execute(txn, head, decoded, timestamp, proposer, consensus, executed if last else None)
             self._log.append(block.hash)
             head = block.header
             out.append(block)
@@ -655,6 +677,8 @@ class Ledger:
         ran = len(self._locator) + sum(b.header.tx_count for b in out) >= LOCATOR_RUN_IDS
         if ran:
             self._stage_locator_run(txn, out)
+        if checking is not None:
+            checking.result()  # raises, so the write aborts, if a signature failed
         return out, ran
 
     def _check_head(self, txn: Any) -> None:
@@ -712,12 +736,12 @@ class Ledger:
         txn.put(height_key(blocks[-1].height), _native.merge_runs(parts), db=self._store.tables["locator"])
 
     def _execute(
-        self, txn: Any, head: BlockHeader, checked: _Checked, timestamp: int | None, proposer: bytes, consensus: bytes,
+        self, txn: Any, head: BlockHeader, decoded: _Decoded, timestamp: int | None, proposer: bytes, consensus: bytes,
         executed: Callable[[], None] | None = None,
     ) -> Block:
-        """Executes one checked block on ``head`` and stages its writes in ``txn``, whose reads see
+        """Executes one decoded block on ``head`` and stages its writes in ``txn``, whose reads see
         the blocks staged before it."""
-        batch = checked.batch
+        batch = decoded.batch
         t2 = time.perf_counter()
         height = head.height + 1
         ts = max(head.timestamp, int(time.time() * 1000) if timestamp is None else timestamp)
@@ -747,14 +771,14 @@ class Ledger:
         state, history = _native.block_entries(height, *writes, ids, current)
         write = BlockWrite(height)
         txids = ids.tobytes()
-        self._stage_block(write, header, checked.raws, receipts, txids)
+        self._stage_block(write, header, decoded.raws, receipts, txids)
         self._overlay.stage(state)
         write.appends["history"] = history
         write.put_many("nonces", nonce_puts)
         write.deletes["nonces"] = nonce_deletes
         self._store.put_block(txn, write)
-        timings = {**checked.timings, "execute": t3 - t2, "commit": time.perf_counter() - t3}
-        return Block(header, checked.raws, receipts, txids, timings)
+        timings = {**decoded.timings, "execute": t3 - t2, "commit": time.perf_counter() - t3}
+        return Block(header, decoded.raws, receipts, txids, timings)
 
     def _walk_nonce_runs(self, txn: Any, starts: list[bytes]) -> list[tuple[bytes, bytes]]:
         """The stored runs of each sender from ``sender || nonce`` up to its head run: for the

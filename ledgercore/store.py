@@ -121,7 +121,8 @@ class Store:
         self.closed = True
         self.env.close()
 
-    def _check_open(self) -> None:
+    def check_open(self) -> None:
+        """Raises ``StoreError`` once the store is closed."""
         if self.closed:
             raise StoreError("the ledger store is closed")
 
@@ -129,7 +130,7 @@ class Store:
     def read(self, buffers: bool = False) -> Iterator[lmdb.Transaction]:
         """A consistent snapshot of the last committed block; may run while a block commits.
         ``buffers``: values are memoryviews into the map, valid until the snapshot closes."""
-        self._check_open()
+        self.check_open()
         while True:
             with self._gate:
                 while self._resizing:
@@ -183,7 +184,7 @@ class Store:
         """Runs ``fn`` in one write transaction and commits it durably (fsync), or writes nothing
         if ``fn`` raises. When the map fills, it grows and ``fn`` runs again from the start on a
         fresh transaction, so ``fn`` must depend only on what it reads through the transaction."""
-        self._check_open()
+        self.check_open()
         self._ensure_room(size_hint)
         while True:
             try:

@@ -17,7 +17,7 @@ mod txgen;
 
 use pyo3::prelude::*;
 
-/// Sizes rayon's global pool from `LEDGERCORE_THREADS` (default: all cores).
+/// Sizes rayon's global pool, and so signature checks' own pool, from `LEDGERCORE_THREADS` (default: all cores).
 fn configure_threads() -> PyResult<()> {
     let Ok(raw) = std::env::var("LEDGERCORE_THREADS") else {
         return Ok(());

@@ -7,6 +7,8 @@
 mod ecdsa;
 mod ed25519;
 
+use std::sync::OnceLock;
+
 use rayon::prelude::*;
 
 use crate::error::{Error, Result};
@@ -95,7 +97,7 @@ impl Scheme {
         for (i, (k, s)) in public_keys.iter().zip(signatures).enumerate() {
             self.check_lengths(k.as_ref(), s.as_ref()).map_err(|e| at_index(e, i))?;
         }
-        Ok(match self {
+        let check = || match self {
             Self::Ed25519 => ed25519::verify_batch(public_keys, messages, signatures, seed),
             _ => {
                 let one = |i: usize| {
@@ -107,8 +109,29 @@ impl Scheme {
                     (0..n).into_par_iter().with_min_len(16).map(one).collect()
                 }
             }
+        };
+        Ok(match workers() {
+            Some(pool) => pool.install(check),
+            None => check(),
         })
     }
+}
+
+/// Batch checks' own worker threads, as many as rayon's shared pool has. A check splits into one
+/// long task per worker; on the shared workers it would hold them all, and other batch work
+/// started meanwhile (a block executing while its signatures are checked) would wait for it in
+/// their queue instead of running beside it. None if the threads cannot be started: checks then
+/// run on the shared pool.
+fn workers() -> Option<&'static rayon::ThreadPool> {
+    static POOL: OnceLock<Option<rayon::ThreadPool>> = OnceLock::new();
+    POOL.get_or_init(|| {
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(rayon::current_num_threads())
+            .thread_name(|i| format!("ledgercore-verify-{i}"))
+            .build()
+            .ok()
+    })
+    .as_ref()
 }
 
 /// A private key of one scheme: derives its public key and signs.
