@@ -39,7 +39,7 @@ pub(super) fn public_key_sm2(key: &sm2::dsa::SigningKey) -> Vec<u8> {
 
 pub(super) fn sign_sm2(key: &sm2::dsa::SigningKey, message: &[u8]) -> [u8; 64] {
     let sig: sm2::dsa::Signature = key.sign(message);
-    sig.to_bytes().into()
+    sig.to_bytes()
 }
 
 pub(super) fn verify_sm2(public_key: &[u8], message: &[u8], sig: &[u8]) -> bool {
