@@ -65,6 +65,12 @@ STATE_SWEEP_COMMITS = 100
 # Tx ids the in-memory locator holds before the commit that passes this writes them to the store
 # as a sorted run (12 bytes an id) and empties it: the bound on its memory and on rebuilding it.
 LOCATOR_RUN_IDS = 1 << 20
+# Runs stop merging once they would pass this many ids (96 MB). Unbounded, the merges that keep
+# runs few would rewrite the whole chain's ids in one commit, a stall that grows with the chain
+# (1.7 s at 10M transactions), until a run passed LMDB's 4 GB value limit (~358M transactions)
+# and no block could commit again. Bounded, a lookup searches ~1 run per 8M transactions.
+LOCATOR_RUN_MAX_IDS = 1 << 23
+LOCATOR_RECORD_LEN = 12  # a run's record: id prefix [8] | u32 height (docs/FORMAT.md section 6)
 # A handle that follows another process's writes forgets the overlay entries that process's folds
 # put into `state` whenever its overlay has doubled since it last did, from at least this many.
 FOLLOWED_OVERLAY_MIN = 1 << 16
@@ -721,15 +727,16 @@ class Ledger:
 
     def _stage_locator_run(self, txn: Any, blocks: list[Block]) -> None:
         """Writes the map's ids and ``blocks``' as one run, merged with the newest stored runs
-        that are no bigger than it (so run sizes roughly double going back: O(log n) runs, and
-        each id is rewritten O(log n) times, in sequential writes)."""
+        that are no bigger than it while the result stays within ``LOCATOR_RUN_MAX_IDS`` (so run
+        sizes roughly double going back up to that bound: O(log n) runs below it, and each id
+        is rewritten O(log n) times, in sequential writes)."""
         newest = _native.TxLocator()
         for b in blocks:
             newest.add_block(b.height, b._txids)
         parts = [self._locator.to_run(), newest.to_run()]
-        size = sum(map(len, parts))
+        size, most = sum(map(len, parts)), LOCATOR_RUN_MAX_IDS * LOCATOR_RECORD_LEN
         with txn.cursor(db=self._store.tables["locator"]) as cur:
-            while cur.last() and len(cur.value()) <= size:
+            while cur.last() and len(cur.value()) <= size and size + len(cur.value()) <= most:
                 parts.append(cur.value())
                 size += len(parts[-1])
                 cur.delete()

@@ -565,6 +565,30 @@ def test_locator_runs_bound_the_map_and_answer_after_reopen(tmp_path, monkeypatc
         assert (t.height, t.index) == (2, 50)
 
 
+def test_locator_runs_stop_merging_at_their_bound_and_every_transaction_is_still_found(tmp_path, monkeypatch):
+    # Unbounded merges rewrite every id of the chain in one commit, and pass LMDB's value limit.
+    monkeypatch.setattr(ledger_module, "LOCATOR_RUN_IDS", 100)
+    monkeypatch.setattr(ledger_module, "LOCATOR_RUN_MAX_IDS", 400)
+    kp = signing.generate("ed25519")
+    blocks = [[put(kp, f"m/{b}/{i}", b * 1000 + i) for i in range(100)] for b in range(1, 31)]
+    path = tmp_path / "l"
+    with Ledger.open(path) as led:
+        for raws in blocks:
+            led.apply_block(raws)
+        with led._store.read() as txn, txn.cursor(db=led._store.tables["locator"]) as cur:
+            runs = [len(v) // 12 for v in cur.iternext(keys=False)]
+        assert sum(runs) == 3000 and max(runs) == 400
+        assert runs.count(400) == 7 and len(runs) <= 7 + 3  # full runs, then a few doubling ones
+        ids = [Transaction.decode(raw).id for raws in blocks for raw in raws]
+        expected = {t: i // 100 + 1 for i, t in enumerate(ids)}
+        assert led.tx_heights(ids) == expected
+        led.audit()
+    with Ledger.open(path) as led:
+        assert led.tx_heights(ids) == expected
+        t = led.tx(ids[2345])
+        assert (t.height, t.index) == (24, 45)
+
+
 def test_a_damaged_locator_run_is_found_by_the_audit_and_refused_by_lookups(tmp_path, monkeypatch):
     monkeypatch.setattr(ledger_module, "LOCATOR_RUN_IDS", 150)
     kp = signing.generate("ed25519")
