@@ -32,6 +32,8 @@ def test_short_run_reports_positive_rates(tmp_path) -> None:  # type: ignore[no-
         # A leader that lost its post in the short window may leave no proposal timed in it.
         assert (c["latency_p50"] or 0) > 0 or c["leader_changed"], c
     assert info["ledger"]["verify_rate"] > 0 and info["ledger"]["height"] >= 1
+    led = info["ledger"]
+    assert led["verify_rate"] == max(led["verify_rate_before"], led["verify_rate_after"])
     assert info["ledger"]["latency_p50"] > 0 and info["ledger"]["latency_p99"] >= info["ledger"]["latency_p50"]
     assert r["machine"]["cpus"] >= 1
     assert list(tmp_path.iterdir()) == []  # the clusters' data is removed
