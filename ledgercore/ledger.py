@@ -570,23 +570,29 @@ class Ledger:
     ) -> Iterator[Block]:
         """Applies blocks in order, yielding each once it is durable: the same result as calling
         :meth:`apply_block` on each, but block k+1 is decoded and its signatures checked (on native
-        threads) while block k's writes are staged, flushed and fsync'd: after its execution, which
-        would otherwise compete with the check for the cores. For bulk loads and catching up."""
+        threads) while block k's writes are staged, flushed and fsync'd, and then while block k+1
+        executes: its write commits once the check has passed. For bulk loads and catching up."""
         self._store.check_open()
         stamps = iter(timestamps) if timestamps is not None else None
         it = iter(blocks)
-        first = next(it, None)
-        pending = None if first is None else self._verifier.submit(self._check, first)
+
+        def start(raws: Sequence[bytes] | None) -> tuple[Future[_Decoded], Future[None]] | None:
+            # One worker: the check starts once the decode is done (and fails as it did, unwaited).
+            if raws is None:
+                return None
+            decoding = self._verifier.submit(self._decode, raws)
+            return decoding, self._verifier.submit(lambda: self._verify(decoding.result()))
+
+        pending = start(next(it, None))
         while pending is not None:
-            checked, ahead = pending.result(), []
+            (decoding, checking), ahead = pending, []
 
             def check_next() -> None:
                 if not ahead:  # once, though a write that outgrew the map stages again
-                    following = next(it, None)
-                    ahead.append(None if following is None else self._verifier.submit(self._check, following))
+                    ahead.append(start(next(it, None)))
 
-            item = (checked, None if stamps is None else next(stamps), b"", b"")
-            yield self._commit([item], executed=check_next)[0]
+            item = (decoding.result(), None if stamps is None else next(stamps), b"", b"")
+            yield self._commit([item], executed=check_next, checking=checking)[0]
             pending = ahead[0]
 
     def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:

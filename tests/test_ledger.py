@@ -498,8 +498,13 @@ def test_pipelined_apply_blocks_equals_one_at_a_time(tmp_path):
         it = piped.apply_blocks([bad, [bytes(worse)], bad])
         assert next(it).header.height == 6
         with pytest.raises(InvalidSignatureError):
+            next(it)  # it executed beside its check: nothing of it stays
+        assert piped.height == 6 and piped.get("evidence", "q/2") is None
+        it = piped.apply_blocks([[put(kp, "q/3", 90_003)], [b"\x00garbage"], bad])
+        assert next(it).header.height == 7
+        with pytest.raises(DecodeError):
             next(it)
-        assert piped.height == 6
+        assert piped.height == 7 and piped.audit().height == 7
 
 
 def test_a_block_whose_signatures_the_caller_checked_commits_the_same(tmp_path):

@@ -58,7 +58,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--putmulti-entries", type=int, default=1_000_000, metavar="N", help="most entries for the raw putmulti rate (default 1000000)")
     parser.add_argument(
         "--pipeline", type=int, default=0, metavar="W",
-        help="time Ledger.apply_blocks over windows of W blocks (verify of block k+1 overlaps the commit of k) "
+        help="time Ledger.apply_blocks over windows of W blocks (the check of block k+1 overlaps the commit of k and its own execution) "
         "instead of apply_block one block at a time; rates of the first/last 10%% are then per window",
     )  # fmt: skip
     parser.add_argument(
