@@ -7,9 +7,8 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{malformed, OrRaise};
-use crate::rows::Rows;
+use crate::rows::{borrowed, Pairs, Rows};
 
-type Pairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
 type Owned = Vec<(Vec<u8>, Vec<u8>)>;
 
 fn columns<'a>(senders: &'a Rows<'_>, nonces: &'a PyReadonlyArray1<'_, u64>) -> PyResult<(Vec<&'a [u8]>, &'a [u64])> {
@@ -20,11 +19,7 @@ fn columns<'a>(senders: &'a Rows<'_>, nonces: &'a PyReadonlyArray1<'_, u64>) -> 
     Ok((senders, nonces))
 }
 
-fn borrowed<'a>(rows: &'a Pairs<'_>) -> Vec<(&'a [u8], &'a [u8])> {
-    rows.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect()
-}
-
-fn to_python<'py>(py: Python<'py>, rows: Owned) -> Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)> {
+fn to_python<'py>(py: Python<'py>, rows: Owned) -> Pairs<'py> {
     rows.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))).collect()
 }
 
@@ -60,7 +55,7 @@ pub fn nonce_update<'py>(
     senders: &Bound<'py, PyAny>,
     nonces: PyReadonlyArray1<'py, u64>,
     rows: Pairs<'py>,
-) -> PyResult<(Bound<'py, PyArray1<bool>>, Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>, Vec<Bound<'py, PyBytes>>)> {
+) -> PyResult<(Bound<'py, PyArray1<bool>>, Pairs<'py>, Vec<Bound<'py, PyBytes>>)> {
     let senders = Rows::extract(senders, "senders")?;
     let (senders, nonces) = columns(&senders, &nonces)?;
     let w = nonce_runs::update(&senders, nonces, &borrowed(&rows)).or_raise()?;
@@ -79,7 +74,7 @@ pub fn nonce_runs_of_used<'py>(
     sender_len: usize,
     open: Option<(Vec<u8>, u64, u64)>,
     last: bool,
-) -> PyResult<(Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>, Option<(Bound<'py, PyBytes>, u64, u64)>)> {
+) -> PyResult<(Pairs<'py>, Option<(Bound<'py, PyBytes>, u64, u64)>)> {
     let keys = Rows::extract(keys, "keys")?;
     let mut open = open;
     let rows = nonce_runs::runs_of_used(&keys.slices(), sender_len, &mut open, last).or_raise()?;

@@ -88,3 +88,11 @@ impl<'py> Rows<'py> {
         }
     }
 }
+
+/// `(key, value)` byte-string pairs as Python passes them (store rows, entries).
+pub type Pairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
+
+/// The pairs' bytes, borrowed.
+pub fn borrowed<'a>(pairs: &'a Pairs<'_>) -> Vec<(&'a [u8], &'a [u8])> {
+    pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect()
+}

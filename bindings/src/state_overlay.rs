@@ -9,8 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::{malformed, OrRaise};
-
-type Pairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
+use crate::rows::{borrowed, Pairs};
 
 #[pyclass(module = "ledgercore._native")]
 pub struct StateOverlay {
@@ -84,7 +83,7 @@ impl StateOverlay {
     /// Adds committed changes from stored `(change id, history entry)` pairs, in change-id order
     /// (after any loaded before); nothing if one is malformed.
     fn load(&mut self, entries: Pairs<'_>) -> PyResult<()> {
-        self.inner.load(entries.iter().map(|(c, e)| (c.as_bytes(), e.as_bytes()))).or_raise()
+        self.inner.load(borrowed(&entries)).or_raise()
     }
 
     /// Picks the write in progress's fold, up to `n` entries next in key order after the last
