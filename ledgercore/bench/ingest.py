@@ -2,8 +2,9 @@
 
 Each block's transactions are generated (natively, in parallel) before its clock starts, so only the
 ``apply_block`` call is timed: decode, batch signature check (on its own threads, beside execution),
-nonce check, execution and the durable (fsync'd) LMDB commit. Generation streams block by block, so ten million transactions fit in memory.
-Every transaction must succeed (a failed one costs less and would flatter the rate).
+nonce check, execution and the durable (fsync'd) LMDB commit. Generation streams block by block, so
+ten million transactions fit in memory. Every transaction must succeed (a failed one costs less and
+would flatter the rate).
 
 Measured in the same run, on the same machine, for comparison:
 
