@@ -95,9 +95,9 @@ def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
 # keys, values (None: deleted) and the index of the transaction that wrote each, a uint32 array.
 def state_key(contract: str, key: bytes) -> bytes: ...  # contract "/" key
 def nonce_heads(senders: _Rows) -> list[bytes]: ...  # the distinct senders' head-run keys, sorted
-def nonce_walks(
+def nonce_lookups(
     senders: _Rows, nonces: np.ndarray, heads: Sequence[tuple[bytes, bytes]]
-) -> list[bytes]: ...  # where to read older runs from, for senders going below their head run
+) -> list[bytes]: ...  # where to read up to two older runs from, per nonce below its sender's head run
 def nonce_update(
     senders: _Rows, nonces: np.ndarray, runs: Sequence[tuple[bytes, bytes]]
 ) -> tuple[np.ndarray, list[tuple[bytes, bytes]], list[bytes]]: ...  # (fresh, rows to put, keys to delete)

@@ -77,6 +77,7 @@ FOLLOWED_OVERLAY_MIN = 1 << 16
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 # The key suffix of a sender's highest run of used nonces in `nonces` (native/src/ledger/nonce_runs.rs).
 NONCE_HEAD = b"\xff" * 8
+NONCE_LOOKUP_ROWS = 2  # the runs a nonce below its head run can be in or join (nonce_runs.rs: lookups)
 
 
 def _location(raw: bytes) -> tuple[int, int]:
@@ -760,7 +761,7 @@ class Ledger:
         ts = max(head.timestamp, int(time.time() * 1000) if timestamp is None else timestamp)
         senders, nonces = batch.public_keys, batch.nonces
         heads = self._store.get_many(txn, "nonces", _native.nonce_heads(senders))
-        runs = heads + self._walk_nonce_runs(txn, _native.nonce_walks(senders, nonces, heads))
+        runs = heads + self._read_nonce_runs(txn, _native.nonce_lookups(senders, nonces, heads))
         fresh, nonce_puts, nonce_deletes = _native.nonce_update(senders, nonces, runs)
         reads = _StateReads(self._store, txn, self._overlay)
         result = execute(
@@ -793,15 +794,16 @@ class Ledger:
         timings = {**decoded.timings, "execute": t3 - t2, "commit": time.perf_counter() - t3}
         return Block(header, decoded.raws, receipts, txids, timings)
 
-    def _walk_nonce_runs(self, txn: Any, starts: list[bytes]) -> list[tuple[bytes, bytes]]:
-        """The stored runs of each sender from ``sender || nonce`` up to its head run: for the
-        few senders that use a nonce below their head run's start."""
+    def _read_nonce_runs(self, txn: Any, starts: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """Up to ``NONCE_LOOKUP_ROWS`` stored runs of the sender from each ``sender || nonce``,
+        short of its head run: for the few nonces below their sender's head run. A bounded read
+        per such nonce, so a sender whose gaps left many runs cannot make each block walk them."""
         runs: list[tuple[bytes, bytes]] = []
         with txn.cursor(db=self._store.tables["nonces"]) as cur:
             for start in starts:
                 sender = start[:-8]
                 if cur.set_range(start):
-                    for key, value in cur:
+                    for key, value in itertools.islice(cur, NONCE_LOOKUP_ROWS):
                         if key[:-8] != sender or key[-8:] == NONCE_HEAD:
                             break
                         runs.append((key, value))

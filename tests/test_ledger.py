@@ -195,6 +195,33 @@ def test_a_sender_may_use_its_nonces_in_any_order_each_once(tmp_path):
     u64 = lambda n: n.to_bytes(8, "big")  # noqa: E731
     assert runs == [(kp.public_key + u64(5), u64(1)), (kp.public_key + b"\xff" * 8, u64(9) + u64(10))]
 
+def test_a_nonce_below_the_head_reads_its_neighbours_not_every_run(tmp_path, monkeypatch):
+    """A sender whose gaps left 1,000 runs: going back below its head reads the one or two runs
+    each low nonce can be in or join, not all the runs above it (which a sender could otherwise
+    make every block walk)."""
+    kp = signing.generate("ed25519")
+    read: list[int] = []
+    reader = Ledger._read_nonce_runs
+    monkeypatch.setattr(Ledger, "_read_nonce_runs", lambda self, txn, starts: read.append(len(r := reader(self, txn, starts))) or r)
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block([put(kp, f"e{n}", n) for n in range(2, 2002, 2)])  # used: 2, 4, ..., 2000
+        assert read == [0]
+        blk = led.apply_block([put(kp, "a", 1), put(kp, "b", 4), put(kp, "c", 3), put(kp, "d", 1001), put(kp, "f", 2001)])
+        assert [r.ok for r in blk.receipts] == [True, False, True, True, True]
+        assert "replayed nonce 4" in blk.receipts[1].error
+        # Lookups from 0, 2, 3 and 1000 (2001 is above the head's start): at most two rows each.
+        assert read[1] <= 2 * 4
+        again = led.apply_block([put(kp, "g", 3), put(kp, "h", 1001), put(kp, "i", 5)])
+        assert [r.ok for r in again.receipts] == [False, False, True]
+        assert led.audit().height == 3
+        with led._store.read() as txn:
+            runs = {k[-8:]: v for k, v in txn.cursor(db=led._store.tables["nonces"]) if k.startswith(kp.public_key)}
+    u64 = lambda n: n.to_bytes(8, "big")  # noqa: E731
+    # 1..6 joined; 1000..1002 joined; 2000..2001 is the head run; every other even nonce alone.
+    assert runs[u64(6)] == u64(1) and runs[u64(1002)] == u64(1000) and runs[b"\xff" * 8] == u64(2000) + u64(2001)
+    assert len(runs) == 1000 - 2 - 1  # of the 1,000 runs, 2, 4, 6 are one now, and 1000, 1002
+
+
 
 def test_history_records_every_change(tmp_path):
     kp = signing.generate("ed25519")

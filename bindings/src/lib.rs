@@ -50,7 +50,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_consistency, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::state_key, m)?)?;
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_heads, m)?)?;
-    m.add_function(wrap_pyfunction!(nonce_runs::nonce_walks, m)?)?;
+    m.add_function(wrap_pyfunction!(nonce_runs::nonce_lookups, m)?)?;
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_update, m)?)?;
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_runs_of_used, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::block_entries, m)?)?;

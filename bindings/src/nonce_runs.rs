@@ -30,10 +30,10 @@ pub fn nonce_heads<'py>(py: Python<'py>, senders: &Bound<'py, PyAny>) -> PyResul
     Ok(nonce_runs::head_keys(&senders.slices()).iter().map(|k| PyBytes::new(py, k)).collect())
 }
 
-/// Where to walk the stored runs from, for the senders that go below their head run (`heads`:
-/// the stored head rows found).
+/// Where to read stored runs from (at most two rows from each, short of the sender's head row),
+/// for the nonces below their sender's head run (`heads`: the stored head rows found).
 #[pyfunction]
-pub fn nonce_walks<'py>(
+pub fn nonce_lookups<'py>(
     py: Python<'py>,
     senders: &Bound<'py, PyAny>,
     nonces: PyReadonlyArray1<'py, u64>,
@@ -41,8 +41,8 @@ pub fn nonce_walks<'py>(
 ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
     let senders = Rows::extract(senders, "senders")?;
     let (senders, nonces) = columns(&senders, &nonces)?;
-    let walks = nonce_runs::walks(&senders, nonces, &borrowed(&heads)).or_raise()?;
-    Ok(walks.iter().map(|k| PyBytes::new(py, k)).collect())
+    let keys = nonce_runs::lookups(&senders, nonces, &borrowed(&heads)).or_raise()?;
+    Ok(keys.iter().map(|k| PyBytes::new(py, k)).collect())
 }
 
 /// `(fresh, puts, deletes)`: which transactions use a nonce their sender has not used, and the

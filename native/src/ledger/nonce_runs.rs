@@ -5,8 +5,8 @@
 //! highest run, which sits under `sender || HEAD -> u64 start || u64 end`. A sender that counts
 //! its nonces up (as clients do) has one row, which each block rewrites in place: a block touches
 //! one small row per sender instead of inserting one row per transaction at each sender's end of
-//! the table, and the usual check is one exact lookup of the head row per sender. Only a sender
-//! that goes back below its head run needs its older runs read, by a walk from its lowest nonce.
+//! the table, and the usual check is one exact lookup of the head row per sender. Only a nonce
+//! below its sender's head run needs older runs read: the one or two it can be in or join.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -53,26 +53,30 @@ fn runs_of<'a>(sender_len: usize, rows: &[(&'a [u8], &[u8])]) -> Result<HashMap<
     Ok(runs)
 }
 
-/// Where to walk the stored runs from, for each sender of the block that has a nonce below the
-/// start of its head run (given in `heads`): `sender || (its lowest nonce - 1)`. The walk reads
-/// the rows from there up to (not including) the sender's head row.
-pub fn walks<S: AsRef<[u8]>>(senders: &[S], nonces: &[u64], heads: &[(&[u8], &[u8])]) -> Result<Vec<Vec<u8>>> {
+/// The lookups a block needs beyond the head rows (`heads`: the stored head rows of its senders),
+/// sorted and distinct: `sender || (n - 1)` for each nonce `n` below the start of its sender's
+/// head run. Each reads at most two rows from there, not past the sender's head row: the first
+/// run ending at or after `n - 1` (it holds `n`, ends just below it, or is the first above it),
+/// and when that ends at `n - 1` the next (which may start at `n + 1`). These are the only stored
+/// runs that `n` can be in or join, so a block costs lookups in proportion to its own
+/// transactions, however many runs a sender's gaps have left.
+pub fn lookups<S: AsRef<[u8]>>(senders: &[S], nonces: &[u64], heads: &[(&[u8], &[u8])]) -> Result<Vec<Vec<u8>>> {
     let Some(len) = senders.first().map(|s| s.as_ref().len()) else { return Ok(Vec::new()) };
     let head_start: HashMap<&[u8], u64> =
         runs_of(len, heads)?.into_iter().filter_map(|(s, runs)| runs.keys().next_back().map(|&st| (s, st))).collect();
-    let mut lowest: BTreeMap<&[u8], u64> = BTreeMap::new();
-    for (s, &n) in senders.iter().zip(nonces) {
-        let s = s.as_ref();
-        if head_start.get(s).is_some_and(|&st| n < st) {
-            let low = lowest.entry(s).or_insert(n);
-            *low = (*low).min(n);
-        }
-    }
-    Ok(lowest.into_iter().map(|(s, n)| key(s, n.saturating_sub(1).to_be_bytes())).collect())
+    let mut keys: Vec<Vec<u8>> = senders
+        .iter()
+        .zip(nonces)
+        .filter(|(s, &n)| head_start.get(s.as_ref()).is_some_and(|&st| n < st))
+        .map(|(s, &n)| key(s.as_ref(), n.saturating_sub(1).to_be_bytes()))
+        .collect();
+    keys.sort_unstable();
+    keys.dedup();
+    Ok(keys)
 }
 
-/// The rows to put and the keys to delete so that the store holds these runs of the senders
-/// the block touched (all their runs that end at or above `lowest - 1`, as `walks` asked for).
+/// The rows to put and the keys to delete so that the store holds the runs of the senders the
+/// block touched (those `lookups` read, merged with the block's nonces).
 #[derive(Debug)]
 pub struct NonceWrites {
     pub fresh: Vec<bool>,
@@ -82,7 +86,7 @@ pub struct NonceWrites {
 
 /// Which of the block's transactions use a nonce their sender has not used (before, or earlier in
 /// the block), and the writes that record them. `rows` are the stored head rows of the block's
-/// senders and the rows their walks read.
+/// senders and the rows their `lookups` read.
 pub fn update<S: AsRef<[u8]>>(senders: &[S], nonces: &[u64], rows: &[(&[u8], &[u8])]) -> Result<NonceWrites> {
     let Some(len) = senders.first().map(|s| s.as_ref().len()) else {
         return Ok(NonceWrites { fresh: Vec::new(), puts: Vec::new(), deletes: Vec::new() });
@@ -196,7 +200,7 @@ mod tests {
         expected.sort();
         assert_eq!(w.puts, expected);
         let stored = borrowed(&w.puts);
-        assert!(walks(&[A, B], &[4, 8], &stored).unwrap().is_empty());
+        assert!(lookups(&[A, B], &[4, 8], &stored).unwrap().is_empty());
         let w = update(&[A, B, A], &[4, 8, 2], &stored).unwrap();
         assert_eq!(w.fresh, [true, true, false]);
         let mut expected = vec![head(A, 1, 4), head(B, 7, 8)];
@@ -211,9 +215,10 @@ mod tests {
         assert_eq!(w.fresh, [true, false]);
         assert_eq!(w.puts, vec![run(A, 5, 6), head(A, 9, 9)]);
         let stored = [run(A, 5, 6), head(A, 9, 9)];
-        // 7 and 8 are below the head's start: their walk starts at 6 and reads the run 5..6.
+        // 7 and 8 are below the head's start: each reads from just below it.
         let heads = [head(A, 9, 9)];
-        assert_eq!(walks(&[A, A], &[8, 7], &borrowed(&heads)).unwrap(), vec![key(A, 6u64.to_be_bytes())]);
+        let from = |n: u64| key(A, n.to_be_bytes());
+        assert_eq!(lookups(&[A, A, A], &[8, 7, 8], &borrowed(&heads)).unwrap(), vec![from(6), from(7)]);
         let w = update(&[A, A, A], &[8, 7, 8], &borrowed(&stored)).unwrap();
         assert_eq!(w.fresh, [true, true, false]);
         assert_eq!((w.puts, w.deletes), (vec![head(A, 5, 9)], vec![key(A, 6u64.to_be_bytes())]));
@@ -224,8 +229,8 @@ mod tests {
         let w = update(&[A, A, A, A], &[u64::MAX, 0, u64::MAX, 1], &[]).unwrap();
         assert_eq!(w.fresh, [true, true, false, true]);
         assert_eq!(w.puts, vec![run(A, 0, 1), head(A, u64::MAX, u64::MAX)]);
-        assert_eq!(walks(&[A], &[0], &borrowed(&[head(A, 0, 0)])).unwrap(), Vec::<Vec<u8>>::new());
-        assert_eq!(walks(&[A], &[0], &borrowed(&[head(A, 3, 3)])).unwrap(), vec![key(A, [0; 8])]);
+        assert_eq!(lookups(&[A], &[0], &borrowed(&[head(A, 0, 0)])).unwrap(), Vec::<Vec<u8>>::new());
+        assert_eq!(lookups(&[A], &[0], &borrowed(&[head(A, 3, 3)])).unwrap(), vec![key(A, [0; 8])]);
     }
 
     #[test]
@@ -237,19 +242,22 @@ mod tests {
             seed = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (seed >> 33) % m
         };
-        for _ in 0..300 {
-            let txs: Vec<(&[u8], u64)> = (0..next(12)).map(|_| ([A, B][next(2) as usize], next(40))).collect();
+        for round in 0..1000 {
+            // Wide nonces early leave many gaps (many runs per sender); later ones fill them.
+            let wide = if round < 300 { 400 } else { 60 };
+            let txs: Vec<(&[u8], u64)> = (0..next(12)).map(|_| ([A, B][next(2) as usize], next(wide))).collect();
             let (senders, nonces): (Vec<&[u8]>, Vec<u64>) = txs.iter().copied().unzip();
-            // What the ledger reads: the head rows, then each walk up to the head.
+            // What the ledger reads: the head rows, then up to two rows from each lookup, short of the head.
             let heads: Vec<(Vec<u8>, Vec<u8>)> =
                 head_keys(&senders).into_iter().filter_map(|k| stored.get(&k).map(|v| (k, v.clone()))).collect();
             let mut rows = heads.clone();
-            for from in walks(&senders, &nonces, &borrowed(&heads)).unwrap() {
+            for from in lookups(&senders, &nonces, &borrowed(&heads)).unwrap() {
                 let sender = &from[..8];
                 rows.extend(
                     stored
                         .range(from.clone()..)
                         .take_while(|(k, _)| &k[..8] == sender && k[8..] != HEAD)
+                        .take(2)
                         .map(|(k, v)| (k.clone(), v.clone())),
                 );
             }
