@@ -202,7 +202,13 @@ def test_a_nonce_below_the_head_reads_its_neighbours_not_every_run(tmp_path, mon
     kp = signing.generate("ed25519")
     read: list[int] = []
     reader = Ledger._read_nonce_runs
-    monkeypatch.setattr(Ledger, "_read_nonce_runs", lambda self, txn, starts: read.append(len(r := reader(self, txn, starts))) or r)
+
+    def counted(self, txn, starts):
+        rows = reader(self, txn, starts)
+        read.append(len(rows))
+        return rows
+
+    monkeypatch.setattr(Ledger, "_read_nonce_runs", counted)
     with Ledger.open(tmp_path / "l") as led:
         led.apply_block([put(kp, f"e{n}", n) for n in range(2, 2002, 2)])  # used: 2, 4, ..., 2000
         assert read == [0]
