@@ -43,6 +43,11 @@ def test_tiny_ingest_run_reports_positive_rates(tmp_path, suite: str, workload: 
     assert all(s["seconds"] > 0 for s in r["stages"].values())
     assert r["machine"]["ledgercore_threads"] >= 1
     assert e["cpu_us_per_tx"] > 0 and e["cores_busy"] > 0
+    if sys.platform == "linux":  # the split reads each thread's CPU time from /proc
+        c = r["cpu_split"]
+        assert c["verify_us_per_tx"] > 0 and c["other_us_per_tx"] > 0 and c["verify_only_us_per_tx"] > 0
+        assert c["verify_us_per_tx"] + c["other_us_per_tx"] == pytest.approx(e["cpu_us_per_tx"])
+        assert c["cpu_factor"] * c["utilisation_factor"] == pytest.approx(r["ratio_end_to_end_over_verify"])
     assert r["reopen_seconds"] > 0
     assert list(tmp_path.iterdir()) == []  # the temporary ledger is removed
 
@@ -52,7 +57,7 @@ def test_text_report_names_stages_and_comparisons(tmp_path) -> None:
     assert proc.returncode == 0, proc.stderr
     for line in (
         "end to end (apply_block", "CPU ", "stages: decode", "verify_batch only", "end-to-end / verify-only",
-        "reopen (Ledger.open", "raw py-lmdb putmulti",
+        "CPU per tx end to end: signature checks", "utilisation factor", "reopen (Ledger.open", "raw py-lmdb putmulti",
     ):  # fmt: skip
         assert line in proc.stdout
 

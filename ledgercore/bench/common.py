@@ -149,6 +149,31 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
+# The batch checks' own native threads are named "ledgercore-verify-N" (native/src/signature/mod.rs);
+# Linux keeps the first 15 bytes of a thread's name.
+VERIFY_THREADS = "ledgercore-veri"
+
+
+def verify_thread_cpu() -> float | None:
+    """CPU seconds this process's signature-check threads have used so far (Linux: the scheduler's
+    per-thread run time, in ns; None without it): set against the process's CPU it splits a run's
+    cost into verification and everything else."""
+    total = 0
+    if not os.path.exists("/proc/self/schedstat"):
+        return None
+    tasks = os.listdir("/proc/self/task")
+    for tid in tasks:
+        try:
+            with open(f"/proc/self/task/{tid}/comm", encoding="utf-8") as f:
+                if not f.read().startswith(VERIFY_THREADS):
+                    continue
+            with open(f"/proc/self/task/{tid}/schedstat", encoding="ascii") as f:
+                total += int(f.read().split()[0])
+        except FileNotFoundError:  # the thread ended
+            continue
+    return total / 1e9
+
+
 def machine() -> dict[str, Any]:
     try:
         usable = len(os.sched_getaffinity(0))

@@ -33,7 +33,7 @@ import numpy as np
 from .. import _native, signing
 from ..ledger import Ledger
 from ..suites import SUITES, get_suite
-from .common import BenchError, check, format_rate, machine, progress, scratch_dir
+from .common import BenchError, check, format_rate, machine, progress, scratch_dir, verify_thread_cpu
 from .workload import KEY_PREFIX, WORKLOADS, Workload, scrambled_ids
 
 HELP = "apply_block end to end on generated evidence/cert blocks, vs raw verify_batch and raw LMDB putmulti"
@@ -126,9 +126,11 @@ class Progress:
 class Timings:
     seconds: list[float] = field(default_factory=list)  # apply_block wall time per block
     cpu_seconds: float = 0.0  # CPU time of the whole process (every thread) in those calls
+    verify_cpu_seconds: float | None = 0.0  # of which the signature-check threads' (None: unknown)
     counts: list[int] = field(default_factory=list)  # transactions per block
     stages: dict[str, float] = field(default_factory=lambda: dict.fromkeys(STAGES, 0.0))
     verify_seconds: float = 0.0
+    verify_cpu_seconds_alone: float = 0.0  # process CPU time of the verify-only calls
     verify_txs: int = 0
     verify_blocks: int = 0
 
@@ -170,6 +172,7 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                 group = [workload.block(j) for j in range(k, min(k + window, blocks))]
                 if k == 0:
                     _check_sample(group[0].raws, suite.name)
+                verify_start = verify_thread_cpu()
                 start, cpu_start = time.perf_counter(), time.process_time()
                 if args.pipeline:
                     applied = list(ledger.apply_blocks(b.raws for b in group))
@@ -177,6 +180,11 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
                     applied = [ledger.apply_block(group[0].raws)]
                 t.seconds.append(time.perf_counter() - start)
                 t.cpu_seconds += time.process_time() - cpu_start
+                verify_end = verify_thread_cpu()
+                if t.verify_cpu_seconds is None or verify_start is None or verify_end is None:
+                    t.verify_cpu_seconds = None
+                else:
+                    t.verify_cpu_seconds += verify_end - verify_start
                 t.counts.append(sum(len(b.raws) for b in group))
                 for j, (block, done) in enumerate(zip(group, applied)):
                     for stage in STAGES:
@@ -229,9 +237,10 @@ def _check_sample(raws: list[bytes], suite: str) -> None:
 def _verify_only(t: Timings, scheme: str, suite: str, raws: list[bytes]) -> None:
     batch = _native.decode_txs(suite, CHAIN_ID, raws)
     keys, messages, sigs = batch.public_keys, batch.messages, batch.signatures
-    start = time.perf_counter()
+    start, cpu_start = time.perf_counter(), time.process_time()
     valid = signing.verify_batch(scheme, keys, messages, sigs)
     t.verify_seconds += time.perf_counter() - start
+    t.verify_cpu_seconds_alone += time.process_time() - cpu_start
     check(bool(valid.all()), "every signature verifies")
     t.verify_txs += len(raws)
     t.verify_blocks += 1
@@ -322,6 +331,7 @@ def _result(
             "cpu_us_per_tx": t.cpu_seconds / txs * 1e6,
             "cores_busy": t.cpu_seconds / total,
         },
+        "cpu_split": _cpu_split(t, txs, total),
         "stages": {
             s: {"seconds": t.stages[s], "us_per_tx": t.stages[s] / txs * 1e6, "share": t.stages[s] / total}
             for s in STAGES
@@ -335,6 +345,24 @@ def _result(
             "entries_per_tx_in_ledger": "1 state + 1 history + 1 nonce, plus the block and its tx ids",
         },  # fmt: skip
         "goals": goals,
+    }
+
+
+def _cpu_split(t: Timings, txs: int, seconds: float) -> dict[str, float] | None:
+    """The ratio end-to-end / verify-only as the product of two factors: the CPU verify-only spends
+    per transaction over the CPU end to end spends (what the ratio would be if both kept the same
+    cores busy), and the cores end to end kept busy over those verify-only kept busy. The first
+    is split into the signature-check threads' CPU and everything else's."""
+    if t.verify_cpu_seconds is None or not t.verify_txs or not t.verify_cpu_seconds_alone:
+        return None
+    alone = t.verify_cpu_seconds_alone / t.verify_txs
+    return {
+        "verify_us_per_tx": t.verify_cpu_seconds / txs * 1e6,
+        "other_us_per_tx": (t.cpu_seconds - t.verify_cpu_seconds) / txs * 1e6,
+        "verify_only_us_per_tx": alone * 1e6,
+        "verify_only_cores_busy": t.verify_cpu_seconds_alone / t.verify_seconds,
+        "cpu_factor": alone / (t.cpu_seconds / txs),
+        "utilisation_factor": (t.cpu_seconds / seconds) / (t.verify_cpu_seconds_alone / t.verify_seconds),
     }
 
 
@@ -361,6 +389,12 @@ def text(r: dict[str, Any]) -> str:
         + "\n    (they overlap: the signature check runs beside execution and staging, and commit includes the wait for it)",
         f"verify_batch only (same transactions, {r['verify_only']['blocks']} blocks): {format_rate(r['verify_only']['rate'])} tx/s",
         f"  end-to-end / verify-only: {ratio:.2f}" if ratio else "  end-to-end / verify-only: n/a",
+        *([] if not (c := r["cpu_split"]) else [
+            f"  CPU per tx end to end: signature checks {c['verify_us_per_tx']:.1f} us, everything else "
+            f"{c['other_us_per_tx']:.1f} us; verify-only {c['verify_only_us_per_tx']:.1f} us",
+            f"  = CPU factor {c['cpu_factor']:.2f} x cores busy {e['cores_busy']:.2f} / {c['verify_only_cores_busy']:.2f} "
+            f"(utilisation factor {c['utilisation_factor']:.2f})",
+        ]),
         f"reopen (Ledger.open, of {w['txs']} txs; reads back the ids after the last locator run and the "
         f"unfolded state): {r['reopen_seconds']:.2f}s",
         f"raw py-lmdb putmulti ({r['putmulti']['entries']} state-like entries, one table, fsync per {r['putmulti']['batch']}): "
