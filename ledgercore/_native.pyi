@@ -105,10 +105,10 @@ def nonce_runs_of_used(
     keys: _Rows, sender_len: int, growing: tuple[bytes, int, int] | None, last: bool
 ) -> tuple[list[tuple[bytes, bytes]], tuple[bytes, int, int] | None]: ...  # one-row-per-nonce rows as runs
 def state_root(algo: str, prev_root: bytes, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray) -> bytes: ...
-def block_entries(
-    height: int, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray, txids: _Rows,
+def stage_block_entries(
+    overlay: StateOverlay, height: int, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray, txids: _Rows,
     current: list[tuple[bytes, bytes]],
-) -> tuple[list[tuple[bytes, bytes]], list[tuple[bytes, bytes]]]: ...  # (state, history) for putmulti
+) -> list[tuple[bytes, bytes]]: ...  # stages the state entries in overlay; returns history's, for putmulti
 def run_builtin(
     name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
 ) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes], np.ndarray]: ...  # ok, errors, keys, values, txs
@@ -136,7 +136,6 @@ class StateOverlay:
     def cursor(self) -> bytes | None: ...  # the last key folded: the next fold starts after it
     def get(self, key: bytes, staged: bool = False) -> bytes | None: ...
     def split(self, keys: list[bytes], staged: bool = False) -> tuple[list[tuple[bytes, bytes]], list[bytes]]: ...  # (found, missing)
-    def stage(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # for the write in progress
     def load(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # (change id, history entry), change-id order
     def fold(self, n: int) -> list[tuple[bytes, bytes]]: ...  # the next n entries in key order, for state
     def lowest_height(self) -> int | None: ...  # of a change left unfolded once the write commits

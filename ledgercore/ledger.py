@@ -782,11 +782,10 @@ class Ledger:
             consensus=consensus,
         )  # fmt: skip
         receipts = encode_receipts(batch.count, result.errors, result.events)
-        state, history = _native.block_entries(height, *writes, ids, current)
+        history = _native.stage_block_entries(self._overlay, height, *writes, ids, current)
         write = BlockWrite(height)
         txids = ids.tobytes()
         self._stage_block(write, header, decoded.raws, receipts, txids)
-        self._overlay.stage(state)
         write.appends["history"] = history
         write.put_many("nonces", nonce_puts)
         write.deletes["nonces"] = nonce_deletes

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use ledgercore_native::ledger::writes::{StateValue, STATE_HEADER_LEN};
 use ledgercore_native::ledger::{commitment, keys, writes};
 use ledgercore_native::{Digest, HashAlgo};
 use numpy::PyReadonlyArray1;
@@ -10,6 +11,7 @@ use pyo3::types::{PyBytes, PyTuple};
 
 use crate::errors::{malformed, OrRaise};
 use crate::rows::Rows;
+use crate::state_overlay::StateOverlay;
 
 /// A block's writes as three columns: state keys, values (`None` deletes) and writing tx index.
 struct WriteColumns<'py> {
@@ -62,21 +64,24 @@ fn pair<'py>(py: Python<'py>, key: Bound<'py, PyBytes>, value: Bound<'py, PyByte
     PyTuple::new(py, [key, value])
 }
 
-/// `(state, history)` entries of the block at `height`, ready for LMDB `putmulti`: state sorted by
-/// key (B-tree inserts in key order touch each page once, while it is in cache), history by change
-/// id (appended after every earlier block's). `current` holds the stored state entries, as
-/// `(state key, value)`, of those written keys that exist: it links each key's first write in the
-/// block to the key's latest earlier change.
+/// Stages the state entries of the block at `height` in `overlay` (for the write in progress:
+/// the last write of each key) and returns its history entries, ready for LMDB `putmulti` in
+/// change-id order (appended after every earlier block's). `current` holds the stored state
+/// entries, as `(state key, value)`, of those written keys that exist: it links each key's first
+/// write in the block to the key's latest earlier change. The state entries never become Python
+/// objects: they go from here straight into the overlay.
 #[pyfunction]
-pub fn block_entries<'py>(
+#[allow(clippy::too_many_arguments)]
+pub fn stage_block_entries<'py>(
     py: Python<'py>,
+    overlay: &Bound<'py, StateOverlay>,
     height: u64,
     keys: &Bound<'py, PyAny>,
     values: &Bound<'py, PyAny>,
     txs: &Bound<'py, PyAny>,
     txids: &Bound<'py, PyAny>,
     current: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
-) -> PyResult<Bound<'py, PyTuple>> {
+) -> PyResult<Vec<Bound<'py, PyTuple>>> {
     let cols = WriteColumns::extract(keys, values, txs)?;
     let writes = cols.writes()?;
     let ids = Rows::extract(txids, "txids")?;
@@ -103,10 +108,15 @@ pub fn block_entries<'py>(
         &order,
         &ids,
         lookup,
-        |i, len, fill| pair(py, cols.keys.object(py, i as usize), filled(py, len, |b| fill(b))?),
+        |i, _, fill| {
+            let mut value: StateValue = [0; STATE_HEADER_LEN];
+            fill(&mut value);
+            Ok((writes[i as usize].key, value))
+        },
         |change, len, fill| pair(py, PyBytes::new(py, &change), filled(py, len, |b| fill(b))?),
     )?;
-    (state, history).into_pyobject(py)
+    overlay.borrow_mut().stage_all(state)?;
+    Ok(history)
 }
 
 #[pyfunction]

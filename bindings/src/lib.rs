@@ -53,7 +53,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_lookups, m)?)?;
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_update, m)?)?;
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_runs_of_used, m)?)?;
-    m.add_function(wrap_pyfunction!(ledger::block_entries, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::stage_block_entries, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::state_root, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::sorted_keys, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::history_values, m)?)?;

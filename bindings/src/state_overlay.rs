@@ -20,6 +20,16 @@ fn pairs<'py>(py: Python<'py>, items: Vec<(Key, StateValue)>) -> PyResult<Bound<
     PyList::new(py, items.iter().map(|(k, v)| (PyBytes::new(py, k), PyBytes::new(py, v))))
 }
 
+impl StateOverlay {
+    /// Stages `(key, entry)` pairs (entries `change id || flag`) for the write in progress.
+    pub fn stage_all<'a>(&mut self, entries: impl IntoIterator<Item = (&'a [u8], StateValue)>) -> PyResult<()> {
+        for (key, value) in entries {
+            self.inner.stage(key, &value).or_raise()?;
+        }
+        Ok(())
+    }
+}
+
 #[pymethods]
 impl StateOverlay {
     /// An empty overlay; `cursor`: the key after which its sweep goes on (None: from the first).
@@ -70,14 +80,6 @@ impl StateOverlay {
             }
         }
         PyTuple::new(py, [found.into_any(), missing.into_any()])
-    }
-
-    /// Stages `(key, entry)` pairs (entries `change id || flag`) for the write in progress.
-    fn stage(&mut self, entries: Pairs<'_>) -> PyResult<()> {
-        for (k, v) in &entries {
-            self.inner.stage(k.as_bytes(), v.as_bytes()).or_raise()?;
-        }
-        Ok(())
     }
 
     /// Adds committed changes from stored `(change id, history entry)` pairs, in change-id order
