@@ -120,6 +120,12 @@ def replaced_entry_fault(
     keys: _Rows, stored: Sequence[bytes], newer: Sequence[bytes], entries: Sequence[bytes | None]
 ) -> tuple[int, str] | None: ...  # the first unsound state entry that an unfolded change replaces
 
+class SignatureCheck:
+    """A batch signature check running on native threads; ``wait`` releases the GIL until it is done."""
+    def wait(self) -> np.ndarray: ...  # (N,) bool, True where valid
+    @property
+    def seconds(self) -> float: ...  # how long the check took on its threads
+
 class TxLocator:
     """Committed tx ids -> the heights of the blocks that may hold them (confirm against the block)."""
     def __init__(self) -> None: ...
@@ -190,3 +196,4 @@ class TxBatch:
     @property
     def raws(self) -> list[bytes]: ...
     def verify_signatures(self, seed: bytes) -> np.ndarray: ...  # (N,) bool
+    def start_signature_check(self, seed: bytes) -> SignatureCheck: ...  # the same check, returning at once

@@ -231,6 +231,22 @@ class _Decoded:
     timings: dict[str, float]
 
 
+class _Check:
+    """A decoded block's signature check, running on native threads from the moment it is made
+    (no Python thread in between: it starts while the caller holds the GIL executing the block)."""
+
+    def __init__(self, decoded: _Decoded) -> None:
+        self.decoded = decoded
+        self._running = decoded.batch.start_signature_check(os.urandom(32))
+
+    def result(self) -> None:
+        """Waits for the check; raises ``InvalidSignatureError`` unless every signature verified."""
+        valid = self._running.wait()
+        self.decoded.timings["verify"] = self._running.seconds
+        if not valid.all():
+            raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
+
+
 @dataclass(frozen=True)
 class BlockInput:
     """One block for :meth:`Ledger.apply_group`: its transactions and the header values that
@@ -326,9 +342,9 @@ class Ledger:
         self._contracts = contracts
         self._authorize = authorize
         self._write_lock = threading.Lock()
-        # Checks signatures on native threads while the main thread executes and stages (threads
-        # start on first use).
-        self._verifier = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-verify")
+        # apply_blocks decodes the next block here while this one is staged and committed (the
+        # thread starts on first use).
+        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-decode")
         # All from one snapshot: the block-hash log and head; committed tx ids -> their blocks
         # (older blocks in the stored runs, keyed by the last height each covers; the blocks
         # after the last run in memory, rebuilt here); the state entries not yet folded into the
@@ -526,7 +542,7 @@ class Ledger:
 
     def close(self) -> None:
         self._store.close()
-        self._verifier.shutdown()
+        self._decoder.shutdown()
 
     def __enter__(self) -> Ledger:
         return self
@@ -561,9 +577,9 @@ class Ledger:
         The signatures are checked on native threads while the block executes and its writes are
         staged; the write commits only once every one has verified.
         """
-        self._store.check_open()  # before handing work to the checking thread, which close() ends
+        self._store.check_open()
         decoded = self._decode(raws)
-        checking = None if signatures_checked else self._verifier.submit(self._verify, decoded)
+        checking = None if signatures_checked else _Check(decoded)
         return self._commit([(decoded, timestamp, proposer, consensus)], checking=checking)[0]
 
     def apply_blocks(
@@ -577,22 +593,19 @@ class Ledger:
         stamps = iter(timestamps) if timestamps is not None else None
         it = iter(blocks)
 
-        def start(raws: Sequence[bytes] | None) -> tuple[Future[_Decoded], Future[None]] | None:
-            # One worker: the check starts once the decode is done (and fails as it did, unwaited).
-            if raws is None:
-                return None
-            decoding = self._verifier.submit(self._decode, raws)
-            return decoding, self._verifier.submit(lambda: self._verify(decoding.result()))
+        def start(raws: Sequence[bytes] | None) -> Future[_Check] | None:
+            # Decoded on the worker thread, whose last step starts the check on native threads.
+            return None if raws is None else self._decoder.submit(lambda: _Check(self._decode(raws)))
 
         pending = start(next(it, None))
         while pending is not None:
-            (decoding, checking), ahead = pending, []
+            checking, ahead = pending.result(), []  # raises the block's DecodeError
 
             def check_next() -> None:
                 if not ahead:  # once, though a write that outgrew the map stages again
                     ahead.append(start(next(it, None)))
 
-            item = (decoding.result(), None if stamps is None else next(stamps), b"", b"")
+            item = (checking.decoded, None if stamps is None else next(stamps), b"", b"")
             yield self._commit([item], executed=check_next, checking=checking)[0]
             pending = ahead[0]
 
@@ -620,7 +633,7 @@ class Ledger:
         """Decodes a block and verifies its signatures: pure, so it may run ahead of commits."""
         decoded = self._decode(raws)
         if verify:
-            self._verify(decoded)
+            _Check(decoded).result()
         return decoded
 
     def _decode(self, raws: Sequence[bytes]) -> _Decoded:
@@ -628,17 +641,10 @@ class Ledger:
         batch = _native.decode_txs(self.suite.name, self.chain_id, raws)
         return _Decoded(batch, batch.raws, {"decode": time.perf_counter() - t0, "verify": 0.0})
 
-    def _verify(self, decoded: _Decoded) -> None:
-        """Raises ``InvalidSignatureError`` unless every signature of the block verifies."""
-        t0 = time.perf_counter()
-        valid = decoded.batch.verify_signatures(os.urandom(32))
-        if not valid.all():
-            raise InvalidSignatureError(np.flatnonzero(~valid).tolist())
-        decoded.timings["verify"] = time.perf_counter() - t0
 
     def _commit(
         self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None = None,
-        checking: Future[None] | None = None,
+        checking: _Check | None = None,
     ) -> list[Block]:
         """Executes decoded blocks (with timestamp, proposer, consensus data) in order on the
         current head and commits them all in one durable write; ``executed`` runs once the last
@@ -671,7 +677,7 @@ class Ledger:
 
     def _execute_all(
         self, txn: Any, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
-        checking: Future[None] | None,
+        checking: _Check | None,
     ) -> tuple[list[Block], bool]:
         """Executes and stages the blocks; and, when the locator's map would pass
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""

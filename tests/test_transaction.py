@@ -418,6 +418,15 @@ def test_batch_columns_feed_verify_batch(suite):
     ok = signing.verify_batch(scheme, batch.public_keys, batch.messages, batch.signatures)
     assert ok.tolist() == [i != 17 for i in range(40)]
     assert batch.verify_signatures(bytes(range(32))).tolist() == ok.tolist()
+    # Started and left running while the caller goes on; waiting again gives the same answer.
+    checks = [batch.start_signature_check(bytes([i]) * 32) for i in range(3)]
+    del batch  # the running checks keep what they read
+    for check in checks:
+        assert check.wait().tolist() == ok.tolist() == check.wait().tolist()
+        assert check.seconds > 0
+    _native.decode_txs(suite, "dev", raws).start_signature_check(bytes(32))  # dropped unawaited: harmless
+    with pytest.raises(MalformedInputError, match="seed: must be 32 random bytes"):
+        _native.decode_txs(suite, "dev", raws).start_signature_check(bytes(31))
 
 
 def test_decode_txs_names_the_bad_index():

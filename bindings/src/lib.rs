@@ -10,6 +10,7 @@ mod merkle;
 mod nonce_runs;
 mod raft;
 mod rows;
+mod signature_check;
 mod signing;
 mod state_overlay;
 mod txbatch;
@@ -82,5 +83,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<merkle::MerkleLog>()?;
     m.add_class::<locator::TxLocator>()?;
     m.add_class::<state_overlay::StateOverlay>()?;
+    m.add_class::<signature_check::SignatureCheck>()?;
     Ok(())
 }

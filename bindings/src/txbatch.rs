@@ -1,5 +1,7 @@
 //! `decode_txs` and `TxBatch`: a block's transactions decoded in parallel into columns.
 
+use std::sync::Arc;
+
 use ledgercore_native::codec::{decode_batch, Transaction};
 use ledgercore_native::signature::SIGNATURE_LEN;
 use ledgercore_native::{Suite, DIGEST_LEN};
@@ -9,6 +11,7 @@ use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::{malformed, OrRaise};
 use crate::rows::Rows;
+use crate::signature_check::{Columns, SignatureCheck};
 
 /// Decoded transactions of one chain, in block order. The decoded data stays here; each column
 /// property builds a fresh array or list from it. Native code reads rows through [`TxBatch::txs`].
@@ -16,7 +19,7 @@ use crate::rows::Rows;
 pub struct TxBatch {
     suite: Suite,
     chain_id: String,
-    txs: Vec<Transaction>,
+    txs: Arc<Vec<Transaction>>,
 }
 
 #[allow(dead_code)] // the Rust-side accessors are for other native functions of these bindings
@@ -41,7 +44,7 @@ impl TxBatch {
         field: impl Fn(&Transaction) -> &[u8],
     ) -> PyResult<Bound<'py, PyArray2<u8>>> {
         let mut out = Vec::with_capacity(self.txs.len() * width);
-        for tx in &self.txs {
+        for tx in self.txs.iter() {
             out.extend_from_slice(field(tx));
         }
         PyArray1::from_vec(py, out).reshape([self.txs.len(), width])
@@ -52,7 +55,7 @@ impl TxBatch {
     fn strings<'py>(&self, py: Python<'py>, field: impl Fn(&Transaction) -> &str) -> Vec<Bound<'py, PyString>> {
         let mut last: Option<(&str, Bound<'py, PyString>)> = None;
         let mut out = Vec::with_capacity(self.txs.len());
-        for tx in &self.txs {
+        for tx in self.txs.iter() {
             let s = field(tx);
             let item = match &last {
                 Some((prev, obj)) if *prev == s => obj.clone(),
@@ -152,23 +155,27 @@ impl TxBatch {
     /// Checks every signature in one batch without building columns; `seed` must be 32 fresh
     /// random bytes (see `signing.verify_batch`). A bool array, True where valid.
     fn verify_signatures<'py>(&self, py: Python<'py>, seed: &[u8]) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        self.start_signature_check(seed)?.wait(py)
+    }
+
+    /// Starts the same check on the checks' native threads and returns at once: the caller goes
+    /// on (executing the block) and waits on the returned check when it needs the answer.
+    fn start_signature_check(&self, seed: &[u8]) -> PyResult<SignatureCheck> {
         let seed: [u8; 32] = seed.try_into().map_err(|_| malformed("seed", "must be 32 random bytes"))?;
-        let scheme = self.suite.scheme();
-        let txs = &self.txs;
-        let out = py
-            .detach(|| {
-                let keys: Vec<&[u8]> = txs.iter().map(Transaction::sender).collect();
-                let msgs: Vec<&[u8]> = txs.iter().map(Transaction::payload).collect();
-                let sigs: Vec<&[u8]> = txs.iter().map(Transaction::signature).collect();
-                scheme.verify_batch(&keys, &msgs, &sigs, seed)
-            })
-            .or_raise()?;
-        Ok(PyArray1::from_vec(py, out))
+        Ok(SignatureCheck::start(self.suite.scheme(), Arc::clone(&self.txs), columns, seed))
     }
 
     fn __repr__(&self) -> String {
         format!("TxBatch(suite={:?}, chain_id={:?}, count={})", self.suite.name(), self.chain_id, self.txs.len())
     }
+}
+
+/// The rows a signature check reads: each sender's key, payload and signature.
+fn columns(txs: &Arc<Vec<Transaction>>) -> Columns<'_> {
+    let keys = txs.iter().map(Transaction::sender).collect();
+    let messages = txs.iter().map(Transaction::payload).collect();
+    let signatures = txs.iter().map(Transaction::signature).collect();
+    (keys, messages, signatures)
 }
 
 /// Decodes raw transactions in parallel (GIL released). Each must decode canonically and carry
@@ -179,5 +186,5 @@ pub fn decode_txs(py: Python<'_>, suite: &str, chain_id: &str, raws: &Bound<'_, 
     let rows = Rows::extract(raws, "raws")?;
     let slices = rows.slices();
     let txs = py.detach(|| decode_batch(suite, chain_id, &slices)).or_raise()?;
-    Ok(TxBatch { suite, chain_id: chain_id.to_owned(), txs })
+    Ok(TxBatch { suite, chain_id: chain_id.to_owned(), txs: Arc::new(txs) })
 }

@@ -117,6 +117,15 @@ impl Scheme {
     }
 }
 
+/// Runs `job` on the batch checks' worker threads without waiting for it: a caller starts a
+/// check and goes on with other work (executing the block) until it needs the answer.
+pub fn spawn_check(job: impl FnOnce() + Send + 'static) {
+    match workers() {
+        Some(pool) => pool.spawn(job),
+        None => rayon::spawn(job),
+    }
+}
+
 /// Batch checks' own worker threads, as many as rayon's shared pool has. A check splits into one
 /// long task per worker; on the shared workers it would hold them all, and other batch work
 /// started meanwhile (a block executing while its signatures are checked) would wait for it in

@@ -1,0 +1,69 @@
+//! `SignatureCheck`: a block's batch signature check running on native threads while the caller
+//! goes on (executing the block), started and awaited without a Python thread in between.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::{Mutex, OnceLock};
+use std::time::Instant;
+
+use ledgercore_native::signature::spawn_check;
+use ledgercore_native::{Result, Scheme};
+use numpy::PyArray1;
+use pyo3::prelude::*;
+
+use crate::errors::OrRaise;
+
+/// The rows a check reads: public keys, messages, signatures.
+pub type Columns<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>, Vec<&'a [u8]>);
+
+/// What a check found: one bool per item, and the seconds it took on its threads.
+type Outcome = (Result<Vec<bool>>, f64);
+
+#[pyclass(frozen, module = "ledgercore._native")]
+pub struct SignatureCheck {
+    pending: Mutex<Option<Receiver<Outcome>>>,
+    outcome: OnceLock<Outcome>,
+}
+
+impl SignatureCheck {
+    /// Starts checking the rows that `columns` gives out of `data` (moved to the check's threads).
+    pub fn start<T, F>(scheme: Scheme, data: T, columns: F, seed: [u8; 32]) -> Self
+    where
+        T: Send + 'static,
+        F: Fn(&T) -> Columns<'_> + Send + 'static,
+    {
+        let (send, receive) = sync_channel(1);
+        spawn_check(move || {
+            let began = Instant::now();
+            let (keys, messages, signatures) = columns(&data);
+            let valid = scheme.verify_batch(&keys, &messages, &signatures, seed);
+            // The receiver may be gone (its owner dropped the check): nobody wants the answer.
+            let _ = send.send((valid, began.elapsed().as_secs_f64()));
+        });
+        Self { pending: Mutex::new(Some(receive)), outcome: OnceLock::new() }
+    }
+
+    /// Blocks until the check is done (the GIL released meanwhile); later calls return at once.
+    fn outcome(&self, py: Python<'_>) -> &Outcome {
+        py.detach(|| {
+            self.outcome.get_or_init(|| {
+                let receive = self.pending.lock().unwrap_or_else(|p| p.into_inner()).take();
+                receive.and_then(|r| r.recv().ok()).expect("a started check always sends its outcome")
+            })
+        })
+    }
+}
+
+#[pymethods]
+impl SignatureCheck {
+    /// Waits for the check: a bool array, True where the signature is valid.
+    pub fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<bool>>> {
+        let valid = self.outcome(py).0.clone().or_raise()?;
+        Ok(PyArray1::from_vec(py, valid))
+    }
+
+    /// Seconds the check took on its native threads (waits for it).
+    #[getter]
+    fn seconds(&self, py: Python<'_>) -> f64 {
+        self.outcome(py).1
+    }
+}
