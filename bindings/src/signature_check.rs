@@ -1,6 +1,7 @@
 //! `SignatureCheck`: a block's batch signature check running on native threads while the caller
 //! goes on (executing the block), started and awaited without a Python thread in between.
 
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver};
 use std::sync::{Mutex, OnceLock};
 use std::time::Instant;
@@ -15,8 +16,9 @@ use crate::errors::OrRaise;
 /// The rows a check reads: public keys, messages, signatures.
 pub type Columns<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>, Vec<&'a [u8]>);
 
-/// What a check found: one bool per item, and the seconds it took on its threads.
-type Outcome = (Result<Vec<bool>>, f64);
+/// What a check found: one bool per item (or, should it panic, the panic's message), and the
+/// seconds it took on its threads.
+type Outcome = (std::result::Result<Result<Vec<bool>>, String>, f64);
 
 #[pyclass(frozen, module = "ledgercore._native")]
 pub struct SignatureCheck {
@@ -34,8 +36,15 @@ impl SignatureCheck {
         let (send, receive) = sync_channel(1);
         spawn_check(move || {
             let began = Instant::now();
-            let (keys, messages, signatures) = columns(&data);
-            let valid = scheme.verify_batch(&keys, &messages, &signatures, seed);
+            // A panic on the pool's thread would abort the process: it is carried to the waiter.
+            let valid = catch_unwind(AssertUnwindSafe(|| {
+                let (keys, messages, signatures) = columns(&data);
+                scheme.verify_batch(&keys, &messages, &signatures, seed)
+            }))
+            .map_err(|panic| {
+                let text = panic.downcast_ref::<&str>().map(|s| s.to_string());
+                text.or_else(|| panic.downcast_ref::<String>().cloned()).unwrap_or_default()
+            });
             // The receiver may be gone (its owner dropped the check): nobody wants the answer.
             let _ = send.send((valid, began.elapsed().as_secs_f64()));
         });
@@ -57,8 +66,10 @@ impl SignatureCheck {
 impl SignatureCheck {
     /// Waits for the check: a bool array, True where the signature is valid.
     pub fn wait<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyArray1<bool>>> {
-        let valid = self.outcome(py).0.clone().or_raise()?;
-        Ok(PyArray1::from_vec(py, valid))
+        match &self.outcome(py).0 {
+            Ok(valid) => Ok(PyArray1::from_vec(py, valid.clone().or_raise()?)),
+            Err(panic) => panic!("the signature check panicked: {panic}"),
+        }
     }
 
     /// Seconds the check took on its native threads (waits for it).
