@@ -4,13 +4,14 @@ from . import codec, errors, hashing, merkle, signing, suites
 from ._native import thread_count
 from .block import BlockHeader
 from .errors import LedgerError
-from .ledger import Block, BlockInput, Ledger
+from .ledger import Block, BlockInput, CheckedBlock, Ledger
 from .transaction import Transaction
 
 __all__ = [
     "Block",
     "BlockHeader",
     "BlockInput",
+    "CheckedBlock",
     "Ledger",
     "LedgerError",
     "Transaction",

@@ -50,7 +50,8 @@ class NotFoundError(LedgerError, KeyError):
 
 
 class ChainMismatchError(InvalidInputError):
-    """A store opened with a suite or chain id other than the one it was created with."""
+    """A store opened with a suite or chain id other than the one it was created with, or a block
+    checked by a ledger of another chain."""
 
 
 class DecodeError(MalformedInputError):

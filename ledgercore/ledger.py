@@ -248,11 +248,25 @@ class _Check:
 
 
 @dataclass(frozen=True)
-class BlockInput:
-    """One block for :meth:`Ledger.apply_group`: its transactions and the header values that
-    consensus fixed for it (``signatures_checked`` as in :meth:`Ledger.apply_block`)."""
+class CheckedBlock:
+    """A block that :meth:`Ledger.check_block` decoded and whose every signature it verified: a
+    node checks each block so as it is replicated, and applies it later without decoding it
+    again. Only a ledger makes one, so its transactions and their check go together."""
 
-    raws: Sequence[bytes]
+    _decoded: _Decoded
+
+    @property
+    def raws(self) -> list[bytes]:
+        return self._decoded.raws
+
+
+@dataclass(frozen=True)
+class BlockInput:
+    """One block for :meth:`Ledger.apply_group`: its transactions (encoded, or a
+    :class:`CheckedBlock`) and the header values that consensus fixed for it
+    (``signatures_checked`` as in :meth:`Ledger.apply_block`)."""
+
+    raws: Sequence[bytes] | CheckedBlock
     timestamp: int | None = None
     proposer: bytes = b""
     consensus: bytes = b""
@@ -622,12 +636,31 @@ class Ledger:
         checked = []
         for b in blocks:
             try:
-                checked.append((self._check(b.raws, verify=not b.signatures_checked), b.timestamp, b.proposer, b.consensus))
+                checked.append((self._input(b), b.timestamp, b.proposer, b.consensus))
                 out.append(None)
-            except (DecodeError, InvalidSignatureError) as exc:
+            except (DecodeError, InvalidSignatureError, ChainMismatchError) as exc:
                 out.append(exc)
         committed = iter(self._commit(checked) if checked else [])
         return [next(committed) if o is None else o for o in out]
+
+    def check_block(self, raws: Sequence[bytes]) -> CheckedBlock:
+        """Decodes a block and verifies every signature, touching nothing else (so it may run
+        ahead of commits, on another thread): :meth:`apply_group` then applies the result without
+        decoding it again. Raises ``DecodeError`` or ``InvalidSignatureError`` as
+        :meth:`apply_block` would."""
+        return CheckedBlock(self._check(raws))
+
+    def _input(self, block: BlockInput) -> _Decoded:
+        """A group's block decoded, with its signatures checked unless its input says they were."""
+        if not isinstance(block.raws, CheckedBlock):
+            return self._check(block.raws, verify=not block.signatures_checked)
+        batch = block.raws._decoded.batch
+        if (batch.suite, batch.chain_id) != (self.suite.name, self.chain_id):
+            raise ChainMismatchError(
+                f"a block checked for chain {batch.chain_id!r} ({batch.suite}) cannot be applied to chain "
+                f"{self.chain_id!r} ({self.suite.name})"
+            )
+        return block.raws._decoded
 
     def _check(self, raws: Sequence[bytes], *, verify: bool = True) -> _Decoded:
         """Decodes a block and verifies its signatures: pure, so it may run ahead of commits."""

@@ -712,6 +712,34 @@ def test_a_group_commit_equals_blocks_one_at_a_time_and_skips_a_bad_block_in_pla
         assert reopened.apply_group([]) == []
 
 
+def test_a_block_checked_ahead_applies_as_its_raws_would(tmp_path):
+    """check_block decodes and verifies a block apart from any write (as a node does while the
+    block replicates); apply_group takes the result without decoding it again and gives the
+    header the raws would. A bad block is refused by the check, and a checked block of another
+    chain by the group."""
+    kp = signing.generate("ed25519")
+    blocks = [[put(kp, f"k/{b}/{i}", b * 100 + i) for i in range(40)] for b in range(1, 4)]
+    with Ledger.open(tmp_path / "one") as one, Ledger.open(tmp_path / "ahead") as ahead:
+        singles = [one.apply_block(raws, timestamp=7, consensus=b"c") for raws in blocks]
+        checked = [ahead.check_block(raws) for raws in blocks]
+        assert checked[0].raws == blocks[0] and ahead.height == 0  # checking writes nothing
+        out = ahead.apply_group([BlockInput(c, timestamp=7, consensus=b"c") for c in checked])
+        assert [b.header for b in out] == [b.header for b in singles]
+        assert [r.ok for r in out[2].receipts] == [True] * 40
+        forged = bytearray(put(kp, "k/x", 999))
+        forged[-3] ^= 1
+        with pytest.raises(InvalidSignatureError):
+            ahead.check_block([put(kp, "k/y", 998), bytes(forged)])
+        with pytest.raises(DecodeError):
+            ahead.check_block([b"not a transaction"])
+        with Ledger.open(tmp_path / "other", chain_id="other-chain") as other:
+            foreign = other.check_block([put(kp, "k/z", 1, chain_id="other-chain")])
+        [refused] = ahead.apply_group([BlockInput(foreign)])
+        assert isinstance(refused, ChainMismatchError) and "other-chain" in str(refused)
+        assert ahead.height == 3
+        ahead.audit()
+
+
 def test_proposer_and_consensus_data_go_into_the_header(tmp_path):
     kp = signing.generate("ed25519")
     with Ledger.open(tmp_path / "l") as led:

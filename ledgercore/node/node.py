@@ -50,7 +50,7 @@ from ..consensus.messages import (
 from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
 from ..consensus.send_early import may_send_before_persist
 from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError, MalformedInputError
-from ..ledger import Block, BlockInput, Ledger, split_ids
+from ..ledger import Block, BlockInput, CheckedBlock, Ledger, split_ids
 from ..net.transport import Transport
 from ..transaction import now_ms
 from .config import NodeConfig
@@ -160,8 +160,10 @@ class Node:
         self._proposed_blocks = 0
         self._waiting_since: float | None = None  # when the oldest unproposed transaction arrived
         self._cut_wake = asyncio.Event()  # set: a full block waits, or room for another opened
-        # (term, index) of log entries whose signatures this node has checked (True) or is checking.
-        self._checked: dict[tuple[int, int], bool | asyncio.Future[bool]] = {}
+        # (term, index) of log entries whose signatures this node has checked: True for the blocks
+        # it cut (from its checked mempool), a future for a follower's check ahead (the block
+        # decoded and checked, or None: apply then checks it again and says what is wrong).
+        self._checked: dict[tuple[int, int], bool | asyncio.Future[CheckedBlock | None]] = {}
         self._waits: set[_CommitWait] = set()  # one per batch a caller waits on
         self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._stopped = asyncio.Event()
@@ -588,15 +590,13 @@ class Node:
         overlaps the round trip to commit instead of delaying the apply."""
         for e in entries:
             if e.type == EntryType.NORMAL and e.data and (e.term, e.index) not in self._checked:
-                self._checked[(e.term, e.index)] = self._ledger_job(self._signatures_valid, e.data)
+                self._checked[(e.term, e.index)] = self._ledger_job(self._check_block, e.data)
 
-    def _signatures_valid(self, data: bytes) -> bool:
-        cfg = self.config
+    def _check_block(self, data: bytes) -> CheckedBlock | None:
         try:
-            raws = decode_value(data)["txs"]  # type: ignore[index]
-            return bool(_native.decode_txs(cfg.suite, cfg.chain_id, raws).verify_signatures(os.urandom(32)).all())
+            return self.ledger.check_block(decode_value(data)["txs"])  # type: ignore[index]
         except (LedgerError, KeyError, TypeError):
-            return False  # apply_block will say what is wrong with it
+            return None  # apply will say what is wrong with it
 
     async def _apply_loop(self) -> None:
         """Applies committed blocks in log order; those waiting together go in one group commit."""
@@ -612,8 +612,9 @@ class Node:
 
     async def _apply(self, entries: list[Entry]) -> None:
         applied = applied_index(self.ledger.head.consensus)
-        pending: list[tuple[Entry, bool]] = []
+        pending: list[tuple[Entry, bool | CheckedBlock | None]] = []
         for e in entries:
+            checked: bool | CheckedBlock | None | asyncio.Future[CheckedBlock | None]
             checked = self._checked.pop((e.term, e.index), False)
             if e.index <= applied:
                 continue
@@ -622,7 +623,7 @@ class Node:
                     checked = await checked
                 except Exception:  # noqa: BLE001 - the check ahead is an optimisation: apply checks again
                     log.exception("node %s: checking entry %d ahead failed", self.config.id, e.index)
-                    checked = False
+                    checked = None
             pending.append((e, checked))
         if len(self._checked) > 4 * _APPLY_BACKLOG:  # entries overwritten before they committed
             self._checked = {k: v for k, v in self._checked.items() if k[1] > applied}
@@ -639,17 +640,19 @@ class Node:
                 continue
             self._settle(dict.fromkeys(blk.txids, blk.height))
 
-    def _apply_committed(self, pending: list[tuple[Entry, bool]]) -> list[Block | LedgerError]:
+    def _apply_committed(self, pending: list[tuple[Entry, bool | CheckedBlock | None]]) -> list[Block | LedgerError]:
         """Decodes committed entries' block proposals and applies them as one group, on a worker
-        thread (a proposal is a whole block: decoding it on the event loop would stall Raft)."""
+        thread (a proposal is a whole block: decoding it on the event loop would stall Raft). A
+        block checked ahead goes in as its checked, decoded form; the others are decoded again."""
         out: list[Block | LedgerError | None] = []
         inputs = []
         for e, checked in pending:
             try:
                 proposal = decode_value(e.data)
+                txs = checked if isinstance(checked, CheckedBlock) else proposal["txs"]  # type: ignore[index]
                 inputs.append(BlockInput(
-                    proposal["txs"], timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
-                    signatures_checked=checked,
+                    txs, timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
+                    signatures_checked=checked is True,
                 ))  # fmt: skip
                 out.append(None)
             except (LedgerError, KeyError, TypeError) as exc:
