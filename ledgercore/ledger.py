@@ -239,6 +239,10 @@ class _Check:
         self.decoded = decoded
         self._running = decoded.batch.start_signature_check(os.urandom(32))
 
+    def finished(self) -> None:
+        """Waits for the check to end, whatever it found."""
+        self._running.wait()
+
     def result(self) -> None:
         """Waits for the check; raises ``InvalidSignatureError`` unless every signature verified."""
         valid = self._running.wait()
@@ -607,17 +611,26 @@ class Ledger:
         stamps = iter(timestamps) if timestamps is not None else None
         it = iter(blocks)
 
-        def start(raws: Sequence[bytes] | None) -> Future[_Check] | None:
-            # Decoded on the worker thread, whose last step starts the check on native threads.
-            return None if raws is None else self._decoder.submit(lambda: _Check(self._decode(raws)))
+        def start(raws: Sequence[bytes] | None, behind: _Check | None) -> Future[_Check] | None:
+            """Decodes on the worker thread, then starts the check on native threads once the check
+            ``behind`` it has ended: run together, the two would share the cores, and the block
+            about to commit would wait longer for its own."""
 
-        pending = start(next(it, None))
+            def decode_then_check() -> _Check:
+                decoded = self._decode(raws)
+                if behind is not None:
+                    behind.finished()
+                return _Check(decoded)
+
+            return None if raws is None else self._decoder.submit(decode_then_check)
+
+        pending = start(next(it, None), None)
         while pending is not None:
             checking, ahead = pending.result(), []  # raises the block's DecodeError
 
             def check_next() -> None:
                 if not ahead:  # once, though a write that outgrew the map stages again
-                    ahead.append(start(next(it, None)))
+                    ahead.append(start(next(it, None), checking))
 
             item = (checking.decoded, None if stamps is None else next(stamps), b"", b"")
             yield self._commit([item], executed=check_next, checking=checking)[0]
