@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import fcntl
+import functools
 import logging
 import os
 import random
@@ -29,6 +30,7 @@ import struct
 import time
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat, takewhile
 from typing import Any, TypeVar
@@ -164,6 +166,9 @@ class Node:
         # it cut (from its checked mempool), a future for a follower's check ahead (the block
         # decoded and checked, or None: apply then checks it again and says what is wrong).
         self._checked: dict[tuple[int, int], bool | asyncio.Future[CheckedBlock | None]] = {}
+        # One thread: blocks are checked ahead one at a time, in log order. Run together, later
+        # checks would share the cores with the one the next apply waits for.
+        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="node-check")
         self._waits: set[_CommitWait] = set()  # one per batch a caller waits on
         self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._stopped = asyncio.Event()
@@ -226,6 +231,7 @@ class Node:
         await asyncio.gather(*self._tasks, return_exceptions=True)
         # A cancelled task does not stop its worker thread: let ledger work finish before closing.
         await asyncio.gather(*self._ledger_jobs, return_exceptions=True)
+        self._checker.shutdown()
         await self.transport.stop()
         async with self._lock:
             self.storage.close()
@@ -244,9 +250,12 @@ class Node:
         if not task.cancelled() and task.exception() is not None:
             log.error("node %s: task %s failed", self.config.id, task.get_name(), exc_info=task.exception())
 
-    def _ledger_job(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> asyncio.Future[_T]:
-        """Starts ledger work on a worker thread; :meth:`stop` waits for it before closing the ledger."""
-        job = asyncio.ensure_future(asyncio.to_thread(fn, *args, **kwargs))
+    def _ledger_job(
+        self, fn: Callable[..., _T], *args: Any, executor: ThreadPoolExecutor | None = None, **kwargs: Any
+    ) -> asyncio.Future[_T]:
+        """Starts ledger work on a worker thread (of ``executor``, else the loop's default pool);
+        :meth:`stop` waits for it before closing the ledger."""
+        job = asyncio.get_running_loop().run_in_executor(executor, functools.partial(fn, *args, **kwargs))
         self._ledger_jobs.add(job)
         job.add_done_callback(self._ledger_jobs.discard)
         return job
@@ -590,7 +599,7 @@ class Node:
         overlaps the round trip to commit instead of delaying the apply."""
         for e in entries:
             if e.type == EntryType.NORMAL and e.data and (e.term, e.index) not in self._checked:
-                self._checked[(e.term, e.index)] = self._ledger_job(self._check_block, e.data)
+                self._checked[(e.term, e.index)] = self._ledger_job(self._check_block, e.data, executor=self._checker)
 
     def _check_block(self, data: bytes) -> CheckedBlock | None:
         try:
