@@ -254,7 +254,7 @@ class _Check:
 @dataclass(frozen=True)
 class CheckedBlock:
     """A block that :meth:`Ledger.check_block` decoded and whose every signature it verified: a
-    node checks each block so as it is replicated, and applies it later without decoding it
+    node checks each block as it is replicated, and applies it later without decoding it
     again. Only a ledger makes one, so its transactions and their check go together."""
 
     _decoded: _Decoded
@@ -640,8 +640,10 @@ class Ledger:
         """Applies consecutive blocks in one durable LMDB write (group commit): one fsync, and pages
         that several blocks touch are written once.
 
-        Each block is decoded and checked on its own: one that :meth:`apply_block` would refuse
-        (``DecodeError``, ``InvalidSignatureError``) is skipped and that error stands in its place.
+        Each block is decoded and checked on its own (a :class:`CheckedBlock` was already): one that
+        :meth:`apply_block` would refuse (``DecodeError``, ``InvalidSignatureError``), or a block
+        checked for another chain (``ChainMismatchError``), is skipped and that error stands in its
+        place.
         The others execute in order, each on the state the ones before it left, and get exactly the
         headers that applying them one by one would give. All are durable when this returns; a
         crash before that leaves none of them."""
