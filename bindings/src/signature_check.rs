@@ -3,18 +3,16 @@
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{sync_channel, Receiver};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Instant;
 
+use ledgercore_native::codec::Transaction;
 use ledgercore_native::signature::spawn_check;
 use ledgercore_native::{Result, Scheme};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 
 use crate::errors::OrRaise;
-
-/// The rows a check reads: public keys, messages, signatures.
-pub type Columns<'a> = (Vec<&'a [u8]>, Vec<&'a [u8]>, Vec<&'a [u8]>);
 
 /// What a check found: one bool per item (or, should it panic, the panic's message), and the
 /// seconds it took on its threads.
@@ -27,18 +25,17 @@ pub struct SignatureCheck {
 }
 
 impl SignatureCheck {
-    /// Starts checking the rows that `columns` gives out of `data` (moved to the check's threads).
-    pub fn start<T, F>(scheme: Scheme, data: T, columns: F, seed: [u8; 32]) -> Self
-    where
-        T: Send + 'static,
-        F: Fn(&T) -> Columns<'_> + Send + 'static,
-    {
+    /// Starts checking each transaction's signature over its payload by its sender (`txs` moved
+    /// to the check's threads, shared with the batch they came from).
+    pub fn start(scheme: Scheme, txs: Arc<Vec<Transaction>>, seed: [u8; 32]) -> Self {
         let (send, receive) = sync_channel(1);
         spawn_check(move || {
             let began = Instant::now();
             // A panic on the pool's thread would abort the process: it is carried to the waiter.
             let valid = catch_unwind(AssertUnwindSafe(|| {
-                let (keys, messages, signatures) = columns(&data);
+                let keys: Vec<&[u8]> = txs.iter().map(Transaction::sender).collect();
+                let messages: Vec<&[u8]> = txs.iter().map(Transaction::payload).collect();
+                let signatures: Vec<&[u8]> = txs.iter().map(Transaction::signature).collect();
                 scheme.verify_batch(&keys, &messages, &signatures, seed)
             }))
             .map_err(|panic| {

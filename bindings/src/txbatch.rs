@@ -11,7 +11,7 @@ use pyo3::types::{PyBytes, PyString};
 
 use crate::errors::{malformed, OrRaise};
 use crate::rows::Rows;
-use crate::signature_check::{Columns, SignatureCheck};
+use crate::signature_check::SignatureCheck;
 
 /// Decoded transactions of one chain, in block order. The decoded data stays here; each column
 /// property builds a fresh array or list from it. Native code reads rows through [`TxBatch::txs`].
@@ -162,20 +162,12 @@ impl TxBatch {
     /// on (executing the block) and waits on the returned check when it needs the answer.
     fn start_signature_check(&self, seed: &[u8]) -> PyResult<SignatureCheck> {
         let seed: [u8; 32] = seed.try_into().map_err(|_| malformed("seed", "must be 32 random bytes"))?;
-        Ok(SignatureCheck::start(self.suite.scheme(), Arc::clone(&self.txs), columns, seed))
+        Ok(SignatureCheck::start(self.suite.scheme(), Arc::clone(&self.txs), seed))
     }
 
     fn __repr__(&self) -> String {
         format!("TxBatch(suite={:?}, chain_id={:?}, count={})", self.suite.name(), self.chain_id, self.txs.len())
     }
-}
-
-/// The rows a signature check reads: each sender's key, payload and signature.
-fn columns(txs: &Arc<Vec<Transaction>>) -> Columns<'_> {
-    let keys = txs.iter().map(Transaction::sender).collect();
-    let messages = txs.iter().map(Transaction::payload).collect();
-    let signatures = txs.iter().map(Transaction::signature).collect();
-    (keys, messages, signatures)
 }
 
 /// Decodes raw transactions in parallel (GIL released). Each must decode canonically and carry
