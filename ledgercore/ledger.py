@@ -689,7 +689,6 @@ class Ledger:
         batch = _native.decode_txs(self.suite.name, self.chain_id, raws)
         return _Decoded(batch, batch.raws, {"decode": time.perf_counter() - t0, "verify": 0.0})
 
-
     def _commit(
         self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None = None,
         checking: _Check | None = None,

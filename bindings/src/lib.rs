@@ -84,5 +84,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<locator::TxLocator>()?;
     m.add_class::<state_overlay::StateOverlay>()?;
     m.add_class::<signature_check::SignatureCheck>()?;
+    m.add("CHECK_THREAD_NAME", ledgercore_native::signature::CHECK_THREAD_NAME)?;
     Ok(())
 }

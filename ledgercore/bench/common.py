@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any, Literal
 
 import ledgercore
+from .. import _native
 
 
 class BenchError(RuntimeError):
@@ -149,9 +150,8 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine() or "unknown"
 
 
-# The batch checks' own native threads are named "ledgercore-verify-N" (native/src/signature/mod.rs);
-# Linux keeps the first 15 bytes of a thread's name.
-VERIFY_THREADS = "ledgercore-veri"
+# The batch checks' own native threads, by name: Linux keeps the first 15 bytes of it.
+VERIFY_THREADS = _native.CHECK_THREAD_NAME[:15]
 
 
 def verify_thread_cpu() -> float | None:

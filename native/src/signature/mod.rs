@@ -15,6 +15,8 @@ use crate::error::{Error, Result};
 
 pub const PRIVATE_KEY_LEN: usize = 32;
 pub const SIGNATURE_LEN: usize = 64;
+/// Batch checks' own threads are named this, then their number (`ledgercore-verify-0`, ...).
+pub const CHECK_THREAD_NAME: &str = "ledgercore-verify";
 /// Under this many items a batch is checked on the calling thread.
 const PARALLEL_MIN_ITEMS: usize = 64;
 
@@ -136,7 +138,7 @@ fn workers() -> Option<&'static rayon::ThreadPool> {
     POOL.get_or_init(|| {
         rayon::ThreadPoolBuilder::new()
             .num_threads(rayon::current_num_threads())
-            .thread_name(|i| format!("ledgercore-verify-{i}"))
+            .thread_name(|i| format!("{CHECK_THREAD_NAME}-{i}"))
             .build()
             .ok()
     })
