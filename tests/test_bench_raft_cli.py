@@ -4,14 +4,15 @@ rates, latencies and the machine. Not a timing test: speeds are recorded in benc
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
 
-def run_bench(*args: str) -> subprocess.CompletedProcess[str]:
+def run_bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "ledgercore", "bench", "raft", *args],
-        capture_output=True, text=True, timeout=900, check=False,
+        capture_output=True, text=True, timeout=900, check=False, env=env,
     )  # fmt: skip
 
 
@@ -51,3 +52,14 @@ def test_a_data_dir_that_cannot_be_made_is_refused_with_a_message(tmp_path) -> N
     proc = run_bench("--seconds", "1", "--dir", str(blocker / "sub"))
     assert proc.returncode == 1
     assert "cannot make a scratch directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_without_pysyncobj_part_a_is_refused_before_anything_starts(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    hidden = tmp_path / "hide" / "pysyncobj"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("hidden from this test")\n')
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden.parent), os.environ.get("PYTHONPATH")]))}
+    proc = run_bench("--seconds", "1", "--dir", str(tmp_path / "data"), env=env)
+    assert proc.returncode == 1
+    assert "PySyncObj: not installed (pip install pysyncobj)" in proc.stderr and "--only ledger" in proc.stderr
+    assert "Traceback" not in proc.stderr and "started" not in proc.stderr

@@ -122,6 +122,19 @@ class Result:
         }
 
 
+def optional(module: str) -> bool:
+    """Whether a peer library the comparison needs can be imported."""
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
+def missing(peer: str, package: str) -> str:
+    return f"{peer}: not installed (pip install {package})"
+
+
 def format_rate(rate: float | None) -> str:
     if rate is None:
         return "n/a"

@@ -23,7 +23,7 @@ import numpy as np
 
 from ledgercore import hashing, merkle, signing
 
-from .common import BenchError, Goal, Report, Result, best_times, check, progress
+from .common import BenchError, Goal, Report, Result, best_times, check, missing, optional, progress
 
 HELP = "Ed25519/SM2/P-256 batches, hashing and Merkle trees vs cryptography, PyNaCl, hashlib, blake3, gmssl, pymerkle"
 PEER_PACKAGES = ("cryptography", "pynacl", "blake3", "gmssl", "pymerkle", "numpy")
@@ -124,18 +124,6 @@ def signed_batch(scheme: str, signatures: int, keys: int) -> tuple[list[bytes], 
             sigs[i] = row.tobytes()
     public_keys = [pairs[i % keys].public_key for i in range(signatures)]
     return public_keys, messages, sigs
-
-
-def optional(module: str) -> bool:
-    try:
-        __import__(module)
-    except ImportError:
-        return False
-    return True
-
-
-def missing(peer: str, package: str) -> str:
-    return f"{peer}: not installed (pip install {package})"
 
 
 # ------------------------------------------------------------------------------------ signatures

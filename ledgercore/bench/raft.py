@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any
 
 from ..child_process import module_process
-from .common import BenchError, Goal, Report, Result, check, format_rate, progress, scratch_dir
+from .common import BenchError, Goal, Report, Result, check, format_rate, missing, optional, progress, scratch_dir
 
 HELP = "Raft on a 3-process loopback cluster with fsync vs PySyncObj, and signed transactions end to end"
 GOAL_VS_PYSYNCOBJ = 5.0
@@ -371,6 +371,8 @@ def measure(args: argparse.Namespace, root: Path) -> Report:
                         "loadavg_at_start": os.getloadavg()})  # fmt: skip
     n = args.nodes
     if args.only in (None, "consensus"):
+        if not optional("pysyncobj"):
+            raise BenchError(f"{missing('PySyncObj', 'pysyncobj')}: part (a) is measured against it; --only ledger runs (b) alone")
         progress(f"[bench raft] (a) ledgercore Raft, {n} processes, fsync, mutual TLS ...")
         ours = measure_opaque(args, root)
         progress(f"[bench raft]     {format_rate(ours['rate'])} entries/s; (a) PySyncObj, {n} processes ...")
