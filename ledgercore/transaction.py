@@ -56,6 +56,10 @@ class Transaction:
     contract: str
     method: str
     signature: bytes
+    _args: bytes
+    _payload: bytes
+    _raw: bytes
+    _id: bytes
 
     def __init__(self, raw: bytes) -> None:
         """Same as :meth:`decode`."""
@@ -104,6 +108,8 @@ class Transaction:
         chosen = suite_for_scheme(kp.scheme) if suite is None else get_suite(suite)
         if chosen.scheme != kp.scheme:
             raise InvalidKeyError(f"a {kp.scheme} key cannot sign for suite {chosen.name} (scheme {chosen.scheme})")
+        if isinstance(args, Mapping) and not isinstance(args, dict):
+            args = dict(args)  # any mapping, as typed; the codec takes dicts
         payload = _native.encode_tx_payload(
             chosen.name, chain_id, kp.public_key, nonce, now_ms() if timestamp is None else timestamp,
             contract, method, args,

@@ -9,6 +9,7 @@ import re
 import struct
 import time
 from pathlib import Path
+from types import MappingProxyType
 
 import blake3
 import numpy as np
@@ -294,6 +295,11 @@ def test_bad_fields_are_encode_errors(kw, fragment):
     with pytest.raises(EncodeError) as e:
         make(**kw)
     assert fragment in str(e.value)
+
+
+def test_args_may_be_any_mapping_as_typed():
+    args = {"key": "lic/91110000", "digest": b"\x01" * 32}
+    assert make(args=MappingProxyType(args)).encode() == make(args=args).encode()
 
 
 def test_limits_are_inclusive():
