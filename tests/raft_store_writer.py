@@ -27,6 +27,13 @@ def log_digest(s: DurableStorage) -> str:
     return hashlib.blake2b(head + encode_entries(s.entries(first, last + 1)), digest_size=16).hexdigest()
 
 
+def say(line: str) -> None:
+    """One line in one write: SIGKILL may land between the writes of a ``print`` when stdout is
+    unbuffered (``PYTHONUNBUFFERED``), leaving the reader half a line."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main(path: str, seed: int) -> None:
     rng = random.Random(seed)
     s = DurableStorage(path)
@@ -51,9 +58,9 @@ def main(path: str, seed: int) -> None:
             s.create_snapshot(at, ConfState(voters=(1, 2, 3)), b"")
             s.compact(rng.randint(s.first_index(), at))
         want = log_digest(s)
-        print("syncing", want, flush=True)
+        say(f"syncing {want}")
         s.sync()
-        print("synced", want, flush=True)
+        say(f"synced {want}")
 
 
 if __name__ == "__main__":
