@@ -124,8 +124,7 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
             prev: BlockHeader | None = None
             transactions = failed = 0
             for h in range(top + 1):
-                header, raws = _check_block(txn, store, ledger, h, prev, log)
-                receipts = txn.get(height_key(h), db=store.tables["receipts"])
+                header, raws, receipts = _check_block(txn, store, ledger, h, prev, log)
                 failed += _failed_count(h, receipts, header.tx_count)
                 transactions += header.tx_count
                 if replica is not None:
@@ -256,7 +255,9 @@ def _check_locator_runs(txn: Any, store: Store, top: int) -> None:
 
 def _check_block(
     txn: Any, store: Store, ledger: Ledger, h: int, prev: BlockHeader | None, log: merkle.MerkleLog
-) -> tuple[BlockHeader, list[bytes]]:
+) -> tuple[BlockHeader, list[bytes], bytes]:
+    """Block ``h``'s rows checked against each other and the chain so far: its header, its
+    transactions and its stored receipts."""
     key = height_key(h)
     stored = {table: txn.get(key, db=store.tables[table]) for table in PER_BLOCK_TABLES}
     for table, value in stored.items():
@@ -296,12 +297,13 @@ def _check_block(
         raise IntegrityError(h, "tx_root", "not the root over the block's transaction ids")
     if ids.tobytes() != stored["txids"]:
         raise IntegrityError(h, "txids", "the stored ids are not the ids of the block's transactions")
-    return header, raws
+    return header, raws, stored["receipts"]
 
 
 def _failed_count(h: int, receipts: bytes, tx_count: int) -> int:
     try:
-        count, failures, _events = decode_value(receipts)  # type: ignore[misc]
+        decoded: Any = decode_value(receipts)
+        count, failures, _events = decoded
     except (LedgerError, TypeError, ValueError) as exc:
         raise IntegrityError(h, "receipts", f"do not decode: {exc}") from exc
     if count != tx_count:

@@ -85,7 +85,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _demo(led: Ledger, suite: str, args: argparse.Namespace, checks: Checks) -> None:
     hash_algo = led.suite.hash
-    w = Workload(suite, "cert", args.txs, args.block_size, len(BUREAUS), chain_id=CHAIN_ID, revoke_fraction=args.revoke_fraction)
+    w = Workload(led.suite, "cert", args.txs, args.block_size, len(BUREAUS), chain_id=CHAIN_ID, revoke_fraction=args.revoke_fraction)
     print(f"ledgercore demo: a temporary {suite} ledger, chain {CHAIN_ID!r}")
     print(f"\n1. {len(BUREAUS)} bureaus issue e-certificates (电子证照) and revoke some, {args.txs} transactions")
     t0 = time.perf_counter()

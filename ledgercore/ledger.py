@@ -615,18 +615,22 @@ class Ledger:
             """Decodes on the worker thread, then starts the check on native threads once the check
             ``behind`` it has ended: run together, the two would share the cores, and the block
             about to commit would wait longer for its own."""
+            if raws is None:
+                return None
+            block = raws
 
             def decode_then_check() -> _Check:
-                decoded = self._decode(raws)
+                decoded = self._decode(block)
                 if behind is not None:
                     behind.finished()
                 return _Check(decoded)
 
-            return None if raws is None else self._decoder.submit(decode_then_check)
+            return self._decoder.submit(decode_then_check)
 
         pending = start(next(it, None), None)
         while pending is not None:
-            checking, ahead = pending.result(), []  # raises the block's DecodeError
+            checking = pending.result()  # raises the block's DecodeError
+            ahead: list[Future[_Check] | None] = []
 
             def check_next() -> None:
                 if not ahead:  # once, though a write that outgrew the map stages again
@@ -902,9 +906,10 @@ class Ledger:
         """The block at ``height`` with its transactions and receipts."""
         h = height_key(self._check_height(height))
         with self._store.read() as txn:
-            body = txn.get(h, db=self._store.tables["blocks"])
-            receipts = txn.get(h, db=self._store.tables["receipts"])
-            txids = txn.get(h, db=self._store.tables["txids"])
+            body, receipts, txids = (txn.get(h, db=self._store.tables[t]) for t in ("blocks", "receipts", "txids"))
+        if body is None or receipts is None or txids is None:
+            table = "blocks" if body is None else "receipts" if receipts is None else "txids"
+            raise IntegrityError(height, table, "missing")
         header, raws = decode_block(body)
         return Block(header, raws, receipts, txids)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from .codec import decode_value, encode_value
 
@@ -22,7 +23,8 @@ def encode_receipts(count: int, errors: dict[int, str], events: list[tuple[int, 
 
 
 def decode_receipts(data: bytes) -> list[Receipt]:
-    count, failures, events = decode_value(data)  # type: ignore[misc]
+    decoded: Any = decode_value(data)
+    count, failures, events = decoded
     by_index: dict[int, list[tuple[str, bytes]]] = {}
     for i, name, payload in events:
         by_index.setdefault(i, []).append((name, payload))

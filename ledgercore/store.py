@@ -35,7 +35,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import lmdb
 
@@ -127,7 +127,7 @@ class Store:
             raise StoreError("the ledger store is closed")
 
     @contextmanager
-    def read(self, buffers: bool = False) -> Iterator[lmdb.Transaction]:
+    def read(self, buffers: bool = False) -> Iterator[lmdb.Transaction[Any]]:
         """A consistent snapshot of the last committed block; may run while a block commits.
         ``buffers``: values are memoryviews into the map, valid until the snapshot closes."""
         self.check_open()
@@ -137,7 +137,7 @@ class Store:
                     self._gate.wait()
                 self._readers += 1
             try:
-                txn = self.env.begin(buffers=buffers)
+                txn: lmdb.Transaction[Any] = self.env.begin(buffers=True) if buffers else self.env.begin()
             except lmdb.MapResizedError:
                 # Another process (the node's writer) grew the map past ours: adopt its size.
                 self._release()
@@ -162,7 +162,7 @@ class Store:
         with self.read() as txn:
             return txn.get(key, db=self.tables[table])
 
-    def get_many(self, txn: lmdb.Transaction, table: str, keys: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
+    def get_many(self, txn: lmdb.Transaction[Any], table: str, keys: Sequence[bytes]) -> list[tuple[bytes, bytes]]:
         """The (key, value) pairs of ``keys`` that exist, in one C-level pass, in key order (each
         key once). Looking keys up in order keeps the B-tree path in cache from one to the next."""
         if not keys:
@@ -174,7 +174,7 @@ class Store:
         with self.read() as txn, txn.cursor(db=self.tables[table]) as cur:
             return list(cur.iternext(keys=False, values=True))
 
-    def scan(self, txn: lmdb.Transaction, table: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
+    def scan(self, txn: lmdb.Transaction[Any], table: str, start: bytes = b"") -> Iterator[tuple[bytes, bytes]]:
         """Every ``(key, value)`` of ``table`` from key ``start`` on, in key order, as of ``txn``."""
         with txn.cursor(db=self.tables[table]) as cur:
             if cur.set_range(start):

@@ -538,6 +538,17 @@ def test_a_corrupted_newest_header_is_a_typed_error_on_open(tmp_path):
         Ledger.open(path)
 
 
+@pytest.mark.parametrize("table", ["blocks", "receipts", "txids"])
+def test_reading_a_block_whose_row_is_gone_names_the_table(tmp_path, table):
+    path = tmp_path / "l"
+    _build(path)
+    _edit(path, table, height_key(2), lambda v: None)
+    with Ledger.open(path) as led:
+        with pytest.raises(IntegrityError, match=f"height 2: {table}: missing"):
+            led.block(2)
+        assert led.block(3).height == 3  # the rest of the ledger still reads
+
+
 def test_a_damaged_history_entry_the_overlay_reads_back_is_a_typed_error_on_open(tmp_path, monkeypatch):
     """Opening reads the changes not yet folded into `state` from history: an entry there that is
     not framed as a change of a key refuses the open with a StoreError, and the store is closed."""

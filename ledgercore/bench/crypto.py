@@ -194,7 +194,7 @@ def bench_sm2(s: Sizes) -> list[Result]:
     n, m = len(sigs), min(s.gmssl_sigs, len(sigs))
     calls: dict[str, Callable[[], object]] = {"ours": verify_batch_call("sm2", keys, msgs, sigs)}
     if optional("gmssl"):
-        from gmssl import sm2 as gm_sm2
+        from gmssl import sm2 as gm_sm2  # type: ignore[import-untyped]
 
         def verifier(public_key: bytes) -> gm_sm2.CryptSM2:
             v = gm_sm2.CryptSM2(private_key="", public_key="")
@@ -339,7 +339,7 @@ def bench_merkle(s: Sizes) -> list[Result]:
     calls: dict[str, Callable[[], object]] = {"ours": ours, "hashlib": hashlib_loop}
     subset = data[: min(s.pymerkle_appends, n)]
     if optional("pymerkle"):
-        from pymerkle import InmemoryTree
+        from pymerkle import InmemoryTree  # type: ignore[import-untyped]
 
         def pymerkle_appends() -> None:
             tree = InmemoryTree(algorithm="sha256")

@@ -305,9 +305,10 @@ GEN_BLOCK = 20_000
 
 
 def workload() -> Any:
+    from ..suites import get_suite
     from .workload import Workload
 
-    return Workload(suite=SUITE, kind="evidence", txs=MAX_TXS, block_size=GEN_BLOCK, senders=1000, chain_id=CHAIN_ID)
+    return Workload(suite=get_suite(SUITE), kind="evidence", txs=MAX_TXS, block_size=GEN_BLOCK, senders=1000, chain_id=CHAIN_ID)
 
 
 def measure_verify_rate(raws: list[bytes]) -> float:

@@ -60,7 +60,7 @@ def reply(obj: dict[str, Any]) -> None:
     sys.stdout.flush()
 
 
-def read_commands(deliver: Callable[[dict[str, Any]], None]) -> None:
+def read_commands(deliver: Callable[[dict[str, Any]], object]) -> None:
     """Reads JSON commands from stdin on a daemon thread and hands each to ``deliver``."""
 
     def loop() -> None:
@@ -388,7 +388,7 @@ class PySyncObjRunner:
         self._sent_at: deque[float] = deque()  # one per command in flight: PySyncObj applies them in order
 
     async def start(self) -> None:
-        from pysyncobj import SyncObj, SyncObjConf, replicated
+        from pysyncobj import SyncObj, SyncObjConf, replicated  # type: ignore[import-untyped]
 
         spec = self.spec
 

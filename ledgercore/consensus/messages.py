@@ -66,7 +66,7 @@ class Entry(NamedTuple):
     ``__init__`` (one ``object.__setattr__`` per field) cost twice as much as the rest of decoding."""
 
     term: int
-    index: int
+    index: int  # type: ignore[assignment]  # shadows tuple.index, which entries never use
     type: EntryType = EntryType.NORMAL
     data: bytes = b""
 

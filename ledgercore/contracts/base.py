@@ -156,7 +156,8 @@ class Contract:
 
     def execute(self, sl: Slice) -> SliceResult:
         """Runs the slice transaction by transaction; a failure discards only that transaction's writes."""
-        result = SliceResult(ok=np.zeros(len(sl.indices), dtype=bool))
+        txs: list[int] = []
+        result = SliceResult(ok=np.zeros(len(sl.indices), dtype=bool), txs=txs)
         overlay: dict[bytes, bytes | None] = {}
         known = self.methods()
         methods, encoded_args, senders, txids = sl.batch.methods, sl.batch.args, sl.batch.public_keys, sl.batch.ids
@@ -167,7 +168,7 @@ class Contract:
                 continue
             ctx = Context(sl, i, senders[i].tobytes(), txids[i].tobytes(), overlay)
             try:
-                args = decode_value(encoded_args[i])
+                args: Any = decode_value(encoded_args[i])  # a dict: the tx codec checked it
                 getattr(self, name)(ctx, **args)
             except ContractError as exc:
                 result.errors[i] = str(exc)
@@ -183,7 +184,7 @@ class Contract:
             for k, v in ctx.writes.items():
                 result.keys.append(k)
                 result.values.append(v)
-                result.txs.append(i)
+                txs.append(i)
             result.events.extend((i, n, d) for n, d in ctx.events)
         return result
 

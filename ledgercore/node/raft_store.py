@@ -186,6 +186,7 @@ class _Appended(list):  # type: ignore[type-arg]
     """Entries to append, with their LMDB record encoded up front."""
 
     __slots__ = ("record",)
+    record: bytes
 
 
 class _Compaction(int):
