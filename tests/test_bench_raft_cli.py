@@ -58,7 +58,8 @@ def test_without_pysyncobj_part_a_is_refused_before_anything_starts(tmp_path) ->
     hidden = tmp_path / "hide" / "pysyncobj"
     hidden.mkdir(parents=True)
     (hidden / "__init__.py").write_text('raise ImportError("hidden from this test")\n')
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(hidden.parent), os.environ.get("PYTHONPATH")]))}
+    path = os.pathsep.join(filter(None, [str(hidden.parent), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path}
     proc = run_bench("--seconds", "1", "--dir", str(tmp_path / "data"), env=env)
     assert proc.returncode == 1
     assert "PySyncObj: not installed (pip install pysyncobj)" in proc.stderr and "--only ledger" in proc.stderr

@@ -308,7 +308,9 @@ def workload() -> Any:
     from ..suites import get_suite
     from .workload import Workload
 
-    return Workload(suite=get_suite(SUITE), kind="evidence", txs=MAX_TXS, block_size=GEN_BLOCK, senders=1000, chain_id=CHAIN_ID)
+    return Workload(
+        suite=get_suite(SUITE), kind="evidence", txs=MAX_TXS, block_size=GEN_BLOCK, senders=1000, chain_id=CHAIN_ID
+    )
 
 
 def measure_verify_rate(raws: list[bytes]) -> float:
@@ -373,7 +375,8 @@ def measure(args: argparse.Namespace, root: Path) -> Report:
     n = args.nodes
     if args.only in (None, "consensus"):
         if not optional("pysyncobj"):
-            raise BenchError(f"{missing('PySyncObj', 'pysyncobj')}: part (a) is measured against it; --only ledger runs (b) alone")
+            absent = missing("PySyncObj", "pysyncobj")
+            raise BenchError(f"{absent}: part (a) is measured against it; --only ledger runs (b) alone")
         progress(f"[bench raft] (a) ledgercore Raft, {n} processes, fsync, mutual TLS ...")
         ours = measure_opaque(args, root)
         progress(f"[bench raft]     {format_rate(ours['rate'])} entries/s; (a) PySyncObj, {n} processes ...")
