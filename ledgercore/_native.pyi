@@ -112,7 +112,7 @@ def stage_block_entries(
 ) -> list[tuple[bytes, bytes]]: ...  # stages the state entries in overlay; returns history's, for putmulti
 def run_builtin(
     name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
-) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes | None], np.ndarray]: ...  # ok, errors, keys, values (bytes: built-ins never delete), txs
+) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes | None], np.ndarray]: ...  # ok, errors, keys, values, txs
 def sorted_keys(keys: _Rows) -> list[bytes]: ...  # distinct, in byte order
 def history_values(
     keys: _Rows, entries: Sequence[bytes | None]

@@ -617,10 +617,9 @@ class Ledger:
             about to commit would wait longer for its own."""
             if raws is None:
                 return None
-            block = raws
 
             def decode_then_check() -> _Check:
-                decoded = self._decode(block)
+                decoded = self._decode(raws)
                 if behind is not None:
                     behind.finished()
                 return _Check(decoded)
