@@ -983,7 +983,10 @@ class Ledger:
         its block's stored ids, lowest height first, so a transaction included twice is found where
         it first committed."""
         # The map first, then the snapshot: the map is emptied only after the commit that wrote its
-        # ids as a run, so whatever the map no longer holds, this snapshot's runs do.
+        # ids as a run, so whatever the map no longer holds, this snapshot's runs do. The head
+        # before both: a block is visible once it is the head's (as to `block` and `header`), not
+        # as soon as its write commits, a moment earlier; the snapshot holds every block up to it.
+        top = self._head.height
         locator = self._locator
         found: dict[bytes, tuple[int, int]] = {}
         with self._store.read(buffers=True) as txn:
@@ -991,10 +994,10 @@ class Ledger:
                 runs = [np.frombuffer(v, dtype=np.uint8) for v in cur.iternext(keys=False, values=True)]
             positions, heights = locator.candidates(txids, runs)
             table = self._store.tables["txids"]
-            for h in np.unique(heights).tolist():
+            for h in np.unique(heights[heights <= top]).tolist():
                 block_ids = txn.get(height_key(h), db=table)
-                if block_ids is None:  # committed after this snapshot began: not yet visible here
-                    continue
+                if block_ids is None:  # every block up to the head is stored
+                    raise IntegrityError(h, "txids", "missing")
                 wanted = [txids[p] for p in positions[heights == h].tolist() if txids[p] not in found]
                 for t, i in zip(wanted, _native.id_positions(bytes(block_ids), wanted).tolist()):
                     if i >= 0:

@@ -476,6 +476,30 @@ def test_tx_lookups_run_while_blocks_commit_and_never_see_a_block_half(tmp_path,
         assert len(set(sizes)) > 1 and led.tx_heights(ids) == {t: i // 200 + 1 for i, t in enumerate(ids)}
 
 
+def test_ids_are_found_once_their_block_is_the_head_not_when_its_write_commits(tmp_path, monkeypatch):
+    """Right after the write commits, before the head moves (another thread's reads can land
+    there), the block's ids are already in the snapshot, here as a stored run: they must not be
+    reported committed at a height that ``block`` and ``tx`` still refuse."""
+    monkeypatch.setattr(ledger_module, "LOCATOR_RUN_IDS", 100)  # each commit writes its ids as a run
+    blocks = _put_blocks(3, 100)
+    ids = [[Transaction.decode(raw).id for raw in raws] for raws in blocks]
+    seen: list[tuple[int, dict[bytes, int]]] = []
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block(blocks[0])
+        transact = led._store.transact
+
+        def committed_then_look(fn, size_hint):  # type: ignore[no-untyped-def]
+            out = transact(fn, size_hint)
+            seen.append((led._head.height, led.tx_heights(ids[0] + ids[len(seen) + 1])))
+            return out
+
+        monkeypatch.setattr(led._store, "transact", committed_then_look)
+        for raws in blocks[1:]:
+            led.apply_block(raws)
+        assert seen == [(1, dict.fromkeys(ids[0], 1)), (2, dict.fromkeys(ids[0], 1))]
+        assert led.tx_heights(ids[2]) == dict.fromkeys(ids[2], 3) and led.tx(ids[2][-1]).height == 3
+
+
 def test_map_grows_instead_of_failing(tmp_path):
     kp = signing.generate("ed25519")
     with Ledger.open(tmp_path / "l", map_size=1 << 20) as led:
