@@ -369,6 +369,25 @@ def test_vote_is_durable_before_the_reply_leaves() -> None:
             assert net.storages[sender].last_index() >= m.index
 
 
+def test_a_stale_candidate_is_refused_at_the_voters_term_and_adopts_it() -> None:
+    """Without pre-vote, a candidate below the others' term learns their term from the refusals
+    (the Raft paper's rule). Ignored instead, as etcd does, a node whose log is the longest could
+    stay below every term for good: the simulator found such a cluster with no leader at all."""
+    net = Net(3, pre_vote=False, check_quorum=False)  # no leader lease: 2 and 1 can take over
+    net.elect(1)
+    net.down.add(3)
+    net.elect(2)
+    net.elect(1)
+    assert (net.nodes[1].term, net.nodes[3].term) == (4, 2)
+    net.down.discard(3)
+    net.sent.clear()
+    net.nodes[3].campaign()
+    net.settle()
+    refusals = [(s, m.term) for s, m, _ in net.sent if isinstance(m, MsgVoteResp) and m.to == 3]
+    assert sorted(refusals) == [(1, 4), (2, 4)] and all(m.reject for _, m, _ in net.sent if isinstance(m, MsgVoteResp))
+    assert (net.nodes[3].term, net.nodes[3].state) == (4, StateType.FOLLOWER)
+
+
 def test_leader_commits_only_what_it_persisted() -> None:
     net = Net(1)
     net.elect(1)

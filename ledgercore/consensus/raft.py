@@ -691,6 +691,12 @@ class RaftNode:
                     type(m).__name__, m.frm, m.log_term, m.index, self.term,
                 )
                 self._send(MsgPreVoteResp(frm=self.id, to=m.frm, term=self.term, reject=True))
+            elif isinstance(m, MsgVote):
+                # The Raft paper's answer to a stale candidate, where etcd stays silent: a refusal
+                # at our term, which it adopts. Silence can strand the node with the longest log
+                # below everyone's term for good: pre-vote (which would tell it) may be off, and
+                # voters that have not yet applied its promotion never send it a higher term.
+                self._send(MsgVoteResp(frm=self.id, to=m.frm, term=self.term, reject=True))
             else:
                 self._debug(
                     "%d [term: %d] ignored a %s message with lower term from %d [term: %d]",
