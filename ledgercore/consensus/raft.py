@@ -296,6 +296,8 @@ class Config:
     max_inflight_msgs: int = 256  # pipelining: appends in flight per follower
     max_inflight_bytes: int = NO_LIMIT
     check_quorum: bool = True
+    # Off, a node removed while cut off (it never learns it was) raises every voter's term again and
+    # again and can keep a leader from emerging (Raft paper, section 6; sim seed 9117099).
     pre_vote: bool = True
     disable_proposal_forwarding: bool = False
     step_down_on_removal: bool = True
