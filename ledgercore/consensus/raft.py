@@ -685,20 +685,20 @@ class RaftNode:
                 # A stale leader: tell it our term so it steps down (it may be cut off from us
                 # only in one direction, and pre-vote keeps us from raising our term past it).
                 self._send(MsgAppResp(frm=self.id, to=m.frm, term=self.term))
-            elif isinstance(m, MsgPreVote):
+            elif isinstance(m, (MsgVote, MsgPreVote)):
+                # A stale (pre-)candidate is refused at our term, which it adopts. etcd refuses
+                # pre-votes so but ignores votes; the Raft paper refuses both. Silence can strand
+                # the node with the longest log below everyone's term for good: pre-vote (which
+                # would tell it) may be off, and voters that have not yet applied its promotion
+                # never send it a higher term.
                 self._info(
                     "%d [logterm: %d, index: %d, vote: %d] rejected %s from %d [logterm: %d, "
                     "index: %d] at term %d",
                     self.id, self.log.last_term(), self.log.last_index(), self.vote,
                     type(m).__name__, m.frm, m.log_term, m.index, self.term,
                 )
-                self._send(MsgPreVoteResp(frm=self.id, to=m.frm, term=self.term, reject=True))
-            elif isinstance(m, MsgVote):
-                # The Raft paper's answer to a stale candidate, where etcd stays silent: a refusal
-                # at our term, which it adopts. Silence can strand the node with the longest log
-                # below everyone's term for good: pre-vote (which would tell it) may be off, and
-                # voters that have not yet applied its promotion never send it a higher term.
-                self._send(MsgVoteResp(frm=self.id, to=m.frm, term=self.term, reject=True))
+                refusal = MsgPreVoteResp if isinstance(m, MsgPreVote) else MsgVoteResp
+                self._send(refusal(frm=self.id, to=m.frm, term=self.term, reject=True))
             else:
                 self._debug(
                     "%d [term: %d] ignored a %s message with lower term from %d [term: %d]",
