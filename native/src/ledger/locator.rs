@@ -6,7 +6,7 @@
 //! tree lands on a random page, and once the tree outgrows a block, committing the block writes
 //! about one 4 KB page per transaction for the index alone.
 
-use std::collections::HashMap;
+use foldhash::{HashMap, HashMapExt};
 
 use super::locator_run::{self, Record, PREFIX_LEN};
 use crate::error::{Error, Result};

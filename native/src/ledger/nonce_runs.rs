@@ -8,7 +8,9 @@
 //! the table, and the usual check is one exact lookup of the head row per sender. Only a nonce
 //! below its sender's head run needs older runs read: the one or two it can be in or join.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+use foldhash::{HashMap, HashMapExt, HashSet};
 
 use crate::error::{Error, Result};
 

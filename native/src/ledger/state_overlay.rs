@@ -14,7 +14,9 @@
 
 use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
-use std::collections::{BTreeMap, BinaryHeap, HashMap};
+use std::collections::{BTreeMap, BinaryHeap};
+
+use foldhash::{HashMap, HashMapExt};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
@@ -287,8 +289,10 @@ impl StateOverlay {
             self.committed.remove(&k);
             self.uncount(height(&v));
         }
-        let staged = std::mem::take(&mut self.staged);
-        self.add(staged);
+        // Drained, not taken: the next write stages into the same capacity instead of regrowing.
+        let mut staged = std::mem::take(&mut self.staged);
+        self.add(staged.drain());
+        self.staged = staged;
     }
 
     /// Forgets the committed entries that name changes below `height`, for an overlay that follows
