@@ -1,6 +1,6 @@
 """Type stubs for the native extension module built from ``bindings/``."""
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import TypeVar
 
 import numpy as np
@@ -109,7 +109,7 @@ def state_root(algo: str, prev_root: bytes, keys: _Rows, values: Sequence[bytes 
 def stage_block_entries(
     overlay: StateOverlay, height: int, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray, txids: _Rows,
     current: list[tuple[bytes, bytes]],
-) -> list[tuple[bytes, bytes]]: ...  # stages the state entries in overlay; returns history's, for putmulti
+) -> KeyValues: ...  # stages the state entries in overlay; returns history's, for putmulti
 def run_builtin(
     name: str, batch: TxBatch, indices: np.ndarray, read: Callable[[list[bytes]], list[tuple[bytes, bytes]]]
 ) -> tuple[np.ndarray, list[tuple[int, str]], list[bytes], list[bytes | None], np.ndarray]: ...  # ok, errors, keys, values, txs
@@ -135,6 +135,12 @@ class TxLocator:
     def candidates(self, ids: _Rows, runs: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]: ...  # (positions, heights), uint64; runs: uint8 arrays
     def to_run(self) -> bytes: ...  # sorted 12-byte records: id prefix (8) || u32 height, big-endian
 
+class KeyValues:
+    """(key, value) pairs held natively, made into tuples one at a time as they are iterated."""
+    def __len__(self) -> int: ...
+    def __getitem__(self, index: int) -> tuple[bytes, bytes]: ...
+    def __iter__(self) -> Iterator[tuple[bytes, bytes]]: ...
+
 class StateOverlay:
     """State entries (key -> change id || flag) not yet folded into the store's `state` table."""
     def __init__(self, cursor: bytes | None = None) -> None: ...  # the sweep goes on after cursor
@@ -144,7 +150,7 @@ class StateOverlay:
     def get(self, key: bytes, staged: bool = False) -> bytes | None: ...
     def split(self, keys: list[bytes], staged: bool = False) -> tuple[list[tuple[bytes, bytes]], list[bytes]]: ...  # (found, missing)
     def load(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # (change id, history entry), change-id order
-    def fold(self, n: int) -> list[tuple[bytes, bytes]]: ...  # the next n entries in key order, for state
+    def fold(self, n: int) -> KeyValues: ...  # the next n entries in key order, for state
     def lowest_height(self) -> int | None: ...  # of a change left unfolded once the write commits
     def publish(self) -> None: ...  # the write is durable
     def forget_below(self, height: int) -> None: ...  # entries another process's folds put in state

@@ -63,7 +63,7 @@ class BlockWrite:
     puts: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
     # Puts sorted by key whose first key sorts after the table's last: appended (MDB_APPEND), which
     # fills pages whole instead of splitting them, and never searches the tree.
-    appends: dict[str, list[tuple[bytes, bytes]]] = field(default_factory=dict)
+    appends: dict[str, Sequence[tuple[bytes, bytes]] | _native.KeyValues] = field(default_factory=dict)
     # Keys to delete, before the puts (none of which it names).
     deletes: dict[str, list[bytes]] = field(default_factory=dict)
     # Bytes the write adds, roughly; decides when the map must grow before writing.

@@ -431,6 +431,26 @@ def test_state_reads_never_miss_a_key_while_the_overlay_folds_into_the_state_tab
             assert 0 < txn.stat(led._store.tables["state"])["entries"] < 39 * 40
 
 
+def test_a_fold_hands_its_entries_to_lmdb_one_pair_at_a_time_all_of_them_in_key_order(tmp_path):
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block(_put_blocks(1, 50)[0])
+        unfolded = led._overlay.items()  # (state key, state entry) in key order
+        folded = led._overlay.fold(30)
+        led._overlay.discard()
+    assert len(unfolded) == 50 and len(folded) == 30 and list(folded) == unfolded[:30]
+    assert folded[-1] == folded[29] == unfolded[29] and folded[0] == unfolded[0]
+    with pytest.raises(IndexError, match="pair 30 of 30"):
+        folded[30]
+    with pytest.raises(IndexError, match="pair -31 of 30"):
+        folded[-31]
+    store = Store(tmp_path / "s")
+    with store.env.begin(write=True) as txn, txn.cursor(db=store.tables["state"]) as cur:
+        assert cur.putmulti(folded) == (30, 30)
+    with store.read() as txn:
+        assert list(store.scan(txn, "state")) == list(folded)
+    store.close()
+
+
 def test_reopening_more_often_than_a_sweep_takes_keeps_the_state_read_back_bounded(tmp_path, monkeypatch):
     # Regression: the state mark moved only once the sweep had passed every key within one
     # process's life, and each open started the sweep again. A ledger reopened every few commits

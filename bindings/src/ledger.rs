@@ -7,9 +7,10 @@ use ledgercore_native::ledger::{commitment, keys, writes};
 use ledgercore_native::{Digest, HashAlgo};
 use numpy::PyReadonlyArray1;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyTuple};
+use pyo3::types::PyBytes;
 
 use crate::errors::{malformed, OrRaise};
+use crate::key_values::KeyValues;
 use crate::rows::Rows;
 use crate::state_overlay::StateOverlay;
 
@@ -52,21 +53,9 @@ pub fn state_key<'py>(py: Python<'py>, contract: &str, key: &[u8]) -> PyResult<B
     Ok(PyBytes::new(py, &full))
 }
 
-/// A `bytes` of `len` bytes filled in place (no intermediate buffer).
-fn filled<'py>(py: Python<'py>, len: usize, fill: impl FnOnce(&mut [u8])) -> PyResult<Bound<'py, PyBytes>> {
-    PyBytes::new_with(py, len, |buf| {
-        fill(buf);
-        Ok(())
-    })
-}
-
-fn pair<'py>(py: Python<'py>, key: Bound<'py, PyBytes>, value: Bound<'py, PyBytes>) -> PyResult<Bound<'py, PyTuple>> {
-    PyTuple::new(py, [key, value])
-}
-
 /// Stages the state entries of the block at `height` in `overlay` (for the write in progress:
-/// the last write of each key) and returns its history entries, ready for LMDB `putmulti` in
-/// change-id order (appended after every earlier block's). `current` holds the stored state
+/// the last write of each key) and returns its history entries, for LMDB `putmulti` in change-id
+/// order (appended after every earlier block's). `current` holds the stored state
 /// entries, as `(state key, value)`, of those written keys that exist: it links each key's first
 /// write in the block to the key's latest earlier change. The state entries never become Python
 /// objects: they go from here straight into the overlay.
@@ -81,7 +70,7 @@ pub fn stage_block_entries<'py>(
     txs: &Bound<'py, PyAny>,
     txids: &Bound<'py, PyAny>,
     current: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
-) -> PyResult<Vec<Bound<'py, PyTuple>>> {
+) -> PyResult<KeyValues> {
     let cols = WriteColumns::extract(keys, values, txs)?;
     let writes = cols.writes()?;
     let ids = Rows::extract(txids, "txids")?;
@@ -100,21 +89,27 @@ pub fn stage_block_entries<'py>(
             None => Err(malformed("current state", format!("{} bytes stored for a key", v.as_bytes().len()))),
         })
         .collect::<PyResult<_>>()?;
-    let order = py.detach(|| writes::order(&writes));
     let lookup = |key: &[u8]| before.get(key).copied();
-    let (state, history) = writes::build_entries(
-        height,
-        &writes,
-        &order,
-        &ids,
-        lookup,
-        |i, _, fill| {
-            let mut value: StateValue = [0; STATE_HEADER_LEN];
-            fill(&mut value);
-            Ok((writes[i as usize].key, value))
-        },
-        |change, len, fill| pair(py, PyBytes::new(py, &change), filled(py, len, |b| fill(b))?),
-    )?;
+    let mut history = KeyValues::default();
+    let built: Result<_, std::convert::Infallible> = py.detach(|| {
+        writes::build_entries(
+            height,
+            &writes,
+            &writes::order(&writes),
+            &ids,
+            lookup,
+            |i, _, fill| {
+                let mut value: StateValue = [0; STATE_HEADER_LEN];
+                fill(&mut value);
+                Ok((writes[i as usize].key, value))
+            },
+            |change, len, fill| {
+                history.push_with(&change, len, fill);
+                Ok(())
+            },
+        )
+    });
+    let Ok((state, _)) = built;
     overlay.borrow_mut().stage_all(state)?;
     Ok(history)
 }

@@ -4,6 +4,7 @@ mod codec;
 mod contracts;
 mod errors;
 mod hashing;
+mod key_values;
 mod ledger;
 mod locator;
 mod merkle;
@@ -83,6 +84,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<merkle::MerkleLog>()?;
     m.add_class::<locator::TxLocator>()?;
     m.add_class::<state_overlay::StateOverlay>()?;
+    m.add_class::<key_values::KeyValues>()?;
     m.add_class::<signature_check::SignatureCheck>()?;
     m.add("CHECK_THREAD_NAME", ledgercore_native::signature::CHECK_THREAD_NAME)?;
     Ok(())

@@ -9,6 +9,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::{malformed, OrRaise};
+use crate::key_values::KeyValues;
 use crate::rows::{borrowed, Pairs};
 
 #[pyclass(module = "ledgercore._native")]
@@ -90,9 +91,13 @@ impl StateOverlay {
 
     /// Picks the write in progress's fold, up to `n` entries next in key order after the last
     /// fold's, and returns them as `(key, entry)` pairs to write into `state`.
-    fn fold<'py>(slf: &Bound<'py, Self>, n: usize) -> PyResult<Bound<'py, PyList>> {
-        let picked = slf.borrow_mut().inner.fold(n).to_vec();
-        pairs(slf.py(), picked)
+    fn fold(&mut self, n: usize) -> KeyValues {
+        let picked = self.inner.fold(n);
+        let mut out = KeyValues::with_capacity(picked.len(), picked.iter().map(|(k, v)| k.len() + v.len()).sum());
+        for (k, v) in picked {
+            out.push(k, v);
+        }
+        out
     }
 
     /// The lowest height of a change neither in `state` nor folded once the write in progress
