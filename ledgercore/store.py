@@ -204,9 +204,9 @@ class Store:
         for table, items in write.puts.items():
             with txn.cursor(db=self.tables[table]) as cur:
                 cur.putmulti(items)
-        for table, items in write.appends.items():
+        for table, appended in write.appends.items():
             with txn.cursor(db=self.tables[table]) as cur:
-                if cur.putmulti(items, append=True)[1] != len(items):
+                if cur.putmulti(appended, append=True)[1] != len(appended):
                     raise StoreError(f"{table}: appended keys must sort after the table's last")
 
     def _ensure_room(self, incoming: int) -> None:
