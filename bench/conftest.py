@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 
-
 Measure = Callable[..., Any]
 
 

@@ -100,7 +100,7 @@ class Client:
             except ValueError:
                 retry_after = None
             raise _error_for(exc.code, message, retry_after) from None
-        except (socket.timeout, TimeoutError) as exc:
+        except TimeoutError as exc:
             raise CommitTimeoutError(f"{method} {path}: no answer from {self.url} within {self.timeout}s") from exc
         except urllib.error.URLError as exc:
             if isinstance(exc.reason, (socket.timeout, TimeoutError)):

@@ -25,8 +25,8 @@ import numpy as np
 
 from . import merkle, signing
 from .bench.common import format_rate
-from .demo_cluster import run_cluster_demo
 from .bench.workload import KEY_PREFIX, Workload, digests_of, scrambled_id
+from .demo_cluster import run_cluster_demo
 from .ledger import Ledger
 from .suites import SUITES, get_suite
 from .transaction import Transaction

@@ -631,7 +631,7 @@ class Ledger:
             checking = pending.result()  # raises the block's DecodeError
             ahead: list[Future[_Check] | None] = []
 
-            def check_next() -> None:
+            def check_next(ahead: list[Future[_Check] | None] = ahead, checking: _Check = checking) -> None:
                 if not ahead:  # once, though a write that outgrew the map stages again
                     ahead.append(start(next(it, None), checking))
 

@@ -23,13 +23,13 @@ import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-import crash_writer as spec  # noqa: E402
-from raw_state import raw_state  # noqa: E402
+import crash_writer as spec
+from raw_state import raw_state
 
-from ledgercore import Ledger, _native, hashing  # noqa: E402
-from ledgercore.block import BlockHeader, decode_block  # noqa: E402
-from ledgercore.codec import decode_value  # noqa: E402
-from ledgercore.store import Store, height_key  # noqa: E402
+from ledgercore import Ledger, _native, hashing
+from ledgercore.block import BlockHeader, decode_block
+from ledgercore.codec import decode_value
+from ledgercore.store import Store, height_key
 
 _raws: dict[int, list[bytes]] = {}
 

@@ -79,7 +79,7 @@ def block_ops(seed: int, h: int) -> tuple[Op, ...]:
     ops = [(kind, s, key, d) for kind, s, key, d in _own_ops(seed, h)]
     if h > 1:
         prev = _own_ops(seed, h - 1)
-        for j, (kind, s, key, d) in enumerate(prev):
+        for j, (kind, s, key, _d) in enumerate(prev):
             if kind == "issue" and j % 3 == 0:
                 ops.append(("revoke", s, key, b""))
         puts = [(s, key) for kind, s, key, _ in prev if kind == "put"]

@@ -36,8 +36,8 @@ from dataclasses import dataclass, field
 from ledgercore.consensus import (
     ConfChange,
     ConfChangeType,
-    ConfState,
     Config,
+    ConfState,
     EntryType,
     MemoryStorage,
     Message,

@@ -115,7 +115,7 @@ def test_audit_reads_one_snapshot_while_blocks_commit(tmp_path):
                 while not stop.is_set():
                     led.apply_block([put(b * 1000 + i) for i in range(200)])
                     b += 1
-            except Exception as exc:  # surfaced below
+            except Exception as exc:  # noqa: BLE001 - surfaced below
                 errors.append(exc)
 
         t = threading.Thread(target=writer)

@@ -11,6 +11,8 @@ import lmdb
 import pytest
 
 from ledgercore import Ledger, Transaction, signing
+from ledgercore import ledger as ledger_module
+from ledgercore.audit import state_entries
 from ledgercore.block import BlockHeader, decode_block, encode_block
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, method
@@ -23,8 +25,6 @@ from ledgercore.errors import (
     InvalidSignatureError,
     LedgerError,
 )
-from ledgercore import ledger as ledger_module
-from ledgercore.audit import state_entries
 from ledgercore.store import TABLES, Store, StoreError, height_key
 from ledgercore.transaction import MAX_TX_SIZE
 
@@ -198,7 +198,7 @@ class Registry(Contract):
         if how == "runtime":
             raise RuntimeError("bug after writing")
         if how == "key":
-            {}["missing"]  # noqa: B018  a KeyError from a contract bug
+            {}["missing"]  # a KeyError from a contract bug
         if how == "recursion":
             self.set_many_then_fail(ctx, how)
         if how == "bad value":

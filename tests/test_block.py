@@ -10,11 +10,11 @@ import struct
 
 import blake3
 import pytest
+from conftest import load_vectors
 from gmssl import func, sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import load_vectors
 from ledgercore import BlockHeader, Transaction, _native, signing
 from ledgercore.block import decode_block, encode_block
 from ledgercore.errors import DecodeError, EncodeError, InvalidLengthError, UnknownNameError

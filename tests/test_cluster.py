@@ -46,8 +46,8 @@ from ledgercore.errors import (
 from ledgercore.net import pki
 from ledgercore.net.transport import encode_frame
 from ledgercore.node.config import NodeConfig
-from ledgercore.node.init_cluster import free_base_port
 from ledgercore.node.http import MAX_BODY
+from ledgercore.node.init_cluster import free_base_port
 from ledgercore.node.node import MAX_SUBMIT_BATCH
 from ledgercore.node.raft_store import DurableStorage
 from ledgercore.suites import get_suite
@@ -201,7 +201,7 @@ def submit_all(
     """Submits each transaction through ``clients[i % len]``, retrying while the node is unavailable."""
 
     def one(i: int) -> dict[str, Any]:
-        for attempt in range(100):
+        for _attempt in range(100):
             try:
                 return clients[i % len(clients)].submit(raws[i], wait=wait)
             except UnavailableError as exc:

@@ -45,8 +45,8 @@ from ledgercore.codec import decode_value
 from ledgercore.errors import ConcurrentWriteError, NotFoundError
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import crash_writer as spec  # noqa: E402
-from raw_state import raw_state  # noqa: E402
+import crash_writer as spec
+from raw_state import raw_state
 
 HERE = Path(__file__).parent
 SEED = int(os.environ.get("LEDGERCORE_CRASH_SEED", "20261122"))

@@ -8,11 +8,11 @@ import hashlib
 import blake3
 import numpy as np
 import pytest
+from conftest import load_vectors
 from gmssl import func, sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import load_vectors
 from ledgercore import hashing
 from ledgercore.errors import MalformedInputError, UnknownNameError
 

@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 
 from ledgercore import Block, BlockInput, Ledger, Transaction, _native, merkle, signing
+from ledgercore import ledger as ledger_module
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, method
 from ledgercore.contracts.base import SliceResult
@@ -20,19 +21,18 @@ from ledgercore.errors import (
     DecodeError,
     IntegrityError,
     InvalidLengthError,
-    MalformedInputError,
     InvalidSignatureError,
     LedgerError,
+    MalformedInputError,
     NotFoundError,
     OutOfRangeError,
     UnknownNameError,
 )
-from ledgercore import ledger as ledger_module
 from ledgercore.store import Store, StoreError, height_key
 from ledgercore.suites import get_suite
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
-import make_ledger_vectors as vectors  # noqa: E402  (its Registry contract sets and deletes keys)
+import make_ledger_vectors as vectors  # its Registry contract sets and deletes keys
 
 SUITES = ["ed25519-blake3", "sm2-sm3", "p256-sha256"]
 SCHEME = {"ed25519-blake3": "ed25519", "sm2-sm3": "sm2", "p256-sha256": "p256"}
@@ -378,7 +378,7 @@ def _read_while_applying(led: Ledger, blocks: list[list[bytes]], read: Callable[
             while not stop.is_set():
                 read(led.height)
                 time.sleep(0)  # hand the GIL over: a reader spinning on it starves the writer
-        except Exception as exc:  # surfaced below
+        except Exception as exc:  # noqa: BLE001 - surfaced below
             errors.append(exc)
 
     t = threading.Thread(target=reader)

@@ -8,8 +8,8 @@ change. Regenerate with ``python tests/vectors/make_ledger_vectors.py`` only for
 from __future__ import annotations
 
 import json
-import struct
 import os
+import struct
 import sys
 
 import lmdb
@@ -17,8 +17,8 @@ import lmdb
 from ledgercore import Ledger
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
-import make_ledger_vectors as vectors  # noqa: E402
-from raw_state import raw_state  # noqa: E402
+import make_ledger_vectors as vectors
+from raw_state import raw_state
 
 
 def test_fixed_blocks_give_the_recorded_headers_history_and_tables(tmp_path):

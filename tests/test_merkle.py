@@ -17,11 +17,11 @@ from collections.abc import Callable, Sequence
 import blake3
 import numpy as np
 import pytest
+from conftest import VECTORS, load_vectors
 from gmssl import func, sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import VECTORS, load_vectors
 from ledgercore import merkle
 from ledgercore.errors import MalformedInputError, OutOfRangeError, UnknownNameError
 

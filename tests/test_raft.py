@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from ledgercore.consensus import (
     ConfChange,
     ConfChangeType,
-    ConfState,
     Config,
+    ConfState,
     ConsensusError,
     Entry,
     EntryType,

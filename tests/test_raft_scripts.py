@@ -11,7 +11,6 @@ import os
 from pathlib import Path
 
 import pytest
-
 from raft_interaction import parse_transcript, render_transcript, run_transcript
 
 TESTDATA = Path(__file__).parent / "testdata" / "raft"

@@ -9,6 +9,7 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import load_vectors
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -18,7 +19,6 @@ from gmssl import func, sm2, sm3
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from conftest import load_vectors
 from ledgercore import signing
 from ledgercore.errors import (
     InvalidKeyError,

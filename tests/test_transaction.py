@@ -14,6 +14,7 @@ from types import MappingProxyType
 import blake3
 import numpy as np
 import pytest
+from conftest import load_vectors
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
@@ -22,7 +23,6 @@ from gmssl import func, sm2, sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from conftest import load_vectors
 from ledgercore import Transaction, _native, codec, signing
 from ledgercore.errors import (
     DecodeError,

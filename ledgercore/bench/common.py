@@ -18,6 +18,7 @@ from importlib import metadata
 from typing import Any, Literal
 
 import ledgercore
+
 from .. import _native
 
 

@@ -1052,8 +1052,8 @@ class RaftNode:
             prev_term = log.term(prev)
         except CompactedError:
             return self._send_snapshot(to, pr)
-        except UnavailableError:
-            raise ConsensusError(f"{self.id}: progress of {to} next={pr.next} beyond log {last}")
+        except UnavailableError as exc:
+            raise ConsensusError(f"{self.id}: progress of {to} next={pr.next} beyond log {last}") from exc
         ents: list[Entry] = []
         if pr.can_send_entries(last):
             try:

@@ -176,7 +176,7 @@ class Contract:
             except TypeError as exc:
                 result.errors[i] = f"bad arguments for {self.name}.{name}: {exc}"
                 continue
-            except Exception as exc:  # a contract bug fails its transaction, never the block
+            except Exception as exc:  # noqa: BLE001 - a contract bug fails its transaction, never the block
                 result.errors[i] = f"{type(exc).__name__} in {self.name}.{name}: {exc}"
                 continue
             result.ok[j] = True

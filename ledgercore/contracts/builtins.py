@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from typing import Any
 
-
 from .. import _native
 from ..codec import decode_value
 from .base import Contract, ContractState, Slice, SliceResult, query

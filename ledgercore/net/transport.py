@@ -36,7 +36,7 @@ import struct
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Optional, Tuple
+from typing import Any
 
 from ledgercore.errors import InvalidInputError
 from ledgercore.net.errors import (
@@ -66,7 +66,7 @@ __all__ = [
 
 log = logging.getLogger("ledgercore.net.transport")
 
-Address = Tuple[str, int]
+Address = tuple[str, int]
 
 HEADER = struct.Struct(">I")
 DEFAULT_MAX_FRAME_SIZE = 16 * 1024 * 1024
@@ -222,7 +222,7 @@ class PeerStats:
     reconnects: int
     connect_failures: int
     frame_errors: int
-    last_error: Optional[BaseException]
+    last_error: BaseException | None
 
 
 @dataclass(frozen=True)
@@ -232,7 +232,7 @@ class RejectionStats:
 
     handshakes: int
     peers: int
-    last: Optional[TransportError]
+    last: TransportError | None
 
 
 class _Counters:
@@ -245,7 +245,7 @@ class _Counters:
         self.sent = self.sent_bytes = self.dropped = self.dropped_bytes = 0
         self.received = self.received_bytes = 0
         self.connects = self.reconnects = self.connect_failures = self.frame_errors = 0
-        self.last_error: Optional[BaseException] = None
+        self.last_error: BaseException | None = None
 
 
 def _wake_all(waiters: deque[asyncio.Future[None]]) -> None:
@@ -438,7 +438,7 @@ def _abort(transport: asyncio.BaseTransport | None) -> None:
         return
     try:
         transport.abort()  # type: ignore[attr-defined]
-    except Exception:  # pragma: no cover - already gone
+    except Exception:  # noqa: BLE001  # pragma: no cover - already gone
         pass
 
 

@@ -24,8 +24,8 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from ..client import Client
 from ..child_process import module_process
+from ..client import Client
 from ..errors import ClientError
 
 POLL_S = 0.1

@@ -14,9 +14,9 @@ Node ``i`` listens on 127.0.0.1 (or ``--host``): transport port ``P + 2(i-1)``, 
 from __future__ import annotations
 
 import argparse
-import socket
-import random
 import json
+import random
+import socket
 import sys
 from dataclasses import dataclass
 from pathlib import Path

@@ -184,7 +184,7 @@ class Node:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         # Two processes driving one node's log and ledger would fork its history: refuse.
-        self._dir_lock = open(cfg.data_dir / "LOCK", "a")  # noqa: SIM115 - held until stop()
+        self._dir_lock = open(cfg.data_dir / "LOCK", "a")  # held until stop()
         try:
             fcntl.flock(self._dir_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -630,7 +630,7 @@ class Node:
             if isinstance(checked, asyncio.Future):
                 try:
                     checked = await checked
-                except Exception:  # noqa: BLE001 - the check ahead is an optimisation: apply checks again
+                except Exception:  # the check ahead is an optimisation: apply checks again
                     log.exception("node %s: checking entry %d ahead failed", self.config.id, e.index)
                     checked = None
             pending.append((e, checked))

@@ -415,7 +415,7 @@ class Harness:
             self._run()
         except Violation as v:
             self.result.violation = str(v)
-        except Exception as exc:  # a node raising is a failure too, replayable like any other
+        except Exception as exc:  # noqa: BLE001 - a node raising is a failure too, replayable like any other
             self.result.violation = f"exception: {type(exc).__name__}: {exc}"
         self.result.messages = self.net.sent
         self.result.writes_acked = len(self.checker.acked)
