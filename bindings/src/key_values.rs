@@ -8,7 +8,6 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 #[pyclass(module = "ledgercore._native", frozen, sequence)]
-#[derive(Default)]
 pub struct KeyValues {
     bytes: Vec<u8>,
     /// Per pair, where its key and its value start in `bytes`; the value ends where the next

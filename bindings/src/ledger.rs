@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use ledgercore_native::ledger::keys::CHANGE_ID_LEN;
 use ledgercore_native::ledger::writes::{StateValue, STATE_HEADER_LEN};
 use ledgercore_native::ledger::{commitment, keys, writes};
 use ledgercore_native::{Digest, HashAlgo};
@@ -90,7 +91,10 @@ pub fn stage_block_entries<'py>(
         })
         .collect::<PyResult<_>>()?;
     let lookup = |key: &[u8]| before.get(key).copied();
-    let mut history = KeyValues::default();
+    let mut history = KeyValues::with_capacity(
+        writes.len(),
+        writes.iter().map(|w| CHANGE_ID_LEN + writes::history_value_len(w)).sum(),
+    );
     let built: Result<_, std::convert::Infallible> = py.detach(|| {
         writes::build_entries(
             height,

@@ -117,7 +117,10 @@ pub struct StateOverlay {
     /// Every committed key is in some run, at or after its head: the sweep has not passed it since
     /// it was last written.
     runs: Vec<Run>,
-    staged: HashMap<Key, StateValue>,
+    /// The write in progress's entries in the order staged (a block stages its keys in key order,
+    /// so its run needs no sort), and where each key's is: a key staged again is replaced in place.
+    staged: Vec<(Key, StateValue)>,
+    staged_at: HashMap<Key, usize>,
     /// change height -> committed entries naming a change at that height. The lowest is where a
     /// rebuild must start reading history.
     heights: BTreeMap<u64, u64>,
@@ -155,7 +158,11 @@ impl StateOverlay {
 
     /// The entry of `key`: the write in progress's (when `staged`), else the committed one.
     pub fn get(&self, key: &[u8], staged: bool) -> Option<&StateValue> {
-        staged.then(|| self.staged.get(key)).flatten().or_else(|| self.committed.get(key))
+        staged
+            .then(|| self.staged_at.get(key))
+            .flatten()
+            .map(|&i| &self.staged[i].1)
+            .or_else(|| self.committed.get(key))
     }
 
     /// Stages `key -> value` (a state value, `change id || flag`) for the write in progress.
@@ -169,7 +176,13 @@ impl StateOverlay {
             let reason = format!("flag {} of {:?} is neither live nor deleted", value[CHANGE_ID_LEN], key);
             return Err(Error::Malformed { what: "state value", reason });
         }
-        self.staged.insert(key.into(), value);
+        match self.staged_at.get(key) {
+            Some(&i) => self.staged[i].1 = value,
+            None => {
+                self.staged_at.insert(key.into(), self.staged.len());
+                self.staged.push((key.into(), value));
+            }
+        }
         Ok(())
     }
 
@@ -266,7 +279,7 @@ impl StateOverlay {
             *folded.entry(height(v)).or_default() += 1;
         }
         let committed = self.heights.iter().find(|&(h, &n)| n > folded.get(h).copied().unwrap_or(0)).map(|(h, _)| *h);
-        let staged = self.staged.values().map(height).min();
+        let staged = self.staged.iter().map(|(_, v)| height(v)).min();
         committed.into_iter().chain(staged).min()
     }
 
@@ -283,15 +296,16 @@ impl StateOverlay {
             self.cursor = Some(last.clone());
         }
         for (k, v) in folded {
-            if self.staged.contains_key(&k) {
+            if self.staged_at.contains_key(&k) {
                 continue; // a newer change, committed below
             }
             self.committed.remove(&k);
             self.uncount(height(&v));
         }
         // Drained, not taken: the next write stages into the same capacity instead of regrowing.
+        self.staged_at.clear();
         let mut staged = std::mem::take(&mut self.staged);
-        self.add(staged.drain());
+        self.add(staged.drain(..));
         self.staged = staged;
     }
 
@@ -300,7 +314,7 @@ impl StateOverlay {
     /// it loaded since) into `state`. The remaining keys form one run in the sweep's order. Only
     /// between writes: nothing may be staged or folding.
     pub fn forget_below(&mut self, height: u64) {
-        debug_assert!(self.staged.is_empty() && self.folding.is_empty(), "a write is in progress");
+        debug_assert!(self.staged_at.is_empty() && self.folding.is_empty(), "a write is in progress");
         self.committed.retain(|_, v| self::height(v) >= height);
         self.heights = self.heights.split_off(&height);
         self.runs.clear();
@@ -311,6 +325,7 @@ impl StateOverlay {
     /// The write in progress failed: forget what it staged and folded.
     pub fn discard(&mut self) {
         self.staged.clear();
+        self.staged_at.clear();
         self.folding.clear();
         self.folded_heads.clear();
     }
