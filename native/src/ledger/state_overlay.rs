@@ -14,6 +14,7 @@
 
 use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
+use std::collections::binary_heap::PeekMut;
 use std::collections::{BTreeMap, BinaryHeap};
 
 use foldhash::{HashMap, HashMapExt};
@@ -256,9 +257,15 @@ impl StateOverlay {
             if folding.len() >= n && !repeat {
                 break;
             }
-            queue.pop();
             heads[i] += 1;
-            queue.extend(front(i, heads[i]));
+            // The run's next key takes its place at the top: one sift down instead of a pop and a push.
+            match (front(i, heads[i]), queue.peek_mut()) {
+                (Some(next), Some(mut top)) => *top = next,
+                (None, Some(top)) => {
+                    PeekMut::pop(top);
+                }
+                (_, None) => unreachable!("peeked above"),
+            }
             let value = self.committed.get(key);
             debug_assert!(value.is_some(), "every key in a run ahead of its head is committed");
             if let (false, Some(value)) = (repeat, value) {
