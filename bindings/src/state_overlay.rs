@@ -91,13 +91,14 @@ impl StateOverlay {
 
     /// Picks the write in progress's fold, up to `n` entries next in key order after the last
     /// fold's, and returns them as `(key, entry)` pairs to write into `state`.
-    fn fold(&mut self, n: usize) -> KeyValues {
-        let picked = self.inner.fold(n);
+    fn fold(slf: &Bound<'_, Self>, n: usize) -> KeyValues {
+        let mut this = slf.borrow_mut();
+        let picked = this.inner.fold(n);
         let mut out = KeyValues::with_capacity(picked.len(), picked.iter().map(|(k, v)| k.len() + v.len()).sum());
         for (k, v) in picked {
             out.push(k, v);
         }
-        out
+        out // the borrow ends before PyO3 makes the returned object
     }
 
     /// The lowest height of a change neither in `state` nor folded once the write in progress

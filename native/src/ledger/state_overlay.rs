@@ -16,10 +16,10 @@ use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BTreeMap, BinaryHeap};
-
-use foldhash::{HashMap, HashMapExt};
 use std::hash::{Hash, Hasher};
 use std::ops::Deref;
+
+use foldhash::{HashMap, HashMapExt};
 
 use super::keys::CHANGE_ID_LEN;
 use super::writes::{self, hex, ChangeId, StateValue, DELETED, LIVE, STATE_HEADER_LEN};
