@@ -8,6 +8,7 @@ the whole block is durable when it returns, or nothing of it was written.
 
 from __future__ import annotations
 
+import collections
 import functools
 import itertools
 import os
@@ -235,13 +236,9 @@ class _Check:
     """A decoded block's signature check, running on native threads from the moment it is made
     (no Python thread in between: it starts while the caller holds the GIL executing the block)."""
 
-    def __init__(self, decoded: _Decoded) -> None:
+    def __init__(self, decoded: _Decoded, *, one_thread: bool = False) -> None:
         self.decoded = decoded
-        self._running = decoded.batch.start_signature_check(os.urandom(32))
-
-    def finished(self) -> None:
-        """Waits for the check to end, whatever it found."""
-        self._running.wait()
+        self._running = decoded.batch.start_signature_check(os.urandom(32), one_thread)
 
     def result(self) -> None:
         """Waits for the check; raises ``InvalidSignatureError`` unless every signature verified."""
@@ -604,40 +601,37 @@ class Ledger:
         self, blocks: Iterable[Sequence[bytes]], timestamps: Iterable[int | None] | None = None
     ) -> Iterator[Block]:
         """Applies blocks in order, yielding each once it is durable: the same result as calling
-        :meth:`apply_block` on each, but block k+1 is decoded and its signatures checked (on native
-        threads) while block k's writes are staged, flushed and fsync'd, and then while block k+1
-        executes: its write commits once the check has passed. For bulk loads and catching up."""
+        :meth:`apply_block` on each, but the next blocks are decoded and their signatures checked
+        (on native threads) while a block executes, is staged, flushed and fsync'd: each block's
+        write commits once its own check has passed. For bulk loads and catching up."""
         self._store.check_open()
         stamps = iter(timestamps) if timestamps is not None else None
         it = iter(blocks)
+        # A check per native thread, each a whole block on one thread: one batch equation per
+        # block costs ~10% less CPU per signature than a block split across the threads, and a
+        # thread that finishes first takes the next block instead of idling while the block
+        # about to commit waits for its slower half.
+        depth = _native.thread_count()
 
-        def start(raws: Sequence[bytes] | None, behind: _Check | None) -> Future[_Check] | None:
-            """Decodes on the worker thread, then starts the check on native threads once the check
-            ``behind`` it has ended: run together, the two would share the cores, and the block
-            about to commit would wait longer for its own."""
+        def start() -> Future[_Check] | None:
+            raws = next(it, None)
             if raws is None:
                 return None
+            return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=depth > 1))
 
-            def decode_then_check() -> _Check:
-                decoded = self._decode(raws)
-                if behind is not None:
-                    behind.finished()
-                return _Check(decoded)
+        checks = collections.deque(itertools.islice(iter(start, None), depth))
+        while checks:
+            checking = checks.popleft().result()  # raises the block's DecodeError
+            started: list[bool] = []
 
-            return self._decoder.submit(decode_then_check)
-
-        pending = start(next(it, None), None)
-        while pending is not None:
-            checking = pending.result()  # raises the block's DecodeError
-            ahead: list[Future[_Check] | None] = []
-
-            def check_next(ahead: list[Future[_Check] | None] = ahead, checking: _Check = checking) -> None:
-                if not ahead:  # once, though a write that outgrew the map stages again
-                    ahead.append(start(next(it, None), checking))
+            def start_next(started: list[bool] = started) -> None:
+                if not started:  # once, though a write that outgrew the map stages again
+                    started.append(True)
+                    if (ahead := start()) is not None:
+                        checks.append(ahead)
 
             item = (checking.decoded, None if stamps is None else next(stamps), b"", b"")
-            yield self._commit([item], executed=check_next, checking=checking)[0]
-            pending = ahead[0]
+            yield self._commit([item], executed=start_next, checking=checking)[0]
 
     def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:
         """Applies consecutive blocks in one durable LMDB write (group commit): one fsync, and pages

@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use ledgercore_native::codec::Transaction;
 use ledgercore_native::signature::spawn_check;
-use ledgercore_native::{Result, Scheme};
+use ledgercore_native::{Result, Scheme, Spread};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 
@@ -27,7 +27,7 @@ pub struct SignatureCheck {
 impl SignatureCheck {
     /// Starts checking each transaction's signature over its payload by its sender (`txs` moved
     /// to the check's threads, shared with the batch they came from).
-    pub fn start(scheme: Scheme, txs: Arc<Vec<Transaction>>, seed: [u8; 32]) -> Self {
+    pub fn start(scheme: Scheme, txs: Arc<Vec<Transaction>>, seed: [u8; 32], spread: Spread) -> Self {
         let (send, receive) = sync_channel(1);
         spawn_check(move || {
             let began = Instant::now();
@@ -36,7 +36,7 @@ impl SignatureCheck {
                 let keys: Vec<&[u8]> = txs.iter().map(Transaction::sender).collect();
                 let messages: Vec<&[u8]> = txs.iter().map(Transaction::payload).collect();
                 let signatures: Vec<&[u8]> = txs.iter().map(Transaction::signature).collect();
-                scheme.verify_batch(&keys, &messages, &signatures, seed)
+                scheme.verify_batch(&keys, &messages, &signatures, seed, spread)
             }))
             .map_err(|panic| {
                 let text = panic.downcast_ref::<&str>().map(|s| s.to_string());

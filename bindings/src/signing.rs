@@ -1,6 +1,6 @@
 //! Keys, single verification and batch verification.
 
-use ledgercore_native::{Scheme, SecretKey as NativeSecretKey};
+use ledgercore_native::{Scheme, SecretKey as NativeSecretKey, Spread};
 use numpy::PyArray1;
 use pyo3::prelude::*;
 use pyo3::types::PyBytes;
@@ -77,6 +77,6 @@ pub fn verify_batch<'py>(
         Rows::extract(signatures, "signatures")?,
     );
     let (keys, msgs, sigs) = (keys.slices(), msgs.slices(), sigs.slices());
-    let out = py.detach(|| scheme.verify_batch(&keys, &msgs, &sigs, seed)).or_raise()?;
+    let out = py.detach(|| scheme.verify_batch(&keys, &msgs, &sigs, seed, Spread::AllThreads)).or_raise()?;
     Ok(PyArray1::from_vec(py, out))
 }

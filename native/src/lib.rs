@@ -15,5 +15,5 @@ pub mod suite;
 pub use error::{Error, Result};
 pub use hash::{Digest, HashAlgo, DIGEST_LEN};
 pub use merkle::MerkleLog;
-pub use signature::{Scheme, SecretKey};
+pub use signature::{Scheme, SecretKey, Spread};
 pub use suite::Suite;

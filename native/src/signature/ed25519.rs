@@ -36,7 +36,8 @@ pub(super) fn verify(public_key: &[u8], message: &[u8], sig: &[u8]) -> bool {
     VerificationKey::try_from(key_bytes(public_key)).is_ok_and(|vk| vk.verify(&signature(sig), message).is_ok())
 }
 
-pub(super) fn verify_batch<K, M, S>(keys: &[K], messages: &[M], sigs: &[S], seed: [u8; 32]) -> Vec<bool>
+/// Checks the batch in at most `parts` groups, one batch equation each, checked in parallel.
+pub(super) fn verify_batch<K, M, S>(keys: &[K], messages: &[M], sigs: &[S], seed: [u8; 32], parts: usize) -> Vec<bool>
 where
     K: AsRef<[u8]> + Sync,
     M: AsRef<[u8]> + Sync,
@@ -47,8 +48,7 @@ where
     if n == 0 {
         return out;
     }
-    let workers = rayon::current_num_threads().max(1);
-    let chunk = n.div_ceil(workers).max(MIN_CHUNK);
+    let chunk = n.div_ceil(parts.max(1)).max(MIN_CHUNK);
     out.par_chunks_mut(chunk).enumerate().for_each(|(c, slots)| {
         let start = c * chunk;
         let mut rng = ChaCha20Rng::from_seed(seed);

@@ -20,6 +20,16 @@ pub const CHECK_THREAD_NAME: &str = "ledgercore-verify";
 /// Under this many items a batch is checked on the calling thread.
 const PARALLEL_MIN_ITEMS: usize = 64;
 
+/// How many of the checks' threads one batch check uses.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Spread {
+    /// All of them: the answer soonest.
+    AllThreads,
+    /// One: the least CPU per signature (one batch equation instead of one per thread), for a
+    /// caller that keeps as many checks running as there are threads.
+    OneThread,
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Scheme {
     Ed25519,
@@ -82,6 +92,7 @@ impl Scheme {
         messages: &[M],
         signatures: &[S],
         seed: [u8; 32],
+        spread: Spread,
     ) -> Result<Vec<bool>>
     where
         K: AsRef<[u8]> + Sync,
@@ -99,13 +110,18 @@ impl Scheme {
         for (i, (k, s)) in public_keys.iter().zip(signatures).enumerate() {
             self.check_lengths(k.as_ref(), s.as_ref()).map_err(|e| at_index(e, i))?;
         }
+        // Called on the checks' pool, so the thread count is that pool's.
+        let parts = || match spread {
+            Spread::AllThreads => rayon::current_num_threads(),
+            Spread::OneThread => 1,
+        };
         let check = || match self {
-            Self::Ed25519 => ed25519::verify_batch(public_keys, messages, signatures, seed),
+            Self::Ed25519 => ed25519::verify_batch(public_keys, messages, signatures, seed, parts()),
             _ => {
                 let one = |i: usize| {
                     self.verify_unchecked(public_keys[i].as_ref(), messages[i].as_ref(), signatures[i].as_ref())
                 };
-                if n < PARALLEL_MIN_ITEMS {
+                if n < PARALLEL_MIN_ITEMS || parts() == 1 {
                     (0..n).map(one).collect()
                 } else {
                     (0..n).into_par_iter().with_min_len(16).map(one).collect()

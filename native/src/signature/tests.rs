@@ -61,11 +61,13 @@ fn batch_marks_exactly_the_bad_signatures() {
         for &b in &bad {
             sigs[b][33] ^= 0x40;
         }
-        let got = scheme.verify_batch(&pks, &msgs, &sigs, [9; 32]).unwrap();
-        for i in 0..n {
-            assert_eq!(got[i], !bad.contains(&i), "{scheme:?} item {i}");
-            if i % 97 == 0 {
-                assert_eq!(got[i], scheme.verify(&pks[i], &msgs[i], &sigs[i]).unwrap());
+        for spread in [Spread::AllThreads, Spread::OneThread] {
+            let got = scheme.verify_batch(&pks, &msgs, &sigs, [9; 32], spread).unwrap();
+            for i in 0..n {
+                assert_eq!(got[i], !bad.contains(&i), "{scheme:?} {spread:?} item {i}");
+                if i % 97 == 0 {
+                    assert_eq!(got[i], scheme.verify(&pks[i], &msgs[i], &sigs[i]).unwrap());
+                }
             }
         }
     }
@@ -76,8 +78,19 @@ fn batch_rejects_ragged_columns_and_bad_lengths() {
     let k = key(Scheme::Ed25519, 1);
     let pk = k.public_key();
     let sig = k.sign(b"m");
-    assert!(Scheme::Ed25519.verify_batch(&[&pk[..]], &[b"m"], &[&sig[..], &sig[..]], [0; 32]).is_err());
-    let err = Scheme::Ed25519.verify_batch(&[&pk[..], &pk[..31]], &[b"m", b"m"], &[&sig[..], &sig[..]], [0; 32]);
+    assert!(Scheme::Ed25519
+        .verify_batch(&[&pk[..]], &[b"m"], &[&sig[..], &sig[..]], [0; 32], Spread::AllThreads)
+        .is_err());
+    let err = Scheme::Ed25519.verify_batch(
+        &[&pk[..], &pk[..31]],
+        &[b"m", b"m"],
+        &[&sig[..], &sig[..]],
+        [0; 32],
+        Spread::AllThreads,
+    );
     assert!(err.unwrap_err().to_string().contains("item 1"));
-    assert!(Scheme::Ed25519.verify_batch::<&[u8], &[u8], &[u8]>(&[], &[], &[], [0; 32]).unwrap().is_empty());
+    assert!(Scheme::Ed25519
+        .verify_batch::<&[u8], &[u8], &[u8]>(&[], &[], &[], [0; 32], Spread::OneThread)
+        .unwrap()
+        .is_empty());
 }
