@@ -655,12 +655,14 @@ class Ledger:
         committed = iter(self._commit(checked) if checked else [])
         return [next(committed) if o is None else o for o in out]
 
-    def check_block(self, raws: Sequence[bytes]) -> CheckedBlock:
+    def check_block(self, raws: Sequence[bytes], *, one_thread: bool = False) -> CheckedBlock:
         """Decodes a block and verifies every signature, touching nothing else (so it may run
         ahead of commits, on another thread): :meth:`apply_group` then applies the result without
         decoding it again. Raises ``DecodeError`` or ``InvalidSignatureError`` as
-        :meth:`apply_block` would."""
-        return CheckedBlock(self._check(raws))
+        :meth:`apply_block` would. With ``one_thread`` the check runs on one native thread
+        instead of all of them: ~10% less CPU per signature, for callers that check several
+        blocks at once."""
+        return CheckedBlock(self._check(raws, one_thread=one_thread))
 
     def _input(self, block: BlockInput) -> _Decoded:
         """A group's block decoded, with its signatures checked unless its input says they were."""
@@ -674,11 +676,11 @@ class Ledger:
             )
         return block.raws._decoded
 
-    def _check(self, raws: Sequence[bytes], *, verify: bool = True) -> _Decoded:
+    def _check(self, raws: Sequence[bytes], *, verify: bool = True, one_thread: bool = False) -> _Decoded:
         """Decodes a block and verifies its signatures: pure, so it may run ahead of commits."""
         decoded = self._decode(raws)
         if verify:
-            _Check(decoded).result()
+            _Check(decoded, one_thread=one_thread).result()
         return decoded
 
     def _decode(self, raws: Sequence[bytes]) -> _Decoded:

@@ -765,15 +765,16 @@ def test_a_block_checked_ahead_applies_as_its_raws_would(tmp_path):
     blocks = [[put(kp, f"k/{b}/{i}", b * 100 + i) for i in range(40)] for b in range(1, 4)]
     with Ledger.open(tmp_path / "one") as one, Ledger.open(tmp_path / "ahead") as ahead:
         singles = [one.apply_block(raws, timestamp=7, consensus=b"c") for raws in blocks]
-        checked = [ahead.check_block(raws) for raws in blocks]
+        checked = [ahead.check_block(raws, one_thread=b == 1) for b, raws in enumerate(blocks)]
         assert checked[0].raws == blocks[0] and ahead.height == 0  # checking writes nothing
         out = ahead.apply_group([BlockInput(c, timestamp=7, consensus=b"c") for c in checked])
         assert [b.header for b in out] == [b.header for b in singles]
         assert [r.ok for r in out[2].receipts] == [True] * 40
         forged = bytearray(put(kp, "k/x", 999))
         forged[-3] ^= 1
-        with pytest.raises(InvalidSignatureError):
-            ahead.check_block([put(kp, "k/y", 998), bytes(forged)])
+        for one_thread in (False, True):
+            with pytest.raises(InvalidSignatureError):
+                ahead.check_block([put(kp, "k/y", 998), bytes(forged)], one_thread=one_thread)
         with pytest.raises(DecodeError):
             ahead.check_block([b"not a transaction"])
         with Ledger.open(tmp_path / "other", chain_id="other-chain") as other:

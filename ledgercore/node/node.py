@@ -166,9 +166,10 @@ class Node:
         # it cut (from its checked mempool), a future for a follower's check ahead (the block
         # decoded and checked, or None: apply then checks it again and says what is wrong).
         self._checked: dict[tuple[int, int], bool | asyncio.Future[CheckedBlock | None]] = {}
-        # One thread: blocks are checked ahead one at a time, in log order. Run together, later
-        # checks would share the cores with the one the next apply waits for.
-        self._checker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="node-check")
+        # Each block is checked on one native thread (one batch equation: ~10% less CPU per
+        # signature than a block split across the threads), as many at once as there are threads.
+        # A follower's checks are off the commit path: they run while the block replicates.
+        self._checker = ThreadPoolExecutor(max_workers=_native.thread_count(), thread_name_prefix="node-check")
         self._waits: set[_CommitWait] = set()  # one per batch a caller waits on
         self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._stopped = asyncio.Event()
@@ -603,7 +604,7 @@ class Node:
 
     def _check_block(self, data: bytes) -> CheckedBlock | None:
         try:
-            return self.ledger.check_block(decode_value(data)["txs"])  # type: ignore[index]
+            return self.ledger.check_block(decode_value(data)["txs"], one_thread=True)  # type: ignore[index]
         except (LedgerError, KeyError, TypeError):
             return None  # apply will say what is wrong with it
 
