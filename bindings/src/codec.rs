@@ -339,8 +339,12 @@ pub fn encode_block<'py>(py: Python<'py>, header: &[u8], raws: &Bound<'py, PyAny
     let header = BlockHeader::decode(header).or_raise()?;
     let rows = Rows::extract(raws, "raws")?;
     let slices = rows.slices();
-    let block = py.detach(|| codec::encode_block(&header, &slices)).or_raise()?;
-    Ok(PyBytes::new(py, &block))
+    let frame = codec::BlockFrame::new(&header, &slices).or_raise()?;
+    // Written straight into the new bytes object (not yet visible to any other code).
+    PyBytes::new_with(py, frame.encoded_len(), |out| {
+        py.detach(|| frame.write(out));
+        Ok(())
+    })
 }
 
 /// `(header fields, header encoding, raw transactions)` of a block encoding.

@@ -15,31 +15,67 @@ pub struct DecodedBlock<'a> {
     pub txs: Vec<&'a [u8]>,
 }
 
-/// Frames an encoded header and the raw transactions into a block.
-pub fn encode_block<R: AsRef<[u8]>>(header: &BlockHeader, raws: &[R]) -> Result<Vec<u8>> {
-    if raws.len() != header.tx_count as usize {
-        return Err(encode_error(
-            "block",
-            format!("the header's tx_count is {}, but {} transactions were given", header.tx_count, raws.len()),
-        ));
-    }
-    let header_bytes = header.encode()?;
-    let total = 8 + header_bytes.len() + raws.iter().map(|r| 4 + r.as_ref().len()).sum::<usize>();
-    let mut out = Vec::with_capacity(total);
-    out.extend_from_slice(&(header_bytes.len() as u32).to_be_bytes());
-    out.extend_from_slice(&header_bytes);
-    out.extend_from_slice(&header.tx_count.to_be_bytes());
-    for (i, raw) in raws.iter().enumerate() {
-        let raw = raw.as_ref();
-        if raw.is_empty() || raw.len() > MAX_TX_SIZE {
+/// A block's framing, checked: the encoded header and the raw transactions, ready to be written
+/// into a buffer of [`BlockFrame::encoded_len`] bytes (a caller's own, so the block is copied once).
+pub struct BlockFrame<'a, R> {
+    header_bytes: Vec<u8>,
+    raws: &'a [R],
+    len: usize,
+}
+
+impl<'a, R: AsRef<[u8]>> BlockFrame<'a, R> {
+    /// Checks that the header counts the transactions and that each is 1..=MAX_TX_SIZE bytes.
+    pub fn new(header: &BlockHeader, raws: &'a [R]) -> Result<Self> {
+        if raws.len() != header.tx_count as usize {
             return Err(encode_error(
-                format!("transaction {i}"),
-                format!("is {} bytes; a transaction is 1 to {MAX_TX_SIZE} bytes", raw.len()),
+                "block",
+                format!("the header's tx_count is {}, but {} transactions were given", header.tx_count, raws.len()),
             ));
         }
-        out.extend_from_slice(&(raw.len() as u32).to_be_bytes());
-        out.extend_from_slice(raw);
+        let header_bytes = header.encode()?;
+        let mut len = 8 + header_bytes.len();
+        for (i, raw) in raws.iter().enumerate() {
+            let raw = raw.as_ref();
+            if raw.is_empty() || raw.len() > MAX_TX_SIZE {
+                return Err(encode_error(
+                    format!("transaction {i}"),
+                    format!("is {} bytes; a transaction is 1 to {MAX_TX_SIZE} bytes", raw.len()),
+                ));
+            }
+            len += 4 + raw.len();
+        }
+        Ok(Self { header_bytes, raws, len })
     }
+
+    /// The block encoding's length in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.len
+    }
+
+    /// Writes the block encoding into `out`, which must be exactly [`Self::encoded_len`] bytes.
+    pub fn write(&self, out: &mut [u8]) {
+        assert_eq!(out.len(), self.len, "a block is written into a buffer of its own length");
+        let mut at = 0;
+        let mut put = |bytes: &[u8]| {
+            out[at..at + bytes.len()].copy_from_slice(bytes);
+            at += bytes.len();
+        };
+        put(&(self.header_bytes.len() as u32).to_be_bytes());
+        put(&self.header_bytes);
+        put(&(self.raws.len() as u32).to_be_bytes());
+        for raw in self.raws {
+            let raw = raw.as_ref();
+            put(&(raw.len() as u32).to_be_bytes());
+            put(raw);
+        }
+    }
+}
+
+/// Frames an encoded header and the raw transactions into a block.
+pub fn encode_block<R: AsRef<[u8]>>(header: &BlockHeader, raws: &[R]) -> Result<Vec<u8>> {
+    let frame = BlockFrame::new(header, raws)?;
+    let mut out = vec![0; frame.encoded_len()];
+    frame.write(&mut out);
     Ok(out)
 }
 
