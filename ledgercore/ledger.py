@@ -610,14 +610,16 @@ class Ledger:
         # A check per native thread, each a whole block on one thread: one batch equation per
         # block costs ~10% less CPU per signature than a block split across the threads, and a
         # thread that finishes first takes the next block instead of idling while the block
-        # about to commit waits for its slower half.
-        depth = _native.thread_count()
+        # about to commit waits for its slower half. One more is queued, so that the next block
+        # is there when a thread finishes, not only once the block committing has executed.
+        threads = _native.thread_count()
+        depth = threads + 1
 
         def start() -> Future[_Check] | None:
             raws = next(it, None)
             if raws is None:
                 return None
-            return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=depth > 1))
+            return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=threads > 1))
 
         checks = collections.deque(itertools.islice(iter(start, None), depth))
         while checks:
