@@ -16,10 +16,11 @@ use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::ops::Deref;
 
 use foldhash::{HashMap, HashMapExt};
+use hashbrown::hash_table::{Entry, HashTable};
 
 use super::keys::CHANGE_ID_LEN;
 use super::writes::{self, hex, ChangeId, StateValue, DELETED, LIVE, STATE_HEADER_LEN};
@@ -120,8 +121,11 @@ pub struct StateOverlay {
     runs: Vec<Run>,
     /// The write in progress's entries in the order staged (a block stages its keys in key order,
     /// so its run needs no sort), and where each key's is: a key staged again is replaced in place.
+    /// The index holds positions, 4 bytes a slot instead of a copy of the key, so that it stays
+    /// in cache while a block stages its 10k keys.
     staged: Vec<(Key, StateValue)>,
-    staged_at: HashMap<Key, usize>,
+    staged_at: HashTable<u32>,
+    staged_hasher: foldhash::fast::RandomState,
     /// change height -> committed entries naming a change at that height. The lowest is where a
     /// rebuild must start reading history.
     heights: BTreeMap<u64, u64>,
@@ -159,11 +163,12 @@ impl StateOverlay {
 
     /// The entry of `key`: the write in progress's (when `staged`), else the committed one.
     pub fn get(&self, key: &[u8], staged: bool) -> Option<&StateValue> {
-        staged
-            .then(|| self.staged_at.get(key))
-            .flatten()
-            .map(|&i| &self.staged[i].1)
-            .or_else(|| self.committed.get(key))
+        staged.then(|| self.staged_entry(key)).flatten().or_else(|| self.committed.get(key))
+    }
+
+    fn staged_entry(&self, key: &[u8]) -> Option<&StateValue> {
+        let found = self.staged_at.find(self.staged_hasher.hash_one(key), |&i| *self.staged[i as usize].0 == *key);
+        found.map(|&i| &self.staged[i as usize].1)
     }
 
     /// Stages `key -> value` (a state value, `change id || flag`) for the write in progress.
@@ -177,11 +182,13 @@ impl StateOverlay {
             let reason = format!("flag {} of {:?} is neither live nor deleted", value[CHANGE_ID_LEN], key);
             return Err(Error::Malformed { what: "state value", reason });
         }
-        match self.staged_at.get(key) {
-            Some(&i) => self.staged[i].1 = value,
-            None => {
-                self.staged_at.insert(key.into(), self.staged.len());
-                self.staged.push((key.into(), value));
+        let (staged, hasher) = (&mut self.staged, &self.staged_hasher);
+        let at = |i: &u32| hasher.hash_one(&*staged[*i as usize].0);
+        match self.staged_at.entry(hasher.hash_one(key), |&i| *staged[i as usize].0 == *key, at) {
+            Entry::Occupied(i) => staged[*i.get() as usize].1 = value,
+            Entry::Vacant(slot) => {
+                slot.insert(u32::try_from(staged.len()).expect("fewer than 2^32 keys staged by one write"));
+                staged.push((key.into(), value));
             }
         }
         Ok(())
@@ -303,7 +310,7 @@ impl StateOverlay {
             self.cursor = Some(last.clone());
         }
         for (k, v) in folded {
-            if self.staged_at.contains_key(&k) {
+            if self.staged_entry(&k).is_some() {
                 continue; // a newer change, committed below
             }
             self.committed.remove(&k);
@@ -375,9 +382,16 @@ mod tests {
         o.discard();
         assert!(o.get(b"c/b", true).is_none());
         o.stage(b"c/b", &value(3, 1, LIVE)).unwrap();
+        // A key staged again by the same write (a later block of a group): the newer entry wins.
+        o.stage(b"c/c", &value(3, 2, LIVE)).unwrap();
+        o.stage(b"c/b", &value(4, 0, DELETED)).unwrap();
+        assert_eq!(o.get(b"c/b", true).unwrap()[..], value(4, 0, DELETED)[..]);
+        assert_eq!(o.get(b"c/c", true).unwrap()[..], value(3, 2, LIVE)[..]);
         o.publish();
-        assert_eq!(o.get(b"c/b", false).unwrap()[..], value(3, 1, LIVE)[..]);
-        assert_eq!(o.len(), 2);
+        assert_eq!(o.get(b"c/b", false).unwrap()[..], value(4, 0, DELETED)[..]);
+        assert_eq!(o.get(b"c/b", true).unwrap()[..], value(4, 0, DELETED)[..]); // nothing staged now
+        assert_eq!(o.len(), 3);
+        assert_eq!(o.lowest_height(), Some(1));
     }
 
     #[test]
