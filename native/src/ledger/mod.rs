@@ -7,5 +7,6 @@ pub mod keys;
 pub mod locator;
 pub mod locator_run;
 pub mod nonce_runs;
+pub mod slab_map;
 pub mod state_overlay;
 pub mod writes;

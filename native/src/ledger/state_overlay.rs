@@ -23,6 +23,7 @@ use foldhash::{HashMap, HashMapExt};
 use hashbrown::hash_table::{Entry, HashTable};
 
 use super::keys::CHANGE_ID_LEN;
+use super::slab_map::SlabMap;
 use super::writes::{self, hex, ChangeId, StateValue, DELETED, LIVE, STATE_HEADER_LEN};
 use crate::error::{Error, Result};
 
@@ -115,7 +116,7 @@ fn sweep_rank<'a>(cursor: Option<&[u8]>, key: &'a [u8]) -> (bool, &'a [u8]) {
 pub struct StateOverlay {
     /// The newest committed entry of each key. Hashed: a lookup or an update costs one probe,
     /// whatever the overlay's size; the sweep's order comes from `runs`.
-    committed: HashMap<Key, StateValue>,
+    committed: SlabMap<Key, StateValue>,
     /// Every committed key is in some run, at or after its head: the sweep has not passed it since
     /// it was last written.
     runs: Vec<Run>,
@@ -332,7 +333,7 @@ impl StateOverlay {
         self.committed.retain(|_, v| self::height(v) >= height);
         self.heights = self.heights.split_off(&height);
         self.runs.clear();
-        let keys = self.committed.keys().cloned().collect();
+        let keys = self.committed.iter().map(|(k, _)| k.clone()).collect();
         self.push_run(keys);
     }
 
