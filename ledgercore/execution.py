@@ -24,6 +24,7 @@ class Execution:
     keys: list[bytes] = field(default_factory=list)
     values: list[bytes | None] = field(default_factory=list)
     tx_chunks: list[np.ndarray] = field(default_factory=list)  # per slice: block index of each write
+    unread: list[bytes] = field(default_factory=list)  # written keys a slice may not have read
 
     @property
     def txs(self) -> np.ndarray:
@@ -75,6 +76,8 @@ def execute(
         out.errors.update(res.errors)
         out.events.extend(res.events)
         out.keys.extend(res.keys)
+        if not res.writes_read:
+            out.unread.extend(res.keys)
         out.values.extend(res.values)
         out.tx_chunks.append(np.asarray(res.txs, dtype=np.uint32))
     return out

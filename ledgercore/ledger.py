@@ -201,7 +201,7 @@ class _StateReads:
 
     def __init__(self, store: Store, txn: Any, overlay: _native.StateOverlay) -> None:
         self._store, self._txn, self._overlay = store, txn, overlay
-        self._asked: set[bytes] = set()
+        self._asked: list[list[bytes]] = []  # a set only when some written key may be unread
         self._found: dict[bytes, bytes] = {}
 
     def _lookup(self, keys: list[bytes]) -> list[tuple[bytes, bytes]]:
@@ -210,16 +210,19 @@ class _StateReads:
         return found + self._store.get_many(self._txn, "state", missing)
 
     def values(self, keys: list[bytes]) -> dict[bytes, bytes]:
-        entries = self._lookup(list(keys))
-        self._asked.update(keys)
+        keys = list(keys)
+        entries = self._lookup(keys)
+        self._asked.append(keys)
         self._found.update(entries)
         return _live_values(self._store, self._txn, entries)
 
-    def entries(self, written: list[bytes]) -> list[tuple[bytes, bytes]]:
-        """The stored entries of ``written`` keys that exist (and of other keys read)."""
-        unread = set(written).difference(self._asked)
-        if unread:
-            self._found.update(self._lookup(list(unread)))
+    def entries(self, maybe_unread: list[bytes]) -> list[tuple[bytes, bytes]]:
+        """The stored entries of the keys read and of those ``maybe_unread`` (written keys that
+        may not have been read) that exist."""
+        if maybe_unread:
+            unread = set(maybe_unread).difference(itertools.chain.from_iterable(self._asked))
+            if unread:
+                self._found.update(self._lookup(list(unread)))
         return list(self._found.items())
 
 
@@ -822,7 +825,7 @@ class Ledger:
             batch, height=height, timestamp=ts, contracts=self._contracts, nonce_fresh=fresh,
             state=StateReader(reads.values), authorize=self._authorize,
         )  # fmt: skip
-        current = reads.entries(result.keys)
+        current = reads.entries(result.unread)
         if executed is not None:
             executed()
         t3 = time.perf_counter()

@@ -100,6 +100,9 @@ class SliceResult:
     keys: list[bytes] = field(default_factory=list)  # state keys written, in order
     values: list[bytes | None] = field(default_factory=list)  # None deletes
     txs: Sequence[int] | np.ndarray = field(default_factory=list)  # block index of each write
+    # True when every written key was read through ``Slice.state`` first (the built-in kernels
+    # read each key they may write): the ledger then already has their stored entries.
+    writes_read: bool = False
 
 
 class Context:

@@ -22,7 +22,7 @@ class NativeContract(Contract):
             return list(sl.state.get_many(keys).items())
 
         ok, errors, keys, values, txs = _native.run_builtin(self.name, sl.batch, sl.indices, read)
-        return SliceResult(ok=ok, errors=dict(errors), keys=keys, values=values, txs=txs)
+        return SliceResult(ok=ok, errors=dict(errors), keys=keys, values=values, txs=txs, writes_read=True)
 
 
 def _record(state: ContractState, key: str) -> dict[str, Any] | None:
