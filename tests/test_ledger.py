@@ -283,6 +283,12 @@ def test_history_keeps_every_write_of_one_transaction_and_survives_deletes(tmp_p
         assert led.get_versioned("counter", "a") == (b"5", 2, 0)
         assert [e.value for e in led.history("counter", "b")] == [b"x"]
         assert led.audit().height == 2
+        # Beside a built-in slice (whose kernel reads every key it writes), a slice that writes
+        # a stored key it never read still links that write to the key's last change.
+        led.apply_block([put(kp, "e/1", 5), tx(6, "b", b"y")])
+        assert [(e.height, e.value) for e in led.history("counter", "b")] == [(1, b"x"), (3, b"y")]
+        assert led.get("evidence", "e/1") is not None
+        assert led.audit().height == 3
 
 
 def test_a_broken_history_chain_is_a_typed_error(tmp_path, monkeypatch):
