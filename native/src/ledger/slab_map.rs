@@ -4,6 +4,9 @@
 //! of the entries themselves has 72-byte slots, ~70 MB at that size, so nearly every probe and
 //! every slot moved when it grows misses the cache. A table of positions is ~5 MB. A lookup of
 //! an absent key reads only the table; one that finds its key reads the entry once, to compare.
+//!
+//! Until something is removed, entries keep the order they were first inserted in (`iter`,
+//! `drain`): the overlay's staged entries rely on it.
 
 use std::hash::BuildHasher;
 use std::ops::Deref;
@@ -92,9 +95,20 @@ impl<K: Deref<Target = [u8]>, V> SlabMap<K, V> {
         });
     }
 
-    /// Every entry, in no particular order.
+    /// Every entry: in insertion order until something is removed, then in no particular order.
     pub fn iter(&self) -> impl Iterator<Item = (&K, &V)> {
         self.slots.iter().flatten().map(|(k, v)| (k, v))
+    }
+
+    /// Takes every entry out, in the order of `iter`; the capacity stays for the next ones.
+    pub fn drain(&mut self) -> impl Iterator<Item = (K, V)> + '_ {
+        self.index.clear();
+        self.free.clear();
+        self.slots.drain(..).flatten()
+    }
+
+    pub fn clear(&mut self) {
+        self.drain().for_each(drop);
     }
 }
 
@@ -133,5 +147,21 @@ mod tests {
         assert_eq!(all, model.into_iter().collect::<Vec<_>>());
         // Removed positions are reused: the slab does not grow past the most entries ever held.
         assert!(m.slots.len() <= 500);
+        assert_eq!(m.drain().count(), all.len());
+        assert!(m.is_empty() && m.get(&all[0].0).is_none());
+    }
+
+    #[test]
+    fn without_removals_entries_keep_their_insertion_order_and_replacements_their_place() {
+        let mut m: SlabMap<Vec<u8>, u32> = SlabMap::default();
+        for (i, k) in [b"c", b"a", b"b"].into_iter().enumerate() {
+            m.insert(k.to_vec(), i as u32);
+        }
+        assert_eq!(m.insert(b"a".to_vec(), 9), Some(1));
+        let order: Vec<(Vec<u8>, u32)> = m.drain().collect();
+        assert_eq!(order, [(b"c".to_vec(), 0), (b"a".to_vec(), 9), (b"b".to_vec(), 2)]);
+        m.insert(b"z".to_vec(), 1);
+        m.clear();
+        assert!(m.is_empty() && m.iter().next().is_none());
     }
 }

@@ -16,11 +16,10 @@ use std::borrow::Borrow;
 use std::cmp::{Ordering, Reverse};
 use std::collections::binary_heap::PeekMut;
 use std::collections::{BTreeMap, BinaryHeap};
-use std::hash::{BuildHasher, Hash, Hasher};
+use std::hash::{Hash, Hasher};
 use std::ops::Deref;
 
 use foldhash::{HashMap, HashMapExt};
-use hashbrown::hash_table::{Entry, HashTable};
 
 use super::keys::CHANGE_ID_LEN;
 use super::slab_map::SlabMap;
@@ -121,12 +120,9 @@ pub struct StateOverlay {
     /// it was last written.
     runs: Vec<Run>,
     /// The write in progress's entries in the order staged (a block stages its keys in key order,
-    /// so its run needs no sort), and where each key's is: a key staged again is replaced in place.
-    /// The index holds positions, 4 bytes a slot instead of a copy of the key, so that it stays
-    /// in cache while a block stages its 10k keys.
-    staged: Vec<(Key, StateValue)>,
-    staged_at: HashTable<u32>,
-    staged_hasher: foldhash::fast::RandomState,
+    /// so its run needs no sort); a key staged again is replaced in place. Its index of 4-byte
+    /// positions stays in cache while a block stages its 10k keys.
+    staged: SlabMap<Key, StateValue>,
     /// change height -> committed entries naming a change at that height. The lowest is where a
     /// rebuild must start reading history.
     heights: BTreeMap<u64, u64>,
@@ -164,12 +160,7 @@ impl StateOverlay {
 
     /// The entry of `key`: the write in progress's (when `staged`), else the committed one.
     pub fn get(&self, key: &[u8], staged: bool) -> Option<&StateValue> {
-        staged.then(|| self.staged_entry(key)).flatten().or_else(|| self.committed.get(key))
-    }
-
-    fn staged_entry(&self, key: &[u8]) -> Option<&StateValue> {
-        let found = self.staged_at.find(self.staged_hasher.hash_one(key), |&i| *self.staged[i as usize].0 == *key);
-        found.map(|&i| &self.staged[i as usize].1)
+        staged.then(|| self.staged.get(key)).flatten().or_else(|| self.committed.get(key))
     }
 
     /// Stages `key -> value` (a state value, `change id || flag`) for the write in progress.
@@ -183,15 +174,7 @@ impl StateOverlay {
             let reason = format!("flag {} of {:?} is neither live nor deleted", value[CHANGE_ID_LEN], key);
             return Err(Error::Malformed { what: "state value", reason });
         }
-        let (staged, hasher) = (&mut self.staged, &self.staged_hasher);
-        let at = |i: &u32| hasher.hash_one(&*staged[*i as usize].0);
-        match self.staged_at.entry(hasher.hash_one(key), |&i| *staged[i as usize].0 == *key, at) {
-            Entry::Occupied(i) => staged[*i.get() as usize].1 = value,
-            Entry::Vacant(slot) => {
-                slot.insert(u32::try_from(staged.len()).expect("fewer than 2^32 keys staged by one write"));
-                staged.push((key.into(), value));
-            }
-        }
+        self.staged.insert(key.into(), value);
         Ok(())
     }
 
@@ -311,16 +294,15 @@ impl StateOverlay {
             self.cursor = Some(last.clone());
         }
         for (k, v) in folded {
-            if self.staged_entry(&k).is_some() {
+            if self.staged.get(&k).is_some() {
                 continue; // a newer change, committed below
             }
             self.committed.remove(&k);
             self.uncount(height(&v));
         }
-        // Drained, not taken: the next write stages into the same capacity instead of regrowing.
-        self.staged_at.clear();
+        // Drained and put back: the next write stages into the same capacity instead of regrowing.
         let mut staged = std::mem::take(&mut self.staged);
-        self.add(staged.drain(..));
+        self.add(staged.drain());
         self.staged = staged;
     }
 
@@ -329,7 +311,7 @@ impl StateOverlay {
     /// it loaded since) into `state`. The remaining keys form one run in the sweep's order. Only
     /// between writes: nothing may be staged or folding.
     pub fn forget_below(&mut self, height: u64) {
-        debug_assert!(self.staged_at.is_empty() && self.folding.is_empty(), "a write is in progress");
+        debug_assert!(self.staged.is_empty() && self.folding.is_empty(), "a write is in progress");
         self.committed.retain(|_, v| self::height(v) >= height);
         self.heights = self.heights.split_off(&height);
         self.runs.clear();
@@ -340,7 +322,6 @@ impl StateOverlay {
     /// The write in progress failed: forget what it staged and folded.
     pub fn discard(&mut self) {
         self.staged.clear();
-        self.staged_at.clear();
         self.folding.clear();
         self.folded_heads.clear();
     }
