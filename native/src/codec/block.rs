@@ -71,14 +71,6 @@ impl<'a, R: AsRef<[u8]>> BlockFrame<'a, R> {
     }
 }
 
-/// Frames an encoded header and the raw transactions into a block.
-pub fn encode_block<R: AsRef<[u8]>>(header: &BlockHeader, raws: &[R]) -> Result<Vec<u8>> {
-    let frame = BlockFrame::new(header, raws)?;
-    let mut out = vec![0; frame.encoded_len()];
-    frame.write(&mut out);
-    Ok(out)
-}
-
 pub fn decode_block(data: &[u8]) -> Result<DecodedBlock<'_>> {
     let mut r = Reader::new("block", data);
     let header_len = r.u32(&"header length")? as usize;

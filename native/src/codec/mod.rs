@@ -13,7 +13,7 @@ use std::fmt::Display;
 
 use crate::error::{Error, Result};
 
-pub use block::{decode_block, encode_block, BlockFrame, DecodedBlock};
+pub use block::{decode_block, BlockFrame, DecodedBlock};
 pub use header::{BlockHeader, HEADER_VERSION};
 pub use tx::{decode_batch, Transaction, TxFields, TX_VERSION};
 pub use value::Value;

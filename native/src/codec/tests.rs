@@ -400,6 +400,14 @@ fn headers_round_trip_and_hash_their_encoding() {
     assert!(e.contains(&format!("proposer length at byte {proposer_len_at}: 31 is neither 0 nor")), "{e}");
 }
 
+/// A block's encoding in a new buffer (the bindings write it into a `bytes` object instead).
+fn encode_block<R: AsRef<[u8]>>(header: &BlockHeader, raws: &[R]) -> crate::error::Result<Vec<u8>> {
+    let frame = BlockFrame::new(header, raws)?;
+    let mut out = vec![0; frame.encoded_len()];
+    frame.write(&mut out);
+    Ok(out)
+}
+
 #[test]
 fn blocks_round_trip_and_reject_bad_framing() {
     let suite = Suite::Sm2Sm3;
