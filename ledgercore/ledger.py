@@ -615,16 +615,13 @@ class Ledger:
         # thread that finishes first takes the next block instead of idling while the block
         # about to commit waits for its slower half. One more is queued, so that the next block
         # is there when a thread finishes, not only once the block committing has executed.
-        threads = _native.thread_count()
-        depth = threads + 1
-
         def start() -> Future[_Check] | None:
             raws = next(it, None)
             if raws is None:
                 return None
-            return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=threads > 1))
+            return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=True))
 
-        checks = collections.deque(itertools.islice(iter(start, None), depth))
+        checks = collections.deque(itertools.islice(iter(start, None), _native.thread_count() + 1))
         while checks:
             checking = checks.popleft().result()  # raises the block's DecodeError
             started: list[bool] = []
