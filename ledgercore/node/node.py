@@ -362,15 +362,20 @@ class Node:
                 at += len(a.raws)
             # Set operations and C-level iteration: no Python step per transaction unless some
             # are already known (by position for bad signatures: a forged copy may share an id).
-            pairs = zip(ids, raws) if not bad.size else compress(zip(ids, raws), valid)
+            # The pairs go straight into the mempool, not through a list of tuples: ~10k container
+            # objects a batch would set the cycle collector off several times.
+            pairs: Iterable[tuple[bytes, bytes]] = zip(ids, raws) if not bad.size else compress(zip(ids, raws), valid)
             skip = committed.keys() | (self._proposed.keys() & ids) | (self._mempool.keys() & ids)
-            fresh = [p for p in pairs if p[0] not in skip] if skip else list(pairs)
-            self._mempool.update(fresh)
-            if fresh:
+            if skip:
+                pairs = [p for p in pairs if p[0] not in skip]
+            before = len(self._mempool)
+            self._mempool.update(pairs)
+            added = len(self._mempool) - before  # new keys, so the newest ones (dicts keep order)
+            if added:
                 self._mempool_grew()
             self._settle(committed)
-            if fresh and not self.is_leader:
-                self._forward([t for t, _ in fresh])
+            if added and not self.is_leader:
+                self._forward(list(islice(reversed(self._mempool.keys()), added))[::-1])
 
     def _check_admission(self, raws: list[bytes], ids: list[bytes]) -> tuple[np.ndarray, dict[bytes, int]]:
         """Signature check of a batch of decodable transactions, and which are committed already."""
@@ -423,8 +428,9 @@ class Node:
                 due = self._waiting_since is not None and time.monotonic() - self._waiting_since >= cfg.block_ms / 1000
                 if len(self._mempool) < cfg.block_txs and not due:
                     break  # a partial block waits for its deadline
-                items = list(islice(self._mempool.items(), cfg.block_txs))  # the oldest: no scan
-                data = encode_value({"ts": now_ms(), "txs": [raw for _, raw in items]})
+                txids = list(islice(self._mempool, cfg.block_txs))  # the oldest: no scan
+                raws = list(map(self._mempool.__getitem__, txids))
+                data = encode_value({"ts": now_ms(), "txs": raws})
                 async with self._lock:
                     if not self.is_leader:  # leadership may have moved while this task waited
                         break
@@ -434,8 +440,8 @@ class Node:
                         break  # the transactions stay in the mempool; a follower forwards them
                     if placed is not None:  # it checked these signatures at admission: apply skips them
                         self._checked[placed] = True
-                    _discard(self._mempool, (t for t, _ in items))
-                    self._proposed.update(items)
+                    _discard(self._mempool, txids)
+                    self._proposed.update(zip(txids, raws))
                     self._proposed_blocks += 1
                     if not self._mempool:
                         self._waiting_since = None
