@@ -315,10 +315,17 @@ class Node:
         self._waits.add(w)
         return w
 
+    def _settle_block(self, blk: Block) -> None:
+        """A committed block's transactions settled. Without pools or waiters (a follower no client
+        submits to) there is nothing to settle, and no map of its 10k ids is built."""
+        if self._mempool or self._proposed or self._forwarded or self._waits:
+            self._settle(dict.fromkeys(blk.txids, blk.height))
+
     def _settle(self, heights: dict[bytes, int]) -> None:
         """Transactions now committed (txid -> height): out of the pools, their waiters told."""
         for pool in (self._mempool, self._proposed, self._forwarded):
-            _discard(pool, heights)
+            if pool:
+                _discard(pool, heights)
         if not self._mempool:
             self._waiting_since = None
         for w in self._waits:
@@ -654,7 +661,7 @@ class Node:
                 # Deterministic on every node: the block is skipped everywhere.
                 log.error("node %s: committed entry %d is not a valid block: %s", self.config.id, e.index, blk)
                 continue
-            self._settle(dict.fromkeys(blk.txids, blk.height))
+            self._settle_block(blk)
 
     def _apply_committed(self, pending: list[tuple[Entry, bool | CheckedBlock | None]]) -> list[Block | LedgerError]:
         """Decodes committed entries' block proposals and applies them as one group, on a worker
@@ -733,4 +740,4 @@ class Node:
                 )  # fmt: skip
                 if blk.header != header:
                     raise LedgerError(f"block {header.height} from a peer re-executes to a different header")
-                self._settle(dict.fromkeys(blk.txids, blk.height))
+                self._settle_block(blk)
