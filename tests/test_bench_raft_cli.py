@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 
 def run_bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
@@ -35,6 +37,10 @@ def test_short_run_reports_positive_rates(tmp_path) -> None:  # type: ignore[no-
     assert info["ledger"]["verify_rate"] > 0 and info["ledger"]["height"] >= 1
     led = info["ledger"]
     assert led["verify_rate"] == max(led["verify_rate_before"], led["verify_rate_after"])
+    # The cluster's CPU per committed transaction, from the nodes' own CPU clocks over the window.
+    committed = led["rate"] * led["window_seconds"]
+    assert led["cpu_us_per_tx"] == pytest.approx(1e6 * sum(led["cpu_seconds"]) / committed) and led["cpu_us_per_tx"] > 0
+    assert "us per committed tx over the cluster" in ledger["note"]
     assert info["ledger"]["latency_p50"] > 0 and info["ledger"]["latency_p99"] >= info["ledger"]["latency_p50"]
     assert r["machine"]["cpus"] >= 1
     assert list(tmp_path.iterdir()) == []  # the clusters' data is removed
