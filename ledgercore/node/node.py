@@ -315,17 +315,20 @@ class Node:
         self._waits.add(w)
         return w
 
+    def _held(self) -> list[dict[bytes, Any]]:
+        """The pools that hold transactions not yet committed, leaving out the empty ones."""
+        return [pool for pool in (self._mempool, self._proposed, self._forwarded) if pool]
+
     def _settle_block(self, blk: Block) -> None:
         """A committed block's transactions settled. Without pools or waiters (a follower no client
         submits to) there is nothing to settle, and no map of its 10k ids is built."""
-        if self._mempool or self._proposed or self._forwarded or self._waits:
+        if self._held() or self._waits:
             self._settle(dict.fromkeys(blk.txids, blk.height))
 
     def _settle(self, heights: dict[bytes, int]) -> None:
         """Transactions now committed (txid -> height): out of the pools, their waiters told."""
-        for pool in (self._mempool, self._proposed, self._forwarded):
-            if pool:
-                _discard(pool, heights)
+        for pool in self._held():
+            _discard(pool, heights)
         if not self._mempool:
             self._waiting_since = None
         for w in self._waits:
