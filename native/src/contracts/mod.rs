@@ -1,15 +1,18 @@
 //! Built-in contracts as native kernels, so a block of them costs no Python per transaction.
 //!
 //! Each built-in touches one state key per call. A slice runs in two passes around one bulk store
-//! read: [`plan`] parses every call in parallel, names its key and groups the calls by key (one
-//! sort, which also gives the store read its keys in order); [`apply`] then decides each call in
-//! block order against the key's current value and the slice's earlier writes.
+//! read: [`plan`] parses every call, names its key and groups the calls by key (one sort, which
+//! also gives the store read its keys in order); [`apply`] then decides each call in block order
+//! against the key's current value and the slice's earlier writes.
+//!
+//! Both run on the calling thread. A block's plan is a few milliseconds of work, done while the
+//! block's signature check holds every core: handed to rayon's workers it waited for them to be
+//! scheduled beside the check's threads, and their spinning once done took CPU from the check
+//! (at 10M keys of state a block took ~10 ms more CPU and wall time; bench/RESULTS.md).
 
 mod args;
 pub mod cert;
 pub mod evidence;
-
-use rayon::prelude::*;
 
 /// One transaction of the slice, as the kernel sees it.
 #[derive(Clone, Copy, Debug)]
@@ -34,8 +37,6 @@ pub trait SingleKeyContract: Sync {
 }
 
 const NO_GROUP: u32 = u32::MAX;
-/// Below this many calls a slice is parsed and sorted on the calling thread.
-const PARALLEL_MIN_CALLS: usize = 256;
 
 /// Parsed calls of a slice: each the state key it touches and its operation, or its error.
 pub struct Plan<Op> {
@@ -90,23 +91,14 @@ pub fn plan<C: SingleKeyContract>(contract: &C, calls: &[Call<'_>]) -> Plan<C::O
         }
         (key, op)
     };
-    type Parsed<Op> = (Vec<Vec<u8>>, Vec<Result<Op, String>>);
-    let (keys, ops): Parsed<C::Op> = if calls.len() < PARALLEL_MIN_CALLS {
-        calls.iter().map(parse).unzip()
-    } else {
-        calls.par_iter().with_min_len(PARALLEL_MIN_CALLS).map(parse).unzip()
-    };
+    let (keys, ops): (Vec<_>, Vec<_>) = calls.iter().map(parse).unzip();
     // Sort by the 16 key bytes after the namespace first (held inline, so most comparisons touch
     // no key), then by the whole key.
     let mut order: Vec<(u128, u32)> =
         (0..calls.len()).filter(|&j| ops[j].is_ok()).map(|j| (head(&keys[j][prefix_len..]), j as u32)).collect();
     let by_key =
         |a: &(u128, u32), b: &(u128, u32)| a.0.cmp(&b.0).then_with(|| keys[a.1 as usize].cmp(&keys[b.1 as usize]));
-    if order.len() < PARALLEL_MIN_CALLS {
-        order.sort_unstable_by(by_key);
-    } else {
-        order.par_sort_unstable_by(by_key);
-    }
+    order.sort_unstable_by(by_key);
     let mut group = vec![NO_GROUP; calls.len()];
     let mut distinct: Vec<u32> = Vec::new();
     for &(_, j) in &order {

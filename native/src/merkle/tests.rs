@@ -131,9 +131,10 @@ fn root_from_leaves_matches_the_definition_and_the_log() {
         }
     }
     // Sizes above the sequential cut-off take the parallel path: aligned, unaligned, and odd.
-    let data = leaves((1 << 15) + 4097);
+    let cut = root::SEQUENTIAL_MAX_LEAVES;
+    let data = leaves(4 * cut + 4097);
     let log = MerkleLog::from_leaves(HashAlgo::Sha256, &data);
-    for size in [1 << 13, (1 << 13) + 1, 1 << 14, (1 << 14) + 999, 1 << 15, data.len()] {
+    for size in [cut, cut + 1, 2 * cut, 2 * cut + 999, 4 * cut, data.len()] {
         assert_eq!(root(HashAlgo::Sha256, &data[..size]), log.root(size as u64).unwrap(), "size {size}");
     }
 }
