@@ -25,7 +25,8 @@ def _log(leaves: Leaves, algo: str) -> _native.MerkleLog:
 
 
 def root(leaves: Leaves, algo: str = "sha256") -> bytes:
-    """The root of the tree over ``leaves`` (computed in parallel without building a log)."""
+    """The root of the tree over ``leaves``, computed without building a log (in parallel above
+    65,536 leaves)."""
     return _native.merkle_root(algo, leaves)
 
 
