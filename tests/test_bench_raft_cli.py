@@ -40,6 +40,9 @@ def test_short_run_reports_positive_rates(tmp_path) -> None:  # type: ignore[no-
     # The cluster's CPU per committed transaction, from the nodes' own CPU clocks over the window.
     committed = led["rate"] * led["window_seconds"]
     assert led["cpu_us_per_tx"] == pytest.approx(1e6 * sum(led["cpu_seconds"]) / committed) and led["cpu_us_per_tx"] > 0
+    # The same CPU over the transactions the goal's rate (0.6 x verify / nodes) would commit.
+    at_goal = 0.6 * led["verify_rate"] / info["nodes"] * led["window_seconds"]
+    assert led["cpu_us_per_tx_at_goal"] == pytest.approx(1e6 * sum(led["cpu_seconds"]) / at_goal)
     assert "us per committed tx over the cluster" in ledger["note"]
     assert info["ledger"]["latency_p50"] > 0 and info["ledger"]["latency_p99"] >= info["ledger"]["latency_p50"]
     assert r["machine"]["cpus"] >= 1
