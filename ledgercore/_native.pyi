@@ -152,7 +152,8 @@ class StateOverlay:
     def load(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # (change id, history entry), change-id order
     def fold(self, n: int) -> KeyValues: ...  # the next n entries in key order, for state
     def lowest_height(self) -> int | None: ...  # of a change left unfolded once the write commits
-    def publish(self) -> None: ...  # the write is durable
+    def publish(self) -> None: ...  # the write is durable: committed for get and split at once
+    def settle(self) -> None: ...  # merge a published write (else the next call that changes the overlay does)
     def forget_below(self, height: int) -> None: ...  # entries another process's folds put in state
     def discard(self) -> None: ...  # the write failed
     def items(self) -> list[tuple[bytes, bytes]]: ...  # committed, in key order

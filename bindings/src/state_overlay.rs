@@ -48,7 +48,8 @@ impl StateOverlay {
         cursor.map(|k| PyBytes::new(slf.py(), &k))
     }
 
-    fn __len__(&self) -> usize {
+    fn __len__(&mut self) -> usize {
+        self.inner.settle();
         self.inner.len()
     }
 
@@ -103,13 +104,21 @@ impl StateOverlay {
 
     /// The lowest height of a change neither in `state` nor folded once the write in progress
     /// commits, or None.
-    fn lowest_height(&self) -> Option<u64> {
+    fn lowest_height(&mut self) -> Option<u64> {
+        self.inner.settle();
         self.inner.lowest_height()
     }
 
-    /// The write in progress is durable: what it staged becomes visible, what it folded leaves.
+    /// The write in progress is durable: what it staged is committed from now on. The merge that
+    /// makes what it folded leave waits for `settle` (or the next call that changes the overlay).
     fn publish(&mut self) {
         self.inner.publish();
+    }
+
+    /// Merges a published write into the committed entries (~1 us an entry at 10M keys); nothing
+    /// when there is none.
+    fn settle(&mut self) {
+        self.inner.settle();
     }
 
     /// Forgets committed entries of changes below `height` (another process folded them into
@@ -125,7 +134,11 @@ impl StateOverlay {
 
     /// Committed `(key, entry)` pairs in key order.
     fn items<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
-        let all = slf.borrow().inner.items().map(|(k, v)| (Key::from(k), *v)).collect();
+        let all = {
+            let mut this = slf.borrow_mut();
+            this.inner.settle();
+            this.inner.items().map(|(k, v)| (Key::from(k), *v)).collect()
+        };
         pairs(slf.py(), all)
     }
 }
