@@ -152,10 +152,9 @@ class StateOverlay:
     def load(self, entries: Sequence[tuple[bytes, bytes]]) -> None: ...  # (change id, history entry), change-id order
     def fold(self, n: int) -> KeyValues: ...  # the next n entries in key order, for state
     def lowest_height(self) -> int | None: ...  # of a change left unfolded once the write commits
-    def publish(self) -> None: ...  # the write is durable: committed for get and split at once
-    def settle(self) -> None: ...  # merge a published write (else the next call that changes the overlay does)
+    def publish(self) -> None: ...  # the write is durable: committed for get and split at once; merged by the next change
     def forget_below(self, height: int) -> None: ...  # entries another process's folds put in state
-    def discard(self) -> None: ...  # the write failed
+    def discard(self) -> None: ...  # the write failed (a published one is merged first, and stays)
     def items(self) -> list[tuple[bytes, bytes]]: ...  # committed, in key order
 
 def merge_runs(runs: Sequence[bytes]) -> bytes: ...  # one run of every record; each run checked

@@ -731,10 +731,10 @@ class Ledger:
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
         if self._log.size != self._head.height + 1:
             self._reload_log()  # an earlier try of this write ran out of map space midway
-        # The last write's merge into the overlay, left out of its commit: here it runs while
-        # this write's signatures are checked on other threads.
-        self._overlay.settle()
-        self._overlay.discard()  # and what an earlier try of this write staged
+        # Drops what an earlier try of this write staged, after merging the last write into the
+        # overlay: left out of that write's commit, the merge runs here, while this write's
+        # signatures are checked on other threads.
+        self._overlay.discard()
         self._check_head(txn)
         first, (head, out) = self._head.height + 1, (self._head, [])
         for n, (decoded, timestamp, proposer, consensus) in enumerate(items, 1):

@@ -110,15 +110,9 @@ impl StateOverlay {
     }
 
     /// The write in progress is durable: what it staged is committed from now on. The merge that
-    /// makes what it folded leave waits for `settle` (or the next call that changes the overlay).
+    /// makes what it folded leave waits for the next call that changes the overlay.
     fn publish(&mut self) {
         self.inner.publish();
-    }
-
-    /// Merges a published write into the committed entries (~1 us an entry at 10M keys); nothing
-    /// when there is none.
-    fn settle(&mut self) {
-        self.inner.settle();
     }
 
     /// Forgets committed entries of changes below `height` (another process folded them into
@@ -127,7 +121,8 @@ impl StateOverlay {
         self.inner.forget_below(height);
     }
 
-    /// The write in progress failed: forget what it staged and folded.
+    /// The write in progress failed: forget what it staged and folded (after merging a published
+    /// write, which stays).
     fn discard(&mut self) {
         self.inner.discard();
     }
