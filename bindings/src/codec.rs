@@ -256,7 +256,7 @@ pub fn decode_tx<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<TxTuple<'py>> {
         tx.timestamp(),
         PyString::new(py, tx.contract()),
         PyString::new(py, tx.method()),
-        PyBytes::new(py, tx.args()),
+        PyBytes::new(py, tx.args().bytes()),
         PyBytes::new(py, tx.signature()),
         tx.payload().len(),
         PyBytes::new(py, tx.id()),

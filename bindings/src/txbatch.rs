@@ -143,7 +143,7 @@ impl TxBatch {
     /// Each transaction's args map, canonically encoded (`codec.decode_value` reads one).
     #[getter]
     fn args<'py>(&self, py: Python<'py>) -> Vec<Bound<'py, PyBytes>> {
-        self.bytes(py, Transaction::args)
+        self.bytes(py, |tx| tx.args().bytes())
     }
 
     /// Each whole transaction encoding.

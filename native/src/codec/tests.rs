@@ -195,8 +195,8 @@ fn transactions_round_trip_for_every_suite() {
         assert_eq!(tx.sender(), key(suite, 9).public_key());
         assert_eq!((tx.nonce(), tx.timestamp()), (5, 1_700_000_000_000));
         assert_eq!((tx.contract(), tx.method()), ("evidence", "put"));
-        assert_eq!(tx.args(), args());
-        assert_eq!(&tx.raw()[tx.args_offset()..tx.args_offset() + tx.args().len()], tx.args());
+        assert_eq!(tx.args().bytes(), args());
+        assert_eq!(&tx.raw()[tx.args_offset()..tx.args_offset() + tx.args().bytes().len()], tx.args().bytes());
         assert_eq!(tx.signature().len(), 64);
         assert_eq!(tx.payload().len() + 64, tx.raw().len());
         assert_eq!(tx.id(), &suite.hash().digest(tx.payload()));
@@ -255,6 +255,17 @@ fn transaction_field_errors_name_the_field() {
     let args_at = method_at + 1 + 3 + 4;
     let e = patched(args_at, value::tag::LIST);
     assert!(e.contains("args at byte 71: must be a map, got list"), "{e}");
+}
+
+#[test]
+fn a_canonical_map_is_made_only_from_one_whole_canonical_map() {
+    let map = Value::map(vec![("a".into(), Value::Int(1))]).unwrap().encode().unwrap();
+    assert_eq!(value::CanonicalMap::new(&map).unwrap().bytes(), &map[..]);
+    let err = |data: &[u8]| value::CanonicalMap::new(data).unwrap_err().to_string();
+    assert!(err(&Value::List(vec![]).encode().unwrap()).contains("must be a map, got list"));
+    assert!(err(&[0xff]).contains("map"));
+    assert!(err(&[&map[..], &[0][..]].concat()).contains("map"));
+    assert!(err(&map[..map.len() - 1]).contains("map"));
 }
 
 #[test]

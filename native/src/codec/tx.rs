@@ -9,7 +9,7 @@
 
 use rayon::prelude::*;
 
-use super::value::validate_map;
+use super::value::{validate_map, CanonicalMap};
 use super::{
     check_chain_id_len, check_name, encode_error, put_short, Reader, MAX_CHAIN_ID_LEN, MAX_NAME_LEN, MAX_TX_SIZE,
 };
@@ -229,8 +229,8 @@ impl Transaction {
     }
 
     /// The canonical encoding of the args map.
-    pub fn args(&self) -> &[u8] {
-        &self.raw[self.args.0..self.args.1]
+    pub fn args(&self) -> CanonicalMap<'_> {
+        CanonicalMap::checked(&self.raw[self.args.0..self.args.1])
     }
 
     /// Offset of the args encoding in [`Transaction::raw`].

@@ -181,6 +181,28 @@ pub(crate) fn validate_map(what: &'static str, root: &str, data: &[u8], base: us
     r.finish(root)
 }
 
+/// The encoding of one canonical map, checked once when it was made: a decoded transaction's args
+/// come as one, so the contracts that read them do not check them again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CanonicalMap<'a>(&'a [u8]);
+
+impl<'a> CanonicalMap<'a> {
+    /// Checks that all of `data` is one canonical map.
+    pub fn new(data: &'a [u8]) -> Result<Self> {
+        validate_map("map", "map", data, 0)?;
+        Ok(Self(data))
+    }
+
+    /// `data` that the caller has checked with [`validate_map`].
+    pub(crate) fn checked(data: &'a [u8]) -> Self {
+        Self(data)
+    }
+
+    pub fn bytes(&self) -> &'a [u8] {
+        self.0
+    }
+}
+
 fn tag_name(t: u8) -> &'static str {
     match t {
         tag::NULL => "null",

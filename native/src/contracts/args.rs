@@ -4,7 +4,7 @@
 //! canonical, so a slice is exactly that value's encoding), and records are written straight into
 //! their output buffer. Nothing is allocated per argument.
 
-use crate::codec::value::{tag, validate, Value};
+use crate::codec::value::{tag, CanonicalMap, Value};
 
 pub struct Args<'a> {
     /// `(name, encoded value)` in the map's order; a taken entry's name is cleared.
@@ -58,12 +58,9 @@ fn contents(encoded: &[u8]) -> &[u8] {
 }
 
 impl<'a> Args<'a> {
-    /// Checks `raw` is one canonical map and rejects any argument name not in `allowed`.
-    pub fn parse(raw: &'a [u8], method: &'static str, allowed: &[&str]) -> Result<Self, String> {
-        validate(raw).map_err(|e| format!("{method}: {e}"))?;
-        if raw[0] != tag::MAP {
-            return Err(format!("{method}: arguments must be a map, got {}", type_name(raw)));
-        }
+    /// Splits the map into its entries and rejects any argument name not in `allowed`.
+    pub fn parse(map: CanonicalMap<'a>, method: &'static str, allowed: &[&str]) -> Result<Self, String> {
+        let raw = map.bytes();
         let count = u32_at(raw, 1);
         let mut entries = Vec::with_capacity(count);
         let mut at = 5;

@@ -14,6 +14,8 @@ mod args;
 pub mod cert;
 pub mod evidence;
 
+use crate::codec::value::CanonicalMap;
+
 /// One transaction of the slice, as the kernel sees it.
 #[derive(Clone, Copy, Debug)]
 pub struct Call<'a> {
@@ -21,7 +23,7 @@ pub struct Call<'a> {
     pub index: u32,
     pub sender: &'a [u8],
     pub method: &'a str,
-    pub args: &'a [u8],
+    pub args: CanonicalMap<'a>,
 }
 
 /// A built-in contract whose every call reads and writes the single key it names.
