@@ -119,6 +119,24 @@ def test_safety_checker_bites() -> None:
         c.read_served(1, 4)
 
 
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--seeds", "0"], "--seeds must be at least 1, got 0"),
+        (["--seeds", "-3"], "--seeds must be at least 1, got -3"),
+        (["--seeds", "2", "--jobs", "0"], "--jobs must be at least 1, got 0"),
+        (["--seed", "1", "--steps", "-1"], "--steps must be at least 0, got -1"),
+    ],
+)
+def test_cli_sim_refuses_counts_that_would_run_nothing(
+    argv: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["sim", *argv]) == 2
+    captured = capsys.readouterr()
+    assert f"ledgercore sim: {message}" in captured.err
+    assert "failed" not in captured.out  # no summary of a run that did not happen
+
+
 def test_cli_sim_runs_seeds_and_prints_replay_on_failure(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["sim", "--protocol", "raft", "--seeds", "5", "--steps", "20"]) == 0
     assert "5 seeds from 0" in capsys.readouterr().out

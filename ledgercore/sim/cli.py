@@ -8,6 +8,7 @@ it; ``--trace`` prints what happened, tick by tick.
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any
@@ -48,9 +49,21 @@ def _describe(r: SimResult) -> str:
     )
 
 
-def run(args: argparse.Namespace) -> int:
+def _bad_argument(args: argparse.Namespace) -> str | None:
+    """What is wrong with the numbers given, if anything."""
     if args.steps < 0:
-        print("--steps must be >= 0")
+        return f"--steps must be at least 0, got {args.steps}"
+    if args.seeds is not None and args.seeds < 1:
+        return f"--seeds must be at least 1, got {args.seeds}"
+    if args.jobs < 1:
+        return f"--jobs must be at least 1, got {args.jobs}"
+    return None
+
+
+def run(args: argparse.Namespace) -> int:
+    bad = _bad_argument(args)
+    if bad:
+        print(f"ledgercore sim: {bad}", file=sys.stderr)
         return 2
     if args.seeds is None and args.seed is not None:
         r = run_seed(args.seed, protocol=args.protocol, steps=args.steps, nodes=args.nodes,
