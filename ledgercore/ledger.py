@@ -473,6 +473,9 @@ class Ledger:
             get_suite(suite)
         if not isinstance(chain_id, str) or not 1 <= len(chain_id.encode()) <= MAX_CHAIN_ID_LEN:
             raise InvalidInputError(f"chain_id must be a str of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes, got {chain_id!r}")
+        contracts = list(contracts)
+        for c in contracts:
+            _native.check_contract_name(c.name)
         store = Store(path, map_size)
         try:
             stored_suite = store.get("meta", b"suite")
@@ -571,7 +574,9 @@ class Ledger:
     # -- writing ---------------------------------------------------------------------------
 
     def register(self, contract: Contract) -> None:
-        """Adds (or replaces) a contract by its name."""
+        """Adds (or replaces) a contract by its name, which must be one transactions can carry
+        (``[a-z0-9_]``, a letter first)."""
+        _native.check_contract_name(contract.name)
         self._contracts[contract.name] = contract
 
     def apply_block(
@@ -914,7 +919,8 @@ class Ledger:
         return Block(header, raws, receipts, txids)
 
     def get(self, contract: str, key: str | bytes) -> bytes | None:
-        """The current value of ``contract/key``, or None."""
+        """The current value of ``contract/key``, or None (also for a contract no one registered).
+        A malformed contract name or key raises a ValueError (MalformedInputError, ContractInputError)."""
         found = self.get_versioned(contract, key)
         return None if found is None else found[0]
 

@@ -5,6 +5,7 @@ and the ledger stays usable (the next good block commits and the audit passes).
 
 from __future__ import annotations
 
+import re
 import struct
 
 import lmdb
@@ -15,7 +16,7 @@ from ledgercore import ledger as ledger_module
 from ledgercore.audit import state_entries
 from ledgercore.block import BlockHeader, decode_block, encode_block
 from ledgercore.codec import decode_value, encode_value
-from ledgercore.contracts import Contract, ContractError, method
+from ledgercore.contracts import Contract, ContractError, ContractInputError, method
 from ledgercore.errors import (
     ChainMismatchError,
     DecodeError,
@@ -24,6 +25,8 @@ from ledgercore.errors import (
     InvalidInputError,
     InvalidSignatureError,
     LedgerError,
+    MalformedInputError,
+    UnknownNameError,
 )
 from ledgercore.store import TABLES, Store, StoreError, height_key
 from ledgercore.transaction import MAX_TX_SIZE
@@ -262,22 +265,50 @@ def test_a_python_contract_that_fails_midway_leaves_none_of_its_writes(tmp_path)
 
 
 def test_bad_keys_and_arguments_on_reads_are_typed_errors(tmp_path):
+    # The caller is at fault, so each is a ValueError (ContractInputError; a ContractError too, so
+    # that a contract passing the same bad key fails its transaction the usual way).
     with Ledger.open(tmp_path / "l") as led:
-        with pytest.raises(ContractError, match="key must be 1..1024 bytes, got 5000"):
+        with pytest.raises(ContractInputError, match="key must be 1..1024 bytes, got 5000"):
             led.get("evidence", "k" * 5000)
-        with pytest.raises(ContractError, match="got 0"):
+        with pytest.raises(ContractInputError, match="got 0"):
             led.history("evidence", "")
         # bytes(5) is five zero bytes: an int key must not quietly become one (or allocate 10**12).
         for key in (5, 10**12, None, 1.5):
-            with pytest.raises(ContractError, match="key must be str or bytes"):
+            with pytest.raises(ContractInputError, match="key must be str or bytes"):
                 led.get("evidence", key)
-        with pytest.raises(ContractError, match="bad arguments for evidence.get"):
+        with pytest.raises(ContractInputError, match="bad arguments for evidence.get"):
             led.query("evidence", "get")
-        with pytest.raises(ContractError, match="bad arguments for cert.status"):
+        with pytest.raises(ContractInputError, match="bad arguments for cert.status"):
             led.query("cert", "status", cert_id="c", colour="red")
-        with pytest.raises(ContractError, match="no query"):
+        with pytest.raises(ContractInputError, match="no query"):
             led.query("evidence", "put", key="k")
         assert led.query("evidence", "get", key="k") is None
+        assert issubclass(ContractInputError, ValueError) and issubclass(ContractInputError, ContractError)
+
+
+def test_contract_names_are_checked_on_reads_and_registration(tmp_path):
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block([put(1)])
+        # "evidence/k" under a contract named "evidence/" ... would read evidence's own key "k"
+        # through another name: a name transactions cannot carry never reaches the store.
+        for name, reason in [("", "1 to 64 bytes"), ("Evidence", "lowercase"), ("evidence/x", "outside [a-z0-9_]"),
+                             ("e" * 65, "1 to 64 bytes")]:
+            for read in (led.get, led.history, led.get_versioned):
+                with pytest.raises(MalformedInputError, match=f"contract name: .*{re.escape(reason)}"):
+                    read(name, "k")
+        # A well-formed name that no contract registered holds nothing.
+        assert led.get("nobody", "k") is None and led.history("nobody", "k") == []
+
+        class Misnamed(Contract):
+            name = "Registry"
+
+        with pytest.raises(MalformedInputError, match="contract name"):
+            led.register(Misnamed())
+        with pytest.raises(UnknownNameError):
+            led.query("Registry", "get", key="k")  # it was not registered
+    with pytest.raises(MalformedInputError, match="contract name"):
+        Ledger.open(tmp_path / "m", contracts=[Misnamed()])
+    assert not (tmp_path / "m").exists()  # refused before anything was created
 
 
 def test_a_bad_proposer_or_timestamp_fails_the_block_after_execution_and_writes_nothing(tmp_path):

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use ledgercore_native::codec::check_name;
 use ledgercore_native::ledger::keys::CHANGE_ID_LEN;
 use ledgercore_native::ledger::writes::{StateValue, STATE_HEADER_LEN};
 use ledgercore_native::ledger::{commitment, keys, writes};
@@ -45,8 +46,16 @@ impl<'py> WriteColumns<'py> {
     }
 }
 
+/// Checks a contract name by the rule transactions follow (`[a-z0-9_]`, a letter first), so that
+/// no name can reach into another contract's namespace.
+#[pyfunction]
+pub fn check_contract_name(name: &str) -> PyResult<()> {
+    check_name(name.as_bytes()).map_err(|reason| malformed("contract name", reason))
+}
+
 #[pyfunction]
 pub fn state_key<'py>(py: Python<'py>, contract: &str, key: &[u8]) -> PyResult<Bound<'py, PyBytes>> {
+    check_contract_name(contract)?;
     let full = keys::state_key(contract, key);
     if full.len() > keys::MAX_STATE_KEY_LEN {
         return Err(malformed("state key", format!("{} bytes exceeds {}", full.len(), keys::MAX_STATE_KEY_LEN)));

@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import _native
 from ..codec import decode_value
-from ..errors import LedgerError
+from ..errors import InvalidInputError, LedgerError
 
 MAX_KEY_SIZE = 1024
 MAX_VALUE_SIZE = 1 << 20
@@ -24,6 +24,11 @@ MAX_VALUE_SIZE = 1 << 20
 
 class ContractError(LedgerError):
     """Raised by a contract method to fail its transaction; the message goes into the receipt."""
+
+
+class ContractInputError(ContractError, InvalidInputError):
+    """A key, query name or query arguments that cannot be used: inside a transaction it fails
+    that transaction like any ContractError; from a caller reading state it is a ValueError."""
 
 
 def method(fn: Callable[..., None]) -> Callable[..., None]:
@@ -44,9 +49,9 @@ def key_bytes(key: str | bytes) -> bytes:
     elif isinstance(key, (bytes, bytearray, memoryview)):
         raw = bytes(key)
     else:  # bytes(5) would quietly make the key b"\0" * 5 (and bytes(10**12) try to allocate it)
-        raise ContractError(f"key must be str or bytes, got {type(key).__name__}")
+        raise ContractInputError(f"key must be str or bytes, got {type(key).__name__}")
     if not raw or len(raw) > MAX_KEY_SIZE:
-        raise ContractError(f"key must be 1..{MAX_KEY_SIZE} bytes, got {len(raw)}")
+        raise ContractInputError(f"key must be 1..{MAX_KEY_SIZE} bytes, got {len(raw)}")
     return raw
 
 
@@ -193,10 +198,10 @@ class Contract:
 
     def query(self, state: ContractState, name: str, args: dict[str, Any]) -> Any:
         if name not in self.queries():
-            raise ContractError(f"contract {self.name!r} has no query {name!r}")
+            raise ContractInputError(f"contract {self.name!r} has no query {name!r}")
         fn = getattr(self, name)
         try:
             inspect.signature(fn).bind(state, **args)
         except TypeError as exc:
-            raise ContractError(f"bad arguments for {self.name}.{name}: {exc}") from None
+            raise ContractInputError(f"bad arguments for {self.name}.{name}: {exc}") from None
         return fn(state, **args)

@@ -123,7 +123,7 @@ impl<'a> Reader<'a> {
 
 /// Checks a contract or method name: 1 to 64 bytes of ASCII `[a-z0-9_]`, starting with a letter.
 /// The error is a reason, for the caller to attach to a field.
-pub(crate) fn check_name(name: &[u8]) -> std::result::Result<(), String> {
+pub fn check_name(name: &[u8]) -> std::result::Result<(), String> {
     if name.is_empty() || name.len() > MAX_NAME_LEN {
         return Err(format!("must be 1 to {MAX_NAME_LEN} bytes, got {}", name.len()));
     }
