@@ -462,14 +462,22 @@ def _harden(ctx: ssl.SSLContext, ca_cert: PathLike) -> None:
     # Strict RFC 5280 checks (our certificates carry the key identifiers strict mode wants).
     ctx.verify_flags |= ssl.VERIFY_X509_STRICT
     # Trust the consortium CA only: never load the system store.
-    ctx.load_verify_locations(cafile=os.fspath(ca_cert))
+    try:
+        ctx.load_verify_locations(cafile=os.fspath(ca_cert))
+    except (OSError, ssl.SSLError) as exc:  # neither names the file
+        raise CertificateFileError(f"cannot load the CA certificate {os.fspath(ca_cert)}: {exc}") from None
 
 
 def _load_chain(
     ctx: ssl.SSLContext, cert: PathLike, key: PathLike, password: bytes | None
 ) -> None:
-    _check_key_file_mode(Path(key))
-    ctx.load_cert_chain(os.fspath(cert), os.fspath(key), password=password)
+    try:
+        _check_key_file_mode(Path(key))
+        ctx.load_cert_chain(os.fspath(cert), os.fspath(key), password=password)
+    except (OSError, ssl.SSLError) as exc:  # neither names the files
+        raise CertificateFileError(
+            f"cannot load the certificate {os.fspath(cert)} with its key {os.fspath(key)}: {exc}"
+        ) from None
 
 
 def server_context(

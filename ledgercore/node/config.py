@@ -11,7 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
+from ..ledger import MAX_CHAIN_ID_LEN
 from ..net.pki import TLSFiles
+from ..suites import SUITES
 
 
 class ConfigError(InvalidInputError):
@@ -60,18 +62,60 @@ class NodeConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> NodeConfig:
+        if not isinstance(d, dict):
+            raise ConfigError(f"invalid node configuration: expected an object, got {type(d).__name__}")
+        for name, want in (("tls", dict), ("peers", list)):
+            if name in d and not isinstance(d[name], want):
+                what = "an object with ca_cert, cert and key" if want is dict else "a list of objects"
+                raise ConfigError(f"invalid node configuration: {name} must be {what}, got {d[name]!r}")
         try:
             d = dict(d)
             d["data_dir"] = Path(d["data_dir"])
             d["tls"] = TLSFiles.from_dict(d["tls"])
             d["peers"] = tuple(Peer(**p) for p in d["peers"])
             cfg = cls(**d)
-        except (KeyError, TypeError) as exc:
+        except KeyError as exc:
+            raise ConfigError(f"invalid node configuration: missing {exc}") from None
+        except (AttributeError, TypeError, ValueError) as exc:
             raise ConfigError(f"invalid node configuration: {exc}") from None
-        ids = [cfg.raft_id, *(p.raft_id for p in cfg.peers)]
-        if len(set(ids)) != len(ids) or min(ids) < 1:
-            raise ConfigError(f"raft ids must be distinct positive integers, got {ids}")
+        cfg.validate()
         return cfg
+
+    def validate(self) -> None:
+        """Raises ConfigError naming the first field whose value the node could not run with."""
+
+        def fail(field: str, want: str, got: Any) -> ConfigError:
+            return ConfigError(f"invalid node configuration: {field} must be {want}, got {got!r}")
+
+        def is_int(v: Any) -> bool:
+            return isinstance(v, int) and not isinstance(v, bool)
+
+        for name in ("id", "host", "client_host"):
+            if not isinstance(getattr(self, name), str) or not getattr(self, name):
+                raise fail(name, "a non-empty string", getattr(self, name))
+        ports = [("port", self.port), ("client_port", self.client_port)]
+        ports += [(f"peer {p.id!r} port", p.port) for p in self.peers]
+        for name, port in ports:
+            if not is_int(port) or not 1 <= port <= 65535:
+                raise fail(name, "a TCP port (1..65535)", port)
+        for name in ("block_txs", "block_ms", "tick_ms", "election_ticks", "heartbeat_ticks", "snapshot_every",
+                     "mempool_limit", "max_inflight_blocks"):  # fmt: skip
+            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
+                raise fail(name, "a positive integer", getattr(self, name))
+        if self.election_ticks <= self.heartbeat_ticks:
+            raise fail("election_ticks", f"more than heartbeat_ticks ({self.heartbeat_ticks})", self.election_ticks)
+        if self.suite not in SUITES:
+            raise fail("suite", f"one of {sorted(SUITES)}", self.suite)
+        if not isinstance(self.chain_id, str) or not 1 <= len(self.chain_id.encode()) <= MAX_CHAIN_ID_LEN:
+            raise fail("chain_id", f"a string of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes", self.chain_id)
+        if not isinstance(self.extra, dict):
+            raise fail("extra", "an object", self.extra)
+        names = [self.id, *(p.id for p in self.peers)]
+        if len(set(names)) != len(names):
+            raise fail("peers", "nodes with distinct ids (this node's included)", names)
+        ids = [self.raft_id, *(p.raft_id for p in self.peers)]
+        if not all(map(is_int, ids)) or len(set(ids)) != len(ids) or min(ids) < 1:
+            raise ConfigError(f"raft ids must be distinct positive integers, got {ids}")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:

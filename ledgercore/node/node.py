@@ -182,6 +182,15 @@ class Node:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Opens the node's stores and transport and starts its loops; if that fails part way,
+        what was opened is closed again before the error propagates."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         # Two processes driving one node's log and ledger would fork its history: refuse.
@@ -226,6 +235,8 @@ class Node:
         log.info("node %s started at height %d (raft applied %d)", cfg.id, self.ledger.height, applied)
 
     async def stop(self) -> None:
+        """Stops the loops and closes whatever :meth:`start` opened (all of it, or, after a start
+        that failed, the part it got to: the attributes it had not set are absent)."""
         self._stopped.set()
         for task in self._tasks:
             task.cancel()
@@ -233,11 +244,15 @@ class Node:
         # A cancelled task does not stop its worker thread: let ledger work finish before closing.
         await asyncio.gather(*self._ledger_jobs, return_exceptions=True)
         self._checker.shutdown()
-        await self.transport.stop()
+        if hasattr(self, "transport"):
+            await self.transport.stop()
         async with self._lock:
-            self.storage.close()
-            self.ledger.close()
-        self._dir_lock.close()
+            if hasattr(self, "storage"):
+                self.storage.close()
+            if hasattr(self, "ledger"):
+                self.ledger.close()
+        if hasattr(self, "_dir_lock"):
+            self._dir_lock.close()
         for w in self._waits:
             if not w.future.done():
                 w.future.set_exception(NotReadyError("the node stopped before the transaction committed"))

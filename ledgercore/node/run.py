@@ -29,9 +29,9 @@ async def run_node(config: NodeConfig) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     node = Node(config)
+    await node.start()  # closes what it opened if it fails
     runner = None
     try:
-        await node.start()
         runner = await serve(node)
         print(
             f"ready {config.id} transport {config.host}:{config.port} client {config.client_url}", flush=True

@@ -1,0 +1,99 @@
+"""Node configuration files: what a node refuses to run with, and how it says so."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from ledgercore.cli import main
+from ledgercore.net.errors import CertificateFileError
+from ledgercore.node import Node, NodeConfig
+from ledgercore.node.config import ConfigError
+from ledgercore.node.init_cluster import free_base_port, init_cluster
+
+
+@pytest.fixture
+def config_file(tmp_path: Path) -> Path:
+    layout = init_cluster(tmp_path / "c", 2, base_port=free_base_port(4))
+    return layout.config_paths[0]
+
+
+def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
+    d = json.loads(path.read_text())
+    d.update(change)
+    return d
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"block_txs": 0}, "block_txs must be a positive integer, got 0"),
+        ({"block_txs": "10"}, "block_txs must be a positive integer, got '10'"),
+        ({"block_ms": True}, "block_ms must be a positive integer, got True"),
+        ({"tick_ms": -1}, "tick_ms must be a positive integer, got -1"),
+        ({"snapshot_every": 0}, "snapshot_every must be a positive integer"),
+        ({"mempool_limit": 0}, "mempool_limit must be a positive integer"),
+        ({"max_inflight_blocks": 0}, "max_inflight_blocks must be a positive integer"),
+        ({"election_ticks": 3, "heartbeat_ticks": 3}, "election_ticks must be more than heartbeat_ticks (3), got 3"),
+        ({"port": 70000}, "port must be a TCP port (1..65535), got 70000"),
+        ({"client_port": 0}, "client_port must be a TCP port (1..65535), got 0"),
+        ({"suite": "rsa"}, "suite must be one of ['ed25519-blake3', 'p256-sha256', 'sm2-sm3'], got 'rsa'"),
+        ({"chain_id": ""}, "chain_id must be a string of 1..64 UTF-8 bytes, got ''"),
+        ({"id": ""}, "id must be a non-empty string, got ''"),
+        ({"extra": []}, "extra must be an object, got []"),
+        ({"raft_id": 0}, "raft ids must be distinct positive integers, got [0, 2]"),
+        ({"raft_id": 2}, "raft ids must be distinct positive integers, got [2, 2]"),
+        ({"id": "node2"}, "peers must be nodes with distinct ids (this node's included), got ['node2', 'node2']"),
+        ({"tls": "abc"}, "tls must be an object with ca_cert, cert and key, got 'abc'"),
+        ({"tls": {}}, "missing 'ca_cert'"),
+        ({"peers": "abc"}, "peers must be a list of objects, got 'abc'"),
+        ({"peers": [{"x": 1}]}, "unexpected keyword argument 'x'"),
+        ({"colour": "red"}, "unexpected keyword argument 'colour'"),
+    ],
+)
+def test_a_config_the_node_cannot_run_with_is_refused_naming_the_field(
+    config_file: Path, change: dict[str, Any], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = with_change(config_file, change)
+    with pytest.raises(ConfigError, match="invalid node configuration|raft ids") as info:
+        NodeConfig.from_dict(bad)
+    assert message in str(info.value) and isinstance(info.value, ValueError)
+    # The command line says the same and exits 2, before opening anything.
+    path = config_file.with_name("bad.json")
+    path.write_text(json.dumps(bad))
+    assert main(["node", "--config", str(path)]) == 2
+    assert message in capsys.readouterr().err
+    assert not NodeConfig.load(config_file).data_dir.exists()
+
+
+def test_the_written_config_is_valid_and_round_trips(config_file: Path) -> None:
+    cfg = NodeConfig.load(config_file)
+    assert NodeConfig.from_dict(json.loads(cfg.to_json())) == cfg
+
+
+def test_a_node_whose_start_fails_closes_what_it_opened(config_file: Path) -> None:
+    good = NodeConfig.load(config_file)
+    missing = dataclasses.replace(good.tls, cert=good.tls.cert.with_name("absent.crt"))
+    bad = dataclasses.replace(good, tls=missing)
+
+    async def run() -> None:
+        # The ledger and the Raft log open before the transport's certificate is read.
+        failed = Node(bad)
+        with pytest.raises(CertificateFileError, match=r"cannot load the certificate .*absent\.crt"):
+            await failed.start()
+        # Nothing stayed open, though the failed node is still referenced (a caller that retries):
+        # the data directory's lock and both stores are free for the next start.
+        node = Node(good)
+        await node.start()
+        try:
+            assert node.ledger.height == 0
+        finally:
+            await node.stop()
+        await failed.stop()  # stopping it again is harmless
+
+    asyncio.run(run())
