@@ -70,9 +70,11 @@ class Client:
     """Talks to one node's client API at ``url`` (e.g. ``http://127.0.0.1:7101``)."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        parsed = urllib.parse.urlsplit(url)
-        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+        parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
+        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
             raise InvalidInputError(f"bad node URL {url!r}: expected http://host:port")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+            raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
 
