@@ -162,6 +162,28 @@ def _load_history(store: Store, txn: Any, overlay: _native.StateOverlay, start: 
 _R = TypeVar("_R")
 
 
+def _check_header_values(timestamp: Any, proposer: Any, consensus: Any) -> None:
+    """The header values a caller passes, checked before anything executes: a negative timestamp
+    would otherwise be quietly raised to the previous block's. (The proposer's length depends on
+    the suite: the header encoder checks it.)"""
+    if timestamp is not None and (
+        isinstance(timestamp, bool) or not isinstance(timestamp, int) or not 0 <= timestamp < 2**64
+    ):
+        raise InvalidInputError(f"timestamp must be None or milliseconds in 0..2**64 - 1, got {timestamp!r}")
+    for name, value in (("proposer", proposer), ("consensus", consensus)):
+        if not isinstance(value, (bytes, bytearray, memoryview)):
+            raise InvalidInputError(f"{name} must be bytes, got {type(value).__name__}")
+
+
+def _check_size(size: Any, most: int, name: str, bound: str) -> int:
+    """A count of blocks for a proof: an int in 0..``most`` (``bound`` says what ``most`` is)."""
+    if not isinstance(size, int) or isinstance(size, bool):
+        raise InvalidInputError(f"{name} is an int, got {type(size).__name__}")
+    if not 0 <= size <= most:
+        raise OutOfRangeError(f"{name} {size} is outside 0..{most}, {bound}")
+    return size
+
+
 def _following(read: Callable[..., _R]) -> Callable[..., _R]:
     """A public read: it first catches up with what another process committed (``Ledger._follow``)."""
 
@@ -704,6 +726,8 @@ class Ledger:
         block is executed, before its writes are staged and the write is flushed. The write
         commits only once ``checking`` (their signature check, running meanwhile) has passed;
         if it raises, nothing is written and its error is raised."""
+        for _, timestamp, proposer, consensus in items:
+            _check_header_values(timestamp, proposer, consensus)
         hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
         with self._write_lock:
             t0 = time.perf_counter()
@@ -1034,14 +1058,12 @@ class Ledger:
         """Root of the Merkle log over the hashes of blocks ``0..size-1`` (default: every block)."""
         return self._log.root(self._log_size(size))
 
-    def _log_size(self, size: int | None) -> int:
+    def _log_size(self, size: int | None, name: str = "size") -> int:
         """``size``, or every committed block; never the blocks of a group still being written."""
         committed = self._head.height + 1
         if size is None:
             return committed
-        if isinstance(size, int) and not isinstance(size, bool) and size > committed:
-            raise OutOfRangeError(f"size {size} is past the {committed} committed blocks")
-        return size
+        return _check_size(size, committed, name, "the number of committed blocks")
 
     @_following
     def block_proof(self, height: int, size: int | None = None) -> list[bytes]:
@@ -1063,4 +1085,5 @@ class Ledger:
     @_following
     def consistency_proof(self, old_size: int, new_size: int | None = None) -> list[bytes]:
         """Proof that the block-hash log of ``old_size`` blocks is a prefix of the one of ``new_size``."""
-        return self._log.consistency_proof(old_size, self._log_size(new_size))
+        new = self._log_size(new_size, "new_size")
+        return self._log.consistency_proof(_check_size(old_size, new, "old_size", "the new size"), new)

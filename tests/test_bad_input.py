@@ -11,7 +11,7 @@ import struct
 import lmdb
 import pytest
 
-from ledgercore import Ledger, Transaction, signing
+from ledgercore import BlockInput, Ledger, Transaction, signing
 from ledgercore import ledger as ledger_module
 from ledgercore.audit import state_entries
 from ledgercore.block import BlockHeader, decode_block, encode_block
@@ -311,14 +311,29 @@ def test_contract_names_are_checked_on_reads_and_registration(tmp_path):
     assert not (tmp_path / "m").exists()  # refused before anything was created
 
 
-def test_a_bad_proposer_or_timestamp_fails_the_block_after_execution_and_writes_nothing(tmp_path):
+def test_a_bad_proposer_or_timestamp_fails_the_block_and_writes_nothing(tmp_path):
     with Ledger.open(tmp_path / "l") as led:
         led.apply_block([put(1)])
         before, head = dump(led), led.head
+        # The proposer's length is the suite's: the header encoder refuses it, after execution.
         with pytest.raises(EncodeError, match="proposer"):
             led.apply_block([put(2)], proposer=b"not a key")
-        with pytest.raises(EncodeError, match="timestamp"):
-            led.apply_block([put(2)], timestamp=2**64)
+        # Types and the timestamp's range are checked before anything runs. A negative timestamp
+        # must not be quietly raised to the previous block's.
+        for kw, words in [
+            ({"timestamp": 2**64}, "timestamp must be None or milliseconds in 0..2**64 - 1"),
+            ({"timestamp": -1}, "got -1"),
+            ({"timestamp": "1700000000000"}, "got '1700000000000'"),
+            ({"timestamp": True}, "got True"),
+            ({"proposer": "abc"}, "proposer must be bytes, got str"),
+            ({"consensus": 5}, "consensus must be bytes, got int"),
+        ]:
+            with pytest.raises(InvalidInputError, match=re.escape(words)):
+                led.apply_block([put(2)], **kw)
+            with pytest.raises(InvalidInputError, match=re.escape(words)):
+                led.apply_group([BlockInput([put(2)], **kw)])
+        with pytest.raises(InvalidInputError, match="timestamp"):
+            list(led.apply_blocks([[put(2)]], timestamps=[-5]))
         assert dump(led) == before and led.head == head
         blk = led.apply_block([put(2)], proposer=KP.public_key)
         assert blk.height == 2 and blk.receipts[0].ok and blk.header.history_root == led.history_root(2)

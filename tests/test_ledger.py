@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 import threading
 import time
@@ -20,6 +21,7 @@ from ledgercore.errors import (
     ChainMismatchError,
     DecodeError,
     IntegrityError,
+    InvalidInputError,
     InvalidLengthError,
     InvalidSignatureError,
     LedgerError,
@@ -124,6 +126,17 @@ def test_block_hash_log_proves_inclusion_and_append_only(tmp_path, kp, suite):
             led.block_proof(9)
         with pytest.raises(ValueError):
             led.consistency_proof(10)
+        # Sizes are counts of committed blocks: anything else is named and refused.
+        for call, words in [
+            (lambda: led.block_proof(0, size=10), "size 10 is outside 0..9, the number of committed blocks"),
+            (lambda: led.block_proof(0, size="9"), "size is an int, got str"),
+            (lambda: led.consistency_proof(5, 4), "old_size 5 is outside 0..4, the new size"),
+            (lambda: led.consistency_proof(-1), "old_size -1 is outside 0..9"),
+            (lambda: led.consistency_proof(True, 4), "old_size is an int, got bool"),
+            (lambda: led.consistency_proof(1, 10), "new_size 10 is outside 0..9"),
+        ]:
+            with pytest.raises(InvalidInputError, match=re.escape(words)):
+                call()
 
 
 def test_failed_transactions_get_receipts_and_no_writes(tmp_path, kp, suite):
