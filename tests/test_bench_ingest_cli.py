@@ -52,6 +52,14 @@ def test_tiny_ingest_run_reports_positive_rates(tmp_path, suite: str, workload: 
     assert list(tmp_path.iterdir()) == []  # the temporary ledger is removed
 
 
+def test_the_rate_goal_is_not_judged_on_a_run_without_one_full_block(tmp_path) -> None:
+    # The goal is stated for 10k-transaction blocks: 100 transactions make one block of 100.
+    proc = run_bench("--txs", "100", "--putmulti-entries", "100", "--json", "--dir", str(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    r = json.loads(proc.stdout)
+    assert r["workload"]["block_size"] == 10_000 and r["goals"]["rate"]["met"] is None
+
+
 def test_text_report_names_stages_and_comparisons(tmp_path) -> None:
     proc = run_bench("--txs", "1000", "--block-size", "250", "--senders", "1000", "--dir", str(tmp_path))
     assert proc.returncode == 0, proc.stderr

@@ -296,7 +296,11 @@ def _result(
     rate = txs / total
     verify_rate = t.verify_txs / t.verify_seconds if t.verify_seconds else 0.0
     first, last = t.rate(0, tenth), t.rate(blocks - tenth)
-    standard = args.workload == "evidence" and suite == "ed25519-blake3" and args.block_size == 10_000
+    # The rate goal is stated for full 10k-transaction blocks (a run shorter than one has none).
+    standard = (
+        args.workload == "evidence" and suite == "ed25519-blake3" and args.block_size == 10_000
+        and txs >= args.block_size
+    )  # fmt: skip
     goals = {
         "rate": {"text": f">= {format_rate(GOAL_RATE)} tx/s (evidence, ed25519-blake3, 10k-tx blocks)",
                  "met": rate >= GOAL_RATE if standard else None},
