@@ -433,10 +433,12 @@ def _run(args: argparse.Namespace) -> int:
             return 2
         with Ledger.open(path, suite.decode(), chain_id=chain_id.decode(), contracts=contracts) as led:
             report = audit(led, replay=not args.no_replay)
-    except IntegrityError as exc:
-        print(f"audit FAILED: {exc}")
-        return 1
     except (LedgerError, ImportError, AttributeError, ValueError) as exc:
+        # Damage found while opening (the ledger refuses to open on it) fails the audit too.
+        damage = exc if isinstance(exc, IntegrityError) else exc.__cause__
+        if isinstance(damage, IntegrityError):
+            print(f"audit FAILED: {damage}")
+            return 1
         print(f"ledgercore audit: cannot audit {str(path)!r}: {exc}")
         return 2
     print(report)

@@ -148,6 +148,17 @@ def test_cli_audit(tmp_path, capsys):
     env.close()
     assert main(["audit", str(path), "--contract", "test_audit:Counter"]) == 1
     assert "audit FAILED: height 2: hash:" in capsys.readouterr().out
+    # Damage the ledger refuses to open on (history it rebuilds state from) fails the audit too.
+    damaged = tmp_path / "damaged"
+    _chain(damaged, "ed25519-blake3", chain_id="gov-sh")
+    env = lmdb.open(str(damaged), max_dbs=16)
+    with env.begin(write=True) as txn:
+        db = env.open_db(b"history", txn=txn, create=False)
+        first = next(iter(txn.cursor(db=db).iternext(values=False)))
+        txn.put(first, b"\x00", db=db)
+    env.close()
+    assert main(["audit", str(damaged), "--contract", "test_audit:Counter"]) == 1
+    assert "audit FAILED: height 1: history: malformed history entry" in capsys.readouterr().out
     # Not a ledger: exit status 2, and nothing created there.
     assert main(["audit", str(tmp_path / "nothing")]) == 2
     assert "no ledger" in capsys.readouterr().out and not (tmp_path / "nothing").exists()
