@@ -51,6 +51,7 @@ MAX_TX_SIZE: int
 MAX_VALUE_DEPTH: int
 MAX_NAME_LEN: int
 MAX_CHAIN_ID_LEN: int
+MAX_STATE_KEY_LEN: int  # contract "/" key, as the state table's LMDB key (at most 511 bytes)
 CHECK_THREAD_NAME: str  # batch checks' native threads: this, '-', their number
 
 def suites() -> list[tuple[str, str, str, int, int]]: ...

@@ -48,7 +48,7 @@ _T = TypeVar("_T")
 
 
 class StoreError(LedgerError):
-    """The store could not be opened or written."""
+    """The store could not be opened, read or written (a damaged file, a full disk, ...)."""
 
 
 def height_key(height: int) -> bytes:
@@ -143,12 +143,17 @@ class Store:
                 self._release()
                 self._grow(0)
                 continue
+            except lmdb.Error as exc:  # every reader slot taken, ...
+                self._release()
+                raise StoreError(f"cannot read the ledger store: {exc}") from exc
             except BaseException:
                 self._release()
                 raise
             try:
                 with txn:
                     yield txn
+            except lmdb.Error as exc:  # a damaged page: LMDB's own error, named as the store's
+                raise StoreError(f"cannot read the ledger store: {exc}") from exc
             finally:
                 self._release()
             return
@@ -194,6 +199,8 @@ class Store:
                 self._grow(self.env.info()["map_size"] * 2)
             except lmdb.MapResizedError:
                 self._grow(0)  # another process grew the map: adopt its size, then write
+            except lmdb.Error as exc:  # a damaged page, a full disk: nothing was written
+                raise StoreError(f"cannot write the ledger store: {exc}") from exc
 
     def put_block(self, txn: lmdb.Transaction, write: BlockWrite) -> None:
         """Stages one block's writes in ``txn``; later reads through ``txn`` see them."""

@@ -5,10 +5,12 @@ and the ledger stays usable (the next good block commits and the audit passes).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import struct
 
 import lmdb
+import numpy as np
 import pytest
 
 from ledgercore import BlockInput, Ledger, Transaction, signing
@@ -17,6 +19,7 @@ from ledgercore.audit import state_entries
 from ledgercore.block import BlockHeader, decode_block, encode_block
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, ContractInputError, method
+from ledgercore.contracts.base import MAX_KEY_SIZE, SliceResult
 from ledgercore.errors import (
     ChainMismatchError,
     DecodeError,
@@ -209,7 +212,7 @@ class Registry(Contract):
         if how == "huge value":
             ctx.put("c", b"v" * ((1 << 20) + 1))
         if how == "huge key":
-            ctx.put("k" * 1025, b"v")
+            ctx.put("k" * (MAX_KEY_SIZE + 1), b"v")
         if how == "int key":
             ctx.put(10**12, b"v")  # would be a terabyte of zeros if treated as bytes(n)
 
@@ -226,7 +229,7 @@ FAILURES = {
     "recursion": "RecursionError in registry.set_many_then_fail",
     "bad value": "values are bytes, got str",
     "huge value": f"value of {(1 << 20) + 1} bytes exceeds the {1 << 20}-byte limit",
-    "huge key": "key must be 1..1024 bytes, got 1025",
+    "huge key": f"key must be 1..{MAX_KEY_SIZE} bytes, got {MAX_KEY_SIZE + 1}",
     "int key": "key must be str or bytes, got int",
 }
 
@@ -268,7 +271,7 @@ def test_bad_keys_and_arguments_on_reads_are_typed_errors(tmp_path):
     # The caller is at fault, so each is a ValueError (ContractInputError; a ContractError too, so
     # that a contract passing the same bad key fails its transaction the usual way).
     with Ledger.open(tmp_path / "l") as led:
-        with pytest.raises(ContractInputError, match="key must be 1..1024 bytes, got 5000"):
+        with pytest.raises(ContractInputError, match="key must be 1..446 bytes, got 5000"):
             led.get("evidence", "k" * 5000)
         with pytest.raises(ContractInputError, match="got 0"):
             led.history("evidence", "")
@@ -309,6 +312,62 @@ def test_contract_names_are_checked_on_reads_and_registration(tmp_path):
     with pytest.raises(MalformedInputError, match="contract name"):
         Ledger.open(tmp_path / "m", contracts=[Misnamed()])
     assert not (tmp_path / "m").exists()  # refused before anything was created
+
+
+def test_the_longest_key_a_contract_may_write_survives_folds_and_reopening(tmp_path, monkeypatch):
+    # A key that execution accepted but the `state` table (LMDB keys: 511 bytes at most) could not
+    # take used to stop every later write at the fold that reached it: one transaction with a long
+    # key argument wedged the chain on every node alike.
+    tx = lambda m, n, **a: Transaction.create(KP, "registry", m, a, n).encode()  # noqa: E731
+    longest, too_long = "k" * MAX_KEY_SIZE, "k" * (MAX_KEY_SIZE + 1)
+    monkeypatch.setattr(ledger_module, "STATE_SWEEP_COMMITS", 1)  # each commit folds every entry
+    with Ledger.open(tmp_path / "l", contracts=[Registry()]) as led:
+        blk = led.apply_block([tx("set", 1, key=longest, value=b"v"), tx("set", 2, key=too_long, value=b"w")])
+        assert blk.receipts[0].ok and not blk.receipts[1].ok
+        assert f"key must be 1..{MAX_KEY_SIZE} bytes" in blk.receipts[1].error
+        for n in (3, 4):
+            assert led.apply_block([tx("set", n, key=f"k/{n}", value=b"x")]).receipts[0].ok
+        assert led.get("registry", longest) == b"v" and led.audit().height == led.height
+    with Ledger.open(tmp_path / "l", contracts=[Registry()]) as led:
+        assert led.get("registry", longest) == b"v" and led.history("registry", longest)[0].value == b"v"
+
+
+class LongKeys(Contract):
+    """A contract that writes its own SliceResult, bypassing the context's key checks."""
+
+    name = "longkeys"
+
+    def methods(self) -> frozenset[str]:
+        return frozenset({"put"})
+
+    def execute(self, sl):  # type: ignore[no-untyped-def]
+        n = len(sl.indices)
+        return SliceResult(ok=np.ones(n, dtype=bool), txs=sl.indices.tolist(), keys=[b"longkeys/" + b"k" * 503] * n,
+                           values=[b"v"] * n)  # fmt: skip
+
+
+def test_a_state_key_the_store_cannot_hold_fails_the_block_and_writes_nothing(tmp_path):
+    with Ledger.open(tmp_path / "l", contracts=[LongKeys()]) as led:
+        led.apply_block([put(1)])
+        before, head = dump(led), led.head
+        raw = Transaction.create(KP, "longkeys", "put", {}, 2).encode()
+        with pytest.raises(MalformedInputError, match="write 0 has a state key of 512 bytes: 1..=511 allowed"):
+            led.apply_block([raw])
+        assert dump(led) == before and led.head == head
+        assert led.apply_block([put(2)]).receipts[0].ok  # still usable
+
+
+def test_lmdb_errors_inside_a_read_are_store_errors_and_the_ledger_goes_on(tmp_path):
+    # LMDB's reader table has 512 slots: a read beyond them fails as the store's own error (as a
+    # damaged page does), not as an lmdb exception the caller never heard of.
+    with Ledger.open(tmp_path / "l") as led:
+        led.apply_block([put(1)])
+        with contextlib.ExitStack() as held:
+            for _ in range(512):
+                held.enter_context(led._store.read())
+            with pytest.raises(StoreError, match="cannot read the ledger store: .*MDB_READERS_FULL"):
+                led.get("evidence", "k/1")
+        assert led.get("evidence", "k/1") is not None and led.apply_block([put(2)]).height == 2
 
 
 def test_a_bad_proposer_or_timestamp_fails_the_block_and_writes_nothing(tmp_path):

@@ -459,7 +459,7 @@ def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
         ("GET", "/tx/xyz", None, 400, "hex"),
         ("GET", "/tx/" + "00" * 31, None, 400, "hex"),
         ("GET", "/tx/" + "00" * 32, None, 404, "no committed transaction"),
-        ("GET", "/state/evidence/" + "k" * 1025, None, 400, "key must be 1..1024 bytes"),
+        ("GET", "/state/evidence/" + "k" * 447, None, 400, "key must be 1..446 bytes"),
         ("GET", "/state/Evidence/k", None, 400, "contract name"),
         ("GET", "/nowhere", None, 404, "no route"),
         ("DELETE", "/tx", None, 405, "not allowed"),

@@ -35,9 +35,16 @@ impl<'py> WriteColumns<'py> {
 
     fn writes(&self) -> PyResult<Vec<writes::Write<'_>>> {
         let txs = self.txs.as_slice()?;
-        Ok(self
-            .keys
-            .slices()
+        let state_keys = self.keys.slices();
+        let bad = |k: &&[u8]| k.is_empty() || k.len() > keys::MAX_STATE_KEY_LEN;
+        if let Some((i, key)) = state_keys.iter().enumerate().find(|(_, k)| bad(k)) {
+            let allowed = keys::MAX_STATE_KEY_LEN;
+            return Err(malformed(
+                "writes",
+                format!("write {i} has a state key of {} bytes: 1..={allowed} allowed", key.len()),
+            ));
+        }
+        Ok(state_keys
             .into_iter()
             .zip(&self.values)
             .zip(txs)

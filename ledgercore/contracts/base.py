@@ -18,7 +18,9 @@ from .. import _native
 from ..codec import decode_value
 from ..errors import InvalidInputError, LedgerError
 
-MAX_KEY_SIZE = 1024
+# A key in a contract's namespace: long enough that `contract "/" key` fits the store's largest
+# state key whatever the contract's name (LMDB keys are at most 511 bytes).
+MAX_KEY_SIZE = _native.MAX_STATE_KEY_LEN - _native.MAX_NAME_LEN - 1
 MAX_VALUE_SIZE = 1 << 20
 
 

@@ -20,7 +20,7 @@ Routes (byte fields are lowercase hex):
 
 Every error is JSON ``{"error": message}``: 400 for bad input (bad hex, bad height, a transaction
 that does not decode or whose signature fails, a contract name no transaction can carry, a key
-over 1024 bytes), 404 for what the ledger does not hold (and unknown
+over 446 bytes), 404 for what the ledger does not hold (and unknown
 routes), 405 for a wrong method, 413 for a body over :data:`MAX_BODY`, 503 with ``Retry-After`` when
 the node cannot admit now (no leader known, mempool full), 504 when a commit wait times out.
 """

@@ -86,6 +86,12 @@ class DurableStorage(MemoryStorage):
         self._env.close()
 
     def _load(self) -> None:
+        try:
+            self._read_log()
+        except lmdb.Error as exc:  # a damaged page: LMDB's own error, named as the log's
+            raise RaftStoreError(f"cannot read the raft log: {exc}") from exc
+
+    def _read_log(self) -> None:
         state = _MemState()
         with self._env.begin() as txn:
             hard, snap, base = (txn.get(k, db=self._meta) for k in (b"hard", b"snap", b"base"))
@@ -115,9 +121,12 @@ class DurableStorage(MemoryStorage):
     def sync(self) -> None:
         """Writes every operation since the last sync in one durable LMDB transaction."""
         if self._pending:
-            with self._env.begin(write=True, buffers=True) as txn:
-                for op, arg in self._pending:
-                    getattr(self, "_put_" + op)(txn, arg)
+            try:
+                with self._env.begin(write=True, buffers=True) as txn:
+                    for op, arg in self._pending:
+                        getattr(self, "_put_" + op)(txn, arg)
+            except lmdb.Error as exc:  # a full disk or map, a damaged page: nothing was written
+                raise RaftStoreError(f"cannot write the raft log: {exc}") from exc
         super().sync()
 
     def _put_set_hard_state(self, txn: lmdb.Transaction, hs: HardState) -> None:

@@ -6,8 +6,10 @@ pub const VERSION_LEN: usize = 12;
 /// among its block's writes). It keys the `history` table, so each block appends its changes after
 /// every earlier block's, and a state entry names its key's latest change with it.
 pub const CHANGE_ID_LEN: usize = 16;
-/// Longest namespaced state key: `contract "/" key` must fit a history entry's u16 length.
-pub const MAX_STATE_KEY_LEN: usize = u16::MAX as usize;
+/// Longest namespaced state key, `contract "/" key`: the `state` table is keyed by it, and LMDB
+/// keys are at most 511 bytes (a key that passed execution but not the fold into `state` would
+/// stop every later write). It also fits a history entry's u16 key length.
+pub const MAX_STATE_KEY_LEN: usize = 511;
 
 /// `contract "/" key`. Contract names are `[a-z0-9_]`, so the first `/` ends the namespace.
 pub fn state_key(contract: &str, key: &[u8]) -> Vec<u8> {
