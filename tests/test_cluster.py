@@ -540,6 +540,69 @@ def test_a_batch_goes_in_one_request_through_a_follower(cluster: Cluster) -> Non
         follower.submit_many(junk[0])  # type: ignore[arg-type]
 
 
+def test_large_transactions_split_into_blocks_that_fit_a_frame(cluster: Cluster) -> None:
+    # Batches of 34 transactions of ~0.9 MB, ~30 MB each (a transport frame holds 16 MB). A block of
+    # all of them could not be sent to any follower: the leader's block cutter died on it and the
+    # chain stopped. Through a follower, its forward to the leader must be split too.
+    clients = cluster.all_clients
+    leader = wait_until(lambda: current_leader(clients), 10, "a leader")
+    follower = next(c for n, c in cluster.clients.items() if n != leader)
+    big = _large_txs(68)
+    for via, batch in ((cluster.clients[leader], big[:34]), (follower, big[34:])):
+        out = via.submit_many(batch, wait=True)
+        assert out["rejected"] == [] and all(isinstance(h, int) for h in out["heights"])
+    height = wait_same_height(clients, 1)
+    assert_identical_chains(clients, height)
+    # Execution refused each (evidence.put takes no "blob"), but every one was ordered and committed.
+    rec = follower.tx(Transaction.decode(big[20]).id.hex())
+    assert not rec["receipt"]["ok"] and "unexpected argument" in rec["receipt"]["error"]
+    # The chain goes on: a small transaction commits everywhere.
+    h = cluster.clients[leader].submit(make_txs(1)[0])["height"]
+    wait_same_height(clients, h)
+
+
+def _large_txs(n: int, first_nonce: int = 1) -> list[bytes]:
+    """``n`` transactions of ~0.9 MB each from one fresh sender (execution refuses the "blob"
+    argument, so each gets a failed receipt, but every one is ordered and committed)."""
+    kp = signing.generate("ed25519")
+    return [
+        Transaction.create(
+            kp, "evidence", "put", {"key": f"big/{i}", "digest": bytes(32), "blob": bytes(900_000)}, i, chain_id=CHAIN
+        ).encode()
+        for i in range(first_nonce, first_nonce + n)
+    ]  # fmt: skip
+
+
+def test_a_node_catches_up_by_snapshot_through_blocks_larger_than_a_frame_together(tmp_path: Path) -> None:
+    # Sync answers carried up to 64 blocks in one frame; blocks of large transactions made an
+    # answer no frame could carry, and the late node asked again forever.
+    info = init_cluster(tmp_path, 3, "--snapshot-every", "2")
+    configs = {n["id"]: Path(n["config"]) for n in info["nodes"]}
+    clients = {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]}
+    sup = start_supervisor(tmp_path, "node1", "node2")
+    late: NodeProc | None = None
+    try:
+        live = [clients["node1"], clients["node2"]]
+        leader = wait_until(lambda: current_leader(live), 30, "a leader among node1 and node2")
+        for k in range(2):  # ~60 MB in four or more blocks; the log is compacted past all of them
+            clients[leader].submit_many(_large_txs(34, 1 + 34 * k), wait=True)
+        height = wait_same_height(live, 4)
+        late = start_node(configs["node3"])
+        wait_same_height(list(clients.values()), height, timeout=120)
+        assert_identical_chains(list(clients.values()), height)
+        assert late.stop() == 0
+    except BaseException:
+        dump_logs(tmp_path)
+        raise
+    finally:
+        if sup.proc.poll() is None:
+            sup.stop()
+        for pid in sup.pids.values():
+            kill_pid(pid)
+        if late is not None and late.proc.poll() is None:
+            late.proc.kill()
+
+
 def _committed(client: Client, txid: str) -> bool:
     try:
         client.tx(txid)

@@ -108,3 +108,22 @@ def test_a_lagging_node_catches_up_by_snapshot_after_compaction(tmp_path):
             await n.stop()
 
     asyncio.run(main())
+
+
+def test_a_node_whose_loop_dies_says_it_failed(tmp_path):
+    # Its transport closed under it: the receive loop ends with an error, and the node must not go
+    # on as if it took part (a leader without its block cutter still heartbeats, so no one replaces
+    # it). `ledgercore node` stops on `failed` with exit status 1.
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path, 1)
+        node = Node(cfg)
+        await node.start()
+        try:
+            assert not node.failed.is_set() and node.failure is None
+            await node.transport.stop()
+            await asyncio.wait_for(node.failed.wait(), 10)
+            assert node.failure is not None and "receive" in node.failure and "TransportClosedError" in node.failure
+        finally:
+            await node.stop()
+
+    asyncio.run(main())

@@ -29,7 +29,7 @@ import random
 import struct
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat, takewhile
@@ -53,7 +53,7 @@ from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready
 from ..consensus.send_early import may_send_before_persist
 from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError, MalformedInputError
 from ..ledger import Block, BlockInput, CheckedBlock, Ledger, split_ids
-from ..net.transport import Transport
+from ..net.transport import DEFAULT_MAX_FRAME_SIZE, Transport
 from ..transaction import now_ms
 from .config import NodeConfig
 from .raft_store import DurableStorage
@@ -62,7 +62,12 @@ log = logging.getLogger("ledgercore.node")
 
 FRAME_RAFT, FRAME_FORWARD, FRAME_SYNC_REQUEST, FRAME_SYNC_BLOCKS = b"R", b"F", b"S", b"B"
 _CONSENSUS = struct.Struct(">4sQQ")  # b"raft", term, index: what each block header records
-_SYNC_BATCH = 64  # blocks per sync answer
+_SYNC_BATCH = 64  # most blocks per sync answer
+# Most bytes of transactions (or block bodies) one frame between nodes carries: a block, a forward,
+# a sync answer. Half the transport's frame limit, so encoding overhead never pushes one past it;
+# a single transaction (at most MAX_TX_SIZE) always fits. Unbounded, a client's batch of large
+# transactions made a block no follower could receive, and the leader's block cutter died on it.
+_FRAME_PAYLOAD = DEFAULT_MAX_FRAME_SIZE // 2
 _REFORWARD_S = 1.0  # a follower re-sends transactions the leader has not committed after this long
 _WAIT_TIMEOUT_S = 30.0
 _ADMIT_BATCH = 8192  # transactions per signature-check batch at admission
@@ -138,6 +143,22 @@ class _CommitWait:
                 self.future.set_result(self.heights)
 
 
+def _fitting(items: Sequence[bytes], budget: int = _FRAME_PAYLOAD) -> int:
+    """How many of ``items``, from the first, fit in ``budget`` bytes together (at least one)."""
+    if not items:
+        return 0
+    total = np.cumsum(np.fromiter(map(len, items), dtype=np.int64, count=len(items)))
+    return max(1, int(np.searchsorted(total, budget, side="right")))
+
+
+def _chunks(items: Sequence[bytes], budget: int = _FRAME_PAYLOAD) -> Iterator[Sequence[bytes]]:
+    """``items`` in order, in runs that each fit in ``budget`` bytes (or hold one item)."""
+    while items:
+        n = _fitting(items, budget)
+        yield items[:n]
+        items = items[n:]
+
+
 def _discard(d: dict[bytes, Any], keys: Iterable[bytes]) -> None:
     """Removes ``keys`` from ``d`` where present, in one C-level pass."""
     deque(map(d.pop, keys, repeat(None)), maxlen=0)
@@ -173,6 +194,8 @@ class Node:
         self._waits: set[_CommitWait] = set()  # one per batch a caller waits on
         self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
         self._stopped = asyncio.Event()
+        self.failed = asyncio.Event()  # set when one of the node's loops died: it must stop
+        self.failure: str | None = None  # which, and why
         self._raft_inbox: deque[tuple[str, bytes]] = deque()
         self._raft_inbox_bytes = 0
         self._raft_waiting = asyncio.Event()  # set: frames in the inbox
@@ -265,6 +288,11 @@ class Node:
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         if not task.cancelled() and task.exception() is not None:
             log.error("node %s: task %s failed", self.config.id, task.get_name(), exc_info=task.exception())
+            # Without any one of its loops the node cannot take part (a leader that no longer cuts
+            # blocks still heartbeats, so no one replaces it): it fails, for its runner to stop it.
+            if self.failure is None:
+                self.failure = f"task {task.get_name()} failed: {task.exception()!r}"
+            self.failed.set()
 
     def _ledger_job(
         self, fn: Callable[..., _T], *args: Any, executor: ThreadPoolExecutor | None = None, **kwargs: Any
@@ -416,8 +444,8 @@ class Node:
         raws = [self._mempool[t] for t in txids if t in self._mempool]
         _discard(self._forwarded, txids)  # re-added at the end: the dict stays in time order
         self._forwarded.update(dict.fromkeys(txids, time.monotonic()))
-        if raws:
-            self.transport.send(leader, FRAME_FORWARD + encode_value(raws))
+        for chunk in _chunks(raws):
+            self.transport.send(leader, FRAME_FORWARD + encode_value(list(chunk)))
 
     def _reforward(self) -> None:
         """A follower sends on again what the leader has not committed in a while, and what it
@@ -455,6 +483,8 @@ class Node:
                     break  # a partial block waits for its deadline
                 txids = list(islice(self._mempool, cfg.block_txs))  # the oldest: no scan
                 raws = list(map(self._mempool.__getitem__, txids))
+                if (fit := _fitting(raws)) < len(raws):  # large transactions: a smaller block
+                    txids, raws = txids[:fit], raws[:fit]
                 data = encode_value({"ts": now_ms(), "txs": raws})
                 async with self._lock:
                     if not self.is_leader:  # leadership may have moved while this task waited
@@ -718,9 +748,12 @@ class Node:
     async def _answer_sync(self, peer: str, body: bytes) -> None:
         req = decode_value(body)
         start, end = int(req["from"]), min(int(req["to"]), self.ledger.height)  # type: ignore[index]
-        bodies = []
+        bodies: list[bytes] = []
         for h in range(start, min(end, start + _SYNC_BATCH - 1) + 1):
-            bodies.append(await self._ledger_call(self._block_body, h))
+            body = await self._ledger_call(self._block_body, h)
+            if bodies and sum(map(len, bodies)) + len(body) > _FRAME_PAYLOAD:
+                break  # the peer asks again from where this answer ends
+            bodies.append(body)
         self.transport.send(peer, FRAME_SYNC_BLOCKS + encode_value(bodies))
 
     def _block_body(self, height: int) -> bytes:

@@ -19,7 +19,8 @@ from .config import NodeConfig
 
 
 async def run_node(config: NodeConfig) -> int:
-    """Runs ``config``'s node until SIGINT or SIGTERM; returns the exit status."""
+    """Runs ``config``'s node until SIGINT or SIGTERM (exit status 0), or until one of its loops
+    dies (1: a node that cannot take part stops, so that it can be restarted)."""
     from .http import serve
     from .node import Node
 
@@ -31,12 +32,20 @@ async def run_node(config: NodeConfig) -> int:
     node = Node(config)
     await node.start()  # closes what it opened if it fails
     runner = None
+    status = 0
     try:
         runner = await serve(node)
         print(
             f"ready {config.id} transport {config.host}:{config.port} client {config.client_url}", flush=True
         )
-        await stop.wait()
+        stopping, failing = asyncio.ensure_future(stop.wait()), asyncio.ensure_future(node.failed.wait())
+        await asyncio.wait((stopping, failing), return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        failing.cancel()
+        if node.failure is not None:
+            log.error("%s: %s; stopping", config.id, node.failure)
+            print(f"ledgercore node: {config.id}: {node.failure}", file=sys.stderr, flush=True)
+            status = 1
         log.info("stopping %s", config.id)
     finally:
         if runner is not None:
@@ -45,7 +54,7 @@ async def run_node(config: NodeConfig) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.remove_signal_handler(sig)
     log.info("%s stopped", config.id)
-    return 0
+    return status
 
 
 def _run(args: argparse.Namespace) -> int:
