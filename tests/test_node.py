@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from ledgercore import Transaction, merkle, signing
+from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.init_cluster import free_base_port, init_cluster
-from ledgercore.node.node import DataDirInUseError
+from ledgercore.node.node import DataDirInUseError, NotReadyError
 
 
 def make_configs(root: Path, n: int, **settings: object) -> list[NodeConfig]:
@@ -123,6 +124,56 @@ def test_a_node_whose_loop_dies_says_it_failed(tmp_path):
             await node.transport.stop()
             await asyncio.wait_for(node.failed.wait(), 10)
             assert node.failure is not None and "receive" in node.failure and "TransportClosedError" in node.failure
+        finally:
+            await node.stop()
+
+    asyncio.run(main())
+
+
+def big_txs(kp: signing.KeyPair, start: int, count: int) -> list[bytes]:
+    """Transactions of ~0.9 MB each (their "blob" fails execution; they are ordered all the same)."""
+    return [
+        Transaction.create(kp, "evidence", "put", {"key": f"b/{i}", "digest": bytes(32), "blob": bytes(900_000)}, i)
+        .encode()
+        for i in range(start, start + count)
+    ]  # fmt: skip
+
+
+def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
+    # Transactions are up to 1 MB each: 200k of them (the default count limit) would be 200 GB.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        # Node1 of three, alone: no quorum, so nothing commits and what it admits stays held.
+        cfg = make_configs(tmp_path / "a", 3, mempool_bytes=3_000_000, mempool_limit=10)[0]
+        node = Node(cfg)
+        await node.start()
+        try:
+            # Refused at admission (a bad signature, a duplicate): its bytes are not held.
+            forged = big_txs(kp, 50, 1)[0][:-64] + bytes(64)
+            with pytest.raises(InvalidSignatureError):
+                await node.submit(forged, wait=False)
+            first = big_txs(kp, 1, 1)[0]
+            await node.submit(first, wait=False)
+            await node.submit(first, wait=False)
+            for raw in big_txs(kp, 2, 2):
+                await node.submit(raw, wait=False)
+            with pytest.raises(NotReadyError, match=r"mempool full \(2700\d+ of 3000000 bytes held\)"):
+                await node.submit(big_txs(kp, 4, 1)[0], wait=False)
+            small = txs(kp, 100, 8)
+            await node.submit_many(small[:7], wait=False)  # bytes left for small ones, up to the count
+            with pytest.raises(NotReadyError, match=r"mempool full \(10 transactions\)"):
+                await node.submit(small[7], wait=False)
+        finally:
+            await node.stop()
+        # A node that commits gives the bytes back: twice the limit in turn, each batch once held.
+        cfg = make_configs(tmp_path / "b", 1, mempool_bytes=3_000_000)[0]
+        node = Node(cfg)
+        await node.start()
+        try:
+            await wait_until(lambda: node.is_leader)
+            for k in range(2):
+                out = await node.submit_many(big_txs(kp, 200 + 3 * k, 3), wait=True)
+                assert not out.rejected and all(h is not None for h in out.heights)
         finally:
             await node.stop()
 

@@ -50,7 +50,8 @@ class NodeConfig:
     election_ticks: int = 25
     heartbeat_ticks: int = 3
     snapshot_every: int = 64  # compact the Raft log after this many applied entries
-    mempool_limit: int = 200_000
+    mempool_limit: int = 200_000  # transactions admitted and not yet committed, at most ...
+    mempool_bytes: int = 1 << 30  # ... and their bytes (a transaction may be up to 1 MB)
     max_inflight_blocks: int = 4
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -99,7 +100,7 @@ class NodeConfig:
             if not is_int(port) or not 1 <= port <= 65535:
                 raise fail(name, "a TCP port (1..65535)", port)
         for name in ("block_txs", "block_ms", "tick_ms", "election_ticks", "heartbeat_ticks", "snapshot_every",
-                     "mempool_limit", "max_inflight_blocks"):  # fmt: skip
+                     "mempool_limit", "mempool_bytes", "max_inflight_blocks"):  # fmt: skip
             if not is_int(getattr(self, name)) or getattr(self, name) < 1:
                 raise fail(name, "a positive integer", getattr(self, name))
         if self.election_ticks <= self.heartbeat_ticks:

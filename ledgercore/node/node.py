@@ -120,6 +120,7 @@ class _Admission:
     raws: list[bytes]
     ids: list[bytes]
     done: asyncio.Future[list[int]] | None  # -> positions whose signature failed; None: nobody waits
+    size: int  # bytes of ``raws``, counted in the node's held bytes while they wait
 
 
 class _CommitWait:
@@ -159,6 +160,11 @@ def _chunks(items: Sequence[bytes], budget: int = _FRAME_PAYLOAD) -> Iterator[Se
         items = items[n:]
 
 
+def _take(pool: dict[bytes, bytes], keys: Iterable[bytes]) -> int:
+    """Removes ``keys`` from a pool of raw transactions where present; the bytes removed."""
+    return sum(map(len, filter(None, map(pool.pop, keys, repeat(b"")))))
+
+
 def _discard(d: dict[bytes, Any], keys: Iterable[bytes]) -> None:
     """Removes ``keys`` from ``d`` where present, in one C-level pass."""
     deque(map(d.pop, keys, repeat(None)), maxlen=0)
@@ -177,6 +183,9 @@ class Node:
         self._admit_queue: asyncio.Queue[_Admission] = asyncio.Queue()
         self._apply_queue: asyncio.Queue[Entry] = asyncio.Queue(_APPLY_BACKLOG)
         self._mempool: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, not yet proposed, oldest first
+        # Bytes of the transactions in the mempool, proposed, or queued for admission: bounded by
+        # config.mempool_bytes (transactions are up to 1 MB each, so a count alone bounds nothing).
+        self._held_bytes = 0
         self._forwarded: dict[bytes, float] = {}  # txid -> when a follower last sent it on, oldest first
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
@@ -332,11 +341,16 @@ class Node:
         if len(self._mempool) + len(self._proposed) + len(raws) > self.config.mempool_limit:
             raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
         raws = [bytes(r) for r in raws]
+        size = sum(map(len, raws))
+        if self._held_bytes + size > self.config.mempool_bytes:
+            raise NotReadyError(
+                f"mempool full ({self._held_bytes} of {self.config.mempool_bytes} bytes held); retry later"
+            )
         ids = split_ids(_native.decode_txs(self.config.suite, self.config.chain_id, raws).ids.tobytes())
         loop = asyncio.get_running_loop()
         waiter = self._wait_for(ids) if wait else None  # before admission, so no commit is missed
         done: asyncio.Future[list[int]] = loop.create_future()
-        self._admit_queue.put_nowait(_Admission(raws, ids, done))
+        self._queue_admission(_Admission(raws, ids, done, size))
         try:
             bad = await done
             rejected = {i: "invalid signature" for i in bad}
@@ -368,10 +382,17 @@ class Node:
         if self._held() or self._waits:
             self._settle(dict.fromkeys(blk.txids, blk.height))
 
+    def _queue_admission(self, a: _Admission) -> None:
+        self._held_bytes += a.size
+        self._admit_queue.put_nowait(a)
+
     def _settle(self, heights: dict[bytes, int]) -> None:
         """Transactions now committed (txid -> height): out of the pools, their waiters told."""
-        for pool in self._held():
-            _discard(pool, heights)
+        for pool in (self._mempool, self._proposed):
+            if pool:
+                self._held_bytes -= _take(pool, heights)
+        if self._forwarded:
+            _discard(self._forwarded, heights)
         if not self._mempool:
             self._waiting_since = None
         for w in self._waits:
@@ -424,6 +445,10 @@ class Node:
             before = len(self._mempool)
             self._mempool.update(pairs)
             added = len(self._mempool) - before  # new keys, so the newest ones (dicts keep order)
+            # Held while queued; now only what joined the mempool stays held.
+            self._held_bytes += sum(map(len, islice(reversed(self._mempool.values()), added))) - sum(
+                a.size for a in batch
+            )
             if added:
                 self._mempool_grew()
             self._settle(committed)
@@ -590,7 +615,7 @@ class Node:
             if not raws:
                 return
             batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
-        self._admit_queue.put_nowait(_Admission(raws, split_ids(batch.ids.tobytes()), None))
+        self._queue_admission(_Admission(raws, split_ids(batch.ids.tobytes()), None, sum(map(len, raws))))
 
     def _decodes(self, raw: bytes) -> bool:
         try:
