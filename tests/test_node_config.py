@@ -97,3 +97,25 @@ def test_a_node_whose_start_fails_closes_what_it_opened(config_file: Path) -> No
         await failed.stop()  # stopping it again is harmless
 
     asyncio.run(run())
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", "Expecting value"),
+        ("{}", "expected an object with a non-empty 'nodes' list"),
+        ("[]", "expected an object with a non-empty 'nodes' list"),
+        ('{"nodes": []}', "expected an object with a non-empty 'nodes' list"),
+        ('{"nodes": [{"id": "a"}]}', "node 0 must be an object with string id, config and client_url"),
+        ('{"nodes": [5]}', "node 0 must be an object"),
+        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/none.json", "client_url": "http://h:1"}]}', "is not a file"),
+    ],
+)
+def test_a_cluster_file_that_names_no_runnable_node_is_refused(
+    tmp_path: Path, content: str, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "cluster.json").write_text(content.replace("CONFIG_DIR", str(tmp_path)))
+    assert main(["cluster", "--dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err
+    assert "ledgercore cluster: cannot read" in err and message in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.json"]  # no node log written anywhere

@@ -45,11 +45,18 @@ class NodeProcess:
 
 
 def load_cluster(directory: str | Path) -> list[dict[str, str]]:
-    """The ``nodes`` list of ``directory/cluster.json``."""
+    """The ``nodes`` list of ``directory/cluster.json``: each an object with string ``id``,
+    ``config`` (a file that exists; a node's log goes beside it) and ``client_url``."""
     path = Path(directory) / "cluster.json"
-    nodes = json.loads(path.read_text())["nodes"]
+    data = json.loads(path.read_text())
+    nodes = data.get("nodes") if isinstance(data, dict) else None
     if not isinstance(nodes, list) or not nodes:
-        raise ValueError(f"{path}: no nodes")
+        raise ValueError("expected an object with a non-empty 'nodes' list")
+    for i, n in enumerate(nodes):
+        if not isinstance(n, dict) or not all(isinstance(n.get(k), str) and n[k] for k in ("id", "config", "client_url")):
+            raise ValueError(f"node {i} must be an object with string id, config and client_url, got {n!r}")
+        if not Path(n["config"]).is_file():
+            raise ValueError(f"node {n['id']}: config {n['config']} is not a file")
     return nodes
 
 
