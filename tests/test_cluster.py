@@ -575,32 +575,8 @@ def _large_txs(n: int, first_nonce: int = 1) -> list[bytes]:
 
 def test_a_node_catches_up_by_snapshot_through_blocks_larger_than_a_frame_together(tmp_path: Path) -> None:
     # Sync answers carried up to 64 blocks in one frame; blocks of large transactions made an
-    # answer no frame could carry, and the late node asked again forever.
-    info = init_cluster(tmp_path, 3, "--snapshot-every", "2")
-    configs = {n["id"]: Path(n["config"]) for n in info["nodes"]}
-    clients = {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]}
-    sup = start_supervisor(tmp_path, "node1", "node2")
-    late: NodeProc | None = None
-    try:
-        live = [clients["node1"], clients["node2"]]
-        leader = wait_until(lambda: current_leader(live), 30, "a leader among node1 and node2")
-        for k in range(2):  # ~60 MB in four or more blocks; the log is compacted past all of them
-            clients[leader].submit_many(_large_txs(34, 1 + 34 * k), wait=True)
-        height = wait_same_height(live, 4)
-        late = start_node(configs["node3"])
-        wait_same_height(list(clients.values()), height, timeout=120)
-        assert_identical_chains(list(clients.values()), height)
-        assert late.stop() == 0
-    except BaseException:
-        dump_logs(tmp_path)
-        raise
-    finally:
-        if sup.proc.poll() is None:
-            sup.stop()
-        for pid in sup.pids.values():
-            kill_pid(pid)
-        if late is not None and late.proc.poll() is None:
-            late.proc.kill()
+    # answer no frame could carry, and the late node asked again forever. ~60 MB in ~8 blocks.
+    _missed_transactions_catch_up_by_snapshot(tmp_path, _large_txs(68), "--snapshot-every", "2")
 
 
 def _committed(client: Client, txid: str) -> bool:
@@ -754,8 +730,11 @@ def raft_log_bounds(config: Path) -> tuple[int, int]:
         storage.close()
 
 
-def _missed_transactions_catch_up_by_snapshot(tmp_path: Path, total: int, block_txs: int) -> None:
-    info = init_cluster(tmp_path, 3, "--snapshot-every", "8", "--block-txs", str(block_txs))
+def _missed_transactions_catch_up_by_snapshot(tmp_path: Path, raws: list[bytes], *cluster_args: str) -> None:
+    """Node3 stays down while the other two commit ``raws``, then catches up by snapshot (its log
+    compacted away: ``--snapshot-every 8`` unless ``cluster_args`` say otherwise)."""
+    total = len(raws)
+    info = init_cluster(tmp_path, 3, "--snapshot-every", "8", *cluster_args)
     configs = {n["id"]: Path(n["config"]) for n in info["nodes"]}
     clients = {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]}
     # node3 stays down from the start: it misses everything the other two commit.
@@ -765,7 +744,6 @@ def _missed_transactions_catch_up_by_snapshot(tmp_path: Path, total: int, block_
         live = [clients["node1"], clients["node2"]]
         wait_until(lambda: current_leader(live), 30, "a leader among node1 and node2")
         _, node3_last = raft_log_bounds(configs["node3"])  # never started: its log ends at bootstrap
-        raws = make_txs(total, senders=512)
         t0 = time.monotonic()
         bulk_submit([c.url for c in live], raws)
         count = CommitCounter(live[0])
@@ -811,9 +789,9 @@ def _missed_transactions_catch_up_by_snapshot(tmp_path: Path, total: int, block_
 
 
 def test_a_node_that_missed_thousands_of_transactions_catches_up_by_snapshot(tmp_path: Path) -> None:
-    _missed_transactions_catch_up_by_snapshot(tmp_path, total=3_000, block_txs=100)
+    _missed_transactions_catch_up_by_snapshot(tmp_path, make_txs(3_000, senders=512), "--block-txs", "100")
 
 
 @pytest.mark.slow
 def test_a_node_that_missed_100k_transactions_catches_up_by_snapshot(tmp_path: Path) -> None:
-    _missed_transactions_catch_up_by_snapshot(tmp_path, total=100_000, block_txs=2000)
+    _missed_transactions_catch_up_by_snapshot(tmp_path, make_txs(100_000, senders=512), "--block-txs", "2000")
