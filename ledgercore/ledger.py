@@ -1059,7 +1059,9 @@ class Ledger:
         return self._log.root(self._log_size(size))
 
     def _log_size(self, size: int | None, name: str = "size") -> int:
-        """``size``, or every committed block; never the blocks of a group still being written."""
+        """``size``, or every committed block; never the blocks of a group still being written.
+        The log is in memory, but a closed ledger proves nothing: the store's check first."""
+        self._store.check_open()
         committed = self._head.height + 1
         if size is None:
             return committed

@@ -824,6 +824,8 @@ def test_a_closed_ledger_answers_with_a_typed_error(tmp_path):
         lambda: led.get("evidence", "a"), lambda: led.block(1), lambda: led.history("evidence", "a"),
         lambda: led.tx_heights([bytes(32)]), lambda: led.apply_block([put(kp, "b", 2)]),
         lambda: next(led.apply_blocks([[put(kp, "b", 2)]])),
+        # Proofs from the in-memory block-hash log, too: a closed ledger proves nothing.
+        lambda: led.block_proof(0), lambda: led.consistency_proof(1), lambda: led.history_root(),
     ):  # fmt: skip
         with pytest.raises(StoreError, match="closed"):
             call()
