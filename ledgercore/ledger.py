@@ -63,6 +63,10 @@ STORE_FORMAT = 4
 # `state` table: the overlay holds about this many commits' writes, and a fold lands on about
 # 1/STATE_SWEEP_COMMITS of the table's pages instead of a page per written key.
 STATE_SWEEP_COMMITS = 100
+# The LMDB map a ledger starts with (it doubles whenever a write fills it): at least enough for the
+# tables and the genesis block, at most what a 64-bit address space maps.
+MIN_MAP_SIZE = 1 << 16
+MAX_MAP_SIZE = 1 << 46
 # Tx ids the in-memory locator holds before the commit that passes this writes them to the store
 # as a sorted run (12 bytes an id) and empties it: the bound on its memory and on rebuilding it.
 LOCATOR_RUN_IDS = 1 << 20
@@ -498,6 +502,10 @@ class Ledger:
         contracts = list(contracts)
         for c in contracts:
             _native.check_contract_name(c.name)
+        if isinstance(map_size, bool) or not isinstance(map_size, int) or not MIN_MAP_SIZE <= map_size <= MAX_MAP_SIZE:
+            raise InvalidInputError(
+                f"map_size must be an int of {MIN_MAP_SIZE}..{MAX_MAP_SIZE} bytes (the map grows when full), got {map_size!r}"
+            )
         store = Store(path, map_size)
         try:
             stored_suite = store.get("meta", b"suite")

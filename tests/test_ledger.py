@@ -832,6 +832,11 @@ def test_a_closed_ledger_answers_with_a_typed_error(tmp_path):
 
 
 def test_wrong_argument_types_and_refused_opens_are_typed_and_leave_nothing(tmp_path):
+    # A map too small for the tables (4 KiB failed as "not a ledger store: MDB_MAP_FULL"), or one no
+    # address space maps, or not a size at all, is named before anything is created.
+    for map_size in (4096, 0, -1, 1 << 47, "1", 1.5, True):
+        with pytest.raises(InvalidInputError, match=re.escape(f"map_size must be an int of {1 << 16}..")):
+            Ledger.open(tmp_path / "refused", map_size=map_size)
     for kw in ({"suite": "nope"}, {"chain_id": ""}, {"chain_id": "x" * 65}):
         with pytest.raises(ValueError):
             Ledger.open(tmp_path / "refused", **kw)
