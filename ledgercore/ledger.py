@@ -501,7 +501,11 @@ class Ledger:
             raise InvalidInputError(f"chain_id must be a str of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes, got {chain_id!r}")
         contracts = list(contracts)
         for c in contracts:
+            if not isinstance(c, Contract):
+                raise InvalidInputError(f"contracts must be Contract instances, got {type(c).__name__}")
             _native.check_contract_name(c.name)
+        if authorize is not None and not callable(authorize):
+            raise InvalidInputError(f"authorize must be callable or None, got {type(authorize).__name__}")
         if isinstance(map_size, bool) or not isinstance(map_size, int) or not MIN_MAP_SIZE <= map_size <= MAX_MAP_SIZE:
             raise InvalidInputError(
                 f"map_size must be an int of {MIN_MAP_SIZE}..{MAX_MAP_SIZE} bytes (the map grows when full), got {map_size!r}"
@@ -606,6 +610,8 @@ class Ledger:
     def register(self, contract: Contract) -> None:
         """Adds (or replaces) a contract by its name, which must be one transactions can carry
         (``[a-z0-9_]``, a letter first)."""
+        if not isinstance(contract, Contract):
+            raise InvalidInputError(f"a contract is a Contract instance, got {type(contract).__name__}")
         _native.check_contract_name(contract.name)
         self._contracts[contract.name] = contract
 

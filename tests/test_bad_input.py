@@ -307,6 +307,8 @@ def test_contract_names_are_checked_on_reads_and_registration(tmp_path):
 
         with pytest.raises(MalformedInputError, match="contract name"):
             led.register(Misnamed())
+        with pytest.raises(InvalidInputError, match="a contract is a Contract instance, got int"):
+            led.register(5)  # type: ignore[arg-type]
         with pytest.raises(UnknownNameError):
             led.query("Registry", "get", key="k")  # it was not registered
     with pytest.raises(MalformedInputError, match="contract name"):

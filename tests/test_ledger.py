@@ -837,7 +837,7 @@ def test_wrong_argument_types_and_refused_opens_are_typed_and_leave_nothing(tmp_
     for map_size in (4096, 0, -1, 1 << 47, "1", 1.5, True):
         with pytest.raises(InvalidInputError, match=re.escape(f"map_size must be an int of {1 << 16}..")):
             Ledger.open(tmp_path / "refused", map_size=map_size)
-    for kw in ({"suite": "nope"}, {"chain_id": ""}, {"chain_id": "x" * 65}):
+    for kw in ({"suite": "nope"}, {"chain_id": ""}, {"chain_id": "x" * 65}, {"contracts": [5]}, {"authorize": 5}):
         with pytest.raises(ValueError):
             Ledger.open(tmp_path / "refused", **kw)
     assert not (tmp_path / "refused").exists()
