@@ -9,6 +9,7 @@ import numpy as np
 
 from . import _native
 from .contracts.base import Contract, Slice, StateReader
+from .errors import InvalidInputError
 
 # Decides which transactions may run: (senders (N, key size), contracts, methods) -> bool mask.
 Authorizer = Callable[[np.ndarray, list[str], list[str]], np.ndarray]
@@ -57,6 +58,8 @@ def execute(
     if authorize is not None:
         contracts_col, methods = batch.contracts, batch.methods
         allowed = np.asarray(authorize(batch.public_keys, contracts_col, methods), dtype=bool)
+        if allowed.shape != (n,):  # a scalar would broadcast: one answer for the whole block
+            raise InvalidInputError(f"authorize must answer one bool per transaction ({n}), got shape {allowed.shape}")
         for i in np.flatnonzero(runnable & ~allowed).tolist():
             out.errors[i] = f"sender is not permitted to call {contracts_col[i]}.{methods[i]}"
         runnable &= allowed

@@ -385,6 +385,11 @@ def test_python_contract_errors_and_permission_hook(tmp_path):
         assert "bad arguments" in rs[4].error
         assert rs[0].events == (("added", encode_value(2)),)
         assert int.from_bytes(led.get("counter", "n"), "big") == 5
+    # A hook that answers once for the whole block (a scalar would broadcast) fails the block whole.
+    with Ledger.open(tmp_path / "m", contracts=[Counter()], authorize=lambda s, c, m: True) as led:
+        with pytest.raises(InvalidInputError, match=r"one bool per transaction \(1\), got shape \(\)"):
+            led.apply_block([Transaction.create(citizen, "counter", "add", {"by": 1}, 1).encode()])
+        assert led.height == 0
 
 
 def _read_while_applying(led: Ledger, blocks: list[list[bytes]], read: Callable[[int], None]) -> None:
