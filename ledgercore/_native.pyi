@@ -96,6 +96,7 @@ def decode_txs(suite: str, chain_id: str, raws: _Rows) -> TxBatch: ...
 # -- ledger store entries (docs/FORMAT.md section 6); a block's writes come as three columns: state
 # keys, values (None: deleted) and the index of the transaction that wrote each, a uint32 array.
 def check_contract_name(name: str) -> None: ...  # MalformedInputError unless [a-z0-9_], a letter first, 1..64 bytes
+def first_outside_namespace(contract: str, keys: _Rows) -> int | None: ...  # first key not contract "/" ...
 def state_key(contract: str, key: bytes) -> bytes: ...  # contract "/" key; the name checked as above
 def nonce_heads(senders: _Rows) -> list[bytes]: ...  # the distinct senders' head-run keys, sorted
 def nonce_lookups(

@@ -348,6 +348,54 @@ class LongKeys(Contract):
                            values=[b"v"] * n)  # fmt: skip
 
 
+class Rogue(Contract):
+    """Builds its own SliceResult, as a native-speed contract may: each method breaks one rule."""
+
+    name = "rogue"
+
+    def methods(self) -> frozenset[str]:
+        return frozenset(ROGUE_RESULTS)
+
+    def execute(self, sl):  # type: ignore[no-untyped-def]
+        n, mine = len(sl.indices), sl.indices.tolist()
+        return ROGUE_RESULTS[sl.batch.methods[mine[0]]](n, mine)
+
+
+ROGUE_RESULTS = {
+    # Another contract's namespace: an evidence anchor must never be replaced by anyone.
+    "overwrite": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"evidence/k/1"], values=[b"x"], txs=mine),
+    "prefix": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogues/k"], values=[b"x"], txs=mine),
+    "outcomes": lambda n, mine: SliceResult(ok=np.ones(n + 1, bool)),
+    "columns": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=[], txs=mine),
+    "writer": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=[b"x"], txs=[0]),
+    "value": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=["x"], txs=mine),
+    "nothing": lambda n, mine: None,
+}
+
+
+@pytest.mark.parametrize(
+    ("method_", "words"),
+    [
+        ("overwrite", "contract 'rogue' wrote b'evidence/k/1', outside its namespace 'rogue/'"),
+        ("prefix", "outside its namespace 'rogue/'"),
+        ("outcomes", "returned (2,) outcomes for 1 transactions"),
+        ("columns", "returned 1 keys, 0 values, 1 writers"),
+        ("writer", "attributed writes to transactions outside its slice"),
+        ("value", "is str, not bytes or None"),
+        ("nothing", "returned NoneType for its slice, not a SliceResult"),
+    ],
+)
+def test_a_slice_result_that_breaks_the_rules_fails_the_block_and_writes_nothing(tmp_path, method_, words):
+    with Ledger.open(tmp_path / "l", contracts=[Rogue()]) as led:
+        led.apply_block([put(1)])  # anchors evidence/k/1
+        before, head = dump(led), led.head
+        raw = Transaction.create(KP, "rogue", method_, {}, 2).encode()
+        with pytest.raises(InvalidInputError, match=re.escape(words)):
+            led.apply_block([put(3), raw])  # the evidence put at index 0 is not the rogue's
+        assert dump(led) == before and led.head == head
+        assert led.query("evidence", "get", key="k/1")["digest"] == bytes([1]) * 32
+
+
 def test_a_state_key_the_store_cannot_hold_fails_the_block_and_writes_nothing(tmp_path):
     with Ledger.open(tmp_path / "l", contracts=[LongKeys()]) as led:
         led.apply_block([put(1)])

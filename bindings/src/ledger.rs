@@ -25,7 +25,21 @@ struct WriteColumns<'py> {
 
 impl<'py> WriteColumns<'py> {
     fn extract(keys: &Bound<'py, PyAny>, values: &Bound<'py, PyAny>, txs: &Bound<'py, PyAny>) -> PyResult<Self> {
-        let cols = Self { keys: Rows::extract(keys, "keys")?, values: values.extract()?, txs: txs.extract()? };
+        let values = values
+            .try_iter()?
+            .enumerate()
+            .map(|(i, v)| {
+                let v = v?;
+                if v.is_none() {
+                    return Ok(None);
+                }
+                v.cast_into::<PyBytes>().map(Some).map_err(|e| {
+                    let type_name = e.into_inner().get_type().name().map(|n| n.to_string()).unwrap_or_default();
+                    malformed("writes", format!("value {i} is {type_name}, not bytes or None"))
+                })
+            })
+            .collect::<PyResult<_>>()?;
+        let cols = Self { keys: Rows::extract(keys, "keys")?, values, txs: txs.extract()? };
         let (k, v, t) = (cols.keys.slices().len(), cols.values.len(), cols.txs.as_slice()?.len());
         if k != v || k != t {
             return Err(malformed("writes", format!("{k} keys, {v} values, {t} tx indices")));
@@ -58,6 +72,13 @@ impl<'py> WriteColumns<'py> {
 #[pyfunction]
 pub fn check_contract_name(name: &str) -> PyResult<()> {
     check_name(name.as_bytes()).map_err(|reason| malformed("contract name", reason))
+}
+
+/// Position of the first of `keys` outside `contract`'s namespace, if any: a slice's writes are
+/// checked with it, so that no contract writes another's state.
+#[pyfunction]
+pub fn first_outside_namespace(contract: &str, keys: &Bound<'_, PyAny>) -> PyResult<Option<usize>> {
+    Ok(keys::first_outside_namespace(contract, &Rows::extract(keys, "keys")?.slices()))
 }
 
 #[pyfunction]

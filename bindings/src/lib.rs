@@ -52,6 +52,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(merkle::merkle_verify_consistency, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::check_contract_name, m)?)?;
     m.add_function(wrap_pyfunction!(ledger::state_key, m)?)?;
+    m.add_function(wrap_pyfunction!(ledger::first_outside_namespace, m)?)?;
     m.add("MAX_STATE_KEY_LEN", ledgercore_native::ledger::keys::MAX_STATE_KEY_LEN)?;
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_heads, m)?)?;
     m.add_function(wrap_pyfunction!(nonce_runs::nonce_lookups, m)?)?;

@@ -11,6 +11,12 @@ pub const CHANGE_ID_LEN: usize = 16;
 /// stop every later write). It also fits a history entry's u16 key length.
 pub const MAX_STATE_KEY_LEN: usize = 511;
 
+/// Position of the first of `keys` outside `contract`'s namespace (not `contract "/" ...`), if any.
+pub fn first_outside_namespace<K: AsRef<[u8]>>(contract: &str, keys: &[K]) -> Option<usize> {
+    let inside = |k: &[u8]| k.len() > contract.len() && k.starts_with(contract.as_bytes()) && k[contract.len()] == b'/';
+    keys.iter().position(|k| !inside(k.as_ref()))
+}
+
 /// `contract "/" key`. Contract names are `[a-z0-9_]`, so the first `/` ends the namespace.
 pub fn state_key(contract: &str, key: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(contract.len() + 1 + key.len());
@@ -46,5 +52,14 @@ mod tests {
             [change_id(1, 0, 7), change_id(1, 2, 0), change_id(1, 2, 1), change_id(2, 0, 0), change_id(256, 0, 0)];
         assert!(ids.windows(2).all(|w| w[0] < w[1]));
         assert_eq!(&change_id(3, 4, 5)[..VERSION_LEN], &version(3, 4));
+    }
+
+    #[test]
+    fn a_namespace_is_the_name_and_a_slash() {
+        let keys: [&[u8]; 3] = [b"reg/a", b"reg/", b"reg/b/c"];
+        assert_eq!(first_outside_namespace("reg", &keys), None);
+        for outside in [&b"regx/a"[..], b"re/g", b"reg", b"evidence/reg/a", b""] {
+            assert_eq!(first_outside_namespace("reg", &[&b"reg/a"[..], outside]), Some(1), "{outside:?}");
+        }
     }
 }
