@@ -215,6 +215,12 @@ class Registry(Contract):
             ctx.put("k" * (MAX_KEY_SIZE + 1), b"v")
         if how == "int key":
             ctx.put(10**12, b"v")  # would be a terabyte of zeros if treated as bytes(n)
+        if how == "int event data":
+            ctx.emit("e", 5)  # would be five zero bytes if treated as bytes(n)
+        if how == "event name":
+            ctx.emit(5, b"")
+        if how == "surrogate event":
+            ctx.emit("\udc80", b"")  # used to fail the whole block when the receipts were encoded
 
     @method
     def interrupt(self, ctx) -> None:
@@ -231,6 +237,9 @@ FAILURES = {
     "huge value": f"value of {(1 << 20) + 1} bytes exceeds the {1 << 20}-byte limit",
     "huge key": f"key must be 1..{MAX_KEY_SIZE} bytes, got {MAX_KEY_SIZE + 1}",
     "int key": "key must be str or bytes, got int",
+    "int event data": "event data is bytes, got int",
+    "event name": "an event name is a str of 1..256 UTF-8 bytes, got 5",
+    "surrogate event": "is not valid UTF-8 (it holds a lone surrogate)",
 }
 
 

@@ -22,6 +22,7 @@ from ..errors import InvalidInputError, LedgerError
 # state key whatever the contract's name (LMDB keys are at most 511 bytes).
 MAX_KEY_SIZE = _native.MAX_STATE_KEY_LEN - _native.MAX_NAME_LEN - 1
 MAX_VALUE_SIZE = 1 << 20
+MAX_EVENT_NAME = 256
 
 
 class ContractError(LedgerError):
@@ -150,6 +151,17 @@ class Context:
         self.writes[self._key(key)] = None
 
     def emit(self, name: str, data: bytes = b"") -> None:
+        """Records an event in this transaction's receipt (kept only if the transaction succeeds)."""
+        try:
+            size = len(name.encode()) if isinstance(name, str) else 0
+        except UnicodeEncodeError:
+            raise ContractError(f"event name {name!r:.80} is not valid UTF-8 (it holds a lone surrogate)") from None
+        if not 1 <= size <= MAX_EVENT_NAME:
+            raise ContractError(f"an event name is a str of 1..{MAX_EVENT_NAME} UTF-8 bytes, got {name!r:.80}")
+        if not isinstance(data, (bytes, bytearray, memoryview)):  # bytes(5) would be five zero bytes
+            raise ContractError(f"event data is bytes, got {type(data).__name__}")
+        if len(data) > MAX_VALUE_SIZE:
+            raise ContractError(f"event data of {len(data)} bytes exceeds the {MAX_VALUE_SIZE}-byte limit")
         self.events.append((name, bytes(data)))
 
 
