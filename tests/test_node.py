@@ -157,11 +157,11 @@ def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
             await node.submit(first, wait=False)
             for raw in big_txs(kp, 2, 2):
                 await node.submit(raw, wait=False)
-            with pytest.raises(NotReadyError, match=r"mempool full \(2700\d+ of 3000000 bytes held\)"):
+            with pytest.raises(NotReadyError, match=r"mempool full \(3 of 10 transactions, 2700\d+ of 3000000 bytes held\)"):
                 await node.submit(big_txs(kp, 4, 1)[0], wait=False)
             small = txs(kp, 100, 8)
             await node.submit_many(small[:7], wait=False)  # bytes left for small ones, up to the count
-            with pytest.raises(NotReadyError, match=r"mempool full \(10 transactions\)"):
+            with pytest.raises(NotReadyError, match=r"mempool full \(10 of 10 transactions, "):
                 await node.submit(small[7], wait=False)
         finally:
             await node.stop()

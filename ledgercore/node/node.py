@@ -338,13 +338,13 @@ class Node:
             raise InvalidInputError("no transactions to submit")
         if len(raws) > MAX_SUBMIT_BATCH:
             raise InvalidInputError(f"{len(raws)} transactions in one batch; at most {MAX_SUBMIT_BATCH}")
-        if len(self._mempool) + len(self._proposed) + len(raws) > self.config.mempool_limit:
-            raise NotReadyError(f"mempool full ({self.config.mempool_limit} transactions); retry later")
         raws = [bytes(r) for r in raws]
         size = sum(map(len, raws))
-        if self._held_bytes + size > self.config.mempool_bytes:
+        if not self._has_room(len(raws), size):
+            cfg = self.config
             raise NotReadyError(
-                f"mempool full ({self._held_bytes} of {self.config.mempool_bytes} bytes held); retry later"
+                f"mempool full ({len(self._mempool) + len(self._proposed)} of {cfg.mempool_limit} transactions, "
+                f"{self._held_bytes} of {cfg.mempool_bytes} bytes held); retry later"
             )
         ids = split_ids(_native.decode_txs(self.config.suite, self.config.chain_id, raws).ids.tobytes())
         loop = asyncio.get_running_loop()
@@ -381,6 +381,12 @@ class Node:
         submits to) there is nothing to settle, and no map of its 10k ids is built."""
         if self._held() or self._waits:
             self._settle(dict.fromkeys(blk.txids, blk.height))
+
+    def _has_room(self, count: int, size: int) -> bool:
+        """Whether ``count`` more transactions of ``size`` bytes fit the mempool's bounds."""
+        cfg = self.config
+        held = len(self._mempool) + len(self._proposed)
+        return held + count <= cfg.mempool_limit and self._held_bytes + size <= cfg.mempool_bytes
 
     def _queue_admission(self, a: _Admission) -> None:
         self._held_bytes += a.size
@@ -606,8 +612,12 @@ class Node:
 
     async def _admit_forwarded(self, raws: list[bytes]) -> None:
         """Transactions a follower sent on: checked like any submission; any that does not decode
-        is dropped (the follower decoded it, so the frame was damaged or the peer is broken)."""
+        is dropped (the follower decoded it, so the frame was damaged or the peer is broken). So
+        are all of them while the mempool has no room for them: the follower keeps them and sends
+        them again (``_REFORWARD_S``), so they wait there instead of here."""
         cfg = self.config
+        if not self._has_room(len(raws), sum(map(len, raws))):
+            return
         try:
             batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
         except DecodeError:
