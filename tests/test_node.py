@@ -9,10 +9,11 @@ from pathlib import Path
 import pytest
 
 from ledgercore import Transaction, merkle, signing
+from ledgercore.consensus.messages import MsgHeartbeat, encode_message
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.init_cluster import free_base_port, init_cluster
-from ledgercore.node.node import DataDirInUseError, NotReadyError
+from ledgercore.node.node import FRAME_RAFT, DataDirInUseError, NotReadyError
 
 
 def make_configs(root: Path, n: int, **settings: object) -> list[NodeConfig]:
@@ -176,5 +177,34 @@ def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
                 assert not out.rejected and all(h is not None for h in out.heights)
         finally:
             await node.stop()
+
+    asyncio.run(main())
+
+
+def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
+    # The transport authenticates each peer by its certificate; a message naming another node as
+    # its sender (a vote cast for someone else, a heartbeat "from" another leader) is dropped.
+    async def main() -> None:
+        nodes = [Node(c) for c in make_configs(tmp_path, 3)]
+        for n in nodes:
+            await n.start()
+        try:
+            await wait_until(lambda: any(n.is_leader for n in nodes))
+            sender, target, named = nodes[1], nodes[0], nodes[2]
+            term = target.raft.term
+
+            def heartbeat_from(frm: Node) -> bytes:
+                m = MsgHeartbeat(frm=frm.config.raft_id, to=target.config.raft_id, term=term + 5)
+                return FRAME_RAFT + encode_message(m)
+
+            sender.transport.send(target.config.id, heartbeat_from(named))  # spoofed
+            await asyncio.sleep(0.5)
+            assert target.raft.term == term
+            # The same message under the sender's own name is stepped (a higher term: it follows).
+            sender.transport.send(target.config.id, heartbeat_from(sender))
+            await wait_until(lambda: target.raft.term >= term + 5)
+        finally:
+            for n in nodes:
+                await n.stop()
 
     asyncio.run(main())

@@ -177,6 +177,7 @@ class Node:
         self.config = config
         self.ledger: Ledger
         self._names = {config.raft_id: config.id, **{p.raft_id: p.id for p in config.peers}}
+        self._raft_ids = {name: raft_id for raft_id, name in self._names.items()}
         self._lock = asyncio.Lock()
         self._tasks: list[asyncio.Task[Any]] = []
         self._ledger_jobs: set[asyncio.Future[Any]] = set()
@@ -590,11 +591,18 @@ class Node:
         return len(self._raft_inbox) >= _RAFT_INBOX_FRAMES or self._raft_inbox_bytes >= _RAFT_INBOX_BYTES
 
     def _decode_raft(self, peer: str, payload: bytes) -> Any:
+        """The Raft message in a frame from ``peer``, or None. A message must come from the node
+        it names as its sender: the transport authenticated ``peer`` (its certificate's name), so
+        a node cannot cast another's vote or speak as another's leader."""
         try:
-            return decode_message(payload[1:])
+            m = decode_message(payload[1:])
         except MessageDecodeError as exc:
             log.warning("node %s: bad raft message from %s: %s", self.config.id, peer, exc)
             return None
+        if m.frm != self._raft_ids.get(peer):
+            log.warning("node %s: raft message from %s claims sender %d; dropped", self.config.id, peer, m.frm)
+            return None
+        return m
 
     async def _handle(self, peer: str, payload: bytes) -> None:
         kind, body = payload[:1], payload[1:]
