@@ -13,7 +13,7 @@ from ledgercore.consensus.messages import MsgHeartbeat, encode_message
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.init_cluster import free_base_port, init_cluster
-from ledgercore.node.node import FRAME_RAFT, DataDirInUseError, NotReadyError
+from ledgercore.node.node import FRAME_RAFT, DataDirInUseError, DivergedError, NotReadyError
 
 
 def make_configs(root: Path, n: int, **settings: object) -> list[NodeConfig]:
@@ -206,5 +206,27 @@ def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
         finally:
             for n in nodes:
                 await n.stop()
+
+    asyncio.run(main())
+
+
+def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
+    # A snapshot fixes the block at its height by hash: a node whose chain reaches that height with
+    # another block (a peer served another history) must stop instead of taking part.
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path, 1)
+        node = Node(cfg)
+        await node.start()
+        try:
+            await wait_until(lambda: node.is_leader)
+            kp = signing.generate("ed25519")
+            _, height = await node.submit(txs(kp, 1, 1)[0], wait=True)
+            assert height is not None
+            head = node.ledger.header(height)
+            await node._catch_up({"height": height, "hash": head.hash})  # the same chain: nothing to do
+            with pytest.raises(DivergedError, match=f"block {height} here is {head.hash.hex()}, but the cluster"):
+                await node._catch_up({"height": height, "hash": bytes(32)})
+        finally:
+            await node.stop()
 
     asyncio.run(main())

@@ -86,6 +86,10 @@ class DataDirInUseError(LedgerError):
     """Another process already runs a node on this data directory."""
 
 
+class DivergedError(LedgerError):
+    """This node's ledger holds another block than the one the cluster's snapshot fixed."""
+
+
 class NotReadyError(LedgerError):
     """The node cannot take transactions now (no leader known, or the mempool is full); retry."""
 
@@ -245,7 +249,7 @@ class Node:
         # A snapshot installed before a restart may be ahead of the ledger: catch up first.
         snap = self.storage.snapshot()
         if snap.data:
-            await self._catch_up(decode_value(snap.data)["height"])  # type: ignore[index]
+            await self._catch_up(decode_value(snap.data))  # type: ignore[arg-type]
         applied = max(applied_index(self.ledger.head.consensus), snap.index)
         hs = self.storage.hard_state()
         if applied > hs.commit:
@@ -654,7 +658,7 @@ class Node:
                 self._send(rd)
             if rd.snapshot is not None and rd.snapshot.data:
                 await self._apply_queue.join()  # the blocks before the snapshot first
-                await self._catch_up(decode_value(rd.snapshot.data)["height"])  # type: ignore[index]
+                await self._catch_up(decode_value(rd.snapshot.data))  # type: ignore[arg-type]
             for e in rd.committed_entries:
                 if e.type == EntryType.NORMAL and e.data:
                     # Applied by _apply_loop, so replication goes on while blocks execute; a full
@@ -803,14 +807,23 @@ class Node:
         blk = self.ledger.block(height)
         return encode_block(blk.header, blk.raws)
 
-    async def _catch_up(self, target: int) -> None:
-        """Fetches and applies committed blocks from peers until the ledger reaches ``target``."""
+    async def _catch_up(self, snapshot: Mapping[str, Any]) -> None:
+        """Fetches and applies committed blocks from peers until the ledger reaches the snapshot's
+        height, then checks that block's hash against the snapshot's: a node whose chain is not
+        the one the cluster committed (a peer served another history, or its own store differs)
+        must not take part. It raises ``DivergedError``, and the node stops."""
+        target, expected = int(snapshot["height"]), snapshot.get("hash")
         self._catching_up = True
         self._raft_room.set()  # a receive loop waiting for room drops instead
         try:
             await self._fetch_blocks(target)
         finally:
             self._catching_up = False
+        got = self.ledger.header(target).hash
+        if expected is not None and got != expected:
+            raise DivergedError(
+                f"block {target} here is {got.hex()}, but the cluster's snapshot at that height says {bytes(expected).hex()}"
+            )
 
     async def _fetch_blocks(self, target: int) -> None:
         while self.ledger.height < target:
