@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -34,6 +36,17 @@ def txs(kp: signing.KeyPair, start: int, count: int) -> list[bytes]:
         Transaction.create(kp, "evidence", "put", {"key": f"k/{i}", "digest": i.to_bytes(32, "big")}, i).encode()
         for i in range(start, start + count)
     ]
+
+
+@contextlib.asynccontextmanager
+async def running(cfg: NodeConfig) -> AsyncIterator[Node]:
+    """A started node, stopped on the way out."""
+    node = Node(cfg)
+    await node.start()
+    try:
+        yield node
+    finally:
+        await node.stop()
 
 
 def same_chain(nodes: list[Node]) -> bool:
@@ -118,15 +131,11 @@ def test_a_node_whose_loop_dies_says_it_failed(tmp_path):
     # it). `ledgercore node` stops on `failed` with exit status 1.
     async def main() -> None:
         (cfg,) = make_configs(tmp_path, 1)
-        node = Node(cfg)
-        await node.start()
-        try:
+        async with running(cfg) as node:
             assert not node.failed.is_set() and node.failure is None
             await node.transport.stop()
             await asyncio.wait_for(node.failed.wait(), 10)
             assert node.failure is not None and "receive" in node.failure and "TransportClosedError" in node.failure
-        finally:
-            await node.stop()
 
     asyncio.run(main())
 
@@ -146,9 +155,7 @@ def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
         kp = signing.generate("ed25519")
         # Node1 of three, alone: no quorum, so nothing commits and what it admits stays held.
         cfg = make_configs(tmp_path / "a", 3, mempool_bytes=3_000_000, mempool_limit=10)[0]
-        node = Node(cfg)
-        await node.start()
-        try:
+        async with running(cfg) as node:
             # Refused at admission (a bad signature, a duplicate): its bytes are not held.
             forged = big_txs(kp, 50, 1)[0][:-64] + bytes(64)
             with pytest.raises(InvalidSignatureError):
@@ -164,19 +171,12 @@ def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
             await node.submit_many(small[:7], wait=False)  # bytes left for small ones, up to the count
             with pytest.raises(NotReadyError, match=r"mempool full \(10 of 10 transactions, "):
                 await node.submit(small[7], wait=False)
-        finally:
-            await node.stop()
         # A node that commits gives the bytes back: twice the limit in turn, each batch once held.
-        cfg = make_configs(tmp_path / "b", 1, mempool_bytes=3_000_000)[0]
-        node = Node(cfg)
-        await node.start()
-        try:
+        async with running(make_configs(tmp_path / "b", 1, mempool_bytes=3_000_000)[0]) as node:
             await wait_until(lambda: node.is_leader)
             for k in range(2):
                 out = await node.submit_many(big_txs(kp, 200 + 3 * k, 3), wait=True)
                 assert not out.rejected and all(h is not None for h in out.heights)
-        finally:
-            await node.stop()
 
     asyncio.run(main())
 
@@ -215,9 +215,7 @@ def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
     # another block (a peer served another history) must stop instead of taking part.
     async def main() -> None:
         (cfg,) = make_configs(tmp_path, 1)
-        node = Node(cfg)
-        await node.start()
-        try:
+        async with running(cfg) as node:
             await wait_until(lambda: node.is_leader)
             kp = signing.generate("ed25519")
             _, height = await node.submit(txs(kp, 1, 1)[0], wait=True)
@@ -226,7 +224,5 @@ def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
             await node._catch_up({"height": height, "hash": head.hash})  # the same chain: nothing to do
             with pytest.raises(DivergedError, match=f"block {height} here is {head.hash.hex()}, but the cluster"):
                 await node._catch_up({"height": height, "hash": bytes(32)})
-        finally:
-            await node.stop()
 
     asyncio.run(main())
