@@ -8,6 +8,8 @@ import subprocess
 import sys
 from importlib import metadata
 
+from ledgercore.bench.common import Goal, Report, Result
+
 OPERATIONS = (
     "ed25519 verify_batch",
     "sm2 verify_batch",
@@ -53,3 +55,15 @@ def test_cli_without_a_command_is_a_usage_error() -> None:
     proc = subprocess.run([sys.executable, "-m", "ledgercore"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 2
     assert "usage: ledgercore" in proc.stderr
+
+
+def test_the_table_shows_ratios_below_one_to_two_decimals() -> None:
+    # 0.435 of a goal of 0.6 printed as "0.4x" hid the difference between runs the goal cares about.
+    report = Report("raft", quick=False)
+    report.results += [
+        Result("signed tx end to end", "tx/s", 1, 44_747.0, "batch verify / 3", 1, 102_945.0, Goal("ratio", 0.6)),
+        Result("commit entries", "entries/s", 1, 424_000.0, "pysyncobj", 1, 51_300.0, Goal("ratio", 5.0)),
+    ]
+    rows = report.table().splitlines()
+    assert "| 0.43x " in rows[2] and rows[2].endswith("| NO")
+    assert "| 8.3x " in rows[3] and rows[3].endswith("| yes")

@@ -145,6 +145,13 @@ def format_rate(rate: float | None) -> str:
     return f"{rate:.3g}"
 
 
+def format_ratio(ratio: float | None) -> str:
+    """A ratio to the peer: two decimals below 1 (0.43x, not 0.4x, against a goal of 0.6x), one above."""
+    if ratio is None:
+        return "-"
+    return f"{ratio:.2f}x" if ratio < 1 else f"{ratio:.1f}x"
+
+
 def cpu_model() -> str:
     """The CPU model as ``lscpu`` names it (falling back to /proc/cpuinfo, then the platform)."""
     try:
@@ -246,7 +253,7 @@ class Report:
                 f"{format_rate(r.rate)} {r.unit}",
                 r.peer or "-",
                 f"{format_rate(r.peer_rate)} {r.unit}" if r.peer_rate else "n/a",
-                f"{r.ratio:.1f}x" if r.ratio is not None else "-",
+                format_ratio(r.ratio),
                 r.goal.describe(r.unit) if r.goal else "-",
                 met,
             ))
