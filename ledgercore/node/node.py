@@ -628,7 +628,8 @@ class Node:
         are all of them while the mempool has no room for them: the follower keeps them and sends
         them again (``_REFORWARD_S``), so they wait there instead of here."""
         cfg = self.config
-        if not self._has_room(len(raws), sum(map(len, raws))):
+        size = sum(map(len, raws))
+        if not self._has_room(len(raws), size):
             return
         try:
             batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
@@ -636,8 +637,8 @@ class Node:
             raws = [r for r in raws if self._decodes(r)]
             if not raws:
                 return
-            batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
-        self._queue_admission(_Admission(raws, split_ids(batch.ids.tobytes()), None, sum(map(len, raws))))
+            batch, size = _native.decode_txs(cfg.suite, cfg.chain_id, raws), sum(map(len, raws))
+        self._queue_admission(_Admission(raws, split_ids(batch.ids.tobytes()), None, size))
 
     def _decodes(self, raw: bytes) -> bool:
         try:
@@ -796,9 +797,11 @@ class Node:
         req = decode_value(body)
         start, end = int(req["from"]), min(int(req["to"]), self.ledger.height)  # type: ignore[index]
         bodies: list[bytes] = []
+        size = 0
         for h in range(start, min(end, start + _SYNC_BATCH - 1) + 1):
             body = await self._ledger_call(self._block_body, h)
-            if bodies and sum(map(len, bodies)) + len(body) > _FRAME_PAYLOAD:
+            size += len(body)
+            if bodies and size > _FRAME_PAYLOAD:
                 break  # the peer asks again from where this answer ends
             bodies.append(body)
         self.transport.send(peer, FRAME_SYNC_BLOCKS + encode_value(bodies))
