@@ -166,6 +166,21 @@ def _load_history(store: Store, txn: Any, overlay: _native.StateOverlay, start: 
 _R = TypeVar("_R")
 
 
+def _check_contract(contract: Any) -> Contract:
+    """A contract to register: a Contract instance under a name transactions can carry."""
+    if not isinstance(contract, Contract):
+        raise InvalidInputError(f"a contract is a Contract instance, got {type(contract).__name__}")
+    _native.check_contract_name(contract.name)
+    return contract
+
+
+def check_chain_id(chain_id: Any) -> str:
+    """A chain id: a str of 1..MAX_CHAIN_ID_LEN UTF-8 bytes."""
+    if not isinstance(chain_id, str) or not 1 <= len(chain_id.encode()) <= MAX_CHAIN_ID_LEN:
+        raise InvalidInputError(f"chain_id must be a string of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes, got {chain_id!r}")
+    return chain_id
+
+
 def _check_header_values(timestamp: Any, proposer: Any, consensus: Any) -> None:
     """The header values a caller passes, checked before anything executes: a negative timestamp
     would otherwise be quietly raised to the previous block's. (The proposer's length depends on
@@ -497,13 +512,8 @@ class Ledger:
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
         if suite is not None:
             get_suite(suite)
-        if not isinstance(chain_id, str) or not 1 <= len(chain_id.encode()) <= MAX_CHAIN_ID_LEN:
-            raise InvalidInputError(f"chain_id must be a str of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes, got {chain_id!r}")
-        contracts = list(contracts)
-        for c in contracts:
-            if not isinstance(c, Contract):
-                raise InvalidInputError(f"contracts must be Contract instances, got {type(c).__name__}")
-            _native.check_contract_name(c.name)
+        check_chain_id(chain_id)
+        contracts = [_check_contract(c) for c in contracts]
         if authorize is not None and not callable(authorize):
             raise InvalidInputError(f"authorize must be callable or None, got {type(authorize).__name__}")
         if isinstance(map_size, bool) or not isinstance(map_size, int) or not MIN_MAP_SIZE <= map_size <= MAX_MAP_SIZE:
@@ -610,10 +620,7 @@ class Ledger:
     def register(self, contract: Contract) -> None:
         """Adds (or replaces) a contract by its name, which must be one transactions can carry
         (``[a-z0-9_]``, a letter first)."""
-        if not isinstance(contract, Contract):
-            raise InvalidInputError(f"a contract is a Contract instance, got {type(contract).__name__}")
-        _native.check_contract_name(contract.name)
-        self._contracts[contract.name] = contract
+        self._contracts[contract.name] = _check_contract(contract)
 
     def apply_block(
         self, raws: Sequence[bytes], *, timestamp: int | None = None, proposer: bytes = b"", consensus: bytes = b"",

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
-from ..ledger import MAX_CHAIN_ID_LEN
+from ..ledger import check_chain_id
 from ..net.pki import TLSFiles
 from ..suites import SUITES
 
@@ -107,8 +107,10 @@ class NodeConfig:
             raise fail("election_ticks", f"more than heartbeat_ticks ({self.heartbeat_ticks})", self.election_ticks)
         if self.suite not in SUITES:
             raise fail("suite", f"one of {sorted(SUITES)}", self.suite)
-        if not isinstance(self.chain_id, str) or not 1 <= len(self.chain_id.encode()) <= MAX_CHAIN_ID_LEN:
-            raise fail("chain_id", f"a string of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes", self.chain_id)
+        try:
+            check_chain_id(self.chain_id)
+        except InvalidInputError as exc:
+            raise ConfigError(f"invalid node configuration: {exc}") from None
         if not isinstance(self.extra, dict):
             raise fail("extra", "an object", self.extra)
         names = [self.id, *(p.id for p in self.peers)]
