@@ -343,20 +343,6 @@ def test_the_longest_key_a_contract_may_write_survives_folds_and_reopening(tmp_p
         assert led.get("registry", longest) == b"v" and led.history("registry", longest)[0].value == b"v"
 
 
-class LongKeys(Contract):
-    """A contract that writes its own SliceResult, bypassing the context's key checks."""
-
-    name = "longkeys"
-
-    def methods(self) -> frozenset[str]:
-        return frozenset({"put"})
-
-    def execute(self, sl):  # type: ignore[no-untyped-def]
-        n = len(sl.indices)
-        return SliceResult(ok=np.ones(n, dtype=bool), txs=sl.indices.tolist(), keys=[b"longkeys/" + b"k" * 503] * n,
-                           values=[b"v"] * n)  # fmt: skip
-
-
 class Rogue(Contract):
     """Builds its own SliceResult, as a native-speed contract may: each method breaks one rule."""
 
@@ -379,6 +365,8 @@ ROGUE_RESULTS = {
     "writer": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=[b"x"], txs=[0]),
     "value": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=["x"], txs=mine),
     "nothing": lambda n, mine: None,
+    # In its namespace, but longer than any LMDB key (512 bytes): only staging can refuse it.
+    "long_key": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/" + b"k" * 506], values=[b"v"], txs=mine),
 }
 
 
@@ -406,10 +394,10 @@ def test_a_slice_result_that_breaks_the_rules_fails_the_block_and_writes_nothing
 
 
 def test_a_state_key_the_store_cannot_hold_fails_the_block_and_writes_nothing(tmp_path):
-    with Ledger.open(tmp_path / "l", contracts=[LongKeys()]) as led:
+    with Ledger.open(tmp_path / "l", contracts=[Rogue()]) as led:
         led.apply_block([put(1)])
         before, head = dump(led), led.head
-        raw = Transaction.create(KP, "longkeys", "put", {}, 2).encode()
+        raw = Transaction.create(KP, "rogue", "long_key", {}, 2).encode()
         with pytest.raises(MalformedInputError, match="write 0 has a state key of 512 bytes: 1..=511 allowed"):
             led.apply_block([raw])
         assert dump(led) == before and led.head == head
