@@ -50,7 +50,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from . import _native, merkle
-from .block import _FIELDS, BlockHeader, decode_block
+from .block import BlockHeader, decode_block, differing_fields
 from .codec import decode_value
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
 from .ledger import CHANGE_SIZE, Ledger, unfolded_state
@@ -339,11 +339,11 @@ def _replay_block(replica: Ledger, h: int, header: BlockHeader, raws: list[bytes
 
 
 def _first_differing_field(a: BlockHeader, b: BlockHeader) -> str:
-    return next((f for f in _FIELDS if getattr(a, f) != getattr(b, f)), "header")
+    return next(iter(differing_fields(a, b)), "header")
 
 
 def _differing_fields(stored: BlockHeader, other: BlockHeader) -> str:
-    diffs = [f for f in _FIELDS if getattr(stored, f) != getattr(other, f)]
+    diffs = differing_fields(stored, other)
     return "fields " + ", ".join(diffs) if diffs else "same fields, different encoding"
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from . import _native, hashing
 from .suites import get_suite
 
-_FIELDS = (
+HEADER_FIELDS = (  # in encoding order (docs/FORMAT.md)
     "suite",
     "chain_id",
     "height",
@@ -54,13 +54,13 @@ class BlockHeader:
         suite = get_suite(self.suite)
         object.__setattr__(self, "suite", suite.name)
         object.__setattr__(
-            self, "_encoding", _native.encode_header(*(getattr(self, name) for name in _FIELDS))
+            self, "_encoding", _native.encode_header(*(getattr(self, name) for name in HEADER_FIELDS))
         )
 
     @classmethod
     def _from_decoded(cls, fields: tuple, encoding: bytes) -> BlockHeader:
         header = object.__new__(cls)
-        for name, value in zip(_FIELDS, fields):
+        for name, value in zip(HEADER_FIELDS, fields):
             object.__setattr__(header, name, value)
         object.__setattr__(header, "_encoding", encoding)
         return header
@@ -91,6 +91,11 @@ class BlockHeader:
             f"timestamp={self.timestamp}, proposer={short(self.proposer)}, tx_count={self.tx_count}, "
             f"consensus={len(self.consensus)} bytes)"
         )
+
+
+def differing_fields(a: BlockHeader, b: BlockHeader) -> list[str]:
+    """The header fields whose values differ, in encoding order."""
+    return [f for f in HEADER_FIELDS if getattr(a, f) != getattr(b, f)]
 
 
 def encode_block(header: BlockHeader, raws: Sequence[bytes]) -> bytes:

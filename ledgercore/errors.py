@@ -42,6 +42,11 @@ class InvalidSignatureError(InvalidInputError):
         super().__init__(f"{len(indices)} transaction(s) with invalid signatures, at index {shown}")
 
 
+class HeaderMismatchError(InvalidInputError):
+    """A block re-executed to a header other than the one its caller expected (a block served by a
+    peer whose chain, or whose contracts' results, differ from this ledger's); nothing was written."""
+
+
 class NotFoundError(LedgerError, KeyError):
     """A block, transaction or key that the ledger does not hold."""
 

@@ -22,13 +22,14 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import numpy as np
 
 from . import _native, merkle
-from .block import BlockHeader, decode_block, encode_block
+from .block import BlockHeader, decode_block, differing_fields, encode_block
 from .contracts import builtin_contracts
 from .contracts.base import Contract, ContractState, StateReader, key_bytes
 from .errors import (
     ChainMismatchError,
     ConcurrentWriteError,
     DecodeError,
+    HeaderMismatchError,
     IntegrityError,
     InvalidInputError,
     InvalidSignatureError,
@@ -201,6 +202,16 @@ def _check_size(size: Any, most: int, name: str, bound: str) -> int:
     if not 0 <= size <= most:
         raise OutOfRangeError(f"{name} {size} is outside 0..{most}, {bound}")
     return size
+
+
+def _header_difference(got: BlockHeader, expected: BlockHeader) -> str:
+    """Which fields of a re-executed header differ from the expected one, with both values."""
+    show = lambda v: v.hex() if isinstance(v, bytes) else repr(v)  # noqa: E731
+    diffs = [
+        f"{name} {show(getattr(got, name))} here, {show(getattr(expected, name))} expected"
+        for name in differing_fields(got, expected)
+    ]
+    return "the block re-executes to another header than the one expected: " + "; ".join(diffs)
 
 
 def _following(read: Callable[..., _R]) -> Callable[..., _R]:
@@ -624,7 +635,7 @@ class Ledger:
 
     def apply_block(
         self, raws: Sequence[bytes], *, timestamp: int | None = None, proposer: bytes = b"", consensus: bytes = b"",
-        signatures_checked: bool = False,
+        signatures_checked: bool = False, expect: BlockHeader | None = None,
     ) -> Block:
         """Verifies, executes and durably commits one block of encoded transactions.
 
@@ -640,13 +651,19 @@ class Ledger:
         verified every signature of exactly these bytes (a consensus leader applying the block it
         cut from its verified mempool). Decoding and every other check still run.
 
+        ``expect`` is the header the block must re-execute to (a block fetched from a peer, whose
+        header names its place in the chain and the state it leads to): any other header raises
+        ``HeaderMismatchError`` naming the fields that differ, and nothing is written.
+
         The signatures are checked on native threads while the block executes and its writes are
         staged; the write commits only once every one has verified.
         """
         self._store.check_open()
+        if expect is not None and not isinstance(expect, BlockHeader):
+            raise InvalidInputError(f"expect must be a BlockHeader or None, got {type(expect).__name__}")
         decoded = self._decode(raws)
         checking = None if signatures_checked else _Check(decoded)
-        return self._commit([(decoded, timestamp, proposer, consensus)], checking=checking)[0]
+        return self._commit([(decoded, timestamp, proposer, consensus)], checking=checking, expect=expect)[0]
 
     def apply_blocks(
         self, blocks: Iterable[Sequence[bytes]], timestamps: Iterable[int | None] | None = None
@@ -740,20 +757,23 @@ class Ledger:
 
     def _commit(
         self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None = None,
-        checking: _Check | None = None,
+        checking: _Check | None = None, expect: BlockHeader | None = None,
     ) -> list[Block]:
         """Executes decoded blocks (with timestamp, proposer, consensus data) in order on the
         current head and commits them all in one durable write; ``executed`` runs once the last
         block is executed, before its writes are staged and the write is flushed. The write
         commits only once ``checking`` (their signature check, running meanwhile) has passed;
-        if it raises, nothing is written and its error is raised."""
+        if it raises, nothing is written and its error is raised. So it is when the last block's
+        header is not ``expect``."""
         for _, timestamp, proposer, consensus in items:
             _check_header_values(timestamp, proposer, consensus)
         hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
         with self._write_lock:
             t0 = time.perf_counter()
             try:
-                blocks, ran = self._store.transact(lambda txn: self._execute_all(txn, items, executed, checking), hint)
+                blocks, ran = self._store.transact(
+                    lambda txn: self._execute_all(txn, items, executed, checking, expect), hint
+                )
             except BaseException:
                 self._overlay.discard()
                 self._reload_log()  # hashes appended for blocks that did not commit
@@ -775,7 +795,7 @@ class Ledger:
 
     def _execute_all(
         self, txn: Any, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
-        checking: _Check | None,
+        checking: _Check | None, expect: BlockHeader | None,
     ) -> tuple[list[Block], bool]:
         """Executes and stages the blocks; and, when the locator's map would pass
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
@@ -799,6 +819,8 @@ class Ledger:
             self._stage_locator_run(txn, out)
         if checking is not None:
             checking.result()  # raises, so the write aborts, if a signature failed
+        if expect is not None and head != expect:
+            raise HeaderMismatchError(_header_difference(head, expect))
         return out, ran
 
     def _check_head(self, txn: Any) -> None:

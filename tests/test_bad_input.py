@@ -16,7 +16,7 @@ import pytest
 from ledgercore import BlockInput, Ledger, Transaction, signing
 from ledgercore import ledger as ledger_module
 from ledgercore.audit import state_entries
-from ledgercore.block import BlockHeader, decode_block, encode_block
+from ledgercore.block import HEADER_FIELDS, BlockHeader, decode_block, encode_block
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, ContractInputError, method
 from ledgercore.contracts.base import MAX_KEY_SIZE, SliceResult
@@ -24,6 +24,7 @@ from ledgercore.errors import (
     ChainMismatchError,
     DecodeError,
     EncodeError,
+    HeaderMismatchError,
     IntegrityError,
     InvalidInputError,
     InvalidSignatureError,
@@ -444,6 +445,41 @@ def test_a_bad_proposer_or_timestamp_fails_the_block_and_writes_nothing(tmp_path
         blk = led.apply_block([put(2)], proposer=KP.public_key)
         assert blk.height == 2 and blk.receipts[0].ok and blk.header.history_root == led.history_root(2)
         assert led.audit().height == 2
+
+
+def test_a_block_that_does_not_re_execute_to_the_expected_header_writes_nothing(tmp_path):
+    # A node catching up applies a peer's block with the header the peer served: the block must
+    # re-execute, on this ledger's head, to exactly that header, or it is not written at all.
+    with (
+        Ledger.open(tmp_path / "peer") as peer,
+        Ledger.open(tmp_path / "here") as here,
+        Ledger.open(tmp_path / "fork") as fork,
+    ):
+        peer.register(Registry())  # a contract this ledger lacks: its transactions fail here
+        first = peer.apply_block([put(1)], timestamp=10)
+        here.apply_block(first.raws, timestamp=10, expect=first.header)
+        fork.apply_block([put(1, "other")], timestamp=10)
+        before, head = dump(here), here.head
+        following = peer.apply_block([put(2)], timestamp=20)
+        forked = fork.apply_block(following.raws, timestamp=20)
+        registry = Transaction.create(KP, "registry", "set", {"key": "r", "value": b"v"}, 3).encode()
+        unknown_here = peer.apply_block([registry], timestamp=30)
+        tampered = BlockHeader(**{**{f: getattr(following.header, f) for f in HEADER_FIELDS}, "tx_count": 2})
+        for raws, expect, words in [
+            (forked.raws, forked.header, f"prev_hash {head.hash.hex()} here, {forked.header.prev_hash.hex()} expected"),
+            (following.raws, tampered, "tx_count 1 here, 2 expected"),
+            (unknown_here.raws, unknown_here.header, "another header than the one expected: height 2 here, 3 expected"),
+        ]:
+            with pytest.raises(HeaderMismatchError, match=re.escape(words)):
+                here.apply_block(raws, timestamp=expect.timestamp, consensus=expect.consensus, expect=expect)
+            assert dump(here) == before and here.head == head
+        assert here.apply_block(following.raws, timestamp=20, expect=following.header).header == following.header
+        with pytest.raises(HeaderMismatchError, match="state_root"):  # the registry's write is missing here
+            here.apply_block(unknown_here.raws, timestamp=30, expect=unknown_here.header)
+        assert here.height == 2 and here.get("registry", "r") is None
+        with pytest.raises(InvalidInputError, match="expect must be a BlockHeader or None, got dict"):
+            here.apply_block([put(4)], expect={"height": 3})  # type: ignore[arg-type]
+        assert here.audit().height == 2
 
 
 def test_reopening_as_another_suite_or_chain_changes_nothing(tmp_path):

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from ledgercore import Transaction, merkle, signing
+from ledgercore import Ledger, Transaction, merkle, signing
+from ledgercore.block import encode_block
 from ledgercore.consensus.messages import MsgHeartbeat, encode_message
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
@@ -224,5 +225,27 @@ def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
             await node._catch_up({"height": height, "hash": head.hash})  # the same chain: nothing to do
             with pytest.raises(DivergedError, match=f"block {height} here is {head.hash.hex()}, but the cluster"):
                 await node._catch_up({"height": height, "hash": bytes(32)})
+
+    asyncio.run(main())
+
+
+def test_a_peer_block_that_does_not_follow_this_chain_is_not_written(tmp_path):
+    # Catching up, each fetched block must re-execute on this node's head to the header the peer
+    # served: a block of another history stops the node before anything of it is written.
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path / "c", 1)
+        kp = signing.generate("ed25519")
+        with Ledger.open(tmp_path / "fork", chain_id=cfg.chain_id) as fork:
+            for b in range(1, 4):
+                fork.apply_block(txs(kp, b, 1), timestamp=b)
+            answer = [encode_block(fork.header(h), fork.block(h).raws) for h in range(1, 4)]
+            async with running(cfg) as node:
+                await wait_until(lambda: node.is_leader)
+                await node.submit(txs(kp, 100, 1)[0], wait=True)
+                height, head = node.ledger.height, node.ledger.head
+                await node._sync_inbox.put(answer[height:])  # a peer's answer from the next height on
+                with pytest.raises(DivergedError, match=f"prev_hash {head.hash.hex()} here, "):
+                    await node._catch_up({"height": fork.height, "hash": fork.head.hash})
+                assert node.ledger.height == height and node.ledger.head == head
 
     asyncio.run(main())

@@ -51,7 +51,14 @@ from ..consensus.messages import (
 )
 from ..consensus.raft import NONE, Config, ProposalDroppedError, RaftNode, Ready, StateType
 from ..consensus.send_early import may_send_before_persist
-from ..errors import DecodeError, InvalidInputError, InvalidSignatureError, LedgerError, MalformedInputError
+from ..errors import (
+    DecodeError,
+    HeaderMismatchError,
+    InvalidInputError,
+    InvalidSignatureError,
+    LedgerError,
+    MalformedInputError,
+)
 from ..ledger import Block, BlockInput, CheckedBlock, Ledger, split_ids
 from ..net.transport import DEFAULT_MAX_FRAME_SIZE, Transport
 from ..transaction import now_ms
@@ -87,7 +94,8 @@ class DataDirInUseError(LedgerError):
 
 
 class DivergedError(LedgerError):
-    """This node's ledger holds another block than the one the cluster's snapshot fixed."""
+    """This node's chain and the cluster's differ: its ledger holds another block than the one the
+    cluster's snapshot fixed, or a block fetched from a peer does not follow from its head."""
 
 
 class NotReadyError(LedgerError):
@@ -814,7 +822,9 @@ class Node:
         """Fetches and applies committed blocks from peers until the ledger reaches the snapshot's
         height, then checks that block's hash against the snapshot's: a node whose chain is not
         the one the cluster committed (a peer served another history, or its own store differs)
-        must not take part. It raises ``DivergedError``, and the node stops."""
+        must not take part. It raises ``DivergedError``, and the node stops. So does a fetched
+        block that does not re-execute, on this node's head, to the header the peer served with
+        it; that block is not written."""
         target, expected = int(snapshot["height"]), snapshot.get("hash")
         self._catching_up = True
         self._raft_room.set()  # a receive loop waiting for room drops instead
@@ -844,10 +854,11 @@ class Node:
                 header, raws = decode_block(body)
                 if header.height != self.ledger.height + 1:
                     continue
-                blk = await self._ledger_call(
-                    self.ledger.apply_block, raws, timestamp=header.timestamp, proposer=header.proposer,
-                    consensus=header.consensus,
-                )  # fmt: skip
-                if blk.header != header:
-                    raise LedgerError(f"block {header.height} from a peer re-executes to a different header")
+                try:
+                    blk = await self._ledger_call(
+                        self.ledger.apply_block, raws, timestamp=header.timestamp, proposer=header.proposer,
+                        consensus=header.consensus, expect=header,
+                    )  # fmt: skip
+                except HeaderMismatchError as exc:  # nothing was written
+                    raise DivergedError(f"a peer's chain and this node's differ: {exc}") from exc
                 self._settle_block(blk)
