@@ -182,6 +182,36 @@ def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
     asyncio.run(main())
 
 
+def test_a_full_leader_drops_forwards_and_the_follower_sends_them_again(tmp_path):
+    # Forwarded transactions respect the leader's bounds: while its mempool has no room it drops a
+    # follower's forward (the follower still holds them), and takes them when sent again.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        cfgs = make_configs(tmp_path, 3, mempool_limit=60, block_txs=10_000, block_ms=1500)
+        nodes = [Node(c) for c in cfgs]
+        for n in nodes:
+            await n.start()
+        try:
+            await wait_until(lambda: any(n.is_leader for n in nodes) and all(n.raft.lead for n in nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            follower = next(n for n in nodes if not n.is_leader)
+            # block_ms holds a partial block back: these 50 wait in the leader's mempool.
+            await leader.submit_many(txs(kp, 1, 50), wait=False)
+            forwarded = asyncio.ensure_future(follower.submit_many(txs(kp, 51, 20), wait=True))
+            await wait_until(lambda: len(follower._forwarded) == 20)
+            await asyncio.sleep(0.3)  # the forward has arrived, and been dropped
+            assert len(leader._mempool) + len(leader._proposed) == 50
+            out = await asyncio.wait_for(forwarded, 30)  # sent again once the first 50 committed
+            assert not out.rejected and all(h is not None and h >= 2 for h in out.heights)
+            await wait_until(lambda: same_chain(nodes))
+            assert nodes[0].ledger.get("evidence", "k/70") is not None
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())
+
+
 def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
     # The transport authenticates each peer by its certificate; a message naming another node as
     # its sender (a vote cast for someone else, a heartbeat "from" another leader) is dropped.
