@@ -107,6 +107,8 @@ class Transaction:
         ``timestamp`` defaults to now, in milliseconds since the Unix epoch. Values ``args`` cannot
         hold, bad names and oversize transactions raise ``EncodeError``.
         """
+        if not isinstance(kp, signing.KeyPair):
+            raise InvalidKeyError(f"kp must be a signing.KeyPair, got {type(kp).__name__}")
         chosen = suite_for_scheme(kp.scheme) if suite is None else get_suite(suite)
         if chosen.scheme != kp.scheme:
             raise InvalidKeyError(f"a {kp.scheme} key cannot sign for suite {chosen.name} (scheme {chosen.scheme})")

@@ -238,6 +238,9 @@ def test_create_checks_the_suite_against_the_key():
         Transaction.create(KEYS["ed25519-blake3"], "c", "m", {}, 0, suite="sm2-sm3")
     with pytest.raises(UnknownNameError, match="unknown suite 'rsa'.*'ed25519-blake3'"):
         Transaction.create(KEYS["ed25519-blake3"], "c", "m", {}, 0, suite="rsa")
+    for kp in (None, KEYS["ed25519-blake3"].public_key):
+        with pytest.raises(InvalidKeyError, match=f"kp must be a signing.KeyPair, got {type(kp).__name__}"):
+            Transaction.create(kp, "c", "m", {}, 0)  # type: ignore[arg-type]
 
 
 def test_transactions_are_immutable_hashable_picklable_and_readable():
