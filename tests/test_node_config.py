@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -52,8 +53,8 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"tls": "abc"}, "tls must be an object with ca_cert, cert and key, got 'abc'"),
         ({"tls": {}}, "missing 'ca_cert'"),
         ({"peers": "abc"}, "peers must be a list of objects, got 'abc'"),
-        ({"peers": [{"x": 1}]}, "unexpected keyword argument 'x'"),
-        ({"colour": "red"}, "unexpected keyword argument 'colour'"),
+        ({"peers": [{"x": 1, "y": 2}]}, "unknown peer field(s) x, y"),
+        ({"colour": "red"}, "unknown node field(s) colour"),
     ],
 )
 def test_a_config_the_node_cannot_run_with_is_refused_naming_the_field(
@@ -69,6 +70,19 @@ def test_a_config_the_node_cannot_run_with_is_refused_naming_the_field(
     assert main(["node", "--config", str(path)]) == 2
     assert message in capsys.readouterr().err
     assert not NodeConfig.load(config_file).data_dir.exists()
+
+
+def test_clashing_addresses_and_bad_peer_fields_are_refused(config_file: Path) -> None:
+    d = json.loads(config_file.read_text())
+    peer = d["peers"][0]
+    for change, message in [
+        ({"client_host": d["host"], "client_port": d["port"]}, "port must be distinct host and port pairs"),
+        ({"peers": [{**peer, "host": d["host"], "port": d["port"]}]}, "port must be distinct host and port pairs"),
+        ({"peers": [{**peer, "host": ""}]}, "peer 'node2' host must be a non-empty string, got ''"),
+        ({"peers": [{**peer, "client_url": 5}]}, "peer 'node2' client_url must be a non-empty string, got 5"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            NodeConfig.from_dict({**d, **change})
 
 
 def test_the_written_config_is_valid_and_round_trips(config_file: Path) -> None:

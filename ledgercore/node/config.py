@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -69,6 +69,10 @@ class NodeConfig:
             if name in d and not isinstance(d[name], want):
                 what = "an object with ca_cert, cert and key" if want is dict else "a list of objects"
                 raise ConfigError(f"invalid node configuration: {name} must be {what}, got {d[name]!r}")
+        for what, given, known in [("node", d, cls), *(("peer", p, Peer) for p in d.get("peers", ()))]:
+            unknown = sorted(set(given) - {f.name for f in fields(known)}) if isinstance(given, dict) else []
+            if unknown:
+                raise ConfigError(f"invalid node configuration: unknown {what} field(s) {', '.join(unknown)}")
         try:
             d = dict(d)
             d["data_dir"] = Path(d["data_dir"])
@@ -91,9 +95,12 @@ class NodeConfig:
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
 
-        for name in ("id", "host", "client_host"):
-            if not isinstance(getattr(self, name), str) or not getattr(self, name):
-                raise fail(name, "a non-empty string", getattr(self, name))
+        strings = [(name, getattr(self, name)) for name in ("id", "host", "client_host")]
+        for p in self.peers:
+            strings += [(f"peer {p.id!r} {name}", getattr(p, name)) for name in ("id", "host", "client_url")]
+        for name, value in strings:
+            if not isinstance(value, str) or not value:
+                raise fail(name, "a non-empty string", value)
         ports = [("port", self.port), ("client_port", self.client_port)]
         ports += [(f"peer {p.id!r} port", p.port) for p in self.peers]
         for name, port in ports:
@@ -116,6 +123,10 @@ class NodeConfig:
         names = [self.id, *(p.id for p in self.peers)]
         if len(set(names)) != len(names):
             raise fail("peers", "nodes with distinct ids (this node's included)", names)
+        addresses = [(self.host, self.port), (self.client_host, self.client_port)]
+        addresses += [(p.host, p.port) for p in self.peers]
+        if len(set(addresses)) != len(addresses):
+            raise fail("port", "distinct host and port pairs (transport, client API, peers)", addresses)
         ids = [self.raft_id, *(p.raft_id for p in self.peers)]
         if not all(map(is_int, ids)) or len(set(ids)) != len(ids) or min(ids) < 1:
             raise ConfigError(f"raft ids must be distinct positive integers, got {ids}")
