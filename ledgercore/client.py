@@ -154,10 +154,10 @@ class Client:
         result: dict[str, Any] = self._request("GET", "/tx/" + urllib.parse.quote(_hex_txid(txid), safe=""))
         return result
 
-    def get(self, contract: str, key: str) -> dict[str, Any]:
+    def get(self, contract: str, key: str | bytes) -> dict[str, Any]:
         """``{"value": hex | None, "version": {"height", "index"} | None}`` of ``contract/key``."""
-        if not isinstance(contract, str) or not isinstance(key, str):
-            raise InvalidInputError("contract and key must be str")
+        if not isinstance(contract, str) or not isinstance(key, (str, bytes)):
+            raise InvalidInputError("contract must be str and key str or bytes")
         path = f"/state/{urllib.parse.quote(contract, safe='')}/{urllib.parse.quote(key, safe='/')}"
         result: dict[str, Any] = self._request("GET", path)
         return result

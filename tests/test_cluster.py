@@ -415,6 +415,28 @@ def test_every_node_accepts_and_all_agree_block_by_block(cluster: Cluster) -> No
     assert got["value"] is not None and got["version"]["height"] >= 1
 
 
+def test_state_keys_are_read_byte_for_byte(cluster: Cluster) -> None:
+    # A key is percent-decoded to bytes: "%FF" is the byte 0xff (no key here), never the text
+    # "%FF", which is another key of its own.
+    kp = signing.generate("ed25519")
+    keys = ["%FF", "证照/许可 1"]
+    raws = [
+        Transaction.create(kp, "evidence", "put", {"key": k, "digest": bytes([i]) * 32}, i + 1, chain_id=CHAIN).encode()
+        for i, k in enumerate(keys)
+    ]  # fmt: skip
+    url = cluster.info["nodes"][2]["client_url"]
+    c = Client(url, timeout=60)
+    for raw in raws:
+        c.submit(raw, wait=True)
+    wait_same_height(cluster.all_clients, c.status()["height"])
+    for escape in ("%ff", "%FF"):
+        assert http(url + "/state/evidence/" + escape)[1] == {"value": None, "version": None}
+    assert http(url + "/state/evidence/%25FF")[1]["value"] is not None
+    for k in keys:
+        by_text, by_bytes = c.get("evidence", k), c.get("evidence", k.encode())
+        assert by_text == by_bytes and by_text["value"] is not None
+
+
 def test_proofs_from_a_follower_verify_against_the_block_tx_root(cluster: Cluster) -> None:
     clients = cluster.all_clients
     raws = make_txs(200)

@@ -16,7 +16,8 @@ Routes (byte fields are lowercase hex):
   "proof": [hex], "tx_root", "raw"}``: ``proof`` places ``txid`` at leaf ``index`` of the
   ``tx_count``-leaf tree whose root is the block's ``tx_root`` (``merkle.verify_inclusion``).
 * ``GET /state/{contract}/{key}`` — ``{"value": hex | null, "version": {"height", "index"} | null}``;
-  ``key`` is the rest of the path (it may hold ``/``), percent-decoded.
+  ``key`` is the rest of the path (it may hold ``/``), percent-decoded to bytes (``%ff`` is the byte
+  0xff).
 
 Every error is JSON ``{"error": message}``: 400 for bad input (bad hex, bad height, a transaction
 that does not decode or whose signature fails, a contract name no transaction can carry, a key
@@ -30,6 +31,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import urllib.parse
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
@@ -194,7 +196,11 @@ def make_app(node: Node) -> web.Application:
         return web.json_response(await asyncio.to_thread(_tx, txid))
 
     async def get_state(request: web.Request) -> web.Response:
-        contract, key = request.match_info["contract"], request.match_info["key"]
+        # The key is percent-decoded from the raw path to bytes: any key a contract can write is
+        # readable, and an escape that is not UTF-8 names those bytes, not its own text.
+        contract, key = request.match_info["contract"], urllib.parse.unquote_to_bytes(
+            request.rel_url.raw_path.split("/", 3)[3]
+        )
         found = node.ledger.get_versioned(contract, key)
         if found is None:
             return web.json_response({"value": None, "version": None})
