@@ -18,6 +18,7 @@ Answers are the node's JSON objects as they are (byte fields as hex). Errors bec
 
 from __future__ import annotations
 
+import http.client
 import json
 import socket
 import urllib.error
@@ -110,12 +111,15 @@ class Client:
                     f"{method} {path}: no answer from {self.url} within {self.timeout}s"
                 ) from exc
             raise UnavailableError(f"{method} {path}: cannot reach {self.url}: {exc.reason}") from exc
-        except (ConnectionError, OSError) as exc:  # reset or closed mid-answer
+        except (ConnectionError, OSError, http.client.HTTPException) as exc:  # reset, cut short, not HTTP
             raise UnavailableError(f"{method} {path}: connection to {self.url} failed: {exc}") from exc
         try:
-            return json.loads(data)
+            answer = json.loads(data)
         except ValueError:
             raise ServerError(f"{method} {path}: the node answered something that is not JSON") from None
+        if not isinstance(answer, dict):
+            raise ServerError(f"{method} {path}: the node answered a JSON {type(answer).__name__}, not an object")
+        return answer
 
     def submit(self, raw: bytes, wait: bool = True) -> dict[str, Any]:
         """Sends one encoded transaction. ``wait``: answer ``{"txid", "height"}`` once it is
