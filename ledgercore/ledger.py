@@ -24,7 +24,7 @@ import numpy as np
 from . import _native, merkle
 from .block import BlockHeader, decode_block, differing_fields, encode_block
 from .contracts import builtin_contracts
-from .contracts.base import Contract, ContractState, StateReader, key_bytes
+from .contracts.base import Contract, ContractState, StateReader, state_key
 from .errors import (
     ChainMismatchError,
     ConcurrentWriteError,
@@ -714,6 +714,8 @@ class Ledger:
         out: list[Block | InvalidInputError | None] = []
         checked = []
         for b in blocks:
+            if not isinstance(b, BlockInput):  # before anything is written
+                raise InvalidInputError(f"a group holds BlockInput values, got {type(b).__name__}")
             try:
                 checked.append((self._input(b), b.timestamp, b.proposer, b.consensus))
                 out.append(None)
@@ -994,7 +996,7 @@ class Ledger:
     @_following
     def get_versioned(self, contract: str, key: str | bytes) -> tuple[bytes, int, int] | None:
         """``(value, height, tx index)`` of the last write of ``contract/key``, or None."""
-        skey = _native.state_key(contract, key_bytes(key))
+        skey = state_key(contract, key)
         raw = self._overlay.get(skey)  # before the snapshot: see _current_values
         with self._store.read() as txn:
             raw = raw or txn.get(skey, db=self._store.tables["state"])
@@ -1008,7 +1010,7 @@ class Ledger:
     def history(self, contract: str, key: str | bytes) -> list[HistoryEntry]:
         """Every change ever made to ``contract/key``, oldest first: the chain of history entries
         from the one its state entry names back through each entry's previous change."""
-        skey = _native.state_key(contract, key_bytes(key))
+        skey = state_key(contract, key)
         out = []
         raw = self._overlay.get(skey)  # before the snapshot: see _current_values
         with self._store.read() as txn:

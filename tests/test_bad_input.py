@@ -296,6 +296,18 @@ def test_bad_keys_and_arguments_on_reads_are_typed_errors(tmp_path):
         with pytest.raises(ContractInputError, match="no query"):
             led.query("evidence", "put", key="k")
         assert led.query("evidence", "get", key="k") is None
+        for read in (led.get, led.get_versioned, led.history):
+            with pytest.raises(ContractInputError, match="contract must be a str, got int"):
+                read(5, "k")  # type: ignore[arg-type]
+        # A presented digest is bytes: a hex string must not read as "does not match" (tampered).
+        led.apply_block([put(1, "doc")])
+        digest = led.query("evidence", "get", key="doc")["digest"]
+        assert led.query("evidence", "verify", key="doc", digest=digest)
+        assert not led.query("evidence", "verify", key="doc", digest=bytes(32))
+        with pytest.raises(ContractInputError, match="digest must be bytes, got str"):
+            led.query("evidence", "verify", key="doc", digest=digest.hex())
+        with pytest.raises(ContractInputError, match="digest must be bytes, got str"):
+            led.query("cert", "status", cert_id="c", digest=digest.hex())
         assert issubclass(ContractInputError, ValueError) and issubclass(ContractInputError, ContractError)
 
 
@@ -441,6 +453,8 @@ def test_a_bad_proposer_or_timestamp_fails_the_block_and_writes_nothing(tmp_path
                 led.apply_group([BlockInput([put(2)], **kw)])
         with pytest.raises(InvalidInputError, match="timestamp"):
             list(led.apply_blocks([[put(2)]], timestamps=[-5]))
+        with pytest.raises(InvalidInputError, match="a group holds BlockInput values, got list"):
+            led.apply_group([BlockInput([put(2)]), [put(3)]])  # type: ignore[list-item]
         assert dump(led) == before and led.head == head
         blk = led.apply_block([put(2)], proposer=KP.public_key)
         assert blk.height == 2 and blk.receipts[0].ok and blk.header.history_root == led.history_root(2)

@@ -58,6 +58,14 @@ def key_bytes(key: str | bytes) -> bytes:
     return raw
 
 
+def state_key(contract: str, key: str | bytes) -> bytes:
+    """The state table's key of ``contract/key``. A contract name no transaction can carry, or a
+    bad key, raises a ``ValueError`` (``MalformedInputError``, ``ContractInputError``)."""
+    if not isinstance(contract, str):
+        raise ContractInputError(f"contract must be a str, got {type(contract).__name__}")
+    return _native.state_key(contract, key_bytes(key))
+
+
 class StateReader:
     """Reads committed state as of one snapshot (the block's start, or now for queries)."""
 
@@ -65,7 +73,7 @@ class StateReader:
         self._get_many = get_many
 
     def get(self, contract: str, key: str | bytes) -> bytes | None:
-        k = _native.state_key(contract, key_bytes(key))
+        k = state_key(contract, key)
         return self.get_many([k]).get(k)
 
     def get_many(self, state_keys: list[bytes]) -> dict[bytes, bytes]:
@@ -126,7 +134,7 @@ class Context:
         self.events: list[tuple[str, bytes]] = []
 
     def _key(self, key: str | bytes) -> bytes:
-        return _native.state_key(self._contract, key_bytes(key))
+        return state_key(self._contract, key)
 
     def get(self, key: str | bytes) -> bytes | None:
         """This contract's value for ``key``, including earlier writes of this block."""

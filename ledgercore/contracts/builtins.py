@@ -11,7 +11,7 @@ from typing import Any
 
 from .. import _native
 from ..codec import decode_value
-from .base import Contract, ContractState, Slice, SliceResult, query
+from .base import Contract, ContractInputError, ContractState, Slice, SliceResult, query
 
 
 class NativeContract(Contract):
@@ -23,6 +23,14 @@ class NativeContract(Contract):
 
         ok, errors, keys, values, txs = _native.run_builtin(self.name, sl.batch, sl.indices, read)
         return SliceResult(ok=ok, errors=dict(errors), keys=keys, values=values, txs=txs, writes_read=True)
+
+
+def _digest(digest: Any) -> bytes:
+    """A presented digest: bytes, as anchored. A hex string would never match, and saying so
+    would call a genuine document tampered."""
+    if not isinstance(digest, (bytes, bytearray, memoryview)):
+        raise ContractInputError(f"digest must be bytes, got {type(digest).__name__}")
+    return bytes(digest)
 
 
 def _record(state: ContractState, key: str) -> dict[str, Any] | None:
@@ -44,6 +52,7 @@ class Evidence(NativeContract):
     @query
     def verify(self, state: ContractState, key: str, digest: bytes) -> bool:
         """Whether ``digest`` is the one anchored under ``key``."""
+        digest = _digest(digest)
         record = _record(state, key)
         return record is not None and record["digest"] == digest
 
@@ -58,6 +67,7 @@ class Cert(NativeContract):
     def status(self, state: ContractState, cert_id: str, digest: bytes | None = None) -> dict[str, Any]:
         """Says whether a certificate is registered, whether it is revoked, and (given a digest)
         whether the presented certificate's digest matches the registered one."""
+        digest = None if digest is None else _digest(digest)
         record = _record(state, cert_id)
         if record is None:
             return {"registered": False, "revoked": False, "digest_matches": False if digest is not None else None}
