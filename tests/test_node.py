@@ -13,6 +13,7 @@ import pytest
 from ledgercore import Ledger, Transaction, merkle, signing
 from ledgercore.block import encode_block
 from ledgercore.consensus.messages import MsgHeartbeat, encode_message
+from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.init_cluster import free_base_port, init_cluster
@@ -205,6 +206,45 @@ def test_a_full_leader_drops_forwards_and_the_follower_sends_them_again(tmp_path
             assert not out.rejected and all(h is not None and h >= 2 for h in out.heights)
             await wait_until(lambda: same_chain(nodes))
             assert nodes[0].ledger.get("evidence", "k/70") is not None
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())
+
+
+class _OtherEvidence(Contract):
+    """``evidence`` as another version of the code might run it: it stores another record."""
+
+    name = "evidence"
+
+    @method
+    def put(self, ctx, key: str, digest: bytes) -> None:
+        ctx.put(key, digest)
+
+
+def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
+    # Each proposal names the leader's head when it cut the block: a follower that applied a
+    # block differently (here its evidence contract writes other records) stops at the next one.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        nodes = [Node(c) for c in make_configs(tmp_path, 3)]
+        for n in nodes:
+            await n.start()
+        try:
+            await wait_until(lambda: any(n.is_leader for n in nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            odd, same = [n for n in nodes if not n.is_leader]
+            odd.ledger.register(_OtherEvidence())
+            _, first = await leader.submit(txs(kp, 1, 1)[0], wait=True)
+            await wait_until(lambda: odd.ledger.height >= first)
+            assert odd.ledger.header(first).hash != leader.ledger.header(first).hash
+            await leader.submit(txs(kp, 2, 1)[0], wait=True)  # cut once the leader had applied `first`
+            await asyncio.wait_for(odd.failed.wait(), 10)
+            assert odd.failure is not None and "DivergedError" in odd.failure
+            assert f"block {first} here is {odd.ledger.header(first).hash.hex()}, but the leader's" in odd.failure
+            await wait_until(lambda: same.ledger.height == leader.ledger.height)
+            assert not same.failed.is_set() and not leader.failed.is_set()
         finally:
             for n in nodes:
                 await n.stop()

@@ -10,6 +10,11 @@ callers; committed blocks are applied in order by their own task, outside that l
 blocks replicate while one executes, and blocks that wait together are applied in one group
 commit (:meth:`~ledgercore.ledger.Ledger.apply_group`: one durable write for all of them).
 
+A Raft entry is a block proposal, one canonical value: ``{"ts": ms, "txs": [raw, ...], "head":
+[height, hash]}``, the timestamp its block gets, its transactions in order, and the leader's
+ledger head when it cut them. Every node checks its own block at that height against the hash,
+so a node whose chain has left the cluster's stops (``DivergedError``) within a few blocks.
+
 Every transaction's signature is checked once per node: at admission on the leader (which then
 applies the blocks it cut without checking again), and on a follower as each block is appended
 (ahead of its commit), or at apply when that check did not run.
@@ -529,7 +534,8 @@ class Node:
                 raws = list(map(self._mempool.__getitem__, txids))
                 if (fit := _fitting(raws)) < len(raws):  # large transactions: a smaller block
                     txids, raws = txids[:fit], raws[:fit]
-                data = encode_value({"ts": now_ms(), "txs": raws})
+                head = self.ledger.head  # every node checks its own block there against this hash
+                data = encode_value({"ts": now_ms(), "txs": raws, "head": [head.height, head.hash]})
                 async with self._lock:
                     if not self.is_leader:  # leadership may have moved while this task waited
                         break
@@ -770,22 +776,45 @@ class Node:
     def _apply_committed(self, pending: list[tuple[Entry, bool | CheckedBlock | None]]) -> list[Block | LedgerError]:
         """Decodes committed entries' block proposals and applies them as one group, on a worker
         thread (a proposal is a whole block: decoding it on the event loop would stall Raft). A
-        block checked ahead goes in as its checked, decoded form; the others are decoded again."""
+        block checked ahead goes in as its checked, decoded form; the others are decoded again.
+
+        Each proposal names the leader's head when it cut the block: a block this node has
+        applied by then (it is earlier in the log). A different hash there means this node's
+        chain has left the cluster's (a contract that is not deterministic, another version of
+        the code, a damaged store): ``DivergedError``, and the node stops within a few blocks
+        instead of serving a state no other node holds."""
         out: list[Block | LedgerError | None] = []
-        inputs = []
+        inputs, heads = [], []
         for e, checked in pending:
             try:
                 proposal = decode_value(e.data)
                 txs = checked if isinstance(checked, CheckedBlock) else proposal["txs"]  # type: ignore[index]
+                height, digest = proposal["head"]  # type: ignore[index, misc]
                 inputs.append(BlockInput(
                     txs, timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
                     signatures_checked=checked is True,
                 ))  # fmt: skip
+                heads.append((e.index, height, digest))
                 out.append(None)
-            except (LedgerError, KeyError, TypeError) as exc:
+            except (LedgerError, KeyError, TypeError, ValueError) as exc:
                 out.append(MalformedInputError(f"not a block proposal: {exc}"))
         applied = iter(self.ledger.apply_group(inputs) if inputs else [])
-        return [next(applied) if o is None else o for o in out]
+        results = [next(applied) if o is None else o for o in out]
+        for index, height, digest in heads:
+            self._check_leader_head(index, height, digest)
+        return results
+
+    def _check_leader_head(self, index: int, height: int, digest: bytes) -> None:
+        try:
+            mine = self.ledger.header(height).hash
+        except LedgerError:
+            mine = None
+        if mine != digest:
+            here = "no block" if mine is None else mine.hex()
+            raise DivergedError(
+                f"block {height} here is {here}, but the leader's was {bytes(digest).hex()} when it cut entry "
+                f"{index}: this node's chain has left the cluster's (its contracts, code or store differ)"
+            )
 
     async def _maybe_compact(self) -> None:
         s, every = self.storage, self.config.snapshot_every
