@@ -789,12 +789,13 @@ class Node:
             try:
                 proposal = decode_value(e.data)
                 txs = checked if isinstance(checked, CheckedBlock) else proposal["txs"]  # type: ignore[index]
-                height, digest = proposal["head"]  # type: ignore[index, misc]
+                if "head" in proposal:  # type: ignore[operator]  # not in proposals of earlier versions
+                    height, digest = proposal["head"]  # type: ignore[index, misc]
+                    heads.append((e.index, height, digest))
                 inputs.append(BlockInput(
                     txs, timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
                     signatures_checked=checked is True,
                 ))  # fmt: skip
-                heads.append((e.index, height, digest))
                 out.append(None)
             except (LedgerError, KeyError, TypeError, ValueError) as exc:
                 out.append(MalformedInputError(f"not a block proposal: {exc}"))
