@@ -92,13 +92,13 @@ def test_the_written_config_is_valid_and_round_trips(config_file: Path) -> None:
 
 def test_a_node_whose_start_fails_closes_what_it_opened(config_file: Path) -> None:
     good = NodeConfig.load(config_file)
-    missing = dataclasses.replace(good.tls, cert=good.tls.cert.with_name("absent.crt"))
+    missing = dataclasses.replace(good.tls, key=good.tls.key.with_name("absent.key"))
     bad = dataclasses.replace(good, tls=missing)
 
     async def run() -> None:
-        # The ledger and the Raft log open before the transport's certificate is read.
+        # The ledger and the Raft log open before the transport reads the private key.
         failed = Node(bad)
-        with pytest.raises(CertificateFileError, match=r"cannot load the certificate .*absent\.crt"):
+        with pytest.raises(CertificateFileError, match=r"absent\.key"):
             await failed.start()
         # Nothing stayed open, though the failed node is still referenced (a caller that retries):
         # the data directory's lock and both stores are free for the next start.

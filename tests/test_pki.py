@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import os
+import re
 import ssl
 import stat
 from pathlib import Path
@@ -357,3 +358,23 @@ def test_client_certificate_is_not_a_node(tls_dir: dict[str, pki.TLSFiles]) -> N
 def test_peer_node_id_without_certificate() -> None:
     with pytest.raises(PeerIdentityError):
         pki.peer_node_id(None)
+
+
+def test_a_node_refuses_its_own_certificate_where_its_peers_would(
+    tls_dir: dict[str, pki.TLSFiles], ca: pki.Credentials, tmp_path: Path
+) -> None:
+    node1 = tls_dir["node1"]
+    node1.check_node("node1")
+    early = pki.write_tls_files(tmp_path, ca, pki.issue_node_certificate(
+        ca, "node1", not_before=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)))
+    for files, node_id, words in [
+        (pki.TLSFiles(node1.ca_cert, tls_dir["forged"].cert, tls_dir["forged"].key), "node1",
+         f"{tls_dir['forged'].cert} is not issued by the CA in {node1.ca_cert}"),
+        (tls_dir["expired"], "node1", "expired on"),
+        (early, "node1", "is not valid before"),
+        (tls_dir["node2"], "node1", "is a node certificate for 'node2', not node 'node1'"),
+        (tls_dir["alice"], "alice", "is a client certificate for 'alice', not node 'alice'"),
+        (pki.TLSFiles(node1.ca_cert, tmp_path / "absent.crt", node1.key), "node1", "cannot read the certificate"),
+    ]:
+        with pytest.raises(CertificateFileError, match=re.escape(words)):
+            files.check_node(node_id)

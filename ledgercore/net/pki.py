@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Union
 
 from cryptography import x509
+from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
@@ -392,6 +393,8 @@ def load_certificate(path: PathLike) -> x509.Certificate:
         return x509.load_pem_x509_certificate(Path(path).read_bytes())
     except ValueError as e:
         raise CertificateFileError(f"{path}: not a PEM certificate ({e})") from None
+    except OSError as e:
+        raise CertificateFileError(f"cannot read the certificate {path}: {e}") from None
 
 
 def load_credentials(
@@ -429,6 +432,33 @@ class TLSFiles:
     def client_context(self) -> ssl.SSLContext:
         """A mutual-TLS client context from these files."""
         return client_context(self.ca_cert, self.cert, self.key)
+
+    def check_node(self, node_id: str, now: _dt.datetime | None = None) -> None:
+        """Refuses (``CertificateFileError``) a node certificate every peer would refuse, naming
+        why: not issued by the CA in ``ca_cert``, not valid yet (this machine's clock) or any
+        more, or issued to another node. Without this a node starts and only logs failed
+        handshakes."""
+        ca, cert = load_certificate(self.ca_cert), load_certificate(self.cert)
+        try:
+            cert.verify_directly_issued_by(ca)
+        except (ValueError, TypeError, InvalidSignature):
+            raise CertificateFileError(f"{self.cert} is not issued by the CA in {self.ca_cert}") from None
+        now = now or _dt.datetime.now(_dt.timezone.utc)
+        if now < cert.not_valid_before_utc - _CLOCK_SKEW:
+            raise CertificateFileError(
+                f"{self.cert} is not valid before {cert.not_valid_before_utc:%Y-%m-%d %H:%M} UTC: check this clock"
+            )
+        if now > cert.not_valid_after_utc:
+            raise CertificateFileError(
+                f"{self.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: issue this node a new "
+                "certificate from the consortium CA"
+            )
+        try:
+            ident = _identity(cert)
+        except PeerIdentityError as exc:
+            raise CertificateFileError(f"{self.cert}: {exc}") from None
+        if ident != Identity(node_id, ROLE_NODE):
+            raise CertificateFileError(f"{self.cert} is a {ident.role} certificate for {ident.name!r}, not node {node_id!r}")
 
     def to_dict(self) -> dict[str, str]:
         """JSON-friendly form (for a node config file)."""

@@ -242,6 +242,7 @@ class Node:
 
     async def _start(self) -> None:
         cfg = self.config
+        cfg.tls.check_node(cfg.id)  # before anything is created
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
         # Two processes driving one node's log and ledger would fork its history: refuse.
         self._dir_lock = open(cfg.data_dir / "LOCK", "a")  # held until stop()
