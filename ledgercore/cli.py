@@ -19,6 +19,7 @@ COMMAND_MODULES: tuple[str, ...] = (
     "ledgercore.audit",
     "ledgercore.sim.cli",
     "ledgercore.node.init_cluster",
+    "ledgercore.node.renew_cert",
     "ledgercore.node.run",
     "ledgercore.node.cluster",
 )

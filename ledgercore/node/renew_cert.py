@@ -1,0 +1,63 @@
+"""``ledgercore renew-cert``: a node's next certificate, before (or after) its current one expires.
+
+Node certificates from ``init-cluster`` are valid for a year; a node refuses to start on an
+expired one, and its peers refuse it. This issues a fresh key and certificate from the
+consortium CA (``D/ca.crt``, ``D/ca.key``) for one node of ``D/cluster.json``, with the same
+names (node id, its host), and writes them over the node's files atomically. The node takes them
+at its next start.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Any
+
+from ..errors import InvalidInputError
+from ..net import pki
+from .cluster import load_cluster
+from .config import NodeConfig
+
+
+def renew_certificate(directory: str | Path, node_id: str, *, days: int = 365) -> pki.TLSFiles:
+    """Issues ``node_id`` of the cluster in ``directory`` a certificate valid for ``days`` and
+    writes it, with its new key, where the node's config names its TLS files."""
+    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
+        raise InvalidInputError(f"days must be a positive integer, got {days!r}")
+    d = Path(directory)
+    entry = next((n for n in load_cluster(d) if n["id"] == node_id), None)
+    if entry is None:
+        raise InvalidInputError(f"no node {node_id!r} in {d / 'cluster.json'}")
+    cfg = NodeConfig.load(entry["config"])
+    ca = pki.load_credentials(d / "ca.crt", d / "ca.key")
+    creds = pki.issue_node_certificate(ca, cfg.id, hosts=[cfg.host], validity=dt.timedelta(days=days))
+    pki.write_credentials(creds, cfg.tls.cert, cfg.tls.key)
+    cfg.tls.check_node(cfg.id)
+    return cfg.tls
+
+
+def _run(args: argparse.Namespace) -> int:
+    try:
+        tls = renew_certificate(args.dir, args.node, days=args.days)
+    except (InvalidInputError, OSError, ValueError) as exc:
+        print(f"ledgercore renew-cert: {exc}", file=sys.stderr)
+        return 2
+    until = pki.load_certificate(tls.cert).not_valid_after_utc
+    print(f"wrote {tls.cert} and {tls.key}, valid until {until:%Y-%m-%d %H:%M} UTC; restart {args.node} to use them")
+    return 0
+
+
+def register(commands: Any) -> None:
+    """Adds ``ledgercore renew-cert`` to the top-level sub-parsers."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "renew-cert",
+        help="issue one node of a cluster a new certificate and key from the consortium CA",
+        description="Issue NODE of the cluster in DIR (written by init-cluster) a new key and certificate "
+        "from DIR/ca.crt and DIR/ca.key, and write them over the node's TLS files. Restart the node to use them.",
+    )
+    parser.add_argument("--dir", required=True, metavar="DIR", help="the directory init-cluster wrote")
+    parser.add_argument("--node", required=True, metavar="ID", help="the node's id (e.g. node1)")
+    parser.add_argument("--days", type=int, default=365, metavar="N", help="validity in days (default 365)")
+    parser.set_defaults(handler=_run)

@@ -1,0 +1,60 @@
+"""``ledgercore renew-cert``: a node whose certificate expired refuses to start, and starts again
+on the certificate the command issues."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+import pytest
+
+from ledgercore import Transaction, signing
+from ledgercore.cli import main
+from ledgercore.net import pki
+from ledgercore.node import Node, NodeConfig
+from ledgercore.node.init_cluster import free_base_port, init_cluster
+
+
+def test_a_node_whose_certificate_expired_starts_again_once_renewed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = init_cluster(tmp_path / "c", 2, base_port=free_base_port(4), settings={"tick_ms": 10, "block_ms": 10})
+    d, path, cfg = layout.dir, layout.config_paths[0], layout.configs[0]
+    ca = pki.load_credentials(d / "ca.crt", d / "ca.key")
+    year_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    expired = pki.issue_node_certificate(ca, "node1", hosts=[cfg.host], not_before=year_ago)
+    pki.write_credentials(expired, cfg.tls.cert, cfg.tls.key)
+
+    assert main(["node", "--config", str(path)]) == 1
+    assert "node.crt expired on " in capsys.readouterr().err
+    assert not cfg.data_dir.exists()  # refused before anything was created
+
+    assert main(["renew-cert", "--dir", str(d), "--node", "node9"]) == 2
+    assert "no node 'node9'" in capsys.readouterr().err
+    assert main(["renew-cert", "--dir", str(d), "--node", "node1", "--days", "0"]) == 2
+    assert "days must be a positive integer, got 0" in capsys.readouterr().err
+    assert main(["renew-cert", "--dir", str(d), "--node", "node1", "--days", "30"]) == 0
+    assert "restart node1 to use them" in capsys.readouterr().out
+    until = pki.load_certificate(cfg.tls.cert).not_valid_after_utc
+    assert dt.timedelta(days=29) < until - dt.datetime.now(dt.timezone.utc) <= dt.timedelta(days=30)
+
+    async def run() -> None:
+        # Its peer takes the new certificate: together they elect a leader and commit.
+        nodes = [Node(NodeConfig.load(p)) for p in layout.config_paths]
+        for n in nodes:
+            await n.start()
+        try:
+            kp = signing.generate("ed25519")
+            tx = Transaction.create(kp, "evidence", "put", {"key": "k", "digest": bytes(32)}, 1)
+            deadline = asyncio.get_running_loop().time() + 15
+            while not any(n.is_leader for n in nodes):
+                assert asyncio.get_running_loop().time() < deadline, "no leader"
+                await asyncio.sleep(0.02)
+            _, height = await nodes[0].submit(tx.encode(), wait=True)
+            assert height is not None and height >= 1
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(run())
