@@ -803,19 +803,21 @@ class Node:
         applied = iter(self.ledger.apply_group(inputs) if inputs else [])
         results = [next(applied) if o is None else o for o in out]
         for index, height, digest in heads:
-            self._check_leader_head(index, height, digest)
+            self._check_block_hash(height, digest, f"the leader's head when it cut entry {index}")
         return results
 
-    def _check_leader_head(self, index: int, height: int, digest: bytes) -> None:
+    def _check_block_hash(self, height: int, expected: bytes, whose: str) -> None:
+        """Raises ``DivergedError`` unless this ledger's block at ``height`` has the hash
+        ``expected``, which ``whose`` gave."""
         try:
-            mine = self.ledger.header(height).hash
+            mine: bytes | None = self.ledger.header(height).hash
         except LedgerError:
             mine = None
-        if mine != digest:
+        if mine != expected:
             here = "no block" if mine is None else mine.hex()
             raise DivergedError(
-                f"block {height} here is {here}, but the leader's was {bytes(digest).hex()} when it cut entry "
-                f"{index}: this node's chain has left the cluster's (its contracts, code or store differ)"
+                f"block {height} here is {here}, but {whose} says {bytes(expected).hex()}: this node's chain "
+                "has left the cluster's (its contracts, code or store differ)"
             )
 
     async def _maybe_compact(self) -> None:
@@ -863,11 +865,8 @@ class Node:
             await self._fetch_blocks(target)
         finally:
             self._catching_up = False
-        got = self.ledger.header(target).hash
-        if expected is not None and got != expected:
-            raise DivergedError(
-                f"block {target} here is {got.hex()}, but the cluster's snapshot at that height says {bytes(expected).hex()}"
-            )
+        if expected is not None:
+            self._check_block_hash(target, expected, "the cluster's snapshot at that height")
 
     async def _fetch_blocks(self, target: int) -> None:
         while self.ledger.height < target:
