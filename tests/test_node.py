@@ -51,6 +51,19 @@ async def running(cfg: NodeConfig) -> AsyncIterator[Node]:
         await node.stop()
 
 
+@contextlib.asynccontextmanager
+async def running_all(cfgs: list[NodeConfig]) -> AsyncIterator[list[Node]]:
+    """Started nodes, all stopped on the way out."""
+    nodes = [Node(c) for c in cfgs]
+    try:
+        for n in nodes:
+            await n.start()
+        yield nodes
+    finally:
+        for n in nodes:
+            await n.stop()
+
+
 def same_chain(nodes: list[Node]) -> bool:
     heights = {n.ledger.height for n in nodes}
     if len(heights) != 1:
@@ -189,10 +202,7 @@ def test_a_full_leader_drops_forwards_and_the_follower_sends_them_again(tmp_path
     async def main() -> None:
         kp = signing.generate("ed25519")
         cfgs = make_configs(tmp_path, 3, mempool_limit=60, block_txs=10_000, block_ms=1500)
-        nodes = [Node(c) for c in cfgs]
-        for n in nodes:
-            await n.start()
-        try:
+        async with running_all(cfgs) as nodes:
             await wait_until(lambda: any(n.is_leader for n in nodes) and all(n.raft.lead for n in nodes))
             leader = next(n for n in nodes if n.is_leader)
             follower = next(n for n in nodes if not n.is_leader)
@@ -206,9 +216,6 @@ def test_a_full_leader_drops_forwards_and_the_follower_sends_them_again(tmp_path
             assert not out.rejected and all(h is not None and h >= 2 for h in out.heights)
             await wait_until(lambda: same_chain(nodes))
             assert nodes[0].ledger.get("evidence", "k/70") is not None
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(main())
 
@@ -228,10 +235,7 @@ def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
     # block differently (here its evidence contract writes other records) stops at the next one.
     async def main() -> None:
         kp = signing.generate("ed25519")
-        nodes = [Node(c) for c in make_configs(tmp_path, 3)]
-        for n in nodes:
-            await n.start()
-        try:
+        async with running_all(make_configs(tmp_path, 3)) as nodes:
             await wait_until(lambda: any(n.is_leader for n in nodes))
             leader = next(n for n in nodes if n.is_leader)
             odd, same = [n for n in nodes if not n.is_leader]
@@ -245,9 +249,6 @@ def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
             assert f"block {first} here is {odd.ledger.header(first).hash.hex()}, but the leader's" in odd.failure
             await wait_until(lambda: same.ledger.height == leader.ledger.height)
             assert not same.failed.is_set() and not leader.failed.is_set()
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(main())
 
@@ -256,10 +257,7 @@ def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
     # The transport authenticates each peer by its certificate; a message naming another node as
     # its sender (a vote cast for someone else, a heartbeat "from" another leader) is dropped.
     async def main() -> None:
-        nodes = [Node(c) for c in make_configs(tmp_path, 3)]
-        for n in nodes:
-            await n.start()
-        try:
+        async with running_all(make_configs(tmp_path, 3)) as nodes:
             await wait_until(lambda: any(n.is_leader for n in nodes))
             sender, target, named = nodes[1], nodes[0], nodes[2]
             term = target.raft.term
@@ -274,9 +272,6 @@ def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
             # The same message under the sender's own name is stepped (a higher term: it follows).
             sender.transport.send(target.config.id, heartbeat_from(sender))
             await wait_until(lambda: target.raft.term >= term + 5)
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(main())
 
