@@ -25,7 +25,9 @@ height by height from the genesis block up:
   no newer than the replacing one, with its live or deleted flag.
 
 The first disagreement raises :class:`~ledgercore.errors.IntegrityError` naming the height and the
-field. Python works per block, never per transaction: decoding, hashing and Merkle roots are native
+field. LMDB keeps no page checksums, and some damage (a page number or type it does not check) kills
+the reading process with a signal: ``ledgercore audit`` therefore audits in a child process and
+reports such a death, and LMDB's own corruption errors, as failures. Python works per block, never per transaction: decoding, hashing and Merkle roots are native
 batch calls and table comparisons are list comparisons done in C.
 
 Cost: the replay is O(chain) in time and temporary disk, and the final table comparison holds the
@@ -49,8 +51,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import lmdb
+
 from . import _native, merkle
 from .block import BlockHeader, decode_block, differing_fields
+from .child_process import ChildDied, run_isolated
 from .codec import decode_value
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
 from .ledger import CHANGE_SIZE, Ledger, unfolded_state
@@ -414,14 +419,30 @@ def _load_contracts(specs: Iterable[str]) -> list[Contract]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from .ledger import Ledger
-
     path = Path(args.path)
     if not (path / "data.mdb").is_file():
         print(f"ledgercore audit: no ledger at {str(path)!r} (no data.mdb there)")
         return 2
+    # In a child process: LMDB keeps no page checksums, and a damaged page can kill its reader
+    # with a signal, which an audit must report as damage rather than die of.
+    answer = run_isolated(_audit_path, path, list(args.contract), not args.no_replay)
+    if isinstance(answer, ChildDied):
+        if answer.crashed:
+            answer = 1, (
+                f"audit FAILED: reading the store killed the auditing process ({answer}): data.mdb is "
+                "damaged where LMDB followed a page or size it does not check"
+            )
+        else:
+            answer = 2, f"ledgercore audit: the auditing process was stopped ({answer}) before it finished"
+    code, text = answer
+    print(text)
+    return code
+
+
+def _audit_path(path: Path, contract_specs: list[str], replay: bool) -> tuple[int, str]:
+    """The audit command's exit status and what it prints."""
     try:
-        contracts = _load_contracts(args.contract)
+        contracts = _load_contracts(contract_specs)
         store = Store(path)
         try:
             chain_id = store.get("meta", b"chain_id")
@@ -429,17 +450,15 @@ def _run(args: argparse.Namespace) -> int:
         finally:
             store.close()
         if chain_id is None or suite is None:
-            print(f"ledgercore audit: {str(path)!r} holds no ledger metadata")
-            return 2
+            return 2, f"ledgercore audit: {str(path)!r} holds no ledger metadata"
         with Ledger.open(path, suite.decode(), chain_id=chain_id.decode(), contracts=contracts) as led:
-            report = audit(led, replay=not args.no_replay)
+            report = audit(led, replay=replay)
     except (LedgerError, ImportError, AttributeError, ValueError) as exc:
         # Damage found while opening (the ledger refuses to open on it) fails the audit too.
         damage = exc if isinstance(exc, IntegrityError) else exc.__cause__
         if isinstance(damage, IntegrityError):
-            print(f"audit FAILED: {damage}")
-            return 1
-        print(f"ledgercore audit: cannot audit {str(path)!r}: {exc}")
-        return 2
-    print(report)
-    return 0
+            return 1, f"audit FAILED: {damage}"
+        if isinstance(damage, (lmdb.CorruptedError, lmdb.PageNotFoundError)):  # LMDB's own checks
+            return 1, f"audit FAILED: the store is damaged: {exc}"
+        return 2, f"ledgercore audit: cannot audit {str(path)!r}: {exc}"
+    return 0, str(report)

@@ -17,6 +17,7 @@ from ledgercore import BlockInput, Ledger, Transaction, signing
 from ledgercore import ledger as ledger_module
 from ledgercore.audit import state_entries
 from ledgercore.block import HEADER_FIELDS, BlockHeader, decode_block, encode_block
+from ledgercore.cli import main
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, ContractInputError, method
 from ledgercore.contracts.base import MAX_KEY_SIZE, SliceResult
@@ -781,3 +782,47 @@ def test_structure_only_audit_skips_the_replay(tmp_path):
         assert report.failed_transactions == TOP  # each block's last put reuses a nonce
         with pytest.raises(IntegrityError, match="height 2: state"):
             led.audit()
+
+
+P_LEAF, P_BRANCH, PAGE_SIZE = 0x02, 0x01, 4096  # LMDB's page flags; its pages on this platform
+# Offsets in a meta page (64-bit LMDB): its header, magic, version, address, map size, then the
+# free and main tables' records (48 bytes, the root page last), the last page and the txn id.
+META_MAIN_ROOT, META_TXNID = 128, 144
+
+
+def _mislabel_leaves_holding(path, marker: bytes) -> int:
+    """Rewrites the header of every leaf page of ``data.mdb`` that holds ``marker`` to call it a
+    branch page: damage LMDB does not check when a cursor steps onto the page from the one before
+    (an assertion in its ``mdb_cursor_next`` aborts the process). Returns how many pages."""
+    data = bytearray((path / "data.mdb").read_bytes())
+    pages = 0
+    for start in range(2 * PAGE_SIZE, len(data), PAGE_SIZE):  # after the two meta pages
+        number, _, flags = struct.unpack_from("<QHH", data, start)
+        if number == start // PAGE_SIZE and flags == P_LEAF and marker in data[start : start + PAGE_SIZE]:
+            struct.pack_into("<H", data, start + 10, P_BRANCH)
+            pages += 1
+    (path / "data.mdb").write_bytes(data)
+    return pages
+
+
+def test_cli_audit_reports_a_page_that_kills_its_reader(tmp_path, capsys):
+    path = tmp_path / "l"
+    with Ledger.open(path) as led:
+        for h in range(6):  # history over several leaf pages
+            led.apply_block([put(h * 40 + i + 1, f"page/{h}/{i:02}") for i in range(40)])
+    assert _mislabel_leaves_holding(path, b"page/4/20") >= 1
+    assert main(["audit", str(path)]) == 1  # and this process is still here
+    assert "audit FAILED: reading the store killed the auditing process (SIG" in capsys.readouterr().out
+
+
+def test_cli_audit_reports_damage_lmdb_detects(tmp_path, capsys):
+    path = tmp_path / "l"
+    _build(path)
+    data = bytearray((path / "data.mdb").read_bytes())
+    # The meta page LMDB reads (the higher txn id), and in it the root page of the table of tables.
+    meta = max((0, PAGE_SIZE), key=lambda at: struct.unpack_from("<Q", data, at + META_TXNID)[0])
+    (root,) = struct.unpack_from("<Q", data, meta + META_MAIN_ROOT)
+    struct.pack_into("<H", data, root * PAGE_SIZE + 10, 0x10)  # a page type no table has
+    (path / "data.mdb").write_bytes(data)
+    assert main(["audit", str(path)]) == 1
+    assert "audit FAILED: the store is damaged: " in capsys.readouterr().out

@@ -1,13 +1,16 @@
 """Child processes of ledgercore's own modules start wherever the caller stands, including a source
-checkout whose ``ledgercore/`` lacks the built extension (the README's ``pip install .`` case)."""
+checkout whose ``ledgercore/`` lacks the built extension (the README's ``pip install .`` case); calls
+run in a child answer, or say how the child died."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-from ledgercore.child_process import module_process
+from ledgercore.child_process import ChildDied, module_process, run_isolated
 
 
 def test_a_child_ignores_a_shadowing_package_in_the_callers_directory(tmp_path: Path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
@@ -25,3 +28,25 @@ def test_a_child_ignores_a_shadowing_package_in_the_callers_directory(tmp_path: 
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert "demo" in out
+
+
+def _die_of(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+
+
+def _exit_with(code: int) -> None:
+    raise SystemExit(code)
+
+
+def test_run_isolated_answers_from_another_process() -> None:
+    assert run_isolated(os.getpid) != os.getpid()
+    assert run_isolated(sorted, [3, 1, 2]) == [1, 2, 3]
+
+
+def test_run_isolated_says_how_a_child_died_without_answering() -> None:
+    fault = run_isolated(_die_of, signal.SIGSEGV)
+    assert fault == ChildDied(signal.SIGSEGV, -signal.SIGSEGV) and fault.crashed and str(fault) == "SIGSEGV"
+    stopped = run_isolated(_die_of, signal.SIGTERM)
+    assert isinstance(stopped, ChildDied) and stopped.signal == signal.SIGTERM and not stopped.crashed
+    exited = run_isolated(_exit_with, 3)
+    assert exited == ChildDied(None, 3) and not exited.crashed and str(exited) == "exit status 3"
