@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -12,12 +13,13 @@ import pytest
 
 from ledgercore import Ledger, Transaction, merkle, signing
 from ledgercore.block import encode_block
+from ledgercore.codec import encode_value
 from ledgercore.consensus.messages import MsgHeartbeat, encode_message
 from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.init_cluster import free_base_port, init_cluster
-from ledgercore.node.node import FRAME_RAFT, DataDirInUseError, DivergedError, NotReadyError
+from ledgercore.node.node import FRAME_RAFT, FRAME_SYNC_BLOCKS, DataDirInUseError, DivergedError, NotReadyError
 
 
 def make_configs(root: Path, n: int, **settings: object) -> list[NodeConfig]:
@@ -308,9 +310,72 @@ def test_a_peer_block_that_does_not_follow_this_chain_is_not_written(tmp_path):
                 await wait_until(lambda: node.is_leader)
                 await node.submit(txs(kp, 100, 1)[0], wait=True)
                 height, head = node.ledger.height, node.ledger.head
-                await node._sync_inbox.put(answer[height:])  # a peer's answer from the next height on
-                with pytest.raises(DivergedError, match=f"prev_hash {head.hash.hex()} here, "):
+                await node._sync_inbox.put(("node2", answer[height:]))  # a peer's answer from the next height on
+                with pytest.raises(DivergedError, match=f"node2: its chain and this node's differ: .*prev_hash {head.hash.hex()} here, "):
                     await node._catch_up({"height": fork.height, "hash": fork.head.hash})
                 assert node.ledger.height == height and node.ledger.head == head
+
+    asyncio.run(main())
+
+
+def _chain_answer(path: Path, chain_id: str, kp: signing.KeyPair, *, damaged: bool = False) -> tuple[list[bytes], bytes]:
+    """Three blocks of a chain built apart, as a peer serves them (encoded blocks), and its head
+    hash. ``damaged``: each header with another state root, as a peer whose store is damaged
+    would serve them."""
+    with Ledger.open(path, chain_id=chain_id) as led:
+        for b in range(3):
+            led.apply_block(txs(kp, b + 1, 1), timestamp=b + 1)
+        headers = [led.header(h) for h in range(1, 4)]
+        if damaged:
+            headers = [dataclasses.replace(h, state_root=bytes(32)) for h in headers]
+        return [encode_block(h, led.block(h.height).raws) for h in headers], led.head.hash
+
+
+def test_catching_up_asks_another_peer_when_one_serves_a_block_that_does_not_follow(tmp_path, caplog):
+    # One peer serving another history (its store damaged, another version of the code) must not
+    # stop a node that catches up while another peer serves the cluster's chain.
+    async def main() -> None:
+        cfg = make_configs(tmp_path / "c", 3)[0]  # its peers are not started: answers are queued here
+        kp = signing.generate("ed25519")
+        chain, head = _chain_answer(tmp_path / "chain", cfg.chain_id, kp)
+        damaged, _ = _chain_answer(tmp_path / "damaged", cfg.chain_id, kp, damaged=True)
+        async with running(cfg) as node:
+            await node._sync_inbox.put(("node2", damaged))
+            await node._sync_inbox.put(("node3", chain))
+            await node._sync_inbox.put(("node2", damaged))  # a refused peer's later answer is ignored
+            await node._catch_up({"height": 3, "hash": head})
+            assert node.ledger.height == 3 and node.ledger.head.hash == head
+        assert "node2's answer refused: its chain and this node's differ" in caplog.text
+
+    asyncio.run(main())
+
+
+def test_catching_up_stops_when_no_peer_serves_a_block_that_follows(tmp_path):
+    async def main() -> None:
+        cfg = make_configs(tmp_path / "c", 3)[0]
+        kp = signing.generate("ed25519")
+        damaged, head = _chain_answer(tmp_path / "damaged", cfg.chain_id, kp, damaged=True)
+        async with running(cfg) as node:
+            await node._sync_inbox.put(("node3", [b"not a block"]))
+            await node._sync_inbox.put(("node2", damaged))
+            with pytest.raises(DivergedError, match=(
+                "no peer serves a block 1 that follows this node's chain: node3: its answer holds a block that "
+                "does not decode: .*; node2: its chain and this node's differ: .*state_root"
+            )):  # fmt: skip
+                await node._catch_up({"height": 3, "hash": head})
+            assert node.ledger.height == 0
+
+    asyncio.run(main())
+
+
+def test_an_answer_of_blocks_that_is_not_a_list_of_byte_strings_is_dropped(tmp_path, caplog):
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path, 1)
+        async with running(cfg) as node:
+            for nonsense in (7, [1, 2], {"a": b"b"}):
+                await node._handle("node2", FRAME_SYNC_BLOCKS + encode_value(nonsense))
+            await node._handle("node2", FRAME_SYNC_BLOCKS + b"\xff")
+            assert node._sync_inbox.empty() and not node.failed.is_set()
+        assert caplog.text.count("bad b'B' frame from node2") == 4
 
     asyncio.run(main())

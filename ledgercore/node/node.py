@@ -100,7 +100,8 @@ class DataDirInUseError(LedgerError):
 
 class DivergedError(LedgerError):
     """This node's chain and the cluster's differ: its ledger holds another block than the one the
-    cluster's snapshot fixed, or a block fetched from a peer does not follow from its head."""
+    cluster's snapshot or the leader's proposal fixed, or no peer serves blocks that follow from
+    its head."""
 
 
 class NotReadyError(LedgerError):
@@ -219,7 +220,7 @@ class Node:
         # A follower's checks are off the commit path: they run while the block replicates.
         self._checker = ThreadPoolExecutor(max_workers=_native.thread_count(), thread_name_prefix="node-check")
         self._waits: set[_CommitWait] = set()  # one per batch a caller waits on
-        self._sync_inbox: asyncio.Queue[list[bytes]] = asyncio.Queue()
+        self._sync_inbox: asyncio.Queue[tuple[str, list[bytes]]] = asyncio.Queue()  # (peer, block bodies)
         self._stopped = asyncio.Event()
         self.failed = asyncio.Event()  # set when one of the node's loops died: it must stop
         self.failure: str | None = None  # which, and why
@@ -631,7 +632,10 @@ class Node:
             elif kind == FRAME_SYNC_REQUEST:
                 await self._answer_sync(peer, body)
             elif kind == FRAME_SYNC_BLOCKS:
-                await self._sync_inbox.put(decode_value(body))  # type: ignore[arg-type]
+                bodies = decode_value(body)
+                if not isinstance(bodies, list) or not all(isinstance(b, bytes) for b in bodies):
+                    raise InvalidInputError("blocks come as a list of byte strings")
+                await self._sync_inbox.put((peer, bodies))
             else:
                 log.warning("node %s: frame of unknown kind %r from %s", self.config.id, kind, peer)
         except (LedgerError, KeyError, TypeError, ValueError) as exc:
@@ -869,19 +873,33 @@ class Node:
             self._check_block_hash(target, expected, "the cluster's snapshot at that height")
 
     async def _fetch_blocks(self, target: int) -> None:
+        """Applies committed blocks fetched from peers up to ``target``. A peer whose answer does
+        not decode, or whose block does not re-execute here to the header it served, is not asked
+        again: its chain, or this node's, has left the cluster's. The other peers are asked
+        instead, and this node stops (``DivergedError``) once every peer has been refused."""
+        refused: dict[str, str] = {}  # peer -> why its answer was refused
         while self.ledger.height < target:
+            peers = self._sync_peers(refused)
+            if refused and not peers:
+                raise DivergedError(
+                    f"no peer serves a block {self.ledger.height + 1} that follows this node's chain: "
+                    + "; ".join(f"{p}: {why}" for p, why in refused.items())
+                )
             want = {"from": self.ledger.height + 1, "to": target}
-            lead = getattr(self, "raft", None)
-            peers = [self._names[lead.lead]] if lead is not None and lead.lead in self._names else []
-            peers = [p for p in peers if p != self.config.id] or [p.id for p in self.config.peers]
             for p in peers:
                 self.transport.send(p, FRAME_SYNC_REQUEST + encode_value(want))
             try:
-                bodies = await asyncio.wait_for(self._sync_inbox.get(), 2.0)
+                peer, bodies = await asyncio.wait_for(self._sync_inbox.get(), 2.0)
             except asyncio.TimeoutError:
                 continue
+            if peer in refused:
+                continue
             for body in bodies:
-                header, raws = decode_block(body)
+                try:
+                    header, raws = decode_block(body)
+                except DecodeError as exc:
+                    refused[peer] = f"its answer holds a block that does not decode: {exc}"
+                    break
                 if header.height != self.ledger.height + 1:
                     continue
                 try:
@@ -890,5 +908,17 @@ class Node:
                         consensus=header.consensus, expect=header,
                     )  # fmt: skip
                 except HeaderMismatchError as exc:  # nothing was written
-                    raise DivergedError(f"a peer's chain and this node's differ: {exc}") from exc
+                    refused[peer] = f"its chain and this node's differ: {exc}"
+                    break
                 self._settle_block(blk)
+            if peer in refused:
+                log.warning("node %s: catching up, %s's answer refused: %s", self.config.id, peer, refused[peer])
+
+    def _sync_peers(self, refused: Mapping[str, str]) -> list[str]:
+        """Whom to ask for committed blocks: the leader, if known and not refused; else every
+        peer not refused."""
+        lead = getattr(self, "raft", None)
+        leader = self._names.get(lead.lead) if lead is not None else None
+        if leader is not None and leader != self.config.id and leader not in refused:
+            return [leader]
+        return [p.id for p in self.config.peers if p.id not in refused]
