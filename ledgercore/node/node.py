@@ -635,7 +635,8 @@ class Node:
                 bodies = decode_value(body)
                 if not isinstance(bodies, list) or not all(isinstance(b, bytes) for b in bodies):
                     raise InvalidInputError("blocks come as a list of byte strings")
-                await self._sync_inbox.put((peer, bodies))
+                if self._catching_up:  # else a late answer, or unasked: held, it would only take memory
+                    await self._sync_inbox.put((peer, bodies))
             else:
                 log.warning("node %s: frame of unknown kind %r from %s", self.config.id, kind, peer)
         except (LedgerError, KeyError, TypeError, ValueError) as exc:
