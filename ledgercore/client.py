@@ -146,22 +146,27 @@ class Client:
         result: dict[str, Any] = self._request("GET", "/status")
         return result
 
-    def block(self, height: int) -> dict[str, Any]:
+    def _read(self, path: str, linearizable: bool) -> dict[str, Any]:
+        """GETs one of the reads: from what the node has applied, or, ``linearizable``, once it has
+        applied everything the cluster had committed (``UnavailableError`` if no leader answers)."""
+        if not isinstance(linearizable, bool):
+            raise InvalidInputError(f"linearizable must be a bool, not {type(linearizable).__name__}")
+        result: dict[str, Any] = self._request("GET", path + ("?read=linearizable" if linearizable else ""))
+        return result
+
+    def block(self, height: int, *, linearizable: bool = False) -> dict[str, Any]:
         """``{"header": {...}, "txids": [hex]}`` of the block at ``height``."""
         if isinstance(height, bool) or not isinstance(height, int):
             raise InvalidInputError(f"height must be an int, not {type(height).__name__}")
-        result: dict[str, Any] = self._request("GET", f"/block/{height}")
-        return result
+        return self._read(f"/block/{height}", linearizable)
 
-    def tx(self, txid: bytes | str) -> dict[str, Any]:
+    def tx(self, txid: bytes | str, *, linearizable: bool = False) -> dict[str, Any]:
         """A committed transaction: ``{"height", "index", "tx_count", "receipt", "proof", "tx_root", ...}``."""
-        result: dict[str, Any] = self._request("GET", "/tx/" + urllib.parse.quote(_hex_txid(txid), safe=""))
-        return result
+        return self._read("/tx/" + urllib.parse.quote(_hex_txid(txid), safe=""), linearizable)
 
-    def get(self, contract: str, key: str | bytes) -> dict[str, Any]:
+    def get(self, contract: str, key: str | bytes, *, linearizable: bool = False) -> dict[str, Any]:
         """``{"value": hex | None, "version": {"height", "index"} | None}`` of ``contract/key``."""
         if not isinstance(contract, str) or not isinstance(key, (str, bytes)):
             raise InvalidInputError("contract must be str and key str or bytes")
         path = f"/state/{urllib.parse.quote(contract, safe='')}/{urllib.parse.quote(key, safe='/')}"
-        result: dict[str, Any] = self._request("GET", path)
-        return result
+        return self._read(path, linearizable)

@@ -437,6 +437,25 @@ def test_state_keys_are_read_byte_for_byte(cluster: Cluster) -> None:
         assert by_text == by_bytes and by_text["value"] is not None
 
 
+def test_linearizable_reads_on_followers_see_every_write_acknowledged_before(cluster: Cluster) -> None:
+    # A write acknowledged by the leader, then read at once on each follower: a linearizable read
+    # waits until the follower has applied it (a local read may answer before).
+    clients = cluster.all_clients
+    leader = wait_until(lambda: current_leader(clients), 10, "a leader")
+    followers = [c for name, c in cluster.clients.items() if name != leader]
+    kp = signing.generate("ed25519")
+    for nonce in range(1, 6):
+        key = f"linearizable/{nonce}"
+        raw = Transaction.create(kp, "evidence", "put", {"key": key, "digest": bytes([nonce]) * 32}, nonce,
+                                 chain_id=CHAIN).encode()  # fmt: skip
+        answer = cluster.clients[leader].submit(raw, wait=True)
+        for f in followers:
+            got = f.get("evidence", key, linearizable=True)
+            assert got["value"] is not None and got["version"]["height"] == answer["height"], (f, got)
+            assert f.tx(answer["txid"], linearizable=True)["height"] == answer["height"]
+            assert answer["txid"] in f.block(answer["height"], linearizable=True)["txids"]
+
+
 def test_proofs_from_a_follower_verify_against_the_block_tx_root(cluster: Cluster) -> None:
     clients = cluster.all_clients
     raws = make_txs(200)
@@ -483,6 +502,8 @@ def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
         ("GET", "/tx/" + "00" * 32, None, 404, "no committed transaction"),
         ("GET", "/state/evidence/" + "k" * 447, None, 400, "key must be 1..446 bytes"),
         ("GET", "/state/Evidence/k", None, 400, "contract name"),
+        ("GET", "/state/evidence/k?read=soon", None, 400, "read="),
+        ("GET", "/block/1?read=", None, 400, "read="),
         ("GET", "/nowhere", None, 404, "no route"),
         ("DELETE", "/tx", None, 405, "not allowed"),
         ("GET", "/tx", None, 405, "not allowed"),

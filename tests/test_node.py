@@ -255,6 +255,49 @@ def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
     asyncio.run(main())
 
 
+def test_a_read_barrier_on_a_follower_waits_until_it_applied_what_the_leader_committed(tmp_path):
+    async def main() -> None:
+        async with running_all(make_configs(tmp_path, 3)) as nodes:
+            await wait_until(lambda: any(n.is_leader for n in nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            follower = next(n for n in nodes if not n.is_leader)
+            kp = signing.generate("ed25519")
+            await follower.read_barrier()  # nothing committed yet: at once
+            # The follower's ledger stalls (a slow disk): its write lock is held here.
+            follower.ledger._write_lock.acquire()
+            try:
+                _, height = await leader.submit(txs(kp, 1, 1)[0], wait=True)
+                barrier = asyncio.create_task(follower.read_barrier())
+                await asyncio.sleep(0.5)
+                assert height is not None and not barrier.done() and follower.ledger.height < height
+            finally:
+                follower.ledger._write_lock.release()
+            await barrier
+            assert follower.ledger.height >= height and follower.ledger.get("evidence", "k/1") is not None
+
+    asyncio.run(main())
+
+
+def test_a_read_barrier_without_a_leader_is_not_ready(tmp_path):
+    async def main() -> None:
+        cfgs = make_configs(tmp_path, 3)
+        async with running(cfgs[0]) as alone:  # its peers never start: no leader
+            with pytest.raises(NotReadyError, match="no linearizable read now: .*no leader"):
+                await alone.read_barrier()
+        async with running_all(cfgs) as nodes:
+            await wait_until(lambda: any(n.is_leader for n in nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            follower = next(n for n in nodes if not n.is_leader)
+            await leader.stop()  # the follower still names it leader until its election timeout
+            with pytest.raises(NotReadyError, match="no linearizable read"):
+                await follower.read_barrier(timeout=0.3)
+            rest = [n for n in nodes if n is not leader]
+            await wait_until(lambda: any(n.is_leader for n in rest))
+            await follower.read_barrier()  # a new leader answers
+
+    asyncio.run(main())
+
+
 def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
     # The transport authenticates each peer by its certificate; a message naming another node as
     # its sender (a vote cast for someone else, a heartbeat "from" another leader) is dropped.

@@ -19,11 +19,16 @@ Routes (byte fields are lowercase hex):
   ``key`` is the rest of the path (it may hold ``/``), percent-decoded to bytes (``%ff`` is the byte
   0xff).
 
+The three reads (``/block``, ``/tx``, ``/state``) answer from what this node has applied. With
+``?read=linearizable`` they first wait until it has applied everything the cluster had committed when
+the request came (Raft read-index through the leader): a follower then answers as the leader would.
+
 Every error is JSON ``{"error": message}``: 400 for bad input (bad hex, bad height, a transaction
 that does not decode or whose signature fails, a contract name no transaction can carry, a key
 over 446 bytes), 404 for what the ledger does not hold (and unknown
 routes), 405 for a wrong method, 413 for a body over :data:`MAX_BODY`, 503 with ``Retry-After`` when
-the node cannot admit now (no leader known, mempool full), 504 when a commit wait times out.
+the node cannot admit now (no leader known, mempool full) or has no linearizable read point (no
+leader answered), 504 when a commit wait times out.
 """
 
 from __future__ import annotations
@@ -136,6 +141,13 @@ def make_app(node: Node) -> web.Application:
             raise InvalidInputError(f"bad wait={wait!r}: expected 'commit' or nothing")
         return wait == "commit"
 
+    async def _read_point(request: web.Request) -> None:
+        read = request.query.get("read", "local")
+        if read not in ("local", "linearizable"):
+            raise InvalidInputError(f"bad read={read!r}: expected 'linearizable' or 'local'")
+        if read == "linearizable":
+            await node.read_barrier()
+
     async def _body(request: web.Request, limit: int, what: str) -> bytes:
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
@@ -178,6 +190,7 @@ def make_app(node: Node) -> web.Application:
 
     async def get_block(request: web.Request) -> web.Response:
         height = _parse_height(request.match_info["height"])
+        await _read_point(request)
         return web.json_response(await asyncio.to_thread(_block, height))
 
     def _tx(txid: bytes) -> dict[str, Any]:
@@ -193,6 +206,7 @@ def make_app(node: Node) -> web.Application:
 
     async def get_tx(request: web.Request) -> web.Response:
         txid = _parse_txid(request.match_info["txid"])
+        await _read_point(request)
         return web.json_response(await asyncio.to_thread(_tx, txid))
 
     async def get_state(request: web.Request) -> web.Response:
@@ -201,6 +215,7 @@ def make_app(node: Node) -> web.Application:
         contract, key = request.match_info["contract"], urllib.parse.unquote_to_bytes(
             request.rel_url.raw_path.split("/", 3)[3]
         )
+        await _read_point(request)
         found = node.ledger.get_versioned(contract, key)
         if found is None:
             return web.json_response({"value": None, "version": None})

@@ -82,6 +82,8 @@ _SYNC_BATCH = 64  # most blocks per sync answer
 _FRAME_PAYLOAD = DEFAULT_MAX_FRAME_SIZE // 2
 _REFORWARD_S = 1.0  # a follower re-sends transactions the leader has not committed after this long
 _WAIT_TIMEOUT_S = 30.0
+READ_TIMEOUT_S = 5.0
+"""Longest :meth:`Node.read_barrier` waits for a read point (no leader, no quorum: it gives up)."""
 _ADMIT_BATCH = 8192  # transactions per signature-check batch at admission
 _APPLY_BACKLOG = 16  # committed blocks waiting to be applied before the Raft loop waits for them
 _APPLY_GROUP = 8  # most committed blocks applied in one group commit (one LMDB write, one fsync)
@@ -229,6 +231,12 @@ class Node:
         self._raft_waiting = asyncio.Event()  # set: frames in the inbox
         self._raft_room = asyncio.Event()  # set: the inbox has room
         self._catching_up = False
+        # Linearizable reads (Raft read-index): each request's context -> its read point, and
+        # waiters for this node to have handled every committed entry up to an index (applied it,
+        # or skipped it: not a block); entries are handled in log order by the apply loop.
+        self._read_points: dict[bytes, asyncio.Future[int]] = {}
+        self._handled = 0
+        self._handled_waiters: list[tuple[int, asyncio.Future[None]]] = []
 
     # -- lifecycle ---------------------------------------------------------------------------
 
@@ -273,6 +281,7 @@ class Node:
             self.storage.set_hard_state(HardState(hs.term, hs.vote, applied))
             self.storage.sync()
         self._durable_hard_state = self.storage.hard_state()
+        self._handled = applied
         self.raft = RaftNode(
             Config(
                 id=cfg.raft_id, storage=self.storage, election_tick=cfg.election_ticks,
@@ -680,11 +689,16 @@ class Node:
             if rd.snapshot is not None and rd.snapshot.data:
                 await self._apply_queue.join()  # the blocks before the snapshot first
                 await self._catch_up(decode_value(rd.snapshot.data))  # type: ignore[arg-type]
+                self._handled_up_to(rd.snapshot.index)
             for e in rd.committed_entries:
-                if e.type == EntryType.NORMAL and e.data:
-                    # Applied by _apply_loop, so replication goes on while blocks execute; a full
-                    # queue holds the Raft loop here (backpressure on a node that cannot keep up).
-                    await self._apply_queue.put(e)
+                # Applied by _apply_loop, so replication goes on while blocks execute; a full queue
+                # holds the Raft loop here (backpressure on a node that cannot keep up). Entries
+                # that are not blocks go there too, to count as handled after the blocks before them.
+                await self._apply_queue.put(e)
+            for rs in rd.read_states:
+                point = self._read_points.pop(rs.context, None)
+                if point is not None and not point.done():
+                    point.set_result(rs.index)
             was_leader = self.is_leader
             self.raft.advance(rd)
             if was_leader and not self.is_leader:
@@ -745,14 +759,60 @@ class Node:
                 entries.append(self._apply_queue.get_nowait())
             try:
                 await self._apply(entries)
+                self._handled_up_to(entries[-1].index)
             finally:
                 for _ in entries:
                     self._apply_queue.task_done()
+
+    def _handled_up_to(self, index: int) -> None:
+        """Every committed entry up to ``index`` is handled: wakes the reads waiting for it."""
+        self._handled = max(self._handled, index)
+        waiting = []
+        for at, done in self._handled_waiters:
+            if at <= self._handled:
+                if not done.done():
+                    done.set_result(None)
+            elif not done.done():
+                waiting.append((at, done))
+        self._handled_waiters = waiting
+
+    async def read_barrier(self, timeout: float = READ_TIMEOUT_S) -> None:
+        """Returns once this node has applied every block the cluster had committed when it was
+        called (Raft read-index: the leader confirms with a quorum that it still leads, and names
+        its commit index). A read made after it, on this node, sees every transaction any node
+        acknowledged as committed before the call. Raises ``NotReadyError`` if no leader answers
+        within ``timeout`` seconds (an election, a partition)."""
+        context = os.urandom(16)
+        point: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._read_points[context] = point
+
+        async def applied_through_point() -> None:
+            async with self._lock:
+                self.raft.read_index(context)
+                await self._drain()
+            index = await point
+            if self._handled < index:
+                done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                self._handled_waiters.append((index, done))
+                await done
+
+        try:
+            await asyncio.wait_for(applied_through_point(), timeout)
+        except ProposalDroppedError as exc:
+            raise NotReadyError(f"no linearizable read now: {exc}") from None
+        except asyncio.TimeoutError:
+            raise NotReadyError(
+                f"no linearizable read point within {timeout:g} s: no leader answered (an election, or no quorum)"
+            ) from None
+        finally:
+            self._read_points.pop(context, None)
 
     async def _apply(self, entries: list[Entry]) -> None:
         applied = applied_index(self.ledger.head.consensus)
         pending: list[tuple[Entry, bool | CheckedBlock | None]] = []
         for e in entries:
+            if e.type != EntryType.NORMAL or not e.data:  # a leader's empty entry, a membership change
+                continue
             checked: bool | CheckedBlock | None | asyncio.Future[CheckedBlock | None]
             checked = self._checked.pop((e.term, e.index), False)
             if e.index <= applied:
