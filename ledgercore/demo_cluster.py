@@ -91,7 +91,6 @@ def _issue_and_prove(clients: list[Client], scheme: str, algo: str, count: int, 
     checks.report(all(d[1] >= 1 for d in done), "every submission answered once committed (wait=commit)")
 
     # Every node holds the same chain: same block hash and state root at every height.
-    time.sleep(0.3)
     statuses = [c.status() for c in clients]
     height = min(s["height"] for s in statuses)
     same = all(len({c.block(h)["header"]["hash"] for c in clients}) == 1 for h in range(1, height + 1))
@@ -100,7 +99,7 @@ def _issue_and_prove(clients: list[Client], scheme: str, algo: str, count: int, 
     # A follower proves a transaction to someone who trusts only the header.
     follower = next(c for c, s in zip(clients, statuses) if s["role"] != "leader")
     txid, h, _ = done[count // 2]
-    rec = follower.tx(txid)
+    rec = follower.tx(txid, linearizable=True)  # once the follower has applied all that was committed
     header = follower.block(rec["height"])["header"]
     proof = [bytes.fromhex(p) for p in rec["proof"]]
     ok = merkle.verify_inclusion(bytes.fromhex(txid), rec["index"], rec["tx_count"], proof,
