@@ -35,6 +35,7 @@ import pytest
 from ledgercore import merkle, signing
 from ledgercore.client import Client
 from ledgercore.codec import encode_value
+from ledgercore.consensus.messages import ConfState, Snapshot
 from ledgercore.errors import (
     ClientError,
     CommitTimeoutError,
@@ -838,3 +839,73 @@ def test_a_node_that_missed_thousands_of_transactions_catches_up_by_snapshot(tmp
 @pytest.mark.slow
 def test_a_node_that_missed_100k_transactions_catches_up_by_snapshot(tmp_path: Path) -> None:
     _missed_transactions_catch_up_by_snapshot(tmp_path, make_txs(100_000, senders=512), "--block-txs", "2000")
+
+
+def test_a_node_stops_at_once_while_a_commit_wait_is_pending(tmp_path: Path) -> None:
+    # The leader cannot commit (its followers are frozen with SIGSTOP) while a client waits on
+    # ?wait=commit: SIGTERM must answer that client 503 and stop the node at once, not after the
+    # 30 s commit wait.
+    info = init_cluster(tmp_path, 3)
+    procs = {n["id"]: start_node(Path(n["config"])) for n in info["nodes"]}
+    clients = {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]}
+    try:
+        wait_until(lambda: all(_ready(c) for c in clients.values()), 60, "every node's client API")
+        leader = wait_until(lambda: current_leader(list(clients.values())), 30, "a leader")
+        followers = [procs[name] for name in procs if name != leader]
+        for f in followers:
+            f.proc.send_signal(signal.SIGSTOP)
+        answer: list[BaseException | dict[str, Any]] = []
+        waiting = threading.Thread(target=lambda: answer.append(_submit_or_error(clients[leader], make_txs(1)[0])))
+        waiting.start()
+        time.sleep(0.5)
+        assert not answer, answer  # it waits for a commit that cannot come
+        started = time.monotonic()
+        assert procs[leader].stop(signal.SIGTERM, timeout=30) == 0
+        assert time.monotonic() - started < 10
+        waiting.join(10)
+        (got,) = answer
+        assert isinstance(got, UnavailableError) and got.status == 503, got
+        assert "stopped before the transaction committed" in str(got)
+    finally:
+        for p in procs.values():
+            if p.proc.poll() is None:
+                p.proc.send_signal(signal.SIGCONT)
+                p.stop()
+
+
+def _ready(client: Client) -> bool:
+    client.status()
+    return True
+
+
+def _submit_or_error(client: Client, raw: bytes) -> BaseException | dict[str, Any]:
+    try:
+        return client.submit(raw, wait=True)
+    except ClientError as exc:
+        return exc
+
+
+def test_a_node_catching_up_while_it_starts_stops_on_sigterm(tmp_path: Path) -> None:
+    # A stored snapshot ahead of the ledger (a crash during a snapshot install) makes the node
+    # fetch blocks from its peers before it serves; with every peer down it waits there, and a
+    # signal must still stop it.
+    info = init_cluster(tmp_path, 3)
+    config = Path(info["nodes"][0]["config"])
+    storage = DurableStorage(NodeConfig.load(config).data_dir / "raft")
+    try:
+        snap = {"height": 500, "hash": bytes(32)}
+        storage.apply_snapshot(Snapshot(500, 2, ConfState(voters=(1, 2, 3)), encode_value(snap)))
+        storage.sync()
+    finally:
+        storage.close()
+    node = start_node(config)
+    try:
+        time.sleep(3)
+        assert node.proc.poll() is None, node.log.read_text()  # still catching up, not serving
+        started = time.monotonic()
+        assert node.stop(signal.SIGTERM, timeout=30) == 0
+        assert time.monotonic() - started < 10
+        assert "stopped while starting" in node.log.read_text()
+    finally:
+        if node.proc.poll() is None:
+            node.proc.kill()

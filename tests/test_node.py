@@ -170,9 +170,12 @@ def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
     # Transactions are up to 1 MB each: 200k of them (the default count limit) would be 200 GB.
     async def main() -> None:
         kp = signing.generate("ed25519")
-        # Node1 of three, alone: no quorum, so nothing commits and what it admits stays held.
-        cfg = make_configs(tmp_path / "a", 3, mempool_bytes=3_000_000, mempool_limit=10)[0]
+        # A leader that cuts no block within the test (blocks of 1000, or after ten minutes): what
+        # it admits stays held.
+        cfg = make_configs(tmp_path / "a", 1, mempool_bytes=3_000_000, mempool_limit=10, block_txs=1000,
+                           block_ms=600_000)[0]  # fmt: skip
         async with running(cfg) as node:
+            await wait_until(lambda: node.is_leader)
             # Refused at admission (a bad signature, a duplicate): its bytes are not held.
             forged = big_txs(kp, 50, 1)[0][:-64] + bytes(64)
             with pytest.raises(InvalidSignatureError):
@@ -278,12 +281,15 @@ def test_a_read_barrier_on_a_follower_waits_until_it_applied_what_the_leader_com
     asyncio.run(main())
 
 
-def test_a_read_barrier_without_a_leader_is_not_ready(tmp_path):
+def test_without_a_leader_reads_and_submissions_are_not_ready(tmp_path):
     async def main() -> None:
         cfgs = make_configs(tmp_path, 3)
         async with running(cfgs[0]) as alone:  # its peers never start: no leader
             with pytest.raises(NotReadyError, match="no linearizable read now: .*no leader"):
                 await alone.read_barrier()
+            # Nor are transactions admitted: nothing would commit them (503, not 202 then a 504).
+            with pytest.raises(NotReadyError, match="no leader known"):
+                await alone.submit(txs(signing.generate("ed25519"), 1, 1)[0], wait=False)
         async with running_all(cfgs) as nodes:
             await wait_until(lambda: any(n.is_leader for n in nodes))
             leader = next(n for n in nodes if n.is_leader)

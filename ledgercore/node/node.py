@@ -298,7 +298,7 @@ class Node:
     async def stop(self) -> None:
         """Stops the loops and closes whatever :meth:`start` opened (all of it, or, after a start
         that failed, the part it got to: the attributes it had not set are absent)."""
-        self._stopped.set()
+        self.stop_waits()
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
@@ -314,9 +314,20 @@ class Node:
                 self.ledger.close()
         if hasattr(self, "_dir_lock"):
             self._dir_lock.close()
+
+    def stop_waits(self) -> None:
+        """Answers every caller waiting for a commit or a read point with ``NotReadyError``, and
+        refuses new submissions: the node is stopping (its client API can then close at once)."""
+        self._stopped.set()
         for w in self._waits:
             if not w.future.done():
                 w.future.set_exception(NotReadyError("the node stopped before the transaction committed"))
+        for point in self._read_points.values():
+            if not point.done():
+                point.set_exception(NotReadyError("the node stopped before its read point came"))
+        for _, done in self._handled_waiters:
+            if not done.done():
+                done.set_exception(NotReadyError("the node stopped before it applied the read point"))
 
     def _spawn(self, coro: Any, name: str) -> None:
         task = asyncio.create_task(coro, name=f"{self.config.id}-{name}")
@@ -362,11 +373,15 @@ class Node:
         Transactions whose signature fails are reported in ``rejected`` and the rest admitted. With
         ``wait``, returns once every admitted one is committed (those already committed at once).
         Raises ``DecodeError`` (naming the position) if one does not decode, and ``NotReadyError``
-        when the mempool has no room."""
+        when no leader is known or the mempool has no room."""
         if not raws:
             raise InvalidInputError("no transactions to submit")
         if len(raws) > MAX_SUBMIT_BATCH:
             raise InvalidInputError(f"{len(raws)} transactions in one batch; at most {MAX_SUBMIT_BATCH}")
+        if self._stopped.is_set():
+            raise NotReadyError("the node is stopping")
+        if self.raft.lead == NONE:  # nothing would commit them until one is elected
+            raise NotReadyError("no leader known (an election is under way, or no quorum is reachable); retry later")
         raws = [bytes(r) for r in raws]
         size = sum(map(len, raws))
         if not self._has_room(len(raws), size):

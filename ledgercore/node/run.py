@@ -21,16 +21,34 @@ from .config import NodeConfig
 async def run_node(config: NodeConfig) -> int:
     """Runs ``config``'s node until SIGINT or SIGTERM (exit status 0), or until one of its loops
     dies (1: a node that cannot take part stops, so that it can be restarted)."""
-    from .http import serve
-    from .node import Node
-
-    log = logging.getLogger("ledgercore.node")
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
+    try:
+        return await _serve_until_stopped(config, stop)
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_until_stopped(config: NodeConfig, stop: asyncio.Event) -> int:
+    from .http import serve
+    from .node import Node
+
+    log = logging.getLogger("ledgercore.node")
     node = Node(config)
-    await node.start()  # closes what it opened if it fails
+    # Starting may wait on peers (catching up to a stored snapshot): a signal stops it there too.
+    starting = asyncio.ensure_future(node.start())  # closes what it opened if it fails or is cancelled
+    stopping = asyncio.ensure_future(stop.wait())
+    await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
+    if not starting.done():
+        starting.cancel()
+        await asyncio.gather(starting, return_exceptions=True)
+        log.info("%s stopped while starting", config.id)
+        return 0
+    stopping.cancel()
+    starting.result()  # its error, if it failed
     runner = None
     status = 0
     try:
@@ -48,11 +66,10 @@ async def run_node(config: NodeConfig) -> int:
             status = 1
         log.info("stopping %s", config.id)
     finally:
+        node.stop_waits()  # requests waiting on a commit answer 503 now, so the API closes at once
         if runner is not None:
             await runner.cleanup()
         await node.stop()
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            loop.remove_signal_handler(sig)
     log.info("%s stopped", config.id)
     return status
 
