@@ -88,9 +88,12 @@ def execute(
 
 
 def _check_result(name: str, n: int, indices: np.ndarray, res: object) -> None:
-    """A contract's slice result, checked before any of it is used: one outcome per transaction,
-    and writes only of its own transactions and only in its own namespace (so that, say, no other
-    contract can replace an ``evidence`` anchor). Vectorised: no Python step per write."""
+    """A contract's slice result, checked before any of it is used: one outcome per transaction;
+    an error message for each one it failed and for no other; writes and events only of the
+    transactions it ran, writes only in its own namespace (so that, say, no other contract can
+    replace an ``evidence`` anchor) and in block order (a key's last write is its latest: the
+    store keeps it as the key's value). The per-write checks are vectorised; errors and events are
+    checked one by one (one per failure or event)."""
     what = f"contract {name!r}"
     if not isinstance(res, SliceResult):
         raise InvalidInputError(f"{what} returned {type(res).__name__} for its slice, not a SliceResult")
@@ -99,10 +102,27 @@ def _check_result(name: str, n: int, indices: np.ndarray, res: object) -> None:
     txs = np.asarray(res.txs, dtype=np.int64)
     if not len(res.keys) == len(res.values) == len(txs):
         raise InvalidInputError(f"{what} returned {len(res.keys)} keys, {len(res.values)} values, {len(txs)} writers")
+    ran = np.zeros(n, dtype=bool)  # by block position: this slice's transactions that succeeded
+    ran[indices] = np.asarray(res.ok, dtype=bool)
     mine = np.zeros(n, dtype=bool)
     mine[indices] = True
     if len(txs) and not (((txs >= 0) & (txs < n)).all() and mine[txs].all()):
         raise InvalidInputError(f"{what} attributed writes to transactions outside its slice")
+    if len(txs) and not ran[txs].all():
+        raise InvalidInputError(f"{what} attributed writes to transactions it failed")
+    if len(txs) > 1 and (np.diff(txs) < 0).any():
+        raise InvalidInputError(f"{what} listed its writes out of block order")
+    failed = set(indices[~ran[indices]].tolist())
+    if not isinstance(res.errors, dict) or set(res.errors) != failed:
+        raise InvalidInputError(f"{what} must give an error message for each transaction it failed, and only those")
+    if not all(isinstance(m, str) for m in res.errors.values()):
+        raise InvalidInputError(f"{what} gave an error message that is not a str")
+    for event in res.events:
+        if not (isinstance(event, tuple) and len(event) == 3 and type(event[0]) is int and 0 <= event[0] < n
+                and ran[event[0]] and isinstance(event[1], str) and isinstance(event[2], bytes)):  # fmt: skip
+            raise InvalidInputError(
+                f"{what} returned the event {event!r:.80}: events are (index of a transaction it ran, name, bytes)"
+            )
     outside = _native.first_outside_namespace(name, res.keys) if res.keys else None
     if outside is not None:
         raise InvalidInputError(f"{what} wrote {res.keys[outside]!r}, outside its namespace {name + '/'!r}")

@@ -372,13 +372,24 @@ class Rogue(Contract):
 
 ROGUE_RESULTS = {
     # Another contract's namespace: an evidence anchor must never be replaced by anyone.
-    "overwrite": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"evidence/k/1"], values=[b"x"], txs=mine),
-    "prefix": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogues/k"], values=[b"x"], txs=mine),
+    "overwrite": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"evidence/k/1"], values=[b"x"], txs=mine[:1]),
+    "prefix": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogues/k"], values=[b"x"], txs=mine[:1]),
     "outcomes": lambda n, mine: SliceResult(ok=np.ones(n + 1, bool)),
     "columns": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=[], txs=mine),
     "writer": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=[b"x"], txs=[0]),
-    "value": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=["x"], txs=mine),
+    "value": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"], values=["x"], txs=mine[:1]),
     "nothing": lambda n, mine: None,
+    # Two writes of one key listed latest first: the store would keep the earlier as the key's value.
+    "reversed": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/k"] * n, values=[b"a", b"b"],
+                                            txs=mine[::-1]),  # fmt: skip
+    "failed_writer": lambda n, mine: SliceResult(ok=np.zeros(n, bool), errors=dict.fromkeys(mine, "no"),
+                                                 keys=[b"rogue/k"], values=[b"x"], txs=mine[:1]),  # fmt: skip
+    # A failed receipt for the evidence put at index 0, which succeeded: a forged receipt.
+    "stray_error": lambda n, mine: SliceResult(ok=np.ones(n, bool), errors={0: "forged"}),
+    "silent_failure": lambda n, mine: SliceResult(ok=np.zeros(n, bool)),
+    "error_type": lambda n, mine: SliceResult(ok=np.zeros(n, bool), errors=dict.fromkeys(mine, 5)),
+    "stray_event": lambda n, mine: SliceResult(ok=np.ones(n, bool), events=[(0, "e", b"")]),
+    "event_type": lambda n, mine: SliceResult(ok=np.ones(n, bool), events=[(mine[0], 5, b"")]),
     # In its namespace, but longer than any LMDB key (512 bytes): only staging can refuse it.
     "long_key": lambda n, mine: SliceResult(ok=np.ones(n, bool), keys=[b"rogue/" + b"k" * 506], values=[b"v"], txs=mine),
 }
@@ -389,20 +400,27 @@ ROGUE_RESULTS = {
     [
         ("overwrite", "contract 'rogue' wrote b'evidence/k/1', outside its namespace 'rogue/'"),
         ("prefix", "outside its namespace 'rogue/'"),
-        ("outcomes", "returned (2,) outcomes for 1 transactions"),
-        ("columns", "returned 1 keys, 0 values, 1 writers"),
+        ("outcomes", "returned (3,) outcomes for 2 transactions"),
+        ("columns", "returned 1 keys, 0 values, 2 writers"),
         ("writer", "attributed writes to transactions outside its slice"),
         ("value", "is str, not bytes or None"),
         ("nothing", "returned NoneType for its slice, not a SliceResult"),
+        ("reversed", "listed its writes out of block order"),
+        ("failed_writer", "attributed writes to transactions it failed"),
+        ("stray_error", "must give an error message for each transaction it failed, and only those"),
+        ("silent_failure", "must give an error message for each transaction it failed, and only those"),
+        ("error_type", "gave an error message that is not a str"),
+        ("stray_event", "returned the event (0, 'e', b''): events are (index of a transaction it ran"),
+        ("event_type", "returned the event (1, 5, b'')"),
     ],
 )
 def test_a_slice_result_that_breaks_the_rules_fails_the_block_and_writes_nothing(tmp_path, method_, words):
     with Ledger.open(tmp_path / "l", contracts=[Rogue()]) as led:
         led.apply_block([put(1)])  # anchors evidence/k/1
         before, head = dump(led), led.head
-        raw = Transaction.create(KP, "rogue", method_, {}, 2).encode()
+        raws = [Transaction.create(KP, "rogue", method_, {}, nonce).encode() for nonce in (2, 4)]
         with pytest.raises(InvalidInputError, match=re.escape(words)):
-            led.apply_block([put(3), raw])  # the evidence put at index 0 is not the rogue's
+            led.apply_block([put(3), *raws])  # the evidence put at index 0 is not the rogue's
         assert dump(led) == before and led.head == head
         assert led.query("evidence", "get", key="k/1")["digest"] == bytes([1]) * 32
 
