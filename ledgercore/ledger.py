@@ -521,8 +521,7 @@ class Ledger:
         call what (None: a development chain where anyone may call anything).
         """
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
-        if suite is not None:
-            get_suite(suite)
+        wanted = None if suite is None else get_suite(suite).name
         check_chain_id(chain_id)
         contracts = [_check_contract(c) for c in contracts]
         if authorize is not None and not callable(authorize):
@@ -535,15 +534,15 @@ class Ledger:
         try:
             stored_suite = store.get("meta", b"suite")
             if stored_suite is None:
-                chosen = get_suite(suite or DEFAULT_SUITE)
+                chosen = get_suite(wanted or DEFAULT_SUITE)
                 stored_suite = cls._write_genesis(store, chosen, chain_id)
             if stored_suite is not None:
                 cls._check_store_format(store, path)
                 chosen = get_suite(stored_suite.decode())
                 stored_chain = (store.get("meta", b"chain_id") or b"").decode()
                 where = f"ledger at {os.fspath(path)!r}"
-                if suite is not None and suite != chosen.name:
-                    raise ChainMismatchError(f"{where} uses suite {chosen.name!r}, not {suite!r}")
+                if wanted is not None and wanted != chosen.name:
+                    raise ChainMismatchError(f"{where} uses suite {chosen.name!r}, not {wanted!r}")
                 if chain_id != stored_chain:
                     raise ChainMismatchError(f"{where} is chain {stored_chain!r}, not {chain_id!r}")
         except BaseException:
@@ -681,8 +680,9 @@ class Ledger:
         # about to commit waits for its slower half. One more is queued, so that the next block
         # is there when a thread finishes, not only once the block committing has executed.
         def start() -> Future[_Check] | None:
-            raws = next(it, None)
-            if raws is None:
+            try:  # not next(it, None): a None block must fail as apply_block(None) does
+                raws = next(it)
+            except StopIteration:
                 return None
             return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=True))
 
@@ -697,7 +697,11 @@ class Ledger:
                     if (ahead := start()) is not None:
                         checks.append(ahead)
 
-            item = (checking.decoded, None if stamps is None else next(stamps), b"", b"")
+            try:
+                stamp = None if stamps is None else next(stamps)
+            except StopIteration:
+                raise InvalidInputError(f"fewer timestamps than blocks: none for block {self._head.height + 1}") from None
+            item = (checking.decoded, stamp, b"", b"")
             yield self._commit([item], executed=start_next, checking=checking)[0]
 
     def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:

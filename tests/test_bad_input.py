@@ -34,6 +34,7 @@ from ledgercore.errors import (
     UnknownNameError,
 )
 from ledgercore.store import TABLES, Store, StoreError, height_key
+from ledgercore.suites import get_suite
 from ledgercore.transaction import MAX_TX_SIZE
 
 KP = signing.from_private_bytes("ed25519", bytes(range(1, 33)))
@@ -844,3 +845,24 @@ def test_cli_audit_reports_damage_lmdb_detects(tmp_path, capsys):
     (path / "data.mdb").write_bytes(data)
     assert main(["audit", str(path)]) == 1
     assert "audit FAILED: the store is damaged: " in capsys.readouterr().out
+
+
+def test_apply_blocks_fails_on_a_none_block_and_on_missing_timestamps(tmp_path):
+    with Ledger.open(tmp_path / "l") as led:
+        applied = led.apply_blocks([[put(1)], None, [put(2)]])
+        assert next(applied).height == 1
+        with pytest.raises(MalformedInputError):  # as apply_block(None): not the end of the input
+            next(applied)
+        assert led.height == 1
+        with pytest.raises(InvalidInputError, match="fewer timestamps than blocks: none for block 3"):
+            list(led.apply_blocks([[put(2)], [put(3)]], timestamps=[100]))
+        assert led.height == 2
+
+
+def test_a_ledger_made_with_a_suite_object_reopens_with_it(tmp_path):
+    sm2 = get_suite("sm2-sm3")
+    Ledger.open(tmp_path / "l", suite=sm2).close()
+    with Ledger.open(tmp_path / "l", suite=sm2) as led:
+        assert led.suite is sm2
+    with pytest.raises(ChainMismatchError, match="uses suite 'sm2-sm3', not 'p256-sha256'"):
+        Ledger.open(tmp_path / "l", suite=get_suite("p256-sha256"))
