@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from ledgercore.cli import main
+from ledgercore.client import Client
 from ledgercore.net.errors import CertificateFileError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.config import ConfigError
@@ -47,14 +48,20 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"chain_id": ""}, "chain_id must be a string of 1..64 UTF-8 bytes, got ''"),
         ({"id": ""}, "id must be a non-empty string, got ''"),
         ({"extra": []}, "extra must be an object, got []"),
-        ({"raft_id": 0}, "raft ids must be distinct positive integers, got [0, 2]"),
-        ({"raft_id": 2}, "raft ids must be distinct positive integers, got [2, 2]"),
+        ({"raft_id": 0}, "raft ids must be distinct integers in 1..2**64 - 1, got [0, 2]"),
+        ({"raft_id": 2}, "raft ids must be distinct integers in 1..2**64 - 1, got [2, 2]"),
         ({"id": "node2"}, "peers must be nodes with distinct ids (this node's included), got ['node2', 'node2']"),
         ({"tls": "abc"}, "tls must be an object with ca_cert, cert and key, got 'abc'"),
         ({"tls": {}}, "missing 'ca_cert'"),
         ({"peers": "abc"}, "peers must be a list of objects, got 'abc'"),
         ({"peers": [{"x": 1, "y": 2}]}, "unknown peer field(s) x, y"),
         ({"colour": "red"}, "unknown node field(s) colour"),
+        ({"suite": []}, "suite must be one of ['ed25519-blake3', 'p256-sha256', 'sm2-sm3'], got []"),
+        ({"raft_id": 2**64}, "raft ids must be distinct integers in 1..2**64 - 1, got [18446744073709551616, 2]"),
+        ({"data_dir": ""}, "data_dir must be a non-empty path, got ''"),
+        ({"id": "Node1"}, "id: invalid node id 'Node1': expected a lowercase DNS name"),
+        ({"host": "bad host"}, "host must be an IP address or a host name (ASCII labels of a-z, 0-9, inner '-'), got 'bad host'"),
+        ({"client_host": "例え.jp"}, "client_host must be an IP address or a host name"),
     ],
 )
 def test_a_config_the_node_cannot_run_with_is_refused_naming_the_field(
@@ -133,3 +140,39 @@ def test_a_cluster_file_that_names_no_runnable_node_is_refused(
     err = capsys.readouterr().err
     assert "ledgercore cluster: cannot read" in err and message in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.json"]  # no node log written anywhere
+
+
+def test_a_config_file_that_is_not_utf8_or_is_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    for name, data, message in [
+        ("latin1.json", b'{"id": "n\xe9ud"}', "cannot read node configuration"),
+        ("deep.json", b"[" * 100_000, "is not valid JSON: nested too deeply"),
+    ]:
+        (tmp_path / name).write_bytes(data)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            NodeConfig.load(tmp_path / name)
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--chain-id", ""], "chain_id must be a string of 1..64 UTF-8 bytes"),
+        (["--block-txs", "0"], "block_txs must be a positive integer, got 0"),
+        (["--block-ms", "-5"], "block_ms must be a positive integer, got -5"),
+        (["--host", "bad host"], "host must be an IP address or a host name"),
+        (["--host", "例え.jp"], "host must be an IP address or a host name"),
+    ],
+)
+def test_init_cluster_refuses_a_cluster_its_nodes_could_not_run_and_writes_nothing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], args: list[str], message: str
+) -> None:
+    d = tmp_path / "c"
+    assert main(["init-cluster", "--nodes", "2", "--dir", str(d), "--base-port", str(free_base_port(4)), *args]) == 2
+    assert message in capsys.readouterr().err and not d.exists()
+
+
+def test_an_ipv6_cluster_gets_client_urls_with_brackets(tmp_path: Path) -> None:
+    layout = init_cluster(tmp_path / "c", 2, base_port=free_base_port(4), host="::1")
+    urls = [c.client_url for c in layout.configs]
+    assert all(u.startswith("http://[::1]:") for u in urls)
+    assert [p.client_url for p in layout.configs[0].peers] == urls[1:]
+    Client(urls[0])  # a URL the client takes

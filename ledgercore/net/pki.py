@@ -425,6 +425,12 @@ class TLSFiles:
     cert: Path
     key: Path
 
+    @classmethod
+    def in_dir(cls, directory: PathLike, *, stem: str = "node") -> TLSFiles:
+        """Where :func:`write_tls_files` puts them: ``ca.crt``, ``<stem>.crt``, ``<stem>.key``."""
+        d = Path(directory)
+        return cls(d / "ca.crt", d / f"{stem}.crt", d / f"{stem}.key")
+
     def server_context(self) -> ssl.SSLContext:
         """A mutual-TLS server context from these files."""
         return server_context(self.ca_cert, self.cert, self.key)
@@ -475,8 +481,7 @@ def write_tls_files(
 ) -> TLSFiles:
     """Write ``ca.crt``, ``<stem>.crt`` and ``<stem>.key`` (0600) into ``directory``: everything a
     node needs, and not the CA's private key."""
-    d = Path(directory)
-    files = TLSFiles(d / "ca.crt", d / f"{stem}.crt", d / f"{stem}.key")
+    files = TLSFiles.in_dir(directory, stem=stem)
     _write_atomic(files.ca_cert, ca.cert_pem(), 0o644)
     write_credentials(creds, files.cert, files.key)
     return files

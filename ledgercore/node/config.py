@@ -4,16 +4,35 @@ per node."""
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from ..errors import InvalidInputError
 from ..ledger import check_chain_id
-from ..net.pki import TLSFiles
+from ..net.pki import InvalidNodeIdError, TLSFiles, validate_node_id
 from ..suites import SUITES
+
+# A host name (RFC 1123 labels, ASCII: an internationalised name in its A-label form), where it is
+# not an IP address.
+_HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
+
+
+def client_url(host: str, port: int) -> str:
+    """The client API's URL at ``host`` (an IPv6 address goes in brackets) and ``port``."""
+    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+
+
+def _is_host(value: str) -> bool:
+    try:
+        ipaddress.ip_address(value)
+        return True
+    except ValueError:
+        return _HOSTNAME_RE.fullmatch(value) is not None
 
 
 class ConfigError(InvalidInputError):
@@ -74,6 +93,9 @@ class NodeConfig:
             unknown = sorted(set(given) - known[what]) if isinstance(given, dict) else []
             if unknown:
                 raise ConfigError(f"invalid node configuration: unknown {what} field(s) {', '.join(unknown)}")
+        if "data_dir" in d and (not isinstance(d["data_dir"], str) or not d["data_dir"]):
+            # Path("") is the working directory: the node would write its stores wherever it started.
+            raise ConfigError(f"invalid node configuration: data_dir must be a non-empty path, got {d['data_dir']!r}")
         try:
             d = dict(d)
             d["data_dir"] = Path(d["data_dir"])
@@ -102,6 +124,15 @@ class NodeConfig:
         for name, value in strings:
             if not isinstance(value, str) or not value:
                 raise fail(name, "a non-empty string", value)
+        hosts = [("host", self.host), ("client_host", self.client_host), *((f"peer {p.id!r} host", p.host) for p in self.peers)]
+        for name, value in hosts:
+            if not _is_host(value):
+                raise fail(name, "an IP address or a host name (ASCII labels of a-z, 0-9, inner '-')", value)
+        for name, value in [("id", self.id), *((f"peer {p.id!r} id", p.id) for p in self.peers)]:
+            try:
+                validate_node_id(value)
+            except InvalidNodeIdError as exc:
+                raise ConfigError(f"invalid node configuration: {name}: {exc}") from None
         ports = [("port", self.port), ("client_port", self.client_port)]
         ports += [(f"peer {p.id!r} port", p.port) for p in self.peers]
         for name, port in ports:
@@ -113,7 +144,7 @@ class NodeConfig:
                 raise fail(name, "a positive integer", getattr(self, name))
         if self.election_ticks <= self.heartbeat_ticks:
             raise fail("election_ticks", f"more than heartbeat_ticks ({self.heartbeat_ticks})", self.election_ticks)
-        if self.suite not in SUITES:
+        if not isinstance(self.suite, str) or self.suite not in SUITES:
             raise fail("suite", f"one of {sorted(SUITES)}", self.suite)
         try:
             check_chain_id(self.chain_id)
@@ -129,26 +160,28 @@ class NodeConfig:
         if len(set(addresses)) != len(addresses):
             raise fail("port", "distinct host and port pairs (transport, client API, peers)", addresses)
         ids = [self.raft_id, *(p.raft_id for p in self.peers)]
-        if not all(map(is_int, ids)) or len(set(ids)) != len(ids) or min(ids) < 1:
-            raise ConfigError(f"raft ids must be distinct positive integers, got {ids}")
+        if not all(map(is_int, ids)) or len(set(ids)) != len(ids) or min(ids) < 1 or max(ids) >= 2**64:
+            raise ConfigError(f"raft ids must be distinct integers in 1..2**64 - 1, got {ids}")
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
         try:
-            text = Path(path).read_text()
-        except OSError as exc:
+            text = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"cannot read node configuration {os.fspath(path)!r}: {exc}") from None
         try:
-            return cls.from_dict(json.loads(text))
-        except json.JSONDecodeError as exc:
-            raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {exc}") from None
+            loaded = json.loads(text)
+        except (json.JSONDecodeError, RecursionError) as exc:
+            why = "nested too deeply" if isinstance(exc, RecursionError) else exc
+            raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {why}") from None
+        return cls.from_dict(loaded)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(self.to_json())
 
     @property
     def client_url(self) -> str:
-        return f"http://{self.client_host}:{self.client_port}"
+        return client_url(self.client_host, self.client_port)
 
     def peer_by_raft_id(self, raft_id: int) -> Peer | None:
         return next((p for p in self.peers if p.raft_id == raft_id), None)

@@ -25,7 +25,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..net import pki
 from ..suites import DEFAULT_SUITE, get_suite
-from .config import NodeConfig, Peer
+from .config import NodeConfig, Peer, client_url
 
 DEFAULT_BASE_PORT = 7100
 
@@ -90,26 +90,30 @@ def init_cluster(
     d = Path(directory).resolve()
     if (d / "cluster.json").exists() or any((d / f"node{i}").exists() for i in range(1, nodes + 1)):
         raise InvalidInputError(f"{d} already holds a cluster; choose an empty directory")
+    peers = [
+        Peer(id=f"node{i}", raft_id=i, host=host, port=base_port + 2 * (i - 1),
+             client_url=client_url(host, base_port + 2 * (i - 1) + 1))
+        for i in range(1, nodes + 1)
+    ]  # fmt: skip
+    # Every config checked before anything is written: a refused cluster leaves nothing behind.
+    configs = [
+        NodeConfig(
+            id=me.id, raft_id=me.raft_id, data_dir=d / me.id / "data", host=host, port=me.port, client_host=host,
+            client_port=me.port + 1, peers=tuple(p for p in peers if p is not me),
+            tls=pki.TLSFiles.in_dir(d / me.id), suite=suite, chain_id=chain_id, **(settings or {}),
+        )
+        for me in peers
+    ]  # fmt: skip
+    for cfg in configs:
+        cfg.validate()
     d.mkdir(parents=True, exist_ok=True)
     ca = pki.create_ca()
     pki.write_credentials(ca, d / "ca.crt", d / "ca.key")
-    peers = [
-        Peer(id=f"node{i}", raft_id=i, host=host, port=base_port + 2 * (i - 1),
-             client_url=f"http://{host}:{base_port + 2 * (i - 1) + 1}")
-        for i in range(1, nodes + 1)
-    ]  # fmt: skip
-    configs, paths = [], []
-    for me in peers:
-        nd = d / me.id
-        tls = pki.write_tls_files(nd, ca, pki.issue_node_certificate(ca, me.id, hosts=[host]))
-        cfg = NodeConfig(
-            id=me.id, raft_id=me.raft_id, data_dir=nd / "data", host=host, port=me.port, client_host=host,
-            client_port=me.port + 1, peers=tuple(p for p in peers if p is not me), tls=tls, suite=suite,
-            chain_id=chain_id, **(settings or {}),
-        )  # fmt: skip
-        cfg.save(nd / "config.json")
-        configs.append(cfg)
-        paths.append(nd / "config.json")
+    paths = []
+    for cfg in configs:
+        pki.write_tls_files(d / cfg.id, ca, pki.issue_node_certificate(ca, cfg.id, hosts=[host]))
+        cfg.save(d / cfg.id / "config.json")
+        paths.append(d / cfg.id / "config.json")
     client_tls = pki.write_tls_files(d / "client", ca, pki.issue_client_certificate(ca, "client"), stem="client")
     cluster = {
         "nodes": [{"id": c.id, "config": str(p), "client_url": c.client_url} for c, p in zip(configs, paths)],
