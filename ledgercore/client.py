@@ -42,6 +42,8 @@ __all__ = ["DEFAULT_TIMEOUT", "Client"]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for an answer: longer than a node waits for a commit (30 s) before answering 504."""
+MAX_TIMEOUT = 86_400.0
+"""The longest ``timeout`` taken (a day): sockets refuse far larger ones."""
 
 
 def _error_for(status: int, message: str, retry_after: float | None) -> ClientError:
@@ -59,6 +61,20 @@ def _error_for(status: int, message: str, retry_after: float | None) -> ClientEr
     return cls(message, status=status, retry_after=retry_after)
 
 
+def _usable_url(url: object) -> bool:
+    """Whether ``url`` is an http(s) URL a request path can be appended to: a host, a valid port
+    if any, no query or fragment, no whitespace or control characters."""
+    if not isinstance(url, str) or any(c.isspace() or not c.isprintable() for c in url):
+        return False
+    try:
+        parsed = urllib.parse.urlsplit(url)
+        port = parsed.port
+    except ValueError:  # a bad port or IPv6 literal
+        return False
+    return (parsed.scheme in ("http", "https") and bool(parsed.hostname) and port != 0
+            and not parsed.query and not parsed.fragment and "?" not in url and "#" not in url)  # fmt: skip
+
+
 def _hex_txid(txid: bytes | str) -> str:
     if isinstance(txid, (bytes, bytearray, memoryview)):
         txid = bytes(txid).hex()
@@ -71,11 +87,10 @@ class Client:
     """Talks to one node's client API at ``url`` (e.g. ``http://127.0.0.1:7101``)."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        parsed = urllib.parse.urlsplit(url) if isinstance(url, str) else None
-        if parsed is None or parsed.scheme not in ("http", "https") or not parsed.netloc:
-            raise InvalidInputError(f"bad node URL {url!r}: expected http://host:port")
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise InvalidInputError(f"timeout must be a positive number of seconds, got {timeout!r}")
+        if not _usable_url(url):
+            raise InvalidInputError(f"bad node URL {url!r}: expected http://host:port (no query or fragment)")
+        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
+            raise InvalidInputError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], got {timeout!r}")
         self.url = url.rstrip("/")
         self.timeout = timeout
 
@@ -133,9 +148,10 @@ class Client:
         """Sends a batch of encoded transactions in one request (``POST /txs``). Answers
         ``{"txids": [hex], "rejected": [{"index", "error"}]}``, with ``"heights"`` once all the
         admitted ones are committed when ``wait``."""
-        if isinstance(raws, (bytes, bytearray, memoryview, str)) or not all(
-            isinstance(r, (bytes, bytearray, memoryview)) for r in raws
-        ):
+        if isinstance(raws, (bytes, bytearray, memoryview, str)):
+            raise InvalidInputError("submit_many wants a sequence of encoded transactions (bytes), not one")
+        raws = list(raws)  # an iterator is read once, here
+        if not all(isinstance(r, (bytes, bytearray, memoryview)) for r in raws):
             raise InvalidInputError("submit_many wants a sequence of encoded transactions (bytes)")
         body = encode_value([bytes(r) for r in raws])
         result: dict[str, Any] = self._request("POST", "/txs?wait=commit" if wait else "/txs", body)

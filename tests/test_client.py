@@ -14,21 +14,26 @@ from ledgercore.client import Client
 from ledgercore.errors import InvalidInputError, ServerError, UnavailableError
 
 
-@pytest.mark.parametrize("url", ["nope", "ftp://x", "", "http://", 5, None])
+@pytest.mark.parametrize(
+    "url",
+    ["nope", "ftp://x", "", "http://", 5, None, "http://127.0.0.1:7101?x=1", "http://127.0.0.1:7101#top",
+     "http://127.0.0.1:7101\n/x", "http://127.0.0.1:99999", "http://127.0.0.1:0", "http://[::1"],
+)  # fmt: skip
 def test_a_url_that_names_no_node_is_refused(url: object) -> None:
     with pytest.raises(InvalidInputError, match="bad node URL .*expected http://host:port"):
         Client(url)  # type: ignore[arg-type]
 
 
-@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5", True, None])
+@pytest.mark.parametrize("timeout", [0, -1, float("nan"), "5", True, None, float("inf"), 1e300, 10**400])
 def test_a_timeout_that_is_not_a_positive_number_is_refused(timeout: object) -> None:
-    with pytest.raises(InvalidInputError, match="timeout must be a positive number of seconds"):
+    with pytest.raises(InvalidInputError, match=re.escape("timeout must be a number of seconds in (0, 86400]")):
         Client("http://127.0.0.1:1", timeout=timeout)  # type: ignore[arg-type]
 
 
 def test_a_good_url_keeps_its_form_without_a_trailing_slash() -> None:
     c = Client("https://node1.example:7101/", timeout=2.5)
     assert (c.url, c.timeout) == ("https://node1.example:7101", 2.5)
+    assert Client("http://[::1]:7101").url == "http://[::1]:7101"
 
 
 class _NotANode(http.server.BaseHTTPRequestHandler):

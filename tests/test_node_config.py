@@ -130,6 +130,9 @@ def test_a_node_whose_start_fails_closes_what_it_opened(config_file: Path) -> No
         ('{"nodes": [{"id": "a"}]}', "node 0 must be an object with string id, config and client_url"),
         ('{"nodes": [5]}', "node 0 must be an object"),
         ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/none.json", "client_url": "http://h:1"}]}', "is not a file"),
+        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "nonsense"}]}',
+         "bad node URL 'nonsense'"),
+        ("[" * 100_000, "its JSON is nested too deeply"),
     ],
 )
 def test_a_cluster_file_that_names_no_runnable_node_is_refused(

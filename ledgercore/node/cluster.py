@@ -48,7 +48,10 @@ def load_cluster(directory: str | Path) -> list[dict[str, str]]:
     """The ``nodes`` list of ``directory/cluster.json``: each an object with string ``id``,
     ``config`` (a file that exists; a node's log goes beside it) and ``client_url``."""
     path = Path(directory) / "cluster.json"
-    data = json.loads(path.read_text())
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except RecursionError:
+        raise ValueError("its JSON is nested too deeply") from None
     nodes = data.get("nodes") if isinstance(data, dict) else None
     if not isinstance(nodes, list) or not nodes:
         raise ValueError("expected an object with a non-empty 'nodes' list")
@@ -57,6 +60,7 @@ def load_cluster(directory: str | Path) -> list[dict[str, str]]:
             raise ValueError(f"node {i} must be an object with string id, config and client_url, got {n!r}")
         if not Path(n["config"]).is_file():
             raise ValueError(f"node {n['id']}: config {n['config']} is not a file")
+        Client(n["client_url"])  # InvalidInputError, a ValueError, naming a URL no client can use
     return nodes
 
 

@@ -20,12 +20,14 @@ from ..net import pki
 from .cluster import load_cluster
 from .config import NodeConfig
 
+MAX_DAYS = pki.DEFAULT_CA_VALIDITY.days
+
 
 def renew_certificate(directory: str | Path, node_id: str, *, days: int = 365) -> pki.TLSFiles:
     """Issues ``node_id`` of the cluster in ``directory`` a certificate valid for ``days`` and
     writes it, with its new key, where the node's config names its TLS files."""
-    if isinstance(days, bool) or not isinstance(days, int) or days < 1:
-        raise InvalidInputError(f"days must be a positive integer, got {days!r}")
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise InvalidInputError(f"days must be an integer of 1..{MAX_DAYS} (the CA's own validity), got {days!r}")
     d = Path(directory)
     entry = next((n for n in load_cluster(d) if n["id"] == node_id), None)
     if entry is None:
