@@ -460,6 +460,37 @@ def test_removed_leader_steps_down_and_cannot_campaign() -> None:
     assert net.nodes[1].state == StateType.FOLLOWER
 
 
+def test_a_node_restarted_past_its_snapshot_keeps_the_membership_changes_it_applied() -> None:
+    # The application says it applied everything (``applied`` past the snapshot): those entries
+    # are not delivered again, so their membership changes must still hold after the restart.
+    net = Net(3)
+    net.elect(1)
+    net.nodes[1].propose_conf_change(ConfChange(ConfChangeType.REMOVE, 3))
+    net.settle()
+    applied = net.nodes[2].log.applied
+    assert net.nodes[2].voters == (1, 2) and applied > net.storages[2].snapshot().index
+    restarted = RaftNode(Config(id=2, storage=net.storages[2], applied=applied, rng=random.Random(2)))
+    assert restarted.voters == (1, 2)  # not the snapshot's (1, 2, 3): node 3's vote no longer counts
+
+
+def test_a_leader_made_sole_voter_serves_reads_only_once_it_committed_in_its_term() -> None:
+    # The previous leader may have committed more than this one knows before its removal left this
+    # node the only voter: a read point must wait for this leader's own first commit.
+    storage = MemoryStorage.bootstrap(ConfState((1,)))
+    node = RaftNode(Config(id=1, storage=storage, applied=storage.snapshot().index, rng=random.Random(1)))
+    node.campaign()
+    assert node.state == StateType.LEADER
+    node.read_index(b"r")
+    rd = node.ready()
+    assert rd.read_states == []  # its empty entry of this term is not committed yet
+    storage.append(rd.entries)
+    storage.sync()
+    node.advance(rd)
+    rd = node.ready()
+    assert [(r.index, r.context) for r in rd.read_states] == [(node.log.committed, b"r")]
+    assert node.log.term_or_zero(rd.read_states[0].index) == node.term
+
+
 def test_every_message_type_survives_the_wire_in_a_busy_cluster() -> None:
     net = Net(3)
     net.elect(1)

@@ -357,6 +357,14 @@ class RaftNode:
         self._reads: deque[tuple[int, int, int, bytes]] = deque()  # (seq, index, requester, ctx)
         self._pending_reads: list[tuple[int, bytes]] = []  # until a commit in this term
         self._snapshot_retry = config.snapshot_retry_ticks or 2 * config.election_tick
+        # The storage's membership is its snapshot's. Entries up to ``applied`` are not delivered
+        # again, so the membership changes among those after the snapshot are applied here: else
+        # a restarted node would count votes of members it had removed.
+        after = config.storage.snapshot().index + 1
+        if self.log.applied >= after:
+            for e in self.log.slice(after, self.log.applied + 1):
+                if e.type == EntryType.CONF_CHANGE:
+                    self._apply_conf_change(e)
         self._become_follower(self.term, NONE)
         self._prev_soft = SoftState(self.lead, self.state)
         self._prev_hard = HardState(self.term, self.vote, self.log.committed)
@@ -1257,12 +1265,13 @@ class RaftNode:
                                         context=ctx))
 
     def _leader_read_index(self, requester: int, ctx: bytes) -> None:
+        if self.log.term_or_zero(self.log.committed) != self.term:
+            # Until an entry of this term commits we do not know the cluster's commit index (a
+            # sole voter too: a leader before it, whose removal made it sole, may have committed more).
+            self._pending_reads.append((requester, ctx))
+            return
         if self.voters == (self.id,):
             self._respond_read(requester, self.log.committed, ctx)
-            return
-        if self.log.term_or_zero(self.log.committed) != self.term:
-            # Until an entry of this term commits we do not know the cluster's commit index.
-            self._pending_reads.append((requester, ctx))
             return
         self._read_seq += 1
         self._reads.append((self._read_seq, self.log.committed, requester, ctx))
