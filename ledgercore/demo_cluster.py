@@ -24,12 +24,13 @@ CHAIN_ID = "demo-cluster"
 
 
 def _leader(clients: list[Client], timeout: float = 20.0) -> dict[str, Any]:
+    """The leader's status, once every node names it (each then admits transactions)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        for c in clients:
-            st = c.status()
-            if st["role"] == "leader":
-                return st
+        sts = [c.status() for c in clients]
+        leading = [st for st in sts if st["role"] == "leader"]
+        if len(leading) == 1 and all(st["leader"] == leading[0]["node"] for st in sts):
+            return leading[0]
         time.sleep(0.1)
     raise TimeoutError("no leader elected")
 

@@ -66,6 +66,13 @@ async def running_all(cfgs: list[NodeConfig]) -> AsyncIterator[list[Node]]:
             await n.stop()
 
 
+def leader_known(nodes: list[Node]) -> bool:
+    """One node leads and every node knows it: each then admits transactions (a node that knows no
+    leader answers NotReadyError)."""
+    leaders = [n.config.raft_id for n in nodes if n.is_leader]
+    return len(leaders) == 1 and all(n.raft.lead == leaders[0] for n in nodes)
+
+
 def same_chain(nodes: list[Node]) -> bool:
     heights = {n.ledger.height for n in nodes}
     if len(heights) != 1:
@@ -80,7 +87,7 @@ def test_three_nodes_commit_the_same_blocks_and_survive_restart(tmp_path):
         nodes = [Node(c) for c in cfgs]
         for n in nodes:
             await n.start()
-        await wait_until(lambda: any(n.is_leader for n in nodes))
+        await wait_until(lambda: leader_known(nodes))
         kp = signing.generate("ed25519")
         raws = txs(kp, 1, 300)
         done = await asyncio.gather(*[nodes[i % 3].submit(r, wait=True) for i, r in enumerate(raws)])
@@ -104,7 +111,7 @@ def test_three_nodes_commit_the_same_blocks_and_survive_restart(tmp_path):
         for n in nodes:
             await n.start()
         assert all(n.ledger.height == height for n in nodes)
-        await wait_until(lambda: any(n.is_leader for n in nodes))
+        await wait_until(lambda: leader_known(nodes))
         more = await asyncio.gather(*[nodes[i % 3].submit(r, wait=True) for i, r in enumerate(txs(kp, 301, 50))])
         assert all(h > height for _, h in more)
         await wait_until(lambda: same_chain(nodes))
@@ -120,7 +127,7 @@ def test_a_lagging_node_catches_up_by_snapshot_after_compaction(tmp_path):
         nodes = [Node(c) for c in cfgs]
         for n in nodes:
             await n.start()
-        await wait_until(lambda: any(n.is_leader for n in nodes))
+        await wait_until(lambda: leader_known(nodes))
         kp = signing.generate("ed25519")
         await asyncio.gather(*[nodes[0].submit(r, wait=True) for r in txs(kp, 1, 100)])
         # Take one follower down; the others commit many more blocks and compact their logs.
@@ -208,7 +215,7 @@ def test_a_full_leader_drops_forwards_and_the_follower_sends_them_again(tmp_path
         kp = signing.generate("ed25519")
         cfgs = make_configs(tmp_path, 3, mempool_limit=60, block_txs=10_000, block_ms=1500)
         async with running_all(cfgs) as nodes:
-            await wait_until(lambda: any(n.is_leader for n in nodes) and all(n.raft.lead for n in nodes))
+            await wait_until(lambda: leader_known(nodes))
             leader = next(n for n in nodes if n.is_leader)
             follower = next(n for n in nodes if not n.is_leader)
             # block_ms holds a partial block back: these 50 wait in the leader's mempool.
@@ -241,7 +248,7 @@ def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
     async def main() -> None:
         kp = signing.generate("ed25519")
         async with running_all(make_configs(tmp_path, 3)) as nodes:
-            await wait_until(lambda: any(n.is_leader for n in nodes))
+            await wait_until(lambda: leader_known(nodes))
             leader = next(n for n in nodes if n.is_leader)
             odd, same = [n for n in nodes if not n.is_leader]
             odd.ledger.register(_OtherEvidence())
@@ -261,7 +268,7 @@ def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
 def test_a_read_barrier_on_a_follower_waits_until_it_applied_what_the_leader_committed(tmp_path):
     async def main() -> None:
         async with running_all(make_configs(tmp_path, 3)) as nodes:
-            await wait_until(lambda: any(n.is_leader for n in nodes))
+            await wait_until(lambda: leader_known(nodes))
             leader = next(n for n in nodes if n.is_leader)
             follower = next(n for n in nodes if not n.is_leader)
             kp = signing.generate("ed25519")
@@ -291,14 +298,14 @@ def test_without_a_leader_reads_and_submissions_are_not_ready(tmp_path):
             with pytest.raises(NotReadyError, match="no leader known"):
                 await alone.submit(txs(signing.generate("ed25519"), 1, 1)[0], wait=False)
         async with running_all(cfgs) as nodes:
-            await wait_until(lambda: any(n.is_leader for n in nodes))
+            await wait_until(lambda: leader_known(nodes))
             leader = next(n for n in nodes if n.is_leader)
             follower = next(n for n in nodes if not n.is_leader)
             await leader.stop()  # the follower still names it leader until its election timeout
             with pytest.raises(NotReadyError, match="no linearizable read"):
                 await follower.read_barrier(timeout=0.3)
             rest = [n for n in nodes if n is not leader]
-            await wait_until(lambda: any(n.is_leader for n in rest))
+            await wait_until(lambda: leader_known(rest))
             await follower.read_barrier()  # a new leader answers
 
     asyncio.run(main())
@@ -309,7 +316,7 @@ def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
     # its sender (a vote cast for someone else, a heartbeat "from" another leader) is dropped.
     async def main() -> None:
         async with running_all(make_configs(tmp_path, 3)) as nodes:
-            await wait_until(lambda: any(n.is_leader for n in nodes))
+            await wait_until(lambda: leader_known(nodes))
             sender, target, named = nodes[1], nodes[0], nodes[2]
             term = target.raft.term
 

@@ -34,7 +34,7 @@ async def cluster(root: Path, **settings: Any) -> AsyncIterator[list[Node]]:
     for n in nodes:
         await n.start()
     try:
-        while not any(n.is_leader for n in nodes):
+        while not (any(n.is_leader for n in nodes) and all(n.raft.lead for n in nodes)):  # every node admits
             await asyncio.sleep(0.02)
         yield nodes
     finally:
