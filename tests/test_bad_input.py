@@ -866,3 +866,23 @@ def test_a_ledger_made_with_a_suite_object_reopens_with_it(tmp_path):
         assert led.suite is sm2
     with pytest.raises(ChainMismatchError, match="uses suite 'sm2-sm3', not 'p256-sha256'"):
         Ledger.open(tmp_path / "l", suite=get_suite("p256-sha256"))
+
+
+def test_a_ledger_file_cut_short_or_emptied_is_refused_before_lmdb_maps_it(tmp_path):
+    # Mapped anyway, reads past the end of a file cut short kill the process with SIGBUS, and an
+    # emptied file would open as a new, empty ledger.
+    path = tmp_path / "l"
+    with Ledger.open(path) as led:
+        for h in range(1, 6):
+            led.apply_block([put(h * 100 + i, f"cut/{h}/{i}") for i in range(50)])
+    data = path / "data.mdb"
+    whole = data.read_bytes()
+    data.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(StoreError, match="the file was cut short"):
+        Ledger.open(path)
+    data.write_bytes(b"")
+    with pytest.raises(StoreError, match="holds no LMDB meta page"):
+        Ledger.open(path)
+    data.write_bytes(whole)
+    with Ledger.open(path) as led:
+        assert led.height == 5 and led.audit().height == 5

@@ -7,6 +7,7 @@ reopens, record by record for truncation and compaction, and against SIGKILL of 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import struct
 import subprocess
@@ -121,6 +122,54 @@ def test_a_corrupt_record_is_a_typed_error(tmp_path: Path) -> None:
     s.close()
     with pytest.raises(RaftStoreError, match="record at 1"):
         DurableStorage(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("table", "key", "value", "words"),
+    [
+        ("meta", b"hard", b"\x00" * 5, "the raft log is damaged: unpack requires a buffer of 24 bytes"),
+        ("meta", b"base", b"\x00" * 3, "the raft log is damaged"),
+        ("meta", b"snap", b"garbage", "the raft log is damaged: consensus message"),
+        ("meta", b"base", struct.pack(">QQ", 100, 1), "the raft log starts after entry 100, but its snapshot is at 0"),
+        ("entries", b"\x00\x01", b"", "the raft log is damaged: unpack requires a buffer of 8 bytes"),
+    ],
+)
+def test_a_damaged_meta_record_or_key_is_a_typed_error(
+    tmp_path: Path, table: str, key: bytes, value: bytes, words: str
+) -> None:
+    s = DurableStorage(tmp_path)
+    s.append(ents(1, 1, 3))
+    s.sync()
+    with s._env.begin(write=True) as txn:
+        txn.put(key, value, db=s._meta if table == "meta" else s._entries)
+    s.close()
+    with pytest.raises(RaftStoreError, match=re.escape(words)):
+        DurableStorage(tmp_path)
+
+
+def test_an_emptied_or_truncated_store_is_refused_not_reset_or_fatal(tmp_path: Path) -> None:
+    # Opened anyway, an emptied file would come back as a new log (term 0, no vote: the node could
+    # vote twice in a term), and a file cut short kills the process with SIGBUS when LMDB reads
+    # past its end: both are refused before LMDB maps them.
+    s = DurableStorage(tmp_path)
+    s.set_hard_state(HardState(term=5, vote=2, commit=0))
+    for k in range(8):  # a file of several pages
+        s.append(ents(5, 1 + 200 * k, 200, tag=b"x" * 100))
+        s.sync()
+    s.close()
+    data = tmp_path / "data.mdb"
+    whole = data.read_bytes()
+    data.write_bytes(whole[:8192])
+    probe = subprocess.run([sys.executable, "-c", f"from ledgercore.node.raft_store import DurableStorage\n"
+                            f"DurableStorage({str(tmp_path)!r})"], capture_output=True, text=True)  # fmt: skip
+    assert probe.returncode == 1 and "the file was cut short" in probe.stderr  # an error, not a signal
+    data.write_bytes(b"")
+    with pytest.raises(RaftStoreError, match="holds no LMDB meta page: it is empty or not an LMDB file"):
+        DurableStorage(tmp_path)
+    data.write_bytes(whole)
+    assert DurableStorage(tmp_path).hard_state() == HardState(term=5, vote=2, commit=0)
+    with pytest.raises(RaftStoreError, match="cannot open the raft log at"):
+        DurableStorage(data)  # a file, not a directory
 
 
 _ops = st.lists(

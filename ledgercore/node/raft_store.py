@@ -25,6 +25,7 @@ from ..consensus.messages import (
     encode_message,
 )
 from ..errors import LedgerError
+from ..store import lmdb_file_damage
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -63,7 +64,14 @@ class DurableStorage(MemoryStorage):
 
     def __init__(self, path: str | os.PathLike[str], map_size: int = 1 << 32) -> None:
         super().__init__()
-        os.makedirs(path, exist_ok=True)
+        where = os.fspath(path)
+        try:
+            os.makedirs(path, exist_ok=True)
+        except OSError as exc:  # a file there, no permission, ...
+            raise RaftStoreError(f"cannot open the raft log at {where!r}: {exc.strerror or exc}") from None
+        damage = lmdb_file_damage(path)
+        if damage is not None:  # opened anyway, it would kill the node or come back empty (a second vote)
+            raise RaftStoreError(f"cannot open the raft log at {where!r}: {damage}")
         try:
             self._env = lmdb.open(os.fspath(path), map_size=map_size, max_dbs=2, sync=True, metasync=True)
         except lmdb.Error as exc:
@@ -90,6 +98,8 @@ class DurableStorage(MemoryStorage):
             self._read_log()
         except lmdb.Error as exc:  # a damaged page: LMDB's own error, named as the log's
             raise RaftStoreError(f"cannot read the raft log: {exc}") from exc
+        except (struct.error, MessageDecodeError) as exc:  # a record of the wrong size or form
+            raise RaftStoreError(f"the raft log is damaged: {exc}") from exc
 
     def _read_log(self) -> None:
         state = _MemState()
@@ -100,6 +110,10 @@ class DurableStorage(MemoryStorage):
             if snap is not None:
                 state.snap = _decode_snapshot(snap)
             base_index, base_term = (0, 0) if base is None else _BASE.unpack(base)
+            if base_index > state.snap.index:  # compaction never passes the snapshot
+                raise RaftStoreError(
+                    f"the raft log starts after entry {base_index}, but its snapshot is at {state.snap.index}"
+                )
             state.ents = [Entry(base_term, base_index)]
             for key, value in txn.cursor(db=self._entries):
                 first = _U64.unpack(key)[0]
