@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import _native, hashing
+from .errors import DecodeError, EncodeError
 from .suites import get_suite
 
 HEADER_FIELDS = (  # in encoding order (docs/FORMAT.md)
@@ -49,6 +50,8 @@ class BlockHeader:
     def __post_init__(self) -> None:
         for name in ("prev_hash", "tx_root", "state_root", "history_root", "proposer", "consensus"):
             value = getattr(self, name)
+            if not isinstance(value, (bytes, bytearray, memoryview)):  # bytes(32) would be 32 zeros
+                raise EncodeError(f"header field {name} must be bytes, got {type(value).__name__}")
             if not isinstance(value, bytes):
                 object.__setattr__(self, name, bytes(value))
         suite = get_suite(self.suite)
@@ -68,7 +71,7 @@ class BlockHeader:
     @classmethod
     def decode(cls, raw: bytes) -> BlockHeader:
         """Decodes a whole header encoding; anything non-canonical raises ``DecodeError``."""
-        raw = bytes(raw)
+        raw = _bytes_to_decode(raw, "a header")
         return cls._from_decoded(_native.decode_header(raw), raw)
 
     def encode(self) -> bytes:
@@ -93,6 +96,12 @@ class BlockHeader:
         )
 
 
+def _bytes_to_decode(data: object, what: str) -> bytes:
+    if not isinstance(data, (bytes, bytearray, memoryview)):  # bytes(10**10) would allocate 10 GB
+        raise DecodeError(f"{what} to decode must be bytes, got {type(data).__name__}")
+    return bytes(data)
+
+
 def differing_fields(a: BlockHeader, b: BlockHeader) -> list[str]:
     """The header fields whose values differ, in encoding order."""
     return [f for f in HEADER_FIELDS if getattr(a, f) != getattr(b, f)]
@@ -106,5 +115,5 @@ def encode_block(header: BlockHeader, raws: Sequence[bytes]) -> bytes:
 def decode_block(data: bytes) -> tuple[BlockHeader, list[bytes]]:
     """The header and the raw transactions of a stored block. Checks framing and the header; the
     transactions are decoded by ``_native.decode_txs``."""
-    fields, encoding, raws = _native.decode_block(bytes(data))
+    fields, encoding, raws = _native.decode_block(_bytes_to_decode(data, "a block"))
     return BlockHeader._from_decoded(fields, encoding), raws

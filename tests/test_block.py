@@ -231,3 +231,19 @@ def test_block_errors():
         decode_block(big)
     with pytest.raises(DecodeError, match="header length at byte 0: truncated"):
         decode_block(b"\x00\x00")
+
+
+@pytest.mark.parametrize("field", ["prev_hash", "tx_root", "state_root", "history_root", "proposer", "consensus"])
+@pytest.mark.parametrize("value", [32, None, "ab" * 16])
+def test_a_header_byte_field_of_another_type_is_refused(field: str, value: object) -> None:
+    # bytes(32) would quietly be 32 zero bytes: a header hashing to something no one meant.
+    with pytest.raises(EncodeError, match=f"header field {field} must be bytes, got {type(value).__name__}"):
+        header(**{field: value})
+
+
+@pytest.mark.parametrize("data", [None, 10**10, "abc"])
+def test_decoding_something_that_is_not_bytes_is_a_decode_error(data: object) -> None:
+    with pytest.raises(DecodeError, match="a header to decode must be bytes"):
+        BlockHeader.decode(data)  # type: ignore[arg-type]
+    with pytest.raises(DecodeError, match="a block to decode must be bytes"):
+        decode_block(data)  # type: ignore[arg-type]
