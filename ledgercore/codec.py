@@ -24,8 +24,20 @@ encodable``. Decoding rejects anything that is not exactly one canonical value w
 from __future__ import annotations
 
 from . import _native
+from .errors import EncodeError, LedgerError
 
 MAX_VALUE_DEPTH: int = _native.MAX_VALUE_DEPTH
+
+
+def utf8(text: object, what: str, error: type[LedgerError] = EncodeError) -> bytes:
+    """The UTF-8 bytes of a name, key or chain id given as ``str``. Anything else, or a ``str``
+    holding a lone surrogate (which no UTF-8 encodes), raises ``error`` naming ``what``."""
+    if not isinstance(text, str):
+        raise error(f"{what} must be a str, got {type(text).__name__}")
+    try:
+        return text.encode()
+    except UnicodeEncodeError:
+        raise error(f"{what} {text!r:.80} is not valid UTF-8 (it holds a lone surrogate)") from None
 
 
 def encode_value(obj: object) -> bytes:

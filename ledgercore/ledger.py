@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _native, merkle
 from .block import BlockHeader, decode_block, differing_fields, encode_block
+from .codec import utf8
 from .contracts import builtin_contracts
 from .contracts.base import Contract, ContractState, StateReader, state_key
 from .errors import (
@@ -171,13 +172,14 @@ def _check_contract(contract: Any) -> Contract:
     """A contract to register: a Contract instance under a name transactions can carry."""
     if not isinstance(contract, Contract):
         raise InvalidInputError(f"a contract is a Contract instance, got {type(contract).__name__}")
+    utf8(getattr(contract, "name", None), "a contract's name", InvalidInputError)
     _native.check_contract_name(contract.name)
     return contract
 
 
 def check_chain_id(chain_id: Any) -> str:
     """A chain id: a str of 1..MAX_CHAIN_ID_LEN UTF-8 bytes."""
-    if not isinstance(chain_id, str) or not 1 <= len(chain_id.encode()) <= MAX_CHAIN_ID_LEN:
+    if not isinstance(chain_id, str) or not 1 <= len(utf8(chain_id, "chain_id", InvalidInputError)) <= MAX_CHAIN_ID_LEN:
         raise InvalidInputError(f"chain_id must be a string of 1..{MAX_CHAIN_ID_LEN} UTF-8 bytes, got {chain_id!r}")
     return chain_id
 

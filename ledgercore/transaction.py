@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from . import _native, hashing, signing
-from .codec import decode_value
+from .codec import decode_value, utf8
 from .errors import InvalidKeyError, MalformedInputError
 from .suites import Suite, get_suite, suite_for_scheme
 
@@ -112,6 +112,8 @@ class Transaction:
         chosen = suite_for_scheme(kp.scheme) if suite is None else get_suite(suite)
         if chosen.scheme != kp.scheme:
             raise InvalidKeyError(f"a {kp.scheme} key cannot sign for suite {chosen.name} (scheme {chosen.scheme})")
+        for what, text in (("contract", contract), ("method", method), ("chain_id", chain_id)):
+            utf8(text, what)  # EncodeError; the native encoder checks the names' form and length
         if isinstance(args, Mapping) and not isinstance(args, dict):
             args = dict(args)  # any mapping, as typed; the codec takes dicts
         payload = _native.encode_tx_payload(

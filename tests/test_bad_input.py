@@ -886,3 +886,41 @@ def test_a_ledger_file_cut_short_or_emptied_is_refused_before_lmdb_maps_it(tmp_p
     data.write_bytes(whole)
     with Ledger.open(path) as led:
         assert led.height == 5 and led.audit().height == 5
+
+
+class _Nameless(Contract):
+    """A contract whose class forgot its name."""
+
+
+class _Surrogate(Contract):
+    name = "bad\ud800"
+
+
+def test_names_keys_and_chain_ids_that_are_not_utf8_strings_are_typed_errors(tmp_path):
+    # A str holding a lone surrogate has no UTF-8 form: it raised UnicodeEncodeError (or TypeError
+    # for a non-str) from deep inside, instead of an error saying which input is wrong.
+    lone = "\ud800"
+    with Ledger.open(tmp_path / "l") as led:
+        for call, words in [
+            (lambda: led.get("evidence", lone), "key '\\ud800' is not valid UTF-8"),
+            (lambda: led.get(lone, "k"), "contract '\\ud800' is not valid UTF-8"),
+            (lambda: led.history("evidence", lone), "key '\\ud800' is not valid UTF-8"),
+            (lambda: led.query("evidence", "get", key=lone), "key '\\ud800' is not valid UTF-8"),
+        ]:
+            with pytest.raises(ContractInputError, match=re.escape(words)):
+                call()
+        for contract in (_Nameless(), _Surrogate()):
+            with pytest.raises(InvalidInputError, match="a contract's name"):
+                led.register(contract)
+    with pytest.raises(InvalidInputError, match=re.escape("chain_id '\\ud800' is not valid UTF-8")):
+        Ledger.open(tmp_path / "other", chain_id=lone)
+    assert not (tmp_path / "other").exists()
+    for kw, words in [
+        ({"contract": lone}, "contract '\\ud800' is not valid UTF-8"),
+        ({"contract": None}, "contract must be a str, got NoneType"),
+        ({"method": 5}, "method must be a str, got int"),
+        ({"chain_id": None}, "chain_id must be a str, got NoneType"),
+    ]:
+        args = {"contract": "evidence", "method": "put", "args": {}, "nonce": 1, **kw}
+        with pytest.raises(EncodeError, match=re.escape(words)):
+            Transaction.create(KP, **args)

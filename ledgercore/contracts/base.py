@@ -15,7 +15,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from .. import _native
-from ..codec import decode_value
+from ..codec import decode_value, utf8
 from ..errors import InvalidInputError, LedgerError
 
 # A key in a contract's namespace: long enough that `contract "/" key` fits the store's largest
@@ -48,7 +48,7 @@ def query(fn: Callable[..., Any]) -> Callable[..., Any]:
 
 def key_bytes(key: str | bytes) -> bytes:
     if isinstance(key, str):
-        raw = key.encode()
+        raw = utf8(key, "key", ContractInputError)
     elif isinstance(key, (bytes, bytearray, memoryview)):
         raw = bytes(key)
     else:  # bytes(5) would quietly make the key b"\0" * 5 (and bytes(10**12) try to allocate it)
@@ -61,8 +61,7 @@ def key_bytes(key: str | bytes) -> bytes:
 def state_key(contract: str, key: str | bytes) -> bytes:
     """The state table's key of ``contract/key``. A contract name no transaction can carry, or a
     bad key, raises a ``ValueError`` (``MalformedInputError``, ``ContractInputError``)."""
-    if not isinstance(contract, str):
-        raise ContractInputError(f"contract must be a str, got {type(contract).__name__}")
+    utf8(contract, "contract", ContractInputError)
     return _native.state_key(contract, key_bytes(key))
 
 
