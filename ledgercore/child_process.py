@@ -31,11 +31,24 @@ def module_process(module: str, args: list[str], *, cwd: str | os.PathLike[str],
 CRASH_SIGNALS = frozenset({signal.SIGSEGV, signal.SIGBUS, signal.SIGABRT, signal.SIGILL, signal.SIGFPE})
 
 
+def signal_name(number: int) -> str:
+    """``SIGSEGV`` for 11; a number Python has no name for (a real-time signal) as itself."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def describe_exit(returncode: int) -> str:
+    """How a child ended, from its return code: ``exit status 3``, ``killed by SIGKILL``."""
+    return f"killed by {signal_name(-returncode)}" if returncode < 0 else f"exit status {returncode}"
+
+
 @dataclass(frozen=True)
 class ChildDied:
     """A child that ended without an answer: killed by ``signal`` (None if it exited, ``exitcode``)."""
 
-    signal: signal.Signals | None
+    signal: int | None
     exitcode: int
 
     @property
@@ -44,7 +57,7 @@ class ChildDied:
         return self.signal in CRASH_SIGNALS
 
     def __str__(self) -> str:
-        return f"exit status {self.exitcode}" if self.signal is None else self.signal.name
+        return f"exit status {self.exitcode}" if self.signal is None else signal_name(self.signal)
 
 
 def run_isolated(fn: Callable[..., _T], *args: Any) -> _T | ChildDied:
@@ -68,7 +81,7 @@ def run_isolated(fn: Callable[..., _T], *args: Any) -> _T | ChildDied:
     if answer is not None:
         return cast(_T, answer[0])
     code = child.exitcode if child.exitcode is not None else 1
-    return ChildDied(signal.Signals(-code) if code < 0 else None, code)
+    return ChildDied(-code if code < 0 else None, code)
 
 
 def _answer(send: Connection, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:

@@ -24,7 +24,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
-from ..child_process import module_process
+from ..child_process import describe_exit, module_process
 from ..client import Client
 from ..errors import ClientError
 
@@ -64,15 +64,6 @@ def load_cluster(directory: str | Path) -> list[dict[str, str]]:
     return nodes
 
 
-def _describe_exit(code: int) -> str:
-    if code < 0:
-        try:
-            return f"killed by {signal.Signals(-code).name}"
-        except ValueError:
-            return f"killed by signal {-code}"
-    return f"exit status {code}"
-
-
 def start_node(entry: dict[str, str]) -> NodeProcess:
     config = Path(entry["config"]).resolve()
     log_path = config.parent / "node.log"
@@ -108,7 +99,7 @@ def _report_deaths(nodes: list[NodeProcess]) -> None:
         code = n.proc.poll()
         if code is not None and not n.reported:
             n.reported = True
-            print(f"{n.id} pid={n.proc.pid} died unexpectedly: {_describe_exit(code)} (log {n.log_path})",
+            print(f"{n.id} pid={n.proc.pid} died unexpectedly: {describe_exit(code)} (log {n.log_path})",
                   file=sys.stderr, flush=True)  # fmt: skip
 
 
@@ -134,7 +125,7 @@ def stop_all(nodes: list[NodeProcess], timeout: float, *, announce: bool = True)
         n.reported = True
         if code != 0:
             clean = False
-            print(f"{n.id} pid={n.proc.pid} stopped with {_describe_exit(code)}", file=sys.stderr, flush=True)
+            print(f"{n.id} pid={n.proc.pid} stopped with {describe_exit(code)}", file=sys.stderr, flush=True)
         elif announce:
             print(f"{n.id} stopped", flush=True)
     for n in nodes:
