@@ -133,7 +133,8 @@ class Context:
         self.events: list[tuple[str, bytes]] = []
 
     def _key(self, key: str | bytes) -> bytes:
-        return state_key(self._contract, key)
+        # Per call of a transaction: the contract's name was checked when it was registered.
+        return _native.state_key(self._contract, key_bytes(key))
 
     def get(self, key: str | bytes) -> bytes | None:
         """This contract's value for ``key``, including earlier writes of this block."""
