@@ -31,7 +31,6 @@ runs and an in-memory map of the blocks after the last run (``_native.TxLocator`
 from __future__ import annotations
 
 import os
-import struct
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -42,6 +41,7 @@ import lmdb
 
 from . import _native
 from .errors import LedgerError
+from .lmdb_file import lmdb_file_damage
 
 TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces", "state", "history", "locator")
 DEFAULT_MAP_SIZE = 1 << 30
@@ -50,46 +50,6 @@ _T = TypeVar("_T")
 
 class StoreError(LedgerError):
     """The store could not be opened, read or written (a damaged file, a full disk, ...)."""
-
-
-# An LMDB meta page (64-bit builds): its page header, then magic, version, map address and size,
-# the free table's record (whose first field holds the page size), the main table's, the last page
-# and the transaction id. Two meta pages start the file; LMDB uses the one with the higher id.
-_META_MAGIC = 0xBEEFC0DE
-_META = struct.Struct("<16xII16xI92xQQ")  # magic, version, page size, last page, txn id
-
-
-def lmdb_file_damage(directory: str | os.PathLike[str]) -> str | None:
-    """Why the LMDB file ``data.mdb`` in ``directory`` cannot be opened safely, or None (absent, or
-    as long as its meta page says). LMDB maps the file and trusts its meta page: a file cut short
-    (a truncated copy, a lost tail) is read past its end, which kills the process with SIGBUS, and
-    an emptied one is silently made a new, empty store."""
-    path = os.path.join(os.fspath(directory), "data.mdb")
-    try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            first = f.read(_META.size)
-            metas = []
-            if len(first) == _META.size:
-                psize = _META.unpack(first)[2]
-                if psize in (1 << k for k in range(9, 17)):  # 512 B .. 64 KiB
-                    f.seek(psize)
-                    second = f.read(_META.size)
-                    metas = [_META.unpack(m) for m in (first, second) if len(m) == _META.size]
-    except FileNotFoundError:
-        return None
-    except OSError as exc:
-        return f"{path!r} cannot be read: {exc.strerror or exc}"
-    if struct.calcsize("P") != 8:
-        return None  # the layout above is the 64-bit one
-    valid = [m for m in metas if m[0] == _META_MAGIC]
-    if not valid:
-        return f"{path!r} ({size} bytes) holds no LMDB meta page: it is empty or not an LMDB file"
-    _, _, psize, last_page, _ = max(valid, key=lambda m: m[4])
-    if size < (last_page + 1) * psize:
-        return (f"{path!r} is {size} bytes, but its meta page names page {last_page} "
-                f"({(last_page + 1) * psize} bytes): the file was cut short")  # fmt: skip
-    return None
 
 
 def height_key(height: int) -> bytes:

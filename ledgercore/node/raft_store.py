@@ -25,7 +25,7 @@ from ..consensus.messages import (
     encode_message,
 )
 from ..errors import LedgerError
-from ..store import lmdb_file_damage
+from ..lmdb_file import lmdb_file_damage
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")

@@ -1,0 +1,51 @@
+"""What an LMDB data file's meta pages say about the file, read before LMDB maps it (the ledger's
+store and the Raft log both open one)."""
+
+from __future__ import annotations
+
+import os
+import struct
+
+# An LMDB meta page (64-bit builds): its page header, then magic, version, map address and size,
+# the free table's record (whose first field holds the page size, its last the root page), the main
+# table's (the root page last), the last page allocated and the transaction id. Two meta pages start
+# the file; LMDB uses the one with the higher id.
+_META_MAGIC = 0xBEEFC0DE
+_META = struct.Struct("<16xII16xI36xQ40xQ8xQ")  # magic, version, page size, free root, main root, txn id
+_NO_PAGE = (1 << 64) - 1  # the root of an empty table
+_PAGE_SIZES = frozenset(1 << k for k in range(9, 17))  # 512 B .. 64 KiB
+
+
+def lmdb_file_damage(directory: str | os.PathLike[str]) -> str | None:
+    """Why the LMDB file ``data.mdb`` in ``directory`` cannot be opened safely, or None (absent, or
+    its tables' roots inside it). LMDB maps the file and trusts its meta page: a file cut short (a
+    truncated copy, a lost tail) is read past its end, which kills the process with SIGBUS, and an
+    emptied one is silently made a new, empty store.
+
+    Only the roots are checked: the meta page's last allocated page may lie past the end of a
+    healthy file (pages allocated and freed in a write are never written), and a file cut between
+    its roots and its last page still fails later, when a read reaches the missing pages."""
+    if struct.calcsize("P") != 8:
+        return None  # the layout above is the 64-bit one
+    path = os.path.join(os.fspath(directory), "data.mdb")
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            pages = [f.read(_META.size)]
+            if len(pages[0]) == _META.size and _META.unpack(pages[0])[2] in _PAGE_SIZES:
+                f.seek(_META.unpack(pages[0])[2])
+                pages.append(f.read(_META.size))
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"{path!r} cannot be read: {exc.strerror or exc}"
+    metas = [_META.unpack(p) for p in pages if len(p) == _META.size]
+    valid = [m for m in metas if m[0] == _META_MAGIC and m[2] in _PAGE_SIZES]
+    if not valid:
+        return f"{path!r} ({size} bytes) holds no LMDB meta page: it is empty or not an LMDB file"
+    _, _, psize, *roots, _ = max(valid, key=lambda m: m[5])
+    beyond = [r for r in roots if r != _NO_PAGE and (r + 1) * psize > size]
+    if beyond:
+        return (f"{path!r} is {size} bytes, but its meta page names root page {beyond[0]} "
+                f"(at byte {beyond[0] * psize}): the file was cut short")  # fmt: skip
+    return None
