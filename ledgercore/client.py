@@ -1,7 +1,10 @@
 """A client for a node's HTTP/JSON API (``ledgercore.node.http``): the standard library's HTTP,
 and ledgercore's codec for batches.
 
->>> c = Client("http://127.0.0.1:7101")
+Nodes serve the API over mutual TLS: the client trusts the consortium CA only and presents a
+certificate it issued (``init-cluster`` writes one to ``D/client``):
+
+>>> c = Client("https://127.0.0.1:7101", tls=TLSFiles.in_dir("D/client", stem="client"))
 >>> c.submit(tx.encode())            # {"txid": hex, "height": h} once committed
 >>> c.submit_many([t.encode() for t in txs])   # {"txids", "rejected", "heights"}: one request
 >>> c.tx(txid)["proof"]
@@ -12,6 +15,10 @@ Answers are the node's JSON objects as they are (byte fields as hex). Errors bec
 * 400, 405, 413 and other 4xx -> :class:`~ledgercore.errors.RequestRejectedError` (a ``ValueError``)
 * 404 -> :class:`~ledgercore.errors.RemoteNotFoundError` (a ``KeyError``, like the ledger's)
 * 503, or no connection -> :class:`~ledgercore.errors.UnavailableError` (retryable)
+* a node certificate this client does not trust, or a TLS alert -> :class:`~ledgercore.errors.TLSRefusedError`
+  (a node refusing the client's certificate closes the connection without an alert: asyncio sends
+  none, so that reads as :class:`~ledgercore.errors.UnavailableError`; ``tls=TLSFiles`` is checked
+  when the client is made, so that a bad certificate is named there)
 * 504, or no answer within ``timeout`` -> :class:`~ledgercore.errors.CommitTimeoutError` (a ``TimeoutError``)
 * other 5xx -> :class:`~ledgercore.errors.ServerError`
 """
@@ -21,11 +28,12 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, TypeGuard
 
 from .codec import encode_value
 from .errors import (
@@ -35,10 +43,12 @@ from .errors import (
     RemoteNotFoundError,
     RequestRejectedError,
     ServerError,
+    TLSRefusedError,
     UnavailableError,
 )
+from .net.pki import TLSFiles
 
-__all__ = ["DEFAULT_TIMEOUT", "Client"]
+__all__ = ["DEFAULT_TIMEOUT", "Client", "check_url"]
 
 DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for an answer: longer than a node waits for a commit (30 s) before answering 504."""
@@ -61,10 +71,16 @@ def _error_for(status: int, message: str, retry_after: float | None) -> ClientEr
     return cls(message, status=status, retry_after=retry_after)
 
 
-def _usable_url(url: object) -> bool:
-    """Whether ``url`` is an http(s) URL a request path can be appended to: a host, a valid port
-    if any, no query or fragment, no whitespace or control characters."""
-    if not isinstance(url, str) or any(c.isspace() or not c.isprintable() for c in url):
+def check_url(url: object) -> str:
+    """``url`` if it is an http(s) URL a request path can be appended to, else InvalidInputError."""
+    if isinstance(url, str) and _usable_url(url):
+        return url
+    raise InvalidInputError(f"bad node URL {url!r}: expected https://host:port (no query or fragment)")
+
+
+def _usable_url(url: str) -> bool:
+    """A host, a valid port if any, no query or fragment, no whitespace or control characters."""
+    if any(c.isspace() or not c.isprintable() for c in url):
         return False
     try:
         parsed = urllib.parse.urlsplit(url)
@@ -73,6 +89,22 @@ def _usable_url(url: object) -> bool:
         return False
     return (parsed.scheme in ("http", "https") and bool(parsed.hostname) and port != 0
             and not parsed.query and not parsed.fragment and "?" not in url and "#" not in url)  # fmt: skip
+
+
+def _tls_refusal(exc: object) -> TypeGuard[ssl.SSLError]:
+    """Whether ``exc`` is a TLS alert or verification failure, not a connection cut short."""
+    return isinstance(exc, ssl.SSLError) and not isinstance(exc, (ssl.SSLEOFError, ssl.SSLZeroReturnError))
+
+
+def _tls_refused(method: str, path: str, url: str, exc: ssl.SSLError) -> TLSRefusedError:
+    if isinstance(exc, ssl.SSLCertVerificationError):
+        why = f"certificate verify failed: {exc.verify_message}"
+    else:
+        why = exc.reason or str(exc)
+    return TLSRefusedError(
+        f"{method} {path}: TLS with {url} failed ({why}): the node's certificate is not issued by the CA this "
+        "client trusts, or the node refused this client's"
+    )
 
 
 def _hex_txid(txid: bytes | str) -> str:
@@ -84,15 +116,34 @@ def _hex_txid(txid: bytes | str) -> str:
 
 
 class Client:
-    """Talks to one node's client API at ``url`` (e.g. ``http://127.0.0.1:7101``)."""
+    """Talks to one node's client API at ``url`` (e.g. ``https://127.0.0.1:7101``).
 
-    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT) -> None:
-        if not _usable_url(url):
-            raise InvalidInputError(f"bad node URL {url!r}: expected http://host:port (no query or fragment)")
+    ``tls`` is needed for an ``https`` URL and refused for an ``http`` one: the consortium CA's
+    certificate with this client's certificate and key (:class:`~ledgercore.net.pki.TLSFiles`), or
+    a ready ``ssl.SSLContext`` (one context serves many clients and threads)."""
+
+    def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, *, tls: TLSFiles | ssl.SSLContext | None = None) -> None:
+        check_url(url)
         if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not 0 < timeout <= MAX_TIMEOUT:
             raise InvalidInputError(f"timeout must be a number of seconds in (0, {MAX_TIMEOUT:g}], got {timeout!r}")
+        if not isinstance(tls, (TLSFiles, ssl.SSLContext, type(None))):
+            raise InvalidInputError(f"tls must be TLSFiles or an ssl.SSLContext, not {type(tls).__name__}")
+        https = url.lower().startswith("https:")
+        if https and tls is None:
+            raise InvalidInputError(
+                f"{url} is https: give tls= the consortium CA and a client certificate "
+                "(TLSFiles.in_dir('<cluster dir>/client', stem='client'))"
+            )
+        if not https and tls is not None:
+            raise InvalidInputError(f"{url} is plain http: tls= would not be used (an https URL takes it)")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        if isinstance(tls, TLSFiles):
+            # Checked here, as a node refuses a bad certificate without saying why (CertificateFileError
+            # names the file and what is wrong); the files are read once.
+            tls.check_client()
+            tls = tls.client_context()
+        self._ssl = tls
 
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
@@ -102,7 +153,7 @@ class Client:
         if body is not None:
             req.add_header("Content-Type", "application/octet-stream")
         try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as resp:
+            with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp:
                 data = resp.read()
         except urllib.error.HTTPError as exc:
             with exc:
@@ -125,9 +176,13 @@ class Client:
                 raise CommitTimeoutError(
                     f"{method} {path}: no answer from {self.url} within {self.timeout}s"
                 ) from exc
-            raise UnavailableError(f"{method} {path}: cannot reach {self.url}: {exc.reason}") from exc
+            if _tls_refusal(exc.reason):
+                raise _tls_refused(method, path, self.url, exc.reason) from exc
+            raise UnavailableError(f"{method} {path}: cannot reach {self.url}: {exc.reason}{self._hint(exc.reason)}") from exc
         except (ConnectionError, OSError, http.client.HTTPException) as exc:  # reset, cut short, not HTTP
-            raise UnavailableError(f"{method} {path}: connection to {self.url} failed: {exc}") from exc
+            if _tls_refusal(exc):  # TLS 1.3: a node's refusal of this certificate would arrive on the first read
+                raise _tls_refused(method, path, self.url, exc) from exc
+            raise UnavailableError(f"{method} {path}: connection to {self.url} failed: {exc}{self._hint(exc)}") from exc
         try:
             answer = json.loads(data)
         except ValueError:
@@ -135,6 +190,13 @@ class Client:
         if not isinstance(answer, dict):
             raise ServerError(f"{method} {path}: the node answered a JSON {type(answer).__name__}, not an object")
         return answer
+
+    def _hint(self, exc: object) -> str:
+        """A node refusing this client's certificate closes the connection without a TLS alert
+        (asyncio sends none): what the client sees then, it says may be that."""
+        if self._ssl is not None and isinstance(exc, (ConnectionResetError, ssl.SSLEOFError)):  # RemoteDisconnected is one
+            return "; a node also does this when it refuses the client's certificate (another CA's, expired, none)"
+        return ""
 
     def submit(self, raw: bytes, wait: bool = True) -> dict[str, Any]:
         """Sends one encoded transaction. ``wait``: answer ``{"txid", "height"}`` once it is
@@ -144,7 +206,7 @@ class Client:
         result: dict[str, Any] = self._request("POST", "/tx?wait=commit" if wait else "/tx", bytes(raw))
         return result
 
-    def submit_many(self, raws: Sequence[bytes], wait: bool = True) -> dict[str, Any]:
+    def submit_many(self, raws: Iterable[bytes], wait: bool = True) -> dict[str, Any]:
         """Sends a batch of encoded transactions in one request (``POST /txs``). Answers
         ``{"txids": [hex], "rejected": [{"index", "error"}]}``, with ``"heights"`` once all the
         admitted ones are committed when ``wait``."""

@@ -1,5 +1,5 @@
 """The cluster part of ``ledgercore demo``: a local 3-node consortium, each node its own OS process
-speaking mutual TLS, e-certificates issued through every node's HTTP API, and a follower's proofs
+speaking mutual TLS to each other and to their clients, e-certificates issued through every node's HTTP API, and a follower's proofs
 checked against the block headers every node agrees on."""
 
 from __future__ import annotations
@@ -48,7 +48,9 @@ def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
             Path(tmp), 3, suite=suite.name, base_port=free_base_port(6), chain_id=CHAIN_ID,
             settings={"block_ms": 20, "block_txs": 500},
         )  # fmt: skip
-        nodes = [start_node(entry) for entry in load_cluster(layout.dir)]
+        cluster = load_cluster(layout.dir)
+        tls = cluster.client_context()
+        nodes = [start_node(entry, tls) for entry in cluster.nodes]
         try:
             ready = wait_ready(nodes, [], 30.0)
             exited = [n for n in nodes if n.proc.poll() is not None]
@@ -57,9 +59,9 @@ def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
                 why = "; ".join(f"{n.id} exited: {_last_line(n.log_path)}" for n in exited)
                 checks.report(False, "every node's client API answers" + (f" ({why})" if why else ""))
                 return
-            clients = [Client(n.client_url) for n in nodes]
+            clients = [n.client() for n in nodes]
             leader = _leader(clients)
-            print(f"  3 nodes up (mutual TLS between them), {leader['node']} leads term {leader['term']}")
+            print(f"  3 nodes up (mutual TLS between them and with clients), {leader['node']} leads term {leader['term']}")
             _issue_and_prove(clients, suite.scheme, suite.hash, count, checks)
         finally:
             stop_all(nodes, 10.0, announce=False)

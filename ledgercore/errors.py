@@ -141,5 +141,11 @@ class CommitTimeoutError(ClientError, TimeoutError):
     retryable = True
 
 
+class TLSRefusedError(ClientError):
+    """The TLS handshake with the node failed: this client does not trust the node's certificate
+    (not issued by the CA it was given), or the node sent an alert refusing this client's. Sending
+    again will not help: fix the certificates."""
+
+
 class ServerError(ClientError):
     """The node failed while handling the request (HTTP 5xx other than 503 and 504)."""

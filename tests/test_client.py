@@ -7,11 +7,15 @@ import http.server
 import re
 import threading
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
 from ledgercore.client import Client
 from ledgercore.errors import InvalidInputError, ServerError, UnavailableError
+from ledgercore.net import pki
+from ledgercore.net.errors import CertificateFileError
+from ledgercore.net.pki import TLSFiles
 
 
 @pytest.mark.parametrize(
@@ -20,7 +24,7 @@ from ledgercore.errors import InvalidInputError, ServerError, UnavailableError
      "http://127.0.0.1:7101\n/x", "http://127.0.0.1:99999", "http://127.0.0.1:0", "http://[::1"],
 )  # fmt: skip
 def test_a_url_that_names_no_node_is_refused(url: object) -> None:
-    with pytest.raises(InvalidInputError, match="bad node URL .*expected http://host:port"):
+    with pytest.raises(InvalidInputError, match="bad node URL .*expected https://host:port"):
         Client(url)  # type: ignore[arg-type]
 
 
@@ -30,10 +34,31 @@ def test_a_timeout_that_is_not_a_positive_number_is_refused(timeout: object) -> 
         Client("http://127.0.0.1:1", timeout=timeout)  # type: ignore[arg-type]
 
 
-def test_a_good_url_keeps_its_form_without_a_trailing_slash() -> None:
-    c = Client("https://node1.example:7101/", timeout=2.5)
+def test_a_good_url_keeps_its_form_without_a_trailing_slash(client_tls: TLSFiles) -> None:
+    c = Client("https://node1.example:7101/", timeout=2.5, tls=client_tls)
     assert (c.url, c.timeout) == ("https://node1.example:7101", 2.5)
     assert Client("http://[::1]:7101").url == "http://[::1]:7101"
+
+
+@pytest.fixture(scope="module")
+def client_tls(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    ca = pki.create_ca()
+    return pki.write_tls_files(tmp_path_factory.mktemp("client"), ca, pki.issue_client_certificate(ca, "c"), stem="client")
+
+
+def test_tls_is_given_for_https_and_only_for_https(client_tls: TLSFiles, tmp_path: Path) -> None:
+    with pytest.raises(InvalidInputError, match="is https: give tls= the consortium CA and a client certificate"):
+        Client("https://127.0.0.1:7101")
+    with pytest.raises(InvalidInputError, match="is plain http: tls= would not be used"):
+        Client("http://127.0.0.1:7101", tls=client_tls)
+    with pytest.raises(InvalidInputError, match="tls must be TLSFiles or an ssl.SSLContext, not str"):
+        Client("https://127.0.0.1:7101", tls="client.crt")  # type: ignore[arg-type]
+    # The files are read when the client is made: a missing one is named there, not on a request.
+    missing = TLSFiles(client_tls.ca_cert, tmp_path / "none.crt", client_tls.key)
+    with pytest.raises(CertificateFileError, match="none.crt"):
+        Client("https://127.0.0.1:7101", tls=missing)
+    ctx = client_tls.client_context()  # one context serves many clients
+    assert Client("https://127.0.0.1:7101", tls=ctx).url == Client("https://127.0.0.1:7101/", tls=ctx).url
 
 
 class _NotANode(http.server.BaseHTTPRequestHandler):

@@ -9,6 +9,7 @@ last the SIGKILL-the-leader test. The snapshot catch-up test runs its own cluste
 from __future__ import annotations
 
 import asyncio
+import datetime
 import json
 import os
 import random
@@ -42,6 +43,7 @@ from ledgercore.errors import (
     InvalidInputError,
     RemoteNotFoundError,
     RequestRejectedError,
+    TLSRefusedError,
     UnavailableError,
 )
 from ledgercore.net import pki
@@ -92,6 +94,16 @@ def init_cluster(directory: Path, nodes: int, *extra: str) -> dict[str, Any]:
     assert out.returncode == 0, out.stderr
     cluster: dict[str, Any] = json.loads((directory / "cluster.json").read_text())
     return cluster
+
+
+def client_tls(info: dict[str, Any]) -> ssl.SSLContext:
+    """The TLS context of the cluster's client certificate (``cluster.json``'s ``client_tls``)."""
+    return pki.TLSFiles.from_dict(info["client_tls"]).client_context()
+
+
+def clients_of(info: dict[str, Any], timeout: float = 60) -> dict[str, Client]:
+    tls = client_tls(info)
+    return {n["id"]: Client(n["client_url"], timeout=timeout, tls=tls) for n in info["nodes"]}
 
 
 def dump_logs(directory: Path, lines: int = 40) -> None:
@@ -213,12 +225,12 @@ def submit_all(
         return list(pool.map(one, range(len(raws))))
 
 
-def bulk_submit(urls: Sequence[str], raws: Sequence[bytes], concurrency: int = 64) -> None:
+def bulk_submit(urls: Sequence[str], raws: Sequence[bytes], tls: ssl.SSLContext, concurrency: int = 64) -> None:
     """Posts every transaction without waiting for commits, round robin over ``urls``, over keep-alive
     connections (aiohttp): far faster than one urllib connection per transaction. Retries 503."""
 
     async def main() -> None:
-        connector = aiohttp.TCPConnector(limit=concurrency)
+        connector = aiohttp.TCPConnector(limit=concurrency, ssl=tls)
         async with aiohttp.ClientSession(connector=connector, timeout=aiohttp.ClientTimeout(total=60)) as session:
 
             async def worker(k: int) -> None:
@@ -300,11 +312,11 @@ def assert_identical_chains(clients: Sequence[Client], height: int) -> list[dict
     return blocks
 
 
-def http(url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict[str, Any]]:
-    """Raw HTTP: (status, parsed JSON body), whatever the status."""
+def http(tls: ssl.SSLContext, url: str, method: str = "GET", body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+    """Raw HTTPS: (status, parsed JSON body), whatever the status."""
     req = urllib.request.Request(url, data=body, method=method)
     try:
-        with urllib.request.urlopen(req, timeout=30) as resp:
+        with urllib.request.urlopen(req, timeout=30, context=tls) as resp:
             return resp.status, json.loads(resp.read())
     except urllib.error.HTTPError as exc:
         with exc:
@@ -322,6 +334,7 @@ class Cluster:
     supervisor: Supervisor
     clients: dict[str, Client]
     configs: dict[str, Path]
+    tls: ssl.SSLContext
     extra: list[NodeProc] = field(default_factory=list)
 
     @property
@@ -335,8 +348,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     info = init_cluster(d, 3)
     sup = start_supervisor(d)
     c = Cluster(
-        d, info, sup, {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]},
-        {n["id"]: Path(n["config"]) for n in info["nodes"]},
+        d, info, sup, clients_of(info), {n["id"]: Path(n["config"]) for n in info["nodes"]}, client_tls(info),
     )  # fmt: skip
     try:
         wait_until(lambda: current_leader(c.all_clients), 30, "a leader")
@@ -426,13 +438,13 @@ def test_state_keys_are_read_byte_for_byte(cluster: Cluster) -> None:
         for i, k in enumerate(keys)
     ]  # fmt: skip
     url = cluster.info["nodes"][2]["client_url"]
-    c = Client(url, timeout=60)
+    c = Client(url, timeout=60, tls=cluster.tls)
     for raw in raws:
         c.submit(raw, wait=True)
     wait_same_height(cluster.all_clients, c.status()["height"])
     for escape in ("%ff", "%FF"):
-        assert http(url + "/state/evidence/" + escape)[1] == {"value": None, "version": None}
-    assert http(url + "/state/evidence/%25FF")[1]["value"] is not None
+        assert http(cluster.tls, url + "/state/evidence/" + escape)[1] == {"value": None, "version": None}
+    assert http(cluster.tls, url + "/state/evidence/%25FF")[1]["value"] is not None
     for k in keys:
         by_text, by_bytes = c.get("evidence", k), c.get("evidence", k.encode())
         assert by_text == by_bytes and by_text["value"] is not None
@@ -510,13 +522,13 @@ def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
         ("GET", "/tx", None, 405, "not allowed"),
     ]
     for method, path, body, status, words in cases:
-        got_status, got = http(url + path, method, body)
+        got_status, got = http(cluster.tls, url + path, method, body)
         assert got_status == status, (path, got)
         assert set(got) == {"error"} and words in got["error"].lower(), (path, got)
     # Unknown state is not an error: null value and version.
-    assert http(url + "/state/evidence/no/such/key")[1] == {"value": None, "version": None}
+    assert http(cluster.tls, url + "/state/evidence/no/such/key")[1] == {"value": None, "version": None}
     # The client turns them into typed errors carrying the node's message.
-    c = Client(url)
+    c = Client(url, tls=cluster.tls)
     with pytest.raises(RequestRejectedError, match="signature") as info:
         c.submit(forged)
     assert isinstance(info.value, ValueError) and info.value.status == 400 and not info.value.retryable
@@ -532,7 +544,7 @@ def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
         c.tx(42)  # type: ignore[arg-type]
     # A node that is not there: retryable, no status.
     with pytest.raises(UnavailableError) as down:
-        Client(f"http://127.0.0.1:{free_base_port(1)}", timeout=5).status()
+        Client(f"https://127.0.0.1:{free_base_port(1)}", timeout=5, tls=cluster.tls).status()
     assert down.value.retryable and down.value.status is None
     # And the node still works after all that.
     assert c.submit(good.encode())["txid"] == good.id.hex()
@@ -574,7 +586,7 @@ def test_a_batch_goes_in_one_request_through_a_follower(cluster: Cluster) -> Non
         ("/txs", encode_value([junk[0]] * (MAX_SUBMIT_BATCH + 1)), 400, f"at most {MAX_SUBMIT_BATCH}"),
     ]
     for path, body, status, words in cases:
-        got_status, got = http(url + path, "POST", body)
+        got_status, got = http(cluster.tls, url + path, "POST", body)
         assert got_status == status, (path, got)
         assert set(got) == {"error"} and words in got["error"].lower(), (path, got)
     assert not any(_committed(follower, Transaction.decode(r).id.hex()) for r in junk)
@@ -694,6 +706,58 @@ def test_transport_refuses_a_certificate_from_another_ca(cluster: Cluster, tmp_p
     assert current_leader(cluster.all_clients) is not None  # the cluster did not notice
 
 
+def test_the_client_api_refuses_clients_without_a_valid_consortium_certificate(cluster: Cluster, tmp_path: Path) -> None:
+    url = cluster.info["nodes"][0]["client_url"]
+    log = cluster.dir / "node1" / "node.log"
+    logged = log.stat().st_size
+    ours = pki.TLSFiles.from_dict(cluster.info["client_tls"])
+    ca = pki.load_credentials(cluster.dir / "ca.crt", cluster.dir / "ca.key")
+    foreign = pki.create_ca("intruders")
+    forged = pki.write_tls_files(tmp_path / "forged", foreign, pki.issue_client_certificate(foreign, "client"), stem="c")
+    last_month = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+    expired = pki.write_tls_files(
+        tmp_path / "expired", ca, pki.issue_client_certificate(ca, "client", not_before=last_month,
+                                                               validity=datetime.timedelta(days=1)), stem="c",
+    )  # fmt: skip
+    # As contexts, so that the client does not check them first: the node itself refuses each one.
+    refused = {
+        "a certificate from another CA": pki.client_context(ours.ca_cert, forged.cert, forged.key),
+        "an expired certificate from the consortium CA": expired.client_context(),
+        "no certificate": pki.client_context(ours.ca_cert),
+    }
+    raw = make_txs(1)[0]
+    for what, tls in refused.items():
+        c = Client(url, timeout=10, tls=tls)
+        for call, args in ((c.status, ()), (c.submit, (raw, False))):
+            with pytest.raises(UnavailableError, match="closed|reset|EOF") as exc:
+                call(*args)  # type: ignore[operator]
+            assert exc.value.status is None and "refuses the client's certificate" in str(exc.value), (what, exc.value)
+    # Given as files, the client names what is wrong before it connects.
+    with pytest.raises(InvalidInputError, match="forged/c.crt is not issued by the CA in .*client/ca.crt"):
+        Client(url, tls=pki.TLSFiles(ours.ca_cert, forged.cert, forged.key))
+    with pytest.raises(InvalidInputError, match=r"c.crt expired on .*: issue this client a new certificate"):
+        Client(url, tls=expired)
+    # This client's own check: the node's certificate is not from the CA it trusts.
+    with pytest.raises(TLSRefusedError, match="certificate verify failed") as bad:
+        Client(url, timeout=10, tls=forged).status()
+    assert not bad.value.retryable
+    # Plain HTTP gets no answer either.
+    with pytest.raises(UnavailableError):
+        Client(url.replace("https://", "http://"), timeout=10).status()
+    # Nothing they sent was admitted; a node's own certificate is a consortium certificate too.
+    node2 = Client(url, tls=pki.TLSFiles.in_dir(cluster.dir / "node2"))
+    assert node2.status()["node"] == "node1"
+    time.sleep(1.0)  # a block cut from anything admitted would be committed by now
+    with pytest.raises(RemoteNotFoundError):
+        cluster.clients["node1"].tx(Transaction.decode(raw).id, linearizable=True)
+    # Refused handshakes are not failures of the node: nothing logged at ERROR, no traceback.
+    with open(log, "rb") as f:
+        f.seek(logged)
+        text = f.read().decode(errors="replace")
+    assert "Traceback" not in text and " ERROR " not in text, text
+    assert current_leader(cluster.all_clients) is not None
+
+
 def test_sigkill_the_leader_under_load(cluster: Cluster) -> None:
     clients = cluster.clients
     leader = wait_until(lambda: current_leader(list(clients.values())), 10, "a leader")
@@ -780,7 +844,7 @@ def _missed_transactions_catch_up_by_snapshot(tmp_path: Path, raws: list[bytes],
     total = len(raws)
     info = init_cluster(tmp_path, 3, "--snapshot-every", "8", *cluster_args)
     configs = {n["id"]: Path(n["config"]) for n in info["nodes"]}
-    clients = {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]}
+    clients = clients_of(info)
     # node3 stays down from the start: it misses everything the other two commit.
     sup = start_supervisor(tmp_path, "node1", "node2")
     late: NodeProc | None = None
@@ -789,7 +853,7 @@ def _missed_transactions_catch_up_by_snapshot(tmp_path: Path, raws: list[bytes],
         wait_until(lambda: current_leader(live), 30, "a leader among node1 and node2")
         _, node3_last = raft_log_bounds(configs["node3"])  # never started: its log ends at bootstrap
         t0 = time.monotonic()
-        bulk_submit([c.url for c in live], raws)
+        bulk_submit([c.url for c in live], raws, client_tls(info))
         count = CommitCounter(live[0])
         try:
             wait_until(lambda: count() == total, 120, f"all {total} transactions committed", interval=0.5)
@@ -847,7 +911,7 @@ def test_a_node_stops_at_once_while_a_commit_wait_is_pending(tmp_path: Path) -> 
     # 30 s commit wait.
     info = init_cluster(tmp_path, 3)
     procs = {n["id"]: start_node(Path(n["config"])) for n in info["nodes"]}
-    clients = {n["id"]: Client(n["client_url"], timeout=60) for n in info["nodes"]}
+    clients = clients_of(info)
     try:
         wait_until(lambda: all(_ready(c) for c in clients.values()), 60, "every node's client API")
         leader = wait_until(lambda: current_leader(list(clients.values())), 30, "a leader")

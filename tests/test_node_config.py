@@ -129,9 +129,16 @@ def test_a_node_whose_start_fails_closes_what_it_opened(config_file: Path) -> No
         ('{"nodes": []}', "expected an object with a non-empty 'nodes' list"),
         ('{"nodes": [{"id": "a"}]}', "node 0 must be an object with string id, config and client_url"),
         ('{"nodes": [5]}', "node 0 must be an object"),
-        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/none.json", "client_url": "http://h:1"}]}', "is not a file"),
+        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/none.json", "client_url": "https://h:1"}]}', "is not a file"),
         ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "nonsense"}]}',
          "bad node URL 'nonsense'"),
+        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "http://h:1"}]}',
+         "client_url http://h:1 is not https (nodes serve mutual TLS)"),
+        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "https://h:1"}]}',
+         "client_tls must be an object with the paths ca_cert, cert and key, got None"),
+        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "https://h:1"}], '
+         '"client_tls": {"ca_cert": "CONFIG_DIR/ca.crt", "cert": "CONFIG_DIR/c.crt", "key": "CONFIG_DIR/c.key"}}',
+         "cannot load the CA certificate"),
         ("[" * 100_000, "its JSON is nested too deeply"),
     ],
 )
@@ -176,6 +183,6 @@ def test_init_cluster_refuses_a_cluster_its_nodes_could_not_run_and_writes_nothi
 def test_an_ipv6_cluster_gets_client_urls_with_brackets(tmp_path: Path) -> None:
     layout = init_cluster(tmp_path / "c", 2, base_port=free_base_port(4), host="::1")
     urls = [c.client_url for c in layout.configs]
-    assert all(u.startswith("http://[::1]:") for u in urls)
+    assert all(u.startswith("https://[::1]:") for u in urls)
     assert [p.client_url for p in layout.configs[0].peers] == urls[1:]
-    Client(urls[0])  # a URL the client takes
+    Client(urls[0], tls=layout.client_tls)  # a URL the client takes

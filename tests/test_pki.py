@@ -378,3 +378,22 @@ def test_a_node_refuses_its_own_certificate_where_its_peers_would(
     ]:
         with pytest.raises(CertificateFileError, match=re.escape(words)):
             files.check_node(node_id)
+
+
+def test_a_client_refuses_its_own_certificate_where_a_node_would(
+    tls_dir: dict[str, pki.TLSFiles], ca: pki.Credentials, tmp_path: Path
+) -> None:
+    assert tls_dir["alice"].check_client() == pki.Identity("alice", "client")
+    assert tls_dir["node2"].check_client() == pki.Identity("node2", "node")  # a consortium certificate too
+    early = pki.write_tls_files(tmp_path, ca, pki.issue_client_certificate(
+        ca, "alice", not_before=dt.datetime.now(dt.timezone.utc) + dt.timedelta(days=2)), stem="alice")
+    alice = tls_dir["alice"]
+    for files, words in [
+        (pki.TLSFiles(alice.ca_cert, tls_dir["forged"].cert, tls_dir["forged"].key),
+         f"{tls_dir['forged'].cert} is not issued by the CA in {alice.ca_cert}"),
+        (tls_dir["expired"], "UTC: issue this client a new certificate from the consortium CA"),
+        (early, "is not valid before"),
+        (pki.TLSFiles(alice.ca_cert, tmp_path / "absent.crt", alice.key), "cannot read the certificate"),
+    ]:
+        with pytest.raises(CertificateFileError, match=re.escape(words)):
+            files.check_client()

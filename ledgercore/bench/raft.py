@@ -102,12 +102,12 @@ def free_ports(n: int) -> list[int]:
 def make_configs(root: Path, n: int, **overrides: Any) -> list[Any]:
     """N node configurations on loopback, with a fresh consortium CA and node certificates."""
     from ..net import pki
-    from ..node.config import NodeConfig, Peer
+    from ..node.config import NodeConfig, Peer, client_url
 
     ca = pki.create_ca()
     ids = [f"node{i}" for i in range(1, n + 1)]
     ports = free_ports(2 * n)
-    peers = [Peer(ids[i], i + 1, "127.0.0.1", ports[2 * i], f"http://127.0.0.1:{ports[2 * i + 1]}") for i in range(n)]
+    peers = [Peer(ids[i], i + 1, "127.0.0.1", ports[2 * i], client_url("127.0.0.1", ports[2 * i + 1])) for i in range(n)]
     cfgs = []
     for i, node_id in enumerate(ids):
         tls = pki.write_tls_files(root / node_id, ca, pki.issue_node_certificate(ca, node_id))

@@ -444,6 +444,18 @@ class TLSFiles:
         why: not issued by the CA in ``ca_cert``, not valid yet (this machine's clock) or any
         more, or issued to another node. Without this a node starts and only logs failed
         handshakes."""
+        ident = self._check_current(now, "this node")
+        if ident != Identity(node_id, ROLE_NODE):
+            raise CertificateFileError(f"{self.cert} is a {ident.role} certificate for {ident.name!r}, not node {node_id!r}")
+
+    def check_client(self, now: _dt.datetime | None = None) -> Identity:
+        """Refuses (``CertificateFileError``) a certificate every node's client API would refuse:
+        not issued by the CA in ``ca_cert``, not valid yet or any more. A node closes such a
+        connection without a word (asyncio sends no TLS alert), so the client says why here."""
+        return self._check_current(now, "this client")
+
+    def _check_current(self, now: _dt.datetime | None, holder: str) -> Identity:
+        """Who ``cert`` names, once it is checked to be issued by ``ca_cert`` and valid ``now``."""
         ca, cert = load_certificate(self.ca_cert), load_certificate(self.cert)
         try:
             cert.verify_directly_issued_by(ca)
@@ -456,15 +468,13 @@ class TLSFiles:
             )
         if now > cert.not_valid_after_utc:
             raise CertificateFileError(
-                f"{self.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: issue this node a new "
+                f"{self.cert} expired on {cert.not_valid_after_utc:%Y-%m-%d %H:%M} UTC: issue {holder} a new "
                 "certificate from the consortium CA"
             )
         try:
-            ident = _identity(cert)
+            return _identity(cert)
         except PeerIdentityError as exc:
             raise CertificateFileError(f"{self.cert}: {exc}") from None
-        if ident != Identity(node_id, ROLE_NODE):
-            raise CertificateFileError(f"{self.cert} is a {ident.role} certificate for {ident.name!r}, not node {node_id!r}")
 
     def to_dict(self) -> dict[str, str]:
         """JSON-friendly form (for a node config file)."""

@@ -15,6 +15,7 @@ import argparse
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -25,8 +26,9 @@ from types import FrameType
 from typing import IO, Any
 
 from ..child_process import describe_exit, module_process
-from ..client import Client
+from ..client import DEFAULT_TIMEOUT, Client, check_url
 from ..errors import ClientError
+from ..net.pki import TLSFiles
 
 POLL_S = 0.1
 
@@ -41,12 +43,30 @@ class NodeProcess:
     log_path: Path
     proc: subprocess.Popen[bytes]
     log_file: IO[bytes]
+    tls: ssl.SSLContext
     reported: bool = False
 
+    def client(self, timeout: float = DEFAULT_TIMEOUT) -> Client:
+        """A client of this node's API, presenting the cluster's client certificate."""
+        return Client(self.client_url, timeout, tls=self.tls)
 
-def load_cluster(directory: str | Path) -> list[dict[str, str]]:
-    """The ``nodes`` list of ``directory/cluster.json``: each an object with string ``id``,
-    ``config`` (a file that exists; a node's log goes beside it) and ``client_url``."""
+
+@dataclass(frozen=True)
+class ClusterFile:
+    """What ``D/cluster.json`` says: its nodes (each a dict of string ``id``, ``config``, a file
+    that exists and beside which the node logs, and ``client_url``) and the TLS files a client of
+    their API presents."""
+
+    nodes: list[dict[str, str]]
+    client_tls: TLSFiles
+
+    def client_context(self) -> ssl.SSLContext:
+        """A TLS context presenting the cluster's client certificate (its files are read here)."""
+        return self.client_tls.client_context()
+
+
+def load_cluster(directory: str | Path) -> ClusterFile:
+    """Reads ``directory/cluster.json``; ValueError names what is missing or wrong in it."""
     path = Path(directory) / "cluster.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
@@ -60,11 +80,16 @@ def load_cluster(directory: str | Path) -> list[dict[str, str]]:
             raise ValueError(f"node {i} must be an object with string id, config and client_url, got {n!r}")
         if not Path(n["config"]).is_file():
             raise ValueError(f"node {n['id']}: config {n['config']} is not a file")
-        Client(n["client_url"])  # InvalidInputError, a ValueError, naming a URL no client can use
-    return nodes
+        if not check_url(n["client_url"]).startswith("https://"):  # InvalidInputError (a ValueError) if no URL
+            raise ValueError(f"node {n['id']}: client_url {n['client_url']} is not https (nodes serve mutual TLS)")
+    tls = data.get("client_tls")
+    if not isinstance(tls, dict) or not all(isinstance(tls.get(k), str) and tls[k] for k in ("ca_cert", "cert", "key")):
+        raise ValueError(f"client_tls must be an object with the paths ca_cert, cert and key, got {tls!r}")
+    return ClusterFile(nodes, TLSFiles.from_dict(tls))
 
 
-def start_node(entry: dict[str, str]) -> NodeProcess:
+def start_node(entry: dict[str, str], tls: ssl.SSLContext) -> NodeProcess:
+    """Starts the node of one ``cluster.json`` entry; ``tls`` is what clients of its API present."""
     config = Path(entry["config"]).resolve()
     log_path = config.parent / "node.log"
     log_file = open(log_path, "ab")
@@ -72,7 +97,7 @@ def start_node(entry: dict[str, str]) -> NodeProcess:
         "ledgercore", ["node", "--config", str(config)], cwd=config.parent, stdin=subprocess.DEVNULL,
         stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
-    return NodeProcess(entry["id"], config, entry["client_url"], log_path, proc, log_file)
+    return NodeProcess(entry["id"], config, entry["client_url"], log_path, proc, log_file, tls)
 
 
 def wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) -> bool:
@@ -85,7 +110,7 @@ def wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) ->
             if n.proc.poll() is not None:
                 return False
             try:
-                Client(n.client_url, timeout=1.0).status()
+                n.client(timeout=1.0).status()
                 pending.pop(n.id)
             except ClientError:
                 pass
@@ -142,7 +167,9 @@ def run_cluster(
 ) -> int:
     """Starts every node of the cluster in ``directory`` (or those named in ``only``), supervises them
     until SIGINT/SIGTERM, stops them; returns the exit status."""
-    entries = load_cluster(directory)
+    cluster = load_cluster(directory)
+    tls = cluster.client_context()
+    entries = cluster.nodes
     if only:
         unknown = set(only) - {e["id"] for e in entries}
         if unknown:
@@ -158,7 +185,7 @@ def run_cluster(
     nodes: list[NodeProcess] = []
     try:
         for entry in entries:
-            n = start_node(entry)
+            n = start_node(entry, tls)
             nodes.append(n)
             print(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}", flush=True)
         if wait_ready(nodes, stopping, ready_timeout):
@@ -188,7 +215,7 @@ def run_cluster(
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        load_cluster(args.dir)
+        load_cluster(args.dir).client_context()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"ledgercore cluster: cannot read {os.path.join(args.dir, 'cluster.json')}: {exc}", file=sys.stderr)
         return 2

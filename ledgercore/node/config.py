@@ -23,8 +23,9 @@ _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-
 
 
 def client_url(host: str, port: int) -> str:
-    """The client API's URL at ``host`` (an IPv6 address goes in brackets) and ``port``."""
-    return f"http://[{host}]:{port}" if ":" in host else f"http://{host}:{port}"
+    """The client API's URL at ``host`` (an IPv6 address goes in brackets) and ``port``: https, as
+    every node serves it over mutual TLS."""
+    return f"https://[{host}]:{port}" if ":" in host else f"https://{host}:{port}"
 
 
 def _is_host(value: str) -> bool:
@@ -47,7 +48,7 @@ class Peer:
     raft_id: int
     host: str
     port: int  # consensus transport (mutual TLS)
-    client_url: str  # HTTP client API
+    client_url: str  # client API (HTTPS, mutual TLS)
 
 
 @dataclass(frozen=True)
@@ -58,7 +59,7 @@ class NodeConfig:
     host: str
     port: int  # consensus transport port
     client_host: str
-    client_port: int  # HTTP client API port
+    client_port: int  # client API port (HTTPS, mutual TLS with the same certificate as the transport)
     peers: tuple[Peer, ...]  # every other voter
     tls: TLSFiles
     suite: str = "ed25519-blake3"

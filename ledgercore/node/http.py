@@ -1,4 +1,8 @@
-"""The node's client API: HTTP/JSON over aiohttp.
+"""The node's client API: HTTP/JSON over aiohttp, served over mutual TLS.
+
+The node presents its own certificate and takes only clients whose certificate the consortium CA
+issued (a client certificate, OU ``client``, or a node's): a client without one, with another CA's
+or with an expired one fails the handshake and gets no answer at all.
 
 Routes (byte fields are lowercase hex):
 
@@ -234,12 +238,14 @@ def make_app(node: Node) -> web.Application:
 
 async def serve(node: Node, host: str | None = None, port: int | None = None) -> web.AppRunner:
     """Starts the client API for ``node`` on ``config.client_host:client_port`` (or the given
-    address; port 0 picks a free one). Stop it with ``await runner.cleanup()``."""
+    address; port 0 picks a free one), over mutual TLS with the node's certificate (``config.tls``).
+    Stop it with ``await runner.cleanup()``."""
+    tls = node.config.tls.server_context()  # before anything listens: bad files are a CertificateFileError
     runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(
         runner, node.config.client_host if host is None else host,
-        node.config.client_port if port is None else port, reuse_address=True,
+        node.config.client_port if port is None else port, reuse_address=True, ssl_context=tls,
     )  # fmt: skip
     await site.start()
     return runner

@@ -5,10 +5,12 @@ Layout written under ``D`` (nodes are ``node1`` .. ``nodeN``, Raft ids 1 .. N)::
     D/ca.crt, D/ca.key (0600)         the consortium CA; keep ca.key aside (nodes never read it)
     D/node<i>/node.crt, node.key, ca.crt, config.json     one node, its data in D/node<i>/data
     D/client/client.crt, client.key, ca.crt               a client certificate (OU client)
-    D/cluster.json                    {"nodes": [{"id", "config", "client_url"}, ...], ...}
+    D/cluster.json                    {"nodes": [{"id", "config", "client_url"}, ...],
+                                       "client_tls": {"ca_cert", "cert", "key"}, ...}
 
 Node ``i`` listens on 127.0.0.1 (or ``--host``): transport port ``P + 2(i-1)``, client API port
-``P + 2(i-1) + 1``.
+``P + 2(i-1) + 1``, served over mutual TLS (``https://``; ``client_tls`` names the files a client
+presents).
 """
 
 from __future__ import annotations
@@ -120,6 +122,7 @@ def init_cluster(
         "suite": suite,
         "chain_id": chain_id,
         "ca_cert": str(d / "ca.crt"),
+        "client_tls": client_tls.to_dict(),
     }
     (d / "cluster.json").write_text(json.dumps(cluster, indent=2) + "\n")
     return ClusterLayout(d, tuple(configs), tuple(paths), d / "cluster.json", client_tls)

@@ -29,7 +29,7 @@ def renew_certificate(directory: str | Path, node_id: str, *, days: int = 365) -
     if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
         raise InvalidInputError(f"days must be an integer of 1..{MAX_DAYS} (the CA's own validity), got {days!r}")
     d = Path(directory)
-    entry = next((n for n in load_cluster(d) if n["id"] == node_id), None)
+    entry = next((n for n in load_cluster(d).nodes if n["id"] == node_id), None)
     if entry is None:
         raise InvalidInputError(f"no node {node_id!r} in {d / 'cluster.json'}")
     cfg = NodeConfig.load(entry["config"])
