@@ -1026,6 +1026,11 @@ class RaftNode:
             voters.add(cc.node_id)
         if not voters:
             return "removing the last voter"
+        if cc.node_id == self.id and len(self.voters) == 2 and self.id not in voters and self.cfg.step_down_on_removal:
+            # The other voter learns the change committed only from this leader, which steps down
+            # once it applies it: should that news be lost, and this node stop (it was removed),
+            # the other waits for ever on a vote of two. Led by the other, the change is safe.
+            return "the leader of two voters removing or demoting itself: transfer leadership first"
         return ""
 
     def _append_entries(self, entries: list[Entry]) -> None:
