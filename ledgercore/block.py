@@ -54,6 +54,9 @@ class BlockHeader:
                 raise EncodeError(f"header field {name} must be bytes, got {type(value).__name__}")
             if not isinstance(value, bytes):
                 object.__setattr__(self, name, bytes(value))
+        for name in ("height", "timestamp", "tx_count"):
+            if isinstance(getattr(self, name), bool):  # an int to Python, a mistake here; the encoder checks ranges
+                raise EncodeError(f"header field {name} must be an int, got bool")
         suite = get_suite(self.suite)
         object.__setattr__(self, "suite", suite.name)
         object.__setattr__(

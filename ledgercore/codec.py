@@ -24,7 +24,7 @@ encodable``. Decoding rejects anything that is not exactly one canonical value w
 from __future__ import annotations
 
 from . import _native
-from .errors import EncodeError, LedgerError
+from .errors import DecodeError, EncodeError, LedgerError
 
 MAX_VALUE_DEPTH: int = _native.MAX_VALUE_DEPTH
 
@@ -46,5 +46,11 @@ def encode_value(obj: object) -> bytes:
 
 
 def decode_value(data: bytes) -> object:
-    """The value ``data`` encodes (maps become dicts in key order, lists lists)."""
-    return _native.decode_value(data)
+    """The value ``data`` encodes (maps become dicts in key order, lists lists). A bytearray or
+    memoryview is copied to bytes first; anything else is a ``DecodeError``."""
+    try:
+        return _native.decode_value(data)
+    except TypeError:  # the native call takes bytes only: the other types are checked off the hot path
+        if isinstance(data, (bytearray, memoryview)):
+            return _native.decode_value(bytes(data))
+        raise DecodeError(f"a value decodes from bytes, not {type(data).__name__}") from None

@@ -57,9 +57,11 @@ def execute(
             out.errors[i] = f"replayed nonce {int(nonces[i])}: this sender has already used it"
     if authorize is not None:
         contracts_col, methods = batch.contracts, batch.methods
-        allowed = np.asarray(authorize(batch.public_keys, contracts_col, methods), dtype=bool)
+        allowed = np.asarray(authorize(batch.public_keys, contracts_col, methods))
         if allowed.shape != (n,):  # a scalar would broadcast: one answer for the whole block
             raise InvalidInputError(f"authorize must answer one bool per transaction ({n}), got shape {allowed.shape}")
+        if allowed.dtype != bool:  # read as truth values, "no" and 2 would permit
+            raise InvalidInputError(f"authorize must answer bools, got {allowed.dtype} values")
         for i in np.flatnonzero(runnable & ~allowed).tolist():
             out.errors[i] = f"sender is not permitted to call {contracts_col[i]}.{methods[i]}"
         runnable &= allowed

@@ -459,8 +459,10 @@ class Ledger:
         that a process reading a ledger another one writes sees what is committed: the head, the
         block-hash log, the newest part of the tx locator and the state overlay. A read of the
         environment's last transaction id when nothing changed. Skipped while this handle
-        commits (it is then the writer: the store holds nothing it does not)."""
-        if self._store.closed or self._store.env.info()["last_txnid"] == self._seen_txn:
+        commits (it is then the writer: the store holds nothing it does not). ``StoreError`` once
+        closed: a closed handle answers nothing, not even its last height."""
+        self._store.check_open()
+        if self._store.env.info()["last_txnid"] == self._seen_txn:
             return
         if not self._write_lock.acquire(blocking=False):
             return
@@ -525,6 +527,8 @@ class Ledger:
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
         wanted = None if suite is None else get_suite(suite).name
         check_chain_id(chain_id)
+        if isinstance(contracts, (str, bytes)) or not isinstance(contracts, Iterable):
+            raise InvalidInputError(f"contracts must be an iterable of Contract, got {type(contracts).__name__}")
         contracts = [_check_contract(c) for c in contracts]
         if authorize is not None and not callable(authorize):
             raise InvalidInputError(f"authorize must be callable or None, got {type(authorize).__name__}")
@@ -717,6 +721,8 @@ class Ledger:
         The others execute in order, each on the state the ones before it left, and get exactly the
         headers that applying them one by one would give. All are durable when this returns; a
         crash before that leaves none of them."""
+        if not isinstance(blocks, Sequence):
+            raise InvalidInputError(f"a group is a sequence of BlockInput values, got {type(blocks).__name__}")
         out: list[Block | InvalidInputError | None] = []
         checked = []
         for b in blocks:
@@ -1040,7 +1046,7 @@ class Ledger:
     @_following
     def query(self, contract: str, method: str, **args: Any) -> Any:
         """Runs a contract's read-only query against the current state."""
-        c = self._contracts.get(contract)
+        c = self._contracts.get(contract) if isinstance(contract, str) else None
         if c is None:
             raise UnknownNameError(f"unknown contract {contract!r}")
         reader = StateReader(lambda keys: self._current_values(keys))

@@ -13,7 +13,7 @@ from typing import Any
 
 from . import _native, hashing, signing
 from .codec import decode_value, utf8
-from .errors import InvalidKeyError, MalformedInputError
+from .errors import EncodeError, InvalidKeyError, MalformedInputError
 from .suites import Suite, get_suite, suite_for_scheme
 
 MAX_TX_SIZE: int = _native.MAX_TX_SIZE
@@ -114,6 +114,9 @@ class Transaction:
             raise InvalidKeyError(f"a {kp.scheme} key cannot sign for suite {chosen.name} (scheme {chosen.scheme})")
         for what, text in (("contract", contract), ("method", method), ("chain_id", chain_id)):
             utf8(text, what)  # EncodeError; the native encoder checks the names' form and length
+        for what, number in (("nonce", nonce), ("timestamp", timestamp)):
+            if isinstance(number, bool):  # an int to Python, a mistake here; the encoder checks ranges
+                raise EncodeError(f"{what} must be an int, got bool")
         if isinstance(args, Mapping) and not isinstance(args, dict):
             args = dict(args)  # any mapping, as typed; the codec takes dicts
         payload = _native.encode_tx_payload(

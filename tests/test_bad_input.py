@@ -924,3 +924,28 @@ def test_names_keys_and_chain_ids_that_are_not_utf8_strings_are_typed_errors(tmp
         args = {"contract": "evidence", "method": "put", "args": {}, "nonce": 1, **kw}
         with pytest.raises(EncodeError, match=re.escape(words)):
             Transaction.create(KP, **args)
+
+
+def test_arguments_of_the_wrong_type_are_typed_errors_naming_them(tmp_path):
+    # Each raised a bare TypeError (or, for bools and truthy answers, was taken as something else).
+    assert decode_value(bytearray(encode_value({"a": 1}))) == decode_value(memoryview(encode_value({"a": 1}))) == {"a": 1}
+    with pytest.raises(DecodeError, match="a value decodes from bytes, not NoneType"):
+        decode_value(None)
+    with pytest.raises(InvalidInputError, match="contracts must be an iterable of Contract, got NoneType"):
+        Ledger.open(tmp_path / "none", contracts=None)
+    assert not (tmp_path / "none").exists()
+    for kw, words in [({"nonce": True}, "nonce must be an int, got bool"), ({"timestamp": False}, "timestamp must be an int, got bool")]:
+        with pytest.raises(EncodeError, match=words):
+            Transaction.create(KP, "evidence", "put", {"key": "k", "digest": bytes(32)}, **{"nonce": 1, **kw})
+    with Ledger.open(tmp_path / "l") as led:
+        before = dump(led)
+        fields = {name: getattr(led.head, name) for name in HEADER_FIELDS}
+        for name in ("height", "timestamp", "tx_count"):
+            with pytest.raises(EncodeError, match=f"header field {name} must be an int, got bool"):
+                BlockHeader(**{**fields, name: True})
+        with pytest.raises(UnknownNameError, match=re.escape("unknown contract ['x']")):
+            led.query(["x"], "get")  # type: ignore[arg-type]
+        with pytest.raises(InvalidInputError, match="a group is a sequence of BlockInput values, got NoneType"):
+            led.apply_group(None)  # type: ignore[arg-type]
+        assert dump(led) == before
+        assert led.apply_block([put(1)]).header.height == led.height == 1  # still usable

@@ -390,6 +390,12 @@ def test_python_contract_errors_and_permission_hook(tmp_path):
         with pytest.raises(InvalidInputError, match=r"one bool per transaction \(1\), got shape \(\)"):
             led.apply_block([Transaction.create(citizen, "counter", "add", {"by": 1}, 1).encode()])
         assert led.height == 0
+    # Answers that are not bools are not read as truth values: "no" would permit.
+    for answer, kind in ((["no"], "<U2"), ([1], "int64"), ([None], "object")):
+        with Ledger.open(tmp_path / f"n{kind}", contracts=[Counter()], authorize=lambda s, c, m, a=answer: a) as led:
+            with pytest.raises(InvalidInputError, match=f"authorize must answer bools, got {kind} values"):
+                led.apply_block([Transaction.create(citizen, "counter", "add", {"by": 1}, 1).encode()])
+            assert led.height == 0
 
 
 def _read_while_applying(led: Ledger, blocks: list[list[bytes]], read: Callable[[int], None]) -> None:
@@ -824,8 +830,8 @@ def test_a_closed_ledger_answers_with_a_typed_error(tmp_path):
     led = Ledger.open(tmp_path / "l")
     led.apply_block([put(kp, "a", 1)])
     led.close()
-    assert led.height == 1  # what it knew
     for call in (
+        lambda: led.height, lambda: led.head,  # not even what it knew: a closed handle answers nothing
         lambda: led.get("evidence", "a"), lambda: led.block(1), lambda: led.history("evidence", "a"),
         lambda: led.tx_heights([bytes(32)]), lambda: led.apply_block([put(kp, "b", 2)]),
         lambda: next(led.apply_blocks([[put(kp, "b", 2)]])),
