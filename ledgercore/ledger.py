@@ -414,6 +414,9 @@ class Ledger:
         self._contracts = contracts
         self._authorize = authorize
         self._write_lock = threading.Lock()
+        # One catch-up at a time; a read that finds one running waits for it, not answering from
+        # the head it is replacing.
+        self._follow_lock = threading.Lock()
         # apply_blocks decodes the next block here while this one is staged and committed (the
         # thread starts on first use).
         self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-decode")
@@ -464,14 +467,17 @@ class Ledger:
         self._store.check_open()
         if self._store.env.info()["last_txnid"] == self._seen_txn:
             return
-        if not self._write_lock.acquire(blocking=False):
-            return
-        try:
-            with self._store.read() as txn:
-                self._catch_up(txn)
-                self._seen_txn = txn.id()
-        finally:
-            self._write_lock.release()
+        with self._follow_lock:
+            if self._store.env.info()["last_txnid"] == self._seen_txn:  # caught up while this waited
+                return
+            if not self._write_lock.acquire(blocking=False):  # this handle commits: it is the writer
+                return
+            try:
+                with self._store.read() as txn:
+                    self._catch_up(txn)
+                    self._seen_txn = txn.id()
+            finally:
+                self._write_lock.release()
 
     def _stored_height(self, txn: Any) -> int | None:
         """The stored head's height, or None when the store no longer holds this handle's head

@@ -419,6 +419,54 @@ def test_a_reader_process_follows_what_a_writer_process_commits_and_can_take_ove
 
 
 
+def test_threads_sharing_a_following_handle_never_read_behind_or_fail(tmp_path, monkeypatch):
+    # Regression: a read that found another thread of the handle catching up answered from the
+    # head that catch-up was replacing (0 blocks, after the writer process had committed and
+    # exited), and proofs read while the catch-up extended the block-hash log raised a bare
+    # RuntimeError ("Already mutably borrowed").
+    path = tmp_path / "ledger"
+    run_writer_until(path, SEED, 1)
+    with Ledger.open(path, spec.SUITE) as led:
+        assert led.height == 1
+        run_writer_until(path, SEED, 12)
+        inside, catch_up = threading.Event(), ledger_module.Ledger._catch_up
+
+        def slow_catch_up(self: Ledger, txn: object) -> None:
+            inside.set()
+            time.sleep(0.3)  # the other thread's read comes in meanwhile
+            catch_up(self, txn)
+
+        monkeypatch.setattr(ledger_module.Ledger, "_catch_up", slow_catch_up)
+        seen: dict[str, int] = {}
+        first = threading.Thread(target=lambda: seen.setdefault("first", led.height))
+        first.start()
+        assert inside.wait(10)
+        seen["second"] = led.height
+        first.join()
+        assert seen == {"first": 12, "second": 12}
+    # The block-hash log is read from other threads while one extends it.
+    log, errors = merkle.MerkleLog("blake3"), []
+    log.append(b"genesis")
+    stop, leaves = threading.Event(), [os.urandom(32) for _ in range(200_000)]
+
+    def prove() -> None:
+        while not stop.is_set():
+            try:
+                log.root(), log.inclusion_proof(0)
+            except Exception as exc:  # noqa: BLE001 (any failure is the finding)
+                errors.append(exc)
+
+    reader = threading.Thread(target=prove)
+    reader.start()
+    try:
+        for _ in range(5):
+            log.extend(leaves)
+    finally:
+        stop.set()
+        reader.join()
+    assert errors == [] and log.size == 1_000_001
+
+
 def test_a_reader_killed_mid_read_leaves_no_stale_slot(tmp_path):
     # Regression: a process SIGKILLed inside a read transaction kept its LMDB reader slot (and so
     # the pages of its snapshot, which then could never be reused) for as long as any other process

@@ -76,11 +76,11 @@ impl MerkleLog {
         self.inner.append(leaf)
     }
 
-    fn extend(&mut self, py: Python<'_>, leaves: &Bound<'_, PyAny>) -> PyResult<()> {
+    /// Holds the GIL throughout: released, other threads' reads of this log (root, proofs)
+    /// would fail on its mutable borrow ("Already mutably borrowed").
+    fn extend(&mut self, leaves: &Bound<'_, PyAny>) -> PyResult<()> {
         let rows = Rows::extract(leaves, "leaves")?;
-        let slices = rows.slices();
-        let inner = &mut self.inner;
-        py.detach(|| inner.extend(&slices));
+        self.inner.extend(&rows.slices());
         Ok(())
     }
 
