@@ -216,6 +216,12 @@ def _header_difference(got: BlockHeader, expected: BlockHeader) -> str:
     return "the block re-executes to another header than the one expected: " + "; ".join(diffs)
 
 
+def _check_flag(value: object, name: str) -> None:
+    """Refuses a flag that is not a bool: read as a truth value, ``"no"`` would say yes."""
+    if not isinstance(value, bool):
+        raise InvalidInputError(f"{name} must be a bool, got {type(value).__name__}")
+
+
 def _following(read: Callable[..., _R]) -> Callable[..., _R]:
     """A public read: it first catches up with what another process committed (``Ledger._follow``)."""
 
@@ -329,6 +335,9 @@ class BlockInput:
     proposer: bytes = b""
     consensus: bytes = b""
     signatures_checked: bool = False
+
+    def __post_init__(self) -> None:
+        _check_flag(self.signatures_checked, "signatures_checked")
 
 
 @dataclass(frozen=True)
@@ -531,11 +540,20 @@ class Ledger:
         call what (None: a development chain where anyone may call anything).
         """
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
+        try:
+            if not isinstance(os.fspath(path), str):  # type: ignore[arg-type]
+                raise TypeError
+        except TypeError:
+            raise InvalidInputError(f"path must be a str or os.PathLike naming a directory, got {type(path).__name__}") from None
         wanted = None if suite is None else get_suite(suite).name
         check_chain_id(chain_id)
         if isinstance(contracts, (str, bytes)) or not isinstance(contracts, Iterable):
             raise InvalidInputError(f"contracts must be an iterable of Contract, got {type(contracts).__name__}")
         contracts = [_check_contract(c) for c in contracts]
+        names = [c.name for c in contracts]
+        if len(set(names)) != len(names):
+            twice = sorted({n for n in names if names.count(n) > 1})
+            raise InvalidInputError(f"contracts must have distinct names: {', '.join(map(repr, twice))} given twice")
         if authorize is not None and not callable(authorize):
             raise InvalidInputError(f"authorize must be callable or None, got {type(authorize).__name__}")
         if isinstance(map_size, bool) or not isinstance(map_size, int) or not MIN_MAP_SIZE <= map_size <= MAX_MAP_SIZE:
@@ -670,6 +688,7 @@ class Ledger:
         staged; the write commits only once every one has verified.
         """
         self._store.check_open()
+        _check_flag(signatures_checked, "signatures_checked")
         if expect is not None and not isinstance(expect, BlockHeader):
             raise InvalidInputError(f"expect must be a BlockHeader or None, got {type(expect).__name__}")
         decoded = self._decode(raws)
@@ -684,8 +703,13 @@ class Ledger:
         (on native threads) while a block executes, is staged, flushed and fsync'd: each block's
         write commits once its own check has passed. For bulk loads and catching up."""
         self._store.check_open()
-        stamps = iter(timestamps) if timestamps is not None else None
-        it = iter(blocks)
+        try:
+            stamps = iter(timestamps) if timestamps is not None else None
+            it = iter(blocks)
+        except TypeError:
+            what = "timestamps" if timestamps is not None and not isinstance(timestamps, Iterable) else "blocks"
+            got = timestamps if what == "timestamps" else blocks
+            raise InvalidInputError(f"{what} must be an iterable, got {type(got).__name__}") from None
         # A check per native thread, each a whole block on one thread: one batch equation per
         # block costs ~10% less CPU per signature than a block split across the threads, and a
         # thread that finishes first takes the next block instead of idling while the block
@@ -1066,10 +1090,20 @@ class Ledger:
             return _live_values(self._store, txn, found + self._store.get_many(txn, "state", missing))
 
     @_following
-    def tx_heights(self, txids: Sequence[bytes]) -> dict[bytes, int]:
-        """The commit height of each of ``txids`` that is committed (absent ones are left out),
-        in one bulk lookup: for admitting batches without a lookup per transaction."""
-        return {t: height for t, (height, _) in self._locate(txids).items()}
+    def tx_heights(self, txids: Iterable[bytes]) -> dict[bytes, int]:
+        """The commit height of each of ``txids`` that is committed (absent ones are left out), in
+        one bulk lookup: for admitting batches without a lookup per transaction."""
+        if not isinstance(txids, (list, tuple)):
+            if isinstance(txids, (str, bytes, bytearray, memoryview)) or not isinstance(txids, Iterable):
+                raise InvalidInputError(f"txids must be a sequence of 32-byte ids, got {type(txids).__name__}")
+            txids = list(txids)  # an iterator is read once, here
+        try:
+            return {t: height for t, (height, _) in self._locate(txids).items()}
+        except TypeError:  # off the hot path: an id that is not hashable bytes
+            pass
+        if not all(isinstance(t, (bytes, bytearray, memoryview)) for t in txids):
+            raise InvalidInputError("txids must be a sequence of 32-byte ids (bytes)")
+        return {t: height for t, (height, _) in self._locate([bytes(t) for t in txids]).items()}
 
     def _locate(self, txids: Sequence[bytes]) -> dict[bytes, tuple[int, int]]:
         """``(height, index)`` of each of ``txids`` that is committed. The locator (its stored runs

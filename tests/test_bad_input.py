@@ -947,5 +947,31 @@ def test_arguments_of_the_wrong_type_are_typed_errors_naming_them(tmp_path):
             led.query(["x"], "get")  # type: ignore[arg-type]
         with pytest.raises(InvalidInputError, match="a group is a sequence of BlockInput values, got NoneType"):
             led.apply_group(None)  # type: ignore[arg-type]
+        forged = put(1)[:-64] + bytes(64)
+        for flag in ("no", 0, None):  # read as truth values, "no" skipped the signature check
+            with pytest.raises(InvalidInputError, match="signatures_checked must be a bool"):
+                led.apply_block([forged], signatures_checked=flag)  # type: ignore[arg-type]
+            with pytest.raises(InvalidInputError, match="signatures_checked must be a bool"):
+                BlockInput([forged], signatures_checked=flag)  # type: ignore[arg-type]
+        for blocks, stamps, words in ((None, None, "blocks must be an iterable, got NoneType"),
+                                      ([[put(1)]], 5, "timestamps must be an iterable, got int")):  # fmt: skip
+            with pytest.raises(InvalidInputError, match=words):
+                list(led.apply_blocks(blocks, timestamps=stamps))  # type: ignore[arg-type]
+        with pytest.raises(ContractInputError, match=re.escape("contract 'evidence' has no query ['get']")):
+            led.query("evidence", ["get"], key="k")  # type: ignore[arg-type]
         assert dump(led) == before
-        assert led.apply_block([put(1)]).header.height == led.height == 1  # still usable
+        raw = put(1)
+        assert led.apply_block([raw]).header.height == led.height == 1  # still usable
+        txid = Transaction.decode(raw).id
+        for ids in ([bytearray(txid)], [memoryview(txid)], iter([txid]), {txid}, (t for t in [txid])):
+            assert led.tx_heights(ids) == {txid: 1}  # type: ignore[arg-type]
+        for ids, words in ((None, "got NoneType"), (txid, "got bytes"), ([txid, 5], "item 1 is int, not bytes")):
+            with pytest.raises(InvalidInputError, match=re.escape(words)):
+                led.tx_heights(ids)  # type: ignore[arg-type]
+    for path in (b"/tmp/x", None, 5):
+        with pytest.raises(InvalidInputError, match="path must be a str or os.PathLike"):
+            Ledger.open(path)  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()
+    with pytest.raises(InvalidInputError, match="contracts must have distinct names: 'rogue' given twice"):
+        Ledger.open(tmp_path / "twice", contracts=[Rogue(), Rogue()])
+    assert not (tmp_path / "twice").exists()

@@ -219,7 +219,7 @@ class Contract:
         return result
 
     def query(self, state: ContractState, name: str, args: dict[str, Any]) -> Any:
-        if name not in self.queries():
+        if not isinstance(name, str) or name not in self.queries():
             raise ContractInputError(f"contract {self.name!r} has no query {name!r}")
         fn = getattr(self, name)
         try:
