@@ -1,6 +1,8 @@
 """RFC 9162 Merkle trees (section 2.1) over the chain's hash: roots, inclusion and consistency proofs.
 
 Leaves are data; the tree hashes them as ``H(0x00 || data)`` and nodes as ``H(0x01 || left || right)``.
+The module functions take a bytearray or memoryview wherever they take bytes; :class:`MerkleLog`, the
+native class itself, takes bytes only (anything else is a ``MalformedInputError``).
 """
 
 from __future__ import annotations
@@ -10,12 +12,26 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _native
+from .hashing import ALGORITHMS
+from .native_args import Params, retry_args
 
 MerkleLog = _native.MerkleLog
 """Append-only log: ``append``, ``extend``, ``size``, ``root(size=None)``, ``inclusion_proof(index, size=None)``,
 ``consistency_proof(old_size, new_size=None)``, ``to_bytes()`` and ``MerkleLog.from_bytes(data)``."""
 
 Leaves = Sequence[bytes] | np.ndarray
+
+# The native calls' arguments, for retry_args (the proofs' are this module's order: algo first).
+_ALGO = ("algo", ALGORITHMS)
+_ROOT: Params = (_ALGO, ("leaves", None))
+_INCLUSION_PROOF: Params = (_ALGO, ("index", None))
+_CONSISTENCY_PROOF: Params = (_ALGO, ("old_size", None))
+_VERIFY_INCLUSION: Params = (
+    _ALGO, ("leaf", bytes), ("index", None), ("tree_size", None), ("proof", None), ("root", bytes)
+)  # fmt: skip
+_VERIFY_CONSISTENCY: Params = (
+    _ALGO, ("old_size", None), ("new_size", None), ("old_root", bytes), ("new_root", bytes), ("proof", None)
+)  # fmt: skip
 
 
 def _log(leaves: Leaves, algo: str) -> _native.MerkleLog:
@@ -27,16 +43,28 @@ def _log(leaves: Leaves, algo: str) -> _native.MerkleLog:
 def root(leaves: Leaves, algo: str = "sha256") -> bytes:
     """The root of the tree over ``leaves``, computed without building a log (in parallel above
     65,536 leaves)."""
-    return _native.merkle_root(algo, leaves)
+    try:
+        return _native.merkle_root(algo, leaves)
+    except TypeError:  # the native calls take str, int and bytes only: sorted out off the hot path
+        args = retry_args(_ROOT, algo, leaves)
+    return _native.merkle_root(*args)
 
 
 def inclusion_proof(leaves: Leaves, index: int, algo: str = "sha256") -> list[bytes]:
     """The audit path of leaf ``index``, leaf to root."""
+    try:
+        return _log(leaves, algo).inclusion_proof(index)
+    except TypeError:
+        algo, index = retry_args(_INCLUSION_PROOF, algo, index)
     return _log(leaves, algo).inclusion_proof(index)
 
 
 def consistency_proof(leaves: Leaves, old_size: int, algo: str = "sha256") -> list[bytes]:
     """Proof that the tree over ``leaves[:old_size]`` is a prefix of the tree over ``leaves``."""
+    try:
+        return _log(leaves, algo).consistency_proof(old_size)
+    except TypeError:
+        algo, old_size = retry_args(_CONSISTENCY_PROOF, algo, old_size)
     return _log(leaves, algo).consistency_proof(old_size)
 
 
@@ -44,11 +72,19 @@ def verify_inclusion(
     leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes, algo: str = "sha256"
 ) -> bool:
     """Whether ``proof`` places leaf data ``leaf`` at ``index`` in the tree of ``tree_size`` leaves."""
-    return _native.merkle_verify_inclusion(algo, leaf, index, tree_size, proof, root)
+    try:
+        return _native.merkle_verify_inclusion(algo, leaf, index, tree_size, proof, root)
+    except TypeError:
+        args = retry_args(_VERIFY_INCLUSION, algo, leaf, index, tree_size, proof, root)
+    return _native.merkle_verify_inclusion(*args)
 
 
 def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes], algo: str = "sha256"
 ) -> bool:
     """Whether ``proof`` shows the tree of ``old_size`` leaves is a prefix of the one of ``new_size``."""
-    return _native.merkle_verify_consistency(algo, old_size, new_size, old_root, new_root, proof)
+    try:
+        return _native.merkle_verify_consistency(algo, old_size, new_size, old_root, new_root, proof)
+    except TypeError:
+        args = retry_args(_VERIFY_CONSISTENCY, algo, old_size, new_size, old_root, new_root, proof)
+    return _native.merkle_verify_consistency(*args)

@@ -3,6 +3,7 @@ and ``p256`` (ECDSA over SHA-256).
 
 Ed25519 keys are 32 bytes and signatures 64 (RFC 8032). SM2 and P-256 public keys are 65-byte
 uncompressed SEC1 points, signatures 64-byte raw ``r || s``. Private keys are 32 bytes everywhere.
+Wherever bytes are taken, a bytearray or memoryview is copied to bytes.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import numpy as np
 
 from . import _native
 from .errors import InvalidKeyError
+from .native_args import Params, retry_args
 
 SCHEMES = ("ed25519", "sm2", "p256")
 SIGNATURE_SIZE = 64
@@ -21,6 +23,13 @@ PRIVATE_KEY_SIZE = 32
 PUBLIC_KEY_SIZE = {"ed25519": 32, "sm2": 65, "p256": 65}
 
 Rows = Sequence[bytes] | np.ndarray
+
+# The native calls' arguments, for retry_args (bytes arguments also take a bytearray or memoryview).
+_SCHEME = ("scheme", SCHEMES)
+_SECRET_KEY: Params = (_SCHEME, ("private_bytes", bytes))
+_SIGN: Params = (("message", bytes),)
+_VERIFY: Params = (_SCHEME, ("public_key", bytes), ("message", bytes), ("signature", bytes))
+_VERIFY_BATCH: Params = (_SCHEME, ("public_keys", None), ("messages", None), ("signatures", None), ("seed", bytes))
 
 
 class KeyPair:
@@ -34,7 +43,11 @@ class KeyPair:
     @classmethod
     def from_private_bytes(cls, scheme: str, private_bytes: bytes) -> KeyPair:
         """Loads a key from its 32 private bytes (an Ed25519 seed, or an SM2/P-256 secret scalar)."""
-        return cls(_native.SecretKey(scheme, private_bytes))
+        try:
+            return cls(_native.SecretKey(scheme, private_bytes))
+        except TypeError:  # the native call takes str and bytes only: sorted out off the hot path
+            args = retry_args(_SECRET_KEY, scheme, private_bytes)
+        return cls(_native.SecretKey(*args))
 
     @property
     def scheme(self) -> str:
@@ -49,7 +62,11 @@ class KeyPair:
 
     def sign(self, message: bytes) -> bytes:
         """A 64-byte signature over ``message`` (deterministic: RFC 8032 / RFC 6979 nonces)."""
-        return self._key.sign(message)
+        try:
+            return self._key.sign(message)
+        except TypeError:
+            args = retry_args(_SIGN, message)
+        return self._key.sign(*args)
 
     def sign_many(self, messages: Rows) -> np.ndarray:
         """Signatures over many messages at once: a ``(N, 64)`` uint8 array."""
@@ -76,7 +93,11 @@ def from_private_bytes(scheme: str, private_bytes: bytes) -> KeyPair:
 
 def verify(scheme: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is valid. Wrong lengths raise ``InvalidLengthError``."""
-    return _native.verify(scheme, public_key, message, signature)
+    try:
+        return _native.verify(scheme, public_key, message, signature)
+    except TypeError:
+        args = retry_args(_VERIFY, scheme, public_key, message, signature)
+    return _native.verify(*args)
 
 
 def verify_batch(scheme: str, public_keys: Rows, messages: Rows, signatures: Rows) -> np.ndarray:
@@ -85,4 +106,9 @@ def verify_batch(scheme: str, public_keys: Rows, messages: Rows, signatures: Row
     Ed25519 uses randomised batch equations and bisects failing groups, so each answer equals
     :func:`verify` on that item. Columns are sequences of bytes or 2-D uint8 arrays (one row each).
     """
-    return _native.verify_batch(scheme, public_keys, messages, signatures, os.urandom(32))
+    seed = os.urandom(32)
+    try:
+        return _native.verify_batch(scheme, public_keys, messages, signatures, seed)
+    except TypeError:
+        args = retry_args(_VERIFY_BATCH, scheme, public_keys, messages, signatures, seed)
+    return _native.verify_batch(*args)

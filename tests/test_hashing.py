@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgercore import hashing
-from ledgercore.errors import MalformedInputError, UnknownNameError
+from ledgercore.errors import InvalidInputError, MalformedInputError, UnknownNameError
 
 
 def reference(algo: str, data: bytes) -> bytes:
@@ -189,8 +189,9 @@ def test_digest_many_rejects_non_bytes_items_with_a_clear_message(items, fragmen
 
 @pytest.mark.parametrize("items", [5, None, 3.5, object()])
 def test_digest_many_rejects_non_sequences(items):
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(MalformedInputError) as info:
         hashing.digest_many(items, "sha256")
+    assert f"items: expected a sequence of byte strings, got {type(items).__name__}" in str(info.value)
 
 
 def test_digest_many_rejects_arrays_it_cannot_read_as_rows():
@@ -201,8 +202,54 @@ def test_digest_many_rejects_arrays_it_cannot_read_as_rows():
             hashing.digest_many(bad, "sha256")
 
 
-@pytest.mark.parametrize("data", ["text", None, 5, [b"a"]])
-def test_digest_rejects_non_bytes(data):
-    with pytest.raises((TypeError, ValueError)) as info:
-        hashing.digest(data, "sha256")
-    assert type(data).__name__ in str(info.value) or "bytes" in str(info.value)
+ALGO_NAMES = '"blake3", "sha256", "sm3"'
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: hashing.digest("licence scan"), MalformedInputError, "data must be bytes, got str"),
+        (lambda: hashing.digest(None, "sha256"), MalformedInputError, "data must be bytes, got NoneType"),
+        (lambda: hashing.digest(5, "sha256"), MalformedInputError, "data must be bytes, got int"),
+        (lambda: hashing.digest([b"a"], "sm3"), MalformedInputError, "data must be bytes, got list"),
+        (lambda: hashing.digest(b"x", None), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+        (lambda: hashing.digest(b"x", b"sha256"), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got bytes"),
+        # A bytearray is fine: the algorithm is what is wrong, and the error says so.
+        (lambda: hashing.digest(bytearray(b"x"), 3), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got int"),
+        (lambda: hashing.digest_many([b"x"], None), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+    ],
+    ids=["str", "None", "int", "list", "algo None", "algo bytes", "bytearray, algo int", "many, algo None"],
+)  # fmt: skip
+def test_wrong_argument_types_raise_typed_errors_naming_the_argument(call, error, message):
+    """Not the bare TypeError of the native argument conversion: the project's typed error (an
+    InvalidInputError, so a ValueError) naming the argument, with the traceback free of the TypeError."""
+    with pytest.raises(error) as info:
+        call()
+    assert type(info.value) is error
+    assert isinstance(info.value, InvalidInputError) and isinstance(info.value, ValueError)
+    assert str(info.value) == message
+    assert info.value.__suppress_context__ and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("algo", ALGOS)
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_digest_accepts_bytearray_and_memoryview(algo, kind):
+    data = b"licence scan"
+    assert hashing.digest(kind(data), algo) == hashing.digest(data, algo) == reference(algo, data)
+    assert hashing.digest(kind(b""), algo) == reference(algo, b"")
+    view = memoryview(b"xx" + data + b"yy")[2:-2]  # a slice of a larger buffer
+    assert hashing.digest(view, algo) == reference(algo, data)
+
+
+def test_a_type_error_no_check_can_place_is_still_a_typed_error(monkeypatch):
+    """A TypeError from the native side whose cause the checks do not find (every argument looks
+    right) is an InvalidInputError carrying the native message, not a bare TypeError."""
+
+    def refuses(algo, data):
+        raise TypeError("something else")
+
+    monkeypatch.setattr(hashing._native, "hash_digest", refuses)
+    with pytest.raises(InvalidInputError) as info:
+        hashing.digest(b"x", "sha256")
+    assert type(info.value) is InvalidInputError
+    assert str(info.value) == "invalid arguments: something else"

@@ -23,7 +23,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgercore import merkle
-from ledgercore.errors import MalformedInputError, OutOfRangeError, UnknownNameError
+from ledgercore.errors import InvalidInputError, MalformedInputError, OutOfRangeError, UnknownNameError
 
 # ------------------------------------------------------------------- reference (RFC 9162 section 2.1)
 
@@ -687,7 +687,7 @@ def test_proof_nodes_and_roots_of_the_wrong_length_raise_value_error(log5):
         merkle.verify_consistency(3, 5, log5.root(3)[:31], root, cproof)
     with pytest.raises(ValueError, match="32"):
         merkle.verify_consistency(3, 5, log5.root(3), root + b"\0", cproof)
-    with pytest.raises((TypeError, ValueError)):
+    with pytest.raises(MalformedInputError, match="item 0 is NoneType"):
         merkle.verify_inclusion(b"c", 2, 5, [None], root)
     with pytest.raises(ValueError, match="single byte string"):
         merkle.verify_inclusion(b"c", 2, 5, b"".join(proof), root)
@@ -723,11 +723,82 @@ def test_bad_leaves_raise_clear_errors():
         log.extend([b"a", "b"])
     with pytest.raises(MalformedInputError, match="single byte string"):
         log.extend(b"abc")
-    with pytest.raises(TypeError):
-        log.append("text")
     with pytest.raises(MalformedInputError, match="item 0 is int"):
         merkle.root([1, 2])
     assert log.size == 0, "a failed extend must not leave part of the batch behind"
+
+
+def test_merkle_log_arguments_of_the_wrong_type_are_typed_errors():
+    log = merkle.MerkleLog("sha256")
+    with pytest.raises(MalformedInputError, match="malformed leaf: expected bytes, got str"):
+        log.append("text")
+    log.append(b"a")
+    for call, words in ((lambda: log.root("1"), "malformed tree size: expected an int, got str"),
+                        (lambda: log.inclusion_proof(0.0), "malformed leaf index: expected an int, got float")):  # fmt: skip
+        with pytest.raises(MalformedInputError, match=words):
+            call()
+    assert log.size == 1 and log.inclusion_proof(0, 1) == []
+
+
+ALGO_NAMES = '"blake3", "sha256", "sm3"'
+R = merkle.root([b"a"])
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: merkle.verify_inclusion(None, 0, 1, [], R), MalformedInputError, "leaf must be bytes, got NoneType"),
+        (lambda: merkle.verify_inclusion("a", 0, 1, [], R), MalformedInputError, "leaf must be bytes, got str"),
+        (lambda: merkle.verify_inclusion(b"a", 0, 1, [], None), MalformedInputError, "root must be bytes, got NoneType"),
+        (lambda: merkle.verify_inclusion(b"a", 0, 1, [], R.hex()), MalformedInputError, "root must be bytes, got str"),
+        (lambda: merkle.verify_inclusion(b"a", 2.0, 5, [], R), MalformedInputError, "malformed leaf index: expected an int, got float"),
+        (lambda: merkle.verify_inclusion(b"a", 0, "1", [], R), MalformedInputError, "malformed tree size: expected an int, got str"),
+        (lambda: merkle.verify_inclusion(b"a", 0, 1, [], R, None), UnknownNameError,
+         f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+        (lambda: merkle.verify_consistency(1, 2, None, R, []), MalformedInputError, "old_root must be bytes, got NoneType"),
+        (lambda: merkle.verify_consistency(1, 2, R, "r", []), MalformedInputError, "new_root must be bytes, got str"),
+        (lambda: merkle.verify_consistency(1.0, 2, R, R, []), MalformedInputError, "malformed old size: expected an int, got float"),
+        (lambda: merkle.verify_consistency(1, None, R, R, []), MalformedInputError, "malformed new size: expected an int, got NoneType"),
+        (lambda: merkle.verify_consistency(1, 2, R, R, [], None), UnknownNameError,
+         f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+        (lambda: merkle.inclusion_proof([b"a"], None), MalformedInputError, "malformed leaf index: expected an int, got NoneType"),
+        (lambda: merkle.inclusion_proof([b"a"], 0, None), UnknownNameError,
+         f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+        (lambda: merkle.consistency_proof([b"a"], "1"), MalformedInputError, "malformed old size: expected an int, got str"),
+        (lambda: merkle.consistency_proof([b"a"], 1, b"sha256"), UnknownNameError,
+         f"algo must be a str, one of {ALGO_NAMES}; got bytes"),
+        (lambda: merkle.root([b"a"], None), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+    ],
+    ids=[
+        "inclusion leaf None", "inclusion leaf str", "inclusion root None", "inclusion root str",
+        "inclusion index float", "inclusion tree_size str", "inclusion algo None", "consistency old_root None",
+        "consistency new_root str", "consistency old_size float", "consistency new_size None",
+        "consistency algo None", "inclusion_proof index None", "inclusion_proof algo None",
+        "consistency_proof old_size str", "consistency_proof algo bytes", "root algo None",
+    ],
+)  # fmt: skip
+def test_wrong_argument_types_raise_typed_errors_naming_the_argument(call, error, message):
+    """Not the bare TypeError of the native argument conversion: the project's typed error (an
+    InvalidInputError, so a ValueError) naming the argument, with the traceback free of the TypeError."""
+    with pytest.raises(error) as info:
+        call()
+    assert type(info.value) is error
+    assert isinstance(info.value, InvalidInputError) and isinstance(info.value, ValueError)
+    assert str(info.value) == message
+    assert info.value.__cause__ is None and (info.value.__context__ is None or info.value.__suppress_context__)  # no TypeError shown
+
+
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_verifiers_take_bytearray_and_memoryview_like_bytes(log5, kind):
+    root, proof = log5.root(), log5.inclusion_proof(2)
+    assert merkle.verify_inclusion(kind(b"c"), 2, 5, proof, kind(root)) is True
+    assert merkle.verify_inclusion(kind(b"d"), 2, 5, proof, root) is False
+    old_root, cproof = log5.root(3), log5.consistency_proof(3)
+    assert merkle.verify_consistency(3, 5, kind(old_root), kind(root), cproof) is True
+    assert merkle.verify_consistency(3, 5, kind(root), root, cproof) is False
+    # Copied bytes are checked like bytes: a short root is still a ValueError naming the size.
+    with pytest.raises(ValueError, match="32"):
+        merkle.verify_inclusion(b"c", 2, 5, proof, kind(root[:16]))
 
 
 def test_algorithms_give_different_trees():

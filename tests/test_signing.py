@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from ledgercore import signing
 from ledgercore.errors import (
+    InvalidInputError,
     InvalidKeyError,
     InvalidLengthError,
     MalformedInputError,
@@ -659,14 +660,83 @@ def test_well_formed_but_wrong_signatures_return_false(scheme):
 
 
 @pytest.mark.parametrize("bad", ["text", None, 12, ["list"]])
-def test_non_bytes_arguments_raise_type_errors_not_crashes(bad):
+def test_non_bytes_arguments_raise_malformed_input_errors_naming_them(bad):
     kp = signing.generate("ed25519")
-    with pytest.raises((TypeError, ValueError)):
-        signing.verify("ed25519", kp.public_key, bad, kp.sign(b"m"))
-    with pytest.raises((TypeError, ValueError)):
-        kp.sign(bad)
-    with pytest.raises((TypeError, ValueError)):
-        signing.from_private_bytes("ed25519", bad)
+    got = type(bad).__name__
+    calls = [
+        ("message", lambda: signing.verify("ed25519", kp.public_key, bad, kp.sign(b"m"))),
+        ("public_key", lambda: signing.verify("ed25519", bad, b"m", kp.sign(b"m"))),
+        ("signature", lambda: signing.verify("ed25519", kp.public_key, b"m", bad)),
+        ("message", lambda: kp.sign(bad)),
+        ("private_bytes", lambda: signing.from_private_bytes("ed25519", bad)),
+    ]
+    for name, call in calls:
+        with pytest.raises(MalformedInputError) as info:
+            call()
+        assert str(info.value) == f"{name} must be bytes, got {got}"
+
+
+SCHEME_NAMES = '"ed25519", "sm2", "p256"'
+KP = signing.from_private_bytes("ed25519", bytes(range(32)))
+SIG = KP.sign(b"m")
+
+
+@pytest.mark.parametrize(
+    "call, error, message",
+    [
+        (lambda: signing.generate(None), UnknownNameError, f"scheme must be a str, one of {SCHEME_NAMES}; got NoneType"),
+        (lambda: signing.generate(b"ed25519"), UnknownNameError, f"scheme must be a str, one of {SCHEME_NAMES}; got bytes"),
+        (lambda: KP.sign("text"), MalformedInputError, "message must be bytes, got str"),
+        (lambda: KP.sign(None), MalformedInputError, "message must be bytes, got NoneType"),
+        (lambda: signing.verify("ed25519", KP.public_key, "m", SIG), MalformedInputError, "message must be bytes, got str"),
+        (lambda: signing.verify("ed25519", KP.public_key.hex(), b"m", SIG), MalformedInputError,
+         "public_key must be bytes, got str"),
+        (lambda: signing.verify("ed25519", KP.public_key, b"m", None), MalformedInputError,
+         "signature must be bytes, got NoneType"),
+        (lambda: signing.verify(None, KP.public_key, b"m", SIG), UnknownNameError,
+         f"scheme must be a str, one of {SCHEME_NAMES}; got NoneType"),
+        (lambda: signing.from_private_bytes("ed25519", None), MalformedInputError,
+         "private_bytes must be bytes, got NoneType"),
+        (lambda: signing.from_private_bytes("ed25519", "x" * 32), MalformedInputError,
+         "private_bytes must be bytes, got str"),
+        (lambda: signing.KeyPair.from_private_bytes(1, bytes(32)), UnknownNameError,
+         f"scheme must be a str, one of {SCHEME_NAMES}; got int"),
+        (lambda: signing.verify_batch(None, [KP.public_key], [b"m"], [SIG]), UnknownNameError,
+         f"scheme must be a str, one of {SCHEME_NAMES}; got NoneType"),
+    ],
+    ids=[
+        "generate None", "generate bytes", "sign str", "sign None", "verify message str", "verify key str",
+        "verify signature None", "verify scheme None", "from_private_bytes None", "from_private_bytes str",
+        "KeyPair.from_private_bytes scheme int", "verify_batch scheme None",
+    ],
+)  # fmt: skip
+def test_wrong_argument_types_raise_typed_errors_naming_the_argument(call, error, message):
+    """Not the bare TypeError of the native argument conversion: the project's typed error (an
+    InvalidInputError, so a ValueError) naming the argument, with the traceback free of the TypeError."""
+    with pytest.raises(error) as info:
+        call()
+    assert type(info.value) is error
+    assert isinstance(info.value, InvalidInputError) and isinstance(info.value, ValueError)
+    assert str(info.value) == message
+    assert info.value.__suppress_context__ and info.value.__cause__ is None
+
+
+@pytest.mark.parametrize("scheme", SCHEMES)
+@pytest.mark.parametrize("kind", [bytearray, memoryview])
+def test_bytearray_and_memoryview_are_taken_like_bytes(scheme, kind):
+    private = b32(0x1D2C3B4A5F6E7D8C)
+    kp = signing.from_private_bytes(scheme, kind(private))
+    assert kp.public_key == signing.from_private_bytes(scheme, private).public_key
+    assert signing.KeyPair.from_private_bytes(scheme, kind(private)).private_bytes() == private
+    sig = kp.sign(kind(b"licence scan"))
+    assert sig == kp.sign(b"licence scan")  # deterministic nonces: the same signature
+    assert signing.verify(scheme, kind(kp.public_key), kind(b"licence scan"), kind(sig)) is True
+    assert signing.verify(scheme, kp.public_key, kind(b"other"), sig) is False
+    # Copied bytes are checked like bytes: a short key is still an InvalidLengthError.
+    with pytest.raises(InvalidLengthError, match="public key"):
+        signing.verify(scheme, kind(kp.public_key[:-1]), b"m", sig)
+    with pytest.raises(InvalidLengthError):
+        signing.from_private_bytes(scheme, kind(private[:31]))
 
 
 # ------------------------------------------------------------------------------- tampering

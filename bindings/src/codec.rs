@@ -8,7 +8,7 @@ use ledgercore_native::{Digest, Error, Suite, DIGEST_LEN};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyList, PyMemoryView, PyString, PyTuple};
 
-use crate::errors::{to_py, OrRaise};
+use crate::errors::{to_py, type_name, OrRaise};
 use crate::rows::Rows;
 
 /// Why a Python object cannot become a value: a type or range problem (with its path), or an
@@ -45,10 +45,6 @@ impl Fail {
             Fail::Py(e) => e,
         }
     }
-}
-
-fn type_name(obj: &Bound<'_, PyAny>) -> String {
-    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
 }
 
 fn fail(reason: impl Into<String>) -> Fail {

@@ -54,6 +54,11 @@ impl<T> OrRaise<T> for Result<T, Error> {
     }
 }
 
+/// The name of `obj`'s type, for messages about input of the wrong type.
+pub fn type_name(obj: &Bound<'_, PyAny>) -> String {
+    obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "object".into())
+}
+
 /// Input errors the bindings find themselves (wrong container shapes), raised as the same classes.
 pub fn malformed(what: &'static str, reason: impl Into<String>) -> PyErr {
     to_py(Error::Malformed { what, reason: reason.into() })

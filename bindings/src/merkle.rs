@@ -4,9 +4,9 @@ use ledgercore_native::merkle;
 use ledgercore_native::{Digest, HashAlgo, MerkleLog as NativeLog, DIGEST_LEN};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyType};
+use pyo3::types::{PyBytes, PyInt, PyType};
 
-use crate::errors::{malformed, OrRaise};
+use crate::errors::{malformed, type_name, OrRaise};
 use crate::rows::Rows;
 
 fn digest(bytes: &[u8], what: &'static str) -> PyResult<Digest> {
@@ -26,6 +26,9 @@ fn position(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
                 .cast_into::<PyType>()
                 .map_err(PyErr::from)?;
             Err(PyErr::from_type(class, format!("{what} {obj} out of range: must be an integer in [0, 2**64)")))
+        }
+        Err(_) if !obj.is_instance_of::<PyInt>() => {
+            Err(malformed(what, format!("expected an int, got {}", type_name(obj))))
         }
         Err(err) => Err(err),
     }
@@ -72,8 +75,11 @@ impl MerkleLog {
         self.inner.size()
     }
 
-    fn append(&mut self, leaf: &[u8]) -> u64 {
-        self.inner.append(leaf)
+    fn append(&mut self, leaf: &Bound<'_, PyAny>) -> PyResult<u64> {
+        let bytes = leaf
+            .cast::<PyBytes>()
+            .map_err(|_| malformed("leaf", format!("expected bytes, got {}", type_name(leaf))))?;
+        Ok(self.inner.append(bytes.as_bytes()))
     }
 
     /// Holds the GIL throughout: released, other threads' reads of this log (root, proofs)
