@@ -99,12 +99,14 @@ def _tls_refusal(exc: object) -> TypeGuard[ssl.SSLError]:
 def _tls_refused(method: str, path: str, url: str, exc: ssl.SSLError) -> TLSRefusedError:
     if isinstance(exc, ssl.SSLCertVerificationError):
         why = f"certificate verify failed: {exc.verify_message}"
+        if "mismatch" in str(exc.verify_message):
+            what = f"the node's certificate does not name the host in {url}"
+        else:
+            what = "the node's certificate is not issued by the CA this client trusts"
     else:
         why = exc.reason or str(exc)
-    return TLSRefusedError(
-        f"{method} {path}: TLS with {url} failed ({why}): the node's certificate is not issued by the CA this "
-        "client trusts, or the node refused this client's"
-    )
+        what = "is that port TLS?" if why == "WRONG_VERSION_NUMBER" else "the node refused this client's certificate"
+    return TLSRefusedError(f"{method} {path}: TLS with {url} failed ({why}): {what}")
 
 
 def _hex_txid(txid: bytes | str) -> str:
@@ -194,9 +196,11 @@ class Client:
     def _hint(self, exc: object) -> str:
         """A node refusing this client's certificate closes the connection without a TLS alert
         (asyncio sends none): what the client sees then, it says may be that."""
-        if self._ssl is not None and isinstance(exc, (ConnectionResetError, ssl.SSLEOFError)):  # RemoteDisconnected is one
+        if not isinstance(exc, (ConnectionResetError, ssl.SSLEOFError)):  # RemoteDisconnected is one
+            return ""
+        if self._ssl is not None:
             return "; a node also does this when it refuses the client's certificate (another CA's, expired, none)"
-        return ""
+        return "; a node does this to plain HTTP: its API is https"
 
     def submit(self, raw: bytes, wait: bool = True) -> dict[str, Any]:
         """Sends one encoded transaction. ``wait``: answer ``{"txid", "height"}`` once it is

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import datetime
 import json
 import re
 from pathlib import Path
@@ -13,6 +14,7 @@ import pytest
 
 from ledgercore.cli import main
 from ledgercore.client import Client
+from ledgercore.net import pki
 from ledgercore.net.errors import CertificateFileError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.config import ConfigError
@@ -138,7 +140,7 @@ def test_a_node_whose_start_fails_closes_what_it_opened(config_file: Path) -> No
          "client_tls must be an object with the paths ca_cert, cert and key, got None"),
         ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "https://h:1"}], '
          '"client_tls": {"ca_cert": "CONFIG_DIR/ca.crt", "cert": "CONFIG_DIR/c.crt", "key": "CONFIG_DIR/c.key"}}',
-         "cannot load the CA certificate"),
+         "cannot read the certificate"),
         ("[" * 100_000, "its JSON is nested too deeply"),
     ],
 )
@@ -186,3 +188,19 @@ def test_an_ipv6_cluster_gets_client_urls_with_brackets(tmp_path: Path) -> None:
     assert all(u.startswith("https://[::1]:") for u in urls)
     assert [p.client_url for p in layout.configs[0].peers] == urls[1:]
     Client(urls[0], tls=layout.client_tls)  # a URL the client takes
+
+
+def test_a_cluster_whose_client_certificate_nodes_would_refuse_is_not_started(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Nodes refuse an expired client certificate without a word: the supervisor would wait for
+    # answers that never come. It names the certificate before it starts anything.
+    layout = init_cluster(tmp_path / "c", 1, base_port=free_base_port(2))
+    ca = pki.load_credentials(layout.dir / "ca.crt", layout.dir / "ca.key")
+    long_ago = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(days=30)
+    stale = pki.issue_client_certificate(ca, "client", not_before=long_ago, validity=datetime.timedelta(days=1))
+    pki.write_credentials(stale, layout.client_tls.cert, layout.client_tls.key)
+    assert main(["cluster", "--dir", str(layout.dir)]) == 2
+    err = capsys.readouterr().err
+    assert "client.crt expired on" in err and "issue this client a new certificate" in err, err
+    assert not (layout.dir / "node1" / "node.log").exists()  # no node started

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
+from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
@@ -213,6 +214,9 @@ def test_encrypted_key_round_trip(tmp_path: Path, node1: pki.Credentials) -> Non
         pki.load_credentials(tmp_path / "c", tmp_path / "k", password=b"wrong")
     ctx = pki.server_context(tmp_path / "c", tmp_path / "c", tmp_path / "k", password=b"s3cret")
     assert ctx.verify_mode == ssl.CERT_REQUIRED
+    # Without the password: a typed error naming the key, not OpenSSL asking on the terminal.
+    with pytest.raises(CertificateFileError, match="private key .*k is encrypted and no password was given"):
+        pki.client_context(tmp_path / "c", tmp_path / "c", tmp_path / "k")
 
 
 def test_load_refuses_group_readable_key(tmp_path: Path, node1: pki.Credentials) -> None:
@@ -397,3 +401,42 @@ def test_a_client_refuses_its_own_certificate_where_a_node_would(
     ]:
         with pytest.raises(CertificateFileError, match=re.escape(words)):
             files.check_client()
+
+
+def _leaf(ca: pki.Credentials, usages: list[x509.ObjectIdentifier], *, key_identifier: bool = True) -> pki.Credentials:
+    """A client certificate from ``ca`` as another tool might make it: other usages, no AKI."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    now = dt.datetime.now(dt.timezone.utc)
+    subject = x509.Name([x509.NameAttribute(NameOID.ORGANIZATIONAL_UNIT_NAME, "client"),
+                         x509.NameAttribute(NameOID.COMMON_NAME, "alice")])  # fmt: skip
+    builder = (
+        x509.CertificateBuilder().subject_name(subject).issuer_name(ca.cert.subject).public_key(key.public_key())
+        .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(hours=1))
+        .not_valid_after(now + dt.timedelta(days=1)).add_extension(x509.ExtendedKeyUsage(usages), critical=False)
+    )  # fmt: skip
+    if key_identifier:
+        ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
+        builder = builder.add_extension(x509.AuthorityKeyIdentifier.from_issuer_subject_key_identifier(ski), critical=False)
+    return pki.Credentials(builder.sign(ca.key, hashes.SHA256()), key)
+
+
+def test_a_client_certificate_nodes_would_refuse_is_named_before_any_connection(
+    tls_dir: dict[str, pki.TLSFiles], ca: pki.Credentials, tmp_path: Path
+) -> None:
+    alice = tls_dir["alice"]
+    for name, creds, words in [
+        ("server_only", _leaf(ca, [ExtendedKeyUsageOID.SERVER_AUTH]), "is not for client authentication"),
+        ("no_aki", _leaf(ca, [ExtendedKeyUsageOID.CLIENT_AUTH], key_identifier=False), "has no authority key identifier"),
+    ]:
+        files = pki.TLSFiles(alice.ca_cert, tmp_path / f"{name}.crt", tmp_path / f"{name}.key")
+        pki.write_credentials(creds, files.cert, files.key)
+        with pytest.raises(CertificateFileError, match=words):
+            files.check_client()
+        # The nodes' own TLS check refuses it too: the check above is no stricter than they are.
+        with pytest.raises(ssl.SSLError):
+            handshake(tls_dir["node2"].server_context(), files.client_context(), "node2")
+    # A CA file holding two CAs (a change of CA under way): issued by either one passes.
+    bundle = tmp_path / "bundle.crt"
+    bundle.write_bytes(pki.create_ca("next").cert_pem() + alice.ca_cert.read_bytes())
+    assert pki.TLSFiles(bundle, alice.cert, alice.key).check_client() == pki.Identity("alice", "client")
+    assert tls_dir["node1"].check_client() == pki.Identity("node1", "node")  # nodes dial: clientAuth too

@@ -4,10 +4,12 @@ on the certificate the command issues."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import datetime as dt
 from pathlib import Path
 
 import pytest
+from cryptography import x509
 
 from ledgercore import Transaction, signing
 from ledgercore.cli import main
@@ -59,3 +61,32 @@ def test_a_node_whose_certificate_expired_starts_again_once_renewed(
                 await n.stop()
 
     asyncio.run(run())
+
+
+def test_the_client_certificate_is_renewed_and_node_certificates_name_the_client_api_host(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    layout = init_cluster(tmp_path / "c", 1, base_port=free_base_port(2))
+    d, tls = layout.dir, layout.client_tls
+    ca = pki.load_credentials(d / "ca.crt", d / "ca.key")
+    year_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=400)
+    pki.write_credentials(pki.issue_client_certificate(ca, "client", not_before=year_ago), tls.cert, tls.key)
+    with pytest.raises(pki.CertificateFileError, match="client.crt expired on"):
+        tls.check_client()
+    with pytest.raises(SystemExit):  # one or the other
+        main(["renew-cert", "--dir", str(d), "--node", "node1", "--client"])
+    assert "not allowed with argument" in capsys.readouterr().err
+    assert main(["renew-cert", "--dir", str(d), "--client", "--days", "10"]) == 0
+    assert "restart clients to use them" in capsys.readouterr().out
+    assert tls.check_client() == pki.Identity("client", "client")
+    # A node whose client API listens on another address than its transport: clients dial that
+    # address, so its certificate must name it (it named the transport's only).
+    path = layout.config_paths[0]
+    cfg = dataclasses.replace(NodeConfig.load(path), client_host="127.0.0.2")
+    cfg.save(path)
+    assert main(["renew-cert", "--dir", str(d), "--node", "node1"]) == 0
+    sans = pki.load_certificate(cfg.tls.cert).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "127.0.0.2"}
+    other = init_cluster(tmp_path / "i", 1, base_port=free_base_port(2), host="::1")
+    sans = pki.load_certificate(other.configs[0].tls.cert).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}

@@ -48,6 +48,7 @@ __all__ = [
     "Credentials",
     "Identity",
     "TLSFiles",
+    "certificate_identity",
     "client_context",
     "create_ca",
     "issue_client_certificate",
@@ -388,13 +389,26 @@ def _check_key_file_mode(path: Path) -> None:
 
 
 def load_certificate(path: PathLike) -> x509.Certificate:
-    """Read one PEM certificate."""
+    """Read one PEM certificate (the first, where the file holds several)."""
+    return _load_certificates(path)[0]
+
+
+def _load_certificates(path: PathLike) -> list[x509.Certificate]:
+    """Every PEM certificate in ``path`` (a CA file may hold several, during a change of CA)."""
     try:
-        return x509.load_pem_x509_certificate(Path(path).read_bytes())
+        return x509.load_pem_x509_certificates(Path(path).read_bytes())
     except ValueError as e:
         raise CertificateFileError(f"{path}: not a PEM certificate ({e})") from None
     except OSError as e:
         raise CertificateFileError(f"cannot read the certificate {path}: {e}") from None
+
+
+def _issued_by(cert: x509.Certificate, ca: x509.Certificate) -> bool:
+    try:
+        cert.verify_directly_issued_by(ca)
+    except (ValueError, TypeError, InvalidSignature):
+        return False
+    return True
 
 
 def load_credentials(
@@ -447,20 +461,36 @@ class TLSFiles:
         ident = self._check_current(now, "this node")
         if ident != Identity(node_id, ROLE_NODE):
             raise CertificateFileError(f"{self.cert} is a {ident.role} certificate for {ident.name!r}, not node {node_id!r}")
+        self._check_usage(ExtendedKeyUsageOID.SERVER_AUTH, "serverAuth (a node listens)")
 
     def check_client(self, now: _dt.datetime | None = None) -> Identity:
         """Refuses (``CertificateFileError``) a certificate every node's client API would refuse:
-        not issued by the CA in ``ca_cert``, not valid yet or any more. A node closes such a
-        connection without a word (asyncio sends no TLS alert), so the client says why here."""
+        not issued by the CA in ``ca_cert``, not valid yet or any more, not for client
+        authentication. A node closes such a connection without a word (asyncio sends no TLS
+        alert), so the client says why here."""
         return self._check_current(now, "this client")
 
-    def _check_current(self, now: _dt.datetime | None, holder: str) -> Identity:
-        """Who ``cert`` names, once it is checked to be issued by ``ca_cert`` and valid ``now``."""
-        ca, cert = load_certificate(self.ca_cert), load_certificate(self.cert)
+    def _check_usage(self, usage: x509.ObjectIdentifier, what: str) -> None:
         try:
-            cert.verify_directly_issued_by(ca)
-        except (ValueError, TypeError, InvalidSignature):
-            raise CertificateFileError(f"{self.cert} is not issued by the CA in {self.ca_cert}") from None
+            usages = load_certificate(self.cert).extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+        except x509.ExtensionNotFound:
+            usages = None
+        if usages is not None and usage not in usages:  # without the extension, any usage goes
+            raise CertificateFileError(f"{self.cert} is not for {what}: its extended key usage leaves it out")
+
+    def _check_current(self, now: _dt.datetime | None, holder: str) -> Identity:
+        """Who ``cert`` names, once it is checked to be issued by (one of) the CAs in ``ca_cert``,
+        valid ``now``, for client authentication (nodes dial too), and with the authority key
+        identifier the strict RFC 5280 checks of every TLS context here want."""
+        cas, cert = _load_certificates(self.ca_cert), load_certificate(self.cert)
+        if not any(_issued_by(cert, ca) for ca in cas):
+            raise CertificateFileError(f"{self.cert} is not issued by the CA in {self.ca_cert}")
+        try:
+            cert.extensions.get_extension_for_class(x509.AuthorityKeyIdentifier)
+        except x509.ExtensionNotFound:
+            raise CertificateFileError(
+                f"{self.cert} has no authority key identifier: nodes refuse it (strict RFC 5280 checks)"
+            ) from None
         now = now or _dt.datetime.now(_dt.timezone.utc)
         if now < cert.not_valid_before_utc - _CLOCK_SKEW:
             raise CertificateFileError(
@@ -472,9 +502,11 @@ class TLSFiles:
                 "certificate from the consortium CA"
             )
         try:
-            return _identity(cert)
+            ident = _identity(cert)
         except PeerIdentityError as exc:
             raise CertificateFileError(f"{self.cert}: {exc}") from None
+        self._check_usage(ExtendedKeyUsageOID.CLIENT_AUTH, "client authentication (clientAuth)")
+        return ident
 
     def to_dict(self) -> dict[str, str]:
         """JSON-friendly form (for a node config file)."""
@@ -516,9 +548,12 @@ def _harden(ctx: ssl.SSLContext, ca_cert: PathLike) -> None:
 def _load_chain(
     ctx: ssl.SSLContext, cert: PathLike, key: PathLike, password: bytes | None
 ) -> None:
+    def no_password() -> bytes:  # OpenSSL's own fallback asks on the terminal and waits for ever
+        raise CertificateFileError(f"private key {os.fspath(key)} is encrypted and no password was given")
+
     try:
         _check_key_file_mode(Path(key))
-        ctx.load_cert_chain(os.fspath(cert), os.fspath(key), password=password)
+        ctx.load_cert_chain(os.fspath(cert), os.fspath(key), password=no_password if password is None else password)
     except (OSError, ssl.SSLError) as exc:  # neither names the files
         raise CertificateFileError(
             f"cannot load the certificate {os.fspath(cert)} with its key {os.fspath(key)}: {exc}"
@@ -574,6 +609,11 @@ def _identity(cert: x509.Certificate) -> Identity:
     if role not in (ROLE_NODE, ROLE_CLIENT):
         raise PeerIdentityError(f"certificate role {role!r} is neither node nor client")
     return Identity(name, role)
+
+
+def certificate_identity(cert: x509.Certificate) -> Identity:
+    """The name and role ``cert`` names (``PeerIdentityError`` if it names none); not a check of it."""
+    return _identity(cert)
 
 
 def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> Identity:

@@ -61,7 +61,10 @@ class ClusterFile:
     client_tls: TLSFiles
 
     def client_context(self) -> ssl.SSLContext:
-        """A TLS context presenting the cluster's client certificate (its files are read here)."""
+        """A TLS context presenting the cluster's client certificate, read and checked here: one
+        that nodes would refuse (expired, another CA's) is a ``CertificateFileError`` naming why,
+        not a supervisor waiting on nodes that never answer it."""
+        self.client_tls.check_client()
         return self.client_tls.client_context()
 
 
@@ -100,11 +103,15 @@ def start_node(entry: dict[str, str], tls: ssl.SSLContext) -> NodeProcess:
     return NodeProcess(entry["id"], config, entry["client_url"], log_path, proc, log_file, tls)
 
 
-def wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) -> bool:
+def wait_ready(
+    nodes: list[NodeProcess], stopping: list[int], timeout: float, errors: dict[str, str] | None = None
+) -> bool:
     """Waits until every node's client API answers /status. False when one exits first (a node
-    that cannot start must not read as ready), on ``stopping``, or after ``timeout``."""
+    that cannot start must not read as ready), on ``stopping``, or after ``timeout``; ``errors``
+    then holds what each node that did not answer last answered instead."""
     deadline = time.monotonic() + timeout
     pending = {n.id: n for n in nodes}
+    errors = {} if errors is None else errors
     while pending and not stopping and time.monotonic() < deadline:
         for n in list(pending.values()):
             if n.proc.poll() is not None:
@@ -112,8 +119,9 @@ def wait_ready(nodes: list[NodeProcess], stopping: list[int], timeout: float) ->
             try:
                 n.client(timeout=1.0).status()
                 pending.pop(n.id)
-            except ClientError:
-                pass
+                errors.pop(n.id, None)
+            except ClientError as exc:
+                errors[n.id] = str(exc)
         if pending:
             time.sleep(POLL_S)
     return not pending
@@ -188,10 +196,12 @@ def run_cluster(
             n = start_node(entry, tls)
             nodes.append(n)
             print(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}", flush=True)
-        if wait_ready(nodes, stopping, ready_timeout):
+        errors: dict[str, str] = {}
+        if wait_ready(nodes, stopping, ready_timeout, errors):
             print(f"ready: {len(nodes)} nodes; Ctrl-C stops them", flush=True)
         elif not stopping and all(n.proc.poll() is None for n in nodes):
-            print(f"not every node answered within {ready_timeout}s", file=sys.stderr, flush=True)
+            said = "".join(f"\n  {node}: {error}" for node, error in sorted(errors.items()))
+            print(f"not every node answered within {ready_timeout}s{said}", file=sys.stderr, flush=True)
         while not stopping:
             _report_deaths(nodes)
             if all(n.reported for n in nodes):

@@ -184,5 +184,11 @@ class NodeConfig:
     def client_url(self) -> str:
         return client_url(self.client_host, self.client_port)
 
+    @property
+    def hosts(self) -> list[str]:
+        """The addresses its certificate must name: the transport's, and the client API's when it
+        listens elsewhere (clients check the name they dial)."""
+        return list(dict.fromkeys([self.host, self.client_host]))
+
     def peer_by_raft_id(self, raft_id: int) -> Peer | None:
         return next((p for p in self.peers if p.raft_id == raft_id), None)

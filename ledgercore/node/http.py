@@ -45,6 +45,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 
 from ..codec import decode_value
 from ..errors import InvalidInputError, LedgerError, NotFoundError
@@ -64,11 +65,27 @@ MAX_BATCH_BODY = 32 << 20
 """Largest ``POST /txs`` body accepted."""
 RETRY_AFTER_S = 1
 """Seconds a 503 answer asks the client to wait before trying again."""
+SHUTDOWN_S = 1.0
+"""Seconds a stopping node gives requests still in flight (a half-sent body waits no longer)."""
 
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
 _TXID_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class _RequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
+    """aiohttp's log of requests it could not handle: HTTP that does not parse (an overlong URL,
+    a bad Content-Length or chunk) is the client's fault, a warning without a traceback, so that
+    a client cannot fill the node's log with tracebacks at ERROR. Anything else keeps its
+    traceback."""
+
+    def exception(self, msg: object, *args: object, exc_info: Any = True, **kwargs: Any) -> None:
+        if isinstance(exc_info, HttpProcessingError):  # its message may span lines and quote the bytes
+            why = " ".join(str(exc_info.message).split())[:200]
+            self.warning("%s: %d %s", msg % args if args else msg, exc_info.code, why)  # type: ignore[operator]
+        else:
+            super().exception(msg, *args, exc_info=exc_info, **kwargs)
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -241,7 +258,10 @@ async def serve(node: Node, host: str | None = None, port: int | None = None) ->
     address; port 0 picks a free one), over mutual TLS with the node's certificate (``config.tls``).
     Stop it with ``await runner.cleanup()``."""
     tls = node.config.tls.server_context()  # before anything listens: bad files are a CertificateFileError
-    runner = web.AppRunner(make_app(node), access_log=None, handle_signals=False)
+    runner = web.AppRunner(
+        make_app(node), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_S,
+        logger=_RequestLog(logging.getLogger("ledgercore.node.http.requests"), {}),
+    )  # fmt: skip
     await runner.setup()
     site = web.TCPSite(
         runner, node.config.client_host if host is None else host,

@@ -113,7 +113,7 @@ def init_cluster(
     pki.write_credentials(ca, d / "ca.crt", d / "ca.key")
     paths = []
     for cfg in configs:
-        pki.write_tls_files(d / cfg.id, ca, pki.issue_node_certificate(ca, cfg.id, hosts=[host]))
+        pki.write_tls_files(d / cfg.id, ca, pki.issue_node_certificate(ca, cfg.id, hosts=cfg.hosts))
         cfg.save(d / cfg.id / "config.json")
         paths.append(d / cfg.id / "config.json")
     client_tls = pki.write_tls_files(d / "client", ca, pki.issue_client_certificate(ca, "client"), stem="client")

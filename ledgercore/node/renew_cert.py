@@ -17,37 +17,63 @@ from typing import Any
 
 from ..errors import InvalidInputError
 from ..net import pki
+from ..net.errors import CertificateFileError, PeerIdentityError
 from .cluster import load_cluster
 from .config import NodeConfig
 
 MAX_DAYS = pki.DEFAULT_CA_VALIDITY.days
 
 
+def _check_days(days: int) -> None:
+    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
+        raise InvalidInputError(f"days must be an integer of 1..{MAX_DAYS} (the CA's own validity), got {days!r}")
+
+
 def renew_certificate(directory: str | Path, node_id: str, *, days: int = 365) -> pki.TLSFiles:
     """Issues ``node_id`` of the cluster in ``directory`` a certificate valid for ``days`` and
     writes it, with its new key, where the node's config names its TLS files."""
-    if isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= MAX_DAYS:
-        raise InvalidInputError(f"days must be an integer of 1..{MAX_DAYS} (the CA's own validity), got {days!r}")
+    _check_days(days)
     d = Path(directory)
     entry = next((n for n in load_cluster(d).nodes if n["id"] == node_id), None)
     if entry is None:
         raise InvalidInputError(f"no node {node_id!r} in {d / 'cluster.json'}")
     cfg = NodeConfig.load(entry["config"])
     ca = pki.load_credentials(d / "ca.crt", d / "ca.key")
-    creds = pki.issue_node_certificate(ca, cfg.id, hosts=[cfg.host], validity=dt.timedelta(days=days))
+    creds = pki.issue_node_certificate(ca, cfg.id, hosts=cfg.hosts, validity=dt.timedelta(days=days))
     pki.write_credentials(creds, cfg.tls.cert, cfg.tls.key)
     cfg.tls.check_node(cfg.id)
     return cfg.tls
 
 
+def renew_client_certificate(directory: str | Path, *, days: int = 365) -> pki.TLSFiles:
+    """Issues the client of the cluster in ``directory`` (``cluster.json``'s ``client_tls``) a
+    certificate valid for ``days``, for the same name, and writes it with its new key."""
+    _check_days(days)
+    d = Path(directory)
+    tls = load_cluster(d).client_tls
+    ca = pki.load_credentials(d / "ca.crt", d / "ca.key")
+    try:
+        name = pki.certificate_identity(pki.load_certificate(tls.cert)).name
+    except (CertificateFileError, PeerIdentityError):
+        name = "client"  # the certificate is gone or unreadable: the name init-cluster gives
+    creds = pki.issue_client_certificate(ca, name, validity=dt.timedelta(days=days))
+    pki.write_credentials(creds, tls.cert, tls.key)
+    tls.check_client()
+    return tls
+
+
 def _run(args: argparse.Namespace) -> int:
     try:
-        tls = renew_certificate(args.dir, args.node, days=args.days)
+        if args.client:
+            tls = renew_client_certificate(args.dir, days=args.days)
+        else:
+            tls = renew_certificate(args.dir, args.node, days=args.days)
     except (InvalidInputError, OSError, ValueError) as exc:
         print(f"ledgercore renew-cert: {exc}", file=sys.stderr)
         return 2
     until = pki.load_certificate(tls.cert).not_valid_after_utc
-    print(f"wrote {tls.cert} and {tls.key}, valid until {until:%Y-%m-%d %H:%M} UTC; restart {args.node} to use them")
+    who = "clients" if args.client else args.node
+    print(f"wrote {tls.cert} and {tls.key}, valid until {until:%Y-%m-%d %H:%M} UTC; restart {who} to use them")
     return 0
 
 
@@ -55,11 +81,14 @@ def register(commands: Any) -> None:
     """Adds ``ledgercore renew-cert`` to the top-level sub-parsers."""
     parser: argparse.ArgumentParser = commands.add_parser(
         "renew-cert",
-        help="issue one node of a cluster a new certificate and key from the consortium CA",
-        description="Issue NODE of the cluster in DIR (written by init-cluster) a new key and certificate "
-        "from DIR/ca.crt and DIR/ca.key, and write them over the node's TLS files. Restart the node to use them.",
+        help="issue one node (or the client) of a cluster a new certificate and key from the consortium CA",
+        description="Issue NODE of the cluster in DIR (written by init-cluster), or with --client its client, "
+        "a new key and certificate from DIR/ca.crt and DIR/ca.key, and write them over its TLS files. "
+        "Restart the node (or the client) to use them.",
     )
     parser.add_argument("--dir", required=True, metavar="DIR", help="the directory init-cluster wrote")
-    parser.add_argument("--node", required=True, metavar="ID", help="the node's id (e.g. node1)")
+    who = parser.add_mutually_exclusive_group(required=True)
+    who.add_argument("--node", metavar="ID", help="the node's id (e.g. node1)")
+    who.add_argument("--client", action="store_true", help="the client certificate (cluster.json's client_tls)")
     parser.add_argument("--days", type=int, default=365, metavar="N", help="validity in days (default 365)")
     parser.set_defaults(handler=_run)
