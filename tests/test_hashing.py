@@ -8,7 +8,7 @@ import hashlib
 import blake3
 import numpy as np
 import pytest
-from conftest import load_vectors
+from conftest import assert_typed_argument_error, load_vectors
 from gmssl import func, sm3
 from hypothesis import given
 from hypothesis import strategies as st
@@ -221,14 +221,7 @@ ALGO_NAMES = '"blake3", "sha256", "sm3"'
     ids=["str", "None", "int", "list", "algo None", "algo bytes", "bytearray, algo int", "many, algo None"],
 )  # fmt: skip
 def test_wrong_argument_types_raise_typed_errors_naming_the_argument(call, error, message):
-    """Not the bare TypeError of the native argument conversion: the project's typed error (an
-    InvalidInputError, so a ValueError) naming the argument, with the traceback free of the TypeError."""
-    with pytest.raises(error) as info:
-        call()
-    assert type(info.value) is error
-    assert isinstance(info.value, InvalidInputError) and isinstance(info.value, ValueError)
-    assert str(info.value) == message
-    assert info.value.__suppress_context__ and info.value.__cause__ is None
+    assert_typed_argument_error(call, error, message)
 
 
 @pytest.mark.parametrize("algo", ALGOS)

@@ -17,13 +17,13 @@ from collections.abc import Callable, Sequence
 import blake3
 import numpy as np
 import pytest
-from conftest import VECTORS, load_vectors
+from conftest import VECTORS, assert_typed_argument_error, load_vectors
 from gmssl import func, sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
 from ledgercore import merkle
-from ledgercore.errors import InvalidInputError, MalformedInputError, OutOfRangeError, UnknownNameError
+from ledgercore.errors import MalformedInputError, OutOfRangeError, UnknownNameError
 
 # ------------------------------------------------------------------- reference (RFC 9162 section 2.1)
 
@@ -778,14 +778,7 @@ R = merkle.root([b"a"])
     ],
 )  # fmt: skip
 def test_wrong_argument_types_raise_typed_errors_naming_the_argument(call, error, message):
-    """Not the bare TypeError of the native argument conversion: the project's typed error (an
-    InvalidInputError, so a ValueError) naming the argument, with the traceback free of the TypeError."""
-    with pytest.raises(error) as info:
-        call()
-    assert type(info.value) is error
-    assert isinstance(info.value, InvalidInputError) and isinstance(info.value, ValueError)
-    assert str(info.value) == message
-    assert info.value.__cause__ is None and (info.value.__context__ is None or info.value.__suppress_context__)  # no TypeError shown
+    assert_typed_argument_error(call, error, message)
 
 
 @pytest.mark.parametrize("kind", [bytearray, memoryview])

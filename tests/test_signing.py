@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import load_vectors
+from conftest import assert_typed_argument_error, load_vectors
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -21,7 +21,6 @@ from hypothesis import strategies as st
 
 from ledgercore import signing
 from ledgercore.errors import (
-    InvalidInputError,
     InvalidKeyError,
     InvalidLengthError,
     MalformedInputError,
@@ -711,14 +710,7 @@ SIG = KP.sign(b"m")
     ],
 )  # fmt: skip
 def test_wrong_argument_types_raise_typed_errors_naming_the_argument(call, error, message):
-    """Not the bare TypeError of the native argument conversion: the project's typed error (an
-    InvalidInputError, so a ValueError) naming the argument, with the traceback free of the TypeError."""
-    with pytest.raises(error) as info:
-        call()
-    assert type(info.value) is error
-    assert isinstance(info.value, InvalidInputError) and isinstance(info.value, ValueError)
-    assert str(info.value) == message
-    assert info.value.__suppress_context__ and info.value.__cause__ is None
+    assert_typed_argument_error(call, error, message)
 
 
 @pytest.mark.parametrize("scheme", SCHEMES)
