@@ -1,6 +1,6 @@
 """The cluster part of ``ledgercore demo``: a local 3-node consortium, each node its own OS process
-speaking mutual TLS to each other and to their clients, e-certificates issued through every node's HTTP API, and a follower's proofs
-checked against the block headers every node agrees on."""
+speaking mutual TLS to the others and to its clients, e-certificates issued through every node's
+HTTP API, and a follower's proofs checked against the block headers every node agrees on."""
 
 from __future__ import annotations
 

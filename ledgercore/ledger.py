@@ -222,6 +222,13 @@ def _check_flag(value: object, name: str) -> None:
         raise InvalidInputError(f"{name} must be a bool, got {type(value).__name__}")
 
 
+def _iterator(values: Iterable[_R], name: str) -> Iterator[_R]:
+    try:
+        return iter(values)
+    except TypeError:
+        raise InvalidInputError(f"{name} must be an iterable, got {type(values).__name__}") from None
+
+
 def _following(read: Callable[..., _R]) -> Callable[..., _R]:
     """A public read: it first catches up with what another process committed (``Ledger._follow``)."""
 
@@ -540,11 +547,8 @@ class Ledger:
         call what (None: a development chain where anyone may call anything).
         """
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
-        try:
-            if not isinstance(os.fspath(path), str):  # type: ignore[arg-type]
-                raise TypeError
-        except TypeError:
-            raise InvalidInputError(f"path must be a str or os.PathLike naming a directory, got {type(path).__name__}") from None
+        if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+            raise InvalidInputError(f"path must be a str or os.PathLike naming a directory, got {type(path).__name__}")
         wanted = None if suite is None else get_suite(suite).name
         check_chain_id(chain_id)
         if isinstance(contracts, (str, bytes)) or not isinstance(contracts, Iterable):
@@ -703,13 +707,8 @@ class Ledger:
         (on native threads) while a block executes, is staged, flushed and fsync'd: each block's
         write commits once its own check has passed. For bulk loads and catching up."""
         self._store.check_open()
-        try:
-            stamps = iter(timestamps) if timestamps is not None else None
-            it = iter(blocks)
-        except TypeError:
-            what = "timestamps" if timestamps is not None and not isinstance(timestamps, Iterable) else "blocks"
-            got = timestamps if what == "timestamps" else blocks
-            raise InvalidInputError(f"{what} must be an iterable, got {type(got).__name__}") from None
+        stamps = None if timestamps is None else _iterator(timestamps, "timestamps")
+        it = _iterator(blocks, "blocks")
         # A check per native thread, each a whole block on one thread: one batch equation per
         # block costs ~10% less CPU per signature than a block split across the threads, and a
         # thread that finishes first takes the next block instead of idling while the block

@@ -24,8 +24,6 @@ Leaves = Sequence[bytes] | np.ndarray
 # The native calls' arguments, for retry_args (the proofs' are this module's order: algo first).
 _ALGO = ("algo", ALGORITHMS)
 _ROOT: Params = (_ALGO, ("leaves", None))
-_INCLUSION_PROOF: Params = (_ALGO, ("index", None))
-_CONSISTENCY_PROOF: Params = (_ALGO, ("old_size", None))
 _VERIFY_INCLUSION: Params = (
     _ALGO, ("leaf", bytes), ("index", None), ("tree_size", None), ("proof", None), ("root", bytes)
 )  # fmt: skip
@@ -35,6 +33,8 @@ _VERIFY_CONSISTENCY: Params = (
 
 
 def _log(leaves: Leaves, algo: str) -> _native.MerkleLog:
+    if not isinstance(algo, str):  # MerkleLog checks the leaves and positions itself
+        retry_args((_ALGO,), algo)  # raises the typed error naming it
     log = MerkleLog(algo)
     log.extend(leaves)
     return log
@@ -52,19 +52,11 @@ def root(leaves: Leaves, algo: str = "sha256") -> bytes:
 
 def inclusion_proof(leaves: Leaves, index: int, algo: str = "sha256") -> list[bytes]:
     """The audit path of leaf ``index``, leaf to root."""
-    try:
-        return _log(leaves, algo).inclusion_proof(index)
-    except TypeError:
-        algo, index = retry_args(_INCLUSION_PROOF, algo, index)
     return _log(leaves, algo).inclusion_proof(index)
 
 
 def consistency_proof(leaves: Leaves, old_size: int, algo: str = "sha256") -> list[bytes]:
     """Proof that the tree over ``leaves[:old_size]`` is a prefix of the tree over ``leaves``."""
-    try:
-        return _log(leaves, algo).consistency_proof(old_size)
-    except TypeError:
-        algo, old_size = retry_args(_CONSISTENCY_PROOF, algo, old_size)
     return _log(leaves, algo).consistency_proof(old_size)
 
 

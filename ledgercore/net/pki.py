@@ -458,28 +458,28 @@ class TLSFiles:
         why: not issued by the CA in ``ca_cert``, not valid yet (this machine's clock) or any
         more, or issued to another node. Without this a node starts and only logs failed
         handshakes."""
-        ident = self._check_current(now, "this node")
+        ident, cert = self._check_current(now, "this node")
         if ident != Identity(node_id, ROLE_NODE):
             raise CertificateFileError(f"{self.cert} is a {ident.role} certificate for {ident.name!r}, not node {node_id!r}")
-        self._check_usage(ExtendedKeyUsageOID.SERVER_AUTH, "serverAuth (a node listens)")
+        self._check_usage(cert, ExtendedKeyUsageOID.SERVER_AUTH, "serverAuth (a node listens)")
 
     def check_client(self, now: _dt.datetime | None = None) -> Identity:
         """Refuses (``CertificateFileError``) a certificate every node's client API would refuse:
         not issued by the CA in ``ca_cert``, not valid yet or any more, not for client
         authentication. A node closes such a connection without a word (asyncio sends no TLS
         alert), so the client says why here."""
-        return self._check_current(now, "this client")
+        return self._check_current(now, "this client")[0]
 
-    def _check_usage(self, usage: x509.ObjectIdentifier, what: str) -> None:
+    def _check_usage(self, cert: x509.Certificate, usage: x509.ObjectIdentifier, what: str) -> None:
         try:
-            usages = load_certificate(self.cert).extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
+            usages = cert.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value
         except x509.ExtensionNotFound:
             usages = None
         if usages is not None and usage not in usages:  # without the extension, any usage goes
             raise CertificateFileError(f"{self.cert} is not for {what}: its extended key usage leaves it out")
 
-    def _check_current(self, now: _dt.datetime | None, holder: str) -> Identity:
-        """Who ``cert`` names, once it is checked to be issued by (one of) the CAs in ``ca_cert``,
+    def _check_current(self, now: _dt.datetime | None, holder: str) -> tuple[Identity, x509.Certificate]:
+        """Who ``cert`` names, and the certificate, once it is checked to be issued by (one of) the CAs in ``ca_cert``,
         valid ``now``, for client authentication (nodes dial too), and with the authority key
         identifier the strict RFC 5280 checks of every TLS context here want."""
         cas, cert = _load_certificates(self.ca_cert), load_certificate(self.cert)
@@ -502,11 +502,11 @@ class TLSFiles:
                 "certificate from the consortium CA"
             )
         try:
-            ident = _identity(cert)
+            ident = certificate_identity(cert)
         except PeerIdentityError as exc:
             raise CertificateFileError(f"{self.cert}: {exc}") from None
-        self._check_usage(ExtendedKeyUsageOID.CLIENT_AUTH, "client authentication (clientAuth)")
-        return ident
+        self._check_usage(cert, ExtendedKeyUsageOID.CLIENT_AUTH, "client authentication (clientAuth)")
+        return ident, cert
 
     def to_dict(self) -> dict[str, str]:
         """JSON-friendly form (for a node config file)."""
@@ -603,7 +603,8 @@ def _peer_cert(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> x509.Certifi
     return x509.load_der_x509_certificate(der)
 
 
-def _identity(cert: x509.Certificate) -> Identity:
+def certificate_identity(cert: x509.Certificate) -> Identity:
+    """The name and role ``cert`` names (``PeerIdentityError`` if it names none); not a check of it."""
     name = _single_attr(cert.subject, NameOID.COMMON_NAME)
     role = _single_attr(cert.subject, NameOID.ORGANIZATIONAL_UNIT_NAME)
     if role not in (ROLE_NODE, ROLE_CLIENT):
@@ -611,17 +612,12 @@ def _identity(cert: x509.Certificate) -> Identity:
     return Identity(name, role)
 
 
-def certificate_identity(cert: x509.Certificate) -> Identity:
-    """The name and role ``cert`` names (``PeerIdentityError`` if it names none); not a check of it."""
-    return _identity(cert)
-
-
 def peer_identity(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> Identity:
     """The name and role in the certificate the peer of a completed handshake presented.
 
     Only meaningful on a context that verified it (``CERT_REQUIRED``, as built above); this reads
     the certificate, it does not verify it again."""
-    return _identity(_peer_cert(ssl_object))
+    return certificate_identity(_peer_cert(ssl_object))
 
 
 def peer_node_id(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str:
@@ -630,7 +626,7 @@ def peer_node_id(ssl_object: ssl.SSLObject | ssl.SSLSocket | None) -> str:
     Raises :class:`PeerIdentityError` if there is no certificate or it is not a node certificate
     (OU ``node``, EKU serverAuth, a valid node id as CN)."""
     cert = _peer_cert(ssl_object)
-    ident = _identity(cert)
+    ident = certificate_identity(cert)
     if ident.role != ROLE_NODE:
         raise PeerIdentityError(f"certificate for {ident.name!r} is a {ident.role} certificate")
     try:

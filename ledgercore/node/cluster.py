@@ -167,16 +167,15 @@ def stop_all(nodes: list[NodeProcess], timeout: float, *, announce: bool = True)
 
 
 def run_cluster(
-    directory: str | Path,
+    cluster: ClusterFile,
+    tls: ssl.SSLContext,
     *,
     only: Sequence[str] = (),
     ready_timeout: float = 60.0,
     stop_timeout: float = 20.0,
 ) -> int:
-    """Starts every node of the cluster in ``directory`` (or those named in ``only``), supervises them
-    until SIGINT/SIGTERM, stops them; returns the exit status."""
-    cluster = load_cluster(directory)
-    tls = cluster.client_context()
+    """Starts every node of ``cluster`` (or those named in ``only``), supervises them until
+    SIGINT/SIGTERM, stops them; returns the exit status. ``tls``: its ``client_context()``."""
     entries = cluster.nodes
     if only:
         unknown = set(only) - {e["id"] for e in entries}
@@ -225,11 +224,12 @@ def run_cluster(
 
 def _run(args: argparse.Namespace) -> int:
     try:
-        load_cluster(args.dir).client_context()
+        cluster = load_cluster(args.dir)
+        tls = cluster.client_context()
     except (OSError, ValueError, KeyError, TypeError) as exc:
         print(f"ledgercore cluster: cannot read {os.path.join(args.dir, 'cluster.json')}: {exc}", file=sys.stderr)
         return 2
-    return run_cluster(args.dir, only=args.only, ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout)
+    return run_cluster(cluster, tls, only=args.only, ready_timeout=args.ready_timeout, stop_timeout=args.stop_timeout)
 
 
 def register(commands: Any) -> None:
