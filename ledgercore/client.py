@@ -1,5 +1,6 @@
 """A client for a node's HTTP/JSON API (``ledgercore.node.http``): the standard library's HTTP,
-and ledgercore's codec for batches.
+and ledgercore's codec for batches. Connections are kept open between requests (one per thread
+making requests at once), so that a TLS handshake is paid once, not per request.
 
 Nodes serve the API over mutual TLS: the client trusts the consortium CA only and presents a
 certificate it issued (``init-cluster`` writes one to ``D/client``):
@@ -27,11 +28,11 @@ from __future__ import annotations
 
 import http.client
 import json
-import socket
+import select
 import ssl
-import urllib.error
+import threading
+import time
 import urllib.parse
-import urllib.request
 from collections.abc import Iterable
 from typing import Any, TypeGuard
 
@@ -54,6 +55,14 @@ DEFAULT_TIMEOUT = 60.0
 """Seconds to wait for an answer: longer than a node waits for a commit (30 s) before answering 504."""
 MAX_TIMEOUT = 86_400.0
 """The longest ``timeout`` taken (a day): sockets refuse far larger ones."""
+KEEP_IDLE_S = 30.0
+"""Seconds an idle connection is kept for the next request: less than the node keeps one (75 s),
+so that the node seldom closes one just as a request is sent on it."""
+MAX_IDLE_CONNECTIONS = 8
+"""Idle connections kept (one per thread that made requests at once, up to this many)."""
+
+# What a request on a kept connection meets when the node closed it while it was idle.
+_CLOSED_WHILE_IDLE = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
 
 
 def _error_for(status: int, message: str, retry_after: float | None) -> ClientError:
@@ -109,6 +118,16 @@ def _tls_refused(method: str, path: str, url: str, exc: ssl.SSLError) -> TLSRefu
     return TLSRefusedError(f"{method} {path}: TLS with {url} failed ({why}): {what}")
 
 
+def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
+    """Whether a kept connection was closed by the node: an idle HTTP connection has nothing to
+    read, so one that is readable holds the close (or bytes no request asked for)."""
+    if conn.sock is None:
+        return True
+    poller = select.poll()
+    poller.register(conn.sock, select.POLLIN)
+    return bool(poller.poll(0))
+
+
 def _hex_txid(txid: bytes | str) -> str:
     if isinstance(txid, (bytes, bytearray, memoryview)):
         txid = bytes(txid).hex()
@@ -122,7 +141,10 @@ class Client:
 
     ``tls`` is needed for an ``https`` URL and refused for an ``http`` one: the consortium CA's
     certificate with this client's certificate and key (:class:`~ledgercore.net.pki.TLSFiles`), or
-    a ready ``ssl.SSLContext`` (one context serves many clients and threads)."""
+    a ready ``ssl.SSLContext`` (one context serves many clients and threads).
+
+    Threads may share a client. It keeps up to :data:`MAX_IDLE_CONNECTIONS` connections open
+    between requests; ``close()`` (or ``with Client(...) as c:``) closes them."""
 
     def __init__(self, url: str, timeout: float = DEFAULT_TIMEOUT, *, tls: TLSFiles | ssl.SSLContext | None = None) -> None:
         check_url(url)
@@ -140,6 +162,10 @@ class Client:
             raise InvalidInputError(f"{url} is plain http: tls= would not be used (an https URL takes it)")
         self.url = url.rstrip("/")
         self.timeout = timeout
+        parts = urllib.parse.urlsplit(self.url)
+        self._host, self._port, self._path = parts.hostname or "", parts.port, parts.path  # check_url: a host
+        self._idle: list[tuple[http.client.HTTPConnection, float]] = []  # kept open, with when each went idle
+        self._lock = threading.Lock()
         if isinstance(tls, TLSFiles):
             # Checked here, as a node refuses a bad certificate without saying why (CertificateFileError
             # names the file and what is wrong); the files are read once.
@@ -150,41 +176,91 @@ class Client:
     def __repr__(self) -> str:
         return f"Client({self.url!r})"
 
-    def _request(self, method: str, path: str, body: bytes | None = None) -> Any:
-        req = urllib.request.Request(self.url + path, data=body, method=method)
-        if body is not None:
-            req.add_header("Content-Type", "application/octet-stream")
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout, context=self._ssl) as resp:
-                data = resp.read()
-        except urllib.error.HTTPError as exc:
-            with exc:
-                raw = exc.read()
-                headers = exc.headers
+    def close(self) -> None:
+        """Closes the connections kept open for later requests (a request after this opens a new one)."""
+        with self._lock:
+            idle, self._idle = self._idle, []
+        for conn, _ in idle:
+            conn.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _connection(self) -> tuple[http.client.HTTPConnection, bool]:
+        """A kept connection the node has not closed (and whether it is one), or a new one."""
+        now = time.monotonic()
+        with self._lock:
+            while self._idle:
+                conn, since = self._idle.pop()
+                if now - since < KEEP_IDLE_S and not _closed_by_peer(conn):
+                    return conn, True
+                conn.close()
+        if self._ssl is None:
+            return http.client.HTTPConnection(self._host, self._port, timeout=self.timeout), False
+        return http.client.HTTPSConnection(self._host, self._port, timeout=self.timeout, context=self._ssl), False
+
+    def _keep(self, conn: http.client.HTTPConnection) -> None:
+        with self._lock:
+            if len(self._idle) < MAX_IDLE_CONNECTIONS:
+                self._idle.append((conn, time.monotonic()))
+                return
+        conn.close()
+
+    def _exchange(self, method: str, path: str, body: bytes | None) -> tuple[int, Any, bytes]:
+        """Sends one request on a kept connection, or a new one; the answer's status, headers and
+        body. A kept connection the node closed meanwhile (idle, or the node restarted) is
+        replaced once: the node had not read the request, and submitting is idempotent anyway."""
+        headers = {"Content-Type": "application/octet-stream"} if body is not None else {}
+        while True:
+            conn, kept = self._connection()
+            if not kept:
+                try:
+                    conn.connect()
+                except TimeoutError as exc:
+                    raise self._timed_out(method, path) from exc
+                except OSError as exc:
+                    if _tls_refusal(exc):
+                        raise _tls_refused(method, path, self.url, exc) from exc
+                    raise UnavailableError(f"{method} {path}: cannot reach {self.url}: {exc}{self._hint(exc)}") from exc
             try:
-                message = str(json.loads(raw)["error"])
+                conn.request(method, self._path + path, body=body, headers=headers)
+                resp = conn.getresponse()
+                data = resp.read()
+            except TimeoutError as exc:
+                conn.close()
+                raise self._timed_out(method, path) from exc
+            except (OSError, http.client.HTTPException) as exc:  # reset, cut short, not HTTP
+                conn.close()
+                if kept and isinstance(exc, _CLOSED_WHILE_IDLE):
+                    continue
+                if _tls_refusal(exc):  # TLS 1.3: a node's refusal of this certificate arrives on the first read
+                    raise _tls_refused(method, path, self.url, exc) from exc
+                raise UnavailableError(f"{method} {path}: connection to {self.url} failed: {exc}{self._hint(exc)}") from exc
+            if resp.will_close:
+                conn.close()
+            else:
+                self._keep(conn)
+            return resp.status, resp.headers, data
+
+    def _timed_out(self, method: str, path: str) -> CommitTimeoutError:
+        return CommitTimeoutError(f"{method} {path}: no answer from {self.url} within {self.timeout}s")
+
+    def _request(self, method: str, path: str, body: bytes | None = None) -> Any:
+        status, headers, data = self._exchange(method, path, body)
+        if not 200 <= status < 300:
+            try:
+                message = str(json.loads(data)["error"])
             except (ValueError, KeyError, TypeError):
-                message = raw.decode("utf-8", "replace").strip() or exc.reason or f"HTTP {exc.code}"
-            retry = headers.get("Retry-After") if headers is not None else None
+                message = data.decode("utf-8", "replace").strip() or f"HTTP {status}"
+            retry = headers.get("Retry-After")
             try:
                 retry_after = float(retry) if retry is not None else None
             except ValueError:
                 retry_after = None
-            raise _error_for(exc.code, message, retry_after) from None
-        except TimeoutError as exc:
-            raise CommitTimeoutError(f"{method} {path}: no answer from {self.url} within {self.timeout}s") from exc
-        except urllib.error.URLError as exc:
-            if isinstance(exc.reason, (socket.timeout, TimeoutError)):
-                raise CommitTimeoutError(
-                    f"{method} {path}: no answer from {self.url} within {self.timeout}s"
-                ) from exc
-            if _tls_refusal(exc.reason):
-                raise _tls_refused(method, path, self.url, exc.reason) from exc
-            raise UnavailableError(f"{method} {path}: cannot reach {self.url}: {exc.reason}{self._hint(exc.reason)}") from exc
-        except (ConnectionError, OSError, http.client.HTTPException) as exc:  # reset, cut short, not HTTP
-            if _tls_refusal(exc):  # TLS 1.3: a node's refusal of this certificate would arrive on the first read
-                raise _tls_refused(method, path, self.url, exc) from exc
-            raise UnavailableError(f"{method} {path}: connection to {self.url} failed: {exc}{self._hint(exc)}") from exc
+            raise _error_for(status, message, retry_after)
         try:
             answer = json.loads(data)
         except ValueError:

@@ -51,6 +51,7 @@ def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
         cluster = load_cluster(layout.dir)
         tls = cluster.client_context()
         nodes = [start_node(entry, tls) for entry in cluster.nodes]
+        clients: list[Client] = []
         try:
             ready = wait_ready(nodes, [], 30.0)
             exited = [n for n in nodes if n.proc.poll() is not None]
@@ -64,6 +65,8 @@ def run_cluster_demo(checks: Any, suite_name: str, count: int) -> None:
             print(f"  3 nodes up (mutual TLS between them and with clients), {leader['node']} leads term {leader['term']}")
             _issue_and_prove(clients, suite.scheme, suite.hash, count, checks)
         finally:
+            for c in clients:
+                c.close()
             stop_all(nodes, 10.0, announce=False)
 
 

@@ -4,6 +4,7 @@ what it makes of a server that does not answer as a node does."""
 from __future__ import annotations
 
 import http.server
+import json
 import re
 import threading
 from collections.abc import Iterator
@@ -107,3 +108,83 @@ def not_a_node() -> Iterator[Client]:
 def test_an_answer_that_is_not_a_nodes_is_a_typed_error(not_a_node: Client, height: int, cls: type, words: str) -> None:
     with pytest.raises(cls, match=re.escape(words)):
         not_a_node.block(height)
+
+
+class _KeepAliveNode(http.server.BaseHTTPRequestHandler):
+    """Answers ``GET /status`` over HTTP/1.1 keep-alive, counting connections; on the connection's
+    ``drop_on``-th request it closes without answering, as a node does that closed it meanwhile."""
+
+    protocol_version = "HTTP/1.1"
+    connections = 0
+    drop_on = 0
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections += 1
+        self.served = 0
+
+    def do_GET(self) -> None:
+        self.served += 1
+        if self.served == self.drop_on:
+            self.close_connection = True
+            return
+        body = json.dumps({"node": "n1", "connection": type(self).connections}).encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def keep_alive_node() -> Iterator[tuple[type[_KeepAliveNode], str]]:
+    handler = type("Handler", (_KeepAliveNode,), {})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield handler, f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_requests_share_one_connection_until_the_client_is_closed(keep_alive_node: tuple[type[_KeepAliveNode], str]) -> None:
+    handler, url = keep_alive_node
+    with Client(url, timeout=5) as c:
+        assert [c.status()["connection"] for _ in range(5)] == [1] * 5
+    assert handler.connections == 1
+    with Client(url, timeout=5) as c:  # closed before: a new client, a new connection
+        assert c.status()["connection"] == 2
+        c.close()
+        assert c.status()["connection"] == 3  # and a closed client opens one again when used
+
+
+def test_a_kept_connection_the_node_closed_is_replaced_once(keep_alive_node: tuple[type[_KeepAliveNode], str]) -> None:
+    handler, url = keep_alive_node
+    handler.drop_on = 3  # the third request on each connection finds it closed
+    with Client(url, timeout=5) as c:
+        assert [c.status()["connection"] for _ in range(5)] == [1, 1, 2, 2, 3]
+    # A new connection that the node closes is not tried again: that is no stale connection.
+    handler.drop_on = 1
+    with Client(url, timeout=5) as c, pytest.raises(UnavailableError, match="GET /status: connection to .* failed"):
+        c.status()
+    assert handler.connections == 4
+
+
+def test_threads_share_a_client(keep_alive_node: tuple[type[_KeepAliveNode], str]) -> None:
+    handler, url = keep_alive_node
+    answers: list[str] = []
+    with Client(url, timeout=5) as c:
+
+        def work() -> None:
+            answers.extend(c.status()["node"] for _ in range(20))
+
+        threads = [threading.Thread(target=work) for _ in range(12)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+    assert answers == ["n1"] * 240
+    assert handler.connections <= 12  # one per thread at most, and kept between requests

@@ -117,7 +117,8 @@ def wait_ready(
             if n.proc.poll() is not None:
                 return False
             try:
-                n.client(timeout=1.0).status()
+                with n.client(timeout=1.0) as c:
+                    c.status()
                 pending.pop(n.id)
                 errors.pop(n.id, None)
             except ClientError as exc:
