@@ -706,6 +706,14 @@ def test_transport_refuses_a_certificate_from_another_ca(cluster: Cluster, tmp_p
     assert current_leader(cluster.all_clients) is not None  # the cluster did not notice
 
 
+def _refusals(log: Path, start: int, count: int) -> list[str] | None:
+    """The client API's refusals logged after byte ``start`` of ``log``, once there are ``count``."""
+    with log.open("rb") as f:
+        f.seek(start)
+        lines = [ln for ln in f.read().decode(errors="replace").splitlines() if "client API: refused connection" in ln]
+    return lines if len(lines) >= count else None
+
+
 def test_the_client_api_refuses_clients_without_a_valid_consortium_certificate(cluster: Cluster, tmp_path: Path) -> None:
     url = cluster.info["nodes"][0]["client_url"]
     log = cluster.dir / "node1" / "node.log"
@@ -744,6 +752,12 @@ def test_the_client_api_refuses_clients_without_a_valid_consortium_certificate(c
     # Plain HTTP gets no answer either.
     with pytest.raises(UnavailableError, match="a node does this to plain HTTP: its API is https"):
         Client(url.replace("https://", "http://"), timeout=10).status()
+    # The node's log names each refusal: the three certificates twice each, the client that did
+    # not trust the node's (its alert), then plain HTTP.
+    refusals = wait_until(lambda: _refusals(log, logged, 8), 10, "node1 logging the refused clients")
+    for why in ("unable to get local issuer certificate", "certificate has expired",
+                "peer did not return a certificate", "alert unknown ca", "http request"):  # fmt: skip
+        assert any(why in r for r in refusals), (why, refusals)
     # Nothing they sent was admitted; a node's own certificate is a consortium certificate too.
     node2 = Client(url, tls=pki.TLSFiles.in_dir(cluster.dir / "node2"))
     assert node2.status()["node"] == "node1"

@@ -50,6 +50,7 @@ from ledgercore.net.errors import (
     UnknownPeerError,
 )
 from ledgercore.net.pki import TLSFiles, peer_node_id, validate_node_id
+from ledgercore.net.tls_accept import accept_tls, describe, listen
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -425,10 +426,12 @@ def _keepalive(transport: asyncio.BaseTransport) -> None:
             pass
 
 
-def _describe(e: BaseException) -> str:
-    """``Type: message``, or just ``Type`` for exceptions without one (ConnectionResetError())."""
-    text = str(e)
-    return f"{type(e).__name__}: {text}" if text else type(e).__name__
+class _ReaderProtocol(asyncio.StreamReaderProtocol):
+    """An accepted connection's protocol, with the reader its frames are read from."""
+
+    def __init__(self) -> None:
+        self.reader = asyncio.StreamReader(limit=_READ_LIMIT)
+        super().__init__(self.reader)
 
 
 def _abort(transport: asyncio.BaseTransport | None) -> None:
@@ -478,7 +481,6 @@ class Transport:
         self._state = _NEW
         self._sock: socket.socket | None = None  # the listening socket
         self._tasks: set[asyncio.Task[Any]] = set()
-        self._pending = 0  # accepted connections whose handshake is in progress
         self._rejected_handshakes = 0
         self._rejected_peers = 0
         self._last_rejection: TransportError | None = None
@@ -497,18 +499,14 @@ class Transport:
         """Listen, and start dialling every peer with a known address."""
         if self._state != _NEW:
             raise TransportClosedError(f"transport {self.node_id} already {self._state}")
-        # Our own accept loop rather than create_server(ssl=...): that one drops failed
-        # handshakes silently, and a refused peer must be logged and counted.
-        host, port = self._listen
-        loop = asyncio.get_running_loop()
-        infos = await loop.getaddrinfo(host or None, port, type=socket.SOCK_STREAM,
-                                       flags=socket.AI_PASSIVE)
-        family, _, _, _, sockaddr = infos[0]
-        sock = socket.create_server(sockaddr[:2], family=family, backlog=128)  # SO_REUSEADDR
-        sock.setblocking(False)
+        sock = await listen(*self._listen)
         self._sock = sock
         self._state = _RUNNING
-        self._spawn(self._accept_loop(sock), f"listen {self.node_id}")
+        self._spawn(accept_tls(
+            f"transport {self.node_id}", sock, self._server_ssl, _ReaderProtocol,
+            handshake_timeout=self.limits.handshake_timeout, max_pending=self.limits.max_pending_handshakes,
+            refuse=self._reject, spawn=self._spawn, connected=self._accepted,
+        ), f"listen {self.node_id}")  # fmt: skip
         for peer in self._peers.values():
             self._start_dialer(peer)
         log.info("transport %s listening on %s:%d", self.node_id, *self.address)
@@ -694,42 +692,13 @@ class Transport:
         else:
             self._rejected_peers += 1
         self._last_rejection = err
-        log.warning("transport %s: refused connection: %s", self.node_id, _describe(err))
+        log.warning("transport %s: refused connection: %s", self.node_id, describe(err))
 
     # -- internals: accepting ----------------------------------------------------------------
 
-    async def _accept_loop(self, sock: socket.socket) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            try:
-                conn, peername = await loop.sock_accept(sock)
-            except OSError as e:  # e.g. out of file descriptors: back off, keep serving
-                log.error("transport %s: accept failed: %s", self.node_id, e)
-                await asyncio.sleep(0.1)
-                continue
-            if self._pending >= self.limits.max_pending_handshakes:
-                conn.close()
-                self._reject(HandshakeError(f"{peername}: too many pending handshakes"))
-                continue
-            self._pending += 1
-            self._spawn(self._accept(conn, peername), f"accept {peername}")
-
-    async def _accept(self, conn: socket.socket, peername: object) -> None:
-        loop = asyncio.get_running_loop()
-        reader = asyncio.StreamReader(limit=_READ_LIMIT)
-        protocol = asyncio.StreamReaderProtocol(reader)
-        try:
-            # Returns once the handshake is done (the peer's certificate verified against the
-            # consortium CA) and raises if it failed; asyncio owns and closes the socket.
-            tls, _ = await loop.connect_accepted_socket(
-                lambda: protocol, conn, ssl=self._server_ssl,
-                ssl_handshake_timeout=self.limits.handshake_timeout)
-        except Exception as e:  # noqa: BLE001 - any handshake failure refuses the connection
-            self._reject(HandshakeError(
-                f"TLS handshake with {peername} failed: {_describe(e)}"))
-            return
-        finally:
-            self._pending -= 1
+    async def _accepted(self, tls: asyncio.BaseTransport, protocol: _ReaderProtocol, peername: Any) -> None:
+        """An inbound connection whose handshake succeeded: its frames, once its certificate names
+        a peer of this node's."""
         try:
             peer_id = peer_node_id(tls.get_extra_info("ssl_object"))
         except (PeerIdentityError, ValueError) as e:
@@ -749,18 +718,18 @@ class Transport:
             _abort(peer.inbound)
         peer.inbound = tls
         try:
-            await self._read_frames(peer, reader)
+            await self._read_frames(peer, protocol.reader)
         except MalformedFrameError as e:
             peer.c.frame_errors += 1
             peer.c.last_error = e
             log.warning("transport %s: closing connection from %s: %s", self.node_id,
-                        peer_id, _describe(e))
+                        peer_id, describe(e))
         except TransportClosedError:
             pass
         except (OSError, EOFError) as e:  # resets, TLS alerts (ssl.SSLError is an OSError)
             if peer.inbound is tls:
                 log.info("transport %s: connection from %s lost: %s", self.node_id, peer_id,
-                         _describe(e))
+                         describe(e))
         finally:
             _abort(tls)
             if peer.inbound is tls:
@@ -836,7 +805,7 @@ class Transport:
                 level = logging.DEBUG if peer.failing else logging.INFO
                 peer.failing = True
                 log.log(level, "transport %s: cannot reach %s at %s: %s", self.node_id,
-                        peer.id, peer.address, _describe(e))
+                        peer.id, peer.address, describe(e))
                 await asyncio.sleep(peer.backoff.next())
                 continue
             peer.failing = False
@@ -853,7 +822,7 @@ class Transport:
             except Exception as e:  # noqa: BLE001 - whatever broke the connection, redial
                 c.last_error = e
                 log.info("transport %s: connection to %s lost: %s", self.node_id, peer.id,
-                         _describe(e))
+                         describe(e))
             finally:
                 peer.outbound = None
                 _abort(writer.transport)

@@ -2,7 +2,8 @@
 
 The node presents its own certificate and takes only clients whose certificate the consortium CA
 issued (a client certificate, OU ``client``, or a node's): a client without one, with another CA's
-or with an expired one fails the handshake and gets no answer at all.
+or with an expired one fails the handshake and gets no answer at all; the node logs a warning
+naming the client's address and why.
 
 Routes (byte fields are lowercase hex):
 
@@ -40,8 +41,10 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
+import socket
+import ssl
 import urllib.parse
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -49,6 +52,8 @@ from aiohttp.http_exceptions import HttpProcessingError
 
 from ..codec import decode_value
 from ..errors import InvalidInputError, LedgerError, NotFoundError
+from ..net.errors import HandshakeError
+from ..net.tls_accept import accept_tls, describe, listen
 from ..transaction import MAX_TX_SIZE
 
 if TYPE_CHECKING:
@@ -67,6 +72,10 @@ RETRY_AFTER_S = 1
 """Seconds a 503 answer asks the client to wait before trying again."""
 SHUTDOWN_S = 1.0
 """Seconds a stopping node gives requests still in flight (a half-sent body waits no longer)."""
+HANDSHAKE_TIMEOUT_S = 10.0
+"""Seconds a client has to complete its TLS handshake."""
+MAX_PENDING_HANDSHAKES = 64
+"""Handshakes in progress at once; a connection over this is refused (and logged)."""
 
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
 _TXID_RE = re.compile(r"[0-9a-fA-F]{64}")
@@ -86,6 +95,53 @@ class _RequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
             self.warning("%s: %d %s", msg % args if args else msg, exc_info.code, why)  # type: ignore[operator]
         else:
             super().exception(msg, *args, exc_info=exc_info, **kwargs)
+
+
+class _TLSSite(web.BaseSite):
+    """aiohttp's TCP site, accepting through :func:`~ledgercore.net.tls_accept.accept_tls`:
+    TCPSite's server drops a refused client's handshake silently, and the operator must see
+    refused clients in the node's log."""
+
+    __slots__ = ("_host", "_port", "_sock", "_tasks")
+
+    def __init__(self, runner: web.BaseRunner, host: str, port: int, ssl_context: ssl.SSLContext) -> None:
+        super().__init__(runner, ssl_context=ssl_context)
+        self._host, self._port = host, port
+        self._sock: socket.socket | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def name(self) -> str:
+        return f"https://{self._host}:{self._port}"
+
+    async def start(self) -> None:
+        await super().start()
+        server, tls = self._runner.server, self._ssl_context
+        assert server is not None and tls is not None  # set up by the runner, given by serve()
+        self._sock = await listen(self._host, self._port)
+        self._spawn(accept_tls(
+            "client API", self._sock, tls, server, handshake_timeout=HANDSHAKE_TIMEOUT_S,
+            max_pending=MAX_PENDING_HANDSHAKES, refuse=_refused, spawn=self._spawn,
+        ), "client API listener")  # fmt: skip
+
+    def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
+        task = asyncio.get_running_loop().create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def stop(self) -> None:
+        """Stops accepting; the runner then closes the connections the server holds."""
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        if self._sock is not None:
+            self._sock.close()
+        await super().stop()
+
+
+def _refused(err: HandshakeError) -> None:
+    log.warning("client API: refused connection: %s", describe(err))
 
 
 def _error(status: int, message: str, headers: dict[str, str] | None = None) -> web.Response:
@@ -263,9 +319,9 @@ async def serve(node: Node, host: str | None = None, port: int | None = None) ->
         logger=_RequestLog(logging.getLogger("ledgercore.node.http.requests"), {}),
     )  # fmt: skip
     await runner.setup()
-    site = web.TCPSite(
+    site = _TLSSite(
         runner, node.config.client_host if host is None else host,
-        node.config.client_port if port is None else port, reuse_address=True, ssl_context=tls,
+        node.config.client_port if port is None else port, tls,
     )  # fmt: skip
     await site.start()
     return runner
