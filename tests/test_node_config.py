@@ -7,6 +7,7 @@ import dataclasses
 import datetime
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ from ledgercore.client import Client
 from ledgercore.net import pki
 from ledgercore.net.errors import CertificateFileError
 from ledgercore.node import Node, NodeConfig
+from ledgercore.node.cluster import load_cluster, start_node, stop_all, wait_ready
 from ledgercore.node.config import ConfigError
 from ledgercore.node.init_cluster import free_base_port, init_cluster
 
@@ -172,6 +174,10 @@ def test_a_config_file_that_is_not_utf8_or_is_nested_too_deeply_is_refused(tmp_p
         (["--block-ms", "-5"], "block_ms must be a positive integer, got -5"),
         (["--host", "bad host"], "host must be an IP address or a host name"),
         (["--host", "例え.jp"], "host must be an IP address or a host name"),
+        (["--host", "0.0.0.0"], "--host 0.0.0.0 listens on every interface, which no peer or client can dial: give --advertise"),
+        (["--host", "::"], "--host :: listens on every interface"),
+        (["--host", "0.0.0.0", "--advertise", "::"], "advertise must be an address others can reach, not a wildcard"),
+        (["--advertise", "bad host"], "advertise must be an IP address or a host name"),
     ],
 )
 def test_init_cluster_refuses_a_cluster_its_nodes_could_not_run_and_writes_nothing(
@@ -188,6 +194,28 @@ def test_an_ipv6_cluster_gets_client_urls_with_brackets(tmp_path: Path) -> None:
     assert all(u.startswith("https://[::1]:") for u in urls)
     assert [p.client_url for p in layout.configs[0].peers] == urls[1:]
     Client(urls[0], tls=layout.client_tls)  # a URL the client takes
+
+
+def test_a_cluster_listening_on_every_interface_is_reached_at_its_advertised_address(tmp_path: Path) -> None:
+    layout = init_cluster(tmp_path / "c", 3, base_port=free_base_port(6), host="0.0.0.0", advertise="127.0.0.1")
+    assert {(c.host, c.client_host) for c in layout.configs} == {("0.0.0.0", "0.0.0.0")}
+    assert {p.host for c in layout.configs for p in c.peers} == {"127.0.0.1"}  # what peers dial
+    urls = [n["client_url"] for n in json.loads(layout.cluster_file.read_text())["nodes"]]
+    assert all(u.startswith("https://127.0.0.1:") for u in urls), urls
+    for c in layout.configs:  # clients check the name they dial
+        assert "127.0.0.1" in str(pki.load_certificate(c.tls.cert).extensions), c.id
+    cluster = load_cluster(layout.dir)
+    tls = cluster.client_context()
+    nodes = [start_node(entry, tls) for entry in cluster.nodes]
+    try:
+        assert wait_ready(nodes, [], 30.0)
+        with Client(urls[1], timeout=10, tls=tls) as c:
+            deadline = time.monotonic() + 20
+            while c.status()["leader"] is None and time.monotonic() < deadline:
+                time.sleep(0.1)  # the nodes elect a leader over the advertised addresses
+            assert c.status()["leader"] in {"node1", "node2", "node3"}
+    finally:
+        stop_all(nodes, 10.0, announce=False)
 
 
 def test_a_cluster_whose_client_certificate_nodes_would_refuse_is_not_started(

@@ -36,6 +36,14 @@ def _is_host(value: str) -> bool:
         return _HOSTNAME_RE.fullmatch(value) is not None
 
 
+def is_wildcard(host: str) -> bool:
+    """Whether ``host`` is 0.0.0.0 or ``::``: every interface, to listen on; no address to dial."""
+    try:
+        return ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        return False
+
+
 class ConfigError(InvalidInputError):
     """A node configuration file that is missing, unreadable or inconsistent."""
 
@@ -73,6 +81,7 @@ class NodeConfig:
     mempool_limit: int = 200_000  # transactions admitted and not yet committed, at most ...
     mempool_bytes: int = 1 << 30  # ... and their bytes (a transaction may be up to 1 MB)
     max_inflight_blocks: int = 4
+    advertise: str = ""  # the address peers and clients reach it at, where that is not host (say, host 0.0.0.0)
     extra: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> str:
@@ -125,10 +134,15 @@ class NodeConfig:
         for name, value in strings:
             if not isinstance(value, str) or not value:
                 raise fail(name, "a non-empty string", value)
-        hosts = [("host", self.host), ("client_host", self.client_host), *((f"peer {p.id!r} host", p.host) for p in self.peers)]
+        hosts = [("host", self.host), ("client_host", self.client_host)]
+        if self.advertise != "":
+            hosts.append(("advertise", self.advertise))
+        hosts += [(f"peer {p.id!r} host", p.host) for p in self.peers]
         for name, value in hosts:
-            if not _is_host(value):
+            if not isinstance(value, str) or not _is_host(value):
                 raise fail(name, "an IP address or a host name (ASCII labels of a-z, 0-9, inner '-')", value)
+        if self.advertise and is_wildcard(self.advertise):
+            raise fail("advertise", "an address others can reach, not a wildcard", self.advertise)
         for name, value in [("id", self.id), *((f"peer {p.id!r} id", p.id) for p in self.peers)]:
             try:
                 validate_node_id(value)
@@ -182,13 +196,14 @@ class NodeConfig:
 
     @property
     def client_url(self) -> str:
-        return client_url(self.client_host, self.client_port)
+        """Where clients reach its API: at ``advertise``, if given, else where the API listens."""
+        return client_url(self.advertise or self.client_host, self.client_port)
 
     @property
     def hosts(self) -> list[str]:
-        """The addresses its certificate must name: the transport's, and the client API's when it
-        listens elsewhere (clients check the name they dial)."""
-        return list(dict.fromkeys([self.host, self.client_host]))
+        """The addresses its certificate must name: the transport's, the client API's when it
+        listens elsewhere, and the advertised one (clients check the name they dial)."""
+        return list(dict.fromkeys(h for h in (self.host, self.client_host, self.advertise) if h))
 
     def peer_by_raft_id(self, raft_id: int) -> Peer | None:
         return next((p for p in self.peers if p.raft_id == raft_id), None)

@@ -10,7 +10,8 @@ Layout written under ``D`` (nodes are ``node1`` .. ``nodeN``, Raft ids 1 .. N)::
 
 Node ``i`` listens on 127.0.0.1 (or ``--host``): transport port ``P + 2(i-1)``, client API port
 ``P + 2(i-1) + 1``, served over mutual TLS (``https://``; ``client_tls`` names the files a client
-presents).
+presents). Peers and clients dial that address, or ``--advertise`` where the nodes listen on a
+wildcard (``--host 0.0.0.0``); the certificates name both.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from typing import Any
 from ..errors import InvalidInputError
 from ..net import pki
 from ..suites import DEFAULT_SUITE, get_suite
-from .config import NodeConfig, Peer, client_url
+from .config import NodeConfig, Peer, client_url, is_wildcard
 
 DEFAULT_BASE_PORT = 7100
 
@@ -79,29 +80,39 @@ def init_cluster(
     base_port: int = DEFAULT_BASE_PORT,
     chain_id: str = "dev",
     host: str = "127.0.0.1",
+    advertise: str = "",
     settings: dict[str, Any] | None = None,
 ) -> ClusterLayout:
     """Writes a cluster of ``nodes`` nodes under ``directory`` (see the module docstring).
 
-    ``settings`` overrides NodeConfig's tunables (``block_txs``, ``snapshot_every``, ...)."""
+    Nodes listen on ``host``; peers and clients reach them at ``advertise`` (needed when ``host``
+    is a wildcard, 0.0.0.0 or ``::``), else at ``host``. ``settings`` overrides NodeConfig's
+    tunables (``block_txs``, ``snapshot_every``, ...)."""
     if nodes < 1:
         raise InvalidInputError(f"--nodes must be at least 1, got {nodes}")
     if base_port < 1 or base_port + 2 * nodes - 1 > 65535:
         raise InvalidInputError(f"ports {base_port}..{base_port + 2 * nodes - 1} are not all valid TCP ports")
+    if is_wildcard(host) and not advertise:
+        raise InvalidInputError(
+            f"--host {host} listens on every interface, which no peer or client can dial: give "
+            "--advertise ADDRESS, the address they reach the nodes at (it goes into cluster.json "
+            "and the certificates)"
+        )
+    reach = advertise or host
     suite = get_suite(suite).name
     d = Path(directory).resolve()
     if (d / "cluster.json").exists() or any((d / f"node{i}").exists() for i in range(1, nodes + 1)):
         raise InvalidInputError(f"{d} already holds a cluster; choose an empty directory")
     peers = [
-        Peer(id=f"node{i}", raft_id=i, host=host, port=base_port + 2 * (i - 1),
-             client_url=client_url(host, base_port + 2 * (i - 1) + 1))
+        Peer(id=f"node{i}", raft_id=i, host=reach, port=base_port + 2 * (i - 1),
+             client_url=client_url(reach, base_port + 2 * (i - 1) + 1))
         for i in range(1, nodes + 1)
     ]  # fmt: skip
     # Every config checked before anything is written: a refused cluster leaves nothing behind.
     configs = [
         NodeConfig(
             id=me.id, raft_id=me.raft_id, data_dir=d / me.id / "data", host=host, port=me.port, client_host=host,
-            client_port=me.port + 1, peers=tuple(p for p in peers if p is not me),
+            client_port=me.port + 1, peers=tuple(p for p in peers if p is not me), advertise=advertise,
             tls=pki.TLSFiles.in_dir(d / me.id), suite=suite, chain_id=chain_id, **(settings or {}),
         )
         for me in peers
@@ -137,7 +148,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         layout = init_cluster(
             args.dir, args.nodes, suite=args.suite, base_port=args.base_port, chain_id=args.chain_id,
-            host=args.host, settings=settings,
+            host=args.host, advertise=args.advertise, settings=settings,
         )  # fmt: skip
     except (InvalidInputError, OSError) as exc:
         print(f"ledgercore init-cluster: {exc}", file=sys.stderr)
@@ -165,6 +176,9 @@ def register(commands: Any) -> None:
                         help=f"first port (default {DEFAULT_BASE_PORT})")  # fmt: skip
     parser.add_argument("--chain-id", default="dev", metavar="C", help="chain id (default dev)")
     parser.add_argument("--host", default="127.0.0.1", help="address every node listens on (default 127.0.0.1)")
+    parser.add_argument("--advertise", default="", metavar="ADDRESS",
+                        help="address peers and clients reach the nodes at, where it is not --host "
+                        "(needed with --host 0.0.0.0 or ::)")  # fmt: skip
     parser.add_argument("--block-txs", type=int, metavar="B", help="cut a block at B transactions")
     parser.add_argument("--block-ms", type=int, metavar="T", help="... or T ms after the first one waits")
     parser.add_argument("--snapshot-every", type=int, metavar="K", help="compact the Raft log every K entries")
