@@ -10,6 +10,7 @@ import numpy as np
 from . import _native
 from .contracts.base import Contract, Slice, SliceResult, StateReader
 from .errors import InvalidInputError
+from .receipts import receipt_error
 
 # Decides which transactions may run: (senders (N, key size), contracts, methods) -> bool mask.
 Authorizer = Callable[[np.ndarray, list[str], list[str]], np.ndarray]
@@ -79,7 +80,7 @@ def execute(
         res = contract.execute(sl)
         _check_result(name, n, indices, res)
         out.ok[indices] = res.ok
-        out.errors.update(res.errors)
+        out.errors.update((i, receipt_error(m)) for i, m in res.errors.items())
         out.events.extend(res.events)
         out.keys.extend(res.keys)
         if not res.writes_read:

@@ -17,6 +17,16 @@ class Receipt:
 
 OK = Receipt(True)
 
+MAX_ERROR_CHARS = 1000
+"""Longest failure message a receipt keeps (a contract's message may quote its arguments)."""
+
+
+def receipt_error(message: str) -> str:
+    """``message`` as a receipt stores it: at most :data:`MAX_ERROR_CHARS` characters, a lone
+    surrogate (not UTF-8) escaped, so that no contract's failure message keeps a block from
+    committing."""
+    return message[:MAX_ERROR_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+
 
 def encode_receipts(count: int, errors: dict[int, str], events: list[tuple[int, str, bytes]]) -> bytes:
     return encode_value([count, [[i, errors[i]] for i in sorted(errors)], [list(e) for e in events]])

@@ -33,6 +33,7 @@ from ledgercore.errors import (
     MalformedInputError,
     UnknownNameError,
 )
+from ledgercore.receipts import MAX_ERROR_CHARS
 from ledgercore.store import TABLES, Store, StoreError, height_key
 from ledgercore.suites import get_suite
 from ledgercore.transaction import MAX_TX_SIZE
@@ -224,6 +225,16 @@ class Registry(Contract):
             ctx.emit(5, b"")
         if how == "surrogate event":
             ctx.emit("\udc80", b"")  # used to fail the whole block when the receipts were encoded
+        if how == "surrogate message":  # so did a message quoting bytes decoded with surrogateescape
+            raise ContractError("bad name " + b"\xffoo".decode("utf-8", "surrogateescape"))
+        if how == "unprintable":
+            raise _Unprintable("x")
+        if how == "exit":
+            raise SystemExit(3)  # a BaseException, raised by the contract itself
+        if how == "long message":
+            raise ContractError("m" * 100_000)  # a receipt keeps the first MAX_ERROR_CHARS
+        if how == "type error inside":
+            ctx.put("c", b"x" + None)  # a TypeError of the contract's own, not of its arguments
 
     @method
     def interrupt(self, ctx) -> None:
@@ -243,7 +254,17 @@ FAILURES = {
     "int event data": "event data is bytes, got int",
     "event name": "an event name is a str of 1..256 UTF-8 bytes, got 5",
     "surrogate event": "is not valid UTF-8 (it holds a lone surrogate)",
+    "surrogate message": "bad name \\udcffoo",
+    "unprintable": "_Unprintable in registry.set_many_then_fail: <_Unprintable whose message cannot be shown>",
+    "exit": "SystemExit in registry.set_many_then_fail: 3",
+    "long message": "m" * MAX_ERROR_CHARS,
+    "type error inside": "TypeError in registry.set_many_then_fail: can't concat NoneType to bytes",
 }
+
+
+class _Unprintable(Exception):
+    def __str__(self) -> str:
+        raise TypeError("a __str__ with a bug")
 
 
 def test_a_python_contract_that_fails_midway_leaves_none_of_its_writes(tmp_path):
@@ -262,6 +283,7 @@ def test_a_python_contract_that_fails_midway_leaves_none_of_its_writes(tmp_path)
         rs = blk.receipts
         for h, r in zip(hows, rs):
             assert not r.ok and FAILURES[h] in r.error and r.events == (), (h, r)
+            assert len(r.error) <= MAX_ERROR_CHARS, h
         assert rs[len(hows)].ok
         assert "has no method 'nosuch'" in rs[-3].error and "has no method 'execute'" in rs[-2].error
         assert "bad arguments for registry.set" in rs[-1].error

@@ -173,6 +173,23 @@ class Context:
         self.events.append((name, bytes(data)))
 
 
+def _text(exc: BaseException) -> str:
+    """``str(exc)``, or what it is where that fails (a contract's own ``__str__`` may raise)."""
+    try:
+        return str(exc)
+    except Exception:  # noqa: BLE001 - any failure of the contract's code is its transaction's
+        return f"<{type(exc).__name__} whose message cannot be shown>"
+
+
+def _binds(fn: Callable[..., Any], ctx: Context, args: dict[str, Any]) -> bool:
+    """Whether ``args`` fit ``fn``'s parameters (else a TypeError it raised is the caller's)."""
+    try:
+        inspect.signature(fn).bind(ctx, **args)
+    except TypeError:
+        return False
+    return True
+
+
 class Contract:
     """Base class of contracts. Subclasses set ``name`` and mark methods with :func:`method`."""
 
@@ -197,17 +214,20 @@ class Contract:
                 result.errors[i] = f"contract {self.name!r} has no method {name!r}"
                 continue
             ctx = Context(sl, i, senders[i].tobytes(), txids[i].tobytes(), overlay)
+            fn = getattr(self, name)
+            args: Any = decode_value(encoded_args[i])  # a dict: the tx codec checked it
             try:
-                args: Any = decode_value(encoded_args[i])  # a dict: the tx codec checked it
-                getattr(self, name)(ctx, **args)
+                fn(ctx, **args)
             except ContractError as exc:
-                result.errors[i] = str(exc)
+                result.errors[i] = _text(exc)
                 continue
-            except TypeError as exc:
-                result.errors[i] = f"bad arguments for {self.name}.{name}: {exc}"
-                continue
-            except Exception as exc:  # noqa: BLE001 - a contract bug fails its transaction, never the block
-                result.errors[i] = f"{type(exc).__name__} in {self.name}.{name}: {exc}"
+            except KeyboardInterrupt:  # the operator's Ctrl-C, not the transaction's doing
+                raise
+            except BaseException as exc:  # noqa: BLE001 - a contract bug fails its transaction, never the block
+                if isinstance(exc, TypeError) and not _binds(fn, ctx, args):
+                    result.errors[i] = f"bad arguments for {self.name}.{name}: {_text(exc)}"
+                else:
+                    result.errors[i] = f"{type(exc).__name__} in {self.name}.{name}: {_text(exc)}"
                 continue
             result.ok[j] = True
             overlay.update(ctx.writes)
