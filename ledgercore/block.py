@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from . import _native, hashing
+from .codec import utf8
 from .errors import DecodeError, EncodeError
 from .suites import get_suite
 
@@ -57,6 +58,7 @@ class BlockHeader:
         for name in ("height", "timestamp", "tx_count"):
             if isinstance(getattr(self, name), bool):  # an int to Python, a mistake here; the encoder checks ranges
                 raise EncodeError(f"header field {name} must be an int, got bool")
+        utf8(self.chain_id, "header field chain_id")  # the encoder checks its length
         suite = get_suite(self.suite)
         object.__setattr__(self, "suite", suite.name)
         object.__setattr__(

@@ -7,7 +7,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from . import _native
-from .native_args import Params, retry_args
+from .native_args import REFUSED, Params, retry_args
 
 ALGORITHMS = ("blake3", "sha256", "sm3")
 DIGEST_SIZE = 32
@@ -20,7 +20,7 @@ def digest(data: bytes, algo: str = "blake3") -> bytes:
     """The 32-byte digest of ``data`` (a bytearray or memoryview is copied to bytes first)."""
     try:
         return _native.hash_digest(algo, data)
-    except TypeError:  # the native call takes bytes only: other types are sorted out off the hot path
+    except REFUSED:  # the native call takes bytes only: other types are sorted out off the hot path
         args = retry_args(_DIGEST, algo, data)
     return _native.hash_digest(*args)
 
@@ -32,6 +32,6 @@ def digest_many(items: Sequence[bytes] | np.ndarray, algo: str = "blake3") -> np
     """
     try:
         return _native.hash_many(algo, items)
-    except TypeError:
+    except REFUSED:
         args = retry_args(_DIGEST_MANY, algo, items)
     return _native.hash_many(*args)

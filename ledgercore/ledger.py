@@ -9,6 +9,7 @@ the whole block is durable when it returns, or nothing of it was written.
 from __future__ import annotations
 
 import collections
+import collections.abc
 import functools
 import itertools
 import os
@@ -327,8 +328,9 @@ class CheckedBlock:
     _decoded: _Decoded
 
     @property
-    def raws(self) -> list[bytes]:
-        return self._decoded.raws
+    def raws(self) -> tuple[bytes, ...]:
+        """Its transactions: a copy, as the ledger stores its own list of them when it applies it."""
+        return tuple(self._decoded.raws)
 
 
 @dataclass(frozen=True)
@@ -549,6 +551,10 @@ class Ledger:
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
         if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
             raise InvalidInputError(f"path must be a str or os.PathLike naming a directory, got {type(path).__name__}")
+        try:
+            os.fsencode(path)
+        except UnicodeEncodeError:
+            raise InvalidInputError(f"path {os.fspath(path)!r:.120} has characters no file name can hold") from None
         wanted = None if suite is None else get_suite(suite).name
         check_chain_id(chain_id)
         if isinstance(contracts, (str, bytes)) or not isinstance(contracts, Iterable):
@@ -772,6 +778,7 @@ class Ledger:
         :meth:`apply_block` would. With ``one_thread`` the check runs on one native thread
         instead of all of them: ~10% less CPU per signature, for callers that check several
         blocks at once."""
+        _check_flag(one_thread, "one_thread")
         return CheckedBlock(self._check(raws, one_thread=one_thread))
 
     def _input(self, block: BlockInput) -> _Decoded:
@@ -794,6 +801,11 @@ class Ledger:
         return decoded
 
     def _decode(self, raws: Sequence[bytes]) -> _Decoded:
+        if isinstance(raws, collections.abc.Set):  # a dict keeps its order; a set's is the hash seed's
+            raise InvalidInputError(
+                f"a block's transactions are in order: a list, not a {type(raws).__name__} (whose order "
+                "differs from process to process, so nodes would build different blocks)"
+            )
         t0 = time.perf_counter()
         batch = _native.decode_txs(self.suite.name, self.chain_id, raws)
         return _Decoded(batch, batch.raws, {"decode": time.perf_counter() - t0, "verify": 0.0})
@@ -1178,6 +1190,7 @@ class Ledger:
         raises ``IntegrityError`` naming the first height and field that disagree."""
         from .audit import audit
 
+        _check_flag(replay, "replay")
         return audit(self, replay=replay)
 
     @_following

@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _native
 from .hashing import ALGORITHMS
-from .native_args import Params, retry_args
+from .native_args import REFUSED, Params, retry_args
 
 MerkleLog = _native.MerkleLog
 """Append-only log: ``append``, ``extend``, ``size``, ``root(size=None)``, ``inclusion_proof(index, size=None)``,
@@ -33,9 +33,11 @@ _VERIFY_CONSISTENCY: Params = (
 
 
 def _log(leaves: Leaves, algo: str) -> _native.MerkleLog:
-    if not isinstance(algo, str):  # MerkleLog checks the leaves and positions itself
+    try:
+        log = MerkleLog(algo)  # which checks the leaves and positions itself
+    except REFUSED:
         retry_args((_ALGO,), algo)  # raises the typed error naming it
-    log = MerkleLog(algo)
+        raise
     log.extend(leaves)
     return log
 
@@ -45,7 +47,7 @@ def root(leaves: Leaves, algo: str = "sha256") -> bytes:
     65,536 leaves)."""
     try:
         return _native.merkle_root(algo, leaves)
-    except TypeError:  # the native calls take str, int and bytes only: sorted out off the hot path
+    except REFUSED:  # the native calls take str, int and bytes only: sorted out off the hot path
         args = retry_args(_ROOT, algo, leaves)
     return _native.merkle_root(*args)
 
@@ -66,7 +68,7 @@ def verify_inclusion(
     """Whether ``proof`` places leaf data ``leaf`` at ``index`` in the tree of ``tree_size`` leaves."""
     try:
         return _native.merkle_verify_inclusion(algo, leaf, index, tree_size, proof, root)
-    except TypeError:
+    except REFUSED:
         args = retry_args(_VERIFY_INCLUSION, algo, leaf, index, tree_size, proof, root)
     return _native.merkle_verify_inclusion(*args)
 
@@ -77,6 +79,6 @@ def verify_consistency(
     """Whether ``proof`` shows the tree of ``old_size`` leaves is a prefix of the one of ``new_size``."""
     try:
         return _native.merkle_verify_consistency(algo, old_size, new_size, old_root, new_root, proof)
-    except TypeError:
+    except REFUSED:
         args = retry_args(_VERIFY_CONSISTENCY, algo, old_size, new_size, old_root, new_root, proof)
     return _native.merkle_verify_consistency(*args)

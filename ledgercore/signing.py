@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _native
 from .errors import InvalidKeyError
-from .native_args import Params, retry_args
+from .native_args import REFUSED, Params, retry_args
 
 SCHEMES = ("ed25519", "sm2", "p256")
 SIGNATURE_SIZE = 64
@@ -45,7 +45,7 @@ class KeyPair:
         """Loads a key from its 32 private bytes (an Ed25519 seed, or an SM2/P-256 secret scalar)."""
         try:
             return cls(_native.SecretKey(scheme, private_bytes))
-        except TypeError:  # the native call takes str and bytes only: sorted out off the hot path
+        except REFUSED:  # the native call takes str and bytes only: sorted out off the hot path
             args = retry_args(_SECRET_KEY, scheme, private_bytes)
         return cls(_native.SecretKey(*args))
 
@@ -64,7 +64,7 @@ class KeyPair:
         """A 64-byte signature over ``message`` (deterministic: RFC 8032 / RFC 6979 nonces)."""
         try:
             return self._key.sign(message)
-        except TypeError:
+        except REFUSED:
             args = retry_args(_SIGN, message)
         return self._key.sign(*args)
 
@@ -95,7 +95,7 @@ def verify(scheme: str, public_key: bytes, message: bytes, signature: bytes) -> 
     """Whether ``signature`` is valid. Wrong lengths raise ``InvalidLengthError``."""
     try:
         return _native.verify(scheme, public_key, message, signature)
-    except TypeError:
+    except REFUSED:
         args = retry_args(_VERIFY, scheme, public_key, message, signature)
     return _native.verify(*args)
 
@@ -109,6 +109,6 @@ def verify_batch(scheme: str, public_keys: Rows, messages: Rows, signatures: Row
     seed = os.urandom(32)
     try:
         return _native.verify_batch(scheme, public_keys, messages, signatures, seed)
-    except TypeError:
+    except REFUSED:
         args = retry_args(_VERIFY_BATCH, scheme, public_keys, messages, signatures, seed)
     return _native.verify_batch(*args)

@@ -13,7 +13,7 @@ import lmdb
 import numpy as np
 import pytest
 
-from ledgercore import BlockInput, Ledger, Transaction, signing
+from ledgercore import BlockInput, Ledger, Transaction, hashing, merkle, signing
 from ledgercore import ledger as ledger_module
 from ledgercore.audit import state_entries
 from ledgercore.block import HEADER_FIELDS, BlockHeader, decode_block, encode_block
@@ -937,6 +937,21 @@ def test_names_keys_and_chain_ids_that_are_not_utf8_strings_are_typed_errors(tmp
     with pytest.raises(InvalidInputError, match=re.escape("chain_id '\\ud800' is not valid UTF-8")):
         Ledger.open(tmp_path / "other", chain_id=lone)
     assert not (tmp_path / "other").exists()
+    with pytest.raises(InvalidInputError, match="has characters no file name can hold"):
+        Ledger.open(str(tmp_path / lone))
+    with Ledger.open(tmp_path / "h") as led:
+        fields = {name: getattr(led.head, name) for name in HEADER_FIELDS}
+    for chain_id, words in ((None, "header field chain_id must be a str, got NoneType"),
+                            (lone, "header field chain_id '\\ud800' is not valid UTF-8")):  # fmt: skip
+        with pytest.raises(EncodeError, match=re.escape(words)):
+            BlockHeader(**{**fields, "chain_id": chain_id})
+    # An algorithm or scheme name no UTF-8 encodes: a typed error naming it, as an unknown one.
+    for call in (lambda: hashing.digest(b"x", lone), lambda: hashing.digest_many([b"x"], lone),
+                 lambda: merkle.root([b"a"], lone), lambda: merkle.inclusion_proof([b"a"], 0, lone),
+                 lambda: signing.generate(lone), lambda: signing.verify(lone, bytes(32), b"m", bytes(64)),
+                 lambda: signing.verify_batch(lone, [bytes(32)], [b"m"], [bytes(64)])):  # fmt: skip
+        with pytest.raises(UnknownNameError, match=re.escape("'\\ud800'")):
+            call()
     for kw, words in [
         ({"contract": lone}, "contract '\\ud800' is not valid UTF-8"),
         ({"contract": None}, "contract must be a str, got NoneType"),
@@ -975,6 +990,15 @@ def test_arguments_of_the_wrong_type_are_typed_errors_naming_them(tmp_path):
                 led.apply_block([forged], signatures_checked=flag)  # type: ignore[arg-type]
             with pytest.raises(InvalidInputError, match="signatures_checked must be a bool"):
                 BlockInput([forged], signatures_checked=flag)  # type: ignore[arg-type]
+            with pytest.raises(InvalidInputError, match="one_thread must be a bool"):
+                led.check_block([put(1)], one_thread=flag)  # type: ignore[arg-type]
+            with pytest.raises(InvalidInputError, match="replay must be a bool"):
+                led.audit(replay=flag)  # type: ignore[arg-type]
+        # A set's order is its hash seed's: nodes would build different blocks from one.
+        for call in (lambda: led.apply_block({put(1), put(2)}), lambda: led.check_block(frozenset([put(1)])),
+                     lambda: list(led.apply_blocks([{put(1)}])), lambda: led.apply_group([BlockInput({put(1)})])):  # fmt: skip
+            with pytest.raises(InvalidInputError, match="a block's transactions are in order: a list, not a (frozen)?set"):
+                call()
         for blocks, stamps, words in ((None, None, "blocks must be an iterable, got NoneType"),
                                       ([[put(1)]], 5, "timestamps must be an iterable, got int")):  # fmt: skip
             with pytest.raises(InvalidInputError, match=words):
