@@ -720,11 +720,23 @@ class Ledger:
         # thread that finishes first takes the next block instead of idling while the block
         # about to commit waits for its slower half. One more is queued, so that the next block
         # is there when a thread finishes, not only once the block committing has executed.
+        source_failed = False
+
         def start() -> Future[_Check] | None:
+            nonlocal source_failed
+            if source_failed:
+                return None
             try:  # not next(it, None): a None block must fail as apply_block(None) does
                 raws = next(it)
             except StopIteration:
                 return None
+            except Exception as exc:  # noqa: BLE001 - the caller's source failed
+                # Raised at that block's turn: this may run inside the write of the block before
+                # it, which must still commit, as it would have with apply_block.
+                source_failed = True
+                failed: Future[_Check] = Future()
+                failed.set_exception(exc)
+                return failed
             return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=True))
 
         checks = collections.deque(itertools.islice(iter(start, None), _native.thread_count() + 1))

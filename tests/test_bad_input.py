@@ -881,6 +881,22 @@ def test_apply_blocks_fails_on_a_none_block_and_on_missing_timestamps(tmp_path):
         assert led.height == 2
 
 
+def test_apply_blocks_commits_every_block_before_its_source_fails(tmp_path):
+    # The next blocks are fetched while a block commits: a source that fails there (a peer gone
+    # mid-download) used to abort that block's write too.
+    def source():
+        yield from ([put(n)] for n in range(1, 6))
+        raise ConnectionError("peer went away while fetching block 6")
+
+    with Ledger.open(tmp_path / "l") as led:
+        applied = []
+        with pytest.raises(ConnectionError, match="peer went away"):
+            applied.extend(b.height for b in led.apply_blocks(source()))
+        assert applied == [1, 2, 3, 4, 5] and led.height == 5
+        assert led.apply_block([put(6)]).height == 6
+        led.audit()
+
+
 def test_a_ledger_made_with_a_suite_object_reopens_with_it(tmp_path):
     sm2 = get_suite("sm2-sm3")
     Ledger.open(tmp_path / "l", suite=sm2).close()
