@@ -82,6 +82,7 @@ LOCATOR_RECORD_LEN = 12  # a run's record: id prefix [8] | u32 height (docs/FORM
 # A handle that follows another process's writes forgets the overlay entries that process's folds
 # put into `state` whenever its overlay has doubled since it last did, from at least this many.
 FOLLOWED_OVERLAY_MIN = 1 << 16
+QUERY_TRIES = 4  # runs of a query that a commit overlapped, before it runs with commits held off
 MAX_CHAIN_ID_LEN: int = _native.MAX_CHAIN_ID_LEN
 # The key suffix of a sender's highest run of used nonces in `nonces` (native/src/ledger/nonce_runs.rs).
 NONCE_HEAD = b"\xff" * 8
@@ -228,6 +229,10 @@ def _iterator(values: Iterable[_R], name: str) -> Iterator[_R]:
         return iter(values)
     except TypeError:
         raise InvalidInputError(f"{name} must be an iterable, got {type(values).__name__}") from None
+
+
+class _Overlapped(Exception):
+    """A query's read met an overlay that a commit or catch-up changed since the query began."""
 
 
 def _following(read: Callable[..., _R]) -> Callable[..., _R]:
@@ -457,6 +462,15 @@ class Ledger:
             self._staged_sweep = self._sweep
             self._overlay_floor = max(len(self._overlay), FOLLOWED_OVERLAY_MIN)
             self._seen_txn = txn.id()
+        self._state_version = 0  # odd while the overlay's committed entries change: see query
+
+    def _changing_state(self, change: Callable[[], None]) -> None:
+        """Runs ``change`` to the overlay's committed entries, marked for queries running meanwhile."""
+        self._state_version += 1
+        try:
+            change()
+        finally:
+            self._state_version += 1
 
     def _stored_head(self, txn: Any, height: int) -> BlockHeader:
         raw = txn.get(height_key(height), db=self._store.tables["headers"])
@@ -514,10 +528,10 @@ class Ledger:
         # The overlay first: it is the part that can fail, and a later try loads the same again.
         # Every change after h0 is loaded, so each key's entry is its newest; entries below the
         # writer's mark (whose changes its folds put into `state`) are forgotten now and then.
-        _load_history(self._store, txn, self._overlay, start)
+        self._changing_state(lambda: _load_history(self._store, txn, self._overlay, start))
         stored_mark = _state_mark(self._store, txn)
         if len(self._overlay) > 2 * self._overlay_floor:
-            self._overlay.forget_below(stored_mark)
+            self._changing_state(lambda: self._overlay.forget_below(stored_mark))
             self._overlay_floor = max(len(self._overlay), FOLLOWED_OVERLAY_MIN)
         # The other process's folds put every change below its mark into `state`: if this handle
         # writes next, its marks start from there.
@@ -845,7 +859,7 @@ class Ledger:
                 self._overlay.discard()
                 self._reload_log()  # hashes appended for blocks that did not commit
                 raise
-            self._overlay.publish()
+            self._changing_state(self._overlay.publish)
             self._sweep = self._staged_sweep
             if ran:  # the map's ids and these blocks' are in the run this commit wrote
                 self._locator, self._located = _native.TxLocator(), blocks[-1].height
@@ -1098,19 +1112,37 @@ class Ledger:
 
     @_following
     def query(self, contract: str, method: str, **args: Any) -> Any:
-        """Runs a contract's read-only query against the current state."""
+        """Runs a contract's read-only query against the current state: every read it makes
+        sees the same block's state, while other threads commit."""
         c = self._contracts.get(contract) if isinstance(contract, str) else None
         if c is None:
             raise UnknownNameError(f"unknown contract {contract!r}")
-        reader = StateReader(lambda keys: self._current_values(keys))
-        return c.query(ContractState(reader, contract), method, args)
+        # One block's state for the whole query, however many reads it makes: one snapshot, and
+        # an overlay that nothing changed meanwhile (else it runs again; after a few tries, with
+        # commits held off).
+        for _ in range(QUERY_TRIES):
+            seen = self._state_version
+            if seen % 2 == 0:  # no change under way
+                try:
+                    result = self._query_once(c, contract, method, args, seen)
+                except _Overlapped:
+                    continue
+                if self._state_version == seen:  # (a query that caught _Overlapped itself)
+                    return result
+        with self._write_lock:  # no commit or catch-up changes the overlay now
+            return self._query_once(c, contract, method, args, self._state_version)
 
-    def _current_values(self, keys: list[bytes]) -> dict[bytes, bytes]:
-        # The overlay first, then the snapshot: an entry leaves the overlay only after the commit
-        # that folded it into `state`, so whatever the overlay no longer holds, this snapshot does.
-        found, missing = self._overlay.split(list(keys))
-        with self._store.read() as txn:
-            return _live_values(self._store, txn, found + self._store.get_many(txn, "state", missing))
+    def _query_once(self, c: Contract, contract: str, method: str, args: dict[str, Any], seen: int) -> Any:
+        """Runs a query on one snapshot; ``_Overlapped`` if the overlay changes from ``seen``."""
+        with self._store.read() as txn:  # it holds every change the overlay held at `seen`
+
+            def values(keys: list[bytes]) -> dict[bytes, bytes]:
+                found, missing = self._overlay.split(list(keys))
+                if self._state_version != seen:  # found may name changes newer than txn
+                    raise _Overlapped
+                return _live_values(self._store, txn, found + self._store.get_many(txn, "state", missing))
+
+            return c.query(ContractState(StateReader(values), contract), method, args)
 
     @_following
     def tx_heights(self, txids: Iterable[bytes]) -> dict[bytes, int]:

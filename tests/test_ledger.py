@@ -15,7 +15,7 @@ import pytest
 from ledgercore import Block, BlockInput, Ledger, Transaction, _native, merkle, signing
 from ledgercore import ledger as ledger_module
 from ledgercore.codec import decode_value, encode_value
-from ledgercore.contracts import Contract, ContractError, method
+from ledgercore.contracts import Contract, ContractError, method, query
 from ledgercore.contracts.base import SliceResult
 from ledgercore.errors import (
     ChainMismatchError,
@@ -459,6 +459,34 @@ def test_state_reads_never_miss_a_key_while_the_overlay_folds_into_the_state_tab
         assert reads[0] > 100 and 0 < len(led._overlay) < 39 * 40  # some folded, some not yet
         with led._store.read() as txn:
             assert 0 < txn.stat(led._store.tables["state"])["entries"] < 39 * 40
+
+
+class _Pair(Contract):
+    """Keeps a + b == 100 in every block; its query reads the two with two reads."""
+
+    name = "pair"
+
+    @method
+    def move(self, ctx, n: int) -> None:
+        ctx.put("a", (100 - n % 100).to_bytes(2, "big"))
+        ctx.put("b", (n % 100).to_bytes(2, "big"))
+
+    @query
+    def total(self, state) -> int:
+        return sum(int.from_bytes(state.get(k) or bytes(2), "big") for k in ("a", "b"))
+
+
+def test_a_query_reads_one_blocks_state_however_many_reads_it_makes(tmp_path, monkeypatch):
+    """Each read of a query used to read the state as it was then: with blocks committing
+    meanwhile, a query saw a from one block and b from the next (totals of 1, 101, 102)."""
+    monkeypatch.setattr(ledger_module, "STATE_SWEEP_COMMITS", 2)  # folds into `state` as well
+    kp = signing.generate("ed25519")
+    blocks = [[Transaction.create(kp, "pair", "move", {"n": n}, n).encode()] for n in range(1, 300)]
+    totals: list[int] = []
+    with Ledger.open(tmp_path / "l", contracts=[_Pair()]) as led:
+        led.apply_block(blocks[0])
+        _read_while_applying(led, blocks[1:], lambda h: totals.append(led.query("pair", "total")))
+    assert len(totals) > 100 and set(totals) == {100}
 
 
 def test_a_fold_hands_its_entries_to_lmdb_one_pair_at_a_time_all_of_them_in_key_order(tmp_path):
