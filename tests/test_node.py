@@ -335,6 +335,28 @@ def test_a_raft_message_must_come_from_the_node_it_names(tmp_path):
     asyncio.run(main())
 
 
+def test_a_raft_message_no_correct_peer_sends_is_dropped_and_the_node_goes_on(tmp_path, caplog):
+    # A heartbeat committing past the follower's log raised out of the Raft loop and failed the
+    # node; a term-0 one skipped the term checks. Both are dropped now, with a warning.
+    async def main() -> None:
+        async with running_all(make_configs(tmp_path, 3)) as nodes:
+            await wait_until(lambda: leader_known(nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            follower = next(n for n in nodes if not n.is_leader)
+            term, last = follower.raft.term, follower.raft.log.last_index()
+            for bad in (MsgHeartbeat(frm=leader.config.raft_id, to=follower.config.raft_id, term=term, commit=last + 100),
+                        MsgHeartbeat(frm=leader.config.raft_id, to=follower.config.raft_id, term=0, commit=last)):  # fmt: skip
+                leader.transport.send(follower.config.id, FRAME_RAFT + encode_message(bad))
+            await wait_until(lambda: caplog.text.count("dropped a raft message") >= 2)
+            assert "commits" in caplog.text and "carries no term" in caplog.text
+            assert follower.failure is None and follower.raft.term == term
+            _, height = await leader.submit(txs(signing.generate("ed25519"), 1, 1)[0], wait=True)
+            assert height is not None
+            await wait_until(lambda: follower.ledger.height >= height)
+
+    asyncio.run(main())
+
+
 def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
     # A snapshot fixes the block at its height by hash: a node whose chain reaches that height with
     # another block (a peer served another history) must stop instead of taking part.

@@ -4,6 +4,7 @@ log and storage (durability model), and invariants of RaftNode driven by a small
 from __future__ import annotations
 
 import random
+import re
 import struct
 
 import pytest
@@ -33,12 +34,15 @@ from ledgercore.consensus import (
 from ledgercore.consensus.log import CompactedError, RaftLog, UnavailableError, limit_entries
 from ledgercore.consensus.messages import (
     MESSAGE_TYPES,
+    MalformedMessageError,
     Message,
     MsgApp,
     MsgAppResp,
     MsgHeartbeat,
+    MsgPreVoteResp,
     MsgProp,
     MsgSnap,
+    MsgTimeoutNow,
     MsgVote,
     MsgVoteResp,
 )
@@ -66,8 +70,8 @@ def entries_after(draw: st.DrawFn, index: int, log_term: int, term: int) -> tupl
 
 @st.composite
 def snapshots(draw: st.DrawFn) -> Snapshot:
-    members = sorted(draw(st.sets(st.integers(1, 50), max_size=6)))
-    split = draw(st.integers(0, len(members)))
+    members = sorted(draw(st.sets(st.integers(1, 50), min_size=1, max_size=6)))
+    split = draw(st.integers(1, len(members)))  # a configuration has a voter
     return Snapshot(draw(small), draw(small), ConfState(tuple(members[:split]), tuple(members[split:])),
                     draw(blob))
 
@@ -386,6 +390,48 @@ def test_a_stale_candidate_is_refused_at_the_voters_term_and_adopts_it() -> None
     refusals = [(s, m.term) for s, m, _ in net.sent if isinstance(m, MsgVoteResp) and m.to == 3]
     assert sorted(refusals) == [(1, 4), (2, 4)] and all(m.reject for _, m, _ in net.sent if isinstance(m, MsgVoteResp))
     assert (net.nodes[3].term, net.nodes[3].state) == (4, StateType.FOLLOWER)
+
+
+def _fingerprint(n: RaftNode) -> tuple[object, ...]:
+    return (n.term, n.vote, n.lead, n.state, n.log.last_index(), n.log.committed,
+            {i: (p.match, p.next) for i, p in n.prs.items()})  # fmt: skip
+
+
+def test_messages_no_correct_peer_sends_are_refused_and_change_nothing() -> None:
+    """Each took effect before: a term-0 message skipped every term check (a heartbeat made a
+    follower commit an entry the cluster had overwritten, a vote response elected a second
+    leader, a timeout deposed a healthy leader), and an acknowledgement past the leader's log
+    let it count an entry as replicated that it alone held."""
+    net = Net(3)
+    net.elect(1)
+    leader = net.nodes[1]
+    last = leader.log.last_index()
+    refused = [
+        (3, MsgHeartbeat(frm=1, to=3, term=0, commit=last), "MsgHeartbeat from 1 carries no term"),
+        (1, MsgVoteResp(frm=2, to=1, term=0), "MsgVoteResp from 2 carries no term"),
+        (2, MsgVote(frm=3, to=2, term=0, log_term=9, index=99), "MsgVote from 3 carries no term"),
+        (1, MsgTimeoutNow(frm=2, to=1, term=0), "MsgTimeoutNow from 2 carries no term"),
+        (1, MsgAppResp(frm=3, to=1, term=leader.term, index=last + 1), f"acknowledges index {last + 1}, past the last, {last}"),
+        (3, MsgHeartbeat(frm=1, to=3, term=leader.term, commit=last + 5), f"commits {last + 5}, past the last index, {last}"),
+    ]  # fmt: skip
+    for i, m, words in refused:
+        before = {j: _fingerprint(n) for j, n in net.nodes.items()}
+        with pytest.raises(MalformedMessageError, match=re.escape(words)):
+            net.nodes[i].step(m)
+        assert {j: _fingerprint(n) for j, n in net.nodes.items()} == before, m
+        assert isinstance(MalformedMessageError(""), ConsensusError)
+    # A refusal from a node still at term 0 is no such message.
+    net.nodes[1].step(MsgPreVoteResp(frm=2, to=1, term=0, reject=True))
+    # The cluster goes on.
+    leader.propose(b"x")
+    net.settle()
+    assert all(net.applied[i][-1].data == b"x" for i in net.nodes)
+
+
+def test_a_snapshot_without_voters_does_not_decode() -> None:
+    snap = Snapshot(500, 2, ConfState((), (1,)), b"")
+    with pytest.raises(MessageDecodeError, match="snapshot has no voters"):
+        decode_message(encode_message(MsgSnap(frm=3, to=1, term=7, snapshot=snap)))
 
 
 def test_leader_commits_only_what_it_persisted() -> None:

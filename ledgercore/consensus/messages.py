@@ -47,6 +47,11 @@ class ConsensusError(LedgerError):
     """Base class of the errors raised by the consensus layer."""
 
 
+class MalformedMessageError(ConsensusError):
+    """A message no correct peer sends (no term where one is due, an index past the log):
+    ``RaftNode.step`` refuses it before it changes anything."""
+
+
 class MessageDecodeError(DecodeError, ConsensusError):
     """Bytes that are not a version-1 consensus message."""
 
@@ -250,6 +255,9 @@ class MsgReadIndexResp(Message):
     index: int = 0
     context: bytes = b""
 
+
+TERMLESS: tuple[type[Message], ...] = (MsgProp, MsgReadIndex, MsgTransferLeader)
+"""The messages a follower forwards to its leader: they carry term 0, every other one its sender's term."""
 
 MESSAGE_TYPES: dict[int, type[Message]] = {
     cls.TYPE: cls
@@ -455,6 +463,8 @@ class _Reader:
         learners = self.ids("snapshot learners")
         if set(voters) & set(learners):
             raise self.fail("snapshot voters and learners overlap")
+        if not voters:  # no node ever holds a configuration without one
+            raise self.fail("snapshot has no voters")
         data = self.blob("snapshot data")
         return Snapshot(index, term, ConfState(voters, learners), data)
 

@@ -26,6 +26,7 @@ from enum import IntEnum
 
 from .log import NO_LIMIT, CompactedError, RaftLog, Storage, UnavailableError, entries_size
 from .messages import (
+    TERMLESS,
     ConfChange,
     ConfChangeType,
     ConfState,
@@ -33,6 +34,7 @@ from .messages import (
     Entry,
     EntryType,
     HardState,
+    MalformedMessageError,
     Message,
     MsgApp,
     MsgAppResp,
@@ -300,7 +302,6 @@ class Config:
     # again and can keep a leader from emerging (Raft paper, section 6; sim seed 9117099).
     pre_vote: bool = True
     disable_proposal_forwarding: bool = False
-    step_down_on_removal: bool = True
     snapshot_retry_ticks: int = 0  # 0: twice the election timeout
     rng: random.Random | None = None
     logger: Logger | None = None
@@ -659,7 +660,10 @@ class RaftNode:
             self._debug("%d ignored a message addressed to %d", self.id, m.to)
             return
         if m.term == 0:
-            pass  # forwarded proposal, read or transfer: carries no term
+            # A forwarded proposal, read or transfer carries no term; so may a refused pre-vote
+            # from a node still at term 0. Anything else would skip every term check below.
+            if not isinstance(m, TERMLESS) and not (isinstance(m, MsgPreVoteResp) and m.reject):
+                raise MalformedMessageError(f"{self.id}: {type(m).__name__} from {m.frm} carries no term")
         elif m.term > self.term:
             if isinstance(m, (MsgVote, MsgPreVote)):
                 in_lease = (
@@ -1026,7 +1030,7 @@ class RaftNode:
             voters.add(cc.node_id)
         if not voters:
             return "removing the last voter"
-        if cc.node_id == self.id and len(self.voters) == 2 and self.id not in voters and self.cfg.step_down_on_removal:
+        if cc.node_id == self.id and len(self.voters) == 2 and self.id not in voters:
             # The other voter learns the change committed only from this leader, which steps down
             # once it applies it: should that news be lost, and this node stop (it was removed),
             # the other waits for ever on a vote of two. Led by the other, the change is safe.
@@ -1120,6 +1124,9 @@ class RaftNode:
                 self._debug("%d decreased progress of %d to [%s]", self.id, m.frm, pr)
                 self._maybe_send_append(m.frm)
             return
+        if m.index > self.log.last_index():  # acknowledges entries this leader never sent
+            raise MalformedMessageError(f"{self.id}: MsgAppResp from {m.frm} acknowledges index {m.index}, "
+                                 f"past the last, {self.log.last_index()}")  # fmt: skip
         if pr.maybe_update(m.index) or (pr.match == m.index and pr.state == ProgressState.PROBE):
             if pr.state == ProgressState.PROBE:
                 pr.become_replicate()
@@ -1161,6 +1168,9 @@ class RaftNode:
 
     def _handle_heartbeat(self, m: MsgHeartbeat) -> None:
         # The leader sends min(match, commit), so this never exceeds what we hold.
+        if m.commit > self.log.last_index():
+            raise MalformedMessageError(f"{self.id}: MsgHeartbeat from {m.frm} commits {m.commit}, "
+                                        f"past the last index, {self.log.last_index()}")  # fmt: skip
         self.log.commit_to(m.commit)
         self._send(MsgHeartbeatResp(frm=self.id, to=m.frm, term=self.term, read_seq=m.read_seq))
 
@@ -1217,14 +1227,17 @@ class RaftNode:
                    " ".join(map(str, self.voters)), " ".join(map(str, self.learners)))
         if self.state != StateType.LEADER:
             return
-        if self.id not in self.voters and self.cfg.step_down_on_removal:
+        if self.id not in self.voters:
             self._become_follower(self.term, NONE)
             return
         if self.lead_transferee != NONE and self.lead_transferee not in self.voters:
             self._abort_leader_transfer()
-        # The quorum changed: entries may now be committed, and new members need probing.
+        # The quorum changed: entries may now be committed, reads confirmed (acks already in may
+        # make a quorum of the new voters; a sole voter gets no more), and new members need probing.
         if self._maybe_commit():
             pass
+        if self._reads:
+            self._ack_reads(self.id, self._read_seq)
         self._bcast_append()
 
     # ---- leader transfer --------------------------------------------------------------------------

@@ -49,6 +49,7 @@ from ..consensus.messages import (
     Entry,
     EntryType,
     HardState,
+    MalformedMessageError,
     MessageDecodeError,
     MsgSnap,
     decode_message,
@@ -628,7 +629,10 @@ class Node:
             if msgs:
                 async with self._lock:
                     for m in msgs:
-                        self.raft.step(m)
+                        try:
+                            self.raft.step(m)
+                        except MalformedMessageError as exc:  # refused before it changed anything
+                            log.warning("node %s: dropped a raft message: %s", self.config.id, exc)
                     await self._drain()
 
     def _raft_inbox_full(self) -> bool:
