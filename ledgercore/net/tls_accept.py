@@ -13,12 +13,12 @@ import asyncio
 import logging
 import socket
 import ssl
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from ledgercore.net.errors import HandshakeError
 
-__all__ = ["accept_tls", "describe", "listen"]
+__all__ = ["accept_tls", "cancel_all", "describe", "listen"]
 
 log = logging.getLogger(__name__)
 
@@ -41,6 +41,14 @@ async def listen(host: str | None, port: int) -> socket.socket:
     sock = socket.create_server(sockaddr, family=family, backlog=128)
     sock.setblocking(False)
     return sock
+
+
+async def cancel_all(tasks: Iterable[asyncio.Task[Any]]) -> None:
+    """Cancels ``tasks`` (a listener and its connections) and waits until every one has ended."""
+    tasks = list(tasks)  # a set that the tasks' done callbacks shrink meanwhile
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def accept_tls(

@@ -50,7 +50,7 @@ from ledgercore.net.errors import (
     UnknownPeerError,
 )
 from ledgercore.net.pki import TLSFiles, peer_node_id, validate_node_id
-from ledgercore.net.tls_accept import accept_tls, describe, listen
+from ledgercore.net.tls_accept import accept_tls, cancel_all, describe, listen
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -519,10 +519,7 @@ class Transport:
         self._state = _STOPPED
         for peer in self._peers.values():
             self._close_peer(peer)
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         if self._sock is not None:
             self._sock.close()
         self._inbox.close()

@@ -53,7 +53,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from ..codec import decode_value
 from ..errors import InvalidInputError, LedgerError, NotFoundError
 from ..net.errors import HandshakeError
-from ..net.tls_accept import accept_tls, describe, listen
+from ..net.tls_accept import accept_tls, cancel_all, describe, listen
 from ..transaction import MAX_TX_SIZE
 
 if TYPE_CHECKING:
@@ -131,10 +131,7 @@ class _TLSSite(web.BaseSite):
 
     async def stop(self) -> None:
         """Stops accepting; the runner then closes the connections the server holds."""
-        tasks = list(self._tasks)
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        await cancel_all(self._tasks)
         if self._sock is not None:
             self._sock.close()
         await super().stop()
