@@ -13,7 +13,7 @@ import numpy as np
 
 from . import _native
 from .hashing import ALGORITHMS
-from .native_args import REFUSED, Params, retry_args
+from .native_args import Params, call
 
 MerkleLog = _native.MerkleLog
 """Append-only log: ``append``, ``extend``, ``size``, ``root(size=None)``, ``inclusion_proof(index, size=None)``,
@@ -21,7 +21,7 @@ MerkleLog = _native.MerkleLog
 
 Leaves = Sequence[bytes] | np.ndarray
 
-# The native calls' arguments, for retry_args (the proofs' are this module's order: algo first).
+# The native calls' arguments, for call (the proofs' are this module's order: algo first).
 _ALGO = ("algo", ALGORITHMS)
 _ROOT: Params = (_ALGO, ("leaves", None))
 _VERIFY_INCLUSION: Params = (
@@ -33,11 +33,7 @@ _VERIFY_CONSISTENCY: Params = (
 
 
 def _log(leaves: Leaves, algo: str) -> _native.MerkleLog:
-    try:
-        log = MerkleLog(algo)  # which checks the leaves and positions itself
-    except REFUSED:
-        retry_args((_ALGO,), algo)  # raises the typed error naming it
-        raise
+    log = call(MerkleLog, (_ALGO,), algo)  # which checks the leaves and positions itself
     log.extend(leaves)
     return log
 
@@ -45,11 +41,7 @@ def _log(leaves: Leaves, algo: str) -> _native.MerkleLog:
 def root(leaves: Leaves, algo: str = "sha256") -> bytes:
     """The root of the tree over ``leaves``, computed without building a log (in parallel above
     65,536 leaves)."""
-    try:
-        return _native.merkle_root(algo, leaves)
-    except REFUSED:  # the native calls take str, int and bytes only: sorted out off the hot path
-        args = retry_args(_ROOT, algo, leaves)
-    return _native.merkle_root(*args)
+    return call(_native.merkle_root, _ROOT, algo, leaves)
 
 
 def inclusion_proof(leaves: Leaves, index: int, algo: str = "sha256") -> list[bytes]:
@@ -66,19 +58,13 @@ def verify_inclusion(
     leaf: bytes, index: int, tree_size: int, proof: Sequence[bytes], root: bytes, algo: str = "sha256"
 ) -> bool:
     """Whether ``proof`` places leaf data ``leaf`` at ``index`` in the tree of ``tree_size`` leaves."""
-    try:
-        return _native.merkle_verify_inclusion(algo, leaf, index, tree_size, proof, root)
-    except REFUSED:
-        args = retry_args(_VERIFY_INCLUSION, algo, leaf, index, tree_size, proof, root)
-    return _native.merkle_verify_inclusion(*args)
+    return call(_native.merkle_verify_inclusion, _VERIFY_INCLUSION, algo, leaf, index, tree_size, proof, root)
 
 
 def verify_consistency(
     old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes], algo: str = "sha256"
 ) -> bool:
     """Whether ``proof`` shows the tree of ``old_size`` leaves is a prefix of the one of ``new_size``."""
-    try:
-        return _native.merkle_verify_consistency(algo, old_size, new_size, old_root, new_root, proof)
-    except REFUSED:
-        args = retry_args(_VERIFY_CONSISTENCY, algo, old_size, new_size, old_root, new_root, proof)
-    return _native.merkle_verify_consistency(*args)
+    return call(
+        _native.merkle_verify_consistency, _VERIFY_CONSISTENCY, algo, old_size, new_size, old_root, new_root, proof
+    )

@@ -1,34 +1,46 @@
 """Typed errors for the native calls' argument conversion, kept off the hot path.
 
 The native functions take exactly ``bytes``, ``int`` and ``str``; PyO3 refuses anything else with a
-bare ``TypeError`` (``UnicodeEncodeError`` for a str that is not UTF-8). A wrapper calls the native function first and, only where that raises
-``TypeError``, asks :func:`retry_args` for the arguments to call again with (each bytearray or
-memoryview copied to bytes) or for the typed error naming the wrong one.
+bare ``TypeError`` (``UnicodeEncodeError`` for a str that is not UTF-8). The wrappers go through
+:func:`call`: the native function first and, only where that refuses its arguments, again with each
+bytearray or memoryview copied to bytes, or the typed error naming the wrong argument.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 from .errors import InvalidInputError, MalformedInputError, UnknownNameError
 
-REFUSED = (TypeError, UnicodeEncodeError)
-"""What a native call raises for an argument it cannot convert (a str with a lone surrogate is no
-UTF-8): the wrappers then ask :func:`retry_args`."""
+_R = TypeVar("_R")
 
-# What a native call takes, argument by argument, for ``retry_args``: (name, kind), where kind is
+# What a native call raises for an argument it cannot convert (a str with a lone surrogate is no UTF-8).
+_REFUSED = (TypeError, UnicodeEncodeError)
+
+# What a native call takes, argument by argument, for ``call``: (name, kind), where kind is
 # ``bytes``, a tuple of the names a str may be, or None (checked by the native side itself: row
 # columns and integer positions, which raise typed errors of their own).
 Params = tuple[tuple[str, Any], ...]
 
 
-def retry_args(params: Params, *args: Any) -> tuple[Any, ...]:
-    """Called where a native call's argument conversion raised one of :data:`REFUSED` (it takes exactly
+def call(fn: Callable[..., _R], params: Params, *args: Any) -> _R:
+    """``fn(*args)``; where its argument conversion refuses them, ``fn`` again with
+    :func:`_retry_args`'s (or the typed error it raises). ``params`` names ``fn``'s arguments."""
+    try:
+        return fn(*args)
+    except _REFUSED:
+        fixed = _retry_args(params, *args)
+    return fn(*fixed)
+
+
+def _retry_args(params: Params, *args: Any) -> tuple[Any, ...]:
+    """Called where a native call's argument conversion refused ``args`` (it takes exactly
     ``bytes``, ``int`` and ``str``): ``args`` with each bytearray or memoryview copied to bytes, to
     call again with. Raises the typed error naming the first argument of a wrong type instead, and
     ``InvalidInputError`` where no argument was wrong and none was copied. Kept off the hot path:
-    callers only reach it once the native call has refused its arguments."""
+    only reached once the native call has refused its arguments."""
     fixed = []
     for (name, kind), value in zip(params, args, strict=True):
         if kind is bytes:

@@ -15,7 +15,7 @@ import numpy as np
 
 from . import _native
 from .errors import InvalidKeyError
-from .native_args import REFUSED, Params, retry_args
+from .native_args import Params, call
 
 SCHEMES = ("ed25519", "sm2", "p256")
 SIGNATURE_SIZE = 64
@@ -24,7 +24,7 @@ PUBLIC_KEY_SIZE = {"ed25519": 32, "sm2": 65, "p256": 65}
 
 Rows = Sequence[bytes] | np.ndarray
 
-# The native calls' arguments, for retry_args (bytes arguments also take a bytearray or memoryview).
+# The native calls' arguments, for call (bytes arguments also take a bytearray or memoryview).
 _SCHEME = ("scheme", SCHEMES)
 _SECRET_KEY: Params = (_SCHEME, ("private_bytes", bytes))
 _SIGN: Params = (("message", bytes),)
@@ -43,11 +43,7 @@ class KeyPair:
     @classmethod
     def from_private_bytes(cls, scheme: str, private_bytes: bytes) -> KeyPair:
         """Loads a key from its 32 private bytes (an Ed25519 seed, or an SM2/P-256 secret scalar)."""
-        try:
-            return cls(_native.SecretKey(scheme, private_bytes))
-        except REFUSED:  # the native call takes str and bytes only: sorted out off the hot path
-            args = retry_args(_SECRET_KEY, scheme, private_bytes)
-        return cls(_native.SecretKey(*args))
+        return cls(call(_native.SecretKey, _SECRET_KEY, scheme, private_bytes))
 
     @property
     def scheme(self) -> str:
@@ -62,11 +58,7 @@ class KeyPair:
 
     def sign(self, message: bytes) -> bytes:
         """A 64-byte signature over ``message`` (deterministic: RFC 8032 / RFC 6979 nonces)."""
-        try:
-            return self._key.sign(message)
-        except REFUSED:
-            args = retry_args(_SIGN, message)
-        return self._key.sign(*args)
+        return call(self._key.sign, _SIGN, message)
 
     def sign_many(self, messages: Rows) -> np.ndarray:
         """Signatures over many messages at once: a ``(N, 64)`` uint8 array."""
@@ -93,11 +85,7 @@ def from_private_bytes(scheme: str, private_bytes: bytes) -> KeyPair:
 
 def verify(scheme: str, public_key: bytes, message: bytes, signature: bytes) -> bool:
     """Whether ``signature`` is valid. Wrong lengths raise ``InvalidLengthError``."""
-    try:
-        return _native.verify(scheme, public_key, message, signature)
-    except REFUSED:
-        args = retry_args(_VERIFY, scheme, public_key, message, signature)
-    return _native.verify(*args)
+    return call(_native.verify, _VERIFY, scheme, public_key, message, signature)
 
 
 def verify_batch(scheme: str, public_keys: Rows, messages: Rows, signatures: Rows) -> np.ndarray:
@@ -106,9 +94,4 @@ def verify_batch(scheme: str, public_keys: Rows, messages: Rows, signatures: Row
     Ed25519 uses randomised batch equations and bisects failing groups, so each answer equals
     :func:`verify` on that item. Columns are sequences of bytes or 2-D uint8 arrays (one row each).
     """
-    seed = os.urandom(32)
-    try:
-        return _native.verify_batch(scheme, public_keys, messages, signatures, seed)
-    except REFUSED:
-        args = retry_args(_VERIFY_BATCH, scheme, public_keys, messages, signatures, seed)
-    return _native.verify_batch(*args)
+    return call(_native.verify_batch, _VERIFY_BATCH, scheme, public_keys, messages, signatures, os.urandom(32))
