@@ -1234,8 +1234,7 @@ class RaftNode:
             self._abort_leader_transfer()
         # The quorum changed: entries may now be committed, reads confirmed (acks already in may
         # make a quorum of the new voters; a sole voter gets no more), and new members need probing.
-        if self._maybe_commit():
-            pass
+        self._maybe_commit()  # the append broadcast below carries the new commit index
         if self._reads:
             self._ack_reads(self.id, self._read_seq)
         self._bcast_append()
