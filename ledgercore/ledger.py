@@ -443,6 +443,8 @@ class Ledger:
         # apply_blocks decodes the next block here while this one is staged and committed (the
         # thread starts on first use).
         self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-decode")
+        # Every write executes and commits here (see _commit); the thread starts on first use.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-write")
         # All from one snapshot: the block-hash log and head; committed tx ids -> their blocks
         # (older blocks in the stored runs, keyed by the last height each covers; the blocks
         # after the last run in memory, rebuilt here); the state entries not yet folded into the
@@ -670,6 +672,7 @@ class Ledger:
         write.put("meta", b"height", h)
 
     def close(self) -> None:
+        self._writer.shutdown()  # a write in flight finishes first
         self._store.close()
         self._decoder.shutdown()
 
@@ -845,9 +848,24 @@ class Ledger:
         block is executed, before its writes are staged and the write is flushed. The write
         commits only once ``checking`` (their signature check, running meanwhile) has passed;
         if it raises, nothing is written and its error is raised. So it is when the last block's
-        header is not ``expect``."""
+        header is not ``expect``.
+
+        The write runs on the ledger's write thread, whoever calls: contracts then start at the
+        same stack depth on every node, so one that recurses too deep fails (``RecursionError``)
+        at the same depth everywhere, not at one that depends on the caller's stack."""
         for _, timestamp, proposer, consensus in items:
             _check_header_values(timestamp, proposer, consensus)
+        try:
+            write = self._writer.submit(self._write, items, executed, checking, expect)
+        except RuntimeError:  # the write thread is shut down: closed since the caller checked
+            raise StoreError("the ledger store is closed") from None
+        return write.result()
+
+    def _write(
+        self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
+        checking: _Check | None, expect: BlockHeader | None,
+    ) -> list[Block]:
+        """:meth:`_commit`'s write, on the write thread."""
         hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
         with self._write_lock:
             t0 = time.perf_counter()

@@ -8,6 +8,7 @@ from __future__ import annotations
 import contextlib
 import re
 import struct
+import sys
 
 import lmdb
 import numpy as np
@@ -299,6 +300,42 @@ def test_a_python_contract_that_fails_midway_leaves_none_of_its_writes(tmp_path)
         assert dump(led) == before and led.height == 2
         assert led.apply_block([tx("set", 60, key="z", value=b"z")]).receipts[0].ok
         assert led.audit().height == 3
+
+
+def _down(n: int) -> int:
+    return 0 if n == 0 else 1 + _down(n - 1)
+
+
+class Deep(Contract):
+    """Recurses as deep as a transaction asks."""
+
+    name = "deep"
+
+    @method
+    def go(self, ctx, n: int) -> None:
+        ctx.put("k", str(_down(n)).encode())
+
+
+def _apply_from_depth(path, raws, depth: int):
+    """Applies a block with ``depth`` more frames on the caller's stack."""
+    if depth:
+        return _apply_from_depth(path, raws, depth - 1)
+    with Ledger.open(path, contracts=[Deep()]) as led:
+        return led.apply_block(raws, timestamp=10)
+
+
+def test_a_contract_recursing_deep_gets_the_same_receipt_whatever_the_callers_stack_depth(tmp_path):
+    # RecursionError fires at a depth counted from the thread's first frame: a contract run on the
+    # caller's thread succeeded from a shallow caller and failed from a deep one, so two nodes
+    # applying one block from different call paths reached different state roots.
+    limit = sys.getrecursionlimit()
+    near, past = limit - 100, limit + 100
+    raws = [Transaction.create(KP, "deep", "go", {"n": n}, i, timestamp=5).encode() for i, n in enumerate([near, past], 1)]
+    shallow = _apply_from_depth(tmp_path / "a", raws, 0)
+    deep = _apply_from_depth(tmp_path / "b", raws, 300)
+    assert shallow.header == deep.header
+    assert [r.ok for r in shallow.receipts] == [r.ok for r in deep.receipts] == [True, False]
+    assert "RecursionError in deep.go" in deep.receipts[1].error
 
 
 def test_bad_keys_and_arguments_on_reads_are_typed_errors(tmp_path):
