@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -728,51 +728,56 @@ class Ledger:
         """Applies blocks in order, yielding each once it is durable: the same result as calling
         :meth:`apply_block` on each, but the next blocks are decoded and their signatures checked
         (on native threads) while a block executes, is staged, flushed and fsync'd: each block's
-        write commits once its own check has passed. For bulk loads and catching up."""
+        write commits once its own check has passed. For bulk loads and catching up.
+
+        ``blocks`` is read ahead, on the ledger's decode thread: a block commits and is yielded
+        without waiting for the source to produce the ones after it."""
         self._store.check_open()
         stamps = None if timestamps is None else _iterator(timestamps, "timestamps")
         it = _iterator(blocks, "blocks")
+        ended = False
+
+        def pull() -> _Check | None:
+            """The source's next block, decoded and its check started; None once the source ended."""
+            nonlocal ended
+            if ended:
+                return None
+            try:  # not next(it, None): a None block must fail as apply_block(None) does
+                raws = next(it)
+            except StopIteration:
+                ended = True
+                return None
+            except BaseException:
+                ended = True  # raised at that block's turn: the blocks before it still commit
+                raise
+            return _Check(self._decode(raws), one_thread=True)
+
         # A check per native thread, each a whole block on one thread: one batch equation per
         # block costs ~10% less CPU per signature than a block split across the threads, and a
         # thread that finishes first takes the next block instead of idling while the block
         # about to commit waits for its slower half. One more is queued, so that the next block
         # is there when a thread finishes, not only once the block committing has executed.
-        source_failed = False
+        checks = collections.deque(self._decoder.submit(pull) for _ in range(_native.thread_count() + 1))
+        try:
+            while (checking := checks.popleft().result()) is not None:  # raises the block's DecodeError
+                started: list[bool] = []
 
-        def start() -> Future[_Check] | None:
-            nonlocal source_failed
-            if source_failed:
-                return None
-            try:  # not next(it, None): a None block must fail as apply_block(None) does
-                raws = next(it)
-            except StopIteration:
-                return None
-            except Exception as exc:  # noqa: BLE001 - the caller's source failed
-                # Raised at that block's turn: this may run inside the write of the block before
-                # it, which must still commit, as it would have with apply_block.
-                source_failed = True
-                failed: Future[_Check] = Future()
-                failed.set_exception(exc)
-                return failed
-            return self._decoder.submit(lambda: _Check(self._decode(raws), one_thread=True))
+                def start_next(started: list[bool] = started) -> None:
+                    if not started:  # once, though a write that outgrew the map stages again
+                        started.append(True)
+                        checks.append(self._decoder.submit(pull))
 
-        checks = collections.deque(itertools.islice(iter(start, None), _native.thread_count() + 1))
-        while checks:
-            checking = checks.popleft().result()  # raises the block's DecodeError
-            started: list[bool] = []
-
-            def start_next(started: list[bool] = started) -> None:
-                if not started:  # once, though a write that outgrew the map stages again
-                    started.append(True)
-                    if (ahead := start()) is not None:
-                        checks.append(ahead)
-
-            try:
-                stamp = None if stamps is None else next(stamps)
-            except StopIteration:
-                raise InvalidInputError(f"fewer timestamps than blocks: none for block {self._head.height + 1}") from None
-            item = (checking.decoded, stamp, b"", b"")
-            yield self._commit([item], executed=start_next, checking=checking)[0]
+                try:
+                    stamp = None if stamps is None else next(stamps)
+                except StopIteration:
+                    raise InvalidInputError(
+                        f"fewer timestamps than blocks: none for block {self._head.height + 1}"
+                    ) from None
+                item = (checking.decoded, stamp, b"", b"")
+                yield self._commit([item], executed=start_next, checking=checking)[0]
+        finally:
+            for pending in checks:  # the caller stopped early, or a block failed: read no further
+                pending.cancel()
 
     def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:
         """Applies consecutive blocks in one durable LMDB write (group commit): one fsync, and pages

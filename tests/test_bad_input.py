@@ -9,6 +9,7 @@ import contextlib
 import re
 import struct
 import sys
+import threading
 
 import lmdb
 import numpy as np
@@ -932,6 +933,25 @@ def test_apply_blocks_commits_every_block_before_its_source_fails(tmp_path):
         assert applied == [1, 2, 3, 4, 5] and led.height == 5
         assert led.apply_block([put(6)]).height == 6
         led.audit()
+
+
+def test_apply_blocks_commits_a_block_without_waiting_for_the_source_to_produce_the_next(tmp_path):
+    # A source streaming blocks as a peer sends them: block 1 must be durable and yielded while
+    # block 2 has not arrived. The source used to be read inside block 1's write, so block 1 waited
+    # (its LMDB write open) until block 2 came, or the source gave up.
+    arrived, pulled = threading.Event(), []
+
+    def source():
+        yield [put(1)]
+        pulled.append(arrived.wait(timeout=3))
+        yield [put(2)]
+
+    with Ledger.open(tmp_path / "l") as led:
+        applied = led.apply_blocks(source())
+        assert next(applied).height == 1
+        assert pulled == [] and led.height == 1  # block 1 committed; block 2 has not arrived
+        arrived.set()
+        assert [b.height for b in applied] == [2] and pulled == [True]
 
 
 def test_a_ledger_made_with_a_suite_object_reopens_with_it(tmp_path):
