@@ -768,6 +768,10 @@ R = merkle.root([b"a"])
         (lambda: merkle.consistency_proof([b"a"], 1, b"sha256"), UnknownNameError,
          f"algo must be a str, one of {ALGO_NAMES}; got bytes"),
         (lambda: merkle.root([b"a"], None), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+        # The log class itself, native: PyO3's TypeError and UnicodeEncodeError before.
+        (lambda: merkle.MerkleLog(None), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
+        (lambda: merkle.MerkleLog(b"sha256"), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got bytes"),
+        (lambda: merkle.MerkleLog("\ud800"), UnknownNameError, f"algo must be a str, one of {ALGO_NAMES}; got '\\ud800'"),
     ],
     ids=[
         "inclusion leaf None", "inclusion leaf str", "inclusion root None", "inclusion root str",
@@ -775,6 +779,7 @@ R = merkle.root([b"a"])
         "consistency new_root str", "consistency old_size float", "consistency new_size None",
         "consistency algo None", "inclusion_proof index None", "inclusion_proof algo None",
         "consistency_proof old_size str", "consistency_proof algo bytes", "root algo None",
+        "MerkleLog algo None", "MerkleLog algo bytes", "MerkleLog algo surrogate",
     ],
 )  # fmt: skip
 def test_wrong_argument_types_raise_typed_errors_naming_the_argument(call, error, message):

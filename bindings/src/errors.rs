@@ -16,13 +16,21 @@ fn class_name(err: &Error) -> &'static str {
     }
 }
 
+fn error_class<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    py.import("ledgercore.errors")?.getattr(name)?.cast_into::<PyType>().map_err(PyErr::from)
+}
+
+/// An exception of the `ledgercore.errors` class `name`, for checks the bindings make themselves.
+pub fn raise_as(py: Python<'_>, name: &str, message: String) -> PyErr {
+    match error_class(py, name) {
+        Ok(class) => PyErr::from_type(class, message),
+        Err(import_failed) => import_failed,
+    }
+}
+
 pub fn to_py(err: Error) -> PyErr {
     Python::attach(|py| {
-        let class = py
-            .import("ledgercore.errors")
-            .and_then(|m| m.getattr(class_name(&err)))
-            .and_then(|c| c.cast_into::<PyType>().map_err(PyErr::from));
-        let class = match class {
+        let class = match error_class(py, class_name(&err)) {
             Ok(class) => class,
             Err(import_failed) => return import_failed,
         };

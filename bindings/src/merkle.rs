@@ -4,9 +4,9 @@ use ledgercore_native::merkle;
 use ledgercore_native::{Digest, HashAlgo, MerkleLog as NativeLog, DIGEST_LEN};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyType};
+use pyo3::types::{PyBytes, PyInt, PyString};
 
-use crate::errors::{malformed, type_name, OrRaise};
+use crate::errors::{malformed, raise_as, type_name, OrRaise};
 use crate::rows::Rows;
 
 fn digest(bytes: &[u8], what: &'static str) -> PyResult<Digest> {
@@ -18,15 +18,11 @@ fn digest(bytes: &[u8], what: &'static str) -> PyResult<Digest> {
 fn position(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
     match obj.extract::<u64>() {
         Ok(value) => Ok(value),
-        Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => {
-            let class = obj
-                .py()
-                .import("ledgercore.errors")?
-                .getattr("OutOfRangeError")?
-                .cast_into::<PyType>()
-                .map_err(PyErr::from)?;
-            Err(PyErr::from_type(class, format!("{what} {obj} out of range: must be an integer in [0, 2**64)")))
-        }
+        Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => Err(raise_as(
+            obj.py(),
+            "OutOfRangeError",
+            format!("{what} {obj} out of range: must be an integer in [0, 2**64)"),
+        )),
         Err(_) if !obj.is_instance_of::<PyInt>() => {
             Err(malformed(what, format!("expected an int, got {}", type_name(obj))))
         }
@@ -61,8 +57,19 @@ impl MerkleLog {
 #[pymethods]
 impl MerkleLog {
     #[new]
-    fn new(algo: &str) -> PyResult<Self> {
-        Ok(Self { inner: NativeLog::new(HashAlgo::from_name(algo).or_raise()?) })
+    fn new(algo: &Bound<'_, PyAny>) -> PyResult<Self> {
+        // Not a str, or one with no UTF-8 form (a lone surrogate): named as the module functions
+        // name it (ledgercore.native_args), not as PyO3's TypeError or UnicodeEncodeError.
+        let name = algo.cast::<PyString>().ok().and_then(|s| s.to_str().ok());
+        let Some(name) = name else {
+            let got = match algo.cast::<PyString>() {
+                Ok(s) => s.repr().map(|r| r.to_string().chars().take(80).collect()).unwrap_or_default(),
+                Err(_) => type_name(algo),
+            };
+            let message = format!("algo must be a str, one of {}; got {got}", HashAlgo::NAMES);
+            return Err(raise_as(algo.py(), "UnknownNameError", message));
+        };
+        Ok(Self { inner: NativeLog::new(HashAlgo::from_name(name).or_raise()?) })
     }
 
     #[getter]
