@@ -23,7 +23,7 @@ from gmssl import func, sm2, sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledgercore import Transaction, _native, codec, signing
+from ledgercore import Ledger, Transaction, _native, codec, signing
 from ledgercore.errors import (
     DecodeError,
     EncodeError,
@@ -356,6 +356,27 @@ def test_forged_bytes_are_decode_errors(at, value, fragment):
     with pytest.raises(DecodeError) as e:
         Transaction.decode(patched(raw, at, value))
     assert fragment in str(e.value)
+
+
+def test_a_sender_key_of_small_order_is_refused(tmp_path):
+    # ZIP 215 verifies a signature with R of small order and S = 0 under every small-order key, for
+    # any message (the published vectors' 14 keys): anyone could send as such a key, so a
+    # transaction from one names no signer. It used to decode, verify and commit.
+    keys = sorted({bytes.fromhex(c["public_key"]) for c in load_vectors("zip215.json")["accept"]})
+    assert len(keys) == 14
+    payload = make(chain_id="dev").payload  # sender at bytes 6..38
+    forged_signature = b"\x01" + bytes(63)  # R = the identity, S = 0
+    with Ledger.open(tmp_path / "l") as led:
+        for key in keys:
+            raw = payload[:6] + key + payload[38:] + forged_signature
+            assert signing.verify("ed25519", key, raw[:-64], forged_signature)  # why it must be refused
+            with pytest.raises(DecodeError, match="sender at byte 6: an Ed25519 key of small order"):
+                Transaction.decode(raw)
+            with pytest.raises(DecodeError, match="an Ed25519 key of small order"):
+                led.apply_block([make(chain_id="dev", nonce=2).encode(), raw])
+            with pytest.raises(EncodeError, match="sender: an Ed25519 key of small order"):
+                _native.encode_tx_payload("ed25519-blake3", "dev", key, 1, 5, "evidence", "put", {"key": "k"})
+        assert led.height == 0
 
 
 @pytest.mark.parametrize("not_bytes", [None, 5, "abc", [1, 2]])

@@ -463,3 +463,32 @@ fn blocks_round_trip_and_reject_bad_framing() {
     let e = msg(decode_block(&zero).unwrap_err());
     assert!(e.contains("transaction 0 length") && e.contains("0 is outside 1..="), "{e}");
 }
+
+#[test]
+fn a_sender_key_of_small_order_neither_encodes_nor_decodes() {
+    // ZIP-215 verifies any signature with R of small order and s = 0 under such a key: anyone
+    // could send as it. Suites other than Ed25519 have no such keys.
+    let identity = {
+        let mut k = [0u8; 32];
+        k[0] = 1;
+        k
+    };
+    let a = args();
+    let fields = TxFields {
+        suite: Suite::Ed25519Blake3,
+        chain_id: "gov-chain",
+        sender: &identity,
+        nonce: 1,
+        timestamp: 0,
+        contract: "evidence",
+        method: "put",
+        args: &a,
+    };
+    assert!(msg(fields.encode_payload().unwrap_err()).starts_with("sender: an Ed25519 key of small order"));
+    let real = key(Suite::Ed25519Blake3, 1);
+    let mut raw = TxFields { sender: &real.public_key(), ..fields }.sign(&real).unwrap().into_raw();
+    let at = 3 + "gov-chain".len();
+    raw[at..at + 32].copy_from_slice(&identity);
+    let e = msg(Transaction::decode(raw).unwrap_err());
+    assert!(e.contains(&format!("sender at byte {at}: an Ed25519 key of small order")), "{e}");
+}

@@ -20,6 +20,9 @@ use crate::suite::Suite;
 
 pub const TX_VERSION: u8 = 1;
 
+/// Why a sender key of small order is refused (ZIP-215 accepts such keys for signatures).
+const NO_SIGNER: &str = "an Ed25519 key of small order, under which any signature verifies: it names no signer";
+
 /// Below this many transactions a batch is decoded on the calling thread.
 const PARALLEL_MIN_ITEMS: usize = 256;
 
@@ -47,6 +50,9 @@ impl TxFields<'_> {
                 "sender",
                 format!("a {} public key must be {pk_len} bytes, got {}", self.suite.name(), self.sender.len()),
             ));
+        }
+        if self.suite.scheme().names_no_signer(self.sender) {
+            return Err(encode_error("sender", NO_SIGNER));
         }
         check_name(self.contract.as_bytes()).map_err(|r| encode_error("contract name", r))?;
         check_name(self.method.as_bytes()).map_err(|r| encode_error("method name", r))?;
@@ -155,7 +161,11 @@ impl Transaction {
             .map_err(|e| r.error_at(&"chain id", chain_at + e.valid_up_to(), "not valid UTF-8"))?;
         let chain_id = span(&r, chain.len());
         let pk_len = suite.public_key_len();
-        r.take(pk_len, &format_args!("sender ({} public key, {pk_len} bytes)", suite.name()))?;
+        let sender_at = r.offset();
+        let key = r.take(pk_len, &format_args!("sender ({} public key, {pk_len} bytes)", suite.name()))?;
+        if suite.scheme().names_no_signer(key) {
+            return Err(r.error_at(&"sender", sender_at, NO_SIGNER));
+        }
         let sender = span(&r, pk_len);
         let nonce = r.u64(&"nonce")?;
         let timestamp = r.u64(&"timestamp")?;

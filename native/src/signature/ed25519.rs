@@ -23,6 +23,39 @@ pub(super) fn sign(key: &SigningKey, message: &[u8]) -> [u8; 64] {
     key.sign(message).to_bytes()
 }
 
+/// The key encodings that ZIP-215 decodes to a point of small order (the eight-torsion points:
+/// canonical, with the sign bit set where x = 0, and with y + p where that is below 2^255). Every
+/// signature whose R is of small order and whose s is 0 verifies under such a key, for any
+/// message: the key names no signer. Derived from the curve in the tests.
+pub(super) const SMALL_ORDER_KEYS: [[u8; 32]; 14] = {
+    const fn key(first: u8, middle: u8, last: u8) -> [u8; 32] {
+        let mut k = [middle; 32];
+        k[0] = first;
+        k[31] = last;
+        k
+    }
+    [
+        key(0x01, 0x00, 0x00), // the identity (y = 1)
+        key(0x01, 0x00, 0x80),
+        key(0xee, 0xff, 0x7f), // the identity, y = p + 1
+        key(0xee, 0xff, 0xff),
+        key(0xec, 0xff, 0x7f), // order 2 (y = p - 1)
+        key(0xec, 0xff, 0xff),
+        key(0x00, 0x00, 0x00), // order 4 (y = 0)
+        key(0x00, 0x00, 0x80),
+        key(0xed, 0xff, 0x7f), // order 4, y = p
+        key(0xed, 0xff, 0xff),
+        *b"\xc7\x17\x6a\x70\x3d\x4d\xd8\x4f\xba\x3c\x0b\x76\x0d\x10\x67\x0f\x2a\x20\x53\xfa\x2c\x39\xcc\xc6\x4e\xc7\xfd\x77\x92\xac\x03\x7a", // order 8
+        *b"\xc7\x17\x6a\x70\x3d\x4d\xd8\x4f\xba\x3c\x0b\x76\x0d\x10\x67\x0f\x2a\x20\x53\xfa\x2c\x39\xcc\xc6\x4e\xc7\xfd\x77\x92\xac\x03\xfa",
+        *b"\x26\xe8\x95\x8f\xc2\xb2\x27\xb0\x45\xc3\xf4\x89\xf2\xef\x98\xf0\xd5\xdf\xac\x05\xd3\xc6\x33\x39\xb1\x38\x02\x88\x6d\x53\xfc\x05",
+        *b"\x26\xe8\x95\x8f\xc2\xb2\x27\xb0\x45\xc3\xf4\x89\xf2\xef\x98\xf0\xd5\xdf\xac\x05\xd3\xc6\x33\x39\xb1\x38\x02\x88\x6d\x53\xfc\x85",
+    ]
+};
+
+pub(super) fn is_small_order_key(key: &[u8]) -> bool {
+    SMALL_ORDER_KEYS.iter().any(|k| k[0] == key[0] && k[..] == *key)
+}
+
 fn signature(bytes: &[u8]) -> Signature {
     Signature::from_bytes(bytes.try_into().expect("length checked by caller"))
 }

@@ -64,6 +64,14 @@ impl Scheme {
         }
     }
 
+    /// Whether every signature could verify under `public_key`, so that it names no signer: an
+    /// Ed25519 key of small order (ZIP-215 accepts them). The ECDSA schemes' keys cannot encode
+    /// the point at infinity, and a key off the curve verifies nothing. `public_key` is of this
+    /// scheme's length.
+    pub fn names_no_signer(self, public_key: &[u8]) -> bool {
+        self == Self::Ed25519 && ed25519::is_small_order_key(public_key)
+    }
+
     fn check_lengths(self, public_key: &[u8], signature: &[u8]) -> Result<()> {
         check_len("public key", self.public_key_len(), public_key)?;
         check_len("signature", SIGNATURE_LEN, signature)

@@ -94,3 +94,62 @@ fn batch_rejects_ragged_columns_and_bad_lengths() {
         .unwrap()
         .is_empty());
 }
+
+/// Every point of small order is one of the eight-torsion points, and ZIP-215 decodes a point from
+/// its y or y + p (where that is below 2^255) with either sign bit (for x = 0 both name the point;
+/// otherwise the other bit names -P, itself of small order): the candidates below are all the
+/// encodings of small-order points, and the table must hold exactly those that decode.
+#[test]
+fn small_order_keys_are_exactly_the_encodings_of_the_eight_torsion_points() {
+    use curve25519_dalek::constants::EIGHT_TORSION;
+    use curve25519_dalek::edwards::CompressedEdwardsY;
+    use ed25519_zebra::{VerificationKey, VerificationKeyBytes};
+    use std::collections::BTreeSet;
+
+    const P_LE: [u8; 32] = {
+        let mut p = [0xff; 32];
+        p[0] = 0xed;
+        p[31] = 0x7f;
+        p
+    };
+    fn add_p(y: [u8; 32]) -> Option<[u8; 32]> {
+        let (mut out, mut carry) = ([0u8; 32], 0u16);
+        for i in 0..32 {
+            let sum = u16::from(y[i]) + u16::from(P_LE[i]) + carry;
+            out[i] = sum as u8;
+            carry = sum >> 8;
+        }
+        (carry == 0 && out[31] & 0x80 == 0).then_some(out)
+    }
+    let mut derived = BTreeSet::new();
+    for point in EIGHT_TORSION.iter() {
+        let mut y = point.compress().to_bytes();
+        y[31] &= 0x7f;
+        for y in [Some(y), add_p(y)].into_iter().flatten() {
+            for sign in [0u8, 0x80] {
+                let mut enc = y;
+                enc[31] |= sign;
+                let decodes = VerificationKey::try_from(VerificationKeyBytes::from(enc)).is_ok();
+                let small = CompressedEdwardsY(enc).decompress().is_some_and(|p| p.is_small_order());
+                if decodes && small {
+                    derived.insert(enc);
+                }
+            }
+        }
+    }
+    let table: BTreeSet<[u8; 32]> = super::ed25519::SMALL_ORDER_KEYS.iter().copied().collect();
+    assert_eq!(table.len(), super::ed25519::SMALL_ORDER_KEYS.len(), "duplicates in the table");
+    assert_eq!(derived, table);
+    // Why they are refused: a signature with R of small order and s = 0 verifies under each, for any message.
+    let mut forged = [0u8; 64];
+    forged[0] = 1; // R = the identity
+    for key in &table {
+        assert!(Scheme::Ed25519.names_no_signer(key));
+        for message in [&b""[..], b"anything at all"] {
+            assert!(Scheme::Ed25519.verify(key, message, &forged).unwrap(), "{}", hex::encode(key));
+        }
+    }
+    let real = SecretKey::from_bytes(Scheme::Ed25519, &[7; 32]).unwrap().public_key();
+    assert!(!Scheme::Ed25519.names_no_signer(&real));
+    assert!(!Scheme::Sm2.names_no_signer(&[4; 65]) && !Scheme::P256.names_no_signer(&[4; 65]));
+}
