@@ -66,6 +66,12 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"id": "Node1"}, "id: invalid node id 'Node1': expected a lowercase DNS name"),
         ({"host": "bad host"}, "host must be an IP address or a host name (ASCII labels of a-z, 0-9, inner '-'), got 'bad host'"),
         ({"client_host": "例え.jp"}, "client_host must be an IP address or a host name"),
+        # Accepted before, then the node died at its first timer (OverflowError) or mkdir (ValueError).
+        ({"block_ms": 10**400}, "block_ms must be at most 86400000, got 1000000000"),
+        ({"tick_ms": 60_001}, "tick_ms must be at most 60000, got 60001"),
+        ({"mempool_bytes": 2**63}, "mempool_bytes must be at most 9223372036854775807"),
+        ({"data_dir": "/tmp/a\0b"}, "data_dir must be a path without NUL characters, got '/tmp/a\\x00b'"),
+        ({"tls": {"ca_cert": "ca.crt", "cert": "n\0.crt", "key": "n.key"}}, "tls cert must be a path without NUL"),
     ],
 )
 def test_a_config_the_node_cannot_run_with_is_refused_naming_the_field(
@@ -156,10 +162,11 @@ def test_a_cluster_file_that_names_no_runnable_node_is_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.json"]  # no node log written anywhere
 
 
-def test_a_config_file_that_is_not_utf8_or_is_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+def test_a_config_file_that_is_not_utf8_or_is_nested_too_deeply_or_holds_a_huge_int_is_refused(tmp_path: Path) -> None:
     for name, data, message in [
         ("latin1.json", b'{"id": "n\xe9ud"}', "cannot read node configuration"),
         ("deep.json", b"[" * 100_000, "is not valid JSON: nested too deeply"),
+        ("digits.json", b'{"block_ms": 1' + b"0" * 5000 + b"}", "is not valid JSON: Exceeds the limit (4300 digits)"),
     ]:
         (tmp_path / name).write_bytes(data)
         with pytest.raises(ConfigError, match=re.escape(message)):

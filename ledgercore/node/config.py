@@ -123,7 +123,7 @@ class NodeConfig:
         """Raises ConfigError naming the first field whose value the node could not run with."""
 
         def fail(field: str, want: str, got: Any) -> ConfigError:
-            return ConfigError(f"invalid node configuration: {field} must be {want}, got {got!r}")
+            return ConfigError(f"invalid node configuration: {field} must be {want}, got {got!r:.100}")
 
         def is_int(v: Any) -> bool:
             return isinstance(v, int) and not isinstance(v, bool)
@@ -153,10 +153,19 @@ class NodeConfig:
         for name, port in ports:
             if not is_int(port) or not 1 <= port <= 65535:
                 raise fail(name, "a TCP port (1..65535)", port)
+        # Timers take seconds as floats: a day and a minute are far beyond any useful setting.
+        most = {"block_ms": 86_400_000, "tick_ms": 60_000}
         for name in ("block_txs", "block_ms", "tick_ms", "election_ticks", "heartbeat_ticks", "snapshot_every",
                      "mempool_limit", "mempool_bytes", "max_inflight_blocks"):  # fmt: skip
-            if not is_int(getattr(self, name)) or getattr(self, name) < 1:
-                raise fail(name, "a positive integer", getattr(self, name))
+            value, top = getattr(self, name), most.get(name, 2**63 - 1)
+            if not is_int(value) or value < 1:
+                raise fail(name, "a positive integer", value)
+            if value > top:
+                raise fail(name, f"at most {top}", value)
+        paths = [("data_dir", self.data_dir), *((f"tls {n}", getattr(self.tls, n)) for n in ("ca_cert", "cert", "key"))]
+        for name, path in paths:
+            if "\0" in os.fspath(path):  # no file has such a name: the node would fail opening it
+                raise fail(name, "a path without NUL characters", os.fspath(path))
         if self.election_ticks <= self.heartbeat_ticks:
             raise fail("election_ticks", f"more than heartbeat_ticks ({self.heartbeat_ticks})", self.election_ticks)
         if not isinstance(self.suite, str) or self.suite not in SUITES:
@@ -186,7 +195,7 @@ class NodeConfig:
             raise ConfigError(f"cannot read node configuration {os.fspath(path)!r}: {exc}") from None
         try:
             loaded = json.loads(text)
-        except (json.JSONDecodeError, RecursionError) as exc:
+        except (ValueError, RecursionError) as exc:  # ValueError: a JSONDecodeError, or an int of 4300+ digits
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {why}") from None
         return cls.from_dict(loaded)
