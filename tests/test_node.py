@@ -199,6 +199,13 @@ def test_the_mempool_is_bounded_in_bytes_as_well_as_in_transactions(tmp_path):
             await node.submit_many(small[:7], wait=False)  # bytes left for small ones, up to the count
             with pytest.raises(NotReadyError, match=r"mempool full \(10 of 10 transactions, "):
                 await node.submit(small[7], wait=False)
+        # Batches submitted at once: those queued for admission count too (all five got in before).
+        async with running(dataclasses.replace(cfg, data_dir=tmp_path / "c")) as node:
+            await wait_until(lambda: node.is_leader)
+            batches = [node.submit_many(txs(kp, 1000 + 10 * k, 10), wait=False) for k in range(5)]
+            outcomes = await asyncio.gather(*batches, return_exceptions=True)
+            assert sum(isinstance(o, NotReadyError) for o in outcomes) == 4
+            assert len(node._mempool) + len(node._proposed) == 10
         # A node that commits gives the bytes back: twice the limit in turn, each batch once held.
         async with running(make_configs(tmp_path / "b", 1, mempool_bytes=3_000_000)[0]) as node:
             await wait_until(lambda: node.is_leader)

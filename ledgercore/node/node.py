@@ -208,6 +208,7 @@ class Node:
         # Bytes of the transactions in the mempool, proposed, or queued for admission: bounded by
         # config.mempool_bytes (transactions are up to 1 MB each, so a count alone bounds nothing).
         self._held_bytes = 0
+        self._queued = 0  # transactions queued for admission: held too, counted against mempool_limit
         self._forwarded: dict[bytes, float] = {}  # txid -> when a follower last sent it on, oldest first
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
@@ -388,7 +389,7 @@ class Node:
         if not self._has_room(len(raws), size):
             cfg = self.config
             raise NotReadyError(
-                f"mempool full ({len(self._mempool) + len(self._proposed)} of {cfg.mempool_limit} transactions, "
+                f"mempool full ({self._held_count()} of {cfg.mempool_limit} transactions, "
                 f"{self._held_bytes} of {cfg.mempool_bytes} bytes held); retry later"
             )
         ids = split_ids(_native.decode_txs(self.config.suite, self.config.chain_id, raws).ids.tobytes())
@@ -427,14 +428,18 @@ class Node:
         if self._held() or self._waits:
             self._settle(dict.fromkeys(blk.txids, blk.height))
 
+    def _held_count(self) -> int:
+        """Transactions held: in the mempool, proposed, or queued for admission."""
+        return len(self._mempool) + len(self._proposed) + self._queued
+
     def _has_room(self, count: int, size: int) -> bool:
         """Whether ``count`` more transactions of ``size`` bytes fit the mempool's bounds."""
         cfg = self.config
-        held = len(self._mempool) + len(self._proposed)
-        return held + count <= cfg.mempool_limit and self._held_bytes + size <= cfg.mempool_bytes
+        return self._held_count() + count <= cfg.mempool_limit and self._held_bytes + size <= cfg.mempool_bytes
 
     def _queue_admission(self, a: _Admission) -> None:
         self._held_bytes += a.size
+        self._queued += len(a.raws)
         self._admit_queue.put_nowait(a)
 
     def _settle(self, heights: dict[bytes, int]) -> None:
@@ -500,6 +505,7 @@ class Node:
             self._held_bytes += sum(map(len, islice(reversed(self._mempool.values()), added))) - sum(
                 a.size for a in batch
             )
+            self._queued -= len(raws)
             if added:
                 self._mempool_grew()
             self._settle(committed)
