@@ -27,6 +27,7 @@ from . import _native
 from .errors import DecodeError, EncodeError, LedgerError
 
 MAX_VALUE_DEPTH: int = _native.MAX_VALUE_DEPTH
+_LIST_TAG = 0x06  # docs/FORMAT.md, section 2
 
 
 def utf8(text: object, what: str, error: type[LedgerError] = EncodeError) -> bytes:
@@ -43,6 +44,14 @@ def utf8(text: object, what: str, error: type[LedgerError] = EncodeError) -> byt
 def encode_value(obj: object) -> bytes:
     """The canonical encoding of ``obj``."""
     return _native.encode_value(obj)
+
+
+def list_length(data: bytes) -> int | None:
+    """The item count a list's encoding declares in its header (tag ``0x06``, ``u32`` count), or
+    None where ``data`` does not start with one: to refuse an oversize list before decoding it."""
+    if len(data) < 5 or data[0] != _LIST_TAG:
+        return None
+    return int.from_bytes(data[1:5], "big")
 
 
 def decode_value(data: bytes) -> object:

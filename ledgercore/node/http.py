@@ -31,7 +31,9 @@ the request came (Raft read-index through the leader): a follower then answers a
 Every error is JSON ``{"error": message}``: 400 for bad input (bad hex, bad height, a transaction
 that does not decode or whose signature fails, a contract name no transaction can carry, a key
 over 446 bytes), 404 for what the ledger does not hold (and unknown
-routes), 405 for a wrong method, 413 for a body over :data:`MAX_BODY`, 503 with ``Retry-After`` when
+routes), 405 for a wrong method, 413 for a body over :data:`MAX_BODY`, 415 for a compressed body
+(``Content-Encoding`` other than ``identity``: bodies are never unpacked), 417 for an ``Expect``
+other than ``100-continue``, 503 with ``Retry-After`` when
 the node cannot admit now (no leader known, mempool full) or has no linearizable read point (no
 leader answered), 504 when a commit wait times out.
 """
@@ -49,12 +51,15 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
+from aiohttp.web_urldispatcher import _default_expect_handler
 
-from ..codec import decode_value
+from ..codec import decode_value, list_length
 from ..errors import InvalidInputError, LedgerError, NotFoundError
 from ..net.errors import HandshakeError
 from ..net.tls_accept import accept_tls, cancel_all, describe, listen
 from ..transaction import MAX_TX_SIZE
+from .node import check_batch_size
 
 if TYPE_CHECKING:
     from ..block import BlockHeader
@@ -175,6 +180,9 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _error(400, str(exc) or type(exc).__name__)
     except (TimeoutError, asyncio.TimeoutError):
         return _error(504, "timed out waiting for the transaction to commit")
+    except ConnectionResetError:  # the client went away mid-request: nothing to log, no one to answer
+        log.debug("request %s %s: the client closed the connection", request.method, request.path)
+        return _error(400, "connection closed by the client")
     except LedgerError as exc:
         if isinstance(exc, _not_ready_error()):
             return _error(503, str(exc) or "not ready", {"Retry-After": str(RETRY_AFTER_S)})
@@ -183,6 +191,24 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except Exception as exc:  # an answer, not a dropped connection, for anything unforeseen
         log.exception("request %s %s failed", request.method, request.path)
         return _error(500, f"internal error: {type(exc).__name__}")
+
+
+async def _expect(request: web.Request) -> web.StreamResponse | None:
+    """aiohttp's answer to ``Expect: 100-continue``; any other expectation refused as JSON (it is
+    answered before the middleware runs)."""
+    try:
+        await _default_expect_handler(request)
+    except web.HTTPExpectationFailed as exc:
+        return _error(417, exc.text or "unknown Expect")
+    return None
+
+
+def _batch(body: bytes) -> list[bytes]:
+    """A ``POST /txs`` body decoded: a list of byte strings."""
+    raws = decode_value(body)
+    if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
+        raise InvalidInputError("the body must encode a list of byte strings (codec.encode_value([raw, ...]))")
+    return raws
 
 
 def _header_json(h: BlockHeader) -> dict[str, Any]:
@@ -223,9 +249,16 @@ def make_app(node: Node) -> web.Application:
             await node.read_barrier()
 
     async def _body(request: web.Request, limit: int, what: str) -> bytes:
+        encoding = request.headers.get("Content-Encoding", "identity")
+        if encoding.strip().lower() != "identity":
+            # Never unpacked (auto_decompress is off): a 1 MB gzip body unpacks to a gigabyte.
+            raise web.HTTPUnsupportedMediaType(text=f"Content-Encoding {encoding!r:.40} is not accepted: send the body as is")
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
-        body = await request.read()
+        try:
+            body = await request.read()
+        except RequestPayloadError as exc:  # a chunked body that does not parse
+            raise InvalidInputError(f"bad request body: {exc}") from None
         if len(body) > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
         if not body:
@@ -243,9 +276,10 @@ def make_app(node: Node) -> web.Application:
     async def post_txs(request: web.Request) -> web.Response:
         wait = _wait_param(request)
         body = await _body(request, MAX_BATCH_BODY, "a list of encoded transactions (codec.encode_value)")
-        raws = decode_value(body)
-        if not isinstance(raws, list) or not all(isinstance(r, bytes) for r in raws):
-            raise InvalidInputError("the body must encode a list of byte strings (codec.encode_value([raw, ...]))")
+        # Counted before decoding: 32 MB holds millions of empty strings, whose decoding on the
+        # event loop would hold up Raft long enough to lose the leadership.
+        check_batch_size(list_length(body) or 0)
+        raws = await asyncio.to_thread(_batch, body)
         out = await node.submit_many(raws, wait=wait)
         answer: dict[str, Any] = {
             "txids": [t.hex() for t in out.txids],
@@ -297,8 +331,8 @@ def make_app(node: Node) -> web.Application:
         return web.json_response({"value": value.hex(), "version": {"height": height, "index": index}})
 
     app = web.Application(client_max_size=MAX_BATCH_BODY, middlewares=[_json_errors])
-    app.router.add_post("/tx", post_tx)
-    app.router.add_post("/txs", post_txs)
+    app.router.add_post("/tx", post_tx, expect_handler=_expect)
+    app.router.add_post("/txs", post_txs, expect_handler=_expect)
     app.router.add_get("/status", get_status)
     app.router.add_get("/block/{height}", get_block)
     app.router.add_get("/tx/{txid}", get_tx)
@@ -312,7 +346,7 @@ async def serve(node: Node, host: str | None = None, port: int | None = None) ->
     Stop it with ``await runner.cleanup()``."""
     tls = node.config.tls.server_context()  # before anything listens: bad files are a CertificateFileError
     runner = web.AppRunner(
-        make_app(node), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_S,
+        make_app(node), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_S, auto_decompress=False,
         logger=_RequestLog(logging.getLogger("ledgercore.node.http.requests"), {}),
     )  # fmt: skip
     await runner.setup()

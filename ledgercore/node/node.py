@@ -91,10 +91,17 @@ _APPLY_GROUP = 8  # most committed blocks applied in one group commit (one LMDB 
 MAX_SUBMIT_BATCH = 10_000
 """Most transactions one :meth:`Node.submit_many` call (or one ``POST /txs``) may carry."""
 _T = TypeVar("_T")
+
 # Raft frames waiting for the Raft loop: beyond these the receive loop waits (backpressure), except
 # during a snapshot catch-up, when it drops the oldest (Raft retransmits) so sync answers still flow.
 _RAFT_INBOX_FRAMES = 4096
 _RAFT_INBOX_BYTES = 64 << 20
+
+
+def check_batch_size(count: int) -> None:
+    """Refuses (``InvalidInputError``) a batch of more than :data:`MAX_SUBMIT_BATCH` transactions."""
+    if count > MAX_SUBMIT_BATCH:
+        raise InvalidInputError(f"{count} transactions in one batch; at most {MAX_SUBMIT_BATCH}")
 
 
 class DataDirInUseError(LedgerError):
@@ -378,8 +385,7 @@ class Node:
         when no leader is known or the mempool has no room."""
         if not raws:
             raise InvalidInputError("no transactions to submit")
-        if len(raws) > MAX_SUBMIT_BATCH:
-            raise InvalidInputError(f"{len(raws)} transactions in one batch; at most {MAX_SUBMIT_BATCH}")
+        check_batch_size(len(raws))
         if self._stopped.is_set():
             raise NotReadyError("the node is stopping")
         if self.raft.lead == NONE:  # nothing would commit them until one is elected
