@@ -93,6 +93,11 @@ class ConcurrentWriteError(LedgerError):
     its head. Nothing was written: any read catches this one up to the stored head."""
 
 
+class ReentrantCallError(LedgerError):
+    """A ledger write or ``close()`` called from inside one of that ledger's writes (by a
+    contract or an authorize hook, which run on its write thread): it would wait for itself."""
+
+
 class ClientError(LedgerError):
     """An error answered by (or on the way to) a node's client API (``ledgercore.client``).
 

@@ -8,7 +8,6 @@ the whole block is durable when it returns, or nothing of it was written.
 
 from __future__ import annotations
 
-import collections
 import collections.abc
 import functools
 import itertools
@@ -16,6 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent import futures
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -38,9 +38,11 @@ from .errors import (
     LedgerError,
     NotFoundError,
     OutOfRangeError,
+    ReentrantCallError,
     UnknownNameError,
 )
 from .execution import Authorizer, execute
+from .read_ahead import ReadAhead
 from .receipts import Receipt, decode_receipts, encode_receipts
 from .store import DEFAULT_MAP_SIZE, BlockWrite, Store, StoreError, height_key
 from .suites import DEFAULT_SUITE, Suite, get_suite
@@ -308,6 +310,10 @@ class _Decoded:
     timings: dict[str, float]
 
 
+class _Abandoned(BaseException):
+    """Stops a write whose caller was interrupted, before it commits (never seen by callers)."""
+
+
 class _Check:
     """A decoded block's signature check, running on native threads from the moment it is made
     (no Python thread in between: it starts while the caller holds the GIL executing the block)."""
@@ -440,11 +446,6 @@ class Ledger:
         # One catch-up at a time; a read that finds one running waits for it, not answering from
         # the head it is replacing.
         self._follow_lock = threading.Lock()
-        # apply_blocks decodes the next block here while this one is staged and committed (the
-        # thread starts on first use).
-        self._decoder = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-decode")
-        # Every write executes and commits here (see _commit); the thread starts on first use.
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-write")
         # All from one snapshot: the block-hash log and head; committed tx ids -> their blocks
         # (older blocks in the stored runs, keyed by the last height each covers; the blocks
         # after the last run in memory, rebuilt here); the state entries not yet folded into the
@@ -465,6 +466,11 @@ class Ledger:
             self._overlay_floor = max(len(self._overlay), FOLLOWED_OVERLAY_MIN)
             self._seen_txn = txn.id()
         self._state_version = 0  # odd while the overlay's committed entries change: see query
+        # Every write executes and commits here (see _commit). The thread starts now, not at the
+        # first write: an interrupt that landed while a write started it would leave the thread
+        # unknown to the executor, so the write could not be waited for, nor the thread at exit.
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ledgercore-write")
+        self._write_thread = self._writer.submit(threading.get_ident).result()
 
     def _changing_state(self, change: Callable[[], None]) -> None:
         """Runs ``change`` to the overlay's committed entries, marked for queries running meanwhile."""
@@ -672,9 +678,9 @@ class Ledger:
         write.put("meta", b"height", h)
 
     def close(self) -> None:
+        self._refuse_on_write_thread("close()")
         self._writer.shutdown()  # a write in flight finishes first
         self._store.close()
-        self._decoder.shutdown()
 
     def __enter__(self) -> Ledger:
         return self
@@ -730,42 +736,36 @@ class Ledger:
         (on native threads) while a block executes, is staged, flushed and fsync'd: each block's
         write commits once its own check has passed. For bulk loads and catching up.
 
-        ``blocks`` is read ahead, on the ledger's decode thread: a block commits and is yielded
-        without waiting for the source to produce the ones after it."""
+        ``blocks`` is read ahead, on a thread of its own: a block commits and is yielded without
+        waiting for the source to produce the ones after it. So a source must not wait for the
+        caller to take a block before it produces the next, and after the caller stops early it
+        may have been read a few blocks further than what was applied."""
         self._store.check_open()
         stamps = None if timestamps is None else _iterator(timestamps, "timestamps")
         it = _iterator(blocks, "blocks")
-        ended = False
 
         def pull() -> _Check | None:
             """The source's next block, decoded and its check started; None once the source ended."""
-            nonlocal ended
-            if ended:
-                return None
             try:  # not next(it, None): a None block must fail as apply_block(None) does
                 raws = next(it)
             except StopIteration:
-                ended = True
                 return None
-            except BaseException:
-                ended = True  # raised at that block's turn: the blocks before it still commit
-                raise
-            return _Check(self._decode(raws), one_thread=True)
+            return _Check(self._decode(raws), one_thread=True)  # an error is raised at that block's turn
 
         # A check per native thread, each a whole block on one thread: one batch equation per
         # block costs ~10% less CPU per signature than a block split across the threads, and a
         # thread that finishes first takes the next block instead of idling while the block
-        # about to commit waits for its slower half. One more is queued, so that the next block
+        # about to commit waits for its slower half. One more is read, so that the next block
         # is there when a thread finishes, not only once the block committing has executed.
-        checks = collections.deque(self._decoder.submit(pull) for _ in range(_native.thread_count() + 1))
+        ahead = ReadAhead(pull, _native.thread_count() + 1, "ledgercore-read-ahead")
         try:
-            while (checking := checks.popleft().result()) is not None:  # raises the block's DecodeError
+            while (checking := ahead.take()) is not None:  # raises the block's DecodeError
                 started: list[bool] = []
 
                 def start_next(started: list[bool] = started) -> None:
                     if not started:  # once, though a write that outgrew the map stages again
                         started.append(True)
-                        checks.append(self._decoder.submit(pull))
+                        ahead.allow()
 
                 try:
                     stamp = None if stamps is None else next(stamps)
@@ -776,8 +776,7 @@ class Ledger:
                 item = (checking.decoded, stamp, b"", b"")
                 yield self._commit([item], executed=start_next, checking=checking)[0]
         finally:
-            for pending in checks:  # the caller stopped early, or a block failed: read no further
-                pending.cancel()
+            ahead.stop()  # the caller stopped early, or a block failed: read no further
 
     def apply_group(self, blocks: Sequence[BlockInput]) -> list[Block | InvalidInputError]:
         """Applies consecutive blocks in one durable LMDB write (group commit): one fsync, and pages
@@ -860,15 +859,31 @@ class Ledger:
         at the same depth everywhere, not at one that depends on the caller's stack."""
         for _, timestamp, proposer, consensus in items:
             _check_header_values(timestamp, proposer, consensus)
+        self._refuse_on_write_thread("a ledger write")
+        abandon = threading.Event()
         try:
-            write = self._writer.submit(self._write, items, executed, checking, expect)
+            write = self._writer.submit(self._write, items, executed, checking, expect, abandon)
         except RuntimeError:  # the write thread is shut down: closed since the caller checked
             raise StoreError("the ledger store is closed") from None
-        return write.result()
+        try:
+            return write.result()
+        except BaseException:
+            # The caller was interrupted (Ctrl-C) while its write ran: the write must not go on to
+            # commit behind its back. It stops before committing, unless it already is.
+            abandon.set()
+            write.cancel()
+            futures.wait([write])
+            raise
+
+    def _refuse_on_write_thread(self, what: str) -> None:
+        """Raises ``ReentrantCallError`` on this ledger's write thread (a contract, an authorize
+        hook): ``what`` would wait for the write that is calling it."""
+        if threading.get_ident() == self._write_thread:
+            raise ReentrantCallError(f"{what} from inside this ledger's own write (a contract or hook) would wait for itself")
 
     def _write(
         self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
-        checking: _Check | None, expect: BlockHeader | None,
+        checking: _Check | None, expect: BlockHeader | None, abandon: threading.Event,
     ) -> list[Block]:
         """:meth:`_commit`'s write, on the write thread."""
         hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
@@ -876,7 +891,7 @@ class Ledger:
             t0 = time.perf_counter()
             try:
                 blocks, ran = self._store.transact(
-                    lambda txn: self._execute_all(txn, items, executed, checking, expect), hint
+                    lambda txn: self._execute_all(txn, items, executed, checking, expect, abandon), hint
                 )
             except BaseException:
                 self._overlay.discard()
@@ -899,7 +914,7 @@ class Ledger:
 
     def _execute_all(
         self, txn: Any, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
-        checking: _Check | None, expect: BlockHeader | None,
+        checking: _Check | None, expect: BlockHeader | None, abandon: threading.Event,
     ) -> tuple[list[Block], bool]:
         """Executes and stages the blocks; and, when the locator's map would pass
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
@@ -925,6 +940,8 @@ class Ledger:
             checking.result()  # raises, so the write aborts, if a signature failed
         if expect is not None and head != expect:
             raise HeaderMismatchError(_header_difference(head, expect))
+        if abandon.is_set():
+            raise _Abandoned  # the caller is gone (interrupted): no commit
         return out, ran
 
     def _check_head(self, txn: Any) -> None:

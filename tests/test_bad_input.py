@@ -7,9 +7,14 @@ from __future__ import annotations
 
 import contextlib
 import re
+import shutil
+import signal
 import struct
+import subprocess
 import sys
 import threading
+import time
+from pathlib import Path
 
 import lmdb
 import numpy as np
@@ -33,6 +38,7 @@ from ledgercore.errors import (
     InvalidSignatureError,
     LedgerError,
     MalformedInputError,
+    ReentrantCallError,
     UnknownNameError,
 )
 from ledgercore.receipts import MAX_ERROR_CHARS
@@ -40,6 +46,7 @@ from ledgercore.store import TABLES, Store, StoreError, height_key
 from ledgercore.suites import get_suite
 from ledgercore.transaction import MAX_TX_SIZE
 
+HERE = Path(__file__).parent
 KP = signing.from_private_bytes("ed25519", bytes(range(1, 33)))
 
 
@@ -952,6 +959,109 @@ def test_apply_blocks_commits_a_block_without_waiting_for_the_source_to_produce_
         assert pulled == [] and led.height == 1  # block 1 committed; block 2 has not arrived
         arrived.set()
         assert [b.height for b in applied] == [2] and pulled == [True]
+
+
+def test_a_source_that_goes_quiet_holds_neither_close_nor_the_interpreters_exit(tmp_path):
+    # apply_blocks reads its source ahead on another thread. That read used to run on the
+    # ledger's own pool, which close() and the interpreter's exit both wait for: a live feed
+    # gone quiet hung them forever.
+    script = f"""
+import sys, threading
+sys.path.insert(0, {str(HERE)!r})
+from test_bad_input import put
+from ledgercore import Ledger
+
+def source():
+    yield [put(1)]
+    threading.Event().wait()  # the feed goes quiet for good
+
+led = Ledger.open({str(tmp_path / "l")!r})
+applied = led.apply_blocks(source())
+print(next(applied).height, flush=True)
+applied.close()
+if sys.argv[1] == "close":
+    led.close()
+    print("closed", flush=True)
+"""
+    for how in ("close", "exit"):
+        run = subprocess.run([sys.executable, "-c", script, how], capture_output=True, text=True, timeout=30)
+        assert run.returncode == 0, run.stderr[-2000:]
+        assert run.stdout.split() == (["1", "closed"] if how == "close" else ["1"])
+        with Ledger.open(tmp_path / "l") as led:
+            assert led.height == 1
+        shutil.rmtree(tmp_path / "l")
+
+
+class Reentrant(Contract):
+    """Calls back into the ledger that runs it."""
+
+    name = "reentrant"
+    ledger: Ledger
+
+    @method
+    def close(self, ctx) -> None:
+        self.ledger.close()
+
+    @method
+    def apply(self, ctx) -> None:
+        self.ledger.apply_block([put(77)])
+
+    @method
+    def read(self, ctx) -> None:
+        ctx.put("seen", self.ledger.get("evidence", "k/1") or b"none")
+
+
+def test_a_contract_calling_its_ledgers_write_or_close_fails_its_transaction_instead_of_waiting_for_itself(tmp_path):
+    # Contracts run on the ledger's write thread: close() there tried to join the thread it ran
+    # on (a RuntimeError, and the writer shut while the store stayed open), and a nested
+    # apply_block waited for the write lock its own caller held, forever.
+    contract = Reentrant()
+    with Ledger.open(tmp_path / "l", contracts=[contract]) as led:
+        contract.ledger = led
+        led.apply_block([put(1)])
+        calls = [Transaction.create(KP, "reentrant", m, {}, n).encode() for n, m in enumerate(["close", "apply", "read"], 2)]
+        rs = led.apply_block(calls).receipts
+        for r in rs[:2]:
+            assert not r.ok and "ReentrantCallError" in r.error and "would wait for itself" in r.error, r.error
+        assert rs[2].ok and led.get("reentrant", "seen") == led.get("evidence", "k/1") != b"none"  # reads are fine
+        assert led.height == 2 and led.get("evidence", "k/77") is None
+        assert led.apply_block([put(5)]).height == 3  # still open, still writing
+    assert issubclass(ReentrantCallError, LedgerError)
+
+
+class Interrupting(Contract):
+    """Interrupts the thread that applies its block (SIGALRM, as Ctrl-C would), then takes its time."""
+
+    name = "interrupting"
+
+    @method
+    def go(self, ctx) -> None:
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
+        time.sleep(0.5)
+        ctx.put("done", b"yes")
+
+
+def test_a_write_whose_caller_is_interrupted_does_not_commit_behind_its_back(tmp_path):
+    # Every write runs on the ledger's write thread: Ctrl-C stopped only the caller's wait (or,
+    # on a ledger's first write, the start of that thread), and the block it was told had failed
+    # committed half a second later.
+    contract = Interrupting()
+    go = Transaction.create(KP, "interrupting", "go", {}, 1).encode()
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    old = signal.signal(signal.SIGALRM, interrupt)
+    try:
+        with Ledger.open(tmp_path / "l", contracts=[contract]) as led:
+            for apply in (led.apply_block, lambda raws: list(led.apply_blocks([raws]))):
+                with pytest.raises(KeyboardInterrupt):
+                    apply([go])
+                assert led.height == 0
+        with Ledger.open(tmp_path / "l") as led:
+            assert led.height == 0 and led.get("interrupting", "done") is None  # nor committed later
+    finally:
+        signal.signal(signal.SIGALRM, old)
 
 
 def test_a_ledger_made_with_a_suite_object_reopens_with_it(tmp_path):
