@@ -102,6 +102,18 @@ def test_clashing_addresses_and_bad_peer_fields_are_refused(config_file: Path) -
             NodeConfig.from_dict({**d, **change})
 
 
+def test_a_config_built_in_code_with_a_path_that_is_not_one_is_refused(config_file: Path) -> None:
+    # from_dict makes Paths of what it reads; a NodeConfig built directly got a bare TypeError.
+    good = NodeConfig.load(config_file)
+    for bad, message in [
+        (dataclasses.replace(good, data_dir=None), "data_dir must be a path (str or os.PathLike), got None"),
+        (dataclasses.replace(good, data_dir=b"/x"), "data_dir must be a path (str or os.PathLike), got b'/x'"),
+        (dataclasses.replace(good, tls=dataclasses.replace(good.tls, key=5)), "tls key must be a path (str or os.PathLike), got 5"),
+    ]:
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            bad.validate()
+
+
 def test_the_written_config_is_valid_and_round_trips(config_file: Path) -> None:
     cfg = NodeConfig.load(config_file)
     assert NodeConfig.from_dict(json.loads(cfg.to_json())) == cfg

@@ -164,6 +164,8 @@ class NodeConfig:
                 raise fail(name, f"at most {top}", value)
         paths = [("data_dir", self.data_dir), *((f"tls {n}", getattr(self.tls, n)) for n in ("ca_cert", "cert", "key"))]
         for name, path in paths:
+            if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
+                raise fail(name, "a path (str or os.PathLike)", path)
             if "\0" in os.fspath(path):  # no file has such a name: the node would fail opening it
                 raise fail(name, "a path without NUL characters", os.fspath(path))
         if self.election_ticks <= self.heartbeat_ticks:
