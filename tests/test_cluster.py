@@ -531,12 +531,14 @@ def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
     # Compressed bodies are never unpacked (a 1 MB gzip body unpacked to a gigabyte on the event
     # loop, and a leader doing so lost its leadership); an expectation other than 100-continue is
     # refused as JSON too (aiohttp answered text/plain).
-    for headers, body, status, words in [
-        ({"Content-Encoding": "gzip"}, gzip.compress(bytes(10 << 20)), 415, "content-encoding 'gzip' is not accepted"),
-        ({"Content-Encoding": "deflate"}, b"hello", 415, "content-encoding 'deflate' is not accepted"),
-        ({"Expect": "a-miracle"}, good.encode(), 417, "unknown expect: a-miracle"),
+    for method, path, headers, body, status, words in [
+        ("POST", "/tx", {"Content-Encoding": "gzip"}, gzip.compress(bytes(10 << 20)), 415, "content-encoding 'gzip' is not accepted"),
+        ("POST", "/tx", {"Content-Encoding": "deflate"}, b"hello", 415, "content-encoding 'deflate' is not accepted"),
+        ("POST", "/tx", {"Expect": "a-miracle"}, good.encode(), 417, "unknown expect: a-miracle"),
+        ("GET", "/status", {"Expect": "a-miracle"}, None, 417, "unknown expect: a-miracle"),
+        ("GET", "/block/0", {"Expect": "a-miracle"}, None, 417, "unknown expect: a-miracle"),
     ]:
-        got_status, got = http(cluster.tls, url + "/tx", "POST", body, headers)
+        got_status, got = http(cluster.tls, url + path, method, body, headers)
         assert (got_status, set(got)) == (status, {"error"}) and words in got["error"].lower(), (headers, got)
     # Unknown state is not an error: null value and version.
     assert http(cluster.tls, url + "/state/evidence/no/such/key")[1] == {"value": None, "version": None}

@@ -333,10 +333,10 @@ def make_app(node: Node) -> web.Application:
     app = web.Application(client_max_size=MAX_BATCH_BODY, middlewares=[_json_errors])
     app.router.add_post("/tx", post_tx, expect_handler=_expect)
     app.router.add_post("/txs", post_txs, expect_handler=_expect)
-    app.router.add_get("/status", get_status)
-    app.router.add_get("/block/{height}", get_block)
-    app.router.add_get("/tx/{txid}", get_tx)
-    app.router.add_get("/state/{contract}/{key:.+}", get_state)
+    app.router.add_get("/status", get_status, expect_handler=_expect)
+    app.router.add_get("/block/{height}", get_block, expect_handler=_expect)
+    app.router.add_get("/tx/{txid}", get_tx, expect_handler=_expect)
+    app.router.add_get("/state/{contract}/{key:.+}", get_state, expect_handler=_expect)
     return app
 
 
