@@ -404,7 +404,7 @@ def test_init_cluster_writes_ca_nodes_client_and_cluster_file(cluster: Cluster) 
     before = (d / "ca.crt").read_bytes()
     out = subprocess.run(ledgercore("init-cluster", "--nodes", 3, "--dir", d), cwd=ROOT, env=ENV,
                          capture_output=True, text=True, timeout=60)  # fmt: skip
-    assert out.returncode == 2 and "already holds a cluster" in out.stderr
+    assert out.returncode == 2 and "already holds cluster.json, ca.crt, ca.key, client, node1" in out.stderr
     assert (d / "ca.crt").read_bytes() == before
 
 

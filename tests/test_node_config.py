@@ -15,6 +15,7 @@ import pytest
 
 from ledgercore.cli import main
 from ledgercore.client import Client
+from ledgercore.errors import InvalidInputError
 from ledgercore.net import pki
 from ledgercore.net.errors import CertificateFileError
 from ledgercore.node import Node, NodeConfig
@@ -160,7 +161,10 @@ def test_a_node_whose_start_fails_closes_what_it_opened(config_file: Path) -> No
          "client_tls must be an object with the paths ca_cert, cert and key, got None"),
         ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "https://h:1"}], '
          '"client_tls": {"ca_cert": "CONFIG_DIR/ca.crt", "cert": "CONFIG_DIR/c.crt", "key": "CONFIG_DIR/c.key"}}',
-         "cannot read the certificate"),
+         "invalid node configuration"),  # its config is no node's: refused before any node starts
+        ('{"nodes": [{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "https://h:1"}, '
+         '{"id": "a", "config": "CONFIG_DIR/cluster.json", "client_url": "https://h:2"}]}',
+         "nodes must have distinct ids: a listed more than once"),
         ("[" * 100_000, "its JSON is nested too deeply"),
     ],
 )
@@ -172,6 +176,28 @@ def test_a_cluster_file_that_names_no_runnable_node_is_refused(
     err = capsys.readouterr().err
     assert "ledgercore cluster: cannot read" in err and message in err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.json"]  # no node log written anywhere
+
+
+def test_a_cluster_file_naming_a_node_twice_or_a_broken_config_starts_no_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # The supervisor used to start the nodes it could, then report the one that died (a second
+    # node1 on the same data, a config the node refused), leaving the others running and writing.
+    layout = init_cluster(tmp_path / "c", 3, base_port=free_base_port(6))
+    good = layout.cluster_file.read_text()
+    entries = json.loads(good)["nodes"]
+    for change, message in [
+        (lambda c: c["nodes"].__setitem__(1, entries[0]), "nodes must have distinct ids: node1 listed more than once"),
+        (lambda c: c["nodes"][1].__setitem__("config", entries[0]["config"]),
+         "nodes must have distinct configs: "),
+        (lambda c: c["nodes"][0].update(id="node9"), f"node node9: its config {entries[0]['config']} is for node 'node1'"),
+        (lambda c: layout.config_paths[2].write_text('{"id": 5}'), "invalid node configuration"),
+    ]:
+        cluster = json.loads(good)
+        change(cluster)
+        layout.cluster_file.write_text(json.dumps(cluster))
+        assert main(["cluster", "--dir", str(layout.dir)]) == 2
+        assert message in capsys.readouterr().err
+        assert not any((layout.dir / n).joinpath("data").exists() or (layout.dir / n / "node.log").exists()
+                       for n in ("node1", "node2", "node3"))  # fmt: skip
 
 
 def test_a_config_file_that_is_not_utf8_or_is_nested_too_deeply_or_holds_a_huge_int_is_refused(tmp_path: Path) -> None:
@@ -205,6 +231,49 @@ def test_init_cluster_refuses_a_cluster_its_nodes_could_not_run_and_writes_nothi
     d = tmp_path / "c"
     assert main(["init-cluster", "--nodes", "2", "--dir", str(d), "--base-port", str(free_base_port(4)), *args]) == 2
     assert message in capsys.readouterr().err and not d.exists()
+
+
+def test_init_cluster_never_overwrites_nor_leaves_half_a_cluster(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A lone ca.key (the consortium's CA, kept aside) was silently replaced; and a run that failed
+    # midway left the CA and node directories but no cluster.json, so a retry was refused.
+    d = tmp_path / "c"
+    d.mkdir()
+    (d / "ca.key").write_text("the consortium's only CA key")
+    (d / "notes.txt").write_text("kept")
+    with pytest.raises(InvalidInputError, match=r"already holds ca\.key; choose an empty directory"):
+        init_cluster(d, 2, base_port=free_base_port(4))
+    (d / "ca.key").unlink()
+
+    def disk_full(*args: object, **kwargs: object) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pki, "issue_client_certificate", disk_full)  # fails after the CA and nodes
+    with pytest.raises(OSError, match="No space left"):
+        init_cluster(d, 2, base_port=free_base_port(4))
+    assert sorted(p.name for p in d.iterdir()) == ["notes.txt"]  # nothing written stays
+    monkeypatch.undo()
+    layout = init_cluster(d, 2, base_port=free_base_port(4))  # and a retry goes through
+    assert sorted(p.name for p in d.iterdir()) == ["ca.crt", "ca.key", "client", "cluster.json", "node1", "node2", "notes.txt"]
+    assert NodeConfig.load(layout.config_paths[1]).tls.cert == d.resolve() / "node2" / "node.crt"
+    assert load_cluster(d).nodes[0]["config"] == str(layout.config_paths[0])
+
+
+@pytest.mark.parametrize(
+    "call, message",
+    [
+        (lambda d: init_cluster(str(d) + "/nul\0dir", 2), "holds a NUL character"),
+        (lambda d: init_cluster(d, 2.5), "--nodes must be an integer of at least 1, got 2.5"),  # type: ignore[arg-type]
+        (lambda d: init_cluster(d, "3"), "--nodes must be an integer of at least 1, got '3'"),  # type: ignore[arg-type]
+        (lambda d: init_cluster(d, True), "--nodes must be an integer of at least 1, got True"),
+        (lambda d: init_cluster(d, 2, base_port=True), "--base-port must be an integer, got True"),
+        (lambda d: init_cluster(d, 2, settings={"bogus": 1}), "settings must be a dict of NodeConfig tunables"),
+        (lambda d: init_cluster(d, 2, settings=[1]), "got list"),  # type: ignore[arg-type]
+    ],
+)
+def test_init_cluster_refuses_arguments_of_the_wrong_kind_with_a_typed_error(tmp_path: Path, call: Any, message: str) -> None:
+    with pytest.raises(InvalidInputError, match=re.escape(message)):
+        call(tmp_path / "c")
+    assert not (tmp_path / "c").exists()
 
 
 def test_an_ipv6_cluster_gets_client_urls_with_brackets(tmp_path: Path) -> None:

@@ -29,6 +29,7 @@ from ..child_process import describe_exit, module_process
 from ..client import DEFAULT_TIMEOUT, Client, check_url
 from ..errors import ClientError
 from ..net.pki import TLSFiles
+from .config import NodeConfig
 
 POLL_S = 0.1
 
@@ -85,9 +86,16 @@ def load_cluster(directory: str | Path) -> ClusterFile:
             raise ValueError(f"node {n['id']}: config {n['config']} is not a file")
         if not check_url(n["client_url"]).startswith("https://"):  # InvalidInputError (a ValueError) if no URL
             raise ValueError(f"node {n['id']}: client_url {n['client_url']} is not https (nodes serve mutual TLS)")
+    for what, key in (("ids", lambda n: n["id"]), ("configs", lambda n: Path(n["config"]).resolve())):
+        seen = [key(n) for n in nodes]
+        if twice := sorted({str(v) for v in seen if seen.count(v) > 1}):
+            raise ValueError(f"nodes must have distinct {what}: {', '.join(twice)} listed more than once")
     tls = data.get("client_tls")
     if not isinstance(tls, dict) or not all(isinstance(tls.get(k), str) and tls[k] for k in ("ca_cert", "cert", "key")):
         raise ValueError(f"client_tls must be an object with the paths ca_cert, cert and key, got {tls!r}")
+    for n in nodes:  # every config read and checked before any node starts (ConfigError names the field)
+        if (named := NodeConfig.load(n["config"]).id) != n["id"]:
+            raise ValueError(f"node {n['id']}: its config {n['config']} is for node {named!r}")
     return ClusterFile(nodes, TLSFiles.from_dict(tls))
 
 

@@ -18,10 +18,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
+import shutil
 import socket
 import sys
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +34,11 @@ from ..suites import DEFAULT_SUITE, get_suite
 from .config import NodeConfig, Peer, client_url, is_wildcard
 
 DEFAULT_BASE_PORT = 7100
+# What ``settings`` may set: NodeConfig's fields that init_cluster does not derive itself.
+TUNABLES = frozenset(f.name for f in fields(NodeConfig)) - {
+    "id", "raft_id", "data_dir", "host", "port", "client_host", "client_port", "peers", "tls", "suite", "chain_id",
+    "advertise",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -88,10 +96,22 @@ def init_cluster(
     Nodes listen on ``host``; peers and clients reach them at ``advertise`` (needed when ``host``
     is a wildcard, 0.0.0.0 or ``::``), else at ``host``. ``settings`` overrides NodeConfig's
     tunables (``block_txs``, ``snapshot_every``, ...)."""
-    if nodes < 1:
-        raise InvalidInputError(f"--nodes must be at least 1, got {nodes}")
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
+        raise InvalidInputError(f"--nodes must be an integer of at least 1, got {nodes!r:.40}")
+    if isinstance(base_port, bool) or not isinstance(base_port, int):
+        raise InvalidInputError(f"--base-port must be an integer, got {base_port!r:.40}")
     if base_port < 1 or base_port + 2 * nodes - 1 > 65535:
         raise InvalidInputError(f"ports {base_port}..{base_port + 2 * nodes - 1} are not all valid TCP ports")
+    if not isinstance(directory, (str, os.PathLike)) or not isinstance(os.fspath(directory), str):
+        raise InvalidInputError(f"--dir must be a path (str or os.PathLike), got {type(directory).__name__}")
+    if "\0" in os.fspath(directory):
+        raise InvalidInputError(f"--dir {os.fspath(directory)!r:.120} holds a NUL character, which no path can")
+    unknown = sorted(set(settings or {}) - TUNABLES) if isinstance(settings, (dict, type(None))) else None
+    if unknown is None or unknown:
+        raise InvalidInputError(
+            f"settings must be a dict of NodeConfig tunables ({', '.join(sorted(TUNABLES))}); "
+            f"got {', '.join(map(str, unknown)) if unknown else type(settings).__name__}"
+        )
     if is_wildcard(host) and not advertise:
         raise InvalidInputError(
             f"--host {host} listens on every interface, which no peer or client can dial: give "
@@ -101,8 +121,9 @@ def init_cluster(
     reach = advertise or host
     suite = get_suite(suite).name
     d = Path(directory).resolve()
-    if (d / "cluster.json").exists() or any((d / f"node{i}").exists() for i in range(1, nodes + 1)):
-        raise InvalidInputError(f"{d} already holds a cluster; choose an empty directory")
+    names = ["cluster.json", "ca.crt", "ca.key", "client", *(f"node{i}" for i in range(1, nodes + 1))]
+    if taken := [n for n in names if (d / n).exists() or (d / n).is_symlink()]:
+        raise InvalidInputError(f"{d} already holds {', '.join(taken)}; choose an empty directory")
     peers = [
         Peer(id=f"node{i}", raft_id=i, host=reach, port=base_port + 2 * (i - 1),
              client_url=client_url(reach, base_port + 2 * (i - 1) + 1))
@@ -119,24 +140,40 @@ def init_cluster(
     ]  # fmt: skip
     for cfg in configs:
         cfg.validate()
-    d.mkdir(parents=True, exist_ok=True)
-    ca = pki.create_ca()
-    pki.write_credentials(ca, d / "ca.crt", d / "ca.key")
-    paths = []
-    for cfg in configs:
-        pki.write_tls_files(d / cfg.id, ca, pki.issue_node_certificate(ca, cfg.id, hosts=cfg.hosts))
-        cfg.save(d / cfg.id / "config.json")
-        paths.append(d / cfg.id / "config.json")
-    client_tls = pki.write_tls_files(d / "client", ca, pki.issue_client_certificate(ca, "client"), stem="client")
+    client_tls = pki.TLSFiles.in_dir(d / "client", stem="client")
     cluster = {
-        "nodes": [{"id": c.id, "config": str(p), "client_url": c.client_url} for c, p in zip(configs, paths)],
+        "nodes": [{"id": c.id, "config": str(d / c.id / "config.json"), "client_url": c.client_url} for c in configs],
         "suite": suite,
         "chain_id": chain_id,
         "ca_cert": str(d / "ca.crt"),
         "client_tls": client_tls.to_dict(),
     }
-    (d / "cluster.json").write_text(json.dumps(cluster, indent=2) + "\n")
-    return ClusterLayout(d, tuple(configs), tuple(paths), d / "cluster.json", client_tls)
+    d.mkdir(parents=True, exist_ok=True)
+    # Written into a directory of its own beside the others, then moved in name by name with
+    # cluster.json last: a failure leaves nothing behind (and never touches what was there).
+    staging = Path(tempfile.mkdtemp(prefix=".init-cluster-", dir=d))
+    moved: list[str] = []
+    try:
+        ca = pki.create_ca()
+        pki.write_credentials(ca, staging / "ca.crt", staging / "ca.key")
+        for cfg in configs:
+            pki.write_tls_files(staging / cfg.id, ca, pki.issue_node_certificate(ca, cfg.id, hosts=cfg.hosts))
+            cfg.save(staging / cfg.id / "config.json")
+        pki.write_tls_files(staging / "client", ca, pki.issue_client_certificate(ca, "client"), stem="client")
+        (staging / "cluster.json").write_text(json.dumps(cluster, indent=2) + "\n")
+        for name in names[1:] + names[:1]:
+            if (d / name).exists() or (d / name).is_symlink():  # made since the check: not ours to replace
+                raise FileExistsError(f"{d / name} appeared while the cluster was written")
+            os.rename(staging / name, d / name)
+            moved.append(name)
+    except BaseException:
+        for name in moved:
+            os.rename(d / name, staging / name)
+        raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    paths = tuple(d / c.id / "config.json" for c in configs)
+    return ClusterLayout(d, tuple(configs), paths, d / "cluster.json", client_tls)
 
 
 def _run(args: argparse.Namespace) -> int:
