@@ -20,14 +20,17 @@ Answers are the node's JSON objects as they are (byte fields as hex). Errors bec
   (a node refusing the client's certificate closes the connection without an alert: asyncio sends
   none, so that reads as :class:`~ledgercore.errors.UnavailableError`; ``tls=TLSFiles`` is checked
   when the client is made, so that a bad certificate is named there)
-* 504, or no answer within ``timeout`` -> :class:`~ledgercore.errors.CommitTimeoutError` (a ``TimeoutError``)
-* other 5xx -> :class:`~ledgercore.errors.ServerError`
+* 504, or no answer within ``timeout`` -> :class:`~ledgercore.errors.CommitTimeoutError` (a ``TimeoutError``);
+  ``timeout`` bounds each wait for the node's bytes and the whole answer's body
+* other 5xx, or an answer that is not a JSON object or is over ``MAX_ANSWER_BYTES`` ->
+  :class:`~ledgercore.errors.ServerError`
 """
 
 from __future__ import annotations
 
 import http.client
 import json
+import math
 import select
 import ssl
 import threading
@@ -60,9 +63,22 @@ KEEP_IDLE_S = 30.0
 so that the node seldom closes one just as a request is sent on it."""
 MAX_IDLE_CONNECTIONS = 8
 """Idle connections kept (one per thread that made requests at once, up to this many)."""
+MAX_ANSWER_BYTES = 64 << 20
+"""The largest answer body read: a block's ids fit many times over (a block is one transport
+frame of at most 16 MiB), and a node speaking nonsense cannot fill the client's memory."""
 
 # What a request on a kept connection meets when the node closed it while it was idle.
 _CLOSED_WHILE_IDLE = (ConnectionResetError, BrokenPipeError, ssl.SSLEOFError, ssl.SSLZeroReturnError)
+
+
+def _retry_after(value: str | None) -> float | None:
+    """Retry-After as seconds: a finite number of at least 0, else none (a node speaking nonsense
+    must not make a caller sleep for ever, or raise)."""
+    try:
+        seconds = float(value) if value is not None else math.nan
+    except ValueError:
+        return None
+    return seconds if math.isfinite(seconds) and seconds >= 0 else None
 
 
 def _error_for(status: int, message: str, retry_after: float | None) -> ClientError:
@@ -228,7 +244,7 @@ class Client:
             try:
                 conn.request(method, self._path + path, body=body, headers=headers)
                 resp = conn.getresponse()
-                data = resp.read()
+                data = self._body(resp, conn, method, path)
             except TimeoutError as exc:
                 conn.close()
                 raise self._timed_out(method, path) from exc
@@ -245,6 +261,32 @@ class Client:
                 self._keep(conn)
             return resp.status, resp.headers, data
 
+    def _body(self, resp: http.client.HTTPResponse, conn: http.client.HTTPConnection, method: str, path: str) -> bytes:
+        """The answer's body, read within ``timeout`` in all (a node trickling bytes would reset
+        a per-read timeout for ever) and up to ``MAX_ANSWER_BYTES``."""
+        deadline = time.monotonic() + self.timeout
+        parts, size = [], 0
+        while resp.length is None or resp.length > 0:  # None: chunked, or until the node closes
+            left = deadline - time.monotonic()
+            if left <= 0:
+                raise TimeoutError
+            if conn.sock is not None:
+                conn.sock.settimeout(left)
+            part = resp.read1(1 << 20)
+            if not part:
+                break
+            size += len(part)
+            if size > MAX_ANSWER_BYTES:
+                conn.close()
+                raise ServerError(f"{method} {path}: the node's answer is over {MAX_ANSWER_BYTES} bytes")
+            parts.append(part)
+        if resp.length:  # the connection closed short of the length the node announced
+            raise http.client.IncompleteRead(b"".join(parts), resp.length)
+        resp.read()  # nothing is left: this marks the answer read, so the connection can be kept
+        if conn.sock is not None:
+            conn.sock.settimeout(self.timeout)
+        return b"".join(parts)
+
     def _timed_out(self, method: str, path: str) -> CommitTimeoutError:
         return CommitTimeoutError(f"{method} {path}: no answer from {self.url} within {self.timeout}s")
 
@@ -253,21 +295,21 @@ class Client:
         if not 200 <= status < 300:
             try:
                 message = str(json.loads(data)["error"])
-            except (ValueError, KeyError, TypeError):
-                message = data.decode("utf-8", "replace").strip() or f"HTTP {status}"
-            retry = headers.get("Retry-After")
-            try:
-                retry_after = float(retry) if retry is not None else None
-            except ValueError:
-                retry_after = None
-            raise _error_for(status, message, retry_after)
+            except (ValueError, KeyError, TypeError, RecursionError):
+                message = data.decode("utf-8", "replace").strip()[:1000] or f"HTTP {status}"
+            raise _error_for(status, message, _retry_after(headers.get("Retry-After")))
         try:
             answer = json.loads(data)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply
             raise ServerError(f"{method} {path}: the node answered something that is not JSON") from None
         if not isinstance(answer, dict):
             raise ServerError(f"{method} {path}: the node answered a JSON {type(answer).__name__}, not an object")
         return answer
+
+    @staticmethod
+    def _check_wait(wait: object) -> None:
+        if not isinstance(wait, bool):  # "no" would read as true, and wait for the commit
+            raise InvalidInputError(f"wait must be a bool, not {type(wait).__name__}")
 
     def _hint(self, exc: object) -> str:
         """A node refusing this client's certificate closes the connection without a TLS alert
@@ -283,6 +325,7 @@ class Client:
         committed; otherwise ``{"txid"}`` once admitted."""
         if not isinstance(raw, (bytes, bytearray, memoryview)):
             raise InvalidInputError(f"submit wants the encoded transaction as bytes, not {type(raw).__name__}")
+        self._check_wait(wait)
         result: dict[str, Any] = self._request("POST", "/tx?wait=commit" if wait else "/tx", bytes(raw))
         return result
 
@@ -292,7 +335,11 @@ class Client:
         admitted ones are committed when ``wait``."""
         if isinstance(raws, (bytes, bytearray, memoryview, str)):
             raise InvalidInputError("submit_many wants a sequence of encoded transactions (bytes), not one")
-        raws = list(raws)  # an iterator is read once, here
+        self._check_wait(wait)
+        try:
+            raws = list(raws)  # an iterator is read once, here
+        except TypeError:
+            raise InvalidInputError(f"submit_many wants an iterable of encoded transactions, not {type(raws).__name__}") from None
         if not all(isinstance(r, (bytes, bytearray, memoryview)) for r in raws):
             raise InvalidInputError("submit_many wants a sequence of encoded transactions (bytes)")
         body = encode_value([bytes(r) for r in raws])
@@ -316,6 +363,8 @@ class Client:
         """``{"header": {...}, "txids": [hex]}`` of the block at ``height``."""
         if isinstance(height, bool) or not isinstance(height, int):
             raise InvalidInputError(f"height must be an int, not {type(height).__name__}")
+        if not 0 <= height < 2**64:
+            raise InvalidInputError(f"height must be in 0..2**64 - 1, got {'a negative int' if height < 0 else 'a larger int'}")
         return self._read(f"/block/{height}", linearizable)
 
     def tx(self, txid: bytes | str, *, linearizable: bool = False) -> dict[str, Any]:

@@ -7,13 +7,21 @@ import http.server
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from ledgercore import client as client_module
 from ledgercore.client import Client
-from ledgercore.errors import InvalidInputError, ServerError, UnavailableError
+from ledgercore.errors import (
+    CommitTimeoutError,
+    InvalidInputError,
+    RequestRejectedError,
+    ServerError,
+    UnavailableError,
+)
 from ledgercore.net import pki
 from ledgercore.net.errors import CertificateFileError
 from ledgercore.net.pki import TLSFiles
@@ -70,6 +78,16 @@ class _NotANode(http.server.BaseHTTPRequestHandler):
         "/block/2": (200, {}, b"[1, 2]"),
         "/block/3": (200, {"Content-Length": "100"}, b"{"),  # the connection closes 99 bytes short
         "/block/4": (502, {}, b"<html>bad gateway</html>"),
+        # JSON nested past the parser's recursion limit: a RecursionError escaped the client.
+        "/block/5": (200, {}, b"[" * 200_000),
+        "/block/6": (400, {}, b"[" * 200_000),
+        # Retry-After is a number of seconds; these would have made a caller sleep for ever, or raise.
+        "/block/7": (503, {"Retry-After": "inf"}, b'{"error": "busy"}'),
+        "/block/8": (503, {"Retry-After": "nan"}, b'{"error": "busy"}'),
+        "/block/9": (503, {"Retry-After": "-5"}, b'{"error": "busy"}'),
+        "/block/10": (503, {"Retry-After": "2.5"}, b'{"error": "busy"}'),
+        "/block/11": (200, {}, b"x" * (3 << 20)),  # over the (lowered) answer limit
+        "/block/12": (200, {"Content-Length": "20"}, b"."),  # then one byte every 0.2 s
     }
 
     def do_GET(self) -> None:
@@ -79,6 +97,11 @@ class _NotANode(http.server.BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         self.wfile.write(body)
+        if self.path == "/block/12":
+            for _ in range(19):
+                time.sleep(0.2)
+                self.wfile.write(b".")
+                self.wfile.flush()
         self.close_connection = True
 
     def log_message(self, *args: object) -> None:
@@ -108,6 +131,44 @@ def not_a_node() -> Iterator[Client]:
 def test_an_answer_that_is_not_a_nodes_is_a_typed_error(not_a_node: Client, height: int, cls: type, words: str) -> None:
     with pytest.raises(cls, match=re.escape(words)):
         not_a_node.block(height)
+
+
+def test_an_answer_nested_too_deeply_too_large_or_too_slow_is_a_typed_error(
+    not_a_node: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with pytest.raises(ServerError, match="not JSON"):
+        not_a_node.block(5)
+    with pytest.raises(RequestRejectedError, match=r"^\[+$") as rejected:
+        not_a_node.block(6)
+    assert len(str(rejected.value)) == 1000  # the body, cut short: not 200 kB of it in a message
+    for height, wait in [(7, None), (8, None), (9, None), (10, 2.5)]:
+        with pytest.raises(UnavailableError, match="busy") as busy:
+            not_a_node.block(height)
+        assert busy.value.retry_after == wait, height
+    monkeypatch.setattr(client_module, "MAX_ANSWER_BYTES", 2 << 20)
+    with pytest.raises(ServerError, match=f"GET /block/11: the node's answer is over {2 << 20} bytes"):
+        not_a_node.block(11)
+    # A node trickling its answer byte by byte: each byte came within the timeout, so the client
+    # waited 4 s for a 1 s timeout (and for ever for an endless trickle).
+    slow = Client(not_a_node.url, timeout=1)
+    start = time.monotonic()
+    with pytest.raises(CommitTimeoutError, match="no answer from .* within 1s"):
+        slow.block(12)
+    assert time.monotonic() - start < 2.5
+
+
+def test_arguments_of_the_wrong_kind_are_refused_before_any_request() -> None:
+    c = Client("http://127.0.0.1:1")  # nothing listens: a request would be UnavailableError
+    for call, words in [
+        (lambda: c.submit_many(None), "submit_many wants an iterable of encoded transactions, not NoneType"),
+        (lambda: c.submit_many(5), "not int"),
+        (lambda: c.submit(b"tx", wait="no"), "wait must be a bool, not str"),
+        (lambda: c.submit_many([b"tx"], wait=None), "wait must be a bool, not NoneType"),
+        (lambda: c.block(10**5000), "height must be in 0..2**64 - 1, got a larger int"),
+        (lambda: c.block(-1), "height must be in 0..2**64 - 1, got a negative int"),
+    ]:
+        with pytest.raises(InvalidInputError, match=re.escape(words)):
+            call()
 
 
 class _KeepAliveNode(http.server.BaseHTTPRequestHandler):
