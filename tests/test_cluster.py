@@ -680,7 +680,9 @@ def test_a_node_that_cannot_start_is_reported_and_the_cluster_never_reads_ready(
     d = tmp_path / "c"
     info = init_cluster(d, 3)
     broken = info["nodes"][2]
-    Path(broken["config"]).write_text("{")  # its process exits at once: the config does not parse
+    # Its process exits at once: its key is gone. (A config that does not parse is refused before
+    # any node starts: tests/test_node_config.py.)
+    (Path(broken["config"]).parent / "node.key").unlink()
     out_path = tmp_path / "supervisor.out"
     with open(out_path, "wb") as out:
         proc = subprocess.Popen(

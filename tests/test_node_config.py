@@ -61,6 +61,7 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"peers": "abc"}, "peers must be a list of objects, got 'abc'"),
         ({"peers": [{"x": 1, "y": 2}]}, "unknown peer field(s) x, y"),
         ({"colour": "red"}, "unknown node field(s) colour"),
+        ({"tls": {"ca_cert": "ca.crt", "cert": "n.crt", "key": "n.key", "password": "x"}}, "unknown tls field(s) password"),
         ({"suite": []}, "suite must be one of ['ed25519-blake3', 'p256-sha256', 'sm2-sm3'], got []"),
         ({"raft_id": 2**64}, "raft ids must be distinct integers in 1..2**64 - 1, got [18446744073709551616, 2]"),
         ({"data_dir": ""}, "data_dir must be a non-empty path, got ''"),
@@ -101,6 +102,15 @@ def test_clashing_addresses_and_bad_peer_fields_are_refused(config_file: Path) -
     ]:
         with pytest.raises(ConfigError, match=re.escape(message)):
             NodeConfig.from_dict({**d, **change})
+
+
+def test_a_node_whose_tls_files_are_missing_exits_2_naming_the_file(config_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    # Exit 1 tells a supervisor to restart the node; a file the config names that is not there
+    # will not appear by restarting.
+    key = NodeConfig.load(config_file).tls.key
+    key.unlink()
+    assert main(["node", "--config", str(config_file)]) == 2
+    assert str(key) in capsys.readouterr().err
 
 
 def test_a_config_built_in_code_with_a_path_that_is_not_one_is_refused(config_file: Path) -> None:

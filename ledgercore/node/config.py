@@ -98,8 +98,8 @@ class NodeConfig:
             if name in d and not isinstance(d[name], want):
                 what = "an object with ca_cert, cert and key" if want is dict else "a list of objects"
                 raise ConfigError(f"invalid node configuration: {name} must be {what}, got {d[name]!r}")
-        known = {"node": {f.name for f in fields(cls)}, "peer": {f.name for f in fields(Peer)}}
-        for what, given in [("node", d), *(("peer", p) for p in d.get("peers", ()))]:
+        known = {"node": {f.name for f in fields(cls)}, "peer": {f.name for f in fields(Peer)}, "tls": {"ca_cert", "cert", "key"}}
+        for what, given in [("node", d), ("tls", d.get("tls")), *(("peer", p) for p in d.get("peers", ()))]:
             unknown = sorted(set(given) - known[what]) if isinstance(given, dict) else []
             if unknown:
                 raise ConfigError(f"invalid node configuration: unknown {what} field(s) {', '.join(unknown)}")

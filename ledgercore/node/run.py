@@ -15,6 +15,7 @@ import sys
 from typing import Any
 
 from ..errors import LedgerError
+from ..net.errors import CertificateFileError
 from .config import NodeConfig
 
 
@@ -86,6 +87,9 @@ def _run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         return asyncio.run(run_node(config))
+    except CertificateFileError as exc:  # a TLS file the config names: restarting will not help
+        print(f"ledgercore node: {config.id}: {exc}", file=sys.stderr)
+        return 2
     except (LedgerError, OSError) as exc:
         print(f"ledgercore node: {config.id}: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
