@@ -24,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from . import merkle, signing
+from .arg_types import FRACTION_BELOW_HALF, POSITIVE
 from .bench.common import format_rate
 from .bench.workload import KEY_PREFIX, Workload, digests_of, scrambled_id
 from .demo_cluster import run_cluster_demo
@@ -45,11 +46,11 @@ def register(commands: Any) -> None:
         "demo", help="a temporary ledger: e-certificate issuances and revocations, proofs verified, summary",
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
-    parser.add_argument("--txs", type=int, default=20_000, metavar="N", help="issuance and revocation transactions (default 20000)")
-    parser.add_argument("--block-size", type=int, default=5_000, metavar="B", help="transactions per block (default 5000)")
+    parser.add_argument("--txs", type=POSITIVE, default=20_000, metavar="N", help="issuance and revocation transactions (default 20000)")
+    parser.add_argument("--block-size", type=POSITIVE, default=5_000, metavar="B", help="transactions per block (default 5000)")
     parser.add_argument("--suite", default="ed25519-blake3", choices=sorted(SUITES), help="crypto suite (default ed25519-blake3)")
-    parser.add_argument("--revoke-fraction", type=float, default=0.05, metavar="F", help="share of each later block that revokes (default 0.05)")
-    parser.add_argument("--cluster-txs", type=int, default=1500, metavar="N", help="certificates issued through the 3-node cluster (default 1500)")
+    parser.add_argument("--revoke-fraction", type=FRACTION_BELOW_HALF, default=0.05, metavar="F", help="share of each later block that revokes (default 0.05)")
+    parser.add_argument("--cluster-txs", type=POSITIVE, default=1500, metavar="N", help="certificates issued through the 3-node cluster (default 1500)")
     parser.add_argument("--no-cluster", action="store_true", help="skip the 3-node cluster part")
     parser.set_defaults(handler=run)
 
@@ -64,9 +65,6 @@ class Checks:
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.txs < 1 or args.block_size < 1:
-        print("ledgercore demo: --txs and --block-size must be positive")
-        return 2
     suite = get_suite(args.suite)
     started = time.perf_counter()
     checks = Checks()

@@ -70,10 +70,21 @@ def test_text_report_names_stages_and_comparisons(tmp_path) -> None:
         assert line in proc.stdout
 
 
-def test_bad_sizes_are_usage_errors() -> None:
-    proc = run_bench("--txs", "0")
-    assert proc.returncode == 2
-    assert "--txs must be positive" in proc.stderr
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--txs", "0"), "argument --txs: must be at least 1, got 0"),
+        (("--block-size", "x"), "argument --block-size: expected an integer, got 'x'"),
+        # These ran (generating the workload first) and ended in a traceback.
+        (("--workload", "cert", "--revoke-fraction", "-1"), "argument --revoke-fraction: must be a finite number in [0, 0.5)"),
+        (("--putmulti-entries", "-5"), "argument --putmulti-entries: must be at least 1, got -5"),
+        (("--time-limit", "nan"), "argument --time-limit: must be a finite number in [0, inf), got 'nan'"),
+        (("--pipeline", "-1"), "argument --pipeline: must be at least 0, got -1"),
+    ],
+)
+def test_bad_arguments_are_usage_errors(args: tuple[str, ...], message: str) -> None:
+    proc = run_bench(*args)
+    assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_a_ledger_dir_that_cannot_be_made_is_refused_with_a_message(tmp_path) -> None:

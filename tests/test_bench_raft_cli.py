@@ -50,9 +50,15 @@ def test_short_run_reports_positive_rates(tmp_path) -> None:  # type: ignore[no-
 
 
 def test_bad_arguments_are_usage_errors() -> None:
-    proc = run_bench("--nodes", "0")
-    assert proc.returncode == 2
-    assert "must be positive" in proc.stderr
+    for args, message in [
+        (("--nodes", "0"), "argument --nodes: must be at least 1, got 0"),
+        # Found only after generating half a million transactions, in a node's traceback.
+        (("--block-txs", "0"), "argument --block-txs: must be at least 1, got 0"),
+        (("--seconds", "nan"), "argument --seconds: must be a finite number in (0, inf), got 'nan'"),
+        (("--clients", "-2"), "argument --clients: must be at least 1, got -2"),
+    ]:
+        proc = run_bench(*args)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
 
 
 def test_a_data_dir_that_cannot_be_made_is_refused_with_a_message(tmp_path) -> None:  # type: ignore[no-untyped-def]

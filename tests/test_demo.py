@@ -42,3 +42,13 @@ def test_demo_on_sm2_with_a_small_burst() -> None:
     )  # fmt: skip
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert "sm2-sm3 ledger" in proc.stdout and "all checks passed" in proc.stdout
+
+
+def test_demo_arguments_out_of_range_are_usage_errors() -> None:
+    for args, message in [
+        (("--revoke-fraction", "0.7"), "argument --revoke-fraction: must be a finite number in [0, 0.5), got '0.7'"),
+        (("--txs", "0"), "argument --txs: must be at least 1, got 0"),
+        (("--cluster-txs", "-3"), "argument --cluster-txs: must be at least 1, got -3"),
+    ]:
+        proc = subprocess.run([sys.executable, "-m", "ledgercore", "demo", *args], capture_output=True, text=True, timeout=60)
+        assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from .. import _native, signing
+from ..arg_types import FRACTION_BELOW_HALF, NON_NEGATIVE, POSITIVE, SECONDS_OR_NONE
 from ..ledger import Ledger
 from ..suites import SUITES, get_suite
 from .common import BenchError, check, format_rate, machine, progress, scratch_dir, verify_thread_cpu
@@ -46,24 +47,24 @@ CHAIN_ID = "bench"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--txs", type=int, default=100_000, metavar="N", help="transactions in all (default 100000)")
-    parser.add_argument("--block-size", type=int, default=10_000, metavar="B", help="transactions per block (default 10000)")
+    parser.add_argument("--txs", type=POSITIVE, default=100_000, metavar="N", help="transactions in all (default 100000)")
+    parser.add_argument("--block-size", type=POSITIVE, default=10_000, metavar="B", help="transactions per block (default 10000)")
     parser.add_argument("--suite", default="ed25519-blake3", choices=sorted(SUITES), help="crypto suite (default ed25519-blake3)")
     parser.add_argument("--workload", default="evidence", choices=WORKLOADS, help="evidence.put, or cert.issue with revocations")
     parser.add_argument(
-        "--senders", type=int, default=1000, metavar="K",
+        "--senders", type=POSITIVE, default=1000, metavar="K",
         help="distinct signing keys, used round robin (default 1000); batch verification is faster when keys repeat",
     )  # fmt: skip
-    parser.add_argument("--revoke-fraction", type=float, default=0.1, metavar="F", help="cert: share of each block that revokes earlier certificates (default 0.1)")
-    parser.add_argument("--verify-sample", type=int, default=VERIFY_SAMPLE_BLOCKS, metavar="BLOCKS", help=f"blocks re-verified alone for the verify-only rate, spread over the run (default {VERIFY_SAMPLE_BLOCKS}; 0: all)")
-    parser.add_argument("--putmulti-entries", type=int, default=1_000_000, metavar="N", help="most entries for the raw putmulti rate (default 1000000)")
+    parser.add_argument("--revoke-fraction", type=FRACTION_BELOW_HALF, default=0.1, metavar="F", help="cert: share of each block that revokes earlier certificates (default 0.1)")
+    parser.add_argument("--verify-sample", type=NON_NEGATIVE, default=VERIFY_SAMPLE_BLOCKS, metavar="BLOCKS", help=f"blocks re-verified alone for the verify-only rate, spread over the run (default {VERIFY_SAMPLE_BLOCKS}; 0: all)")
+    parser.add_argument("--putmulti-entries", type=POSITIVE, default=1_000_000, metavar="N", help="most entries for the raw putmulti rate (default 1000000)")
     parser.add_argument(
-        "--pipeline", type=int, default=0, metavar="W",
+        "--pipeline", type=NON_NEGATIVE, default=0, metavar="W",
         help="time Ledger.apply_blocks over windows of W blocks (the check of block k+1 overlaps the commit of k and its own execution) "
         "instead of apply_block one block at a time; rates of the first/last 10%% are then per window",
     )  # fmt: skip
     parser.add_argument(
-        "--time-limit", type=float, default=0, metavar="SECONDS",
+        "--time-limit", type=SECONDS_OR_NONE, default=0, metavar="SECONDS",
         help="stop starting new blocks after this much wall time and report the blocks done (0: no limit)",
     )  # fmt: skip
     parser.add_argument("--dir", metavar="PATH", help="where to create the temporary ledger (default: the system temp dir); removed afterwards")
@@ -72,10 +73,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    for name in ("txs", "block_size", "senders"):
-        if getattr(args, name) < 1:
-            progress(f"ledgercore bench ingest: --{name.replace('_', '-')} must be positive")
-            return 2
     try:
         result = measure(args)
     except BenchError as err:

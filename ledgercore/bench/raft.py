@@ -39,6 +39,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..arg_types import POSITIVE, SECONDS, SECONDS_OR_NONE
 from ..child_process import module_process
 from .common import BenchError, Goal, Report, Result, check, format_rate, missing, optional, progress, scratch_dir
 
@@ -52,27 +53,24 @@ REPLY_TIMEOUT_S = 60.0
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--seconds", type=float, default=10.0, metavar="S", help="measured seconds per cluster (default 10)")
-    parser.add_argument("--warmup", type=float, default=2.0, metavar="S", help="seconds under load before measuring (default 2)")
-    parser.add_argument("--nodes", type=int, default=3, metavar="N", help="cluster size (default 3)")
+    parser.add_argument("--seconds", type=SECONDS, default=10.0, metavar="S", help="measured seconds per cluster (default 10)")
+    parser.add_argument("--warmup", type=SECONDS_OR_NONE, default=2.0, metavar="S", help="seconds under load before measuring (default 2)")
+    parser.add_argument("--nodes", type=POSITIVE, default=3, metavar="N", help="cluster size (default 3)")
     parser.add_argument("--only", choices=("consensus", "ledger"), help="run only part (a) consensus or (b) ledger")
-    parser.add_argument("--batch", type=int, default=2000, metavar="K", help="(a) entries the leader proposes per Raft step (default 2000)")
-    parser.add_argument("--window", type=int, default=20000, metavar="W", help="(a) most entries proposed and not yet applied, both systems (default 20000)")
+    parser.add_argument("--batch", type=POSITIVE, default=2000, metavar="K", help="(a) entries the leader proposes per Raft step (default 2000)")
+    parser.add_argument("--window", type=POSITIVE, default=20000, metavar="W", help="(a) most entries proposed and not yet applied, both systems (default 20000)")
     parser.add_argument("--raft-mode", choices=("pipelined", "node"), default="pipelined", help="(a) pipelined: step while the log fsyncs, fsync only what must be durable, leader sends while it writes; node: Node's discipline (default pipelined)")
     parser.add_argument(
-        "--block-txs", type=int, default=10000, metavar="B", help="(b) transactions per block (default 10000, as in bench ingest)"
+        "--block-txs", type=POSITIVE, default=10000, metavar="B", help="(b) transactions per block (default 10000, as in bench ingest)"
     )
-    parser.add_argument("--submit-batch", type=int, default=2000, metavar="B", help="(b) transactions a client submits at once (default 2000)")
-    parser.add_argument("--clients", type=int, default=8, metavar="C", help="(b) concurrent submitting batches per node (default 8: with the default batch, enough for the leader's 4 blocks in flight)")
+    parser.add_argument("--submit-batch", type=POSITIVE, default=2000, metavar="B", help="(b) transactions a client submits at once (default 2000)")
+    parser.add_argument("--clients", type=POSITIVE, default=8, metavar="C", help="(b) concurrent submitting batches per node (default 8: with the default batch, enough for the leader's 4 blocks in flight)")
     parser.add_argument("--submit-to", choices=("leader", "all"), default="leader", help="(b) submit on the leader only, or spread over every node (followers forward)")
     parser.add_argument("--dir", metavar="PATH", help="where to put the clusters' data (default: the system temp dir); removed afterwards")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
 
 
 def run(args: argparse.Namespace) -> int:
-    if args.nodes < 1 or args.seconds <= 0 or args.batch < 1 or args.window < 1:
-        progress("ledgercore bench raft: --nodes, --seconds, --batch and --window must be positive")
-        return 2
     try:
         root = Path(scratch_dir(args.dir, "ledgercore-bench-raft-"))
         try:
