@@ -37,6 +37,7 @@ def test_raft_800_seeds_3_nodes() -> None:
     assert sum(r.conf_changes for r in results) > 100
     assert sum(r.transfers for r in results) > 50
     assert sum(r.writes_acked for r in results) > 5000
+    assert sum(r.reads_served for r in results) > 300  # each checked against the writes acked before it
 
 
 def test_raft_200_seeds_5_nodes() -> None:

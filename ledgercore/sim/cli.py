@@ -45,7 +45,7 @@ def _describe(r: SimResult) -> str:
     return (
         f"ticks={r.ticks} events={r.events} messages={r.messages} crashes={r.crashes} "
         f"partitions={r.partitions} conf_changes={r.conf_changes} transfers={r.transfers} "
-        f"writes_acked={r.writes_acked} commit_index={r.commit_index} healed_in={r.heal_ticks}"
+        f"writes_acked={r.writes_acked} reads_served={r.reads_served} commit_index={r.commit_index} healed_in={r.heal_ticks}"
     )
 
 

@@ -91,6 +91,7 @@ class SafetyChecker:
         self.acked: dict[int, int] = {}  # write id -> index
         self.max_acked_index = 0
         self.reads: dict[int, int] = {}  # read id -> max acked index when it was issued
+        self.reads_served = 0
 
     def leader(self, term: int, node: int) -> None:
         prev = self.leaders.setdefault(term, node)
@@ -137,6 +138,7 @@ class SafetyChecker:
 
     def read_served(self, read: int, index: int) -> None:
         floor = self.reads.pop(read, None)
+        self.reads_served += floor is not None
         if floor is not None and index < floor:
             raise Violation(
                 "linearizable read",
@@ -419,6 +421,7 @@ class Harness:
             self.result.violation = f"exception: {type(exc).__name__}: {exc}"
         self.result.messages = self.net.sent
         self.result.writes_acked = len(self.checker.acked)
+        self.result.reads_served = self.checker.reads_served
         self.result.commit_index = max(self.checker.committed, default=0)
         return self.result
 

@@ -156,7 +156,6 @@ class RaftReplica:
             rid = self.reads.pop(r.context, None)
             if rid is not None:
                 checker.read_served(rid, r.index)
-                c.reads_served += 1
 
     def _maybe_snapshot(self) -> None:
         raft = self.raft
@@ -202,7 +201,6 @@ class RaftCluster:
         self.entry_at: dict[tuple[int, int], tuple[bytes, int]] = {}  # (index, term) -> (digest, prev term)
         self.commit_at: dict[int, tuple[int, int]] = {}  # index -> (entry term, term first seen)
         self.votes: dict[tuple[int, int], int] = {}  # (voter, term) -> candidate
-        self.reads_served = 0
         self.replicas: dict[int, RaftReplica] = {}
         cs = ConfState(tuple(self.initial_voters), ())
         for nid in self.node_ids:
