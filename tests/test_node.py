@@ -14,7 +14,16 @@ import pytest
 from ledgercore import Ledger, Transaction, merkle, signing
 from ledgercore.block import encode_block
 from ledgercore.codec import encode_value
-from ledgercore.consensus.messages import MsgHeartbeat, encode_message
+from ledgercore.consensus.messages import (
+    ConfState,
+    Entry,
+    EntryType,
+    MsgHeartbeat,
+    MsgProp,
+    MsgSnap,
+    Snapshot,
+    encode_message,
+)
 from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
@@ -364,6 +373,36 @@ def test_a_raft_message_no_correct_peer_sends_is_dropped_and_the_node_goes_on(tm
     asyncio.run(main())
 
 
+def test_a_peers_proposal_junk_snapshot_or_term_near_2_64_is_dropped_and_the_cluster_goes_on(tmp_path, caplog):
+    # Each came from one peer holding a valid node certificate, and each stopped nodes: the leader
+    # appended a peer's proposal as it was (a forged "head" made every node stop with
+    # DivergedError); a snapshot whose data did not decode was persisted, then stopped the node
+    # on every start; a term of 2**64 - 1 was adopted and overflowed at the next election.
+    async def main() -> None:
+        async with running_all(make_configs(tmp_path, 3)) as nodes:
+            await wait_until(lambda: leader_known(nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            peer, follower = (n for n in nodes if n is not leader)
+            term = leader.raft.term
+            forged = encode_value({"ts": 1, "txs": [], "head": [0, bytes(32)]})
+            for target, bad in [
+                (leader, MsgProp(frm=peer.config.raft_id, to=leader.config.raft_id, term=term, entries=(Entry(0, 0, EntryType.NORMAL, forged),))),
+                (follower, MsgSnap(frm=peer.config.raft_id, to=follower.config.raft_id, term=term,
+                                   snapshot=Snapshot(10**6, term, ConfState((1, 2, 3), ()), b"\xff\xfe junk"))),
+                (follower, MsgHeartbeat(frm=peer.config.raft_id, to=follower.config.raft_id, term=2**64 - 1)),
+            ]:  # fmt: skip
+                peer.transport.send(target.config.id, FRAME_RAFT + encode_message(bad))
+            await wait_until(lambda: "snapshot data does not decode" in caplog.text and "past the highest" in caplog.text
+                             and "nodes forward transactions, not entries" in caplog.text)  # fmt: skip
+            assert all(n.failure is None for n in nodes) and max(n.raft.term for n in nodes) < 2**32
+            _, height = await leader.submit(txs(signing.generate("ed25519"), 1, 1)[0], wait=True)
+            assert height is not None
+            await wait_until(lambda: all(n.ledger.height >= height for n in nodes))
+            assert all(n.ledger.header(1).timestamp != 1 for n in nodes)  # no forged block went in
+
+    asyncio.run(main())
+
+
 def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
     # A snapshot fixes the block at its height by hash: a node whose chain reaches that height with
     # another block (a peer served another history) must stop instead of taking part.
@@ -375,9 +414,9 @@ def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
             _, height = await node.submit(txs(kp, 1, 1)[0], wait=True)
             assert height is not None
             head = node.ledger.header(height)
-            await node._catch_up({"height": height, "hash": head.hash})  # the same chain: nothing to do
+            await node._catch_up(height, head.hash)  # the same chain: nothing to do
             with pytest.raises(DivergedError, match=f"block {height} here is {head.hash.hex()}, but the cluster"):
-                await node._catch_up({"height": height, "hash": bytes(32)})
+                await node._catch_up(height, bytes(32))
 
     asyncio.run(main())
 
@@ -398,7 +437,7 @@ def test_a_peer_block_that_does_not_follow_this_chain_is_not_written(tmp_path):
                 height, head = node.ledger.height, node.ledger.head
                 await node._sync_inbox.put(("node2", answer[height:]))  # a peer's answer from the next height on
                 with pytest.raises(DivergedError, match=f"node2: its chain and this node's differ: .*prev_hash {head.hash.hex()} here, "):
-                    await node._catch_up({"height": fork.height, "hash": fork.head.hash})
+                    await node._catch_up(fork.height, fork.head.hash)
                 assert node.ledger.height == height and node.ledger.head == head
 
     asyncio.run(main())
@@ -429,7 +468,7 @@ def test_catching_up_asks_another_peer_when_one_serves_a_block_that_does_not_fol
             await node._sync_inbox.put(("node2", damaged))
             await node._sync_inbox.put(("node3", chain))
             await node._sync_inbox.put(("node2", damaged))  # a refused peer's later answer is ignored
-            await node._catch_up({"height": 3, "hash": head})
+            await node._catch_up(3, head)
             assert node.ledger.height == 3 and node.ledger.head.hash == head
         assert "node2's answer refused: its chain and this node's differ" in caplog.text
 
@@ -448,7 +487,7 @@ def test_catching_up_stops_when_no_peer_serves_a_block_that_follows(tmp_path):
                 "no peer serves a block 1 that follows this node's chain: node3: its answer holds a block that "
                 "does not decode: .*; node2: its chain and this node's differ: .*state_root"
             )):  # fmt: skip
-                await node._catch_up({"height": 3, "hash": head})
+                await node._catch_up(3, head)
             assert node.ledger.height == 0
 
     asyncio.run(main())

@@ -162,6 +162,10 @@ def _wire(**kw: object) -> bytes:
         (lambda w: b"\x02" + w[1:], "unknown version"),
         (lambda w: w[:1] + b"\x63" + w[2:], "unknown type"),
         (lambda w: w[:2] + bytes(8) + w[10:], "node id 0"),
+        # A peer naming a term near 2**64: every node adopted it and overflowed at its next
+        # election, then again on every restart (the term is durable).
+        (lambda w: w[:18] + struct.pack(">Q", 2**63) + w[26:], r"term 9223372036854775808 is past the highest"),
+        (lambda w: w[:18] + b"\xff" * 8 + w[26:], r"term 18446744073709551615 is past the highest"),
         (lambda w: w[:-1] + b"\x02", "transfer flag"),
     ],
 )

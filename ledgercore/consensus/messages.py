@@ -41,6 +41,10 @@ from ..errors import DecodeError, EncodeError, LedgerError
 WIRE_VERSION = 1
 #: Upper bound on a single bytes field and on a decoded message (defends against hostile lengths).
 MAX_FIELD_BYTES = 1 << 30
+#: The highest term a message may carry. Terms grow by one per election, so no cluster gets near
+#: it; a peer naming a term near 2**64 would have every node adopt it and overflow the u64 at
+#: its next election, on every restart too (the term is durable).
+MAX_TERM = (1 << 63) - 1
 
 
 class ConsensusError(LedgerError):
@@ -482,6 +486,8 @@ def decode_message(data: bytes) -> Message:
         raise MessageDecodeError(f"consensus message: unknown type {mtype}")
     if frm == 0 or to == 0:
         raise MessageDecodeError("consensus message: node id 0 is reserved for 'none'")
+    if term > MAX_TERM:
+        raise MessageDecodeError(f"consensus message: term {term} is past the highest a cluster reaches (2**63 - 1)")
     msg: Message
     if cls is MsgApp:
         log_term, index, commit = r.unpack(_Q3, "MsgApp")

@@ -51,6 +51,7 @@ from ..consensus.messages import (
     HardState,
     MalformedMessageError,
     MessageDecodeError,
+    MsgProp,
     MsgSnap,
     decode_message,
     encode_message,
@@ -106,6 +107,19 @@ def check_batch_size(count: int) -> None:
 
 class DataDirInUseError(LedgerError):
     """Another process already runs a node on this data directory."""
+
+
+def snapshot_point(data: bytes) -> tuple[int, bytes]:
+    """The ledger height and block hash a node's snapshot names (what ``_snapshot`` writes):
+    ``MalformedInputError`` for anything else."""
+    try:
+        point = decode_value(data)
+    except DecodeError as exc:
+        raise MalformedInputError(f"snapshot data does not decode: {exc}") from None
+    if not (isinstance(point, dict) and set(point) == {"height", "hash"} and isinstance(point["height"], int)
+            and 0 <= point["height"] < 2**63 and isinstance(point["hash"], bytes) and len(point["hash"]) == 32):  # fmt: skip
+        raise MalformedInputError(f"snapshot data must be {{'height': int, 'hash': 32 bytes}}, got {point!r:.100}")
+    return point["height"], point["hash"]
 
 
 class DivergedError(LedgerError):
@@ -281,7 +295,7 @@ class Node:
         # A snapshot installed before a restart may be ahead of the ledger: catch up first.
         snap = self.storage.snapshot()
         if snap.data:
-            await self._catch_up(decode_value(snap.data))  # type: ignore[arg-type]
+            await self._catch_up(*snapshot_point(snap.data))
         applied = max(applied_index(self.ledger.head.consensus), snap.index)
         hs = self.storage.hard_state()
         if applied > hs.commit:
@@ -662,6 +676,18 @@ class Node:
         if m.frm != self._raft_ids.get(peer):
             log.warning("node %s: raft message from %s claims sender %d; dropped", self.config.id, peer, m.frm)
             return None
+        if isinstance(m, MsgProp):
+            # Nodes forward transactions ("F" frames: checked at admission), never proposals: a
+            # leader would append a peer's entries as they are, and a forged block (or "head")
+            # in one would be applied, or stop, every node.
+            log.warning("node %s: a proposal from %s (nodes forward transactions, not entries); dropped", self.config.id, peer)
+            return None
+        if isinstance(m, MsgSnap):
+            try:
+                snapshot_point(m.snapshot.data)
+            except MalformedInputError as exc:  # persisted, it would stop this node on every start
+                log.warning("node %s: snapshot from %s: %s; dropped", self.config.id, peer, exc)
+                return None
         return m
 
     async def _handle(self, peer: str, payload: bytes) -> None:
@@ -719,7 +745,7 @@ class Node:
                 self._send(rd)
             if rd.snapshot is not None and rd.snapshot.data:
                 await self._apply_queue.join()  # the blocks before the snapshot first
-                await self._catch_up(decode_value(rd.snapshot.data))  # type: ignore[arg-type]
+                await self._catch_up(*snapshot_point(rd.snapshot.data))
                 self._handled_up_to(rd.snapshot.index)
             for e in rd.committed_entries:
                 # Applied by _apply_loop, so replication goes on while blocks execute; a full queue
@@ -947,22 +973,20 @@ class Node:
         blk = self.ledger.block(height)
         return encode_block(blk.header, blk.raws)
 
-    async def _catch_up(self, snapshot: Mapping[str, Any]) -> None:
+    async def _catch_up(self, target: int, expected: bytes) -> None:
         """Fetches and applies committed blocks from peers until the ledger reaches the snapshot's
         height, then checks that block's hash against the snapshot's: a node whose chain is not
         the one the cluster committed (a peer served another history, or its own store differs)
         must not take part. It raises ``DivergedError``, and the node stops. So does a fetched
         block that does not re-execute, on this node's head, to the header the peer served with
         it; that block is not written."""
-        target, expected = int(snapshot["height"]), snapshot.get("hash")
         self._catching_up = True
         self._raft_room.set()  # a receive loop waiting for room drops instead
         try:
             await self._fetch_blocks(target)
         finally:
             self._catching_up = False
-        if expected is not None:
-            self._check_block_hash(target, expected, "the cluster's snapshot at that height")
+        self._check_block_hash(target, expected, "the cluster's snapshot at that height")
 
     async def _fetch_blocks(self, target: int) -> None:
         """Applies committed blocks fetched from peers up to ``target``. A peer whose answer does
