@@ -382,26 +382,29 @@ def test_garbage_bytes_do_not_crash_the_server(tls: dict[str, pki.TLSFiles]) -> 
     run(main())
 
 
-def test_pending_handshakes_are_capped(tls: dict[str, pki.TLSFiles]) -> None:
+def test_pending_handshakes_are_capped_and_idle_ones_cannot_keep_a_peer_out(tls: dict[str, pki.TLSFiles]) -> None:
+    # Over the cap, the newest connection used to be refused: anyone reaching the port (no
+    # certificate needed) could hold every slot with idle connections, renewed before they timed
+    # out, and a restarted peer could not get back in. The longest-waiting one makes room now.
     async def main() -> None:
-        limits = TransportLimits(max_pending_handshakes=2, handshake_timeout=2.0)
+        limits = TransportLimits(max_pending_handshakes=2, handshake_timeout=30.0)
         n1 = make(tls, "n1", ("n2",), limits=limits)
         n2 = make(tls, "n2", ("n1",))
         await n1.start()
         await n2.start()
         try:
             host, port = n1.address
-            silent = [(await asyncio.open_connection(host, port))[1] for _ in range(3)]
-            # the third is refused at once, the first two wait for their handshake
-            await until(lambda: n1.rejections.handshakes == 1, what="third refused")
-            assert "too many pending handshakes" in str(n1.rejections.last)
-            for w in silent:
-                w.close()
-            await until(lambda: n1.rejections.handshakes == 3, what="silent ones dropped")
-            # a real peer gets in once the slots are free
+            silent = [(await asyncio.open_connection(host, port)) for _ in range(3)]
+            # the first is dropped for the third, the other two wait for their handshake
+            await until(lambda: n1.rejections.handshakes == 1, what="the oldest dropped")
+            assert "too many pending handshakes; dropped, the longest waiting" in str(n1.rejections.last)
+            assert await asyncio.wait_for(silent[0][0].read(), 5) == b""  # closed by n1
+            # a real peer gets in while the idle connections still hold every slot
             n2.add_peer("n1", n1.address)
             n2.send("n1", b"hello")
             assert await recv(n1) == ("n2", b"hello")
+            for _, w in silent:
+                w.close()
         finally:
             await stop_all(n1, n2)
 

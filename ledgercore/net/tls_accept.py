@@ -68,26 +68,38 @@ async def accept_tls(
     Each one's TLS handshake runs in a task of its own (made by ``spawn``, which owns and cancels
     it), at most ``max_pending`` at once; the protocol ``protocol_factory`` made then has the
     connection, and ``connected(transport, protocol, peername)``, if given, runs in that task. A
-    failed handshake, or one over the limit, is closed and handed to ``refuse``. ``name`` prefixes
-    the log of a failed ``accept`` (say, out of file descriptors), after which it backs off and
-    goes on."""
+    failed handshake is closed and handed to ``refuse``. A connection over the limit makes room
+    by dropping the one that has waited longest (also handed to ``refuse``): refusing the newest
+    instead let anyone who can reach the port, certificate or not, hold every slot with idle
+    connections and keep peers and clients out for as long as they liked. ``name`` prefixes the
+    log of a failed ``accept`` (say, out of file descriptors), after which it backs off and goes
+    on."""
     loop = asyncio.get_running_loop()
-    pending = 0
+    waiting: dict[_Pending, None] = {}  # handshakes not done, oldest first
 
-    async def handshake(conn: socket.socket, peername: Any) -> None:
-        nonlocal pending
+    async def handshake(slot: _Pending) -> None:
+        conn, peername = slot.conn, slot.peername
         try:
+            if slot.dropped:  # made room for a newer one before this task ran
+                conn.close()
+                return
+            slot.task = asyncio.current_task()
             protocol = protocol_factory()
             # Returns once the peer's certificate is verified against the consortium CA, raises if
             # not; asyncio owns the socket from here and closes it on failure.
             transport, _ = await loop.connect_accepted_socket(
                 lambda: protocol, conn, ssl=ssl_context, ssl_handshake_timeout=handshake_timeout)
+        except asyncio.CancelledError:
+            conn.close()
+            if not slot.dropped:  # the listener is stopping
+                raise
+            return
         except Exception as e:  # noqa: BLE001 - any handshake failure refuses the connection
             conn.close()  # closed already, unless the protocol could not be made
             refuse(HandshakeError(f"TLS handshake with {peername} failed: {describe(e)}"))
             return
         finally:
-            pending -= 1
+            waiting.pop(slot, None)
         if connected is not None:
             await connected(transport, protocol, peername)
 
@@ -98,9 +110,26 @@ async def accept_tls(
             log.error("%s: accept failed: %s", name, e)
             await asyncio.sleep(0.1)
             continue
-        if pending >= max_pending:
-            conn.close()
-            refuse(HandshakeError(f"{peername}: too many pending handshakes"))
-            continue
-        pending += 1
-        spawn(handshake(conn, peername), f"accept {peername}")
+        if len(waiting) >= max_pending:
+            oldest = next(iter(waiting))
+            del waiting[oldest]
+            oldest.dropped = True
+            if oldest.task is not None:
+                oldest.task.cancel()
+            refuse(HandshakeError(
+                f"{oldest.peername}: too many pending handshakes; dropped, the longest waiting, for a newer connection"
+            ))  # fmt: skip
+        slot = _Pending(conn, peername)
+        waiting[slot] = None
+        spawn(handshake(slot), f"accept {peername}")
+
+
+class _Pending:
+    """One accepted connection whose handshake is not done."""
+
+    __slots__ = ("conn", "dropped", "peername", "task")
+
+    def __init__(self, conn: socket.socket, peername: Any) -> None:
+        self.conn, self.peername = conn, peername
+        self.task: asyncio.Task[Any] | None = None
+        self.dropped = False
