@@ -58,7 +58,7 @@ from .block import BlockHeader, decode_block, differing_fields
 from .child_process import ChildDied, run_isolated
 from .codec import decode_value
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
-from .ledger import CHANGE_SIZE, Ledger, unfolded_state
+from .ledger import CHANGE_SIZE, Ledger, stored_text, unfolded_state
 from .store import Store, height_key
 
 if TYPE_CHECKING:
@@ -443,15 +443,16 @@ def _audit_path(path: Path, contract_specs: list[str], replay: bool) -> tuple[in
     """The audit command's exit status and what it prints."""
     try:
         contracts = _load_contracts(contract_specs)
-        store = Store(path)
+        store = Store(path, create=False)  # an audit writes nothing, least of all tables into another environment
         try:
             chain_id = store.get("meta", b"chain_id")
             suite = store.get("meta", b"suite")
         finally:
             store.close()
-        if chain_id is None or suite is None:
+        if suite is None:
             return 2, f"ledgercore audit: {str(path)!r} holds no ledger metadata"
-        with Ledger.open(path, suite.decode(), chain_id=chain_id.decode(), contracts=contracts) as led:
+        suite_name, chain = stored_text(suite, "meta/suite"), stored_text(chain_id, "meta/chain_id")
+        with Ledger.open(path, suite_name, chain_id=chain, contracts=contracts) as led:
             report = audit(led, replay=replay)
     except (LedgerError, ImportError, AttributeError, ValueError) as exc:
         # Damage found while opening (the ledger refuses to open on it) fails the audit too.
@@ -461,4 +462,6 @@ def _audit_path(path: Path, contract_specs: list[str], replay: bool) -> tuple[in
         if isinstance(damage, (lmdb.CorruptedError, lmdb.PageNotFoundError)):  # LMDB's own checks
             return 1, f"audit FAILED: the store is damaged: {exc}"
         return 2, f"ledgercore audit: cannot audit {str(path)!r}: {exc}"
+    except Exception as exc:  # noqa: BLE001 - reading a damaged store can raise anything: fail, in one line
+        return 1, f"audit FAILED: reading the store raised {type(exc).__name__}: {exc}"
     return 0, str(report)

@@ -310,6 +310,16 @@ class _Decoded:
     timings: dict[str, float]
 
 
+def stored_text(raw: bytes | None, key: str) -> str:
+    """A text the store's metadata holds: ``IntegrityError`` if it is missing or not UTF-8."""
+    try:
+        if raw is not None:
+            return raw.decode()
+    except UnicodeDecodeError:
+        pass
+    raise IntegrityError(None, key, "missing" if raw is None else f"not UTF-8: {raw[:40]!r}")
+
+
 class _Abandoned(BaseException):
     """Stops a write whose caller was interrupted, before it commits (never seen by callers)."""
 
@@ -481,10 +491,14 @@ class Ledger:
             self._state_version += 1
 
     def _stored_head(self, txn: Any, height: int) -> BlockHeader:
+        if height < 0:  # not even the genesis block's hash: the table was emptied
+            why = "the store holds no block hashes (not even the genesis block's)"
+            raise StoreError(why) from IntegrityError(None, "hashes", why)
         raw = txn.get(height_key(height), db=self._store.tables["headers"])
         head = None if raw is None else BlockHeader.decode(raw)
         if head is None or head.hash != txn.get(height_key(height), db=self._store.tables["hashes"]):
-            raise StoreError("stored block hashes do not match the stored headers")
+            why = "stored block hashes do not match the stored headers"
+            raise StoreError(why) from IntegrityError(height, "hashes", why)
         return head
 
     def _last_run(self, txn: Any) -> int:
@@ -600,9 +614,9 @@ class Ledger:
                 stored_suite = cls._write_genesis(store, chosen, chain_id)
             if stored_suite is not None:
                 cls._check_store_format(store, path)
-                chosen = get_suite(stored_suite.decode())
-                stored_chain = (store.get("meta", b"chain_id") or b"").decode()
                 where = f"ledger at {os.fspath(path)!r}"
+                chosen = get_suite(stored_text(stored_suite, "meta/suite"))
+                stored_chain = stored_text(store.get("meta", b"chain_id"), "meta/chain_id")
                 if wanted is not None and wanted != chosen.name:
                     raise ChainMismatchError(f"{where} uses suite {chosen.name!r}, not {wanted!r}")
                 if chain_id != stored_chain:

@@ -40,7 +40,7 @@ from typing import Any, TypeVar
 import lmdb
 
 from . import _native
-from .errors import LedgerError
+from .errors import IntegrityError, LedgerError
 from .lmdb_file import lmdb_file_damage
 
 TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces", "state", "history", "locator")
@@ -80,16 +80,20 @@ class BlockWrite:
 class Store:
     """An LMDB environment with the ledger's tables. Thread-safe: one writer, many readers."""
 
-    def __init__(self, path: str | os.PathLike[str], map_size: int = DEFAULT_MAP_SIZE) -> None:
+    def __init__(self, path: str | os.PathLike[str], map_size: int = DEFAULT_MAP_SIZE, *, create: bool = True) -> None:
+        """Opens the store at ``path``, creating it (and its tables) if ``create``; without, a
+        path that holds no ledger store is a ``StoreError`` and nothing is written there.
+        An LMDB environment holding anything but a ledger's tables is refused either way."""
         where = os.fspath(path)
         try:
-            os.makedirs(path, exist_ok=True)
+            if create:
+                os.makedirs(path, exist_ok=True)
         except OSError as exc:  # a file (or a file's child), no permission, ...
             why = "it is a file, not a directory" if os.path.isfile(where) else exc.strerror or str(exc)
             raise StoreError(f"cannot open ledger store at {where!r}: {why}") from exc
         damage = lmdb_file_damage(path)
         if damage is not None:
-            raise StoreError(f"cannot open ledger store at {where!r}: {damage}")
+            raise StoreError(f"cannot open ledger store at {where!r}: {damage}") from IntegrityError(None, "data.mdb", damage)
         try:
             self.env = lmdb.open(
                 os.fspath(path),
@@ -99,6 +103,7 @@ class Store:
                 sync=True,
                 metasync=True,
                 readahead=False,
+                create=create,
             )
         except lmdb.Error as exc:
             raise StoreError(f"cannot open ledger store at {where!r}: {exc}") from exc
@@ -106,9 +111,16 @@ class Store:
         # pages of their snapshot for as long as any process keeps the environment open.
         try:
             self.env.reader_check()
+            with self.env.begin() as txn:  # the main database names the environment's tables
+                held = {bytes(k) for k in txn.cursor().iternext(values=False)}
+            foreign = sorted(k.decode("utf-8", "replace") for k in held - {t.encode() for t in TABLES})
+            if foreign or (held and b"meta" not in held) or (not create and not held):
+                self.env.close()
+                what = f"it holds {', '.join(map(repr, foreign[:8]))}" if foreign else "it holds no ledger metadata"
+                raise StoreError(f"{where!r} is not a ledger store: {what}")
             while True:
                 try:
-                    self.tables = {name: self.env.open_db(name.encode()) for name in TABLES}
+                    self.tables = {name: self.env.open_db(name.encode(), create=create) for name in TABLES}
                     break
                 except lmdb.MapResizedError:
                     self.env.set_mapsize(0)  # the writer process grew the map since we opened it

@@ -11,7 +11,7 @@ from ledgercore import Ledger, Transaction, signing
 from ledgercore.cli import main
 from ledgercore.contracts import Contract, ContractError, method
 from ledgercore.errors import IntegrityError, LedgerError
-from ledgercore.store import height_key
+from ledgercore.store import StoreError, height_key
 
 SCHEME = {"ed25519-blake3": "ed25519", "sm2-sm3": "sm2", "p256-sha256": "p256"}
 
@@ -171,3 +171,69 @@ def test_integrity_error_is_a_ledger_error_with_height_and_field():
     assert isinstance(err, LedgerError) and (err.height, err.field) == (7, "tx_root")
     assert str(err) == "height 7: tx_root: not the root"
     assert str(IntegrityError(None, "meta.suite", "x")) == "chain metadata: meta.suite: x"
+
+
+def _tables(path) -> list[bytes]:
+    env = lmdb.open(str(path), max_dbs=16, readonly=True, lock=False)
+    try:
+        with env.begin() as txn:
+            return [bytes(k) for k in txn.cursor().iternext(values=False)]
+    finally:
+        env.close()
+
+
+def test_another_lmdb_environment_is_refused_and_left_as_it_was(tmp_path, capsys):
+    # Opening (or auditing) a plain LMDB environment created the ledger's ten tables in it and,
+    # for Ledger.open, wrote a genesis block there; an empty environment was written to as well.
+    foreign = tmp_path / "foreign"
+    env = lmdb.open(str(foreign), max_dbs=4)
+    with env.begin(write=True) as txn:
+        txn.put(b"alice", b"admin", db=env.open_db(b"users", txn=txn))
+    env.close()
+    empty = tmp_path / "empty"
+    lmdb.open(str(empty)).close()
+    before = {p: (p / "data.mdb").read_bytes() for p in (foreign, empty)}
+    assert main(["audit", str(foreign)]) == 2
+    assert "is not a ledger store: it holds 'users'" in capsys.readouterr().out
+    assert main(["audit", str(empty)]) == 2
+    assert "is not a ledger store: it holds no ledger metadata" in capsys.readouterr().out
+    with pytest.raises(StoreError, match="is not a ledger store: it holds 'users'"):
+        Ledger.open(foreign)
+    assert {p: (p / "data.mdb").read_bytes() for p in (foreign, empty)} == before
+    assert _tables(foreign) == [b"users"]
+    with Ledger.open(empty) as led:  # an environment holding nothing yet may become a ledger
+        assert led.height == 0
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("hashes", "hashes: the store holds no block hashes"),  # was a bare OverflowError
+        ("chain_id", "meta/chain_id: not UTF-8"),  # was a bare UnicodeDecodeError
+        ("no_chain_id", "meta/chain_id: missing"),  # was 'is chain \'\', not \'dev\''
+        ("cut", "data.mdb: "),  # was 'cannot audit' (exit 2), as if it were no ledger
+    ],
+)
+def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tmp_path, capsys, damage, message):
+    path = tmp_path / "l"
+    _chain(path, "ed25519-blake3", blocks=2)
+    if damage == "cut":
+        data = path / "data.mdb"
+        data.write_bytes(data.read_bytes()[: data.stat().st_size // 2])
+    else:
+        env = lmdb.open(str(path), max_dbs=16)
+        with env.begin(write=True) as txn:
+            if damage == "hashes":
+                txn.drop(env.open_db(b"hashes", txn=txn, create=False), delete=False)
+            elif damage == "chain_id":
+                txn.put(b"chain_id", b"\xff\xfe", db=env.open_db(b"meta", txn=txn, create=False))
+            else:
+                txn.delete(b"chain_id", db=env.open_db(b"meta", txn=txn, create=False))
+        env.close()
+    with pytest.raises(LedgerError) as opened:
+        Ledger.open(path, contracts=[Counter()])
+    shown = f"{opened.value} / {opened.value.__cause__}"
+    assert message in shown, shown
+    assert main(["audit", str(path), "--contract", "test_audit:Counter"]) == 1
+    out = capsys.readouterr().out
+    assert out.startswith("audit FAILED") and message in out and "Traceback" not in out, out
