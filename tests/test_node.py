@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import logging
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -29,6 +30,7 @@ from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.init_cluster import free_base_port, init_cluster
 from ledgercore.node.node import FRAME_RAFT, FRAME_SYNC_BLOCKS, DataDirInUseError, DivergedError, NotReadyError
+from ledgercore.node.peer_warnings import PeerWarnings
 
 
 def make_configs(root: Path, n: int, **settings: object) -> list[NodeConfig]:
@@ -401,6 +403,58 @@ def test_a_peers_proposal_junk_snapshot_or_term_near_2_64_is_dropped_and_the_clu
             assert all(n.ledger.header(1).timestamp != 1 for n in nodes)  # no forged block went in
 
     asyncio.run(main())
+
+
+def test_a_peers_flood_of_bad_frames_is_logged_in_part(tmp_path, caplog):
+    # One warning per frame: 10 MB of empty frames from one peer made 246 MB of log.
+    async def main() -> None:
+        async with running_all(make_configs(tmp_path, 3)) as nodes:
+            await wait_until(lambda: leader_known(nodes))
+            peer, target = nodes[0], nodes[1]
+            for _ in range(2000):
+                peer.transport.send(target.config.id, b"?")
+            await wait_until(lambda: caplog.text.count("frame of unknown kind") >= 20)
+            await asyncio.sleep(1.5)
+            peer.transport.send(target.config.id, b"?")  # the next one logged says how many were not
+            await wait_until(lambda: "warning(s) about node1's frames were not logged" in caplog.text)
+            logged = caplog.text.count("frame of unknown kind")
+            assert 21 <= logged <= 30, logged  # the burst, then about one a second
+            assert target.failure is None
+
+    asyncio.run(main())
+
+
+def test_peer_warnings_allow_a_burst_then_one_per_interval() -> None:
+    logger = logging.getLogger("test_peer_warnings")
+    now = [0.0]
+    warnings = PeerWarnings(logger, burst=3, interval=1.0, clock=lambda: now[0])
+    with _capture(logger) as lines:
+        for _ in range(10):
+            warnings.warn("a", "bad frame from %s", "a")
+        warnings.warn("b", "bad frame from %s", "b")  # another peer has its own allowance
+        now[0] = 2.5
+        warnings.warn("a", "bad frame from %s", "a")
+        warnings.warn("a", "bad frame from %s", "a")
+        warnings.warn("a", "bad frame from %s", "a")
+    assert lines == ["bad frame from a"] * 3 + ["bad frame from b"] + [
+        "bad frame from a (7 more warning(s) about a's frames were not logged)", "bad frame from a"
+    ]
+
+
+@contextlib.contextmanager
+def _capture(logger: logging.Logger):  # type: ignore[no-untyped-def]
+    lines: list[str] = []
+
+    class Keep(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            lines.append(record.getMessage())
+
+    handler = Keep()
+    logger.addHandler(handler)
+    try:
+        yield lines
+    finally:
+        logger.removeHandler(handler)
 
 
 def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):

@@ -70,6 +70,7 @@ from ..ledger import Block, BlockInput, CheckedBlock, Ledger, split_ids
 from ..net.transport import DEFAULT_MAX_FRAME_SIZE, Transport
 from ..transaction import now_ms
 from .config import NodeConfig
+from .peer_warnings import PeerWarnings
 from .raft_store import DurableStorage
 
 log = logging.getLogger("ledgercore.node")
@@ -250,6 +251,7 @@ class Node:
         self.failed = asyncio.Event()  # set when one of the node's loops died: it must stop
         self.failure: str | None = None  # which, and why
         self._raft_inbox: deque[tuple[str, bytes]] = deque()
+        self._peer_warnings = PeerWarnings(log)  # what peers send wrong, a flood of it logged in part
         self._raft_inbox_bytes = 0
         self._raft_waiting = asyncio.Event()  # set: frames in the inbox
         self._raft_room = asyncio.Event()  # set: the inbox has room
@@ -658,7 +660,7 @@ class Node:
                         try:
                             self.raft.step(m)
                         except MalformedMessageError as exc:  # refused before it changed anything
-                            log.warning("node %s: dropped a raft message: %s", self.config.id, exc)
+                            self._peer_warnings.warn(str(m.frm), "node %s: dropped a raft message: %s", self.config.id, exc)
                     await self._drain()
 
     def _raft_inbox_full(self) -> bool:
@@ -671,22 +673,24 @@ class Node:
         try:
             m = decode_message(payload[1:])
         except MessageDecodeError as exc:
-            log.warning("node %s: bad raft message from %s: %s", self.config.id, peer, exc)
+            self._peer_warnings.warn(peer, "node %s: bad raft message from %s: %s", self.config.id, peer, exc)
             return None
         if m.frm != self._raft_ids.get(peer):
-            log.warning("node %s: raft message from %s claims sender %d; dropped", self.config.id, peer, m.frm)
+            self._peer_warnings.warn(peer, "node %s: raft message from %s claims sender %d; dropped", self.config.id, peer, m.frm)
             return None
         if isinstance(m, MsgProp):
             # Nodes forward transactions ("F" frames: checked at admission), never proposals: a
             # leader would append a peer's entries as they are, and a forged block (or "head")
             # in one would be applied, or stop, every node.
-            log.warning("node %s: a proposal from %s (nodes forward transactions, not entries); dropped", self.config.id, peer)
+            self._peer_warnings.warn(
+                peer, "node %s: a proposal from %s (nodes forward transactions, not entries); dropped", self.config.id, peer
+            )
             return None
         if isinstance(m, MsgSnap):
             try:
                 snapshot_point(m.snapshot.data)
             except MalformedInputError as exc:  # persisted, it would stop this node on every start
-                log.warning("node %s: snapshot from %s: %s; dropped", self.config.id, peer, exc)
+                self._peer_warnings.warn(peer, "node %s: snapshot from %s: %s; dropped", self.config.id, peer, exc)
                 return None
         return m
 
@@ -704,9 +708,9 @@ class Node:
                 if self._catching_up:  # else a late answer, or unasked: held, it would only take memory
                     await self._sync_inbox.put((peer, bodies))
             else:
-                log.warning("node %s: frame of unknown kind %r from %s", self.config.id, kind, peer)
+                self._peer_warnings.warn(peer, "node %s: frame of unknown kind %r from %s", self.config.id, kind, peer)
         except (LedgerError, KeyError, TypeError, ValueError) as exc:
-            log.warning("node %s: bad %r frame from %s: %s", self.config.id, kind, peer, exc)
+            self._peer_warnings.warn(peer, "node %s: bad %r frame from %s: %s", self.config.id, kind, peer, exc)
 
     async def _admit_forwarded(self, raws: list[bytes]) -> None:
         """Transactions a follower sent on: checked like any submission; any that does not decode
