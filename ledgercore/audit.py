@@ -403,19 +403,24 @@ def register(commands: Any) -> None:
         "--contract", action="append", default=[], metavar="MODULE:NAME",
         help="a Python contract the chain uses: a Contract subclass or instance (repeatable)",
     )  # fmt: skip
+    parser.add_argument(
+        "--authorize", metavar="MODULE:NAME",
+        help="the chain's permission hook (an Authorizer), so that the replay refuses what the chain refused",
+    )  # fmt: skip
     parser.add_argument("--no-replay", action="store_true", help="structural checks only (no state replay)")
     parser.set_defaults(handler=_run)
 
 
+def _load(spec: str, option: str) -> Any:
+    """The object ``MODULE:NAME`` names."""
+    module, _, name = spec.partition(":")
+    if not module or not name:
+        raise ValueError(f"{option} wants MODULE:NAME, got {spec!r}")
+    return getattr(importlib.import_module(module), name)
+
+
 def _load_contracts(specs: Iterable[str]) -> list[Contract]:
-    out = []
-    for spec in specs:
-        module, _, name = spec.partition(":")
-        if not module or not name:
-            raise ValueError(f"--contract wants MODULE:NAME, got {spec!r}")
-        obj = getattr(importlib.import_module(module), name)
-        out.append(obj() if isinstance(obj, type) else obj)
-    return out
+    return [obj() if isinstance(obj, type) else obj for obj in (_load(spec, "--contract") for spec in specs)]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -425,7 +430,7 @@ def _run(args: argparse.Namespace) -> int:
         return 2
     # In a child process: LMDB keeps no page checksums, and a damaged page can kill its reader
     # with a signal, which an audit must report as damage rather than die of.
-    answer = run_isolated(_audit_path, path, list(args.contract), not args.no_replay)
+    answer = run_isolated(_audit_path, path, list(args.contract), not args.no_replay, args.authorize)
     if isinstance(answer, ChildDied):
         if answer.crashed:
             answer = 1, (
@@ -439,10 +444,12 @@ def _run(args: argparse.Namespace) -> int:
     return code
 
 
-def _audit_path(path: Path, contract_specs: list[str], replay: bool) -> tuple[int, str]:
+def _audit_path(path: Path, contract_specs: list[str], replay: bool, authorize_spec: str | None) -> tuple[int, str]:
     """The audit command's exit status and what it prints."""
+    authorize = None
     try:
         contracts = _load_contracts(contract_specs)
+        authorize = None if authorize_spec is None else _load(authorize_spec, "--authorize")
         store = Store(path, create=False)  # an audit writes nothing, least of all tables into another environment
         try:
             chain_id = store.get("meta", b"chain_id")
@@ -452,13 +459,16 @@ def _audit_path(path: Path, contract_specs: list[str], replay: bool) -> tuple[in
         if suite is None:
             return 2, f"ledgercore audit: {str(path)!r} holds no ledger metadata"
         suite_name, chain = stored_text(suite, "meta/suite"), stored_text(chain_id, "meta/chain_id")
-        with Ledger.open(path, suite_name, chain_id=chain, contracts=contracts) as led:
+        with Ledger.open(path, suite_name, chain_id=chain, contracts=contracts, authorize=authorize) as led:
             report = audit(led, replay=replay)
     except (LedgerError, ImportError, AttributeError, ValueError) as exc:
         # Damage found while opening (the ledger refuses to open on it) fails the audit too.
         damage = exc if isinstance(exc, IntegrityError) else exc.__cause__
         if isinstance(damage, IntegrityError):
-            return 1, f"audit FAILED: {damage}"
+            hint = ""
+            if authorize is None and "replay" in damage.detail:
+                hint = " (the replay ran with no permission hook: give the chain's with --authorize MODULE:NAME)"
+            return 1, f"audit FAILED: {damage}{hint}"
         if isinstance(damage, (lmdb.CorruptedError, lmdb.PageNotFoundError)):  # LMDB's own checks
             return 1, f"audit FAILED: the store is damaged: {exc}"
         return 2, f"ledgercore audit: cannot audit {str(path)!r}: {exc}"

@@ -1165,7 +1165,7 @@ class Ledger:
         return out
 
     @_following
-    def query(self, contract: str, method: str, **args: Any) -> Any:
+    def query(self, contract: str, method: str, /, **args: Any) -> Any:
         """Runs a contract's read-only query against the current state: every read it makes
         sees the same block's state, while other threads commit."""
         c = self._contracts.get(contract) if isinstance(contract, str) else None

@@ -237,3 +237,27 @@ def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tm
     assert main(["audit", str(path), "--contract", "test_audit:Counter"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("audit FAILED") and message in out and "Traceback" not in out, out
+
+
+def only_the_first_sender(senders, contracts, methods):  # type: ignore[no-untyped-def]
+    """A chain's permission hook: the sender whose key starts lowest-valued may call; others not."""
+    import numpy as np
+
+    return np.array([bytes(s)[0] < 0x80 for s in senders], dtype=bool)
+
+
+def test_the_audit_command_replays_with_the_chains_permission_hook(tmp_path, capsys):
+    # Without the hook the replay admitted what the chain had refused, and an honest ledger was
+    # reported as tampered ('state_root: differs from the replay').
+    keys = [signing.from_private_bytes("ed25519", bytes([i]) * 32) for i in range(1, 40)]
+    low = next(k for k in keys if k.public_key[0] < 0x80)
+    high = next(k for k in keys if k.public_key[0] >= 0x80)
+    path = tmp_path / "l"
+    with Ledger.open(path, authorize=only_the_first_sender) as led:
+        put = lambda kp, key: Transaction.create(kp, "evidence", "put", {"key": key, "digest": bytes(32)}, 1).encode()  # noqa: E731
+        assert [r.ok for r in led.apply_block([put(low, "a"), put(high, "b")]).receipts] == [True, False]
+    assert main(["audit", str(path)]) == 1
+    out = capsys.readouterr().out
+    assert "state_root" in out and "give the chain's with --authorize MODULE:NAME" in out, out
+    assert main(["audit", str(path), "--authorize", "test_audit:only_the_first_sender"]) == 0
+    assert "audit passed" in capsys.readouterr().out

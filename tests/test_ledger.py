@@ -887,3 +887,19 @@ def test_wrong_argument_types_and_refused_opens_are_typed_and_leave_nothing(tmp_
         for call, arg in ((led.header, 1.5), (led.block, "1"), (led.tx, "abc"), (led.tx, b"short"), (led.apply_block, 5)):
             with pytest.raises(LedgerError):
                 call(arg)
+
+
+class Index(Contract):
+    """Queries whose parameters share names with Ledger.query's own."""
+
+    name = "index"
+
+    @query
+    def by(self, state, contract: str, method: str) -> str:
+        return f"{contract}.{method}"
+
+
+def test_a_query_may_take_parameters_named_contract_and_method(tmp_path):
+    # Ledger.query(contract, method, **args) took them as its own: a bare TypeError.
+    with Ledger.open(tmp_path / "l", contracts=[Index()]) as led:
+        assert led.query("index", "by", contract="cert", method="issue") == "cert.issue"
