@@ -420,7 +420,8 @@ def _load(spec: str, option: str) -> Any:
 
 
 def _load_contracts(specs: Iterable[str]) -> list[Contract]:
-    return [obj() if isinstance(obj, type) else obj for obj in (_load(spec, "--contract") for spec in specs)]
+    loaded = [_load(spec, "--contract") for spec in specs]
+    return [obj() if isinstance(obj, type) else obj for obj in loaded]
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -449,7 +450,8 @@ def _audit_path(path: Path, contract_specs: list[str], replay: bool, authorize_s
     authorize = None
     try:
         contracts = _load_contracts(contract_specs)
-        authorize = None if authorize_spec is None else _load(authorize_spec, "--authorize")
+        if authorize_spec is not None:
+            authorize = _load(authorize_spec, "--authorize")
         store = Store(path, create=False)  # an audit writes nothing, least of all tables into another environment
         try:
             chain_id = store.get("meta", b"chain_id")

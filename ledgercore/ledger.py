@@ -15,8 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent import futures
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -886,7 +885,7 @@ class Ledger:
             # commit behind its back. It stops before committing, unless it already is.
             abandon.set()
             write.cancel()
-            futures.wait([write])
+            wait([write])
             raise
 
     def _refuse_on_write_thread(self, what: str) -> None:

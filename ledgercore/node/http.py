@@ -331,12 +331,13 @@ def make_app(node: Node) -> web.Application:
         return web.json_response({"value": value.hex(), "version": {"height": height, "index": index}})
 
     app = web.Application(client_max_size=MAX_BATCH_BODY, middlewares=[_json_errors])
-    app.router.add_post("/tx", post_tx, expect_handler=_expect)
-    app.router.add_post("/txs", post_txs, expect_handler=_expect)
-    app.router.add_get("/status", get_status, expect_handler=_expect)
-    app.router.add_get("/block/{height}", get_block, expect_handler=_expect)
-    app.router.add_get("/tx/{txid}", get_tx, expect_handler=_expect)
-    app.router.add_get("/state/{contract}/{key:.+}", get_state, expect_handler=_expect)
+    router = app.router
+    for add, path, handler in [
+        (router.add_post, "/tx", post_tx), (router.add_post, "/txs", post_txs), (router.add_get, "/status", get_status),
+        (router.add_get, "/block/{height}", get_block), (router.add_get, "/tx/{txid}", get_tx),
+        (router.add_get, "/state/{contract}/{key:.+}", get_state),
+    ]:  # fmt: skip
+        add(path, handler, expect_handler=_expect)  # every route refuses an unknown Expect as JSON
     return app
 
 

@@ -106,12 +106,12 @@ def init_cluster(
         raise InvalidInputError(f"--dir must be a path (str or os.PathLike), got {type(directory).__name__}")
     if "\0" in os.fspath(directory):
         raise InvalidInputError(f"--dir {os.fspath(directory)!r:.120} holds a NUL character, which no path can")
-    unknown = sorted(set(settings or {}) - TUNABLES) if isinstance(settings, (dict, type(None))) else None
-    if unknown is None or unknown:
-        raise InvalidInputError(
-            f"settings must be a dict of NodeConfig tunables ({', '.join(sorted(TUNABLES))}); "
-            f"got {', '.join(map(str, unknown)) if unknown else type(settings).__name__}"
-        )
+    if settings is not None and not isinstance(settings, dict):
+        wrong = type(settings).__name__
+    else:
+        wrong = ", ".join(map(str, sorted(set(settings or {}) - TUNABLES)))
+    if wrong:
+        raise InvalidInputError(f"settings must be a dict of NodeConfig tunables ({', '.join(sorted(TUNABLES))}); got {wrong}")
     if is_wildcard(host) and not advertise:
         raise InvalidInputError(
             f"--host {host} listens on every interface, which no peer or client can dial: give "

@@ -652,15 +652,15 @@ class Node:
                 self._raft_inbox_bytes -= len(payload)
                 m = self._decode_raft(peer, payload)
                 if m is not None:
-                    msgs.append(m)
+                    msgs.append((peer, m))
             self._raft_room.set()
             if msgs:
                 async with self._lock:
-                    for m in msgs:
+                    for peer, m in msgs:
                         try:
                             self.raft.step(m)
                         except MalformedMessageError as exc:  # refused before it changed anything
-                            self._peer_warnings.warn(str(m.frm), "node %s: dropped a raft message: %s", self.config.id, exc)
+                            self._peer_warnings.warn(peer, "node %s: dropped a raft message: %s", self.config.id, exc)
                     await self._drain()
 
     def _raft_inbox_full(self) -> bool:

@@ -162,22 +162,13 @@ fn args() -> Vec<u8> {
         .unwrap()
 }
 
+fn evidence_put<'a>(suite: Suite, chain_id: &'a str, sender: &'a [u8], nonce: u64, args: &'a [u8]) -> TxFields<'a> {
+    TxFields { suite, chain_id, sender, nonce, timestamp: 1_700_000_000_000, contract: "evidence", method: "put", args }
+}
+
 fn signed(suite: Suite, chain_id: &str, nonce: u64) -> Transaction {
     let k = key(suite, 9);
-    let pk = k.public_key();
-    let a = args();
-    TxFields {
-        suite,
-        chain_id,
-        sender: &pk,
-        nonce,
-        timestamp: 1_700_000_000_000,
-        contract: "evidence",
-        method: "put",
-        args: &a,
-    }
-    .sign(&k)
-    .unwrap()
+    evidence_put(suite, chain_id, &k.public_key(), nonce, &args()).sign(&k).unwrap()
 }
 
 fn tx_err(raw: &[u8]) -> String {
@@ -474,19 +465,9 @@ fn a_sender_key_of_small_order_neither_encodes_nor_decodes() {
         k
     };
     let a = args();
-    let fields = TxFields {
-        suite: Suite::Ed25519Blake3,
-        chain_id: "gov-chain",
-        sender: &identity,
-        nonce: 1,
-        timestamp: 0,
-        contract: "evidence",
-        method: "put",
-        args: &a,
-    };
+    let fields = evidence_put(Suite::Ed25519Blake3, "gov-chain", &identity, 1, &a);
     assert!(msg(fields.encode_payload().unwrap_err()).starts_with("sender: an Ed25519 key of small order"));
-    let real = key(Suite::Ed25519Blake3, 1);
-    let mut raw = TxFields { sender: &real.public_key(), ..fields }.sign(&real).unwrap().into_raw();
+    let mut raw = signed(Suite::Ed25519Blake3, "gov-chain", 1).into_raw();
     let at = 3 + "gov-chain".len();
     raw[at..at + 32].copy_from_slice(&identity);
     let e = msg(Transaction::decode(raw).unwrap_err());

@@ -53,7 +53,7 @@ pub(super) const SMALL_ORDER_KEYS: [[u8; 32]; 14] = {
 };
 
 pub(super) fn is_small_order_key(key: &[u8]) -> bool {
-    SMALL_ORDER_KEYS.iter().any(|k| k[0] == key[0] && k[..] == *key)
+    SMALL_ORDER_KEYS.iter().any(|k| k[..] == *key)
 }
 
 fn signature(bytes: &[u8]) -> Signature {
