@@ -1,7 +1,7 @@
 """Type stubs for the native extension module built from ``bindings/``."""
 
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from typing import TypeVar
+from typing import TypeVar, final
 
 import numpy as np
 
@@ -20,8 +20,9 @@ def merkle_verify_consistency(
     algo: str, old_size: int, new_size: int, old_root: bytes, new_root: bytes, proof: Sequence[bytes]
 ) -> bool: ...
 
+@final
 class SecretKey:
-    def __init__(self, scheme: str, private_bytes: bytes) -> None: ...
+    def __new__(cls, scheme: str, private_bytes: bytes) -> SecretKey: ...
     @property
     def scheme(self) -> str: ...
     @property
@@ -30,8 +31,9 @@ class SecretKey:
     def sign(self, message: bytes) -> bytes: ...
     def sign_many(self, messages: _Rows) -> np.ndarray: ...
 
+@final
 class MerkleLog:
-    def __init__(self, algo: str = ...) -> None: ...
+    def __new__(cls, algo: str) -> MerkleLog: ...
     @property
     def algo(self) -> str: ...
     @property
@@ -103,10 +105,10 @@ def nonce_lookups(
     senders: _Rows, nonces: np.ndarray, heads: Sequence[tuple[bytes, bytes]]
 ) -> list[bytes]: ...  # where to read up to two older runs from, per nonce below its sender's head run
 def nonce_update(
-    senders: _Rows, nonces: np.ndarray, runs: Sequence[tuple[bytes, bytes]]
+    senders: _Rows, nonces: np.ndarray, rows: Sequence[tuple[bytes, bytes]]
 ) -> tuple[np.ndarray, list[tuple[bytes, bytes]], list[bytes]]: ...  # (fresh, rows to put, keys to delete)
 def nonce_runs_of_used(
-    keys: _Rows, sender_len: int, growing: tuple[bytes, int, int] | None, last: bool
+    keys: _Rows, sender_len: int, open: tuple[bytes, int, int] | None, last: bool
 ) -> tuple[list[tuple[bytes, bytes]], tuple[bytes, int, int] | None]: ...  # one-row-per-nonce rows as runs
 def state_root(algo: str, prev_root: bytes, keys: _Rows, values: Sequence[bytes | None], txs: np.ndarray) -> bytes: ...
 def stage_block_entries(
@@ -124,29 +126,33 @@ def replaced_entry_fault(
     keys: _Rows, stored: Sequence[bytes], newer: Sequence[bytes], entries: Sequence[bytes | None]
 ) -> tuple[int, str] | None: ...  # the first unsound state entry that an unfolded change replaces
 
+@final
 class SignatureCheck:
     """A batch signature check running on native threads; ``wait`` releases the GIL until it is done."""
     def wait(self) -> np.ndarray: ...  # (N,) bool, True where valid
     @property
     def seconds(self) -> float: ...  # how long the check took on its threads
 
+@final
 class TxLocator:
     """Committed tx ids -> the heights of the blocks that may hold them (confirm against the block)."""
-    def __init__(self) -> None: ...
+    def __new__(cls) -> TxLocator: ...
     def __len__(self) -> int: ...
     def add_block(self, height: int, ids: bytes) -> None: ...  # heights ascending; ids 32 bytes each
-    def candidates(self, ids: _Rows, runs: Sequence[np.ndarray] = ()) -> tuple[np.ndarray, np.ndarray]: ...  # (positions, heights), uint64; runs: uint8 arrays
+    def candidates(self, ids: _Rows, runs: Sequence[np.ndarray] = ...) -> tuple[np.ndarray, np.ndarray]: ...  # (positions, heights), uint64; runs: uint8 arrays
     def to_run(self) -> bytes: ...  # sorted 12-byte records: id prefix (8) || u32 height, big-endian
 
+@final
 class KeyValues:
     """(key, value) pairs held natively, made into tuples one at a time as they are iterated."""
     def __len__(self) -> int: ...
-    def __getitem__(self, index: int) -> tuple[bytes, bytes]: ...
+    def __getitem__(self, index: int, /) -> tuple[bytes, bytes]: ...
     def __iter__(self) -> Iterator[tuple[bytes, bytes]]: ...
 
+@final
 class StateOverlay:
     """State entries (key -> change id || flag) not yet folded into the store's `state` table."""
-    def __init__(self, cursor: bytes | None = None) -> None: ...  # the sweep goes on after cursor
+    def __new__(cls, cursor: bytes | None = None) -> StateOverlay: ...  # the sweep goes on after cursor
     def __len__(self) -> int: ...  # committed entries
     @property
     def cursor(self) -> bytes | None: ...  # the last key folded: the next fold starts after it
@@ -175,6 +181,7 @@ def make_txs(
     signers: np.ndarray | None = None,  # (N,) uint32 index into private_keys
 ) -> list[bytes]: ...
 
+@final
 class TxBatch:
     """Transactions of one chain decoded in parallel; each column property builds a new object."""
 
