@@ -517,11 +517,10 @@ class Ledger:
         environment's last transaction id when nothing changed. Skipped while this handle
         commits (it is then the writer: the store holds nothing it does not). ``StoreError`` once
         closed: a closed handle answers nothing, not even its last height."""
-        self._store.check_open()
-        if self._store.env.info()["last_txnid"] == self._seen_txn:
+        if self._store.last_txnid() == self._seen_txn:
             return
         with self._follow_lock:
-            if self._store.env.info()["last_txnid"] == self._seen_txn:  # caught up while this waited
+            if self._store.last_txnid() == self._seen_txn:  # caught up while this waited
                 return
             if not self._write_lock.acquire(blocking=False):  # this handle commits: it is the writer
                 return

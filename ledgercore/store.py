@@ -134,8 +134,16 @@ class Store:
         self._resizing = False
 
     def close(self) -> None:
-        self.closed = True
-        self.env.close()
+        """Closes the environment once this process's reads in flight have ended: LMDB frees what
+        they use, and a read running on another thread would touch freed memory. Reads that start
+        later raise ``StoreError``. Writes must have stopped (the ledger's writer shuts down first)."""
+        with self._gate:
+            if self.closed:
+                return
+            self.closed = True
+            while self._readers:
+                self._gate.wait()
+            self.env.close()
 
     def check_open(self) -> None:
         """Raises ``StoreError`` once the store is closed."""
@@ -146,11 +154,11 @@ class Store:
     def read(self, buffers: bool = False) -> Iterator[lmdb.Transaction[Any]]:
         """A consistent snapshot of the last committed block; may run while a block commits.
         ``buffers``: values are memoryviews into the map, valid until the snapshot closes."""
-        self.check_open()
         while True:
             with self._gate:
                 while self._resizing:
                     self._gate.wait()
+                self.check_open()  # under the gate: close() waits for the readers it counts
                 self._readers += 1
             try:
                 txn: lmdb.Transaction[Any] = self.env.begin(buffers=True) if buffers else self.env.begin()
@@ -173,6 +181,12 @@ class Store:
             finally:
                 self._release()
             return
+
+    def last_txnid(self) -> int:
+        """The id of the last write committed to the environment, by any process."""
+        with self._gate:
+            self.check_open()
+            return int(self.env.info()["last_txnid"])
 
     def _release(self) -> None:
         with self._gate:

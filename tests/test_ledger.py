@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 import sys
 import threading
 import time
@@ -871,6 +872,47 @@ def test_a_closed_ledger_answers_with_a_typed_error(tmp_path):
     ):  # fmt: skip
         with pytest.raises(StoreError, match="closed"):
             call()
+
+
+_CLOSE_WHILE_READING = """
+import sys, threading, time
+from ledgercore import Ledger, Transaction, signing
+from ledgercore.store import StoreError
+
+kp, root, faults = signing.generate(), sys.argv[1], []
+for trial in range(int(sys.argv[2])):
+    led = Ledger.open(f"{root}/{trial}")
+    blk = led.apply_block([Transaction.create(kp, "evidence", "put", {"key": "k", "digest": b"d" * 32}, nonce=1).encode()])
+    txid = blk.txids[0]
+
+    def reader(read):
+        try:
+            while True:
+                read()
+        except StoreError:  # closed: what every read after close() answers
+            pass
+        except BaseException as exc:
+            faults.append(repr(exc))
+
+    reads = [lambda: led.get("evidence", "k"), lambda: led.history("evidence", "k"), lambda: led.tx(txid), lambda: led.block(1)]
+    threads = [threading.Thread(target=reader, args=(r,)) for r in reads]
+    for t in threads:
+        t.start()
+    time.sleep(0.002)
+    led.close()
+    for t in threads:
+        t.join()
+print("faults:", faults)
+"""
+
+
+def test_closing_a_ledger_waits_for_reads_in_flight_and_later_reads_are_refused(tmp_path):
+    # Regression: close() freed the LMDB environment under reads running on other threads, and the
+    # process died of a segmentation fault within a few dozen tries.
+    run = subprocess.run(
+        [sys.executable, "-c", _CLOSE_WHILE_READING, str(tmp_path), "60"], capture_output=True, text=True, timeout=300
+    )
+    assert (run.returncode, run.stdout.strip()) == (0, "faults: []"), run.stderr[-2000:]
 
 
 def test_wrong_argument_types_and_refused_opens_are_typed_and_leave_nothing(tmp_path):
