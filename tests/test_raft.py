@@ -45,6 +45,7 @@ from ledgercore.consensus.messages import (
     MsgTimeoutNow,
     MsgVote,
     MsgVoteResp,
+    decode_entries,
 )
 from ledgercore.consensus.raft import Inflights, Progress, ProgressState
 from ledgercore.errors import EncodeError, LedgerError, MalformedInputError
@@ -203,6 +204,36 @@ def test_encode_rejects_out_of_range_fields() -> None:
         encode_message(MsgHeartbeat(frm=1, to=2, term=1, commit=1 << 64))
     with pytest.raises(EncodeError, match="not a consensus message"):
         encode_message(Message(frm=1, to=2))
+
+
+@pytest.mark.parametrize(
+    "msg, words",
+    [
+        (MsgHeartbeat(frm=0, to=2, term=1), "node id 0"),
+        (MsgHeartbeat(frm=1, to=2, term=2**63), "term 9223372036854775808 is past the highest"),
+        (MsgProp(frm=1, to=2, entries=(Entry(1, 5),)), "carry no term or index"),
+        (MsgSnap(frm=1, to=2, term=1, snapshot=Snapshot(5, 1, ConfState(()))), "voters must be some"),
+        (MsgSnap(frm=1, to=2, term=1, snapshot=Snapshot(5, 1, ConfState((1,), (1,)))), "none a learner"),
+        (MsgSnap(frm=1, to=2, term=1, snapshot=Snapshot(5, 1, ConfState((2, 1)))), "strictly increasing"),
+        (MsgSnap(frm=1, to=2, term=1, snapshot=Snapshot(5, 1, ConfState((0, 1)))), "strictly increasing"),
+    ],
+)
+def test_encode_refuses_what_every_receiver_would_refuse(msg: Message, words: str) -> None:
+    # Regression: these encoded, and only the receivers' decoders refused them.
+    with pytest.raises(EncodeError, match=words):
+        encode_message(msg)
+
+
+def test_the_decoders_take_bytes_and_the_conf_change_encoder_a_known_type() -> None:
+    # Regression: decode_entries(4) read bytes(4), four zeros, as an empty run; a str raised TypeError.
+    for bad in (4, [0, 0, 0, 0], "abc", None):
+        with pytest.raises(MessageDecodeError, match="is not bytes"):
+            decode_entries(bad)  # type: ignore[arg-type]
+        with pytest.raises(MessageDecodeError, match="is not bytes"):
+            decode_conf_change(bad)  # type: ignore[arg-type]
+    for kind in (9, 0, True, "1"):
+        with pytest.raises(EncodeError, match="is not a ConfChangeType"):
+            encode_conf_change(ConfChange(kind, 1))  # type: ignore[arg-type]
 
 
 @given(st.sampled_from(ConfChangeType), ids, blob)
@@ -433,9 +464,12 @@ def test_messages_no_correct_peer_sends_are_refused_and_change_nothing() -> None
 
 
 def test_a_snapshot_without_voters_does_not_decode() -> None:
-    snap = Snapshot(500, 2, ConfState((), (1,)), b"")
+    snap = Snapshot(500, 2, ConfState((2,), (1,)), b"")
+    wire = encode_message(MsgSnap(frm=3, to=1, term=7, snapshot=snap))  # the encoder refuses no voters
+    voters = struct.pack(">IQ", 1, 2)
+    assert wire.count(voters) == 1
     with pytest.raises(MessageDecodeError, match="snapshot has no voters"):
-        decode_message(encode_message(MsgSnap(frm=3, to=1, term=7, snapshot=snap)))
+        decode_message(wire.replace(voters, struct.pack(">I", 0)))
 
 
 def test_leader_commits_only_what_it_persisted() -> None:

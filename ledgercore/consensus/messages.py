@@ -324,7 +324,7 @@ def encode_entries(entries: Sequence[Entry]) -> bytes:
 
 def decode_entries(data: bytes) -> list[Entry]:
     """The entries of a run :func:`encode_entries` wrote; raises :class:`MessageDecodeError`."""
-    r = _Reader(bytes(data))
+    r = _Reader.of(data, "entries")
     ents = r.entries()
     if r.pos != len(r.buf):
         raise MessageDecodeError(f"entries: {len(r.buf) - r.pos} trailing bytes")
@@ -341,6 +341,8 @@ def _put_ids(out: list[bytes], path: str, ids: tuple[int, ...]) -> None:
     out.append(_U32.pack(len(ids)))
     for i, v in enumerate(ids):
         _check_u64(f"{path}[{i}]", v)
+        if v == 0 or (i and v <= ids[i - 1]):
+            raise EncodeError(f"{path}: ids must be nonzero and strictly increasing, got {ids!r:.100}")
         out.append(_U64.pack(v))
 
 
@@ -355,6 +357,9 @@ def _put_snapshot(out: list[bytes], snap: Snapshot) -> None:
     _check_u64("snapshot.index", snap.index)
     _check_u64("snapshot.term", snap.term)
     out.append(_Q2.pack(snap.index, snap.term))
+    voters, learners = snap.conf_state.voters, snap.conf_state.learners
+    if not voters or set(voters) & set(learners):
+        raise EncodeError(f"snapshot: voters must be some and none a learner, got {voters!r:.60} and {learners!r:.60}")
     _put_ids(out, "snapshot.voters", snap.conf_state.voters)
     _put_ids(out, "snapshot.learners", snap.conf_state.learners)
     _put_bytes(out, "snapshot.data", snap.data)
@@ -365,6 +370,12 @@ def encode_message(msg: Message) -> bytes:
     cls = type(msg)
     if MESSAGE_TYPES.get(cls.TYPE) is not cls:
         raise EncodeError(f"message: {cls.__name__} is not a consensus message type")
+    if msg.frm == 0 or msg.to == 0:
+        raise EncodeError(f"{cls.__name__}: node id 0 is reserved for 'none' (frm={msg.frm}, to={msg.to})")
+    if isinstance(msg.term, int) and msg.term > MAX_TERM:
+        raise EncodeError(f"{cls.__name__}: term {msg.term} is past the highest a cluster reaches (2**63 - 1)")
+    if isinstance(msg, MsgProp) and any(e.term or e.index for e in msg.entries):
+        raise EncodeError("MsgProp: proposed entries carry no term or index (the leader assigns them)")
     try:
         return _encode(msg)
     except struct.error as exc:
@@ -413,6 +424,13 @@ class _Reader:
     def __init__(self, buf: bytes) -> None:
         self.buf = buf
         self.pos = 0
+
+    @classmethod
+    def of(cls, data: object, what: str) -> _Reader:
+        """A reader over ``data``, which must be bytes-like (``bytes(4)`` would read four zeros)."""
+        if not isinstance(data, (bytes, bytearray, memoryview)):
+            raise MessageDecodeError(f"{what}: {type(data).__name__} is not bytes")
+        return cls(bytes(data))
 
     def fail(self, what: str) -> MessageDecodeError:
         return MessageDecodeError(f"consensus message: {what} at byte {self.pos}")
@@ -475,9 +493,7 @@ class _Reader:
 
 def decode_message(data: bytes) -> Message:
     """The message ``data`` encodes; raises :class:`MessageDecodeError` for anything else."""
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise MessageDecodeError(f"consensus message: {type(data).__name__} is not bytes")
-    r = _Reader(bytes(data))
+    r = _Reader.of(data, "consensus message")
     version, mtype, frm, to, term = r.unpack(_HEADER, "header")
     if version != WIRE_VERSION:
         raise MessageDecodeError(f"consensus message: unknown version {version}")
@@ -544,6 +560,7 @@ def decode_message(data: bytes) -> Message:
 # ---- conf change codec (the data of a CONF_CHANGE entry) -----------------------------------------
 
 _CONF = struct.Struct(">BBQ")
+_CONF_TYPES = frozenset(ConfChangeType)
 
 
 def encode_conf_change(cc: ConfChange) -> bytes:
@@ -551,14 +568,16 @@ def encode_conf_change(cc: ConfChange) -> bytes:
     _check_u64("node_id", cc.node_id)
     if cc.node_id == 0:
         raise EncodeError("node_id: 0 is reserved for 'none'")
-    out = [_CONF.pack(WIRE_VERSION, int(ConfChangeType(cc.type)), cc.node_id)]
+    if isinstance(cc.type, bool) or cc.type not in _CONF_TYPES:
+        raise EncodeError(f"type: {cc.type!r} is not a ConfChangeType")
+    out = [_CONF.pack(WIRE_VERSION, int(cc.type), cc.node_id)]
     _put_bytes(out, "context", cc.context)
     return b"".join(out)
 
 
 def decode_conf_change(data: bytes) -> ConfChange:
     """The change a ``CONF_CHANGE`` entry carries; raises :class:`MessageDecodeError`."""
-    r = _Reader(bytes(data))
+    r = _Reader.of(data, "conf change")
     version, ctype, node_id = r.unpack(_CONF, "conf change")
     if version != WIRE_VERSION:
         raise MessageDecodeError(f"conf change: unknown version {version}")
