@@ -27,7 +27,7 @@ from ledgercore.consensus.messages import (
 )
 from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
-from ledgercore.node import Node, NodeConfig
+from ledgercore.node import Node, NodeConfig, http
 from ledgercore.node.init_cluster import free_base_port, init_cluster
 from ledgercore.node.node import FRAME_RAFT, FRAME_SYNC_BLOCKS, DataDirInUseError, DivergedError, NotReadyError
 from ledgercore.node.peer_warnings import PeerWarnings
@@ -561,5 +561,41 @@ def test_an_answer_of_blocks_that_is_not_a_list_of_byte_strings_is_dropped(tmp_p
             # Blocks nobody asked for (the node is not catching up) are not held either.
             await node._handle("node2", FRAME_SYNC_BLOCKS + encode_value([b"block"]))
             assert node._sync_inbox.empty() and not node.failed.is_set()
+
+    asyncio.run(main())
+
+
+def test_client_api_connections_that_send_nothing_half_a_head_or_a_slow_body_are_closed(tmp_path, monkeypatch):
+    # Regression: each stayed open for as long as the client liked (over 100 s in a run), each
+    # holding a file descriptor of the node's.
+    monkeypatch.setattr(http, "IDLE_S", 0.5)
+    monkeypatch.setattr(http, "BODY_S", 0.5)
+    sends = {
+        "nothing": b"",
+        "half a head": b"GET /status HTTP/1.1\r\nHost: x\r\n",
+        "a slow body": b"POST /tx HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\nab",
+    }
+
+    async def main() -> None:
+        layout = init_cluster(tmp_path, 1, base_port=free_base_port(2), settings={"block_ms": 10, "tick_ms": 10})
+        cfg = layout.configs[0]
+        async with running(cfg) as node:
+            runner = await http.serve(node)
+            try:
+                tls = layout.client_tls.client_context()
+                answers = {}
+                for what, data in sends.items():
+                    reader, writer = await asyncio.open_connection(cfg.client_host, cfg.client_port, ssl=tls, server_hostname=cfg.id)
+                    writer.write(data)
+                    answers[what] = (reader, writer)
+                for what, (reader, writer) in answers.items():
+                    got = await asyncio.wait_for(reader.read(), 20)  # EOF: the node closed it
+                    writer.close()
+                    if what == "a slow body":
+                        assert got.startswith(b"HTTP/1.1 408 ") and b'{"error": "the request body did not arrive within 0.5 s"}' in got
+                    else:
+                        assert got == b"", what
+            finally:
+                await runner.cleanup()
 
     asyncio.run(main())

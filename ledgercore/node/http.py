@@ -31,7 +31,8 @@ the request came (Raft read-index through the leader): a follower then answers a
 Every error is JSON ``{"error": message}``: 400 for bad input (bad hex, bad height, a transaction
 that does not decode or whose signature fails, a contract name no transaction can carry, a key
 over 446 bytes), 404 for what the ledger does not hold (and unknown
-routes), 405 for a wrong method, 413 for a body over :data:`MAX_BODY`, 415 for a compressed body
+routes), 405 for a wrong method, 408 for a body not sent within :data:`BODY_S` (the
+connection then closes), 413 for a body over :data:`MAX_BODY`, 415 for a compressed body
 (``Content-Encoding`` other than ``identity``: bodies are never unpacked), 417 for an ``Expect``
 other than ``100-continue``, 503 with ``Retry-After`` when
 the node cannot admit now (no leader known, mempool full) or has no linearizable read point (no
@@ -81,6 +82,10 @@ HANDSHAKE_TIMEOUT_S = 10.0
 """Seconds a client has to complete its TLS handshake."""
 MAX_PENDING_HANDSHAKES = 64
 """Handshakes in progress at once; a connection over this is refused (and logged)."""
+IDLE_S = 60.0
+"""Seconds a connection may wait to send its first or next request before the node closes it."""
+BODY_S = 30.0
+"""Seconds a client has to send a request's whole body; then it gets a 408 and the connection closes."""
 
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
 _TXID_RE = re.compile(r"[0-9a-fA-F]{64}")
@@ -173,7 +178,10 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         elif exc.status == 405:
             reason = f"method {request.method} not allowed on {request.path}"
         headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        return _error(exc.status, reason, headers)
+        answer = _error(exc.status, reason, headers)
+        if exc.status == 408:  # the rest of the body may still come: it must not read as a request
+            answer.force_close()
+        return answer
     except NotFoundError as exc:
         return _error(404, str(exc))
     except InvalidInputError as exc:
@@ -256,9 +264,12 @@ def make_app(node: Node) -> web.Application:
         if request.content_length is not None and request.content_length > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
         try:
-            body = await request.read()
+            # Else a client sending a byte now and then would hold the connection for ever.
+            body = await asyncio.wait_for(request.read(), BODY_S)
         except RequestPayloadError as exc:  # a chunked body that does not parse
             raise InvalidInputError(f"bad request body: {exc}") from None
+        except asyncio.TimeoutError:
+            raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {BODY_S:g} s") from None
         if len(body) > limit:
             raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
         if not body:
@@ -348,6 +359,7 @@ async def serve(node: Node, host: str | None = None, port: int | None = None) ->
     tls = node.config.tls.server_context()  # before anything listens: bad files are a CertificateFileError
     runner = web.AppRunner(
         make_app(node), access_log=None, handle_signals=False, shutdown_timeout=SHUTDOWN_S, auto_decompress=False,
+        keepalive_timeout=IDLE_S,
         logger=_RequestLog(logging.getLogger("ledgercore.node.http.requests"), {}),
     )  # fmt: skip
     await runner.setup()
