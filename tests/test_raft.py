@@ -428,8 +428,8 @@ def test_a_stale_candidate_is_refused_at_the_voters_term_and_adopts_it() -> None
 
 
 def _fingerprint(n: RaftNode) -> tuple[object, ...]:
-    return (n.term, n.vote, n.lead, n.state, n.log.last_index(), n.log.committed,
-            {i: (p.match, p.next) for i, p in n.prs.items()})  # fmt: skip
+    return (n.term, n.vote, n.lead, n.state, n.election_elapsed, n.log.last_index(), n.log.committed,
+            {i: (p.match, p.next, p.recent_active) for i, p in n.prs.items()})  # fmt: skip
 
 
 def test_messages_no_correct_peer_sends_are_refused_and_change_nothing() -> None:
@@ -448,6 +448,9 @@ def test_messages_no_correct_peer_sends_are_refused_and_change_nothing() -> None
         (1, MsgTimeoutNow(frm=2, to=1, term=0), "MsgTimeoutNow from 2 carries no term"),
         (1, MsgAppResp(frm=3, to=1, term=leader.term, index=last + 1), f"acknowledges index {last + 1}, past the last, {last}"),
         (3, MsgHeartbeat(frm=1, to=3, term=leader.term, commit=last + 5), f"commits {last + 5}, past the last index, {last}"),
+        # At a higher term, these deposed the leader (a durable term bump) before they were refused.
+        (1, MsgHeartbeat(frm=3, to=1, term=leader.term + 1, commit=last + 5), f"commits {last + 5}, past the last index, {last}"),
+        (2, MsgHeartbeat(frm=3, to=2, term=leader.term + 1, commit=last + 1), f"commits {last + 1}, past the last index, {last}"),
     ]  # fmt: skip
     for i, m, words in refused:
         before = {j: _fingerprint(n) for j, n in net.nodes.items()}

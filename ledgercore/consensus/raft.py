@@ -659,6 +659,11 @@ class RaftNode:
         if m.to != self.id:
             self._debug("%d ignored a message addressed to %d", self.id, m.to)
             return
+        if isinstance(m, MsgHeartbeat) and m.term >= self.term and m.commit > self.log.last_index():
+            # Refused before its term deposes anyone. The leader sends min(match, commit), so a
+            # correct one never commits past what this node holds.
+            raise MalformedMessageError(f"{self.id}: MsgHeartbeat from {m.frm} commits {m.commit}, "
+                                        f"past the last index, {self.log.last_index()}")  # fmt: skip
         if m.term == 0:
             # A forwarded proposal, read or transfer carries no term; so may a refused pre-vote
             # from a node still at term 0. Anything else would skip every term check below.
@@ -1108,6 +1113,9 @@ class RaftNode:
                                     commit=min(pr.match, self.log.committed), read_seq=seq))
 
     def _handle_append_response(self, m: MsgAppResp, pr: Progress) -> None:
+        if not m.reject and m.index > self.log.last_index():  # acknowledges entries this leader never sent
+            raise MalformedMessageError(f"{self.id}: MsgAppResp from {m.frm} acknowledges index {m.index}, "
+                                        f"past the last, {self.log.last_index()}")  # fmt: skip
         pr.recent_active = True
         if m.reject:
             self._debug(
@@ -1124,9 +1132,6 @@ class RaftNode:
                 self._debug("%d decreased progress of %d to [%s]", self.id, m.frm, pr)
                 self._maybe_send_append(m.frm)
             return
-        if m.index > self.log.last_index():  # acknowledges entries this leader never sent
-            raise MalformedMessageError(f"{self.id}: MsgAppResp from {m.frm} acknowledges index {m.index}, "
-                                 f"past the last, {self.log.last_index()}")  # fmt: skip
         if pr.maybe_update(m.index) or (pr.match == m.index and pr.state == ProgressState.PROBE):
             if pr.state == ProgressState.PROBE:
                 pr.become_replicate()
@@ -1167,11 +1172,7 @@ class RaftNode:
                               reject_hint=hint_index, log_term=hint_term))
 
     def _handle_heartbeat(self, m: MsgHeartbeat) -> None:
-        # The leader sends min(match, commit), so this never exceeds what we hold.
-        if m.commit > self.log.last_index():
-            raise MalformedMessageError(f"{self.id}: MsgHeartbeat from {m.frm} commits {m.commit}, "
-                                        f"past the last index, {self.log.last_index()}")  # fmt: skip
-        self.log.commit_to(m.commit)
+        self.log.commit_to(m.commit)  # within the log: step() refused a commit past it
         self._send(MsgHeartbeatResp(frm=self.id, to=m.frm, term=self.term, read_seq=m.read_seq))
 
     def _handle_snapshot(self, m: MsgSnap) -> None:
