@@ -354,6 +354,8 @@ def measure_ledger(args: argparse.Namespace, root: Path, raws: list[bytes]) -> d
         out["ran_out"] = any(a["left"] == 0 for a in out["after"])
         final = converge(cluster, "height", timeout=120.0)
         out["height"] = final[0]["height"]
+        # The rate counts every transaction in the blocks: each must have succeeded.
+        check(all(f["failed_receipts"] == 0 for f in final), f"ledger: committed transactions failed: {final}")
     finally:
         cluster.close()
     return out

@@ -478,6 +478,7 @@ class LedgerNodeRunner:
         self._tasks: list[asyncio.Task[Any]] = []
         self._next = 0
         self._counted_height = self._counted_txs = 0
+        self._receipts_height = self._failed_receipts = 0
 
     async def start(self) -> None:
         from ..node import Node
@@ -527,7 +528,16 @@ class LedgerNodeRunner:
 
     def digest(self) -> dict[str, Any]:
         head = self.node.ledger.head
-        return {"height": head.height, "digest": head.hash.hex(), "state_root": head.state_root.hex()}
+        return {"height": head.height, "digest": head.hash.hex(), "state_root": head.state_root.hex(),
+                "failed_receipts": self._count_failed_receipts(head.height)}  # fmt: skip
+
+    def _count_failed_receipts(self, height: int) -> int:
+        """Transactions in this node's blocks up to ``height`` whose receipt failed: counted in
+        the rate, they must be none (each block read once, as the digest is asked for)."""
+        while self._receipts_height < height:
+            self._receipts_height += 1
+            self._failed_receipts += sum(not r.ok for r in self.node.ledger.block(self._receipts_height).receipts)
+        return self._failed_receipts
 
     def status(self) -> dict[str, Any]:
         node = self.node
