@@ -29,7 +29,14 @@ from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig, http
 from ledgercore.node.init_cluster import free_base_port, init_cluster
-from ledgercore.node.node import FRAME_RAFT, FRAME_SYNC_BLOCKS, DataDirInUseError, DivergedError, NotReadyError
+from ledgercore.node.node import (
+    FRAME_RAFT,
+    FRAME_SYNC_BLOCKS,
+    DataDirInUseError,
+    DivergedError,
+    NotReadyError,
+    applied_index,
+)
 from ledgercore.node.peer_warnings import PeerWarnings
 
 
@@ -597,5 +604,51 @@ def test_client_api_connections_that_send_nothing_half_a_head_or_a_slow_body_are
                         assert got == b"", what
             finally:
                 await runner.cleanup()
+
+    asyncio.run(main())
+
+
+def _blocks_per_txid(node: Node) -> dict[bytes, list[int]]:
+    seen: dict[bytes, list[int]] = {}
+    for h in range(1, node.ledger.height + 1):
+        for txid in node.ledger.block(h).txids:
+            seen.setdefault(txid, []).append(h)
+    return seen
+
+
+def test_a_new_leader_neither_cuts_again_what_its_log_holds_nor_keeps_the_old_terms_bookkeeping(tmp_path):
+    # Regression, found by killing and freezing real nodes: (1) a node that lost leadership kept
+    # counting its proposed blocks and holding their transactions (the role was read after the
+    # message that changed it), so once elected again with max_inflight_blocks counted, it never
+    # proposed: the cluster admitted transactions and committed none. (2) A new leader cut again
+    # transactions of blocks its log already held, unapplied: each went into two blocks, the
+    # second copy failing as a replayed nonce.
+    async def main() -> None:
+        async with running_all(make_configs(tmp_path, 3)) as nodes:
+            await wait_until(lambda: leader_known(nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            heir = next(n for n in nodes if n is not leader)
+            apply_task = next(t for t in heir._tasks if t.get_name() == f"{heir.config.id}-apply")
+            apply_task.cancel()  # the heir's log takes the block; its ledger does not, yet
+            await asyncio.gather(apply_task, return_exceptions=True)
+            batch = txs(signing.generate("ed25519"), 1, 50)
+            await heir.submit_many(batch, wait=False)  # forwarded to the leader, held by the heir
+            await wait_until(lambda: leader.ledger.height >= 1 and heir.raft.log.committed > applied_index(heir.ledger.head.consensus))
+            assert len(heir._mempool) == 50
+            leader._proposed_blocks = 3  # as if its last blocks were in flight when it lost the lead
+            async with leader._lock:
+                leader.raft.transfer_leader(heir.config.raft_id)
+                await leader._drain()
+            await wait_until(lambda: heir.is_leader and not leader.is_leader)
+            assert leader._proposed_blocks == 0 and not leader._proposed  # handed back when it stepped down
+            assert heir._proposed_blocks >= 1 and not heir._mempool  # the block in its log is in flight
+            heir._spawn(heir._apply_loop(), "apply")
+            more = txs(signing.generate("ed25519"), 1000, 1)  # keys of their own: evidence anchors a key once
+            _, height = await heir.submit(more[0], wait=True)
+            await wait_until(lambda: all(n.ledger.height >= (height or 0) for n in nodes))
+            for n in nodes:
+                seen = _blocks_per_txid(n)
+                assert all(len(hs) == 1 for hs in seen.values()), {t.hex()[:8]: hs for t, hs in seen.items() if len(hs) > 1}
+                assert all(r.ok for h in range(1, n.ledger.height + 1) for r in n.ledger.block(h).receipts)
 
     asyncio.run(main())

@@ -234,7 +234,8 @@ class Node:
         self._forwarded: dict[bytes, float] = {}  # txid -> when a follower last sent it on, oldest first
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
-        self._proposed_blocks = 0
+        self._proposed_blocks = 0  # blocks in this leader's log past what it applied
+        self._leading = False  # the role the pools were last kept for (see _track_role)
         self._waiting_since: float | None = None  # when the oldest unproposed transaction arrived
         self._cut_wake = asyncio.Event()  # set: a full block waits, or room for another opened
         # (term, index) of log entries whose signatures this node has checked: True for the blocks
@@ -739,6 +740,7 @@ class Node:
 
     async def _drain(self) -> None:
         """Handles every pending Ready in Raft's order. Caller holds the lock."""
+        self._track_role()
         while self.raft.has_ready():
             rd = self.raft.ready()
             early = may_send_before_persist(rd, self.is_leader, self._durable_hard_state)
@@ -760,17 +762,51 @@ class Node:
                 point = self._read_points.pop(rs.context, None)
                 if point is not None and not point.done():
                     point.set_result(rs.index)
-            was_leader = self.is_leader
             self.raft.advance(rd)
-            if was_leader and not self.is_leader:
-                # Proposed but not applied may never commit: back to the front of the queue, to forward.
-                self._mempool = OrderedDict([*self._proposed.items(), *self._mempool.items()])
-                self._proposed.clear()
-                self._proposed_blocks = 0
-                self._unforwarded = True
-                if self._mempool:
-                    self._mempool_grew()
+            self._track_role()  # a membership change applied in advance may have removed the leader
             await self._maybe_compact()
+
+    def _track_role(self) -> None:
+        """Keeps the pools in step with the role, once whatever changed it (a message, a tick, a
+        membership change) has run: they are kept for the role last seen, not read from before
+        the change. Every call into Raft is followed by :meth:`_drain`, which calls this first."""
+        leading = self.is_leader
+        if leading == self._leading:
+            return
+        self._leading = leading
+        if leading:
+            self._adopt_log_tail()
+            return
+        # Proposed but not applied may never commit: back to the front of the queue, to forward.
+        self._mempool = OrderedDict([*self._proposed.items(), *self._mempool.items()])
+        self._proposed.clear()
+        self._proposed_blocks = 0
+        self._unforwarded = True
+        if self._mempool:
+            self._mempool_grew()
+
+    def _adopt_log_tail(self) -> None:
+        """A new leader commits every entry its log holds (a leader never overwrites its own), so
+        the blocks past what it applied are in flight: they count against ``max_inflight_blocks``,
+        and their transactions move from the mempool to the proposed pool instead of going into a
+        block again (back, if it steps down before they apply)."""
+        cfg, log_ = self.config, self.raft.log
+        applied = applied_index(self.ledger.head.consensus)
+        for e in log_.entries_from(max(applied + 1, log_.first_index())):
+            if e.type != EntryType.NORMAL or not e.data:
+                continue
+            self._proposed_blocks += 1
+            if not self._mempool:
+                continue
+            try:
+                raws = decode_value(e.data)["txs"]  # type: ignore[index]
+                ids = split_ids(_native.decode_txs(cfg.suite, cfg.chain_id, raws).ids.tobytes())  # type: ignore[arg-type]
+            except (LedgerError, KeyError, TypeError):
+                continue  # not a block: applying it fails on every node alike
+            for txid in self._mempool.keys() & ids:
+                self._proposed[txid] = self._mempool.pop(txid)
+        if not self._mempool:
+            self._waiting_since = None
 
     def _send(self, rd: Ready) -> None:
         for m in rd.messages:
