@@ -81,7 +81,7 @@ SHUTDOWN_S = 1.0
 HANDSHAKE_TIMEOUT_S = 10.0
 """Seconds a client has to complete its TLS handshake."""
 MAX_PENDING_HANDSHAKES = 64
-"""Handshakes in progress at once; a connection over this is refused (and logged)."""
+"""Handshakes in progress at once; a connection over this drops the longest-waiting one (logged)."""
 IDLE_S = 60.0
 """Seconds a connection may wait to send its first or next request before the node closes it."""
 BODY_S = 30.0

@@ -122,7 +122,7 @@ def init_cluster(
     suite = get_suite(suite).name
     d = Path(directory).resolve()
     names = ["cluster.json", "ca.crt", "ca.key", "client", *(f"node{i}" for i in range(1, nodes + 1))]
-    if taken := [n for n in names if (d / n).exists() or (d / n).is_symlink()]:
+    if taken := [n for n in names if os.path.lexists(d / n)]:
         raise InvalidInputError(f"{d} already holds {', '.join(taken)}; choose an empty directory")
     peers = [
         Peer(id=f"node{i}", raft_id=i, host=reach, port=base_port + 2 * (i - 1),
@@ -162,7 +162,7 @@ def init_cluster(
         pki.write_tls_files(staging / "client", ca, pki.issue_client_certificate(ca, "client"), stem="client")
         (staging / "cluster.json").write_text(json.dumps(cluster, indent=2) + "\n")
         for name in names[1:] + names[:1]:
-            if (d / name).exists() or (d / name).is_symlink():  # made since the check: not ours to replace
+            if os.path.lexists(d / name):  # made since the check: not ours to replace
                 raise FileExistsError(f"{d / name} appeared while the cluster was written")
             os.rename(staging / name, d / name)
             moved.append(name)

@@ -415,7 +415,7 @@ class Node:
                 f"mempool full ({self._held_count()} of {cfg.mempool_limit} transactions, "
                 f"{self._held_bytes} of {cfg.mempool_bytes} bytes held); retry later"
             )
-        ids = split_ids(_native.decode_txs(self.config.suite, self.config.chain_id, raws).ids.tobytes())
+        ids = self._txids(raws)
         loop = asyncio.get_running_loop()
         waiter = self._wait_for(ids) if wait else None  # before admission, so no commit is missed
         done: asyncio.Future[list[int]] = loop.create_future()
@@ -440,6 +440,10 @@ class Node:
         w = _CommitWait(asyncio.get_running_loop().create_future(), set(txids))
         self._waits.add(w)
         return w
+
+    def _txids(self, raws: list[bytes]) -> list[bytes]:
+        """The ids of this chain's encoded transactions (``DecodeError`` if one does not decode)."""
+        return split_ids(_native.decode_txs(self.config.suite, self.config.chain_id, raws).ids.tobytes())
 
     def _held(self) -> list[dict[bytes, Any]]:
         """The pools that hold transactions not yet committed, leaving out the empty ones."""
@@ -790,7 +794,7 @@ class Node:
         the blocks past what it applied are in flight: they count against ``max_inflight_blocks``,
         and their transactions move from the mempool to the proposed pool instead of going into a
         block again (back, if it steps down before they apply)."""
-        cfg, log_ = self.config, self.raft.log
+        log_ = self.raft.log
         applied = applied_index(self.ledger.head.consensus)
         for e in log_.entries_from(max(applied + 1, log_.first_index())):
             if e.type != EntryType.NORMAL or not e.data:
@@ -799,8 +803,7 @@ class Node:
             if not self._mempool:
                 continue
             try:
-                raws = decode_value(e.data)["txs"]  # type: ignore[index]
-                ids = split_ids(_native.decode_txs(cfg.suite, cfg.chain_id, raws).ids.tobytes())  # type: ignore[arg-type]
+                ids = self._txids(decode_value(e.data)["txs"])  # type: ignore[index]
             except (LedgerError, KeyError, TypeError):
                 continue  # not a block: applying it fails on every node alike
             for txid in self._mempool.keys() & ids:
