@@ -734,7 +734,8 @@ def test_merkle_log_arguments_of_the_wrong_type_are_typed_errors():
         log.append("text")
     log.append(b"a")
     for call, words in ((lambda: log.root("1"), "malformed tree size: expected an int, got str"),
-                        (lambda: log.inclusion_proof(0.0), "malformed leaf index: expected an int, got float")):  # fmt: skip
+                        (lambda: log.inclusion_proof(0.0), "malformed leaf index: expected an int, got float"),
+                        (lambda: log.inclusion_proof(False), "malformed leaf index: expected an int, got bool")):  # fmt: skip
         with pytest.raises(MalformedInputError, match=words):
             call()
     assert log.size == 1 and log.inclusion_proof(0, 1) == []
@@ -753,12 +754,15 @@ R = merkle.root([b"a"])
         (lambda: merkle.verify_inclusion(b"a", 0, 1, [], R.hex()), MalformedInputError, "root must be bytes, got str"),
         (lambda: merkle.verify_inclusion(b"a", 2.0, 5, [], R), MalformedInputError, "malformed leaf index: expected an int, got float"),
         (lambda: merkle.verify_inclusion(b"a", 0, "1", [], R), MalformedInputError, "malformed tree size: expected an int, got str"),
+        (lambda: merkle.verify_inclusion(b"a", True, 2, [], R), MalformedInputError, "malformed leaf index: expected an int, got bool"),
+        (lambda: merkle.verify_inclusion(b"a", 0, True, [], R), MalformedInputError, "malformed tree size: expected an int, got bool"),
         (lambda: merkle.verify_inclusion(b"a", 0, 1, [], R, None), UnknownNameError,
          f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
         (lambda: merkle.verify_consistency(1, 2, None, R, []), MalformedInputError, "old_root must be bytes, got NoneType"),
         (lambda: merkle.verify_consistency(1, 2, R, "r", []), MalformedInputError, "new_root must be bytes, got str"),
         (lambda: merkle.verify_consistency(1.0, 2, R, R, []), MalformedInputError, "malformed old size: expected an int, got float"),
         (lambda: merkle.verify_consistency(1, None, R, R, []), MalformedInputError, "malformed new size: expected an int, got NoneType"),
+        (lambda: merkle.verify_consistency(False, 1, R, R, []), MalformedInputError, "malformed old size: expected an int, got bool"),
         (lambda: merkle.verify_consistency(1, 2, R, R, [], None), UnknownNameError,
          f"algo must be a str, one of {ALGO_NAMES}; got NoneType"),
         (lambda: merkle.inclusion_proof([b"a"], None), MalformedInputError, "malformed leaf index: expected an int, got NoneType"),
@@ -775,8 +779,9 @@ R = merkle.root([b"a"])
     ],
     ids=[
         "inclusion leaf None", "inclusion leaf str", "inclusion root None", "inclusion root str",
-        "inclusion index float", "inclusion tree_size str", "inclusion algo None", "consistency old_root None",
-        "consistency new_root str", "consistency old_size float", "consistency new_size None",
+        "inclusion index float", "inclusion tree_size str", "inclusion index bool", "inclusion tree_size bool",
+        "inclusion algo None", "consistency old_root None", "consistency new_root str", "consistency old_size float",
+        "consistency new_size None", "consistency old_size bool",
         "consistency algo None", "inclusion_proof index None", "inclusion_proof algo None",
         "consistency_proof old_size str", "consistency_proof algo bytes", "root algo None",
         "MerkleLog algo None", "MerkleLog algo bytes", "MerkleLog algo surrogate",

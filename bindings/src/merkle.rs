@@ -4,7 +4,7 @@ use ledgercore_native::merkle;
 use ledgercore_native::{Digest, HashAlgo, MerkleLog as NativeLog, DIGEST_LEN};
 use pyo3::exceptions::PyOverflowError;
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyInt, PyString};
+use pyo3::types::{PyBool, PyBytes, PyInt, PyString};
 
 use crate::errors::{malformed, raise_as, type_name, OrRaise};
 use crate::rows::Rows;
@@ -14,8 +14,12 @@ fn digest(bytes: &[u8], what: &'static str) -> PyResult<Digest> {
 }
 
 /// An index or size argument. Negative or too-large integers raise `OutOfRangeError` (a `ValueError`),
-/// as every other out-of-range index does, rather than PyO3's bare `OverflowError`.
+/// as every other out-of-range index does, rather than PyO3's bare `OverflowError`. A bool is refused
+/// (PyO3 would read `True` as 1), as the ledger's heights and sizes are.
 fn position(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
+    if obj.is_instance_of::<PyBool>() {
+        return Err(malformed(what, "expected an int, got bool"));
+    }
     match obj.extract::<u64>() {
         Ok(value) => Ok(value),
         Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => Err(raise_as(
