@@ -85,7 +85,9 @@ def decode_block(
 # maps each wire type code to its Python value.
 _E = TypeVar("_E", bound=tuple[int, int, int, bytes])
 
-def encode_entries(entries: Sequence[tuple[int, int, int, bytes]]) -> bytes: ...
+def encode_entries(
+    entries: Sequence[tuple[int, int, int, bytes]], follows: tuple[int, int, int] | None = None
+) -> bytes: ...
 def decode_entries(
     buf: bytes, pos: int, cls: type[_E], types: tuple[object, ...], follows: tuple[int, int, int] | None = None
 ) -> tuple[list[_E], int]: ...

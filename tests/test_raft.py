@@ -216,6 +216,10 @@ def test_encode_rejects_out_of_range_fields() -> None:
         (MsgSnap(frm=1, to=2, term=1, snapshot=Snapshot(5, 1, ConfState((1,), (1,)))), "none a learner"),
         (MsgSnap(frm=1, to=2, term=1, snapshot=Snapshot(5, 1, ConfState((2, 1)))), "strictly increasing"),
         (MsgSnap(frm=1, to=2, term=1, snapshot=Snapshot(5, 1, ConfState((0, 1)))), "strictly increasing"),
+        (MsgApp(frm=1, to=2, term=2, index=4, log_term=1, entries=(Entry(2, 6),)), r"entries\[0\].*index 6"),
+        (MsgApp(frm=1, to=2, term=2, index=4, log_term=1, entries=(Entry(2, 5), Entry(1, 6))), r"entries\[1\]"),
+        (MsgApp(frm=1, to=2, term=2, index=4, log_term=1, entries=(Entry(3, 5),)), "append of term 2"),
+        (MsgApp(frm=1, to=2, term=2, index=4, log_term=2, entries=(Entry(1, 5),)), "index 4 of term 2"),
     ],
 )
 def test_encode_refuses_what_every_receiver_would_refuse(msg: Message, words: str) -> None:

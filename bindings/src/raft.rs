@@ -30,9 +30,16 @@ fn entry_data<'py>(i: usize, obj: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBy
 }
 
 /// The encoded run of `entries` (a sequence of `(term, index, type, data)` tuples), written
-/// straight into the bytes object returned (a run can be megabytes: no intermediate buffer).
+/// straight into the bytes object returned (a run can be megabytes: no intermediate buffer). With
+/// `follows = (index, log_term, term)` the entries must be in append order after that entry, as
+/// every receiver's `decode_entries` checks.
 #[pyfunction]
-pub fn encode_entries<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
+#[pyo3(signature = (entries, follows=None))]
+pub fn encode_entries<'py>(
+    py: Python<'py>,
+    entries: &Bound<'py, PyAny>,
+    follows: Option<(u64, u64, u64)>,
+) -> PyResult<Bound<'py, PyBytes>> {
     let mut heads = Vec::new();
     let mut datas = Vec::new();
     for (i, item) in entries.try_iter()?.enumerate() {
@@ -55,6 +62,16 @@ pub fn encode_entries<'py>(py: Python<'py>, entries: &Bound<'py, PyAny>) -> PyRe
         .zip(&datas)
         .map(|(&(term, index, kind), d)| EntryRef { term, index, kind, data: d.as_bytes() })
         .collect();
+    if let Some((index, log_term, term)) = follows {
+        if let Some(i) = entries::first_out_of_order(&refs, index, log_term, term) {
+            let (e, prev) = (&refs[i], if i == 0 { (index, log_term) } else { (refs[i - 1].index, refs[i - 1].term) });
+            let reason = format!(
+                "(index {}, term {}) does not follow index {} of term {} in an append of term {term}",
+                e.index, e.term, prev.0, prev.1
+            );
+            return Err(encode_error(format!("entries[{i}]"), &reason));
+        }
+    }
     PyBytes::new_with(py, entries::encoded_len(&refs), |out| entries::encode_to(out, &refs).or_raise())
 }
 

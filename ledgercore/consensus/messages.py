@@ -311,9 +311,10 @@ def _put_bytes(out: list[bytes], path: str, data: bytes) -> None:
     out.append(bytes(data))
 
 
-def _put_entries(out: list[bytes], entries: Sequence[Entry]) -> None:
+def _put_entries(out: list[bytes], entries: Sequence[Entry], follows: tuple[int, int, int] | None = None) -> None:
     # The hot path of replication: the whole run in one native call (EncodeError names the entry).
-    out.append(_native.encode_entries(entries))
+    # With ``follows`` = (index, log_term, term), an append's order is checked as receivers check it.
+    out.append(_native.encode_entries(entries, follows))
 
 
 def encode_entries(entries: Sequence[Entry]) -> bytes:
@@ -391,7 +392,7 @@ def _encode(msg: Message) -> bytes:
     out = [_HEADER.pack(WIRE_VERSION, msg.TYPE, msg.frm, msg.to, msg.term)]
     if isinstance(msg, MsgApp):
         out.append(_Q3.pack(msg.log_term, msg.index, msg.commit))
-        _put_entries(out, msg.entries)
+        _put_entries(out, msg.entries, (msg.index, msg.log_term, msg.term))
     elif isinstance(msg, MsgAppResp):
         out.append(_APP_RESP.pack(msg.index, 1 if msg.reject else 0, msg.reject_hint, msg.log_term))
     elif isinstance(msg, (MsgVote, MsgPreVote)):

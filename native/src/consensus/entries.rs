@@ -104,14 +104,23 @@ pub fn decode(buf: &[u8], pos: usize) -> Result<(Vec<EntryRef<'_>>, usize)> {
 /// Checks that `entries` may follow the entry (`log_term`, `index`) in an append at `term`: indexes
 /// contiguous from `index + 1`, terms never decreasing, from `log_term` up to `term`.
 pub fn check_follows(entries: &[EntryRef<'_>], index: u64, log_term: u64, term: u64) -> Result<()> {
+    match first_out_of_order(entries, index, log_term, term) {
+        Some(i) => Err(Error::Decode { what: "raft entries", index: None, reason: format!("entry {i} out of order") }),
+        None => Ok(()),
+    }
+}
+
+/// The position of the first of `entries` that may not follow the one before it (the entry
+/// (`log_term`, `index`) for the first) in an append at `term`, as [`check_follows`] judges.
+pub fn first_out_of_order(entries: &[EntryRef<'_>], index: u64, log_term: u64, term: u64) -> Option<usize> {
     let mut prev = log_term;
     for (i, e) in entries.iter().enumerate() {
         if Some(e.index) != index.checked_add(1 + i as u64) || e.term < prev || e.term > term {
-            return Err(Error::Decode { what: "raft entries", index: None, reason: format!("entry {i} out of order") });
+            return Some(i);
         }
         prev = e.term;
     }
-    Ok(())
+    None
 }
 
 fn read_u32(buf: &[u8], pos: usize) -> Option<u32> {
