@@ -213,7 +213,8 @@ def measure_cluster(cluster: Cluster, seconds: float, warmup: float, count: str)
     lat = cluster.ask_all("mark")
     cluster.ask_all("load", on=False)
     now_leader = [i for i, st in enumerate(after) if st["leader"]]
-    rates = [(a[count] - b[count]) / (a["t"] - b["t"]) for a, b in zip(after, before)]
+    counts = [a[count] - b[count] for a, b in zip(after, before)]
+    rates = [c / (a["t"] - b["t"]) for c, a, b in zip(counts, after, before)]
     # When leadership moved during the window no one node led it: the rate is then the median
     # node's, what a majority applied (only committed entries get that far). An ex-leader that
     # stalled (PySyncObj's nodes sometimes do) would otherwise report nothing committed.
@@ -226,6 +227,7 @@ def measure_cluster(cluster: Cluster, seconds: float, warmup: float, count: str)
         "leader": leader,
         "leader_changed": changed,
         "rate": statistics.median(rates) if changed else rates[leader],
+        "items": int(statistics.median(counts)) if changed else counts[leader],  # what the rate counted
         "node_rates": rates,
         "latency_p50": lat[timed].get("p50"),
         "latency_p99": lat[timed].get("p99"),
@@ -384,8 +386,8 @@ def measure(args: argparse.Namespace, root: Path) -> Report:
         progress(f"[bench raft]     {format_rate(peer['rate'])} entries/s")
         report.results.append(Result(
             operation=f"commit {ENTRY_SIZE} B entries, {n} nodes", unit="entries/s",
-            items=int(ours["rate"] * ours["window_seconds"]), rate=ours["rate"], peer="pysyncobj (no fsync)",
-            peer_items=int(peer["rate"] * peer["window_seconds"]), peer_rate=peer["rate"],
+            items=ours["items"], rate=ours["rate"], peer="pysyncobj (no fsync)",
+            peer_items=peer["items"], peer_rate=peer["rate"],
             goal=Goal("ratio", GOAL_VS_PYSYNCOBJ),
             note=f"latency propose->apply p50 {_ms(ours['latency_p50'])} p99 {_ms(ours['latency_p99'])} "
             f"(pysyncobj p50 {_ms(peer['latency_p50'])} p99 {_ms(peer['latency_p99'])}); "
@@ -413,10 +415,10 @@ def measure(args: argparse.Namespace, root: Path) -> Report:
         # The cluster's CPU per committed transaction, and what the goal's rate would leave it on the
         # same CPU: on a machine the nodes share, that difference is what the ratio misses by.
         cpu = sum(led["cpu_seconds"])
-        cpu_us = 1e6 * cpu / max(1.0, led["rate"] * led["window_seconds"])
+        cpu_us = 1e6 * cpu / max(1, led["items"])
         allowed_us = 1e6 * cpu / (GOAL_VS_VERIFY * verify / n * led["window_seconds"])
         report.results.append(Result(
-            operation=f"signed tx end to end, {n} nodes", unit="tx/s", items=int(led["rate"] * led["window_seconds"]),
+            operation=f"signed tx end to end, {n} nodes", unit="tx/s", items=led["items"],
             rate=led["rate"], peer=f"batch verify / {n}", peer_items=sample, peer_rate=verify / n,
             goal=Goal("ratio", GOAL_VS_VERIFY),
             note=f"latency submit->commit p50 {_ms(led['latency_p50'])} p99 {_ms(led['latency_p99'])}; "

@@ -422,7 +422,7 @@ class PySyncObjRunner:
                 self._room.notify()
 
     def _load(self) -> None:
-        obj, room, size = self.obj, self._room, self.spec.get("entry_size", 200)
+        obj, room, sent_at, size = self.obj, self._room, self._sent_at, self.spec.get("entry_size", 200)
         me, seq, pack = self.spec["index"], 0, struct.Struct(">QQ").pack
         filler = os.urandom(size)[16:]
         while True:
@@ -431,8 +431,10 @@ class PySyncObjRunner:
                     room.wait(0.05)
                 n = self.window - (self.sent - self.done)
                 self.sent += n
-                self._sent_at.extend([time.monotonic()] * n)
             for i in range(seq, seq + n):
+                # Stamped as each is put (the loop over a window takes a while); appended before
+                # its put, so before its callback pops it (deque appends and pops are atomic).
+                sent_at.append(time.monotonic())
                 obj.put(pack(me, i) + filler, callback=self._done)
             seq += n
 
