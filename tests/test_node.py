@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -14,7 +15,7 @@ import pytest
 
 from ledgercore import Ledger, Transaction, merkle, signing
 from ledgercore.block import encode_block
-from ledgercore.codec import encode_value
+from ledgercore.codec import decode_value, encode_value
 from ledgercore.consensus.messages import (
     ConfState,
     Entry,
@@ -28,16 +29,21 @@ from ledgercore.consensus.messages import (
 from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.node import Node, NodeConfig, http
+from ledgercore.node import node as node_module
 from ledgercore.node.init_cluster import free_base_port, init_cluster
 from ledgercore.node.node import (
     FRAME_RAFT,
     FRAME_SYNC_BLOCKS,
+    FRAME_SYNC_REQUEST,
     DataDirInUseError,
     DivergedError,
     NotReadyError,
     applied_index,
+    snapshot_point,
+    sync_peer,
 )
 from ledgercore.node.peer_warnings import PeerWarnings
+from ledgercore.node.raft_store import DurableStorage
 
 
 def make_configs(root: Path, n: int, **settings: object) -> list[NodeConfig]:
@@ -164,6 +170,145 @@ def test_a_lagging_node_catches_up_by_snapshot_after_compaction(tmp_path):
         assert nodes[lagging].ledger.get("evidence", "k/2000") is not None
         for n in nodes:
             await n.stop()
+
+    asyncio.run(main())
+
+
+def test_a_node_catching_up_asks_the_leader_else_the_peers_in_turn():
+    peers = ["node2", "node3", "node4"]
+    assert sync_peer(peers, {}, "node3", "node3", True) == "node3"  # the leader, while not refused
+    assert sync_peer(peers, {"node3"}, "node3", "node3", True) == "node4"
+    assert sync_peer(peers, {}, None, None, False) == "node2"
+    assert sync_peer(peers, {}, None, "node2", False) == "node2"  # its answer applied blocks
+    assert sync_peer(peers, {}, None, "node2", True) == "node3"  # it timed out, or applied none
+    assert sync_peer(peers, {}, None, "node4", True) == "node2"
+    assert sync_peer(peers, {"node3"}, None, "node2", True) == "node4"
+    assert sync_peer(peers, {"node2"}, None, "node2", False) == "node3"
+    assert sync_peer(peers, set(peers), None, "node2", True) is None
+
+
+def test_a_node_catching_up_at_start_asks_one_peer_at_a_time(tmp_path, monkeypatch):
+    # Regression: before Raft runs (a snapshot stored ahead of the ledger: killed mid-install) a
+    # node asked every peer each round and used the first answer: the others were stale by the next
+    # round, so every other round was wasted and each peer read each batch of blocks for nothing.
+    monkeypatch.setattr(node_module, "_SYNC_WAIT_S", 60.0)  # a slow answer on a busy machine is no re-ask
+    asked: list[tuple[str, str, int]] = []  # (peer asked, who asked, from which height)
+    answer_sync = Node._answer_sync
+
+    async def counted(self: Node, peer: str, body: bytes) -> None:
+        asked.append((self.config.id, peer, decode_value(body)["from"]))
+        await answer_sync(self, peer, body)
+
+    monkeypatch.setattr(Node, "_answer_sync", counted)
+
+    async def main() -> None:
+        cfgs = make_configs(tmp_path, 3, snapshot_every=8, block_txs=5)
+        nodes = [Node(c) for c in cfgs]
+        try:
+            for n in nodes:
+                await n.start()
+            await wait_until(lambda: leader_known(nodes))
+            lagging = next(i for i, n in enumerate(nodes) if not n.is_leader)
+            await nodes[lagging].stop()
+            leader = next(n for n in nodes if n.is_leader)
+            kp = signing.generate("ed25519")
+            for start in range(1, 1001, 100):
+                await leader.submit_many(txs(kp, start, 100), wait=True)
+            # What a node killed while it installed the leader's snapshot has stored.
+            snap = leader.storage.snapshot()
+            height, _ = snapshot_point(snap.data)
+            assert height > 2 * node_module._SYNC_BATCH  # several rounds
+            storage = DurableStorage(cfgs[lagging].data_dir / "raft")
+            try:
+                storage.apply_snapshot(snap)
+                storage.sync()
+            finally:
+                storage.close()
+            nodes[lagging] = Node(cfgs[lagging])
+            await nodes[lagging].start()  # returns once caught up to the snapshot
+            assert nodes[lagging].ledger.height >= height
+            froms = [h for _, asker, h in asked if asker == cfgs[lagging].id]
+            assert sorted(froms) == sorted(set(froms)), asked  # no batch asked twice: none unused
+            assert len(froms) >= height // node_module._SYNC_BATCH
+            await wait_until(lambda: same_chain(nodes), timeout=30)
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())
+
+
+def test_a_node_steps_raft_messages_while_it_reads_blocks_for_a_sync_answer(tmp_path):
+    # Regression: sync requests were answered in the receive loop, so while a node read a batch of
+    # blocks for a peer catching up, the Raft frames sent to it waited (a leader heard no acks and
+    # committed nothing; elections stalled). Answers now run on their own task, one per peer.
+    async def main() -> None:
+        cfgs = make_configs(tmp_path, 3)
+        nodes = [Node(c) for c in cfgs]
+        stopped: list[Node] = []
+        release = threading.Event()
+        try:
+            for n in nodes:
+                await n.start()
+            await wait_until(lambda: leader_known(nodes))
+            leader = next(n for n in nodes if n.is_leader)
+            asker = next(n for n in nodes if not n.is_leader)
+            kp = signing.generate("ed25519")
+            await leader.submit(txs(kp, 1, 1)[0], wait=True)
+            reading, reads, block_body = threading.Event(), [], leader._block_body
+
+            def slow_block_body(height: int) -> bytes:  # on a ledger thread
+                reads.append(height)
+                reading.set()
+                release.wait(30)
+                return block_body(height)
+
+            leader._block_body = slow_block_body  # type: ignore[method-assign]
+            requests, answers = [], []
+            handle, send = leader._handle, leader.transport.send
+
+            async def counted_handle(peer: str, payload: bytes) -> None:
+                if payload[:1] == FRAME_SYNC_REQUEST:
+                    requests.append(peer)
+                await handle(peer, payload)
+
+            def counted_send(peer: str, payload: bytes) -> None:
+                if payload[:1] == FRAME_SYNC_BLOCKS:
+                    answers.append(peer)
+                send(peer, payload)
+
+            leader._handle = counted_handle  # type: ignore[method-assign]
+            leader.transport.send = counted_send  # type: ignore[method-assign]
+            request = FRAME_SYNC_REQUEST + encode_value({"from": 1, "to": 1})
+            asker.transport.send(leader.config.id, request)
+            await wait_until(reading.is_set)
+            # The leader still hears its followers: a transaction commits while the read waits.
+            await asyncio.wait_for(leader.submit(txs(kp, 2, 1)[0], wait=True), 10)
+            # A second request from the same peer while its answer is read is dropped.
+            asker.transport.send(leader.config.id, request)
+            await wait_until(lambda: len(requests) == 2)
+            release.set()
+            await wait_until(lambda: answers == [asker.config.id] and not leader._sync_answers)
+            await asyncio.sleep(0.2)
+            assert answers == [asker.config.id] and reads == [1]
+            # Stopping cancels an answer being read.
+            release.clear()
+            reading.clear()
+            asker.transport.send(leader.config.id, request)
+            await wait_until(reading.is_set)
+            answering = leader._sync_answers[asker.config.id]
+            stopped.append(leader)
+            stopping = asyncio.create_task(leader.stop())
+            await wait_until(answering.done)
+            assert answering.cancelled()
+            release.set()  # stop waits for the ledger read (a thread) before closing the ledger
+            await asyncio.wait_for(stopping, 10)
+            assert answers == [asker.config.id]
+        finally:
+            release.set()
+            for n in nodes:
+                if n not in stopped:
+                    await n.stop()
 
     asyncio.run(main())
 

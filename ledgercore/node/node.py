@@ -34,7 +34,7 @@ import random
 import struct
 import time
 from collections import OrderedDict, deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat, takewhile
@@ -78,6 +78,7 @@ log = logging.getLogger("ledgercore.node")
 FRAME_RAFT, FRAME_FORWARD, FRAME_SYNC_REQUEST, FRAME_SYNC_BLOCKS = b"R", b"F", b"S", b"B"
 _CONSENSUS = struct.Struct(">4sQQ")  # b"raft", term, index: what each block header records
 _SYNC_BATCH = 64  # most blocks per sync answer
+_SYNC_WAIT_S = 2.0  # a node catching up waits this long for the peer it asked, then asks again
 # Most bytes of transactions (or block bodies) one frame between nodes carries: a block, a forward,
 # a sync answer. Half the transport's frame limit, so encoding overhead never pushes one past it;
 # a single transaction (at most MAX_TX_SIZE) always fits. Unbounded, a client's batch of large
@@ -93,6 +94,9 @@ _APPLY_GROUP = 8  # most committed blocks applied in one group commit (one LMDB 
 MAX_SUBMIT_BATCH = 10_000
 """Most transactions one :meth:`Node.submit_many` call (or one ``POST /txs``) may carry."""
 _T = TypeVar("_T")
+# What a frame of a peer's that does not decode, or asks for what is not there, raises while
+# handled: logged as the peer's fault; anything else is this node's, and fails it.
+_BAD_FRAME_ERRORS = (LedgerError, KeyError, TypeError, ValueError)
 
 # Raft frames waiting for the Raft loop: beyond these the receive loop waits (backpressure), except
 # during a snapshot catch-up, when it drops the oldest (Raft retransmits) so sync answers still flow.
@@ -131,6 +135,21 @@ class DivergedError(LedgerError):
 
 class NotReadyError(LedgerError):
     """The node cannot take transactions now (no leader known, or the mempool is full); retry."""
+
+
+def sync_peer(
+    peers: Sequence[str], refused: Container[str], leader: str | None, last: str | None, move_on: bool
+) -> str | None:
+    """The one peer a node catching up asks for blocks this round (asking more, it would use one
+    answer and find the others stale): the leader, when known and not refused; else ``last``
+    again, unless ``move_on`` (its round timed out, or its answer was refused or applied nothing)
+    or it is refused, then the next peer after it in ``peers`` not refused. None when all are."""
+    if leader is not None and leader not in refused:
+        return leader
+    if last is not None and not move_on and last not in refused:
+        return last
+    after = peers.index(last) + 1 if last in peers else 0
+    return next((p for p in [*peers[after:], *peers[:after]] if p not in refused), None)
 
 
 def consensus_data(term: int, index: int) -> bytes:
@@ -248,6 +267,9 @@ class Node:
         self._checker = ThreadPoolExecutor(max_workers=_native.thread_count(), thread_name_prefix="node-check")
         self._waits: set[_CommitWait] = set()  # one per batch a caller waits on
         self._sync_inbox: asyncio.Queue[tuple[str, list[bytes]]] = asyncio.Queue()  # (peer, block bodies)
+        # peer -> the task answering its sync request: at most one each, so a peer cannot have
+        # this node read more than one answer's blocks at a time for it.
+        self._sync_answers: dict[str, asyncio.Task[None]] = {}
         self._stopped = asyncio.Event()
         self.failed = asyncio.Event()  # set when one of the node's loops died: it must stop
         self.failure: str | None = None  # which, and why
@@ -325,9 +347,10 @@ class Node:
         """Stops the loops and closes whatever :meth:`start` opened (all of it, or, after a start
         that failed, the part it got to: the attributes it had not set are absent)."""
         self.stop_waits()
-        for task in self._tasks:
+        tasks = [*self._tasks, *self._sync_answers.values()]  # none starts once the receive loop is cancelled
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         # A cancelled task does not stop its worker thread: let ledger work finish before closing.
         await asyncio.gather(*self._ledger_jobs, return_exceptions=True)
         self._checker.shutdown()
@@ -705,7 +728,7 @@ class Node:
             if kind == FRAME_FORWARD:
                 await self._admit_forwarded(decode_value(body))  # type: ignore[arg-type]
             elif kind == FRAME_SYNC_REQUEST:
-                await self._answer_sync(peer, body)
+                self._serve_sync(peer, body)
             elif kind == FRAME_SYNC_BLOCKS:
                 bodies = decode_value(body)
                 if not isinstance(bodies, list) or not all(isinstance(b, bytes) for b in bodies):
@@ -714,7 +737,7 @@ class Node:
                     await self._sync_inbox.put((peer, bodies))
             else:
                 self._peer_warnings.warn(peer, "node %s: frame of unknown kind %r from %s", self.config.id, kind, peer)
-        except (LedgerError, KeyError, TypeError, ValueError) as exc:
+        except _BAD_FRAME_ERRORS as exc:
             self._peer_warnings.warn(peer, "node %s: bad %r frame from %s: %s", self.config.id, kind, peer, exc)
 
     async def _admit_forwarded(self, raws: list[bytes]) -> None:
@@ -999,17 +1022,37 @@ class Node:
 
     # -- block sync (snapshot install) -----------------------------------------------------------
 
+    def _serve_sync(self, peer: str, body: bytes) -> None:
+        """Answers ``peer``'s sync request on a task of its own: read there, its blocks do not hold
+        up the receive loop, so Raft frames (heartbeats, votes) are stepped meanwhile. A request
+        that comes while ``peer`` is being answered is dropped; the peer asks again after waiting."""
+        if peer in self._sync_answers:
+            return
+        task = asyncio.create_task(self._answer_sync(peer, body), name=f"{self.config.id}-sync-{peer}")
+        self._sync_answers[peer] = task
+        task.add_done_callback(functools.partial(self._sync_answered, peer))
+
+    def _sync_answered(self, peer: str, task: asyncio.Task[None]) -> None:
+        del self._sync_answers[peer]
+        self._task_done(task)
+
     async def _answer_sync(self, peer: str, body: bytes) -> None:
-        req = decode_value(body)
-        start, end = int(req["from"]), min(int(req["to"]), self.ledger.height)  # type: ignore[index]
-        bodies: list[bytes] = []
-        size = 0
-        for h in range(start, min(end, start + _SYNC_BATCH - 1) + 1):
-            body = await self._ledger_call(self._block_body, h)
-            size += len(body)
-            if bodies and size > _FRAME_PAYLOAD:
-                break  # the peer asks again from where this answer ends
-            bodies.append(body)
+        try:
+            req = decode_value(body)
+            start, end = int(req["from"]), min(int(req["to"]), self.ledger.height)  # type: ignore[index]
+            bodies: list[bytes] = []
+            size = 0
+            for h in range(start, min(end, start + _SYNC_BATCH - 1) + 1):
+                block = await self._ledger_call(self._block_body, h)
+                size += len(block)
+                if bodies and size > _FRAME_PAYLOAD:
+                    break  # the peer asks again from where this answer ends
+                bodies.append(block)
+        except _BAD_FRAME_ERRORS as exc:
+            self._peer_warnings.warn(
+                peer, "node %s: bad %r frame from %s: %s", self.config.id, FRAME_SYNC_REQUEST, peer, exc
+            )
+            return
         self.transport.send(peer, FRAME_SYNC_BLOCKS + encode_value(bodies))
 
     def _block_body(self, height: int) -> bytes:
@@ -1032,52 +1075,71 @@ class Node:
         self._check_block_hash(target, expected, "the cluster's snapshot at that height")
 
     async def _fetch_blocks(self, target: int) -> None:
-        """Applies committed blocks fetched from peers up to ``target``. A peer whose answer does
-        not decode, or whose block does not re-execute here to the header it served, is not asked
-        again: its chain, or this node's, has left the cluster's. The other peers are asked
-        instead, and this node stops (``DivergedError``) once every peer has been refused."""
+        """Applies committed blocks fetched from peers up to ``target``, asking one peer a round
+        (see :func:`sync_peer`). A peer whose answer does not decode, or whose block does not
+        re-execute here to the header it served, is not asked again: its chain, or this node's, has
+        left the cluster's. The other peers are asked instead, and this node stops
+        (``DivergedError``) once every peer has been refused."""
         refused: dict[str, str] = {}  # peer -> why its answer was refused
+        asked: str | None = None
+        move_on = False
         while self.ledger.height < target:
-            peers = self._sync_peers(refused)
-            if refused and not peers:
+            asked = self._sync_peer(refused, asked, move_on)
+            if refused and asked is None:
                 raise DivergedError(
                     f"no peer serves a block {self.ledger.height + 1} that follows this node's chain: "
                     + "; ".join(f"{p}: {why}" for p, why in refused.items())
                 )
-            want = {"from": self.ledger.height + 1, "to": target}
-            for p in peers:
-                self.transport.send(p, FRAME_SYNC_REQUEST + encode_value(want))
-            try:
-                peer, bodies = await asyncio.wait_for(self._sync_inbox.get(), 2.0)
-            except asyncio.TimeoutError:
-                continue
-            if peer in refused:
-                continue
-            for body in bodies:
+            if asked is not None:
+                want = {"from": self.ledger.height + 1, "to": target}
+                self.transport.send(asked, FRAME_SYNC_REQUEST + encode_value(want))
+            move_on = True  # unless the answer of the peer asked applies blocks
+            # The round ends with that answer, or after _SYNC_WAIT_S. Another peer's answer (asked
+            # in a round that timed out) is applied too: its blocks may still follow.
+            deadline = time.monotonic() + _SYNC_WAIT_S
+            while (wait := deadline - time.monotonic()) > 0:
                 try:
-                    header, raws = decode_block(body)
-                except DecodeError as exc:
-                    refused[peer] = f"its answer holds a block that does not decode: {exc}"
+                    peer, bodies = await asyncio.wait_for(self._sync_inbox.get(), wait)
+                except asyncio.TimeoutError:
                     break
-                if header.height != self.ledger.height + 1:
-                    continue
-                try:
-                    blk = await self._ledger_call(
-                        self.ledger.apply_block, raws, timestamp=header.timestamp, proposer=header.proposer,
-                        consensus=header.consensus, expect=header,
-                    )  # fmt: skip
-                except HeaderMismatchError as exc:  # nothing was written
-                    refused[peer] = f"its chain and this node's differ: {exc}"
+                if peer not in refused:
+                    applied = await self._apply_fetched(peer, bodies, refused)
+                    if peer == asked:
+                        move_on = not applied
+                if peer == asked:
                     break
-                self._settle_block(blk)
-            if peer in refused:
-                log.warning("node %s: catching up, %s's answer refused: %s", self.config.id, peer, refused[peer])
 
-    def _sync_peers(self, refused: Mapping[str, str]) -> list[str]:
-        """Whom to ask for committed blocks: the leader, if known and not refused; else every
-        peer not refused."""
-        lead = getattr(self, "raft", None)
-        leader = self._names.get(lead.lead) if lead is not None else None
-        if leader is not None and leader != self.config.id and leader not in refused:
-            return [leader]
-        return [p.id for p in self.config.peers if p.id not in refused]
+    async def _apply_fetched(self, peer: str, bodies: list[bytes], refused: dict[str, str]) -> int:
+        """Applies the blocks of ``peer``'s answer that follow this node's head; how many. A block
+        that does not decode, or does not re-execute to its header, refuses ``peer`` (in
+        ``refused``, with why) and ends the answer."""
+        applied = 0
+        for body in bodies:
+            try:
+                header, raws = decode_block(body)
+            except DecodeError as exc:
+                refused[peer] = f"its answer holds a block that does not decode: {exc}"
+                break
+            if header.height != self.ledger.height + 1:
+                continue
+            try:
+                blk = await self._ledger_call(
+                    self.ledger.apply_block, raws, timestamp=header.timestamp, proposer=header.proposer,
+                    consensus=header.consensus, expect=header,
+                )  # fmt: skip
+            except HeaderMismatchError as exc:  # nothing was written
+                refused[peer] = f"its chain and this node's differ: {exc}"
+                break
+            self._settle_block(blk)
+            applied += 1
+        if peer in refused:
+            log.warning("node %s: catching up, %s's answer refused: %s", self.config.id, peer, refused[peer])
+        return applied
+
+    def _sync_peer(self, refused: Mapping[str, str], last: str | None, move_on: bool) -> str | None:
+        """Whom to ask for committed blocks this round (see :func:`sync_peer`)."""
+        raft = getattr(self, "raft", None)  # absent while catching up at start
+        leader = self._names.get(raft.lead) if raft is not None else None
+        return sync_peer(
+            [p.id for p in self.config.peers], refused, leader if leader != self.config.id else None, last, move_on
+        )
