@@ -153,6 +153,34 @@ def test_invalid_configuration() -> None:
         BackoffPolicy(initial=2, maximum=1)
 
 
+@pytest.mark.parametrize("address", [
+    ("127.0.0.1", 70000),  # getaddrinfo would take it modulo 65536
+    ("127.0.0.1", -1),
+    ("127.0.0.1", 0),  # a peer cannot be dialled on port 0
+    ("127.0.0.1", "80"),
+    ("127.0.0.1", True),
+    ("", 80),
+    (None, 80),
+    "127.0.0.1:80",  # a str would be indexed into host "1", port 2
+    ("127.0.0.1", 80, 1),
+    ["127.0.0.1", 80],
+])  # fmt: skip
+def test_unusable_peer_address_is_refused(tls: dict[str, pki.TLSFiles], address: Any) -> None:
+    t = make(tls, "n1")
+    with pytest.raises(InvalidInputError, match="address of peer 'n2'") as ei:
+        t.add_peer("n2", address)
+    assert isinstance(ei.value, ValueError)
+    assert "n2" not in t.peers
+    with pytest.raises(InvalidInputError):
+        Transport.from_files("n1", tls["n1"], peers={"n2": address})
+
+
+@pytest.mark.parametrize("address", [("127.0.0.1", 65536), ("127.0.0.1", -1), ("", 0), ("127.0.0.1", 1.0)])
+def test_unusable_listen_address_is_refused(tls: dict[str, pki.TLSFiles], address: Any) -> None:
+    with pytest.raises(InvalidInputError, match="listen address"):
+        make(tls, "n1", listen=address)
+
+
 def test_contexts_must_be_mutual_tls(tls: dict[str, pki.TLSFiles]) -> None:
     f = tls["n1"]
     lax_server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # CERT_NONE: would not ask for a cert
