@@ -181,6 +181,26 @@ def test_unusable_listen_address_is_refused(tls: dict[str, pki.TLSFiles], addres
         make(tls, "n1", listen=address)
 
 
+@pytest.mark.parametrize("settings", [
+    lambda: TransportLimits(connect_timeout=float("nan")),
+    lambda: TransportLimits(handshake_timeout=float("inf")),
+    lambda: TransportLimits(queue_frames=float("nan")),  # type: ignore[arg-type]
+    lambda: BackoffPolicy(multiplier=float("nan")),  # every delay NaN: a down peer never redialled
+    lambda: BackoffPolicy(maximum=float("inf")),
+    lambda: BackoffPolicy(jitter=float("nan")),
+    lambda: BackoffPolicy(stable_after=float("nan")),
+])  # fmt: skip
+def test_nan_and_infinite_settings_are_refused(settings: Callable[[], object]) -> None:
+    with pytest.raises(InvalidInputError, match="must be finite"):
+        settings()
+
+
+def test_backoff_never_overflows() -> None:
+    # multiplier**2 would be 1e616: past the float range, a power raises OverflowError.
+    b = Backoff(BackoffPolicy(initial=1e-300, maximum=1e300, multiplier=1e308, jitter=0.0), random.Random())
+    assert [b.next() for _ in range(4)] == [1e-300, pytest.approx(1e8), 1e300, 1e300]
+
+
 def test_contexts_must_be_mutual_tls(tls: dict[str, pki.TLSFiles]) -> None:
     f = tls["n1"]
     lax_server = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)  # CERT_NONE: would not ask for a cert

@@ -29,13 +29,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import random
 import socket
 import ssl
 import struct
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from ledgercore.errors import InvalidInputError
@@ -144,6 +145,16 @@ class FrameDecoder:
         return frames
 
 
+def _check_finite(settings: Any) -> None:
+    """InvalidInputError naming the first float field of the dataclass ``settings`` that is NaN or
+    infinite: range checks compare false with NaN, and a NaN or infinite delay or timeout never
+    fires as meant."""
+    for field in fields(settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, float) and not math.isfinite(value):
+            raise InvalidInputError(f"{type(settings).__name__}.{field.name} must be finite, got {value!r}")
+
+
 @dataclass(frozen=True)
 class BackoffPolicy:
     """Reconnect delays: ``initial * multiplier**k`` capped at ``maximum``, each shortened by a
@@ -157,6 +168,7 @@ class BackoffPolicy:
     stable_after: float = 1.0
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         if not (0 < self.initial <= self.maximum):
             raise InvalidInputError("backoff needs 0 < initial <= maximum")
         if self.multiplier < 1:
@@ -173,21 +185,21 @@ class Backoff:
     def __init__(self, policy: BackoffPolicy, rng: random.Random) -> None:
         self.policy = policy
         self._rng = rng
-        self._attempt = 0
+        self._base = policy.initial
 
     def next(self) -> float:
         """The delay before the next attempt, in seconds."""
         p = self.policy
-        base = p.initial * p.multiplier**self._attempt
-        if base >= p.maximum:
-            base = p.maximum  # and stop growing the exponent (no float overflow)
-        else:
-            self._attempt += 1
+        base = self._base
+        # Grown by multiplying, not by ``multiplier**k``: a float product past the float range is
+        # inf, which the cap brings back, where a power raises OverflowError (and would end the
+        # dial loop). Invariant: initial <= _base <= maximum.
+        self._base = min(base * p.multiplier, p.maximum)
         return base * (1.0 - p.jitter * self._rng.random())
 
     def reset(self) -> None:
         """Start again from ``initial``."""
-        self._attempt = 0
+        self._base = self.policy.initial
 
 
 @dataclass(frozen=True)
@@ -205,6 +217,7 @@ class TransportLimits:
     max_pending_handshakes: int = 64
 
     def __post_init__(self) -> None:
+        _check_finite(self)
         if not (0 < self.max_frame_size <= _MAX_U32):
             raise InvalidInputError(f"max_frame_size must be in 1..{_MAX_U32}")
         for name in ("queue_frames", "queue_bytes", "inbox_frames", "inbox_bytes",
