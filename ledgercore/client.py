@@ -10,7 +10,9 @@ certificate it issued (``init-cluster`` writes one to ``D/client``):
 >>> c.submit_many([t.encode() for t in txs])   # {"txids", "rejected", "heights"}: one request
 >>> c.tx(txid)["proof"]
 
-Answers are the node's JSON objects as they are (byte fields as hex). Errors become
+Answers are the node's JSON objects as they are (byte fields as hex). Arguments no node could
+accept (a key no transaction could write, a txid that is not 64 hex digits) raise
+:class:`~ledgercore.errors.InvalidInputError` before any request. Errors become
 :class:`~ledgercore.errors.ClientError` subclasses carrying the node's message:
 
 * 400, 405, 413 and other 4xx -> :class:`~ledgercore.errors.RequestRejectedError` (a ``ValueError``)
@@ -40,6 +42,7 @@ from collections.abc import Iterable
 from typing import Any, TypeGuard
 
 from .codec import encode_value
+from .contracts.base import key_bytes, state_key
 from .errors import (
     ClientError,
     CommitTimeoutError,
@@ -51,6 +54,7 @@ from .errors import (
     UnavailableError,
 )
 from .net.pki import TLSFiles
+from .transaction import txid_from_hex
 
 __all__ = ["DEFAULT_TIMEOUT", "Client", "check_url"]
 
@@ -145,10 +149,13 @@ def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
 
 
 def _hex_txid(txid: bytes | str) -> str:
+    """``txid`` as the 64 hex digits the node's ``/tx/{txid}`` takes: anything else would be
+    answered 400, or 404 "no route" (a ``KeyError``, read as "no such transaction") when empty."""
     if isinstance(txid, (bytes, bytearray, memoryview)):
         txid = bytes(txid).hex()
     if not isinstance(txid, str):
         raise InvalidInputError(f"txid must be bytes or a hex str, not {type(txid).__name__}")
+    txid_from_hex(txid)
     return txid
 
 
@@ -369,11 +376,15 @@ class Client:
 
     def tx(self, txid: bytes | str, *, linearizable: bool = False) -> dict[str, Any]:
         """A committed transaction: ``{"height", "index", "tx_count", "receipt", "proof", "tx_root", ...}``."""
-        return self._read("/tx/" + urllib.parse.quote(_hex_txid(txid), safe=""), linearizable)
+        return self._read("/tx/" + _hex_txid(txid), linearizable)
 
     def get(self, contract: str, key: str | bytes, *, linearizable: bool = False) -> dict[str, Any]:
-        """``{"value": hex | None, "version": {"height", "index"} | None}`` of ``contract/key``."""
-        if not isinstance(contract, str) or not isinstance(key, (str, bytes)):
-            raise InvalidInputError("contract must be str and key str or bytes")
-        path = f"/state/{urllib.parse.quote(contract, safe='')}/{urllib.parse.quote(key, safe='/')}"
-        return self._read(path, linearizable)
+        """``{"value": hex | None, "version": {"height", "index"} | None}`` of ``contract/key``.
+        A contract name or key that no transaction could write raises InvalidInputError unsent."""
+        # The node's own check (a ValueError): a contract name no transaction can carry, or a key
+        # that is empty, over MAX_KEY_SIZE bytes or not UTF-8, can never be read. Sent, an empty
+        # one would be answered 404 "no route" (a KeyError, read as "no such key"), and a lone
+        # surrogate would fail in quote() with a bare UnicodeEncodeError.
+        state_key(contract, key)
+        # A checked name is [a-z0-9_]: nothing to escape.
+        return self._read(f"/state/{contract}/{urllib.parse.quote(key_bytes(key), safe='/')}", linearizable)

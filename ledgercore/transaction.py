@@ -7,6 +7,7 @@ so that a malleated signature cannot make a replayed transaction look new.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -184,3 +185,14 @@ class Transaction:
 def transaction_id(payload: bytes, suite: str | Suite) -> bytes:
     """The id of the transaction with this payload: its suite hash."""
     return hashing.digest(payload, get_suite(suite).hash)
+
+
+_TXID_HEX = re.compile(r"[0-9a-fA-F]{64}")
+
+
+def txid_from_hex(text: str) -> bytes:
+    """The transaction id written as ``text``: exactly 64 hex digits (no sign, space or ``0x``,
+    which ``bytes.fromhex`` would let through), else :class:`MalformedInputError`."""
+    if not isinstance(text, str) or not _TXID_HEX.fullmatch(text):
+        raise MalformedInputError(f"bad txid {text!r:.80}: expected 64 hex digits")
+    return bytes.fromhex(text)

@@ -10,6 +10,7 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -168,6 +169,41 @@ def test_arguments_of_the_wrong_kind_are_refused_before_any_request() -> None:
         (lambda: c.block(-1), "height must be in 0..2**64 - 1, got a negative int"),
     ]:
         with pytest.raises(InvalidInputError, match=re.escape(words)):
+            call()
+
+
+@pytest.mark.parametrize("call, words", [
+    # Sent, an empty key or contract would be answered 404 "no route": a KeyError, read as "no such key".
+    (lambda c: c.get("evidence", ""), "key must be 1..446 bytes, got 0"),
+    (lambda c: c.get("evidence", b""), "key must be 1..446 bytes, got 0"),
+    (lambda c: c.get("", "k"), "contract name: must be 1 to 64 bytes, got 0"),
+    # A lone surrogate has no UTF-8: quote() would raise a bare UnicodeEncodeError.
+    (lambda c: c.get("evidence", "\ud800"), "key '\\ud800' is not valid UTF-8"),
+    (lambda c: c.get("\ud800", "k"), "contract '\\ud800' is not valid UTF-8"),
+    (lambda c: c.get("evidence", "k" * 447), "key must be 1..446 bytes, got 447"),
+    (lambda c: c.get("Evidence", "k"), "must start with a lowercase ASCII letter"),
+    (lambda c: c.get("a/b", "k"), "outside [a-z0-9_]"),
+    (lambda c: c.get(None, "k"), "contract must be a str, got NoneType"),
+    (lambda c: c.get("evidence", 5), "key must be str or bytes, got int"),
+    # Not 64 hex digits: "" would be answered 404 "no route", the rest 400.
+    (lambda c: c.tx(""), "bad txid '': expected 64 hex digits"),
+    (lambda c: c.tx(b"\x01" * 31), "expected 64 hex digits"),
+    (lambda c: c.tx(" " + "ab" * 32), "expected 64 hex digits"),
+    (lambda c: c.tx("\ud800"), "expected 64 hex digits"),
+])  # fmt: skip
+def test_a_read_no_node_could_answer_is_refused_before_any_request(call: Any, words: str) -> None:
+    c = Client("http://127.0.0.1:1")  # nothing listens: a request would be UnavailableError
+    with pytest.raises(InvalidInputError, match=re.escape(words)) as refused:
+        call(c)
+    assert isinstance(refused.value, ValueError) and not isinstance(refused.value, KeyError)
+
+
+
+def test_a_read_a_node_could_answer_is_sent() -> None:
+    c = Client("http://127.0.0.1:1")  # nothing listens: UnavailableError shows the request went out
+    for call in [lambda: c.get("evidence", "k/1"), lambda: c.get("evidence", b"\xff" * 446),
+                 lambda: c.tx(b"\x01" * 32), lambda: c.tx("AB" * 32)]:
+        with pytest.raises(UnavailableError):
             call()
 
 

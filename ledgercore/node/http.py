@@ -59,7 +59,7 @@ from ..codec import decode_value, list_length
 from ..errors import InvalidInputError, LedgerError, NotFoundError
 from ..net.errors import HandshakeError
 from ..net.tls_accept import accept_tls, cancel_all, describe, listen
-from ..transaction import MAX_TX_SIZE
+from ..transaction import MAX_TX_SIZE, txid_from_hex
 from .node import check_batch_size
 
 if TYPE_CHECKING:
@@ -88,7 +88,6 @@ BODY_S = 30.0
 """Seconds a client has to send a request's whole body; then it gets a 408 and the connection closes."""
 
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
-_TXID_RE = re.compile(r"[0-9a-fA-F]{64}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -234,12 +233,6 @@ def _parse_height(text: str) -> int:
     return int(text)
 
 
-def _parse_txid(text: str) -> bytes:
-    if not _TXID_RE.fullmatch(text):
-        raise InvalidInputError(f"bad txid {text!r}: expected 64 hex digits")
-    return bytes.fromhex(text)
-
-
 def make_app(node: Node) -> web.Application:
     """The client API application serving ``node`` (which must be started before requests arrive)."""
 
@@ -324,7 +317,7 @@ def make_app(node: Node) -> web.Application:
         }  # fmt: skip
 
     async def get_tx(request: web.Request) -> web.Response:
-        txid = _parse_txid(request.match_info["txid"])
+        txid = txid_from_hex(request.match_info["txid"])
         await _read_point(request)
         return web.json_response(await asyncio.to_thread(_tx, txid))
 
