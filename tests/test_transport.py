@@ -27,6 +27,7 @@ from ledgercore.net.errors import (
     UnknownPeerError,
 )
 from ledgercore.net.transport import (
+    Address,
     Backoff,
     BackoffPolicy,
     FrameDecoder,
@@ -175,10 +176,19 @@ def test_unusable_peer_address_is_refused(tls: dict[str, pki.TLSFiles], address:
         Transport.from_files("n1", tls["n1"], peers={"n2": address})
 
 
-@pytest.mark.parametrize("address", [("127.0.0.1", 65536), ("127.0.0.1", -1), ("", 0), ("127.0.0.1", 1.0)])
+@pytest.mark.parametrize("address", [("127.0.0.1", 65536), ("127.0.0.1", -1), (None, 0), ("127.0.0.1", 1.0)])
 def test_unusable_listen_address_is_refused(tls: dict[str, pki.TLSFiles], address: Any) -> None:
     with pytest.raises(InvalidInputError, match="listen address"):
         make(tls, "n1", listen=address)
+
+
+def test_a_listen_address_may_name_all_interfaces_and_any_port(tls: dict[str, pki.TLSFiles]) -> None:
+    async def main() -> Address:
+        async with make(tls, "n1", listen=("", 0)) as t:
+            return t.address
+
+    host, port = asyncio.run(main())
+    assert host in ("0.0.0.0", "::") and port > 0
 
 
 @pytest.mark.parametrize("settings", [

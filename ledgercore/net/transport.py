@@ -79,18 +79,19 @@ _READ_CHUNK = 256 * 1024
 _WRITE_HIGH_WATER = 256 * 1024
 
 
-def _check_address(address: object, what: str, lowest_port: int) -> Address:
-    """``address`` if it is a ``(host, port)`` tuple of a non-empty str and an int port in
-    ``lowest_port``..65535, else :class:`InvalidInputError` naming it. Checked up front because
-    getaddrinfo takes a port modulo 65536 (70000 listens on 4464) and a dialler would retry an
-    unusable address forever."""
+def _check_address(address: object, what: str, *, listening: bool = False) -> Address:
+    """``address`` if it is a ``(host, port)`` tuple of a str host and an int port in 1..65535,
+    else :class:`InvalidInputError` naming it; to listen on, the host may also be ``""`` (all
+    interfaces) and the port 0 (any free one). Checked up front because getaddrinfo takes a port
+    modulo 65536 (70000 listens on 4464) and a dialler would retry an unusable address forever."""
+    lowest_port = 0 if listening else 1
     if isinstance(address, tuple) and len(address) == 2:
         host, port = address
-        if (isinstance(host, str) and host and isinstance(port, int) and not isinstance(port, bool)
+        if (isinstance(host, str) and (host or listening) and isinstance(port, int) and not isinstance(port, bool)
                 and lowest_port <= port <= 65535):  # fmt: skip
             return host, port
     raise InvalidInputError(
-        f"{what} must be a (host, port) tuple of a non-empty host string and a port in "
+        f"{what} must be a (host, port) tuple of a {'' if listening else 'non-empty '}host string and a port in "
         f"{lowest_port}..65535, got {address!r:.100}")
 
 
@@ -482,7 +483,7 @@ class Transport:
     ``server_ssl`` / ``client_ssl`` come from :func:`ledgercore.net.pki.server_context` /
     :func:`~ledgercore.net.pki.client_context` (or :meth:`from_files`). ``peers`` maps each other
     node's id to its address, or to ``None`` when only inbound connections are expected for now
-    (see :meth:`add_peer`). ``listen`` is ``(host, port)``, port 0 for any free one.
+    (see :meth:`add_peer`). ``listen`` is ``(host, port)``: host ``""`` for all interfaces, port 0 for any free one.
     ``seed`` fixes the reconnect jitter."""
 
     def __init__(
@@ -501,7 +502,7 @@ class Transport:
         _check_contexts(server_ssl, client_ssl)
         self._server_ssl = server_ssl
         self._client_ssl = client_ssl
-        self._listen = _check_address(listen, "listen address", 0)  # port 0: any free port
+        self._listen = _check_address(listen, "listen address", listening=True)
         self.limits = limits or TransportLimits()
         self.backoff_policy = backoff or BackoffPolicy()
         self._seed = seed
@@ -588,7 +589,7 @@ class Transport:
             raise InvalidInputError(f"node {peer_id!r} cannot be its own peer")
         if self._state == _STOPPED:
             raise TransportClosedError(f"transport {self.node_id} is stopped")
-        addr = None if address is None else _check_address(address, f"address of peer {peer_id!r}", 1)
+        addr = None if address is None else _check_address(address, f"address of peer {peer_id!r}")
         peer = self._peers.get(peer_id)
         if peer is None:
             rng = random.Random(
