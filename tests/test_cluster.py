@@ -702,6 +702,22 @@ def test_a_node_that_cannot_start_is_reported_and_the_cluster_never_reads_ready(
     assert code == 1, text  # a node died: the supervisor does not report a clean run
 
 
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=lambda s: signal.Signals(s).name)
+def test_sighup_or_sigquit_stops_the_nodes_like_ctrl_c(tmp_path: Path, sig: int) -> None:
+    # Nodes run in sessions of their own: a closed terminal's SIGHUP reaches only the supervisor,
+    # which must stop them, not die and leave them running.
+    init_cluster(tmp_path, 1)
+    sup = start_supervisor(tmp_path)
+    try:
+        code, out = sup.stop(sig)
+        assert f"{signal.Signals(sig).name}: stopping 1 nodes" in out and "node1 stopped" in out, out
+        assert code == 0, out
+        assert not pid_alive(sup.pids["node1"])
+    finally:
+        if pid_alive(sup.pids["node1"]):  # an orphan the test must not leave behind
+            kill_pid(sup.pids["node1"])
+
+
 def test_transport_refuses_a_certificate_from_another_ca(cluster: Cluster, tmp_path: Path) -> None:
     cfg = NodeConfig.load(cluster.configs["node1"])
     foreign = pki.create_ca("intruders")

@@ -3,10 +3,10 @@
 Each node runs ``python -m ledgercore node --config ...`` in its own session (so a terminal's Ctrl-C
 reaches only this supervisor, which then stops the nodes in order), logging to ``D/<id>/node.log``.
 The supervisor prints one line per node (``<id> pid=<pid> client=<url> log=<path>``), then ``ready``
-once every client API answers. On SIGINT or SIGTERM it sends SIGTERM to every node, waits for them
-(SIGKILL after ``--stop-timeout`` seconds) and exits 0 if all stopped cleanly. A node that dies on its
-own is reported (``<id> pid=<pid> died unexpectedly: ...``) and the others keep running; the exit
-status is then 1.
+once every client API answers. On SIGINT, SIGTERM, SIGHUP (its terminal closed) or SIGQUIT it sends
+SIGTERM to every node, waits for them (SIGKILL after ``--stop-timeout`` seconds) and exits 0 if all
+stopped cleanly. A node that dies on its own is reported (``<id> pid=<pid> died unexpectedly: ...``)
+and the others keep running; the exit status is then 1.
 """
 
 from __future__ import annotations
@@ -32,6 +32,10 @@ from ..net.pki import TLSFiles
 from .config import NodeConfig
 
 POLL_S = 0.1
+# What stops the cluster cleanly. Nodes run in sessions of their own, so a signal meant for the
+# supervisor's terminal (SIGHUP when it closes, SIGQUIT from Ctrl-\) never reaches them: left to
+# its default action, any of these would end the supervisor and orphan every node.
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
 @dataclass
@@ -184,7 +188,7 @@ def run_cluster(
     stop_timeout: float = 20.0,
 ) -> int:
     """Starts every node of ``cluster`` (or those named in ``only``), supervises them until
-    SIGINT/SIGTERM, stops them; returns the exit status. ``tls``: its ``client_context()``."""
+    one of ``STOP_SIGNALS``, stops them; returns the exit status. ``tls``: its ``client_context()``."""
     entries = cluster.nodes
     if only:
         unknown = set(only) - {e["id"] for e in entries}
@@ -197,7 +201,7 @@ def run_cluster(
     def on_signal(signum: int, frame: FrameType | None) -> None:
         stopping.append(signum)
 
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    previous = {sig: signal.signal(sig, on_signal) for sig in STOP_SIGNALS}
     nodes: list[NodeProcess] = []
     try:
         for entry in entries:
@@ -247,7 +251,7 @@ def register(commands: Any) -> None:
         "cluster",
         help="run every node of a cluster written by init-cluster, each as its own process",
         description="Start every node in DIR/cluster.json as its own process (logs in DIR/<id>/node.log), "
-        "print their client URLs, and stop them all cleanly on Ctrl-C or SIGTERM.",
+        "print their client URLs, and stop them all cleanly on Ctrl-C, SIGTERM, SIGHUP or SIGQUIT.",
     )
     parser.add_argument("--dir", required=True, metavar="DIR", help="the directory init-cluster wrote")
     parser.add_argument("--only", action="append", default=[], metavar="ID",
