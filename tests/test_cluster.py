@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import errno
 import gzip
 import json
 import os
@@ -700,6 +701,21 @@ def test_a_node_that_cannot_start_is_reported_and_the_cluster_never_reads_ready(
     assert f"{broken['id']} pid=" in text and "died unexpectedly: exit status" in text, text
     assert "ready:" not in text, text
     assert code == 1, text  # a node died: the supervisor does not report a clean run
+
+
+def test_a_node_that_cannot_be_started_is_named_in_one_line_and_the_others_stopped(tmp_path: Path) -> None:
+    init_cluster(tmp_path, 2)
+    (tmp_path / "node2" / "node.log").mkdir()  # its log cannot be opened
+    out = subprocess.run(ledgercore("cluster", "--dir", tmp_path), cwd=ROOT, env=ENV, capture_output=True, text=True,
+                         timeout=120)  # fmt: skip
+    assert out.returncode == 2, out
+    assert "Traceback" not in out.stderr, out.stderr
+    assert f"ledgercore cluster: cannot start node2: [Errno {errno.EISDIR}]" in out.stderr, out.stderr
+    started = re.search(r"^node1 pid=(\d+) client=", out.stdout, re.M)
+    assert started, out.stdout
+    # node1 was asked to stop (SIGTERM: it stops, or dies of it while still starting), not SIGKILLed.
+    assert "node1 stopped" in out.stdout or "stopped with killed by SIGTERM" in out.stderr, out
+    assert not pid_alive(int(started[1]))
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=lambda s: signal.Signals(s).name)

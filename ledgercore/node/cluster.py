@@ -104,14 +104,19 @@ def load_cluster(directory: str | Path) -> ClusterFile:
 
 
 def start_node(entry: dict[str, str], tls: ssl.SSLContext) -> NodeProcess:
-    """Starts the node of one ``cluster.json`` entry; ``tls`` is what clients of its API present."""
+    """Starts the node of one ``cluster.json`` entry; ``tls`` is what clients of its API present.
+    OSError (its log cannot be opened, no process can be started) leaves nothing open."""
     config = Path(entry["config"]).resolve()
     log_path = config.parent / "node.log"
     log_file = open(log_path, "ab")
-    proc = module_process(
-        "ledgercore", ["node", "--config", str(config)], cwd=config.parent, stdin=subprocess.DEVNULL,
-        stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
-    )  # fmt: skip
+    try:
+        proc = module_process(
+            "ledgercore", ["node", "--config", str(config)], cwd=config.parent, stdin=subprocess.DEVNULL,
+            stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True,
+        )  # fmt: skip
+    except BaseException:
+        log_file.close()
+        raise
     return NodeProcess(entry["id"], config, entry["client_url"], log_path, proc, log_file, tls)
 
 
@@ -205,7 +210,13 @@ def run_cluster(
     nodes: list[NodeProcess] = []
     try:
         for entry in entries:
-            n = start_node(entry, tls)
+            try:
+                n = start_node(entry, tls)
+            except OSError as exc:
+                # The nodes already started are stopped as on Ctrl-C: SIGTERM, not the SIGKILL below.
+                print(f"ledgercore cluster: cannot start {entry['id']}: {exc}", file=sys.stderr, flush=True)
+                stop_all(nodes, stop_timeout)
+                return 2
             nodes.append(n)
             print(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}", flush=True)
         errors: dict[str, str] = {}
