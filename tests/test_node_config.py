@@ -21,7 +21,7 @@ from ledgercore.net.errors import CertificateFileError
 from ledgercore.node import Node, NodeConfig
 from ledgercore.node.cluster import load_cluster, start_node, stop_all, wait_ready
 from ledgercore.node.config import ConfigError
-from ledgercore.node.init_cluster import free_base_port, init_cluster
+from ledgercore.node.init_cluster import MAX_NODES, free_base_port, init_cluster
 
 
 @pytest.fixture
@@ -272,9 +272,11 @@ def test_init_cluster_never_overwrites_nor_leaves_half_a_cluster(tmp_path: Path,
     "call, message",
     [
         (lambda d: init_cluster(str(d) + "/nul\0dir", 2), "holds a NUL character"),
-        (lambda d: init_cluster(d, 2.5), "--nodes must be an integer of at least 1, got 2.5"),  # type: ignore[arg-type]
-        (lambda d: init_cluster(d, "3"), "--nodes must be an integer of at least 1, got '3'"),  # type: ignore[arg-type]
-        (lambda d: init_cluster(d, True), "--nodes must be an integer of at least 1, got True"),
+        (lambda d: init_cluster(d, 2.5), "--nodes must be an integer of 1..100, got 2.5"),  # type: ignore[arg-type]
+        (lambda d: init_cluster(d, "3"), "--nodes must be an integer of 1..100, got '3'"),  # type: ignore[arg-type]
+        (lambda d: init_cluster(d, True), "--nodes must be an integer of 1..100, got True"),
+        (lambda d: init_cluster(d, 0), "--nodes must be an integer of 1..100, got 0"),
+        (lambda d: init_cluster(d, MAX_NODES + 1), "--nodes must be an integer of 1..100, got 101"),  # configs grow as N²
         (lambda d: init_cluster(d, 2, base_port=True), "--base-port must be an integer, got True"),
         (lambda d: init_cluster(d, 2, settings={"bogus": 1}), "settings must be a dict of NodeConfig tunables"),
         (lambda d: init_cluster(d, 2, settings=[1]), "got list"),  # type: ignore[arg-type]

@@ -34,6 +34,10 @@ from ..suites import DEFAULT_SUITE, get_suite
 from .config import NodeConfig, Peer, client_url, is_wildcard
 
 DEFAULT_BASE_PORT = 7100
+# The most nodes a cluster may have. Every node is a Raft voter, and each commit waits on a
+# majority of them, so voters beyond a handful slow every commit; and each config lists every
+# peer, so the files grow as nodes squared (30000 nodes took gigabytes before anything was written).
+MAX_NODES = 100
 # What ``settings`` may set: NodeConfig's fields that init_cluster does not derive itself.
 TUNABLES = frozenset(f.name for f in fields(NodeConfig)) - {
     "id", "raft_id", "data_dir", "host", "port", "client_host", "client_port", "peers", "tls", "suite", "chain_id",
@@ -96,8 +100,8 @@ def init_cluster(
     Nodes listen on ``host``; peers and clients reach them at ``advertise`` (needed when ``host``
     is a wildcard, 0.0.0.0 or ``::``), else at ``host``. ``settings`` overrides NodeConfig's
     tunables (``block_txs``, ``snapshot_every``, ...)."""
-    if isinstance(nodes, bool) or not isinstance(nodes, int) or nodes < 1:
-        raise InvalidInputError(f"--nodes must be an integer of at least 1, got {nodes!r:.40}")
+    if isinstance(nodes, bool) or not isinstance(nodes, int) or not 1 <= nodes <= MAX_NODES:
+        raise InvalidInputError(f"--nodes must be an integer of 1..{MAX_NODES}, got {nodes!r:.40}")
     if isinstance(base_port, bool) or not isinstance(base_port, int):
         raise InvalidInputError(f"--base-port must be an integer, got {base_port!r:.40}")
     if base_port < 1 or base_port + 2 * nodes - 1 > 65535:
@@ -206,7 +210,7 @@ def register(commands: Any) -> None:
         "certificate and DIR/cluster.json. Node i listens on transport port BASE+2(i-1) and client "
         "port BASE+2(i-1)+1.",
     )
-    parser.add_argument("--nodes", type=int, required=True, metavar="N", help="number of nodes")
+    parser.add_argument("--nodes", type=int, required=True, metavar="N", help=f"number of nodes (1..{MAX_NODES})")
     parser.add_argument("--dir", required=True, metavar="DIR", help="directory to write (must not hold a cluster)")
     parser.add_argument("--suite", default=DEFAULT_SUITE, help=f"crypto suite (default {DEFAULT_SUITE})")
     parser.add_argument("--base-port", type=int, default=DEFAULT_BASE_PORT, metavar="P",
