@@ -125,6 +125,22 @@ def test_a_config_built_in_code_with_a_path_that_is_not_one_is_refused(config_fi
             bad.validate()
 
 
+def test_relative_paths_in_a_config_are_taken_from_its_directory_not_the_working_one(
+    config_file: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # `cluster` runs each node in its config's directory; `renew-cert` read the same config against
+    # its caller's directory, and wrote a new key wherever it was run from.
+    relative = {"data_dir": "data", "tls": {"ca_cert": "ca.crt", "cert": "node.crt", "key": "../keys/node.key"}}
+    config_file.write_text(json.dumps(with_change(config_file, relative)))
+    monkeypatch.chdir(tmp_path)
+    home = config_file.resolve().parent
+    cfg = NodeConfig.load(config_file.relative_to(tmp_path))
+    assert cfg.data_dir == home / "data"
+    assert cfg.tls == pki.TLSFiles(home / "ca.crt", home / "node.crt", home / "../keys/node.key")
+    config_file.write_text(json.dumps(with_change(config_file, {"data_dir": "/srv/ledger"})))
+    assert NodeConfig.load(config_file).data_dir == Path("/srv/ledger")  # an absolute path stays as it is
+
+
 def test_the_written_config_is_valid_and_round_trips(config_file: Path) -> None:
     cfg = NodeConfig.load(config_file)
     assert NodeConfig.from_dict(json.loads(cfg.to_json())) == cfg

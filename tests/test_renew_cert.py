@@ -90,3 +90,22 @@ def test_the_client_certificate_is_renewed_and_node_certificates_name_the_client
     other = init_cluster(tmp_path / "i", 1, base_port=free_base_port(2), host="::1")
     sans = pki.load_certificate(other.configs[0].tls.cert).extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     assert {str(ip) for ip in sans.get_values_for_type(x509.IPAddress)} == {"127.0.0.1", "::1"}
+
+
+def test_renew_cert_writes_where_the_config_names_relative_to_itself_from_any_directory(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It wrote a fresh key and certificate into its caller's directory, and left the node's as they were.
+    layout = init_cluster(tmp_path / "c", 1, base_port=free_base_port(2))
+    path, cfg = layout.config_paths[0], layout.configs[0]
+    relative = dataclasses.replace(cfg, tls=pki.TLSFiles(Path("ca.crt"), Path("node.crt"), Path("node.key")))
+    relative.save(path)
+    before = cfg.tls.cert.read_bytes()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
+    assert main(["renew-cert", "--dir", str(layout.dir), "--node", "node1"]) == 0, capsys.readouterr().err
+    assert f"wrote {cfg.tls.cert} and {cfg.tls.key}" in capsys.readouterr().out
+    assert list(elsewhere.iterdir()) == []
+    assert cfg.tls.cert.read_bytes() != before
+    cfg.tls.check_node("node1")

@@ -8,7 +8,7 @@ import ipaddress
 import json
 import os
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -191,6 +191,11 @@ class NodeConfig:
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> NodeConfig:
+        """Reads and checks the config in ``path``; ConfigError says what is wrong with it.
+
+        A relative ``data_dir`` or TLS path is taken from the config file's own directory (symlinks
+        resolved, as ``cluster`` runs each node there), never the working directory: ``node``,
+        ``cluster`` and ``renew-cert`` then find the same files wherever they are run from."""
         try:
             text = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
@@ -200,7 +205,10 @@ class NodeConfig:
         except (ValueError, RecursionError) as exc:  # ValueError: a JSONDecodeError, or an int of 4300+ digits
             why = "nested too deeply" if isinstance(exc, RecursionError) else exc
             raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {why}") from None
-        return cls.from_dict(loaded)
+        cfg = cls.from_dict(loaded)
+        home = Path(path).resolve().parent  # an absolute path joined to it stays itself
+        tls = TLSFiles(home / cfg.tls.ca_cert, home / cfg.tls.cert, home / cfg.tls.key)
+        return replace(cfg, data_dir=home / cfg.data_dir, tls=tls)
 
     def save(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(self.to_json())
