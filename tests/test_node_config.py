@@ -204,6 +204,18 @@ def test_a_cluster_file_that_names_no_runnable_node_is_refused(
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cluster.json"]  # no node log written anywhere
 
 
+@pytest.mark.parametrize("option", ["--ready-timeout", "--stop-timeout"])
+@pytest.mark.parametrize("value", ["-1", "0", "nan", "inf"])
+def test_cluster_timeouts_that_are_not_a_positive_number_of_seconds_are_usage_errors(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], option: str, value: str
+) -> None:
+    # A nan or negative --stop-timeout SIGKILLed every node right after asking it to stop.
+    with pytest.raises(SystemExit) as exited:
+        main(["cluster", "--dir", str(tmp_path), option, value])
+    assert exited.value.code == 2
+    assert f"argument {option}: must be a finite number in (0, inf), got '{value}'" in capsys.readouterr().err
+
+
 def test_a_cluster_file_naming_a_node_twice_or_a_broken_config_starts_no_node(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # The supervisor used to start the nodes it could, then report the one that died (a second
     # node1 on the same data, a config the node refused), leaving the others running and writing.

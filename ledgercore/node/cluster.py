@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import IO, Any
 
+from ..arg_types import SECONDS
 from ..child_process import describe_exit, module_process
 from ..client import DEFAULT_TIMEOUT, Client, check_url
 from ..errors import ClientError
@@ -267,8 +268,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--dir", required=True, metavar="DIR", help="the directory init-cluster wrote")
     parser.add_argument("--only", action="append", default=[], metavar="ID",
                         help="start only this node (repeatable; the others run elsewhere)")  # fmt: skip
-    parser.add_argument("--ready-timeout", type=float, default=60.0, metavar="S",
+    parser.add_argument("--ready-timeout", type=SECONDS, default=60.0, metavar="S",
                         help="seconds to wait for every client API to answer (default 60)")  # fmt: skip
-    parser.add_argument("--stop-timeout", type=float, default=20.0, metavar="S",
+    parser.add_argument("--stop-timeout", type=SECONDS, default=20.0, metavar="S",
                         help="seconds to wait for nodes to stop before killing them (default 20)")  # fmt: skip
     parser.set_defaults(handler=_run)
