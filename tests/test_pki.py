@@ -114,6 +114,18 @@ def test_leaf_never_outlives_its_ca() -> None:
     assert leaf.cert.not_valid_after_utc == ca.cert.not_valid_after_utc
 
 
+def test_an_expired_ca_issues_nothing_and_says_it_expired() -> None:
+    # The leaf's end was clipped to the CA's, before its start: cryptography's "The not valid after
+    # date must be after the not valid before date." named neither the CA nor its expiry.
+    start = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    ca = pki.create_ca(validity=dt.timedelta(days=1), not_before=start)
+    said = f"the CA certificate expired on {start + dt.timedelta(days=1):%Y-%m-%d %H:%M} UTC: a new consortium CA is needed"
+    with pytest.raises(CertificateFileError, match=re.escape(said)):
+        pki.issue_node_certificate(ca, "node1")
+    with pytest.raises(CertificateFileError, match=re.escape(said)):
+        pki.issue_client_certificate(ca, "client")
+
+
 def test_rfc5280_path_validation_by_an_independent_verifier(
     ca: pki.Credentials, node1: pki.Credentials
 ) -> None:

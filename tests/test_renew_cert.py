@@ -109,3 +109,16 @@ def test_renew_cert_writes_where_the_config_names_relative_to_itself_from_any_di
     assert list(elsewhere.iterdir()) == []
     assert cfg.tls.cert.read_bytes() != before
     cfg.tls.check_node("node1")
+
+
+def test_renew_cert_with_an_expired_ca_says_a_new_ca_is_needed(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    layout = init_cluster(tmp_path / "c", 1, base_port=free_base_port(2))
+    month_ago = dt.datetime.now(dt.timezone.utc) - dt.timedelta(days=30)
+    ca = pki.create_ca(validity=dt.timedelta(days=1), not_before=month_ago)
+    pki.write_credentials(ca, layout.dir / "ca.crt", layout.dir / "ca.key")
+    before = layout.configs[0].tls.cert.read_bytes()
+    for who in (["--node", "node1"], ["--client"]):
+        assert main(["renew-cert", "--dir", str(layout.dir), *who]) == 2
+        err = capsys.readouterr().err
+        assert err.startswith("ledgercore renew-cert: the CA certificate expired on ") and "a new consortium CA is needed" in err, err
+    assert layout.configs[0].tls.cert.read_bytes() == before  # nothing written

@@ -238,6 +238,12 @@ def _issue(
     not_before: _dt.datetime | None,
 ) -> Credentials:
     _check_ca(ca)
+    ca_end = ca.cert.not_valid_after_utc
+    if _now() >= ca_end:  # nothing it signs is trusted any more, whatever its own dates
+        raise CertificateFileError(
+            f"the CA certificate expired on {ca_end:%Y-%m-%d %H:%M} UTC: a new consortium CA is needed, "
+            "and certificates from it for every node and client"
+        )
     key = _new_key()
     org = _single_attr(ca.cert.subject, NameOID.ORGANIZATION_NAME)
     subject = x509.Name(
@@ -249,7 +255,7 @@ def _issue(
     )
     start, end = _validity(validity, not_before)
     # A leaf never outlives its CA: clients would reject the tail anyway.
-    end = min(end, ca.cert.not_valid_after_utc)
+    end = min(end, ca_end)
     ca_ski = ca.cert.extensions.get_extension_for_class(x509.SubjectKeyIdentifier).value
     builder = (
         x509.CertificateBuilder()
