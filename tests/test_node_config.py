@@ -296,6 +296,23 @@ def test_init_cluster_never_overwrites_nor_leaves_half_a_cluster(tmp_path: Path,
     assert load_cluster(d).nodes[0]["config"] == str(layout.config_paths[0])
 
 
+def test_relative_paths_in_cluster_json_are_taken_from_its_directory(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # A cluster directory moved or written by hand: the paths in it read against the working
+    # directory pointed at files that are not there.
+    d = tmp_path / "c"
+    layout = init_cluster(d, 2, base_port=free_base_port(4))
+    data = json.loads(layout.cluster_file.read_text())
+    for n in data["nodes"]:
+        n["config"] = str(Path(n["config"]).relative_to(d.resolve()))
+    data["client_tls"] = {k: str(Path(v).relative_to(d.resolve())) for k, v in data["client_tls"].items()}
+    layout.cluster_file.write_text(json.dumps(data))
+    monkeypatch.chdir(tmp_path)
+    cluster = load_cluster("c")
+    assert [n["config"] for n in cluster.nodes] == [str(p) for p in layout.config_paths]
+    assert cluster.client_tls == layout.client_tls
+    cluster.client_context()  # the client's files are found and check out
+
+
 @pytest.mark.parametrize(
     "call, message",
     [

@@ -523,6 +523,11 @@ class TLSFiles:
         """Inverse of :meth:`to_dict`."""
         return cls(Path(d["ca_cert"]), Path(d["cert"]), Path(d["key"]))
 
+    def under(self, home: PathLike) -> TLSFiles:
+        """These files with each relative path taken from ``home`` (absolute ones stay as they are):
+        how a config file's paths are read, whatever the working directory."""
+        return TLSFiles(*(Path(home) / p for p in (self.ca_cert, self.cert, self.key)))
+
 
 def write_tls_files(
     directory: PathLike, ca: Credentials, creds: Credentials, *, stem: str = "node"

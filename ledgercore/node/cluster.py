@@ -75,8 +75,11 @@ class ClusterFile:
 
 
 def load_cluster(directory: str | Path) -> ClusterFile:
-    """Reads ``directory/cluster.json``; ValueError names what is missing or wrong in it."""
-    path = Path(directory) / "cluster.json"
+    """Reads ``directory/cluster.json``; ValueError names what is missing or wrong in it. Relative
+    paths in it (configs, client TLS files) are taken from ``directory``, as a node's config takes
+    its own from the config's directory, never from the working one."""
+    home = Path(directory).resolve()
+    path = home / "cluster.json"
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except RecursionError:
@@ -87,6 +90,7 @@ def load_cluster(directory: str | Path) -> ClusterFile:
     for i, n in enumerate(nodes):
         if not isinstance(n, dict) or not all(isinstance(n.get(k), str) and n[k] for k in ("id", "config", "client_url")):
             raise ValueError(f"node {i} must be an object with string id, config and client_url, got {n!r}")
+        n["config"] = str(home / n["config"])  # an absolute path joined to it stays itself
         if not Path(n["config"]).is_file():
             raise ValueError(f"node {n['id']}: config {n['config']} is not a file")
         if not check_url(n["client_url"]).startswith("https://"):  # InvalidInputError (a ValueError) if no URL
@@ -101,7 +105,7 @@ def load_cluster(directory: str | Path) -> ClusterFile:
     for n in nodes:  # every config read and checked before any node starts (ConfigError names the field)
         if (named := NodeConfig.load(n["config"]).id) != n["id"]:
             raise ValueError(f"node {n['id']}: its config {n['config']} is for node {named!r}")
-    return ClusterFile(nodes, TLSFiles.from_dict(tls))
+    return ClusterFile(nodes, TLSFiles.from_dict(tls).under(home))
 
 
 def start_node(entry: dict[str, str], tls: ssl.SSLContext) -> NodeProcess:

@@ -207,8 +207,7 @@ class NodeConfig:
             raise ConfigError(f"{os.fspath(path)!r} is not valid JSON: {why}") from None
         cfg = cls.from_dict(loaded)
         home = Path(path).resolve().parent  # an absolute path joined to it stays itself
-        tls = TLSFiles(home / cfg.tls.ca_cert, home / cfg.tls.cert, home / cfg.tls.key)
-        return replace(cfg, data_dir=home / cfg.data_dir, tls=tls)
+        return replace(cfg, data_dir=home / cfg.data_dir, tls=cfg.tls.under(home))
 
     def save(self, path: str | os.PathLike[str]) -> None:
         Path(path).write_text(self.to_json())
