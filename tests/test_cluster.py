@@ -9,11 +9,13 @@ last the SIGKILL-the-leader test. The snapshot catch-up test runs its own cluste
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import errno
 import gzip
 import json
 import os
+import pty
 import random
 import re
 import signal
@@ -732,6 +734,36 @@ def test_sighup_or_sigquit_stops_the_nodes_like_ctrl_c(tmp_path: Path, sig: int)
     finally:
         if pid_alive(sup.pids["node1"]):  # an orphan the test must not leave behind
             kill_pid(sup.pids["node1"])
+
+
+def test_sighup_after_the_terminal_closed_stops_the_nodes_cleanly(tmp_path: Path) -> None:
+    # The supervisor's terminal gone, every write to it fails (EIO): its "SIGHUP: stopping" line
+    # raised, and the nodes were SIGKILLed on the way out.
+    init_cluster(tmp_path, 1)
+    terminal, tty = pty.openpty()
+    sup = subprocess.Popen(
+        [sys.executable, "-m", "ledgercore", "cluster", "--dir", str(tmp_path)], stdin=subprocess.DEVNULL,
+        stdout=tty, stderr=tty, start_new_session=True,
+    )  # fmt: skip
+    os.close(tty)
+    said = b""
+    deadline = time.monotonic() + 120
+    while b"ready" not in said and time.monotonic() < deadline and sup.poll() is None:
+        with contextlib.suppress(OSError):
+            said += os.read(terminal, 4096)
+    pid = int(re.search(rb"node1 pid=(\d+)", said)[1])  # type: ignore[index]
+    try:
+        assert b"ready" in said, said
+        os.close(terminal)  # the terminal closes, then its hangup reaches the supervisor
+        sup.send_signal(signal.SIGHUP)
+        assert sup.wait(60) == 0
+        assert "stopped" in (tmp_path / "node1" / "node.log").read_text()  # its own clean stop, not a SIGKILL
+        assert not pid_alive(pid)
+    finally:
+        if sup.poll() is None:
+            sup.kill()
+        if pid_alive(pid):
+            kill_pid(pid)
 
 
 def test_transport_refuses_a_certificate_from_another_ca(cluster: Cluster, tmp_path: Path) -> None:

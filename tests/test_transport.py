@@ -199,6 +199,8 @@ def test_a_listen_address_may_name_all_interfaces_and_any_port(tls: dict[str, pk
     lambda: BackoffPolicy(maximum=float("inf")),
     lambda: BackoffPolicy(jitter=float("nan")),
     lambda: BackoffPolicy(stable_after=float("nan")),
+    lambda: BackoffPolicy(multiplier=10**400),  # an int past the float range: OverflowError in a delay
+    lambda: TransportLimits(connect_timeout=10**400),
 ])  # fmt: skip
 def test_nan_and_infinite_settings_are_refused(settings: Callable[[], object]) -> None:
     with pytest.raises(InvalidInputError, match="must be finite"):

@@ -147,13 +147,19 @@ class FrameDecoder:
 
 
 def _check_finite(settings: Any) -> None:
-    """InvalidInputError naming the first float field of the dataclass ``settings`` that is NaN or
-    infinite: range checks compare false with NaN, and a NaN or infinite delay or timeout never
-    fires as meant."""
+    """InvalidInputError naming the first field of the dataclass ``settings`` that is a float (or
+    annotated one) but no finite float: range checks compare false with NaN, a NaN or infinite
+    delay or timeout never fires as meant, and an int past the float range (``10**400``) would
+    raise OverflowError where a delay is computed."""
     for field in fields(settings):
         value = getattr(settings, field.name)
-        if isinstance(value, float) and not math.isfinite(value):
-            raise InvalidInputError(f"{type(settings).__name__}.{field.name} must be finite, got {value!r}")
+        if isinstance(value, float) or (field.type == "float" and isinstance(value, int)):
+            try:
+                finite = math.isfinite(value)
+            except OverflowError:
+                finite = False
+            if not finite:
+                raise InvalidInputError(f"{type(settings).__name__}.{field.name} must be finite, got {value!r:.40}")
 
 
 @dataclass(frozen=True)

@@ -39,6 +39,19 @@ POLL_S = 0.1
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT)
 
 
+def _say(line: str, *, err: bool = False) -> None:
+    """Prints one status line on stdout (stderr with ``err``). Once the supervisor's terminal has
+    closed (the SIGHUP case) every write to it fails with EIO: the stream is then pointed at
+    /dev/null, so that the supervisor still stops its nodes cleanly and exits with their status."""
+    stream = sys.stderr if err else sys.stdout
+    try:
+        print(line, file=stream, flush=True)
+    except OSError:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())  # what is still buffered goes there at the next flush
+        os.close(devnull)
+
+
 @dataclass
 class NodeProcess:
     """One node process the supervisor started."""
@@ -155,8 +168,7 @@ def _report_deaths(nodes: list[NodeProcess]) -> None:
         code = n.proc.poll()
         if code is not None and not n.reported:
             n.reported = True
-            print(f"{n.id} pid={n.proc.pid} died unexpectedly: {describe_exit(code)} (log {n.log_path})",
-                  file=sys.stderr, flush=True)  # fmt: skip
+            _say(f"{n.id} pid={n.proc.pid} died unexpectedly: {describe_exit(code)} (log {n.log_path})", err=True)
 
 
 def stop_all(nodes: list[NodeProcess], timeout: float, *, announce: bool = True) -> bool:
@@ -177,13 +189,13 @@ def stop_all(nodes: list[NodeProcess], timeout: float, *, announce: bool = True)
         except subprocess.TimeoutExpired:
             n.proc.kill()
             code = n.proc.wait()
-            print(f"{n.id} pid={n.proc.pid} did not stop within {timeout}s; killed", file=sys.stderr, flush=True)
+            _say(f"{n.id} pid={n.proc.pid} did not stop within {timeout}s; killed", err=True)
         n.reported = True
         if code != 0:
             clean = False
-            print(f"{n.id} pid={n.proc.pid} stopped with {describe_exit(code)}", file=sys.stderr, flush=True)
+            _say(f"{n.id} pid={n.proc.pid} stopped with {describe_exit(code)}", err=True)
         elif announce:
-            print(f"{n.id} stopped", flush=True)
+            _say(f"{n.id} stopped")
     for n in nodes:
         n.log_file.close()
     return clean
@@ -219,27 +231,27 @@ def run_cluster(
                 n = start_node(entry, tls)
             except OSError as exc:
                 # The nodes already started are stopped as on Ctrl-C: SIGTERM, not the SIGKILL below.
-                print(f"ledgercore cluster: cannot start {entry['id']}: {exc}", file=sys.stderr, flush=True)
+                _say(f"ledgercore cluster: cannot start {entry['id']}: {exc}", err=True)
                 stop_all(nodes, stop_timeout)
                 return 2
             nodes.append(n)
-            print(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}", flush=True)
+            _say(f"{n.id} pid={n.proc.pid} client={n.client_url} log={n.log_path}")
         errors: dict[str, str] = {}
         if wait_ready(nodes, stopping, ready_timeout, errors):
-            print(f"ready: {len(nodes)} nodes; Ctrl-C stops them", flush=True)
+            _say(f"ready: {len(nodes)} nodes; Ctrl-C stops them")
         elif not stopping and all(n.proc.poll() is None for n in nodes):
             said = "".join(f"\n  {node}: {error}" for node, error in sorted(errors.items()))
-            print(f"not every node answered within {ready_timeout}s{said}", file=sys.stderr, flush=True)
+            _say(f"not every node answered within {ready_timeout}s{said}", err=True)
         while not stopping:
             _report_deaths(nodes)
             if all(n.reported for n in nodes):
-                print("every node has exited", file=sys.stderr, flush=True)
+                _say("every node has exited", err=True)
                 break
             time.sleep(POLL_S)
         _report_deaths(nodes)
         died = any(n.reported for n in nodes)
         if stopping:
-            print(f"{signal.Signals(stopping[0]).name}: stopping {len(nodes)} nodes", flush=True)
+            _say(f"{signal.Signals(stopping[0]).name}: stopping {len(nodes)} nodes")
         clean = stop_all(nodes, stop_timeout)
         return 0 if clean and not died else 1
     finally:

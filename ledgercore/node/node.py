@@ -341,7 +341,7 @@ class Node:
                  (self._cut_loop(), "cut"), (self._apply_loop(), "apply"))  # fmt: skip
         for coro, name in loops:
             self._spawn(coro, name)
-        log.info("node %s started at height %d (raft applied %d)", cfg.id, self.ledger.height, applied)
+        log.info("node %s started at height %d (raft applied %d), data in %s", cfg.id, self.ledger.height, applied, cfg.data_dir)
 
     async def stop(self) -> None:
         """Stops the loops and closes whatever :meth:`start` opened (all of it, or, after a start
@@ -738,7 +738,10 @@ class Node:
             else:
                 self._peer_warnings.warn(peer, "node %s: frame of unknown kind %r from %s", self.config.id, kind, peer)
         except _BAD_FRAME_ERRORS as exc:
-            self._peer_warnings.warn(peer, "node %s: bad %r frame from %s: %s", self.config.id, kind, peer, exc)
+            self._warn_bad_frame(peer, kind, exc)
+
+    def _warn_bad_frame(self, peer: str, kind: bytes, exc: Exception) -> None:
+        self._peer_warnings.warn(peer, "node %s: bad %r frame from %s: %s", self.config.id, kind, peer, exc)
 
     async def _admit_forwarded(self, raws: list[bytes]) -> None:
         """Transactions a follower sent on: checked like any submission; any that does not decode
@@ -1049,9 +1052,7 @@ class Node:
                     break  # the peer asks again from where this answer ends
                 bodies.append(block)
         except _BAD_FRAME_ERRORS as exc:
-            self._peer_warnings.warn(
-                peer, "node %s: bad %r frame from %s: %s", self.config.id, FRAME_SYNC_REQUEST, peer, exc
-            )
+            self._warn_bad_frame(peer, FRAME_SYNC_REQUEST, exc)
             return
         self.transport.send(peer, FRAME_SYNC_BLOCKS + encode_value(bodies))
 
@@ -1095,18 +1096,20 @@ class Node:
                 self.transport.send(asked, FRAME_SYNC_REQUEST + encode_value(want))
             move_on = True  # unless the answer of the peer asked applies blocks
             # The round ends with that answer, or after _SYNC_WAIT_S. Another peer's answer (asked
-            # in a round that timed out) is applied too: its blocks may still follow.
+            # in a round that timed out) is applied too: its blocks may still follow. So is a late
+            # answer of the peer asked, to an earlier round: it applies nothing (its blocks are
+            # below the head) and, unless empty, the round waits on for the answer to this one.
             deadline = time.monotonic() + _SYNC_WAIT_S
-            while (wait := deadline - time.monotonic()) > 0:
+            while self.ledger.height < target and (wait := deadline - time.monotonic()) > 0:
                 try:
                     peer, bodies = await asyncio.wait_for(self._sync_inbox.get(), wait)
                 except asyncio.TimeoutError:
                     break
-                if peer not in refused:
-                    applied = await self._apply_fetched(peer, bodies, refused)
-                    if peer == asked:
-                        move_on = not applied
-                if peer == asked:
+                if peer in refused:
+                    continue
+                applied = await self._apply_fetched(peer, bodies, refused)
+                if peer == asked and (applied or not bodies or peer in refused):
+                    move_on = not applied
                     break
 
     async def _apply_fetched(self, peer: str, bodies: list[bytes], refused: dict[str, str]) -> int:
