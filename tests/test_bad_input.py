@@ -1030,13 +1030,21 @@ def test_a_contract_calling_its_ledgers_write_or_close_fails_its_transaction_ins
 
 
 class Interrupting(Contract):
-    """Interrupts the thread that applies its block (SIGALRM, as Ctrl-C would), then takes its time."""
+    """Interrupts the thread that applies its block (SIGALRM, as Ctrl-C would), then takes its time:
+    it waits until the interrupt was raised there (``interrupted``), and a little longer."""
 
     name = "interrupting"
 
+    def __init__(self) -> None:
+        self.interrupted = threading.Event()
+
     @method
     def go(self, ctx) -> None:
+        self.interrupted.clear()
         signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
+        # Not a fixed sleep from the signal: on a loaded machine the caller's thread may take
+        # longer than that to run its handler, and the write would commit before it was told.
+        self.interrupted.wait(30)
         time.sleep(0.5)
         ctx.put("done", b"yes")
 
@@ -1049,6 +1057,7 @@ def test_a_write_whose_caller_is_interrupted_does_not_commit_behind_its_back(tmp
     go = Transaction.create(KP, "interrupting", "go", {}, 1).encode()
 
     def interrupt(signum, frame):
+        contract.interrupted.set()
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGALRM, interrupt)
