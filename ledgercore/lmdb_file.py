@@ -1,10 +1,13 @@
-"""What an LMDB data file's meta pages say about the file, read before LMDB maps it (the ledger's
-store and the Raft log both open one)."""
+"""An LMDB data file made whole before it is first opened, and what its meta pages say about it,
+read before LMDB maps it (the ledger's store and the Raft log both open one)."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import struct
+
+import lmdb
 
 # An LMDB meta page (64-bit builds): its page header, then magic, version, map address and size,
 # the free table's record (whose first field holds the page size, its last the root page), the main
@@ -49,3 +52,37 @@ def lmdb_file_damage(directory: str | os.PathLike[str]) -> str | None:
         return (f"{path!r} is {size} bytes, but its meta page names root page {beyond[0]} "
                 f"(at byte {beyond[0] * psize}): the file was cut short")  # fmt: skip
     return None
+
+
+# Where create_lmdb_file makes a new environment, inside the directory it is for.
+STAGING_DIR = ".data.mdb.creating"
+
+
+def create_lmdb_file(directory: str | os.PathLike[str], map_size: int) -> None:
+    """Makes sure ``directory`` (which exists) holds a whole ``data.mdb``: where it holds none, an
+    empty environment is made in :data:`STAGING_DIR`, flushed, and its data file renamed into
+    place. LMDB creates a new file first and writes its meta pages after: killed in between, it
+    left an empty file, which :func:`lmdb_file_damage` must refuse (it looks like a store
+    wiped), so the path could never be opened again. Killed here, it leaves no data file and a
+    staging directory that the next call clears and makes again."""
+    where = os.fspath(directory)
+    target = os.path.join(where, "data.mdb")
+    if os.path.lexists(target):
+        return
+    staging = os.path.join(where, STAGING_DIR)
+    shutil.rmtree(staging, ignore_errors=True)  # what a creation killed midway left
+    os.mkdir(staging)
+    lmdb.open(staging, map_size=map_size, max_dbs=0, sync=True, metasync=True).close()  # writes the meta pages
+    made = os.path.join(staging, "data.mdb")
+    _fsync(made)
+    os.rename(made, target)
+    _fsync(where)  # the rename itself is durable
+    shutil.rmtree(staging)
+
+
+def _fsync(path: str) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

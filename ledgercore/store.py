@@ -41,7 +41,7 @@ import lmdb
 
 from . import _native
 from .errors import IntegrityError, LedgerError
-from .lmdb_file import lmdb_file_damage
+from .lmdb_file import create_lmdb_file, lmdb_file_damage
 
 TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces", "state", "history", "locator")
 DEFAULT_MAP_SIZE = 1 << 30
@@ -88,6 +88,7 @@ class Store:
         try:
             if create:
                 os.makedirs(path, exist_ok=True)
+                create_lmdb_file(path, map_size)
         except OSError as exc:  # a file (or a file's child), no permission, ...
             why = "it is a file, not a directory" if os.path.isfile(where) else exc.strerror or str(exc)
             raise StoreError(f"cannot open ledger store at {where!r}: {why}") from exc

@@ -495,6 +495,35 @@ def test_a_reader_killed_mid_read_leaves_no_stale_slot(tmp_path):
             p.stdout.close()
 
 
+_CREATE = "import sys\nfrom ledgercore import Ledger\nLedger.open(sys.argv[1]).close()\n"
+
+
+@pytest.mark.parametrize("calls", ["pwrite64,pwritev", "fsync,fdatasync", "rename,renameat,renameat2"])
+def test_a_ledger_killed_while_it_is_created_opens_afterwards(tmp_path, calls):
+    """SIGKILL at each write, flush or rename of a new ledger's creation in turn: every path left
+    behind opens (as a new ledger) and takes blocks. LMDB creates its data file before it writes
+    the meta pages; killed in between, it left an empty data.mdb that every later open refused."""
+    import shutil
+
+    if shutil.which("strace") is None:
+        pytest.skip("strace is not installed")
+    for n in range(1, 100):
+        path = tmp_path / f"l{n}"
+        cmd = ["strace", "-f", "-qq", "-o", os.devnull, "-e", f"inject={calls}:signal=KILL:when={n}",
+               sys.executable, "-c", _CREATE, str(path)]  # fmt: skip
+        run = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        if run.returncode != 0 and "ptrace" in run.stderr:
+            pytest.skip(f"cannot trace here: {run.stderr.strip()[:200]}")
+        with Ledger.open(path) as led:
+            assert led.height == 0
+            assert led.apply_block([Transaction.create(signing.generate("ed25519"), "evidence", "put",
+                                                       {"key": "k", "digest": b"d" * 32}, 1).encode()]).height == 1  # fmt: skip
+        if run.returncode == 0:  # n passed the creation's last such call: every one was a kill point
+            assert n > 1, "no kill point was reached"
+            return
+    raise AssertionError("the creation did not finish within 100 kill points")
+
+
 def test_every_acknowledged_block_was_fsynced_before_the_ack(tmp_path):
     """SIGKILL leaves the OS page cache intact, so it cannot show that an acknowledged block would
     survive a power cut. This traces the writer's system calls instead: for each block, between the

@@ -25,7 +25,7 @@ from ..consensus.messages import (
     encode_message,
 )
 from ..errors import LedgerError
-from ..lmdb_file import lmdb_file_damage
+from ..lmdb_file import create_lmdb_file, lmdb_file_damage
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -67,6 +67,7 @@ class DurableStorage(MemoryStorage):
         where = os.fspath(path)
         try:
             os.makedirs(path, exist_ok=True)
+            create_lmdb_file(path, map_size)
         except OSError as exc:  # a file there, no permission, ...
             raise RaftStoreError(f"cannot open the raft log at {where!r}: {exc.strerror or exc}") from None
         damage = lmdb_file_damage(path)
