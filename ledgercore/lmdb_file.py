@@ -3,6 +3,7 @@ read before LMDB maps it (the ledger's store and the Raft log both open one)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import struct
@@ -69,15 +70,24 @@ def create_lmdb_file(directory: str | os.PathLike[str], map_size: int) -> None:
     target = os.path.join(where, "data.mdb")
     if os.path.lexists(target):
         return
-    staging = os.path.join(where, STAGING_DIR)
-    shutil.rmtree(staging, ignore_errors=True)  # what a creation killed midway left
-    os.mkdir(staging)
-    lmdb.open(staging, map_size=map_size, max_dbs=0, sync=True, metasync=True).close()  # writes the meta pages
-    made = os.path.join(staging, "data.mdb")
-    _fsync(made)
-    os.rename(made, target)
-    _fsync(where)  # the rename itself is durable
-    shutil.rmtree(staging)
+    fd = os.open(where, os.O_RDONLY)
+    try:
+        # Two processes creating the same store at once take turns: the second finds the file
+        # made (renamed over, it would unlink the file the first had opened and was writing).
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        if os.path.lexists(target):
+            return
+        staging = os.path.join(where, STAGING_DIR)
+        shutil.rmtree(staging, ignore_errors=True)  # what a creation killed midway left
+        os.mkdir(staging)
+        lmdb.open(staging, map_size=map_size, max_dbs=0, sync=True, metasync=True).close()  # writes the meta pages
+        made = os.path.join(staging, "data.mdb")
+        _fsync(made)
+        os.rename(made, target)
+        os.fsync(fd)  # the rename itself is durable
+        shutil.rmtree(staging)
+    finally:
+        os.close(fd)  # and the lock with it
 
 
 def _fsync(path: str) -> None:

@@ -524,6 +524,27 @@ def test_a_ledger_killed_while_it_is_created_opens_afterwards(tmp_path, calls):
     raise AssertionError("the creation did not finish within 100 kill points")
 
 
+def test_processes_creating_one_ledger_at_once_make_one_store(tmp_path):
+    """Several processes open the same new path at once: one creates the store, the others find it
+    (a second data file renamed over the first would unlink the one a process had open)."""
+    path = tmp_path / "l"
+    go = tmp_path / "go"
+    child = ("import os, sys, time\nfrom ledgercore import Ledger\nwhile not os.path.exists(sys.argv[2]): time.sleep(0.001)\n"
+             "with Ledger.open(sys.argv[1]) as led: print(led.height)\n")  # fmt: skip
+    procs = [subprocess.Popen([sys.executable, "-c", child, str(path), str(go)], stdout=subprocess.PIPE, text=True)
+             for _ in range(6)]  # fmt: skip
+    time.sleep(1.0)  # every child started and waiting
+    go.touch()
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert [p.returncode for p in procs] == [0] * 6 and all(o.strip() == "0" for o in outs), outs
+    with Ledger.open(path) as led:
+        assert led.height == 0
+        led.audit()  # raises IntegrityError on any disagreement
+        put = Transaction.create(signing.generate("ed25519"), "evidence", "put", {"key": "k", "digest": b"d" * 32}, 1)
+        assert led.apply_block([put.encode()]).height == 1
+    assert sorted(p.name for p in path.iterdir()) == ["data.mdb", "lock.mdb"]  # no staging left
+
+
 def test_every_acknowledged_block_was_fsynced_before_the_ack(tmp_path):
     """SIGKILL leaves the OS page cache intact, so it cannot show that an acknowledged block would
     survive a power cut. This traces the writer's system calls instead: for each block, between the
