@@ -52,3 +52,21 @@ def test_demo_arguments_out_of_range_are_usage_errors() -> None:
     ]:
         proc = subprocess.run([sys.executable, "-m", "ledgercore", "demo", *args], capture_output=True, text=True, timeout=60)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_demo_with_one_block_or_no_revocations_runs_its_checks() -> None:
+    # Section 3 took its revocation from the second block: one block was an IndexError, blocks with
+    # no revocation a StopIteration. It now proves what the run generated.
+    for args, revoked in [
+        (("--txs", "1000"), False),
+        (("--txs", "1000", "--block-size", "500", "--revoke-fraction", "0"), False),
+        (("--txs", "3", "--block-size", "1"), False),
+        (("--txs", "1", "--block-size", "1"), False),
+        (("--txs", "40", "--block-size", "20"), True),
+    ]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "ledgercore", "demo", "--no-cluster", *args], capture_output=True, text=True, timeout=60, check=False
+        )
+        assert proc.returncode == 0 and "all checks passed" in proc.stdout, (args, proc.stdout + proc.stderr)
+        assert ("revoked=True digest_matches=True" in proc.stdout) == revoked, (args, proc.stdout)
+        assert ("no certificate revoked in this run" in proc.stdout) != revoked, (args, proc.stdout)
