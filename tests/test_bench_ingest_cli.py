@@ -108,3 +108,10 @@ def test_a_ledger_dir_that_cannot_be_made_is_refused_with_a_message(tmp_path) ->
     proc = run_bench("--txs", "100", "--dir", str(blocker / "sub"))
     assert proc.returncode == 1
     assert "cannot make a scratch directory" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_time_limit_that_runs_out_before_the_first_block_is_refused_with_a_message() -> None:
+    # No block applied left nothing to measure: the putmulti comparison divided by zero.
+    proc = run_bench("--txs", "1000", "--block-size", "500", "--no-progress", "--time-limit", "1e-9")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr, proc.stderr
+    assert proc.stderr.strip() == "ledgercore bench ingest: --time-limit 1e-09s ran out before the first block was applied"

@@ -169,6 +169,8 @@ def measure(args: argparse.Namespace) -> dict[str, Any]:
             began = time.perf_counter()
             while k < blocks:
                 if args.time_limit and time.perf_counter() - began > args.time_limit:
+                    if not k:  # no block applied: no rate to report, nor a putmulti size to compare
+                        raise BenchError(f"--time-limit {args.time_limit:g}s ran out before the first block was applied")
                     stopped_at = k
                     break
                 group = [workload.block(j) for j in range(k, min(k + window, blocks))]
