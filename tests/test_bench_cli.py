@@ -67,3 +67,14 @@ def test_the_table_shows_ratios_below_one_to_two_decimals() -> None:
     rows = report.table().splitlines()
     assert "| 0.43x " in rows[2] and rows[2].endswith("| NO")
     assert "| 8.3x " in rows[3] and rows[3].endswith("| yes")
+
+
+def test_bench_crypto_repeat_below_one_is_a_usage_error() -> None:
+    # --repeat -5 ran one round and --repeat 0 fell back to the default, both exiting 0.
+    for value in ("0", "-5"):
+        proc = subprocess.run(
+            [sys.executable, "-m", "ledgercore", "bench", "crypto", "--quick", "--only", "proofs", "--repeat", value],
+            capture_output=True, text=True, timeout=120, check=False,
+        )  # fmt: skip
+        assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+        assert f"argument --repeat: must be at least 1, got {value}" in proc.stderr, proc.stderr

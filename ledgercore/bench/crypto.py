@@ -23,6 +23,7 @@ import numpy as np
 
 from ledgercore import hashing, merkle, signing
 
+from ..arg_types import POSITIVE
 from .common import BenchError, Goal, Report, Result, best_times, check, missing, optional, progress
 
 HELP = "Ed25519/SM2/P-256 batches, hashing and Merkle trees vs cryptography, PyNaCl, hashlib, blake3, gmssl, pymerkle"
@@ -74,7 +75,7 @@ QUICK = Sizes(
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes, one round: a smoke test, not a measurement")
     parser.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
-    parser.add_argument("--repeat", type=int, metavar="K", help="rounds per measurement, best kept (default 3; 1 with --quick)")
+    parser.add_argument("--repeat", type=POSITIVE, metavar="K", help="rounds per measurement, best kept (default 3; 1 with --quick)")
     parser.add_argument(
         "--only", action="append", choices=sorted(GROUPS), metavar="GROUP",
         help=f"run only this group (repeatable): {', '.join(GROUPS)}",
