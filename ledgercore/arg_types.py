@@ -8,8 +8,8 @@ import math
 from collections.abc import Callable
 
 
-def int_at_least(low: int) -> Callable[[str], int]:
-    """An integer of at least ``low``."""
+def int_at_least(low: int, high: int | None = None) -> Callable[[str], int]:
+    """An integer of at least ``low`` (and at most ``high``, if given)."""
 
     def parse(text: str) -> int:
         try:
@@ -18,6 +18,8 @@ def int_at_least(low: int) -> Callable[[str], int]:
             raise argparse.ArgumentTypeError(f"expected an integer, got {text!r:.40}") from None
         if value < low:
             raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"must be at most {high}, got {value}")
         return value
 
     return parse

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
 import pytest
+
+from ledgercore.node.init_cluster import MAX_NODES
 
 
 def run_bench(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -62,6 +65,23 @@ def test_bad_arguments_are_usage_errors() -> None:
     ]:
         proc = run_bench(*args)
         assert proc.returncode == 2 and message in proc.stderr and "Traceback" not in proc.stderr, proc.stderr
+
+
+def test_more_nodes_than_init_cluster_allows_is_a_usage_error() -> None:
+    # Unbounded, --nodes 1000 started a cluster that never got going: a hang, not an error. In its
+    # own session so a regression's node processes are killed with it, not left behind.
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "ledgercore", "bench", "raft", "--nodes", str(MAX_NODES + 1)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        _, err = proc.communicate(timeout=20)
+    finally:
+        if proc.returncode is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 2 and "Traceback" not in err, err
+    assert f"argument --nodes: must be at most {MAX_NODES}, got {MAX_NODES + 1}" in err, err
 
 
 def test_a_data_dir_that_cannot_be_made_is_refused_with_a_message(tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -39,8 +39,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from ..arg_types import POSITIVE, SECONDS, SECONDS_OR_NONE
+from ..arg_types import POSITIVE, SECONDS, SECONDS_OR_NONE, int_at_least
 from ..child_process import module_process
+from ..node.init_cluster import MAX_NODES
 from .common import BenchError, Goal, Report, Result, check, format_rate, missing, optional, progress, scratch_dir
 
 HELP = "Raft on a 3-process loopback cluster with fsync vs PySyncObj, and signed transactions end to end"
@@ -55,7 +56,8 @@ REPLY_TIMEOUT_S = 60.0
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seconds", type=SECONDS, default=10.0, metavar="S", help="measured seconds per cluster (default 10)")
     parser.add_argument("--warmup", type=SECONDS_OR_NONE, default=2.0, metavar="S", help="seconds under load before measuring (default 2)")
-    parser.add_argument("--nodes", type=POSITIVE, default=3, metavar="N", help="cluster size (default 3)")
+    # Bounded as init-cluster bounds a cluster: 1000 nodes never got going (a hang, not an error).
+    parser.add_argument("--nodes", type=int_at_least(1, MAX_NODES), default=3, metavar="N", help=f"cluster size (default 3, at most {MAX_NODES})")
     parser.add_argument("--only", choices=("consensus", "ledger"), help="run only part (a) consensus or (b) ledger")
     parser.add_argument("--batch", type=POSITIVE, default=2000, metavar="K", help="(a) entries the leader proposes per Raft step (default 2000)")
     parser.add_argument("--window", type=POSITIVE, default=20000, metavar="W", help="(a) most entries proposed and not yet applied, both systems (default 20000)")
