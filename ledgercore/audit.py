@@ -44,9 +44,9 @@ import argparse
 import contextlib
 import importlib
 import os
+import sys
 import tempfile
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -411,23 +411,28 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
-def _load(spec: str, option: str) -> Any:
-    """The object ``MODULE:NAME`` names."""
-    module, _, name = spec.partition(":")
-    if not module or not name:
-        raise ValueError(f"{option} wants MODULE:NAME, got {spec!r}")
-    return getattr(importlib.import_module(module), name)
+class _UsageError(Exception):
+    """A --contract or --authorize that cannot be loaded: the user's mistake, not the store's."""
 
 
-def _load_contracts(specs: Iterable[str]) -> list[Contract]:
-    loaded = [_load(spec, "--contract") for spec in specs]
-    return [obj() if isinstance(obj, type) else obj for obj in loaded]
+def _load(option: str, spec: str) -> Any:
+    """The object ``MODULE:NAME`` names; for --contract, a class is instantiated. The module is the
+    user's code: whatever importing or instantiating raises (a syntax error, a constructor that
+    wants arguments) is a usage error, kept apart from the audit, where an exception means damage."""
+    try:
+        module, _, name = spec.partition(":")
+        if not module or not name:
+            raise ValueError("wants MODULE:NAME")
+        obj = getattr(importlib.import_module(module), name)
+        return obj() if option == "--contract" and isinstance(obj, type) else obj
+    except Exception as exc:  # the user's module can raise anything
+        raise _UsageError(f"cannot load {option} {spec}: {type(exc).__name__}: {exc}") from exc
 
 
 def _run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not (path / "data.mdb").is_file():
-        print(f"ledgercore audit: no ledger at {str(path)!r} (no data.mdb there)")
+        print(f"ledgercore audit: no ledger at {str(path)!r} (no data.mdb there)", file=sys.stderr)
         return 2
     # In a child process: LMDB keeps no page checksums, and a damaged page can kill its reader
     # with a signal, which an audit must report as damage rather than die of.
@@ -441,17 +446,18 @@ def _run(args: argparse.Namespace) -> int:
         else:
             answer = 2, f"ledgercore audit: the auditing process was stopped ({answer}) before it finished"
     code, text = answer
-    print(text)
+    print(text, file=sys.stderr if code == 2 else sys.stdout)  # 2: a usage error, not a verdict
     return code
 
 
 def _audit_path(path: Path, contract_specs: list[str], replay: bool, authorize_spec: str | None) -> tuple[int, str]:
     """The audit command's exit status and what it prints."""
-    authorize = None
     try:
-        contracts = _load_contracts(contract_specs)
-        if authorize_spec is not None:
-            authorize = _load(authorize_spec, "--authorize")
+        contracts: list[Contract] = [_load("--contract", spec) for spec in contract_specs]
+        authorize = None if authorize_spec is None else _load("--authorize", authorize_spec)
+    except _UsageError as exc:
+        return 2, f"ledgercore audit: {exc}"
+    try:
         store = Store(path, create=False)  # an audit writes nothing, least of all tables into another environment
         try:
             chain_id = store.get("meta", b"chain_id")
@@ -463,7 +469,7 @@ def _audit_path(path: Path, contract_specs: list[str], replay: bool, authorize_s
         suite_name, chain = stored_text(suite, "meta/suite"), stored_text(chain_id, "meta/chain_id")
         with Ledger.open(path, suite_name, chain_id=chain, contracts=contracts, authorize=authorize) as led:
             report = audit(led, replay=replay)
-    except (LedgerError, ImportError, AttributeError, ValueError) as exc:
+    except (LedgerError, ValueError) as exc:
         # Damage found while opening (the ledger refuses to open on it) fails the audit too.
         damage = exc if isinstance(exc, IntegrityError) else exc.__cause__
         if isinstance(damage, IntegrityError):

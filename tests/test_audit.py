@@ -161,9 +161,32 @@ def test_cli_audit(tmp_path, capsys):
     assert "audit FAILED: height 1: history: malformed history entry" in capsys.readouterr().out
     # Not a ledger: exit status 2, and nothing created there.
     assert main(["audit", str(tmp_path / "nothing")]) == 2
-    assert "no ledger" in capsys.readouterr().out and not (tmp_path / "nothing").exists()
-    assert main(["audit", str(path), "--contract", "nosuchmodule:X"]) == 2
-    assert "cannot audit" in capsys.readouterr().out
+    assert "no ledger" in capsys.readouterr().err and not (tmp_path / "nothing").exists()
+
+
+def test_a_contract_that_cannot_be_loaded_is_a_usage_error_not_damage(tmp_path, capsys, monkeypatch):
+    # Whatever loading a --contract raised beyond ImportError/AttributeError/ValueError was
+    # reported as damage: 'audit FAILED: reading the store raised TypeError...', exit status 1.
+    path = tmp_path / "l"
+    _chain(path, "ed25519-blake3", blocks=1)
+    (tmp_path / "broken_syntax.py").write_text("def (:\n")
+    (tmp_path / "raises_on_import.py").write_text("raise RuntimeError('no config')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))  # the audit's child process gets this sys.path too
+    cases = {
+        "subprocess:Popen": "TypeError",  # a class whose __init__ needs an argument
+        "broken_syntax:X": "SyntaxError",
+        "raises_on_import:X": "RuntimeError: no config",
+        ".relative:X": "TypeError",
+        "nosuchmodule:X": "ModuleNotFoundError",
+        "nocolon": "wants MODULE:NAME",
+    }
+    for spec, why in cases.items():
+        assert main(["audit", str(path), "--contract", spec]) == 2, spec
+        out, err = capsys.readouterr()
+        assert out == "" and err.startswith(f"ledgercore audit: cannot load --contract {spec}: "), err
+        assert why in err and err.count("\n") == 1, err
+    assert main(["audit", str(path), "--authorize", "raises_on_import:f"]) == 2
+    assert "cannot load --authorize raises_on_import:f: RuntimeError" in capsys.readouterr().err
 
 
 def test_integrity_error_is_a_ledger_error_with_height_and_field():
@@ -194,9 +217,9 @@ def test_another_lmdb_environment_is_refused_and_left_as_it_was(tmp_path, capsys
     lmdb.open(str(empty)).close()
     before = {p: (p / "data.mdb").read_bytes() for p in (foreign, empty)}
     assert main(["audit", str(foreign)]) == 2
-    assert "is not a ledger store: it holds 'users'" in capsys.readouterr().out
+    assert "is not a ledger store: it holds 'users'" in capsys.readouterr().err
     assert main(["audit", str(empty)]) == 2
-    assert "is not a ledger store: it holds no ledger metadata" in capsys.readouterr().out
+    assert "is not a ledger store: it holds no ledger metadata" in capsys.readouterr().err
     with pytest.raises(StoreError, match="is not a ledger store: it holds 'users'"):
         Ledger.open(foreign)
     assert {p: (p / "data.mdb").read_bytes() for p in (foreign, empty)} == before
