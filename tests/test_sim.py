@@ -7,13 +7,14 @@ Steps are short (SIM_STEPS ticks of faults per seed) so the seeds fit in CI time
 
 from __future__ import annotations
 
+import os
 import random
 from functools import partial
 
 import pytest
 
 from ledgercore.cli import main
-from ledgercore.sim import FaultConfig, Harness, RaftCluster, SafetyChecker, Violation, run_seed
+from ledgercore.sim import FaultConfig, Harness, RaftCluster, SafetyChecker, Violation, cli, run_seed
 from ledgercore.sim.core import SimResult
 
 SIM_STEPS = 60
@@ -153,3 +154,32 @@ def test_cli_sim_runs_seeds_and_prints_replay_on_failure(capsys: pytest.CaptureF
     assert f"FAIL seed {seed}" in out
     assert (f"replay: ledgercore sim --protocol raft --seed {seed} --steps {SIM_STEPS} "
             "--bug lazy-fsync") in out
+
+
+def test_cli_sim_starts_no_more_workers_than_seeds_or_cpus(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # --jobs started that many workers at once, whatever the seeds or CPUs: --jobs 100000 could
+    # exhaust the pids. Count the worker processes the pool starts.
+    started: list[int] = []
+
+    class Counted(cli.ProcessPoolExecutor):
+        def _spawn_process(self) -> None:
+            super()._spawn_process()  # type: ignore[misc]
+            started.append(1)
+
+    monkeypatch.setattr(cli, "ProcessPoolExecutor", Counted)
+    monkeypatch.setattr(os, "cpu_count", lambda: 3)
+    argv = ["sim", "--seeds", "50", "--steps", str(SIM_STEPS), "--bug", "lazy-fsync"]
+    assert main([*argv, "--jobs", "1000"]) == 1
+    pooled = capsys.readouterr().out
+    assert len(started) == 3
+    assert main(argv) == 1
+    fails = lambda out: [line for line in out.splitlines() if not line.startswith("raft:")]  # noqa: E731
+    assert fails(pooled) == fails(capsys.readouterr().out) != []  # the same failures, in seed order
+    started.clear()
+    assert main(["sim", "--seeds", "2", "--steps", "0", "--jobs", "1000"]) == 0
+    assert len(started) == 2
+    started.clear()
+    assert main(["sim", "--seeds", "1", "--steps", "0", "--jobs", "1000"]) == 0
+    assert started == []  # one seed runs here, in no pool

@@ -8,6 +8,7 @@ it; ``--trace`` prints what happened, tick by tick.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor
@@ -31,7 +32,8 @@ def register(commands: Any) -> None:
     parser.add_argument("--nodes", type=int, choices=(3, 5), default=3, help="initial voters")
     parser.add_argument("--bug", choices=[b for b in BUGS if b], default=None,
                         help="run a deliberately broken node, to see the checks catch it")
-    parser.add_argument("--jobs", type=int, default=1, help="worker processes for --seeds")
+    parser.add_argument("--jobs", type=int, default=1,
+                        help="worker processes for --seeds (at most one per seed and per CPU)")
     parser.add_argument("--trace", action="store_true", help="print the events of a single seed")
     parser.set_defaults(handler=run)
 
@@ -82,8 +84,10 @@ def run(args: argparse.Namespace) -> int:
     work = [(s, args.protocol, args.steps, args.nodes, args.bug) for s in range(first, first + count)]
     start = time.perf_counter()
     failures = 0
-    if args.jobs > 1:
-        with ProcessPoolExecutor(args.jobs) as pool:
+    # More workers than seeds or CPUs only cost processes (--jobs 100000 would exhaust pids).
+    jobs = min(args.jobs, count, os.cpu_count() or 1)
+    if jobs > 1:
+        with ProcessPoolExecutor(jobs) as pool:
             results = pool.map(_one, work, chunksize=16)
             failures = _report(results, args)
     else:
