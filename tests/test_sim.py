@@ -7,8 +7,13 @@ Steps are short (SIM_STEPS ticks of faults per seed) so the seeds fit in CI time
 
 from __future__ import annotations
 
+import contextlib
 import os
 import random
+import resource
+import signal
+import subprocess
+import sys
 from functools import partial
 
 import pytest
@@ -183,3 +188,22 @@ def test_cli_sim_starts_no_more_workers_than_seeds_or_cpus(
     started.clear()
     assert main(["sim", "--seeds", "1", "--steps", "0", "--jobs", "1000"]) == 0
     assert started == []  # one seed runs here, in no pool
+
+
+def test_cli_sim_memory_does_not_grow_with_seeds() -> None:
+    # The work list (and pool.map's futures) were built whole before the first seed ran: with
+    # --seeds 100000000, a MemoryError under a memory limit. Capped, the run must keep going.
+    limit = 400 << 20  # the command needs under 200 MiB; the eager list needed gigabytes
+
+    def cap() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    argv = ["sim", "--seeds", "100000000", "--steps", "0", "--jobs", "2"]
+    proc = subprocess.Popen([sys.executable, "-m", "ledgercore", *argv], preexec_fn=cap, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(timeout=4)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(proc.pid, signal.SIGKILL)  # its workers too
+    err = proc.communicate()[1]
+    assert proc.returncode == -signal.SIGKILL and "MemoryError" not in err, err  # still running at 4 s

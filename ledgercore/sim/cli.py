@@ -11,11 +11,16 @@ import argparse
 import os
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from itertools import islice
 from typing import Any
 
 from . import DEFAULT_STEPS, PROTOCOLS, SimResult, replay_command, run_seed
 from .raft import BUGS
+
+CHUNK = 16  # seeds per task sent to a worker: amortizes the pool's cost per task
 
 
 def register(commands: Any) -> None:
@@ -41,6 +46,23 @@ def register(commands: Any) -> None:
 def _one(args: tuple[int, str, int, int, str | None]) -> SimResult:
     seed, protocol, steps, nodes, bug = args
     return run_seed(seed, protocol=protocol, steps=steps, nodes=nodes, bug=bug)
+
+
+def _chunk(work: list[tuple[int, str, int, int, str | None]]) -> list[SimResult]:
+    return [_one(w) for w in work]
+
+
+def _pooled(pool: ProcessPoolExecutor, work: Iterator[tuple[int, str, int, int, str | None]],
+            jobs: int) -> Iterator[SimResult]:
+    """The results in seed order, like ``pool.map``, with at most two chunks per worker in
+    flight: ``pool.map`` submits every chunk at once, so memory grew with --seeds."""
+    pending: deque[Future[list[SimResult]]] = deque()
+    while chunk := list(islice(work, CHUNK)):
+        if len(pending) == 2 * jobs:
+            yield from pending.popleft().result()
+        pending.append(pool.submit(_chunk, chunk))
+    while pending:
+        yield from pending.popleft().result()
 
 
 def _describe(r: SimResult) -> str:
@@ -81,15 +103,14 @@ def run(args: argparse.Namespace) -> int:
         return 0
     count = args.seeds if args.seeds is not None else 100
     first = args.seed if args.seed is not None else 0
-    work = [(s, args.protocol, args.steps, args.nodes, args.bug) for s in range(first, first + count)]
+    work = ((s, args.protocol, args.steps, args.nodes, args.bug) for s in range(first, first + count))
     start = time.perf_counter()
     failures = 0
     # More workers than seeds or CPUs only cost processes (--jobs 100000 would exhaust pids).
     jobs = min(args.jobs, count, os.cpu_count() or 1)
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
-            results = pool.map(_one, work, chunksize=16)
-            failures = _report(results, args)
+            failures = _report(_pooled(pool, work, jobs), args)
     else:
         failures = _report(map(_one, work), args)
     elapsed = time.perf_counter() - start
