@@ -133,6 +133,8 @@ def test_safety_checker_bites() -> None:
         (["--seeds", "-3"], "--seeds must be at least 1, got -3"),
         (["--seeds", "2", "--jobs", "0"], "--jobs must be at least 1, got 0"),
         (["--seed", "1", "--steps", "-1"], "--steps must be at least 0, got -1"),
+        (["--seeds", "2", "--trace"], "--trace prints the events of a single seed: give --seed N"),  # was ignored
+        (["--trace"], "--trace prints the events of a single seed: give --seed N"),
     ],
 )
 def test_cli_sim_refuses_counts_that_would_run_nothing(

@@ -81,6 +81,8 @@ def _bad_argument(args: argparse.Namespace) -> str | None:
         return f"--seeds must be at least 1, got {args.seeds}"
     if args.jobs < 1:
         return f"--jobs must be at least 1, got {args.jobs}"
+    if args.trace and (args.seeds is not None or args.seed is None):
+        return "--trace prints the events of a single seed: give --seed N without --seeds"
     return None
 
 
