@@ -8,8 +8,12 @@ To add a command (``demo``, ``node``, ``sim``), write its module and list it in 
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
+import os
+import sys
 from collections.abc import Sequence
+from typing import TextIO
 
 from . import __version__
 
@@ -37,10 +41,40 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# What writing output raises where it cannot go on: a full disk or quota, a file too large, an I/O
+# error (a terminal that closed).
+_WRITE_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG, errno.EIO})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Runs the command line; returns the exit status (the console script exits with it)."""
+    """Runs the command line; returns the exit status (the console script exits with it). Output
+    that cannot be written (a reader that went away, as ``| head`` does; a full disk) ends the
+    command with exit status 1: quietly for a closed pipe, as Unix tools do, else with one line on
+    stderr, never a traceback."""
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a write error shows here, not at interpreter exit
+        return code
+    except BrokenPipeError:
+        to_devnull(sys.stdout)
+        return 1
+    except OSError as exc:
+        # A write to an open file (stdout, or a file a command writes) names no file; opening one does.
+        if exc.filename is not None or exc.errno not in _WRITE_ERRORS:
+            raise
+        to_devnull(sys.stdout)
+        print(f"ledgercore: cannot write the output: {exc.strerror}", file=sys.stderr)
+        return 1
+
+
+def to_devnull(stream: TextIO) -> None:
+    """Points ``stream`` (stdout or stderr) at /dev/null once writing to it failed: what is still
+    buffered is dropped there, not written again (and failing again) at the next flush or when
+    the interpreter exits."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, stream.fileno())
+    os.close(devnull)
 
 
 if __name__ == "__main__":

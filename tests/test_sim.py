@@ -209,3 +209,18 @@ def test_cli_sim_memory_does_not_grow_with_seeds() -> None:
         os.killpg(proc.pid, signal.SIGKILL)  # its workers too
     err = proc.communicate()[1]
     assert proc.returncode == -signal.SIGKILL and "MemoryError" not in err, err  # still running at 4 s
+
+
+def test_output_that_cannot_be_written_ends_in_one_line_not_a_traceback():
+    # Any command's output to a full disk (or a reader gone, `| head`) raised a traceback.
+    if not os.path.exists("/dev/full"):
+        pytest.skip("no /dev/full here")
+    cmd = [sys.executable, "-m", "ledgercore", "sim", "--seed", "1", "--steps", "10"]
+    with open("/dev/full", "w") as full:
+        run = subprocess.run(cmd, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120)
+    assert (run.returncode, run.stderr) == (1, "ledgercore: cannot write the output: No space left on device\n")
+    proc = subprocess.Popen([*cmd[:-1], "300", "--trace"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().startswith("t=")
+    proc.stdout.close()  # the reader goes away after one line, as `| head -1` does
+    _, err = proc.communicate(timeout=120)
+    assert (proc.returncode, err) == (1, "")

@@ -27,6 +27,7 @@ from typing import IO, Any
 
 from ..arg_types import SECONDS
 from ..child_process import describe_exit, module_process
+from ..cli import to_devnull
 from ..client import DEFAULT_TIMEOUT, Client, check_url
 from ..errors import ClientError
 from ..net.pki import TLSFiles
@@ -47,9 +48,7 @@ def _say(line: str, *, err: bool = False) -> None:
     try:
         print(line, file=stream, flush=True)
     except OSError:
-        devnull = os.open(os.devnull, os.O_WRONLY)
-        os.dup2(devnull, stream.fileno())  # what is still buffered goes there at the next flush
-        os.close(devnull)
+        to_devnull(stream)
 
 
 @dataclass
