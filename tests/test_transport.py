@@ -194,7 +194,6 @@ def test_a_listen_address_may_name_all_interfaces_and_any_port(tls: dict[str, pk
 @pytest.mark.parametrize("settings", [
     lambda: TransportLimits(connect_timeout=float("nan")),
     lambda: TransportLimits(handshake_timeout=float("inf")),
-    lambda: TransportLimits(queue_frames=float("nan")),  # type: ignore[arg-type]
     lambda: BackoffPolicy(multiplier=float("nan")),  # every delay NaN: a down peer never redialled
     lambda: BackoffPolicy(maximum=float("inf")),
     lambda: BackoffPolicy(jitter=float("nan")),
@@ -203,8 +202,18 @@ def test_a_listen_address_may_name_all_interfaces_and_any_port(tls: dict[str, pk
     lambda: TransportLimits(connect_timeout=10**400),
 ])  # fmt: skip
 def test_nan_and_infinite_settings_are_refused(settings: Callable[[], object]) -> None:
-    with pytest.raises(InvalidInputError, match="must be finite"):
+    with pytest.raises(InvalidInputError, match="must be a finite number"):
         settings()
+
+
+@pytest.mark.parametrize("field, value", [
+    ("queue_frames", 10.5), ("queue_frames", float("nan")), ("inbox_bytes", "64"), ("max_pending_handshakes", True),
+    ("connect_timeout", "5"), ("handshake_timeout", None),
+])  # fmt: skip
+def test_settings_of_the_wrong_kind_are_refused(field: str, value: object) -> None:
+    # Regression: 10.5 frames was a queue bound, and a str met a bare TypeError in a comparison.
+    with pytest.raises(InvalidInputError, match=f"TransportLimits.{field} must be"):
+        TransportLimits(**{field: value})  # type: ignore[arg-type]
 
 
 def test_backoff_never_overflows() -> None:

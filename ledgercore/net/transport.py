@@ -146,20 +146,23 @@ class FrameDecoder:
         return frames
 
 
-def _check_finite(settings: Any) -> None:
-    """InvalidInputError naming the first field of the dataclass ``settings`` that is a float (or
-    annotated one) but no finite float: range checks compare false with NaN, a NaN or infinite
-    delay or timeout never fires as meant, and an int past the float range (``10**400``) would
-    raise OverflowError where a delay is computed."""
+def _check_numbers(settings: Any) -> None:
+    """InvalidInputError naming the first field of the dataclass ``settings`` whose value is not
+    what its annotation says: an ``int`` field takes an int (10.5 frames is no count), a ``float``
+    field an int or float that is finite (range checks compare false with NaN, a NaN or infinite
+    delay never fires as meant, and an int past the float range, ``10**400``, would raise
+    OverflowError where a delay is computed). A bool is neither."""
     for field in fields(settings):
         value = getattr(settings, field.name)
-        if isinstance(value, float) or (field.type == "float" and isinstance(value, int)):
+        ok = isinstance(value, int) and not isinstance(value, bool)
+        if field.type == "float" and (ok or isinstance(value, float)):
             try:
-                finite = math.isfinite(value)
+                ok = math.isfinite(value)
             except OverflowError:
-                finite = False
-            if not finite:
-                raise InvalidInputError(f"{type(settings).__name__}.{field.name} must be finite, got {value!r:.40}")
+                ok = False
+        if not ok:
+            kind = "a finite number" if field.type == "float" else "an int"
+            raise InvalidInputError(f"{type(settings).__name__}.{field.name} must be {kind}, got {value!r:.40}")
 
 
 @dataclass(frozen=True)
@@ -175,7 +178,7 @@ class BackoffPolicy:
     stable_after: float = 1.0
 
     def __post_init__(self) -> None:
-        _check_finite(self)
+        _check_numbers(self)
         if not (0 < self.initial <= self.maximum):
             raise InvalidInputError("backoff needs 0 < initial <= maximum")
         if self.multiplier < 1:
@@ -224,7 +227,7 @@ class TransportLimits:
     max_pending_handshakes: int = 64
 
     def __post_init__(self) -> None:
-        _check_finite(self)
+        _check_numbers(self)
         if not (0 < self.max_frame_size <= _MAX_U32):
             raise InvalidInputError(f"max_frame_size must be in 1..{_MAX_U32}")
         for name in ("queue_frames", "queue_bytes", "inbox_frames", "inbox_bytes",
