@@ -10,12 +10,11 @@ from __future__ import annotations
 import argparse
 import errno
 import importlib
-import os
 import sys
 from collections.abc import Sequence
-from typing import TextIO
 
 from . import __version__
+from .output_stream import to_devnull
 
 COMMAND_MODULES: tuple[str, ...] = (
     "ledgercore.bench",
@@ -66,15 +65,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         to_devnull(sys.stdout)
         print(f"ledgercore: cannot write the output: {exc.strerror}", file=sys.stderr)
         return 1
-
-
-def to_devnull(stream: TextIO) -> None:
-    """Points ``stream`` (stdout or stderr) at /dev/null once writing to it failed: what is still
-    buffered is dropped there, not written again (and failing again) at the next flush or when
-    the interpreter exits."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, stream.fileno())
-    os.close(devnull)
 
 
 if __name__ == "__main__":

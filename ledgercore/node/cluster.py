@@ -27,10 +27,10 @@ from typing import IO, Any
 
 from ..arg_types import SECONDS
 from ..child_process import describe_exit, module_process
-from ..cli import to_devnull
 from ..client import DEFAULT_TIMEOUT, Client, check_url
 from ..errors import ClientError
 from ..net.pki import TLSFiles
+from ..output_stream import to_devnull
 from .config import NodeConfig
 
 POLL_S = 0.1
