@@ -73,6 +73,26 @@ fn batch_marks_exactly_the_bad_signatures() {
     }
 }
 
+/// Groups are cut from the items in sender order, not by position: whatever the group count,
+/// each answer lands at its own item (senders interleaved, bad signatures of several senders).
+#[test]
+fn batch_groups_by_sender_answer_each_item_in_place() {
+    let n = 2000;
+    let keys: Vec<SecretKey> = (1..=37).map(|i| key(Scheme::Ed25519, i)).collect();
+    let msgs: Vec<Vec<u8>> = (0..n).map(|i| (i as u32).to_le_bytes().to_vec()).collect();
+    let pks: Vec<Vec<u8>> = (0..n).map(|i| keys[(i * 7) % 37].public_key()).collect();
+    let mut sigs: Vec<[u8; 64]> = (0..n).map(|i| keys[(i * 7) % 37].sign(&msgs[i])).collect();
+    let bad = [3usize, 4, 700, 1311, 1999];
+    for &b in &bad {
+        sigs[b][40] ^= 0x08;
+    }
+    for parts in [1, 2, 3, 8] {
+        let got = ed25519::verify_batch(&pks, &msgs, &sigs, [5; 32], parts);
+        let wrong: Vec<usize> = (0..n).filter(|&i| got[i] == bad.contains(&i)).collect();
+        assert!(wrong.is_empty(), "{parts} groups: wrong answers at {wrong:?}");
+    }
+}
+
 #[test]
 fn batch_rejects_ragged_columns_and_bad_lengths() {
     let k = key(Scheme::Ed25519, 1);
