@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
@@ -219,6 +219,11 @@ def _header_difference(got: BlockHeader, expected: BlockHeader) -> str:
     return "the block re-executes to another header than the one expected: " + "; ".join(diffs)
 
 
+def _check_expect(expect: object) -> None:
+    if expect is not None and not isinstance(expect, BlockHeader):
+        raise InvalidInputError(f"expect must be a BlockHeader or None, got {type(expect).__name__}")
+
+
 def _check_flag(value: object, name: str) -> None:
     """Refuses a flag that is not a bool: read as a truth value, ``"no"`` would say yes."""
     if not isinstance(value, bool):
@@ -309,6 +314,17 @@ class _Decoded:
     timings: dict[str, float]
 
 
+class _Item(NamedTuple):
+    """A decoded block to execute, with the header values consensus fixed for it, and the header
+    it must re-execute to (None: any)."""
+
+    decoded: _Decoded
+    timestamp: int | None
+    proposer: bytes
+    consensus: bytes
+    expect: BlockHeader | None = None
+
+
 def stored_text(raw: bytes | None, key: str) -> str:
     """A text the store's metadata holds: ``IntegrityError`` if it is missing or not UTF-8."""
     try:
@@ -364,9 +380,11 @@ class BlockInput:
     proposer: bytes = b""
     consensus: bytes = b""
     signatures_checked: bool = False
+    expect: BlockHeader | None = None  # the header it must re-execute to, as in apply_block
 
     def __post_init__(self) -> None:
         _check_flag(self.signatures_checked, "signatures_checked")
+        _check_expect(self.expect)
 
 
 @dataclass(frozen=True)
@@ -734,11 +752,10 @@ class Ledger:
         """
         self._store.check_open()
         _check_flag(signatures_checked, "signatures_checked")
-        if expect is not None and not isinstance(expect, BlockHeader):
-            raise InvalidInputError(f"expect must be a BlockHeader or None, got {type(expect).__name__}")
+        _check_expect(expect)
         decoded = self._decode(raws)
         checking = None if signatures_checked else _Check(decoded)
-        return self._commit([(decoded, timestamp, proposer, consensus)], checking=checking, expect=expect)[0]
+        return self._commit([_Item(decoded, timestamp, proposer, consensus, expect)], checking=checking)[0]
 
     def apply_blocks(
         self, blocks: Iterable[Sequence[bytes]], timestamps: Iterable[int | None] | None = None
@@ -785,7 +802,7 @@ class Ledger:
                     raise InvalidInputError(
                         f"fewer timestamps than blocks: none for block {self._head.height + 1}"
                     ) from None
-                item = (checking.decoded, stamp, b"", b"")
+                item = _Item(checking.decoded, stamp, b"", b"")
                 yield self._commit([item], executed=start_next, checking=checking)[0]
         finally:
             ahead.stop()  # the caller stopped early, or a block failed: read no further
@@ -799,8 +816,9 @@ class Ledger:
         checked for another chain (``ChainMismatchError``), is skipped and that error stands in its
         place.
         The others execute in order, each on the state the ones before it left, and get exactly the
-        headers that applying them one by one would give. All are durable when this returns; a
-        crash before that leaves none of them."""
+        headers that applying them one by one would give. A block whose header is not its input's
+        ``expect`` raises ``HeaderMismatchError`` and none of the group is written. All are durable
+        when this returns; a crash before that leaves none of them."""
         if not isinstance(blocks, Sequence):
             raise InvalidInputError(f"a group is a sequence of BlockInput values, got {type(blocks).__name__}")
         out: list[Block | InvalidInputError | None] = []
@@ -809,7 +827,7 @@ class Ledger:
             if not isinstance(b, BlockInput):  # before anything is written
                 raise InvalidInputError(f"a group holds BlockInput values, got {type(b).__name__}")
             try:
-                checked.append((self._input(b), b.timestamp, b.proposer, b.consensus))
+                checked.append(_Item(self._input(b), b.timestamp, b.proposer, b.consensus, b.expect))
                 out.append(None)
             except (DecodeError, InvalidSignatureError, ChainMismatchError) as exc:
                 out.append(exc)
@@ -856,25 +874,24 @@ class Ledger:
         return _Decoded(batch, batch.raws, {"decode": time.perf_counter() - t0, "verify": 0.0})
 
     def _commit(
-        self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None = None,
-        checking: _Check | None = None, expect: BlockHeader | None = None,
+        self, items: Sequence[_Item], executed: Callable[[], None] | None = None, checking: _Check | None = None,
     ) -> list[Block]:
         """Executes decoded blocks (with timestamp, proposer, consensus data) in order on the
         current head and commits them all in one durable write; ``executed`` runs once the last
         block is executed, before its writes are staged and the write is flushed. The write
         commits only once ``checking`` (their signature check, running meanwhile) has passed;
-        if it raises, nothing is written and its error is raised. So it is when the last block's
-        header is not ``expect``.
+        if it raises, nothing is written and its error is raised. So it is when a block's header
+        is not its item's ``expect`` (``HeaderMismatchError``).
 
         The write runs on the ledger's write thread, whoever calls: contracts then start at the
         same stack depth on every node, so one that recurses too deep fails (``RecursionError``)
         at the same depth everywhere, not at one that depends on the caller's stack."""
-        for _, timestamp, proposer, consensus in items:
-            _check_header_values(timestamp, proposer, consensus)
+        for item in items:
+            _check_header_values(item.timestamp, item.proposer, item.consensus)
         self._refuse_on_write_thread("a ledger write")
         abandon = threading.Event()
         try:
-            write = self._writer.submit(self._write, items, executed, checking, expect, abandon)
+            write = self._writer.submit(self._write, items, executed, checking, abandon)
         except RuntimeError:  # the write thread is shut down: closed since the caller checked
             raise StoreError("the ledger store is closed") from None
         try:
@@ -894,8 +911,8 @@ class Ledger:
             raise ReentrantCallError(f"{what} from inside this ledger's own write (a contract or hook) would wait for itself")
 
     def _write(
-        self, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
-        checking: _Check | None, expect: BlockHeader | None, abandon: threading.Event,
+        self, items: Sequence[_Item], executed: Callable[[], None] | None, checking: _Check | None,
+        abandon: threading.Event,
     ) -> list[Block]:
         """:meth:`_commit`'s write, on the write thread."""
         hint = sum(4 * sum(map(len, c.raws)) + 4096 for c, *_ in items)
@@ -903,7 +920,7 @@ class Ledger:
             t0 = time.perf_counter()
             try:
                 blocks, ran = self._store.transact(
-                    lambda txn: self._execute_all(txn, items, executed, checking, expect, abandon), hint
+                    lambda txn: self._execute_all(txn, items, executed, checking, abandon), hint
                 )
             except BaseException:
                 self._overlay.discard()
@@ -925,8 +942,8 @@ class Ledger:
         return blocks
 
     def _execute_all(
-        self, txn: Any, items: Sequence[tuple[_Decoded, int | None, bytes, bytes]], executed: Callable[[], None] | None,
-        checking: _Check | None, expect: BlockHeader | None, abandon: threading.Event,
+        self, txn: Any, items: Sequence[_Item], executed: Callable[[], None] | None, checking: _Check | None,
+        abandon: threading.Event,
     ) -> tuple[list[Block], bool]:
         """Executes and stages the blocks; and, when the locator's map would pass
         ``LOCATOR_RUN_IDS``, a run of its ids and theirs (True: the map is to be emptied)."""
@@ -938,7 +955,7 @@ class Ledger:
         self._overlay.discard()
         self._check_head(txn)
         first, (head, out) = self._head.height + 1, (self._head, [])
-        for n, (decoded, timestamp, proposer, consensus) in enumerate(items, 1):
+        for n, (decoded, timestamp, proposer, consensus, _) in enumerate(items, 1):
             last = n == len(items)
             block = self._execute(txn, head, decoded, timestamp, proposer, consensus, executed if last else None)
             self._log.append(block.hash)
@@ -950,8 +967,9 @@ class Ledger:
             self._stage_locator_run(txn, out)
         if checking is not None:
             checking.result()  # raises, so the write aborts, if a signature failed
-        if expect is not None and head != expect:
-            raise HeaderMismatchError(_header_difference(head, expect))
+        for block, item in zip(out, items):
+            if item.expect is not None and block.header != item.expect:
+                raise HeaderMismatchError(_header_difference(block.header, item.expect))
         if abandon.is_set():
             raise _Abandoned  # the caller is gone (interrupted): no commit
         return out, ran

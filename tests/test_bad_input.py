@@ -6,6 +6,7 @@ and the ledger stays usable (the next good block commits and the audit passes).
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import re
 import shutil
 import signal
@@ -581,6 +582,23 @@ def test_a_block_that_does_not_re_execute_to_the_expected_header_writes_nothing(
         with pytest.raises(InvalidInputError, match="expect must be a BlockHeader or None, got dict"):
             here.apply_block([put(4)], expect={"height": 3})  # type: ignore[arg-type]
         assert here.audit().height == 2
+
+
+def test_a_group_with_a_block_that_does_not_re_execute_to_its_expected_header_writes_nothing(tmp_path):
+    # A node catching up applies a peer's answer (several blocks) as one group: one block that
+    # does not re-execute to the header the peer served leaves the whole group unwritten.
+    with Ledger.open(tmp_path / "peer") as peer, Ledger.open(tmp_path / "here") as here:
+        served = [peer.apply_block([put(n)], timestamp=10 * n, consensus=b"c%d" % n) for n in (1, 2, 3)]
+        inputs = [BlockInput(b.raws, b.header.timestamp, consensus=b.header.consensus, expect=b.header) for b in served]
+        wrong = BlockHeader(**{**{f: getattr(served[1].header, f) for f in HEADER_FIELDS}, "timestamp": 21})
+        before, head = dump(here), here.head
+        with pytest.raises(HeaderMismatchError, match=re.escape("timestamp 20 here, 21 expected")):
+            here.apply_group([inputs[0], dataclasses.replace(inputs[1], expect=wrong), inputs[2]])
+        assert dump(here) == before and here.head == head
+        with pytest.raises(InvalidInputError, match="expect must be a BlockHeader or None, got bytes"):
+            BlockInput([put(1)], expect=served[0].header.hash)  # type: ignore[arg-type]
+        assert [b.header for b in here.apply_group(inputs)] == [b.header for b in served]
+        assert here.audit().height == 3
 
 
 def test_reopening_as_another_suite_or_chain_changes_nothing(tmp_path):
