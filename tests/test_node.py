@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ledgercore import Ledger, Transaction, merkle, signing
-from ledgercore.block import encode_block
+from ledgercore.block import decode_block, encode_block
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.consensus.messages import (
     ConfState,
@@ -687,6 +687,26 @@ def test_catching_up_asks_another_peer_when_one_serves_a_block_that_does_not_fol
         assert "node2's answer refused: its chain and this node's differ" in caplog.text
 
     asyncio.run(main())
+
+
+def test_catching_up_refuses_a_peer_whose_block_holds_a_forged_or_undecodable_transaction(tmp_path, caplog):
+    # Regression: such a block raised out of the catch-up (InvalidSignatureError, DecodeError) and
+    # stopped the node, instead of refusing the peer and asking another.
+    async def main(n: int, bad: bytes) -> None:
+        cfg = make_configs(tmp_path / f"c{n}", 3)[0]
+        chain, head = _chain_answer(tmp_path / f"chain{n}", cfg.chain_id, signing.generate("ed25519"))
+        header, _ = decode_block(chain[1])
+        async with running(cfg) as node:
+            await node._sync_inbox.put(("node2", [chain[0], encode_block(header, [bad]), chain[2]]))
+            await node._sync_inbox.put(("node3", chain))
+            await node._catch_up(3, head)
+            assert node.ledger.height == 3 and node.ledger.head.hash == head and not node.failed.is_set()
+
+    forged = bytearray(txs(signing.generate("ed25519"), 1, 1)[0])
+    forged[-3] ^= 1  # in the signature
+    for n, (bad, error) in enumerate([(bytes(forged), "InvalidSignatureError"), (b"not a transaction", "DecodeError")]):
+        asyncio.run(main(n, bad))
+        assert f"node2's answer refused: its block 2 is invalid: {error}" in caplog.text
 
 
 def test_catching_up_stops_when_no_peer_serves_a_block_that_follows(tmp_path):

@@ -43,7 +43,7 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .. import _native
-from ..block import decode_block, encode_block
+from ..block import BlockHeader, decode_block, encode_block
 from ..codec import decode_value, encode_value
 from ..consensus.messages import (
     Entry,
@@ -1113,31 +1113,47 @@ class Node:
                     break
 
     async def _apply_fetched(self, peer: str, bodies: list[bytes], refused: dict[str, str]) -> int:
-        """Applies the blocks of ``peer``'s answer that follow this node's head; how many. A block
-        that does not decode, or does not re-execute to its header, refuses ``peer`` (in
-        ``refused``, with why) and ends the answer."""
-        applied = 0
+        """Applies the blocks of ``peer``'s answer that follow this node's head, in one durable
+        write; how many. A block that does not decode, or whose transactions do not decode or
+        verify, refuses ``peer`` (in ``refused``, with why) and ends the answer: the blocks before
+        it are applied. So does a block that does not re-execute here to the header it came with;
+        then none of the answer is applied."""
+        blocks: list[tuple[BlockHeader, list[bytes]]] = []
         for body in bodies:
             try:
                 header, raws = decode_block(body)
             except DecodeError as exc:
                 refused[peer] = f"its answer holds a block that does not decode: {exc}"
                 break
-            if header.height != self.ledger.height + 1:
-                continue
-            try:
-                blk = await self._ledger_call(
-                    self.ledger.apply_block, raws, timestamp=header.timestamp, proposer=header.proposer,
-                    consensus=header.consensus, expect=header,
-                )  # fmt: skip
-            except HeaderMismatchError as exc:  # nothing was written
-                refused[peer] = f"its chain and this node's differ: {exc}"
-                break
+            if header.height == self.ledger.height + 1 + len(blocks):
+                blocks.append((header, raws))
+        applied: list[Block] = []
+        try:
+            applied, invalid = await self._ledger_call(self._apply_blocks_fetched, blocks)
+        except HeaderMismatchError as exc:  # nothing was written
+            refused[peer] = f"its chain and this node's differ: {exc}"
+        else:
+            if invalid is not None:
+                refused[peer] = invalid
+        for blk in applied:
             self._settle_block(blk)
-            applied += 1
         if peer in refused:
             log.warning("node %s: catching up, %s's answer refused: %s", self.config.id, peer, refused[peer])
-        return applied
+        return len(applied)
+
+    def _apply_blocks_fetched(self, blocks: list[tuple[BlockHeader, list[bytes]]]) -> tuple[list[Block], str | None]:
+        """Checks fetched blocks, then applies as one group those before the first that fails its
+        check, each to re-execute to its header: the blocks applied, and why that one failed."""
+        inputs, invalid = [], None
+        for header, raws in blocks:
+            try:
+                checked = self.ledger.check_block(raws)
+            except (DecodeError, InvalidSignatureError) as exc:
+                invalid = f"its block {header.height} is invalid: {type(exc).__name__}: {exc}"
+                break
+            inputs.append(BlockInput(checked, header.timestamp, header.proposer, header.consensus, expect=header))
+        applied = self.ledger.apply_group(inputs) if inputs else []
+        return [b for b in applied if isinstance(b, Block)], invalid  # checked here: none is refused
 
     def _sync_peer(self, refused: Mapping[str, str], last: str | None, move_on: bool) -> str | None:
         """Whom to ask for committed blocks this round (see :func:`sync_peer`)."""
