@@ -259,15 +259,15 @@ def test_a_node_steps_raft_messages_while_it_reads_blocks_for_a_sync_answer(tmp_
             asker = next(n for n in nodes if not n.is_leader)
             kp = signing.generate("ed25519")
             await leader.submit(txs(kp, 1, 1)[0], wait=True)
-            reading, reads, block_body = threading.Event(), [], leader._block_body
+            reading, reads, block_bodies = threading.Event(), [], leader._block_bodies
 
-            def slow_block_body(height: int) -> bytes:  # on a ledger thread
-                reads.append(height)
+            def slow_block_bodies(start: int, end: int) -> list[bytes]:  # on a ledger thread
+                reads.append((start, end))
                 reading.set()
                 release.wait(30)
-                return block_body(height)
+                return block_bodies(start, end)
 
-            leader._block_body = slow_block_body  # type: ignore[method-assign]
+            leader._block_bodies = slow_block_bodies  # type: ignore[method-assign]
             requests, answers = [], []
             handle, send = leader._handle, leader.transport.send
 
@@ -292,10 +292,10 @@ def test_a_node_steps_raft_messages_while_it_reads_blocks_for_a_sync_answer(tmp_
             asker.transport.send(leader.config.id, request)
             await wait_until(lambda: len(requests) == 2)
             # Handled (dropped) as it arrived: still the one answer, reading its one block.
-            assert list(leader._sync_answers) == [asker.config.id] and reads == [1]
+            assert list(leader._sync_answers) == [asker.config.id] and reads == [(1, 1)]
             release.set()
             await wait_until(lambda: answers == [asker.config.id] and not leader._sync_answers)
-            assert reads == [1]
+            assert reads == [(1, 1)]
             # Stopping cancels an answer being read.
             release.clear()
             reading.clear()
@@ -615,6 +615,26 @@ def _capture(logger: logging.Logger):  # type: ignore[no-untyped-def]
         yield lines
     finally:
         logger.removeHandler(handler)
+
+
+def test_a_sync_answer_holds_as_many_blocks_as_fit_one_frame_and_at_least_one(tmp_path, monkeypatch):
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path, 1)
+        async with running(cfg) as node:
+            await wait_until(lambda: node.is_leader)
+            kp = signing.generate("ed25519")
+            for n in range(1, 4):
+                await node.submit(txs(kp, n, 1)[0], wait=True)
+            top = node.ledger.height
+            whole = [encode_block(node.ledger.header(h), node.ledger.block(h).raws) for h in range(1, top + 1)]
+            assert node._block_bodies(1, top) == whole
+            monkeypatch.setattr(node_module, "_FRAME_PAYLOAD", len(whole[0]) + len(whole[1]))
+            assert node._block_bodies(1, top) == whole[:2]
+            monkeypatch.setattr(node_module, "_FRAME_PAYLOAD", 1)
+            assert node._block_bodies(2, top) == whole[1:2]
+            assert node._block_bodies(top + 1, top) == []
+
+    asyncio.run(main())
 
 
 def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):

@@ -1043,22 +1043,24 @@ class Node:
         try:
             req = decode_value(body)
             start, end = int(req["from"]), min(int(req["to"]), self.ledger.height)  # type: ignore[index]
-            bodies: list[bytes] = []
-            size = 0
-            for h in range(start, min(end, start + _SYNC_BATCH - 1) + 1):
-                block = await self._ledger_call(self._block_body, h)
-                size += len(block)
-                if bodies and size > _FRAME_PAYLOAD:
-                    break  # the peer asks again from where this answer ends
-                bodies.append(block)
+            bodies = await self._ledger_call(self._block_bodies, start, min(end, start + _SYNC_BATCH - 1))
         except _BAD_FRAME_ERRORS as exc:
             self._warn_bad_frame(peer, FRAME_SYNC_REQUEST, exc)
             return
         self.transport.send(peer, FRAME_SYNC_BLOCKS + encode_value(bodies))
 
-    def _block_body(self, height: int) -> bytes:
-        blk = self.ledger.block(height)
-        return encode_block(blk.header, blk.raws)
+    def _block_bodies(self, start: int, end: int) -> list[bytes]:
+        """Blocks ``start..end`` encoded, as many as fit one frame (at least one): the peer asks
+        again from where the answer ends."""
+        bodies: list[bytes] = []
+        size = 0
+        for h in range(start, end + 1):
+            blk = self.ledger.block(h)
+            bodies.append(encode_block(blk.header, blk.raws))
+            size += len(bodies[-1])
+            if size > _FRAME_PAYLOAD:
+                return bodies[:-1] or bodies
+        return bodies
 
     async def _catch_up(self, target: int, expected: bytes) -> None:
         """Fetches and applies committed blocks from peers until the ledger reaches the snapshot's
