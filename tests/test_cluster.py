@@ -14,6 +14,7 @@ import datetime
 import errno
 import gzip
 import json
+import math
 import os
 import pty
 import random
@@ -52,6 +53,7 @@ from ledgercore.errors import (
 )
 from ledgercore.net import pki
 from ledgercore.net.transport import encode_frame
+from ledgercore.node.cluster import load_cluster, run_cluster
 from ledgercore.node.config import NodeConfig
 from ledgercore.node.http import MAX_BODY
 from ledgercore.node.init_cluster import free_base_port
@@ -718,6 +720,16 @@ def test_a_node_that_cannot_be_started_is_named_in_one_line_and_the_others_stopp
     # node1 was asked to stop (SIGTERM: it stops, or dies of it while still starting), not SIGKILLed.
     assert "node1 stopped" in out.stdout or "stopped with killed by SIGTERM" in out.stderr, out
     assert not pid_alive(int(started[1]))
+
+
+def test_run_cluster_refuses_timeouts_that_are_not_positive_finite_seconds(tmp_path: Path) -> None:
+    init_cluster(tmp_path, 1)
+    cluster = load_cluster(tmp_path)
+    tls = cluster.client_context()
+    for kw in ({"ready_timeout": math.nan}, {"stop_timeout": -1.0}, {"stop_timeout": math.inf}, {"ready_timeout": True}):
+        with pytest.raises(InvalidInputError, match=f"{next(iter(kw))} must be a positive finite number of seconds"):
+            run_cluster(cluster, tls, **kw)
+    assert not (tmp_path / "node1" / "node.log").exists()  # no node was started
 
 
 @pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGQUIT], ids=lambda s: signal.Signals(s).name)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import signal
 import ssl
@@ -28,7 +29,7 @@ from typing import IO, Any
 from ..arg_types import SECONDS
 from ..child_process import describe_exit, module_process
 from ..client import DEFAULT_TIMEOUT, Client, check_url
-from ..errors import ClientError
+from ..errors import ClientError, InvalidInputError
 from ..net.pki import TLSFiles
 from ..output_stream import to_devnull
 from .config import NodeConfig
@@ -209,7 +210,11 @@ def run_cluster(
     stop_timeout: float = 20.0,
 ) -> int:
     """Starts every node of ``cluster`` (or those named in ``only``), supervises them until
-    one of ``STOP_SIGNALS``, stops them; returns the exit status. ``tls``: its ``client_context()``."""
+    one of ``STOP_SIGNALS``, stops them; returns the exit status. ``tls``: its ``client_context()``.
+    The timeouts are positive finite seconds (``InvalidInputError`` before any node starts)."""
+    for name, value in (("ready_timeout", ready_timeout), ("stop_timeout", stop_timeout)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < math.inf:
+            raise InvalidInputError(f"{name} must be a positive finite number of seconds, got {value!r:.40}")
     entries = cluster.nodes
     if only:
         unknown = set(only) - {e["id"] for e in entries}
