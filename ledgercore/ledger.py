@@ -15,7 +15,7 @@ import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
@@ -890,18 +890,22 @@ class Ledger:
             _check_header_values(item.timestamp, item.proposer, item.consensus)
         self._refuse_on_write_thread("a ledger write")
         abandon = threading.Event()
-        try:
+        write: Future[list[Block]] | None = None
+        try:  # one block: Ctrl-C may land inside submit(), once the write is queued
             write = self._writer.submit(self._write, items, executed, checking, abandon)
-        except RuntimeError:  # the write thread is shut down: closed since the caller checked
-            raise StoreError("the ledger store is closed") from None
-        try:
             return write.result()
+        except RuntimeError:
+            if write is None:  # the write thread is shut down: closed since the caller checked
+                raise StoreError("the ledger store is closed") from None
+            raise  # the write's own error: it has ended
         except BaseException:
-            # The caller was interrupted (Ctrl-C) while its write ran: the write must not go on to
-            # commit behind its back. It stops before committing, unless it already is.
+            # The caller was interrupted (Ctrl-C) while its write was queued or ran: the write
+            # must not go on to commit behind its back. It stops before committing, unless it
+            # already is.
             abandon.set()
-            write.cancel()
-            wait([write])
+            if write is not None:
+                write.cancel()
+                wait([write])
             raise
 
     def _refuse_on_write_thread(self, what: str) -> None:
