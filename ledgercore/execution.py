@@ -51,6 +51,8 @@ def execute(
     n = batch.count
     runnable = nonce_fresh.copy()
     out = Execution(ok=np.zeros(n, dtype=bool))
+    if n == 0:  # nothing to authorize (an empty answer, np.asarray([]), would not even be bools)
+        return out
     replayed = np.flatnonzero(~nonce_fresh)
     if len(replayed):
         nonces = batch.nonces  # a fresh array per access: take it once
@@ -66,8 +68,6 @@ def execute(
         for i in np.flatnonzero(runnable & ~allowed).tolist():
             out.errors[i] = f"sender is not permitted to call {contracts_col[i]}.{methods[i]}"
         runnable &= allowed
-    if n == 0:
-        return out
     for name, indices in _slices(batch.contracts, runnable):
         if len(indices) == 0:
             continue

@@ -22,10 +22,22 @@ MAX_ERROR_CHARS = 1000
 
 
 def receipt_error(message: str) -> str:
-    """``message`` as a receipt stores it: at most :data:`MAX_ERROR_CHARS` characters, a lone
-    surrogate (not UTF-8) escaped, so that no contract's failure message keeps a block from
-    committing."""
-    return message[:MAX_ERROR_CHARS].encode("utf-8", "backslashreplace").decode("utf-8")
+    """``message`` as a receipt stores it: a lone surrogate (not UTF-8) escaped, so that no
+    contract's failure message keeps a block from committing, and at most
+    :data:`MAX_ERROR_CHARS` characters, escapes counted (an escape is kept whole or not at all)."""
+    head = message[:MAX_ERROR_CHARS]
+    try:
+        head.encode("utf-8")
+    except UnicodeEncodeError:  # rare: only then is each character's escaped length counted
+        kept, size = [], 0
+        for c in head:
+            piece = c.encode("utf-8", "backslashreplace").decode("utf-8")
+            size += len(piece)
+            if size > MAX_ERROR_CHARS:
+                break
+            kept.append(piece)
+        return "".join(kept)
+    return head
 
 
 def encode_receipts(count: int, errors: dict[int, str], events: list[tuple[int, str, bytes]]) -> bytes:

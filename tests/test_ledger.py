@@ -381,11 +381,13 @@ def test_python_contract_errors_and_permission_hook(tmp_path):
         rs = blk.receipts
         assert [r.ok for r in rs] == [True, False, False, False, False, True]
         assert rs[1].error == "by must be positive"
-        assert "RuntimeError" in rs[2].error and "bug" in rs[2].error
+        assert rs[2].error == "RuntimeError in counter.boom"  # the interpreter's text differs between versions
         assert "not permitted" in rs[3].error
-        assert "bad arguments" in rs[4].error
+        assert rs[4].error == "bad arguments for counter.add: it takes (by), got (bz)"
         assert rs[0].events == (("added", encode_value(2)),)
         assert int.from_bytes(led.get("counter", "n"), "big") == 5
+        # The hook is not asked about an empty block: its answer, np.array([]), would be floats.
+        assert led.apply_block([]).height == 2
     # A hook that answers once for the whole block (a scalar would broadcast) fails the block whole.
     with Ledger.open(tmp_path / "m", contracts=[Counter()], authorize=lambda s, c, m: True) as led:
         with pytest.raises(InvalidInputError, match=r"one bool per transaction \(1\), got shape \(\)"):

@@ -8,6 +8,7 @@ the order slices run in. Reads of another contract's state see the state as of t
 from __future__ import annotations
 
 import inspect
+import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
@@ -18,6 +19,8 @@ from .. import _native
 from ..codec import decode_value, utf8
 from ..errors import InvalidInputError, LedgerError
 
+log = logging.getLogger(__name__)
+
 # A key in a contract's namespace: long enough that `contract "/" key` fits the store's largest
 # state key whatever the contract's name (LMDB keys are at most 511 bytes).
 MAX_KEY_SIZE = _native.MAX_STATE_KEY_LEN - _native.MAX_NAME_LEN - 1
@@ -26,7 +29,10 @@ MAX_EVENT_NAME = 256
 
 
 class ContractError(LedgerError):
-    """Raised by a contract method to fail its transaction; the message goes into the receipt."""
+    """Raised by a contract method to fail its transaction; the message goes into the receipt.
+    Any other exception fails it too, but unless it is ledgercore's own (a ``LedgerError``) its
+    receipt names only the exception's type and the method: the interpreter's messages differ
+    between Python versions, and every node, whatever its Python, must store the same receipt."""
 
 
 class ContractInputError(ContractError, InvalidInputError):
@@ -123,14 +129,15 @@ class SliceResult:
 class Context:
     """What a Python contract method sees of its transaction and of state."""
 
-    __slots__ = ("sender", "txid", "height", "index", "timestamp", "_contract", "_slice", "_overlay", "writes", "events")
+    __slots__ = ("sender", "txid", "height", "index", "timestamp", "_contract", "_slice", "_overlay", "_writes", "_events")
 
     def __init__(self, sl: Slice, i: int, sender: bytes, txid: bytes, overlay: dict[bytes, bytes | None]) -> None:
         self.sender, self.txid = sender, txid
         self.height, self.index, self.timestamp = sl.height, i, sl.timestamp
         self._contract, self._slice, self._overlay = sl.contract, sl, overlay
-        self.writes: dict[bytes, bytes | None] = {}
-        self.events: list[tuple[str, bytes]] = []
+        # Only put, delete and emit add to these: each checks what it adds against the limits.
+        self._writes: dict[bytes, bytes | None] = {}
+        self._events: list[tuple[str, bytes]] = []
 
     def _key(self, key: str | bytes) -> bytes:
         # Per call of a transaction: the contract's name was checked when it was registered.
@@ -139,7 +146,7 @@ class Context:
     def get(self, key: str | bytes) -> bytes | None:
         """This contract's value for ``key``, including earlier writes of this block."""
         k = self._key(key)
-        for layer in (self.writes, self._overlay):
+        for layer in (self._writes, self._overlay):
             if k in layer:
                 return layer[k]
         return self._slice.state.get_many([k]).get(k)
@@ -153,10 +160,10 @@ class Context:
             raise ContractError(f"values are bytes, got {type(value).__name__}")
         if len(value) > MAX_VALUE_SIZE:
             raise ContractError(f"value of {len(value)} bytes exceeds the {MAX_VALUE_SIZE}-byte limit")
-        self.writes[self._key(key)] = bytes(value)
+        self._writes[self._key(key)] = bytes(value)
 
     def delete(self, key: str | bytes) -> None:
-        self.writes[self._key(key)] = None
+        self._writes[self._key(key)] = None
 
     def emit(self, name: str, data: bytes = b"") -> None:
         """Records an event in this transaction's receipt (kept only if the transaction succeeds)."""
@@ -170,24 +177,34 @@ class Context:
             raise ContractError(f"event data is bytes, got {type(data).__name__}")
         if len(data) > MAX_VALUE_SIZE:
             raise ContractError(f"event data of {len(data)} bytes exceeds the {MAX_VALUE_SIZE}-byte limit")
-        self.events.append((name, bytes(data)))
+        self._events.append((name, bytes(data)))
 
 
 def _text(exc: BaseException) -> str:
     """``str(exc)``, or what it is where that fails (a contract's own ``__str__`` may raise)."""
     try:
         return str(exc)
-    except Exception:  # noqa: BLE001 - any failure of the contract's code is its transaction's
+    except BaseException:  # noqa: BLE001 - any failure of the contract's code is its transaction's
         return f"<{type(exc).__name__} whose message cannot be shown>"
 
 
-def _binds(fn: Callable[..., Any], ctx: Context, args: dict[str, Any]) -> bool:
-    """Whether ``args`` fit ``fn``'s parameters (else a TypeError it raised is the caller's)."""
+def _argument_problem(fn: Callable[..., Any], args: dict[str, Any]) -> str | None:
+    """Why ``args`` do not fit the parameters of ``fn`` after its first (the context or state);
+    None if they do. In words that depend only on the contract's code, not on the interpreter's
+    ``TypeError`` text (which differs between Python versions)."""
+    signature = inspect.signature(fn)
     try:
-        inspect.signature(fn).bind(ctx, **args)
+        signature.bind(None, **args)
     except TypeError:
-        return False
-    return True
+        pass
+    else:
+        return None
+    marks: dict[inspect._ParameterKind, str] = {inspect.Parameter.VAR_POSITIONAL: "*{}", inspect.Parameter.VAR_KEYWORD: "**{}"}
+    takes = [
+        marks.get(p.kind, "{}" if p.default is p.empty else "{}=...").format(p.name)
+        for p in list(signature.parameters.values())[1:]
+    ]
+    return f"it takes ({', '.join(takes)}), got ({', '.join(sorted(args))})"
 
 
 class Contract:
@@ -218,32 +235,35 @@ class Contract:
             args: Any = decode_value(encoded_args[i])  # a dict: the tx codec checked it
             try:
                 fn(ctx, **args)
-            except ContractError as exc:
-                result.errors[i] = _text(exc)
-                continue
-            except KeyboardInterrupt:  # the operator's Ctrl-C, not the transaction's doing
-                raise
-            except BaseException as exc:  # noqa: BLE001 - a contract bug fails its transaction, never the block
-                if isinstance(exc, TypeError) and not _binds(fn, ctx, args):
-                    result.errors[i] = f"bad arguments for {self.name}.{name}: {_text(exc)}"
-                else:
+            # Any exception, KeyboardInterrupt included: contracts run on the ledger's write
+            # thread, where no Ctrl-C is delivered, so the contract raised it. A contract bug
+            # fails its transaction, never the block (which every node would refuse alike).
+            except BaseException as exc:  # noqa: BLE001
+                problem = _argument_problem(fn, args) if isinstance(exc, TypeError) else None
+                if isinstance(exc, ContractError):
+                    result.errors[i] = _text(exc)
+                elif problem is not None:
+                    result.errors[i] = f"bad arguments for {self.name}.{name}: {problem}"
+                elif isinstance(exc, LedgerError):  # ledgercore's own message, the same on every node
                     result.errors[i] = f"{type(exc).__name__} in {self.name}.{name}: {_text(exc)}"
+                else:
+                    result.errors[i] = f"{type(exc).__name__} in {self.name}.{name}"
+                    log.debug("%s.%s failed: %s", self.name, name, _text(exc))
                 continue
             result.ok[j] = True
-            overlay.update(ctx.writes)
-            for k, v in ctx.writes.items():
+            overlay.update(ctx._writes)
+            for k, v in ctx._writes.items():
                 result.keys.append(k)
                 result.values.append(v)
                 txs.append(i)
-            result.events.extend((i, n, d) for n, d in ctx.events)
+            result.events.extend((i, n, d) for n, d in ctx._events)
         return result
 
     def query(self, state: ContractState, name: str, args: dict[str, Any]) -> Any:
         if not isinstance(name, str) or name not in self.queries():
             raise ContractInputError(f"contract {self.name!r} has no query {name!r}")
         fn = getattr(self, name)
-        try:
-            inspect.signature(fn).bind(state, **args)
-        except TypeError as exc:
-            raise ContractInputError(f"bad arguments for {self.name}.{name}: {exc}") from None
+        problem = _argument_problem(fn, args)
+        if problem is not None:
+            raise ContractInputError(f"bad arguments for {self.name}.{name}: {problem}")
         return fn(state, **args)
