@@ -637,6 +637,41 @@ def test_a_sync_answer_holds_as_many_blocks_as_fit_one_frame_and_at_least_one(tm
     asyncio.run(main())
 
 
+def test_a_raft_log_sync_cancelled_midway_holds_the_raft_lock_until_its_fsync_ends(tmp_path):
+    # Regression: a read barrier's timeout (or stop()) cancelled the await of the fsync thread and
+    # released the Raft lock while the thread went on; the Raft loop could then start a second
+    # sync beside it, which marked entries appended meanwhile durable without writing them.
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path, 1)
+        async with running(cfg) as node:
+            await wait_until(lambda: node.is_leader)
+            sync, started, ended = node.storage.sync, threading.Event(), threading.Event()
+
+            def slow_sync() -> None:  # a busy disk
+                started.set()
+                time.sleep(0.3)
+                sync()
+                ended.set()
+
+            node.storage.sync = slow_sync  # type: ignore[method-assign]
+
+            async def locked_sync() -> None:
+                async with node._lock:
+                    await node._sync()
+
+            task = asyncio.create_task(locked_sync())
+            await wait_until(started.is_set)
+            task.cancel()
+            with pytest.raises(asyncio.CancelledError):
+                await task
+            assert ended.is_set() and not node._lock.locked()
+            node.storage.sync = sync  # type: ignore[method-assign]
+            kp = signing.generate("ed25519")
+            assert (await node.submit(txs(kp, 1, 1)[0], wait=True))[1] is not None
+
+    asyncio.run(main())
+
+
 def test_catching_up_to_a_snapshot_checks_the_block_hash_it_names(tmp_path):
     # A snapshot fixes the block at its height by hash: a node whose chain reaches that height with
     # another block (a peer served another history) must stop instead of taking part.

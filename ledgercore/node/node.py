@@ -861,8 +861,21 @@ class Node:
             await self._sync()
 
     async def _sync(self) -> None:
-        await asyncio.to_thread(self.storage.sync)
+        """Makes the Raft log's pending writes durable (fsync, on a thread). Not cut short by a
+        cancellation (a read barrier's timeout, ``stop()``): the thread would go on writing while
+        the caller released the Raft lock, and a second sync started beside it would mark entries
+        appended meanwhile durable unwritten. The caller's cancellation is raised once it ends."""
+        job = asyncio.ensure_future(asyncio.to_thread(self.storage.sync))
+        cancelled = False
+        while not job.done():
+            try:
+                await asyncio.shield(job)
+            except asyncio.CancelledError:
+                cancelled = True
+        job.result()
         self._durable_hard_state = self.storage.hard_state()
+        if cancelled:
+            raise asyncio.CancelledError
 
     def _check_ahead(self, entries: Sequence[Entry]) -> None:
         """A follower starts checking the signatures of blocks as they are appended, so the check
