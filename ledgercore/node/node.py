@@ -1144,12 +1144,12 @@ class Node:
                 blocks.append((header, raws))
         applied: list[Block] = []
         try:
-            applied, invalid = await self._ledger_call(self._apply_blocks_fetched, blocks)
+            if blocks:
+                applied, invalid = await self._ledger_call(self._apply_blocks_fetched, blocks)
+                if invalid is not None:
+                    refused[peer] = invalid
         except HeaderMismatchError as exc:  # nothing was written
             refused[peer] = f"its chain and this node's differ: {exc}"
-        else:
-            if invalid is not None:
-                refused[peer] = invalid
         for blk in applied:
             self._settle_block(blk)
         if peer in refused:
