@@ -42,7 +42,7 @@ from .errors import (
 )
 from .execution import Authorizer, execute
 from .read_ahead import ReadAhead
-from .receipts import Receipt, decode_receipts, encode_receipts
+from .receipts import Receipt, decode_failures, decode_receipts, encode_receipts
 from .store import DEFAULT_MAP_SIZE, BlockWrite, Store, StoreError, height_key
 from .suites import DEFAULT_SUITE, Suite, get_suite
 from .transaction import Transaction
@@ -436,6 +436,12 @@ class Block:
     @property
     def receipts(self) -> list[Receipt]:
         return decode_receipts(self._receipts)
+
+    @property
+    def failures(self) -> dict[int, str]:
+        """Position -> error of each transaction whose receipt failed (the others' are ok): what
+        :attr:`receipts` says of success, without a receipt object per transaction."""
+        return decode_failures(self._receipts)
 
     @property
     def txids(self) -> list[bytes]:

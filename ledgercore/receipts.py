@@ -44,6 +44,13 @@ def encode_receipts(count: int, errors: dict[int, str], events: list[tuple[int, 
     return encode_value([count, [[i, errors[i]] for i in sorted(errors)], [list(e) for e in events]])
 
 
+def decode_failures(data: bytes) -> dict[int, str]:
+    """The failed receipts of a block's encoded receipts: position -> error (the others are ok).
+    Only the failures are read: no receipt object per transaction."""
+    decoded: Any = decode_value(data)
+    return dict(decoded[1])
+
+
 def decode_receipts(data: bytes) -> list[Receipt]:
     decoded: Any = decode_value(data)
     count, failures, events = decoded
