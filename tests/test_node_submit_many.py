@@ -112,3 +112,61 @@ def test_a_committed_block_with_a_forged_signature_is_skipped_on_every_node(tmp_
                     n.ledger.tx(Transaction.decode(bytes(forged)).id)
 
     asyncio.run(main())
+
+
+def test_submit_many_waited_for_says_which_committed_transactions_failed(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    # Regression, found by a bug hunt: a waited-for batch gave each one's height, and nothing said
+    # that a committed one's receipt had failed (a block commits a replayed nonce, an unknown
+    # contract, a key already anchored). Fresh (settled from the block's receipts) and committed
+    # before (read from the ledger) alike.
+    async def main() -> None:
+        async with cluster(tmp_path) as nodes:
+            kp = signing.generate("ed25519")
+            follower = next(n for n in nodes if not n.is_leader)
+            first = signed(kp, 1, 2)
+            done = await asyncio.wait_for(follower.submit_many(first, wait=True), 30)
+            assert done.failed == {}
+            replay = Transaction.create(kp, "evidence", "put", {"key": "other", "digest": bytes(32)}, 1, chain_id="dev")
+            anchored = Transaction.create(
+                kp, "evidence", "put", {"key": "k/2", "digest": b"\1" * 32}, 3, chain_id="dev"
+            )
+            unknown = Transaction.create(kp, "nosuch", "put", {}, 4, chain_id="dev")
+            bad = bytearray(signed(kp, 5, 1)[0])
+            bad[-1] ^= 1
+            mixed = [replay.encode(), signed(kp, 6, 1)[0], bytes(bad), anchored.encode(), unknown.encode(), first[0]]
+            out = await asyncio.wait_for(follower.submit_many(mixed, wait=True), 30)
+            assert list(out.rejected) == [2] and out.heights is not None and out.failed is not None
+            assert sorted(out.failed) == [0, 3, 4], out.failed
+            assert "replayed nonce 1" in out.failed[0] and "k/2" in out.failed[3] and "nosuch" in out.failed[4]
+            for i, txid in enumerate(out.txids):
+                if i != 2:
+                    r = follower.ledger.tx(txid).receipt
+                    assert (r.ok, r.error) == (i not in out.failed, out.failed.get(i))
+            again = await asyncio.wait_for(follower.submit_many(mixed, wait=True), 30)  # all committed before
+            assert (again.heights, again.failed, again.rejected) == (out.heights, out.failed, out.rejected)
+            quick = await follower.submit_many(signed(kp, 7, 1), wait=False)
+            assert quick.failed is None
+
+    asyncio.run(main())
+
+
+def test_a_block_holding_one_transaction_twice_gives_its_first_copys_receipt(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from ledgercore import Ledger
+    from ledgercore.node.node import _failures
+
+    kp = signing.generate("ed25519")
+    a, b = signed(kp, 1, 2)
+    with Ledger.open(tmp_path / "l", suite="ed25519-blake3", chain_id="dev") as led:
+        blk = led.apply_block([a, a, b, b])
+        ids = blk.txids
+        assert sorted(blk.failures) == [1, 3]  # each second copy is a replay
+        assert _failures(blk, ids, len(set(ids))) == {}  # as Ledger.tx answers: the first copy's
+        assert led.tx(ids[0]).receipt.ok and led.tx(ids[2]).receipt.ok
+        replay = Transaction.create(
+            kp, "evidence", "put", {"key": "x", "digest": bytes(32)}, 1, chain_id="dev"
+        ).encode()
+        blk = led.apply_block([replay, replay, *signed(kp, 3, 1)])
+        ids = blk.txids
+        failed = _failures(blk, ids, len(set(ids)))
+        assert list(failed) == [ids[0]] and "replayed nonce 1" in failed[ids[0]]
+        assert failed[ids[0]] == led.tx(ids[0]).receipt.error

@@ -173,6 +173,11 @@ class Submitted:
     txids: list[bytes]  # every transaction's id, in submission order
     rejected: dict[int, str]  # position -> why it was refused; every other one was admitted
     heights: list[int | None] | None  # when waited for: each one's commit height (None where rejected)
+    # When waited for: position -> the error of each committed transaction whose receipt failed
+    # (a replayed nonce, an unknown contract or method, a contract's error); every other committed
+    # one's receipt is ok. The block still commits a failed transaction: its height alone does not
+    # say it took effect.
+    failed: dict[int, str] | None = None
 
 
 @dataclass
@@ -186,24 +191,47 @@ class _Admission:
 
 
 class _CommitWait:
-    """Resolves once each of a batch's transactions is committed or rejected, with its height."""
+    """Resolves once each of a batch's transactions is committed or rejected, with its height;
+    meanwhile it gathers which of them failed (their receipts' errors)."""
 
-    __slots__ = ("future", "heights", "left")
+    __slots__ = ("failed", "future", "heights", "left", "unknown")
 
     def __init__(self, future: asyncio.Future[dict[bytes, int | None]], txids: set[bytes]) -> None:
         self.future = future
         self.heights: dict[bytes, int | None] = {}
+        self.failed: dict[bytes, str] = {}  # txid -> its receipt's error, for those that failed
+        self.unknown: set[bytes] = set()  # committed before it was waited for: receipt not yet read
         self.left = txids
 
-    def record(self, heights: Mapping[bytes, int | None]) -> None:
-        """Takes the heights of those of its transactions in ``heights`` (None: rejected), by set
-        operations and C-level iteration: no Python step per transaction."""
+    def record(self, heights: Mapping[bytes, int | None], failed: Mapping[bytes, str] | None) -> None:
+        """Takes the heights of those of its transactions in ``heights`` (None: rejected), and the
+        errors of those of them in ``failed`` (None: their receipts are not known here, to be read
+        from the ledger), by set operations and C-level iteration: no Python step per transaction
+        (but one per failure)."""
         done = self.left & heights.keys()
         if done:
             self.heights.update(zip(done, map(heights.__getitem__, done)))
+            if failed is None:
+                self.unknown |= done
+            elif failed:
+                self.failed.update((t, failed[t]) for t in done & failed.keys())
             self.left -= done
             if not self.left and not self.future.done():
                 self.future.set_result(self.heights)
+
+
+def _failures(blk: Block, txids: list[bytes], distinct: int) -> dict[bytes, str]:
+    """The error of each of ``blk``'s transactions whose receipt failed, by id (``txids``, the
+    block's, ``distinct`` of them different). An id the block holds twice (its second copy fails
+    as a replay) is its first copy's, as ``Ledger.tx`` answers it. One Python step per failure,
+    none per transaction."""
+    failed = blk.failures
+    if not failed:
+        return {}
+    if distinct == len(txids):
+        return {txids[i]: error for i, error in failed.items()}
+    first = dict(zip(reversed(txids), range(len(txids) - 1, -1, -1)))  # id -> its lowest position
+    return {txids[i]: error for i, error in failed.items() if first[txids[i]] == i}
 
 
 def _fitting(items: Sequence[bytes], budget: int = _FRAME_PAYLOAD) -> int:
@@ -409,7 +437,8 @@ class Node:
     # -- client side -------------------------------------------------------------------------
 
     async def submit(self, raw: bytes, *, wait: bool) -> tuple[bytes, int | None]:
-        """Admits one encoded transaction; with ``wait``, returns once it is committed.
+        """Admits one encoded transaction; with ``wait``, returns once it is committed (its height
+        only: whether its receipt failed, :meth:`submit_many`'s ``failed`` says).
         Raises ``InvalidSignatureError`` if its signature fails."""
         out = await self.submit_many([raw], wait=wait)
         if out.rejected:
@@ -450,11 +479,20 @@ class Node:
                 return Submitted(ids, rejected, None)
             if bad:  # a tx id names the signed content, so a forged copy may share a good one's id
                 good = {t for i, t in enumerate(ids) if i not in rejected}
-                waiter.record(dict.fromkeys({ids[i] for i in bad} - good))
+                waiter.record(dict.fromkeys({ids[i] for i in bad} - good), {})
             heights = await asyncio.wait_for(asyncio.shield(waiter.future), _WAIT_TIMEOUT_S)
+            failed = waiter.failed
+            if waiter.unknown:  # committed before this call: their receipts are read from the ledger
+                known = await self._ledger_call(self._committed_failures, {t: heights[t] for t in waiter.unknown})
+                failed = {**failed, **known}
+            failed_at: dict[int, str] = {}
+            if failed:  # positions by C-level iteration; a Python step per failure only
+                at = compress(range(len(ids)), map(failed.__contains__, ids))
+                failed_at = {i: failed[ids[i]] for i in at if i not in rejected}
             if not rejected:
-                return Submitted(ids, rejected, list(map(heights.__getitem__, ids)))
-            return Submitted(ids, rejected, [None if i in rejected else heights[t] for i, t in enumerate(ids)])
+                return Submitted(ids, rejected, list(map(heights.__getitem__, ids)), failed_at)
+            heights_at = [None if i in rejected else heights[t] for i, t in enumerate(ids)]
+            return Submitted(ids, rejected, heights_at, failed_at)
         finally:
             if waiter is not None:
                 self._waits.discard(waiter)
@@ -463,6 +501,23 @@ class Node:
         w = _CommitWait(asyncio.get_running_loop().create_future(), set(txids))
         self._waits.add(w)
         return w
+
+    def _committed_failures(self, heights: Mapping[bytes, int | None]) -> dict[bytes, str]:
+        """The errors of those of ``heights``' transactions (txid -> the height it committed at)
+        whose receipts failed, read from the ledger: one block read per height. For transactions
+        committed before a caller waited for them (resubmitted), a rare path."""
+        by_height: dict[int, list[bytes]] = {}
+        for t, h in heights.items():
+            if h is not None:
+                by_height.setdefault(h, []).append(t)
+        out: dict[bytes, str] = {}
+        for h, wanted in by_height.items():
+            blk = self.ledger.block(h)
+            txids = blk.txids
+            failed = _failures(blk, txids, len(set(txids)))
+            if failed:
+                out.update((t, failed[t]) for t in wanted if t in failed)
+        return out
 
     def _txids(self, raws: list[bytes]) -> list[bytes]:
         """The ids of this chain's encoded transactions (``DecodeError`` if one does not decode)."""
@@ -473,10 +528,13 @@ class Node:
         return [pool for pool in (self._mempool, self._proposed, self._forwarded) if pool]
 
     def _settle_block(self, blk: Block) -> None:
-        """A committed block's transactions settled. Without pools or waiters (a follower no client
-        submits to) there is nothing to settle, and no map of its 10k ids is built."""
+        """A committed block's transactions settled, their waiters told their heights and which
+        failed (from the block's receipts: no ledger read). Without pools or waiters (a follower no
+        client submits to) there is nothing to settle, and no map of its 10k ids is built."""
         if self._held() or self._waits:
-            self._settle(dict.fromkeys(blk.txids, blk.height))
+            txids = blk.txids
+            heights = dict.fromkeys(txids, blk.height)
+            self._settle(heights, _failures(blk, txids, len(heights)) if self._waits else {})
 
     def _held_count(self) -> int:
         """Transactions held: in the mempool, proposed, or queued for admission."""
@@ -492,8 +550,9 @@ class Node:
         self._queued += len(a.raws)
         self._admit_queue.put_nowait(a)
 
-    def _settle(self, heights: dict[bytes, int]) -> None:
-        """Transactions now committed (txid -> height): out of the pools, their waiters told."""
+    def _settle(self, heights: dict[bytes, int], failed: Mapping[bytes, str] | None) -> None:
+        """Transactions now committed (txid -> height): out of the pools, their waiters told, with
+        the errors of those that failed (``failed``; None: not known here, the waiter reads them)."""
         for pool in (self._mempool, self._proposed):
             if pool:
                 self._held_bytes -= _take(pool, heights)
@@ -502,7 +561,7 @@ class Node:
         if not self._mempool:
             self._waiting_since = None
         for w in self._waits:
-            w.record(heights)
+            w.record(heights, failed)
 
     def status(self) -> dict[str, Any]:
         head = self.ledger.head
@@ -558,7 +617,7 @@ class Node:
             self._queued -= len(raws)
             if added:
                 self._mempool_grew()
-            self._settle(committed)
+            self._settle(committed, None)  # committed before: their receipts are read only if waited for
             if added and not self.is_leader:
                 self._forward(list(islice(reversed(self._mempool.keys()), added))[::-1])
 
