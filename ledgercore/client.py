@@ -328,8 +328,12 @@ class Client:
         return "; a node does this to plain HTTP: its API is https"
 
     def submit(self, raw: bytes, wait: bool = True) -> dict[str, Any]:
-        """Sends one encoded transaction. ``wait``: answer ``{"txid", "height"}`` once it is
-        committed; otherwise ``{"txid"}`` once admitted."""
+        """Sends one encoded transaction. ``wait``: answer ``{"txid", "height", "receipt": {"ok",
+        "error"}}`` once it is committed; otherwise ``{"txid"}`` once admitted. A committed
+        transaction may have failed (a replayed nonce, an unknown contract or method, a key already
+        anchored, a contract's error; the block commits it all the same): check ``receipt["ok"]``,
+        and ``receipt["error"]`` says why. A transaction committed before is answered at once,
+        with its receipt."""
         if not isinstance(raw, (bytes, bytearray, memoryview)):
             raise InvalidInputError(f"submit wants the encoded transaction as bytes, not {type(raw).__name__}")
         self._check_wait(wait)
@@ -338,8 +342,10 @@ class Client:
 
     def submit_many(self, raws: Iterable[bytes], wait: bool = True) -> dict[str, Any]:
         """Sends a batch of encoded transactions in one request (``POST /txs``). Answers
-        ``{"txids": [hex], "rejected": [{"index", "error"}]}``, with ``"heights"`` once all the
-        admitted ones are committed when ``wait``."""
+        ``{"txids": [hex], "rejected": [{"index", "error"}]}``; when ``wait``, once all the
+        admitted ones are committed, with ``"heights"`` and ``"receipts"`` (``{"ok", "error"}``
+        each) aligned with ``"txids"`` (``None`` where rejected). A committed transaction may have
+        failed: check each receipt's ``"ok"``."""
         if isinstance(raws, (bytes, bytearray, memoryview, str)):
             raise InvalidInputError("submit_many wants a sequence of encoded transactions (bytes), not one")
         self._check_wait(wait)

@@ -470,6 +470,7 @@ def test_linearizable_reads_on_followers_see_every_write_acknowledged_before(clu
         raw = Transaction.create(kp, "evidence", "put", {"key": key, "digest": bytes([nonce]) * 32}, nonce,
                                  chain_id=CHAIN).encode()  # fmt: skip
         answer = cluster.clients[leader].submit(raw, wait=True)
+        assert answer["receipt"] == {"ok": True, "error": None}
         for f in followers:
             got = f.get("evidence", key, linearizable=True)
             assert got["value"] is not None and got["version"]["height"] == answer["height"], (f, got)
@@ -582,6 +583,7 @@ def test_a_batch_goes_in_one_request_through_a_follower(cluster: Cluster) -> Non
     assert out["txids"] == [Transaction.decode(r).id.hex() for r in batch]
     heights = out["heights"]
     assert heights[5] is None and all(isinstance(h, int) and h >= 1 for i, h in enumerate(heights) if i != 5)
+    assert out["receipts"] == [None if i == 5 else {"ok": True, "error": None} for i in range(len(batch))]
     # The node that answered holds each one at the height it named, with an ok receipt.
     for i in (0, 4, 6, 300, 600):
         rec = follower.tx(out["txids"][i])

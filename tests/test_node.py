@@ -877,3 +877,87 @@ def test_a_new_leader_neither_cuts_again_what_its_log_holds_nor_keeps_the_old_te
                 assert all(r.ok for h in range(1, n.ledger.height + 1) for r in n.ledger.block(h).receipts)
 
     asyncio.run(main())
+
+
+def test_a_commit_wait_answers_each_transactions_receipt_failed_or_not(tmp_path):
+    # Regression, found by a bug hunt: POST /tx?wait=commit (and /txs) answered 200 {"txid",
+    # "height"} alike for a transaction that executed and one whose receipt failed (a replayed
+    # nonce, an unknown contract or method, a key already anchored): a silent success, the caller
+    # had to GET /tx to learn of it. Submitted to a follower (it forwards to the leader and waits
+    # for its own apply) and to the leader, fresh and resubmitted once committed.
+    from ledgercore.client import Client
+
+    async def main() -> None:
+        layout = init_cluster(tmp_path, 3, base_port=free_base_port(6), settings={"block_ms": 10, "tick_ms": 10})
+        async with running_all(list(layout.configs)) as nodes:
+            await wait_until(lambda: leader_known(nodes))
+            follower = next(n for n in nodes if not n.is_leader)
+            leader = next(n for n in nodes if n.is_leader)
+            runners = [await http.serve(n) for n in (follower, leader)]
+            tls = layout.client_tls.client_context()
+            via_follower, via_leader = (Client(n.config.client_url, timeout=30, tls=tls) for n in (follower, leader))
+            try:
+                await _check_commit_wait_receipts(via_follower, via_leader)
+            finally:
+                via_follower.close()
+                via_leader.close()
+                for r in runners:
+                    await r.cleanup()
+
+    asyncio.run(main())
+
+
+async def _check_commit_wait_receipts(via_follower, via_leader) -> None:  # type: ignore[no-untyped-def]
+    kp = signing.generate("ed25519")
+
+    def put(nonce: int, key: str, contract: str = "evidence", method: str = "put") -> Transaction:
+        return Transaction.create(kp, contract, method, {"key": key, "digest": nonce.to_bytes(32, "big")}, nonce)
+
+    async def submit(c, t: Transaction) -> dict:  # type: ignore[no-untyped-def]
+        return await asyncio.to_thread(c.submit, t.encode(), wait=True)
+
+    good = put(1, "w/1")
+    failing = {
+        "replayed nonce": (put(1, "w/2"), "replayed nonce 1"),
+        "key already anchored": (put(2, "w/1"), "w/1"),
+        "unknown contract": (put(3, "w/3", contract="nosuch"), "nosuch"),
+        "unknown method": (put(4, "w/4", method="nosuch"), "nosuch"),
+    }
+    ok = await submit(via_follower, good)
+    assert ok == {"txid": good.id.hex(), "height": ok["height"], "receipt": {"ok": True, "error": None}}
+    answers = {}
+    for what, (t, says) in failing.items():
+        c = via_leader if what == "unknown method" else via_follower
+        answers[what] = a = await submit(c, t)
+        assert a["txid"] == t.id.hex() and isinstance(a["height"], int), what
+        assert a["receipt"]["ok"] is False and says in a["receipt"]["error"], (what, a)
+        stored = (await asyncio.to_thread(via_follower.tx, t.id, linearizable=True))["receipt"]
+        assert a["receipt"] == {"ok": stored["ok"], "error": stored["error"]}, what
+    # Committed before: answered at once with the original height, and its receipt (on either node).
+    for c in (via_follower, via_leader):
+        assert await submit(c, good) == ok
+        for what, (t, _) in failing.items():
+            assert await submit(c, t) == answers[what], what
+    # A batch: receipts aligned with txids and heights, None where rejected; fresh and committed mixed.
+    forged = bytearray(put(6, "w/6").encode())
+    forged[-1] ^= 1
+    batch = [put(5, "w/5"), failing["replayed nonce"][0], good, put(7, "w/1"), put(5, "w/8")]
+    raws = [t.encode() for t in batch]
+    raws.insert(2, bytes(forged))
+    out = await asyncio.to_thread(via_follower.submit_many, raws, wait=True)
+    assert out["txids"][:2] == [batch[0].id.hex(), batch[1].id.hex()] and len(out["txids"]) == 6
+    assert [r["index"] for r in out["rejected"]] == [2]
+    assert len(out["heights"]) == 6 and out["heights"][2] is None
+    assert out["heights"][1] == answers["replayed nonce"]["height"] and out["heights"][3] == ok["height"]
+    receipts = out["receipts"]
+    assert receipts[0] == {"ok": True, "error": None} and receipts[3] == {"ok": True, "error": None}
+    assert receipts[1] == answers["replayed nonce"]["receipt"] and receipts[2] is None
+    assert receipts[4]["ok"] is False and "w/1" in receipts[4]["error"]
+    assert receipts[5]["ok"] is False and "replayed nonce 5" in receipts[5]["error"]
+    for txid, h, r in zip(out["txids"], out["heights"], receipts):
+        if h is not None:
+            stored = (await asyncio.to_thread(via_follower.tx, txid))["receipt"]
+            assert r == {"ok": stored["ok"], "error": stored["error"]}
+    # Not waiting: no heights, no receipts.
+    quick = await asyncio.to_thread(via_follower.submit, put(9, "w/9").encode(), wait=False)
+    assert set(quick) == {"txid"}

@@ -8,12 +8,16 @@ naming the client's address and why.
 Routes (byte fields are lowercase hex):
 
 * ``POST /tx`` — body: one encoded transaction. 202 ``{"txid"}`` once admitted to the mempool; with
-  ``?wait=commit``, 200 ``{"txid", "height"}`` once committed. Any node accepts (followers forward).
+  ``?wait=commit``, 200 ``{"txid", "height", "receipt": {"ok", "error"}}`` once committed (also at once
+  for one committed before). A block commits a transaction whose receipt failed (a replayed nonce, an
+  unknown contract or method, a key already anchored, a contract's error): ``"ok": false`` and the
+  ``"error"`` say so, as ``GET /tx/{txid}``'s receipt does. Any node accepts (followers forward).
 * ``POST /txs`` — body: a batch of encoded transactions as one canonical value, a list of byte
   strings (``codec.encode_value([raw, ...])``, at most :data:`~ledgercore.node.node.MAX_SUBMIT_BATCH`).
   One decode and one signature-check batch for all of them. 202 ``{"txids": [hex], "rejected":
   [{"index", "error"}]}`` once admitted (a rejected one's signature failed; the rest are admitted);
-  with ``?wait=commit``, 200 with ``"heights"`` too (``null`` where rejected) once all are committed.
+  with ``?wait=commit``, 200 with ``"heights"`` and ``"receipts"`` (``{"ok", "error"}`` each) too,
+  aligned with ``"txids"`` (``null`` where rejected), once all are committed.
   A batch in which one transaction does not decode is refused whole (400, naming its position).
 * ``GET /status`` — ``{"node", "role", "term", "leader", "height", "block_hash", "state_root"}``.
 * ``GET /block/{h}`` — ``{"header": {...}, "txids": [hex]}``.
@@ -56,7 +60,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_urldispatcher import _default_expect_handler
 
 from ..codec import decode_value, list_length
-from ..errors import InvalidInputError, LedgerError, NotFoundError
+from ..errors import InvalidInputError, InvalidSignatureError, LedgerError, NotFoundError
 from ..net.errors import HandshakeError
 from ..net.tls_accept import accept_tls, cancel_all, describe, listen
 from ..transaction import MAX_TX_SIZE, txid_from_hex
@@ -64,7 +68,7 @@ from .node import check_batch_size
 
 if TYPE_CHECKING:
     from ..block import BlockHeader
-    from .node import Node
+    from .node import Node, Submitted
 
 __all__ = ["MAX_BATCH_BODY", "MAX_BODY", "RETRY_AFTER_S", "make_app", "serve"]
 
@@ -218,6 +222,20 @@ def _batch(body: bytes) -> list[bytes]:
     return raws
 
 
+_OK = {"ok": True, "error": None}
+
+
+def _receipts(out: Submitted) -> list[dict[str, Any] | None]:
+    """A waited-for batch's receipts as ``POST /txs?wait=commit`` answers them, aligned with its
+    txids: ``null`` where rejected. One shared object for every ok one: no step per transaction."""
+    receipts: list[dict[str, Any] | None] = [_OK] * len(out.txids)
+    for i, error in (out.failed or {}).items():
+        receipts[i] = {"ok": False, "error": error}
+    for i in out.rejected:
+        receipts[i] = None
+    return receipts
+
+
 def _header_json(h: BlockHeader) -> dict[str, Any]:
     return {
         "height": h.height, "hash": h.hash.hex(), "prev_hash": h.prev_hash.hex(), "tx_root": h.tx_root.hex(),
@@ -272,10 +290,15 @@ def make_app(node: Node) -> web.Application:
     async def post_tx(request: web.Request) -> web.Response:
         wait = _wait_param(request)
         raw = await _body(request, MAX_BODY, "one encoded transaction")
-        txid, height = await node.submit(raw, wait=wait)
-        if height is None:
-            return web.json_response({"txid": txid.hex()}, status=202)
-        return web.json_response({"txid": txid.hex(), "height": height}, status=200)
+        out = await node.submit_many([raw], wait=wait)
+        if out.rejected:
+            raise InvalidSignatureError([0])
+        txid = out.txids[0].hex()
+        if out.heights is None:
+            return web.json_response({"txid": txid}, status=202)
+        error = out.failed.get(0) if out.failed else None
+        answer = {"txid": txid, "height": out.heights[0], "receipt": {"ok": error is None, "error": error}}
+        return web.json_response(answer, status=200)
 
     async def post_txs(request: web.Request) -> web.Response:
         wait = _wait_param(request)
@@ -291,7 +314,7 @@ def make_app(node: Node) -> web.Application:
         }
         if out.heights is None:
             return web.json_response(answer, status=202)
-        return web.json_response({**answer, "heights": out.heights}, status=200)
+        return web.json_response({**answer, "heights": out.heights, "receipts": _receipts(out)}, status=200)
 
     async def get_status(request: web.Request) -> web.Response:
         return web.json_response(node.status())
