@@ -6,6 +6,10 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import os
+import resource
+import socket
+import ssl
 import threading
 import time
 from collections.abc import AsyncIterator
@@ -28,6 +32,7 @@ from ledgercore.consensus.messages import (
 )
 from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
+from ledgercore.net import tls_accept
 from ledgercore.node import Node, NodeConfig, http
 from ledgercore.node import node as node_module
 from ledgercore.node.init_cluster import free_base_port, init_cluster
@@ -831,6 +836,123 @@ def test_client_api_connections_that_send_nothing_half_a_head_or_a_slow_body_are
                 await runner.cleanup()
 
     asyncio.run(main())
+
+
+@contextlib.asynccontextmanager
+async def client_api(tmp_path: Path) -> AsyncIterator[tuple[NodeConfig, ssl.SSLContext]]:
+    """A one-node cluster serving its client API: its config and a client's TLS context."""
+    layout = init_cluster(tmp_path, 1, base_port=free_base_port(2), settings={"block_ms": 10, "tick_ms": 10})
+    cfg = layout.configs[0]
+    async with running(cfg) as node:
+        runner = await http.serve(node)
+        try:
+            yield cfg, layout.client_tls.client_context()
+        finally:
+            await runner.cleanup()
+
+
+async def _connect(cfg: NodeConfig, tls: ssl.SSLContext) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    return await asyncio.open_connection(cfg.client_host, cfg.client_port, ssl=tls, server_hostname=cfg.id)
+
+
+async def _status_on(conn: tuple[asyncio.StreamReader, asyncio.StreamWriter]) -> bytes:
+    """One ``GET /status`` on a kept connection: the answer's status line, or b"" if the node
+    closed the connection."""
+    reader, writer = conn
+    try:
+        writer.write(b"GET /status HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10)
+    except (asyncio.IncompleteReadError, ConnectionError, ssl.SSLError):
+        return b""
+    length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:")).split(b":")[1])
+    await reader.readexactly(length)
+    return head.split(b"\r\n")[0]
+
+
+async def _closed(reader: asyncio.StreamReader) -> bool:
+    """Whether the node closed the connection (EOF, or a reset) within a few seconds."""
+    try:
+        return await asyncio.wait_for(reader.read(), 5) == b""
+    except (ConnectionError, ssl.SSLError):
+        return True
+    except asyncio.TimeoutError:
+        return False
+
+
+def test_client_api_connections_over_the_bound_close_the_one_idle_longest(tmp_path, monkeypatch, caplog):
+    # Regression: connections were not bounded, each kept IDLE_S: one client opening ~1000 used up
+    # the node's file descriptors (a limit of 1024), and no other client could connect.
+    monkeypatch.setattr(http, "MAX_CONNECTIONS", 4)
+
+    async def main() -> None:
+        async with client_api(tmp_path) as (cfg, tls):
+            # The oldest connection is in a request (a body on its way): busy, not idle.
+            busy = await _connect(cfg, tls)
+            busy[1].write(b"POST /tx HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: 10\r\n\r\n")
+            assert await asyncio.wait_for(busy[0].readuntil(b"\r\n\r\n"), 10) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            busy[1].write(b"ab")
+            idle = []
+            for _ in range(3):
+                idle.append(await _connect(cfg, tls))
+                assert await _status_on(idle[-1]) == b"HTTP/1.1 200 OK"
+            # A fifth closes the one idle longest: neither the busy one, older, nor the new one.
+            newer = await _connect(cfg, tls)
+            assert await _closed(idle[0][0])
+            assert await _status_on(newer) == b"HTTP/1.1 200 OK"
+            for conn in idle[1:]:
+                assert await _status_on(conn) == b"HTTP/1.1 200 OK"
+            busy[1].write(b"cdefghij")
+            answer = await asyncio.wait_for(busy[0].readuntil(b"}"), 10)  # its request answered (not a transaction)
+            assert answer.startswith(b"HTTP/1.1 ") and b'{"error": ' in answer
+            # A client opening connection after connection holds no more than the bound: each new
+            # one closes an older one, and the newest are served.
+            held = [busy, *idle[1:], newer]
+            for _ in range(8):
+                held.append(await _connect(cfg, tls))
+                assert await _status_on(held[-1]) == b"HTTP/1.1 200 OK"
+            for conn in held[:-4]:
+                assert await _closed(conn[0])
+            for conn in held[-4:]:
+                assert await _status_on(conn) == b"HTTP/1.1 200 OK"
+            for _, writer in [*held, idle[0]]:
+                writer.close()
+
+    with caplog.at_level(logging.WARNING, logger="ledgercore.node.http"):
+        asyncio.run(main())
+    # Logged at most once per EVICTION_LOG_S: a flood of connections is not a flood of lines.
+    closed = [r.getMessage() for r in caplog.records if "connections open: closed" in r.getMessage()]
+    assert len(closed) == 1 and closed[0].startswith("client API: 4 connections open: closed ("), closed
+
+
+def test_client_api_accept_failures_are_logged_at_most_once_per_interval(tmp_path, monkeypatch, caplog):
+    # Regression: out of file descriptors, the listener logged "accept failed: [Errno 24] Too many
+    # open files" ten times a second.
+    monkeypatch.setattr(tls_accept, "ACCEPT_LOG_S", 0.5)
+
+    async def main() -> None:
+        async with client_api(tmp_path) as (cfg, tls):
+            loop = asyncio.get_running_loop()
+            waiting = socket.socket()
+            waiting.setblocking(False)
+            soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+            in_use = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+            resource.setrlimit(resource.RLIMIT_NOFILE, (in_use, hard))  # the node's accept() now fails: EMFILE
+            try:
+                await loop.sock_connect(waiting, (cfg.client_host, cfg.client_port))  # in the backlog, not accepted
+                await asyncio.sleep(1.6)  # some 15 failed accepts
+            finally:
+                resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+            waiting.close()
+            conn = await _connect(cfg, tls)
+            assert await _status_on(conn) == b"HTTP/1.1 200 OK"
+            conn[1].close()
+
+    with caplog.at_level(logging.ERROR, logger="ledgercore.net.tls_accept"):
+        asyncio.run(main())
+    failed = [r.getMessage() for r in caplog.records if "accept failed" in r.getMessage()]
+    assert 2 <= len(failed) <= 5, failed
+    assert all("Too many open files" in m for m in failed), failed
+    assert "more failed since the last logged)" in failed[-1], failed
 
 
 def _blocks_per_txid(node: Node) -> dict[bytes, list[int]]:

@@ -11,18 +11,44 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import socket
 import ssl
+import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterable
 from typing import Any, TypeVar
 
 from ledgercore.net.errors import HandshakeError
 
-__all__ = ["accept_tls", "cancel_all", "describe", "listen"]
+__all__ = ["ACCEPT_LOG_S", "LogThrottle", "accept_tls", "cancel_all", "describe", "listen"]
 
 log = logging.getLogger(__name__)
 
 P = TypeVar("P", bound=asyncio.BaseProtocol)
+
+ACCEPT_LOG_S = 10.0
+"""Seconds between two logs of a failed ``accept``: one that fails for want of file descriptors
+fails again ten times a second until one is freed, and each line of a flood of them says nothing new."""
+
+
+class LogThrottle:
+    """When a log line that may repeat in a flood is due: the first at once, then at most one per
+    ``interval`` seconds; the ones in between are counted, for the next logged one to say."""
+
+    def __init__(self, interval: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self._interval, self._clock = interval, clock
+        self._next = -math.inf
+        self._held = 0
+
+    def due(self) -> int | None:
+        """How many were held back since the last one logged, if this one is to be logged now;
+        ``None`` (and it is counted) if not."""
+        now = self._clock()
+        if now < self._next:
+            self._held += 1
+            return None
+        held, self._held, self._next = self._held, 0, now + self._interval
+        return held
 
 
 def describe(e: BaseException) -> str:
@@ -73,9 +99,10 @@ async def accept_tls(
     instead let anyone who can reach the port, certificate or not, hold every slot with idle
     connections and keep peers and clients out for as long as they liked. ``name`` prefixes the
     log of a failed ``accept`` (say, out of file descriptors), after which it backs off and goes
-    on."""
+    on; that log says so at most once per :data:`ACCEPT_LOG_S`."""
     loop = asyncio.get_running_loop()
     waiting: dict[_Pending, None] = {}  # handshakes not done, oldest first
+    accept_failures = LogThrottle(ACCEPT_LOG_S)
 
     async def handshake(slot: _Pending) -> None:
         conn, peername = slot.conn, slot.peername
@@ -107,7 +134,10 @@ async def accept_tls(
         try:
             conn, peername = await loop.sock_accept(sock)
         except OSError as e:
-            log.error("%s: accept failed: %s", name, e)
+            held = accept_failures.due()
+            if held is not None:
+                more = f" ({held} more failed since the last logged)" if held else ""
+                log.error("%s: accept failed: %s%s", name, e, more)
             await asyncio.sleep(0.1)
             continue
         if len(waiting) >= max_pending:

@@ -41,6 +41,10 @@ connection then closes), 413 for a body over :data:`MAX_BODY`, 415 for a compres
 other than ``100-continue``, 503 with ``Retry-After`` when
 the node cannot admit now (no leader known, mempool full) or has no linearizable read point (no
 leader answered), 504 when a commit wait times out.
+
+Connections: at most :data:`MAX_PENDING_HANDSHAKES` in their TLS handshake and
+:data:`MAX_CONNECTIONS` past it; one over either closes the oldest waiting handshake, or the
+connection idle longest, never the new one. An idle one closes after :data:`IDLE_S`.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ import socket
 import ssl
 import urllib.parse
 from collections.abc import Awaitable, Callable, Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
@@ -62,7 +66,7 @@ from aiohttp.web_urldispatcher import _default_expect_handler
 from ..codec import decode_value, list_length
 from ..errors import InvalidInputError, InvalidSignatureError, LedgerError, NotFoundError
 from ..net.errors import HandshakeError
-from ..net.tls_accept import accept_tls, cancel_all, describe, listen
+from ..net.tls_accept import LogThrottle, accept_tls, cancel_all, describe, listen
 from ..transaction import MAX_TX_SIZE, txid_from_hex
 from .node import check_batch_size
 
@@ -70,7 +74,7 @@ if TYPE_CHECKING:
     from ..block import BlockHeader
     from .node import Node, Submitted
 
-__all__ = ["MAX_BATCH_BODY", "MAX_BODY", "RETRY_AFTER_S", "make_app", "serve"]
+__all__ = ["MAX_BATCH_BODY", "MAX_BODY", "MAX_CONNECTIONS", "RETRY_AFTER_S", "make_app", "serve"]
 
 log = logging.getLogger("ledgercore.node.http")
 
@@ -88,12 +92,22 @@ MAX_PENDING_HANDSHAKES = 64
 """Handshakes in progress at once; a connection over this drops the longest-waiting one (logged)."""
 IDLE_S = 60.0
 """Seconds a connection may wait to send its first or next request before the node closes it."""
+MAX_CONNECTIONS = 256
+"""Client connections held at once, past their handshake (those waiting in it are
+:data:`MAX_PENDING_HANDSHAKES` more): well under a typical limit of 1024 file descriptors, which
+the node shares with its peers and its store. One more closes the connection idle longest (or,
+with none idle, the one whose request has run longest), never the new one: else a client holding
+every slot with idle connections kept all the others out, and past the descriptor limit the node
+could accept no one at all."""
+EVICTION_LOG_S = 10.0
+"""Seconds between two warnings that :data:`MAX_CONNECTIONS` made the node close a connection."""
 BODY_S = 30.0
 """Seconds a client has to send a request's whole body; then it gets a 408 and the connection closes."""
 
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_ServerHandler = Callable[[web.BaseRequest], Awaitable[web.StreamResponse]]
 
 
 class _RequestLog(logging.LoggerAdapter):  # type: ignore[type-arg]
@@ -115,13 +129,14 @@ class _TLSSite(web.BaseSite):
     TCPSite's server drops a refused client's handshake silently, and the operator must see
     refused clients in the node's log."""
 
-    __slots__ = ("_host", "_port", "_sock", "_tasks")
+    __slots__ = ("_connections", "_host", "_port", "_sock", "_tasks")
 
     def __init__(self, runner: web.BaseRunner, host: str, port: int, ssl_context: ssl.SSLContext) -> None:
         super().__init__(runner, ssl_context=ssl_context)
         self._host, self._port = host, port
         self._sock: socket.socket | None = None
         self._tasks: set[asyncio.Task[None]] = set()
+        self._connections = _Connections()
 
     @property
     def name(self) -> str:
@@ -131,10 +146,13 @@ class _TLSSite(web.BaseSite):
         await super().start()
         server, tls = self._runner.server, self._ssl_context
         assert server is not None and tls is not None  # set up by the runner, given by serve()
+        # Each connection's protocol takes the server's request handler when it is made: before any.
+        server.request_handler = self._connections.track(server.request_handler)
         self._sock = await listen(self._host, self._port)
         self._spawn(accept_tls(
             "client API", self._sock, tls, server, handshake_timeout=HANDSHAKE_TIMEOUT_S,
             max_pending=MAX_PENDING_HANDSHAKES, refuse=_refused, spawn=self._spawn,
+            connected=self._connections.connected,
         ), "client API listener")  # fmt: skip
 
     def _spawn(self, coro: Coroutine[Any, Any, None], name: str) -> None:
@@ -148,6 +166,76 @@ class _TLSSite(web.BaseSite):
         if self._sock is not None:
             self._sock.close()
         await super().stop()
+
+
+class _Held:
+    """One client connection past its handshake: since when it has been idle (or, while
+    ``busy``, running its request)."""
+
+    __slots__ = ("busy", "peername", "since", "sock", "transport")
+
+    def __init__(self, transport: asyncio.Transport, peername: Any, now: float) -> None:
+        self.transport, self.peername, self.since = transport, peername, now
+        self.sock = transport.get_extra_info("socket")  # now: a closed TLS transport may no longer say
+        self.busy = 0
+
+    def gone(self) -> bool:
+        """Whether its socket is closed: a connection closing gracefully (TLS close_notify) holds its
+        file descriptor until the client answers, or for up to 30 s if it does not."""
+        return self.sock is None or self.sock.fileno() == -1
+
+
+class _Connections:
+    """The client connections past their handshake, at most :data:`MAX_CONNECTIONS`: one more
+    closes the one idle longest, or with none idle the one whose request has run longest, and
+    never the newest, so that a client opening connections without end cannot hold every slot
+    (nor use up the node's file descriptors) and keep other clients out. A connection counts as
+    busy from the moment its request's head has arrived until its handler has answered."""
+
+    def __init__(self) -> None:
+        self._held: dict[asyncio.BaseProtocol, _Held] = {}
+        self._closed_log = LogThrottle(EVICTION_LOG_S)
+
+    def track(self, handler: _ServerHandler) -> _ServerHandler:
+        """``handler`` (the server's request handler), marking each request's connection busy
+        while it runs."""
+
+        async def tracked(request: web.BaseRequest) -> web.StreamResponse:
+            held = self._held.get(request.protocol)
+            if held is None:  # closed to make room meanwhile
+                return await handler(request)
+            loop = asyncio.get_running_loop()
+            held.busy += 1
+            held.since = loop.time()
+            try:
+                return await handler(request)
+            finally:
+                held.busy -= 1
+                held.since = loop.time()
+
+        return tracked
+
+    async def connected(self, transport: asyncio.BaseTransport, protocol: asyncio.BaseProtocol, peername: Any) -> None:
+        """Holds a connection whose handshake is done, closing another to make room if need be."""
+        now = asyncio.get_running_loop().time()
+        for p in [p for p, h in self._held.items() if h.gone()]:
+            del self._held[p]
+        while self._held and len(self._held) >= MAX_CONNECTIONS:
+            # Those already closing first (done with, their descriptor not yet free), then idle ones.
+            p, victim = min(
+                self._held.items(), key=lambda ph: (not ph[1].transport.is_closing(), ph[1].busy > 0, ph[1].since)
+            )
+            del self._held[p]
+            closing = victim.transport.is_closing()
+            victim.transport.abort()  # at once: a graceful TLS close keeps the descriptor until the client answers
+            held = self._closed_log.due()
+            if held is not None:
+                log.warning(
+                    "client API: %d connections open: closed %s, %s %.1f s, for a newer one%s", MAX_CONNECTIONS,
+                    victim.peername, "closing" if closing else "in a request for" if victim.busy else "idle for",
+                    now - victim.since, f" ({held} more closed since the last logged)" if held else "",
+                )  # fmt: skip
+        self._held[protocol] = _Held(cast(asyncio.Transport, transport), peername, now)
 
 
 def _refused(err: HandshakeError) -> None:
