@@ -526,6 +526,17 @@ def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:
         ("GET", "/state/Evidence/k", None, 400, "contract name"),
         ("GET", "/state/evidence/k?read=soon", None, 400, "read="),
         ("GET", "/block/1?read=", None, 400, "read="),
+        # A query parameter given twice, or one the route does not know, is named (the first of two
+        # won, and a mistyped one was ignored: ?wiat=commit submitted without waiting).
+        ("POST", "/tx?wait=commit&wait=soon", good.encode(), 400, "query parameter 'wait' given more than once"),
+        ("POST", "/tx?wiat=commit", good.encode(), 400, "unknown query parameter 'wiat' for post /tx (it takes: wait)"),
+        ("POST", "/txs?read=local", good.encode(), 400, "unknown query parameter 'read'"),
+        ("GET", "/block/0?read=linearizable&read=local", None, 400, "query parameter 'read' given more than once"),
+        ("GET", "/tx/" + "00" * 32 + "?wait=commit", None, 400, "unknown query parameter 'wait'"),
+        ("GET", "/status?verbose=1", None, 400, "unknown query parameter 'verbose' for get /status (it takes: none)"),
+        # A '%' in a state key that is not an escape is refused (it was read as itself).
+        ("GET", "/state/evidence/%zz", None, 400, "bad percent-escape '%zz' in the key"),
+        ("GET", "/state/evidence/k%2", None, 400, "bad percent-escape '%2' in the key"),
         ("GET", "/nowhere", None, 404, "no route"),
         ("DELETE", "/tx", None, 405, "not allowed"),
         ("GET", "/tx", None, 405, "not allowed"),

@@ -955,6 +955,49 @@ def test_client_api_accept_failures_are_logged_at_most_once_per_interval(tmp_pat
     assert "more failed since the last logged)" in failed[-1], failed
 
 
+def test_client_api_refuses_a_body_over_its_routes_limit_before_reading_it(tmp_path):
+    # Regression: a chunked POST /tx (no Content-Length) was read up to the /txs limit, 32 MiB,
+    # before its own 1.06 MiB applied; and Expect: 100-continue was answered "100 Continue" (send
+    # the body) before the head was checked, so a client uploaded a body only to be refused.
+    async def main() -> None:
+        async with client_api(tmp_path) as (cfg, tls):
+            reader, writer = await _connect(cfg, tls)
+            writer.write(b"POST /tx HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            answer = asyncio.ensure_future(reader.readuntil(b"}"))
+            chunk, sent = bytes(64 << 10), 0
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                while not answer.done() and sent < 48 << 20:
+                    writer.write(b"%x\r\n%b\r\n" % (len(chunk), chunk))
+                    await writer.drain()
+                    sent += len(chunk)
+            got = await asyncio.wait_for(answer, 10)
+            writer.close()
+            assert got.startswith(b"HTTP/1.1 413 ") and b"Connection: close" in got, got
+            assert got.endswith(b'{"error": "request body too large (limit %d bytes)"}' % http.MAX_BODY), got
+            # Sent: the limit and what the loopback socket buffers hold (some 9 MiB here), not 32 MiB.
+            assert sent < 20 << 20, sent
+
+            for head, status, error in [
+                (b"POST /tx HTTP/1.1\r\nContent-Length: 50000000\r\n", 413, b"request body too large (limit %d bytes)" % http.MAX_BODY),
+                (b"POST /txs HTTP/1.1\r\nContent-Length: 100000000\r\n", 413, b"request body too large (limit %d bytes)" % http.MAX_BATCH_BODY),
+                (b"POST /tx HTTP/1.1\r\nContent-Encoding: gzip\r\nContent-Length: 10\r\n", 415, b"Content-Encoding 'gzip' is not accepted"),
+                (b"POST /tx?wiat=commit HTTP/1.1\r\nContent-Length: 10\r\n", 400, b"unknown query parameter 'wiat'"),
+            ]:  # fmt: skip
+                reader, writer = await _connect(cfg, tls)
+                writer.write(head + b"Host: x\r\nExpect: 100-continue\r\n\r\n")
+                got = await asyncio.wait_for(reader.readuntil(b"}"), 10)  # no 100 Continue first
+                writer.close()
+                assert got.startswith(b"HTTP/1.1 %d " % status) and b"application/json" in got and b"Connection: close" in got, got
+                assert b'{"error": "' + error in got, got
+            # Headers the route takes are still answered 100 Continue.
+            reader, writer = await _connect(cfg, tls)
+            writer.write(b"POST /tx?wait=commit HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\nExpect: 100-continue\r\n\r\n")
+            assert await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 10) == b"HTTP/1.1 100 Continue\r\n\r\n"
+            writer.close()
+
+    asyncio.run(main())
+
+
 def _blocks_per_txid(node: Node) -> dict[bytes, list[int]]:
     seen: dict[bytes, list[int]] = {}
     for h in range(1, node.ledger.height + 1):

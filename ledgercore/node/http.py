@@ -26,7 +26,11 @@ Routes (byte fields are lowercase hex):
   ``tx_count``-leaf tree whose root is the block's ``tx_root`` (``merkle.verify_inclusion``).
 * ``GET /state/{contract}/{key}`` — ``{"value": hex | null, "version": {"height", "index"} | null}``;
   ``key`` is the rest of the path (it may hold ``/``), percent-decoded to bytes (``%ff`` is the byte
-  0xff).
+  0xff; a ``%`` not followed by two hex digits is refused).
+
+Each route takes only its own query parameter, once: ``wait`` on the two POSTs, ``read`` on the three
+reads, none on ``/status``; a parameter given twice, or one the route does not know, is a 400 naming
+it (the first of two ``wait=`` won silently, and a mistyped ``wiat=commit`` read as no wait).
 
 The three reads (``/block``, ``/tx``, ``/state``) answer from what this node has applied. With
 ``?read=linearizable`` they first wait until it has applied everything the cluster had committed when
@@ -36,9 +40,12 @@ Every error is JSON ``{"error": message}``: 400 for bad input (bad hex, bad heig
 that does not decode or whose signature fails, a contract name no transaction can carry, a key
 over 446 bytes), 404 for what the ledger does not hold (and unknown
 routes), 405 for a wrong method, 408 for a body not sent within :data:`BODY_S` (the
-connection then closes), 413 for a body over :data:`MAX_BODY`, 415 for a compressed body
-(``Content-Encoding`` other than ``identity``: bodies are never unpacked), 417 for an ``Expect``
-other than ``100-continue``, 503 with ``Retry-After`` when
+connection then closes), 413 for a body over its route's limit (:data:`MAX_BODY`, or
+:data:`MAX_BATCH_BODY` for ``/txs``) as soon as that much of it has arrived, chunked or not (the
+connection then closes), 415 for a compressed body (``Content-Encoding`` other than ``identity``:
+bodies are never unpacked), 417 for an ``Expect`` other than ``100-continue``; an
+``Expect: 100-continue`` whose head already shows a 400, 413 or 415 gets that answer instead of
+``100 Continue``, and no body is read; 503 with ``Retry-After`` when
 the node cannot admit now (no leader known, mempool full) or has no linearizable read point (no
 leader answered), 504 when a commit wait times out.
 
@@ -252,6 +259,20 @@ def _not_ready_error() -> type[Exception]:
     return NotReadyError
 
 
+def _http_error(request: web.BaseRequest, exc: web.HTTPException) -> web.Response:
+    """aiohttp's (or a route's) HTTP error as JSON."""
+    reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
+    if exc.status == 404:
+        reason = f"no route {request.method} {request.path}"
+    elif exc.status == 405:
+        reason = f"method {request.method} not allowed on {request.path}"
+    headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
+    answer = _error(exc.status, reason, headers)
+    if exc.status in (408, 413):  # the rest of the body may still come: it must not read as a request
+        answer.force_close()
+    return answer
+
+
 @web.middleware
 async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turns every failure into a JSON error with the right status."""
@@ -260,19 +281,7 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        reason = exc.text if exc.text and not exc.text.startswith(f"{exc.status}:") else exc.reason
-        if exc.status == 413:
-            limit = MAX_BATCH_BODY if request.path == "/txs" else MAX_BODY
-            reason = f"request body too large (limit {limit} bytes)"
-        elif exc.status == 404:
-            reason = f"no route {request.method} {request.path}"
-        elif exc.status == 405:
-            reason = f"method {request.method} not allowed on {request.path}"
-        headers = {k: v for k, v in exc.headers.items() if k in ("Allow", "Retry-After")}
-        answer = _error(exc.status, reason, headers)
-        if exc.status == 408:  # the rest of the body may still come: it must not read as a request
-            answer.force_close()
-        return answer
+        return _http_error(request, exc)
     except NotFoundError as exc:
         return _error(404, str(exc))
     except InvalidInputError as exc:
@@ -292,14 +301,90 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _error(500, f"internal error: {type(exc).__name__}")
 
 
-async def _expect(request: web.Request) -> web.StreamResponse | None:
-    """aiohttp's answer to ``Expect: 100-continue``; any other expectation refused as JSON (it is
-    answered before the middleware runs)."""
-    try:
-        await _default_expect_handler(request)
-    except web.HTTPExpectationFailed as exc:
-        return _error(417, exc.text or "unknown Expect")
-    return None
+class _Route:
+    """What a route takes besides its path: the query parameters it knows, and the largest body
+    (``None``: it reads none)."""
+
+    __slots__ = ("limit", "params")
+
+    def __init__(self, params: tuple[str, ...] = (), limit: int | None = None) -> None:
+        self.params, self.limit = params, limit
+
+    def check_query(self, request: web.BaseRequest) -> None:
+        """A parameter given twice, or one this route does not know, is refused by name: the first
+        of two ``wait=`` won silently, and a mistyped ``wiat=commit`` read as no wait at all."""
+        seen: set[str] = set()
+        for name, _ in request.query.items():  # keys() lists a name once however often it comes
+            if name in seen:
+                raise InvalidInputError(f"query parameter {name!r:.40} given more than once: give it once")
+            seen.add(name)
+            if name not in self.params:
+                known = ", ".join(self.params) if self.params else "none"
+                raise InvalidInputError(
+                    f"unknown query parameter {name!r:.40} for {request.method} {request.path:.60} (it takes: {known})"
+                )
+
+    def checked(self, handler: Handler) -> Handler:
+        """``handler``, run once the query is checked."""
+
+        async def checked(request: web.Request) -> web.StreamResponse:
+            self.check_query(request)
+            return await handler(request)
+
+        return checked
+
+    async def expect(self, request: web.Request) -> web.StreamResponse | None:
+        """The answer to an ``Expect`` header, before the body is sent (and before the middleware
+        runs): an error the head already shows instead of ``100 Continue``, which would have the
+        client upload a body only to be refused; any expectation but ``100-continue`` is a 417."""
+        try:
+            self.check_query(request)
+            if self.limit is not None:
+                _check_body_head(request, self.limit)
+            await _default_expect_handler(request)
+        except web.HTTPExpectationFailed as exc:
+            return _error(417, exc.text or "unknown Expect")
+        except (web.HTTPException, InvalidInputError) as exc:
+            if isinstance(exc, web.HTTPException):
+                answer = _http_error(request, exc)
+            else:
+                answer = _error(400, str(exc))
+            answer.force_close()  # no body follows; one sent anyway must not read as a request
+            return answer
+        return None
+
+
+def _check_body_head(request: web.BaseRequest, limit: int) -> None:
+    """What the headers already say is wrong with the body: a ``Content-Encoding`` (415) or a
+    ``Content-Length`` over ``limit`` (413)."""
+    encoding = request.headers.get("Content-Encoding", "identity")
+    if encoding.strip().lower() != "identity":
+        # Never unpacked (auto_decompress is off): a 1 MB gzip body unpacks to a gigabyte.
+        raise web.HTTPUnsupportedMediaType(
+            text=f"Content-Encoding {encoding!r:.40} is not accepted: send the body as is"
+        )
+    if request.content_length is not None and request.content_length > limit:
+        raise _too_large(limit, request.content_length)
+
+
+def _too_large(limit: int, size: int) -> web.HTTPRequestEntityTooLarge:
+    return web.HTTPRequestEntityTooLarge(
+        max_size=limit, actual_size=size, text=f"request body too large (limit {limit} bytes)"
+    )
+
+
+_BAD_ESCAPE = re.compile(r"%(?![0-9A-Fa-f]{2})")
+
+
+def _state_key(raw: str) -> bytes:
+    """A ``/state`` key from its raw path: percent-decoded to bytes (an escape that is not UTF-8
+    names those bytes, not its own text), and a ``%`` not followed by two hex digits refused."""
+    bad = _BAD_ESCAPE.search(raw)
+    if bad is not None:
+        raise InvalidInputError(
+            f"bad percent-escape {raw[bad.start():bad.start() + 3]!r} in the key: '%' takes two hex digits (a '%' itself is %25)"
+        )  # fmt: skip
+    return urllib.parse.unquote_to_bytes(raw)
 
 
 def _batch(body: bytes) -> list[bytes]:
@@ -355,22 +440,26 @@ def make_app(node: Node) -> web.Application:
         if read == "linearizable":
             await node.read_barrier()
 
+    async def _read(request: web.Request, limit: int) -> bytes:
+        """The body, refused (413) as soon as more than ``limit`` bytes of it have arrived: a
+        chunked one has no Content-Length to check first, and the app's own limit is the largest
+        route's (a chunked ``POST /tx`` was read up to 32 MiB before its limit applied)."""
+        body = bytearray()
+        while chunk := await request.content.readany():
+            body += chunk
+            if len(body) > limit:
+                raise _too_large(limit, len(body))
+        return bytes(body)
+
     async def _body(request: web.Request, limit: int, what: str) -> bytes:
-        encoding = request.headers.get("Content-Encoding", "identity")
-        if encoding.strip().lower() != "identity":
-            # Never unpacked (auto_decompress is off): a 1 MB gzip body unpacks to a gigabyte.
-            raise web.HTTPUnsupportedMediaType(text=f"Content-Encoding {encoding!r:.40} is not accepted: send the body as is")
-        if request.content_length is not None and request.content_length > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=request.content_length)
+        _check_body_head(request, limit)
         try:
             # Else a client sending a byte now and then would hold the connection for ever.
-            body = await asyncio.wait_for(request.read(), BODY_S)
+            body = await asyncio.wait_for(_read(request, limit), BODY_S)
         except RequestPayloadError as exc:  # a chunked body that does not parse
             raise InvalidInputError(f"bad request body: {exc}") from None
         except asyncio.TimeoutError:
             raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {BODY_S:g} s") from None
-        if len(body) > limit:
-            raise web.HTTPRequestEntityTooLarge(max_size=limit, actual_size=len(body))
         if not body:
             raise InvalidInputError(f"empty body: expected {what}")
         return body
@@ -435,9 +524,7 @@ def make_app(node: Node) -> web.Application:
     async def get_state(request: web.Request) -> web.Response:
         # The key is percent-decoded from the raw path to bytes: any key a contract can write is
         # readable, and an escape that is not UTF-8 names those bytes, not its own text.
-        contract, key = request.match_info["contract"], urllib.parse.unquote_to_bytes(
-            request.rel_url.raw_path.split("/", 3)[3]
-        )
+        contract, key = request.match_info["contract"], _state_key(request.rel_url.raw_path.split("/", 3)[3])
         await _read_point(request)
         found = node.ledger.get_versioned(contract, key)
         if found is None:
@@ -447,12 +534,14 @@ def make_app(node: Node) -> web.Application:
 
     app = web.Application(client_max_size=MAX_BATCH_BODY, middlewares=[_json_errors])
     router = app.router
-    for add, path, handler in [
-        (router.add_post, "/tx", post_tx), (router.add_post, "/txs", post_txs), (router.add_get, "/status", get_status),
-        (router.add_get, "/block/{height}", get_block), (router.add_get, "/tx/{txid}", get_tx),
-        (router.add_get, "/state/{contract}/{key:.+}", get_state),
+    post, read = _Route(("wait",), MAX_BODY), _Route(("read",))
+    for add, path, handler, route in [
+        (router.add_post, "/tx", post_tx, post), (router.add_post, "/txs", post_txs, _Route(("wait",), MAX_BATCH_BODY)),
+        (router.add_get, "/status", get_status, _Route()), (router.add_get, "/block/{height}", get_block, read),
+        (router.add_get, "/tx/{txid}", get_tx, read), (router.add_get, "/state/{contract}/{key:.+}", get_state, read),
     ]:  # fmt: skip
-        add(path, handler, expect_handler=_expect)  # every route refuses an unknown Expect as JSON
+        # Every route refuses an unknown Expect as JSON, and before 100 Continue what the head shows.
+        add(path, route.checked(handler), expect_handler=route.expect)
     return app
 
 
