@@ -1057,22 +1057,31 @@ def test_a_contract_calling_its_ledgers_write_or_close_fails_its_transaction_ins
 
 class Interrupting(Contract):
     """Interrupts the thread that applies its block (SIGALRM, as Ctrl-C would), then takes its time:
-    it waits until the interrupt was raised there (``interrupted``), and a little longer."""
+    it goes on only once the interrupted caller has told its write to stop (``_commit``'s
+    ``abandon``), so the test does not depend on how soon a loaded machine runs the caller."""
 
     name = "interrupting"
 
-    def __init__(self) -> None:
-        self.interrupted = threading.Event()
-
     @method
     def go(self, ctx) -> None:
-        self.interrupted.clear()
-        signal.pthread_kill(threading.main_thread().ident, signal.SIGALRM)
-        # Not a fixed sleep from the signal: on a loaded machine the caller's thread may take
-        # longer than that to run its handler, and the write would commit before it was told.
-        self.interrupted.wait(30)
-        time.sleep(0.5)
+        caller = threading.main_thread().ident
+        assert caller is not None
+        signal.pthread_kill(caller, signal.SIGALRM)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not _told_to_stop(caller):
+            time.sleep(0.01)
         ctx.put("done", b"yes")
+
+
+def _told_to_stop(thread: int) -> bool:
+    """Whether ``thread`` is inside ``Ledger._commit`` with its write's ``abandon`` set."""
+    frame = sys._current_frames().get(thread)
+    while frame is not None:
+        if frame.f_code is ledger_module.Ledger._commit.__code__:
+            abandon = frame.f_locals.get("abandon")
+            return isinstance(abandon, threading.Event) and abandon.is_set()
+        frame = frame.f_back
+    return False
 
 
 def test_a_write_whose_caller_is_interrupted_does_not_commit_behind_its_back(tmp_path):
@@ -1083,7 +1092,6 @@ def test_a_write_whose_caller_is_interrupted_does_not_commit_behind_its_back(tmp
     go = Transaction.create(KP, "interrupting", "go", {}, 1).encode()
 
     def interrupt(signum, frame):
-        contract.interrupted.set()
         raise KeyboardInterrupt
 
     old = signal.signal(signal.SIGALRM, interrupt)
