@@ -9,12 +9,10 @@ import contextlib
 import dataclasses
 import re
 import shutil
-import signal
 import struct
 import subprocess
 import sys
 import threading
-import time
 from concurrent.futures import wait
 from pathlib import Path
 
@@ -1055,56 +1053,20 @@ def test_a_contract_calling_its_ledgers_write_or_close_fails_its_transaction_ins
     assert issubclass(ReentrantCallError, LedgerError)
 
 
-class Interrupting(Contract):
-    """Interrupts the thread that applies its block (SIGALRM, as Ctrl-C would), then takes its time:
-    it goes on only once the interrupted caller has told its write to stop (``_commit``'s
-    ``abandon``), so the test does not depend on how soon a loaded machine runs the caller."""
-
-    name = "interrupting"
-
-    @method
-    def go(self, ctx) -> None:
-        caller = threading.main_thread().ident
-        assert caller is not None
-        signal.pthread_kill(caller, signal.SIGALRM)
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline and not _told_to_stop(caller):
-            time.sleep(0.01)
-        ctx.put("done", b"yes")
-
-
-def _told_to_stop(thread: int) -> bool:
-    """Whether ``thread`` is inside ``Ledger._commit`` with its write's ``abandon`` set."""
-    frame = sys._current_frames().get(thread)
-    while frame is not None:
-        if frame.f_code is ledger_module.Ledger._commit.__code__:
-            abandon = frame.f_locals.get("abandon")
-            return isinstance(abandon, threading.Event) and abandon.is_set()
-        frame = frame.f_back
-    return False
-
-
 def test_a_write_whose_caller_is_interrupted_does_not_commit_behind_its_back(tmp_path):
     # Every write runs on the ledger's write thread: Ctrl-C stopped only the caller's wait (or,
     # on a ledger's first write, the start of that thread), and the block it was told had failed
-    # committed half a second later.
-    contract = Interrupting()
-    go = Transaction.create(KP, "interrupting", "go", {}, 1).encode()
-
-    def interrupt(signum, frame):
-        raise KeyboardInterrupt
-
-    old = signal.signal(signal.SIGALRM, interrupt)
-    try:
-        with Ledger.open(tmp_path / "l", contracts=[contract]) as led:
-            for apply in (led.apply_block, lambda raws: list(led.apply_blocks([raws]))):
-                with pytest.raises(KeyboardInterrupt):
-                    apply([go])
-                assert led.height == 0
-        with Ledger.open(tmp_path / "l") as led:
-            assert led.height == 0 and led.get("interrupting", "done") is None  # nor committed later
-    finally:
-        signal.signal(signal.SIGALRM, old)
+    # committed half a second later. In a process of its own: run in this one, after the CLI
+    # audit test, its handler was at times not run until the write had ended (seen only with the
+    # test runner in the background), and the test then failed for want of the interrupt.
+    writer = Path(__file__).resolve().parent / "interrupted_writer.py"
+    out = subprocess.run([sys.executable, str(writer), str(tmp_path / "l")], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.splitlines() == [
+        "apply_block interrupted at height 0",
+        "apply_blocks interrupted at height 0",
+        "reopened at height 0, done=None",  # nor committed later
+    ], out
 
 
 def test_a_ctrl_c_that_lands_inside_submit_after_the_write_is_queued_does_not_commit_it(tmp_path):
