@@ -63,8 +63,9 @@ DEFAULT_TIMEOUT = 60.0
 MAX_TIMEOUT = 86_400.0
 """The longest ``timeout`` taken (a day): sockets refuse far larger ones."""
 KEEP_IDLE_S = 30.0
-"""Seconds an idle connection is kept for the next request: less than the node keeps one (``ledgercore.node.http.IDLE_S``, 60 s),
-so that the node seldom closes one just as a request is sent on it."""
+"""Seconds an idle connection is kept for the next request: less than the node keeps one
+(``ledgercore.node.http.IDLE_S``, 60 s), so that the node seldom closes one just as a request is
+sent on it."""
 MAX_IDLE_CONNECTIONS = 8
 """Idle connections kept (one per thread that made requests at once, up to this many)."""
 MAX_ANSWER_BYTES = 64 << 20
