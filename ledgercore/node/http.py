@@ -71,7 +71,7 @@ from aiohttp.web_protocol import RequestPayloadError
 from aiohttp.web_urldispatcher import _default_expect_handler
 
 from ..codec import decode_value, list_length
-from ..errors import InvalidInputError, InvalidSignatureError, LedgerError, NotFoundError
+from ..errors import InvalidInputError, LedgerError, NotFoundError
 from ..net.errors import HandshakeError
 from ..net.tls_accept import LogThrottle, accept_tls, cancel_all, describe, listen
 from ..transaction import MAX_TX_SIZE, txid_from_hex
@@ -333,6 +333,34 @@ class _Route:
 
         return checked
 
+    async def body(self, request: web.Request, what: str) -> bytes:
+        """The request's body (``what`` it should hold, for the error when empty), refused (413)
+        as soon as more than this route's limit has arrived: a chunked one has no Content-Length
+        to check first, and the app's own limit is the largest route's (a chunked ``POST /tx`` was
+        read up to 32 MiB before its limit applied)."""
+        limit = self.limit
+        assert limit is not None, "a route that reads a body has a limit"
+        _check_body_head(request, limit)
+
+        async def read() -> bytes:
+            body = bytearray()
+            while chunk := await request.content.readany():
+                body += chunk
+                if len(body) > limit:
+                    raise _too_large(limit, len(body))
+            return bytes(body)
+
+        try:
+            # Else a client sending a byte now and then would hold the connection for ever.
+            body = await asyncio.wait_for(read(), BODY_S)
+        except RequestPayloadError as exc:  # a chunked body that does not parse
+            raise InvalidInputError(f"bad request body: {exc}") from None
+        except asyncio.TimeoutError:
+            raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {BODY_S:g} s") from None
+        if not body:
+            raise InvalidInputError(f"empty body: expected {what}")
+        return body
+
     async def expect(self, request: web.Request) -> web.StreamResponse | None:
         """The answer to an ``Expect`` header, before the body is sent (and before the middleware
         runs): an error the head already shows instead of ``100 Continue``, which would have the
@@ -426,6 +454,7 @@ def _parse_height(text: str) -> int:
 
 def make_app(node: Node) -> web.Application:
     """The client API application serving ``node`` (which must be started before requests arrive)."""
+    tx_route, txs_route = _Route(("wait",), MAX_BODY), _Route(("wait",), MAX_BATCH_BODY)
 
     def _wait_param(request: web.Request) -> bool:
         wait = request.query.get("wait", "")
@@ -440,36 +469,10 @@ def make_app(node: Node) -> web.Application:
         if read == "linearizable":
             await node.read_barrier()
 
-    async def _read(request: web.Request, limit: int) -> bytes:
-        """The body, refused (413) as soon as more than ``limit`` bytes of it have arrived: a
-        chunked one has no Content-Length to check first, and the app's own limit is the largest
-        route's (a chunked ``POST /tx`` was read up to 32 MiB before its limit applied)."""
-        body = bytearray()
-        while chunk := await request.content.readany():
-            body += chunk
-            if len(body) > limit:
-                raise _too_large(limit, len(body))
-        return bytes(body)
-
-    async def _body(request: web.Request, limit: int, what: str) -> bytes:
-        _check_body_head(request, limit)
-        try:
-            # Else a client sending a byte now and then would hold the connection for ever.
-            body = await asyncio.wait_for(_read(request, limit), BODY_S)
-        except RequestPayloadError as exc:  # a chunked body that does not parse
-            raise InvalidInputError(f"bad request body: {exc}") from None
-        except asyncio.TimeoutError:
-            raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {BODY_S:g} s") from None
-        if not body:
-            raise InvalidInputError(f"empty body: expected {what}")
-        return body
-
     async def post_tx(request: web.Request) -> web.Response:
         wait = _wait_param(request)
-        raw = await _body(request, MAX_BODY, "one encoded transaction")
-        out = await node.submit_many([raw], wait=wait)
-        if out.rejected:
-            raise InvalidSignatureError([0])
+        raw = await tx_route.body(request, "one encoded transaction")
+        out = await node.submit_one(raw, wait=wait)
         txid = out.txids[0].hex()
         if out.heights is None:
             return web.json_response({"txid": txid}, status=202)
@@ -479,7 +482,7 @@ def make_app(node: Node) -> web.Application:
 
     async def post_txs(request: web.Request) -> web.Response:
         wait = _wait_param(request)
-        body = await _body(request, MAX_BATCH_BODY, "a list of encoded transactions (codec.encode_value)")
+        body = await txs_route.body(request, "a list of encoded transactions (codec.encode_value)")
         # Counted before decoding: 32 MB holds millions of empty strings, whose decoding on the
         # event loop would hold up Raft long enough to lose the leadership.
         check_batch_size(list_length(body) or 0)
@@ -534,9 +537,9 @@ def make_app(node: Node) -> web.Application:
 
     app = web.Application(client_max_size=MAX_BATCH_BODY, middlewares=[_json_errors])
     router = app.router
-    post, read = _Route(("wait",), MAX_BODY), _Route(("read",))
+    read = _Route(("read",))
     for add, path, handler, route in [
-        (router.add_post, "/tx", post_tx, post), (router.add_post, "/txs", post_txs, _Route(("wait",), MAX_BATCH_BODY)),
+        (router.add_post, "/tx", post_tx, tx_route), (router.add_post, "/txs", post_txs, txs_route),
         (router.add_get, "/status", get_status, _Route()), (router.add_get, "/block/{height}", get_block, read),
         (router.add_get, "/tx/{txid}", get_tx, read), (router.add_get, "/state/{contract}/{key:.+}", get_state, read),
     ]:  # fmt: skip

@@ -38,7 +38,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Se
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat, takewhile
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
 
@@ -437,13 +437,19 @@ class Node:
     # -- client side -------------------------------------------------------------------------
 
     async def submit(self, raw: bytes, *, wait: bool) -> tuple[bytes, int | None]:
-        """Admits one encoded transaction; with ``wait``, returns once it is committed (its height
-        only: whether its receipt failed, :meth:`submit_many`'s ``failed`` says).
+        """Admits one encoded transaction; with ``wait``, returns once it is committed: its id and
+        height (whether its receipt failed, :meth:`submit_one` says).
         Raises ``InvalidSignatureError`` if its signature fails."""
+        out = await self.submit_one(raw, wait=wait)
+        return out.txids[0], None if out.heights is None else out.heights[0]
+
+    async def submit_one(self, raw: bytes, *, wait: bool) -> Submitted:
+        """:meth:`submit_many` of one transaction, whose failed signature raises
+        ``InvalidSignatureError`` instead of being reported in ``rejected``."""
         out = await self.submit_many([raw], wait=wait)
         if out.rejected:
             raise InvalidSignatureError([0])
-        return out.txids[0], None if out.heights is None else out.heights[0]
+        return out
 
     async def submit_many(self, raws: Sequence[bytes], *, wait: bool) -> Submitted:
         """Admits a batch of encoded transactions: one decode, one signature-check batch, one waiter.
@@ -1226,8 +1232,9 @@ class Node:
                 invalid = f"its block {header.height} is invalid: {type(exc).__name__}: {exc}"
                 break
             inputs.append(BlockInput(checked, header.timestamp, header.proposer, header.consensus, expect=header))
-        applied = self.ledger.apply_group(inputs) if inputs else []
-        return [b for b in applied if isinstance(b, Block)], invalid  # checked here: none is refused
+        # Checked above, so apply_group refuses none of them: every item is a Block.
+        applied = cast(list[Block], self.ledger.apply_group(inputs) if inputs else [])
+        return applied, invalid
 
     def _sync_peer(self, refused: Mapping[str, str], last: str | None, move_on: bool) -> str | None:
         """Whom to ask for committed blocks this round (see :func:`sync_peer`)."""
