@@ -130,6 +130,7 @@ class Store:
             raise StoreError(f"{where!r} is not a ledger store: {exc}") from exc
         # Growing the map needs every transaction of this process closed: readers register here.
         self._gate = threading.Condition()
+        self.where = where  # named in read and write errors: a node host may hold several stores
         self._readers = 0
         self.closed = False
         self._resizing = False
@@ -170,7 +171,7 @@ class Store:
                 continue
             except lmdb.Error as exc:  # every reader slot taken, ...
                 self._release()
-                raise StoreError(f"cannot read the ledger store: {exc}") from exc
+                raise StoreError(f"cannot read the ledger store at {self.where!r}: {exc}") from exc
             except BaseException:
                 self._release()
                 raise
@@ -178,7 +179,7 @@ class Store:
                 with txn:
                     yield txn
             except lmdb.Error as exc:  # a damaged page: LMDB's own error, named as the store's
-                raise StoreError(f"cannot read the ledger store: {exc}") from exc
+                raise StoreError(f"cannot read the ledger store at {self.where!r}: {exc}") from exc
             finally:
                 self._release()
             return
@@ -231,7 +232,7 @@ class Store:
             except lmdb.MapResizedError:
                 self._grow(0)  # another process grew the map: adopt its size, then write
             except lmdb.Error as exc:  # a damaged page, a full disk: nothing was written
-                raise StoreError(f"cannot write the ledger store: {exc}") from exc
+                raise StoreError(f"cannot write the ledger store at {self.where!r}: {exc}") from exc
 
     def put_block(self, txn: lmdb.Transaction, write: BlockWrite) -> None:
         """Stages one block's writes in ``txn``; later reads through ``txn`` see them."""

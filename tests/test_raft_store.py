@@ -127,11 +127,11 @@ def test_a_corrupt_record_is_a_typed_error(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("table", "key", "value", "words"),
     [
-        ("meta", b"hard", b"\x00" * 5, "the raft log is damaged: unpack requires a buffer of 24 bytes"),
-        ("meta", b"base", b"\x00" * 3, "the raft log is damaged"),
-        ("meta", b"snap", b"garbage", "the raft log is damaged: consensus message"),
+        ("meta", b"hard", b"\x00" * 5, "the raft log at {path} is damaged: unpack requires a buffer of 24 bytes"),
+        ("meta", b"base", b"\x00" * 3, "the raft log at {path} is damaged"),
+        ("meta", b"snap", b"garbage", "the raft log at {path} is damaged: consensus message"),
         ("meta", b"base", struct.pack(">QQ", 100, 1), "the raft log starts after entry 100, but its snapshot is at 0"),
-        ("entries", b"\x00\x01", b"", "the raft log is damaged: unpack requires a buffer of 8 bytes"),
+        ("entries", b"\x00\x01", b"", "the raft log at {path} is damaged: unpack requires a buffer of 8 bytes"),
     ],
 )
 def test_a_damaged_meta_record_or_key_is_a_typed_error(
@@ -143,7 +143,7 @@ def test_a_damaged_meta_record_or_key_is_a_typed_error(
     with s._env.begin(write=True) as txn:
         txn.put(key, value, db=s._meta if table == "meta" else s._entries)
     s.close()
-    with pytest.raises(RaftStoreError, match=re.escape(words)):
+    with pytest.raises(RaftStoreError, match=re.escape(words.format(path=repr(str(tmp_path))))):
         DurableStorage(tmp_path)
 
 

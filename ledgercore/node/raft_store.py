@@ -76,7 +76,8 @@ class DurableStorage(MemoryStorage):
         try:
             self._env = lmdb.open(os.fspath(path), map_size=map_size, max_dbs=2, sync=True, metasync=True)
         except lmdb.Error as exc:
-            raise RaftStoreError(f"cannot open the raft log at {os.fspath(path)!r}: {exc}") from exc
+            raise RaftStoreError(f"cannot open the raft log at {where!r}: {exc}") from exc
+        self._where = where  # named in read and write errors
         self._entries = self._env.open_db(b"entries")
         self._meta = self._env.open_db(b"meta")
         self._load()
@@ -98,9 +99,9 @@ class DurableStorage(MemoryStorage):
         try:
             self._read_log()
         except lmdb.Error as exc:  # a damaged page: LMDB's own error, named as the log's
-            raise RaftStoreError(f"cannot read the raft log: {exc}") from exc
+            raise RaftStoreError(f"cannot read the raft log at {self._where!r}: {exc}") from exc
         except (struct.error, MessageDecodeError) as exc:  # a record of the wrong size or form
-            raise RaftStoreError(f"the raft log is damaged: {exc}") from exc
+            raise RaftStoreError(f"the raft log at {self._where!r} is damaged: {exc}") from exc
 
     def _read_log(self) -> None:
         state = _MemState()
@@ -141,7 +142,7 @@ class DurableStorage(MemoryStorage):
                     for op, arg in self._pending:
                         getattr(self, "_put_" + op)(txn, arg)
             except lmdb.Error as exc:  # a full disk or map, a damaged page: nothing was written
-                raise RaftStoreError(f"cannot write the raft log: {exc}") from exc
+                raise RaftStoreError(f"cannot write the raft log at {self._where!r}: {exc}") from exc
         super().sync()
 
     def _put_set_hard_state(self, txn: lmdb.Transaction, hs: HardState) -> None:
