@@ -45,7 +45,10 @@ def _retry_args(params: Params, *args: Any) -> tuple[Any, ...]:
     for (name, kind), value in zip(params, args, strict=True):
         if kind is bytes:
             if isinstance(value, (bytearray, memoryview)):
-                value = bytes(value)
+                try:
+                    value = bytes(value)
+                except ValueError as exc:  # a released memoryview
+                    raise MalformedInputError(f"{name}: {exc}") from None
             elif not isinstance(value, bytes):
                 raise MalformedInputError(f"{name} must be bytes, got {type(value).__name__}") from None
         elif kind is not None and value not in kind:  # not a str, or one holding a lone surrogate

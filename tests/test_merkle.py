@@ -6,11 +6,13 @@ Regenerate tests/vectors/rfc9162_sha256.json with ``python tests/test_merkle.py 
 
 from __future__ import annotations
 
+import array
 import functools
 import hashlib
 import json
 import os
 import random
+import re
 import sys
 from collections.abc import Callable, Sequence
 
@@ -22,7 +24,7 @@ from gmssl import func, sm3
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ledgercore import merkle
+from ledgercore import hashing, merkle
 from ledgercore.errors import MalformedInputError, OutOfRangeError, UnknownNameError
 
 # ------------------------------------------------------------------- reference (RFC 9162 section 2.1)
@@ -224,8 +226,9 @@ def test_trivial_consistency_proofs_are_empty(exhaustive):
         root = ref.root(size)
         assert merkle.verify_consistency(size, size, root, root, [], algo)
         assert merkle.verify_consistency(0, size, ref.root(0), root, [], algo)
+        # Equal roots: for empty trees too, where the new root was once never compared.
+        assert not merkle.verify_consistency(size, size, root, ref.root(size - 1 if size else 1), [], algo)
         if size:
-            assert not merkle.verify_consistency(size, size, root, ref.root(size - 1), [], algo)
             assert not merkle.verify_consistency(0, size, root, root, [], algo)
             assert not merkle.verify_consistency(size, size, root, root, [root], algo)
 
@@ -802,6 +805,36 @@ def test_verifiers_take_bytearray_and_memoryview_like_bytes(log5, kind):
     # Copied bytes are checked like bytes: a short root is still a ValueError naming the size.
     with pytest.raises(ValueError, match="32"):
         merkle.verify_inclusion(b"c", 2, 5, proof, kind(root[:16]))
+
+
+def test_a_memoryview_of_any_format_is_its_bytes_in_batches_as_alone():
+    # A view's items were read element by element: array('H', [1, 2, 3]) hashed as b"\x01\x02\x03",
+    # array('I') views and 2-D views raised bare OverflowError and NotImplementedError.
+    wide = memoryview(array.array("H", [1, 2, 3]))
+    grid = memoryview(bytes(range(64))).cast("B", (2, 32))
+    for view in (wide, grid, memoryview(array.array("I", [1000] * 8))):
+        assert merkle.root([view]) == merkle.root([bytes(view)])
+        log = merkle.MerkleLog("sha256")
+        log.extend([view])
+        assert merkle.verify_inclusion(view, 0, 1, [], log.root())
+        assert bytes(hashing.digest_many([view])[0]) == hashing.digest(view) == hashing.digest(bytes(view))
+    node = merkle.inclusion_proof([b"a", b"b"], 0)[0]
+    assert merkle.verify_inclusion(b"a", 0, 2, [memoryview(node).cast("B", (2, 16))], merkle.root([b"a", b"b"]))
+    released = memoryview(b"x" * 32)
+    released.release()
+    for call in (lambda: merkle.root([b"a", released]), lambda: merkle.verify_inclusion(released, 0, 1, [], R)):
+        with pytest.raises(MalformedInputError, match="released memoryview"):
+            call()
+
+
+def test_from_bytes_takes_bytes_only_and_huge_positions_are_named_not_printed():
+    for data in ("text", bytearray(b"x"), None):
+        with pytest.raises(MalformedInputError, match=f"expected bytes, got {type(data).__name__}"):
+            merkle.MerkleLog.from_bytes(data)  # type: ignore[arg-type]
+    # str() of an int of over 4300 digits raises: the message says which side it is out on.
+    for index, side in ((10**5000, "2**64 or more"), (-(10**5000), "below 0")):
+        with pytest.raises(OutOfRangeError, match=re.escape(f"leaf index out of range: it is {side}, and must be")):
+            merkle.verify_inclusion(b"a", index, 1, [], R)
 
 
 def test_algorithms_give_different_trees():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import random
+import subprocess
 import sys
 
 import numpy as np
@@ -803,3 +804,22 @@ def test_invalid_thread_count_is_a_clear_error():
     done = subprocess.run([sys.executable, "-c", "import ledgercore"], env=env, capture_output=True, text=True)
     assert done.returncode != 0
     assert "LEDGERCORE_THREADS" in done.stderr and "MalformedInputError" in done.stderr
+
+
+def test_a_column_that_claims_10_12_items_is_a_typed_error_not_an_abort():
+    # Its len() was taken as the room to reserve before reading an item: the process aborted
+    # ("memory allocation of 24000000000000 bytes failed"), or a PanicException escaped.
+    code = """
+from ledgercore import signing
+from ledgercore.errors import MalformedInputError
+for column in (range(10**12), range(2**62)):
+    try:
+        signing.verify_batch("ed25519", column, [], [])
+    except MalformedInputError as exc:
+        assert "item 0 is int" in str(exc), exc
+    else:
+        raise SystemExit("accepted")
+print("typed")
+"""
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert (run.returncode, run.stdout.strip()) == (0, "typed"), run.stderr[-2000:]

@@ -6,10 +6,10 @@ use ledgercore_native::codec::{
 };
 use ledgercore_native::{Digest, Error, Suite, DIGEST_LEN};
 use pyo3::prelude::*;
-use pyo3::types::{PyBool, PyByteArray, PyBytes, PyDict, PyInt, PyList, PyMemoryView, PyString, PyTuple};
+use pyo3::types::{PyBool, PyBytes, PyDict, PyInt, PyList, PyString, PyTuple};
 
 use crate::errors::{to_py, type_name, OrRaise};
-use crate::rows::Rows;
+use crate::rows::{copied_bytes, Rows};
 
 /// Why a Python object cannot become a value: a type or range problem (with its path), or an
 /// exception Python raised while we looked.
@@ -82,12 +82,8 @@ fn to_value(obj: &Bound<'_, PyAny>, depth: usize) -> Result<Value, Fail> {
     if let Ok(s) = obj.cast::<PyString>() {
         return text(s).map(Value::Str);
     }
-    if let Ok(b) = obj.cast::<PyByteArray>() {
-        return Ok(Value::Bytes(b.to_vec()));
-    }
-    if obj.is_instance_of::<PyMemoryView>() {
-        let copy = obj.call_method0("tobytes")?;
-        return Ok(Value::Bytes(copy.cast::<PyBytes>().map_err(PyErr::from)?.as_bytes().to_vec()));
+    if let Some(copy) = copied_bytes(obj) {
+        return copy.map(Value::Bytes).map_err(|err| fail(format!("bytes-like value: {err}")));
     }
     if let Ok(d) = obj.cast::<PyDict>() {
         if depth >= MAX_DEPTH {

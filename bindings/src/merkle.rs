@@ -25,7 +25,11 @@ fn position(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
         Err(err) if err.is_instance_of::<PyOverflowError>(obj.py()) => Err(raise_as(
             obj.py(),
             "OutOfRangeError",
-            format!("{what} {obj} out of range: must be an integer in [0, 2**64)"),
+            // Not the value itself: str() refuses ints of over 4300 digits.
+            format!(
+                "{what} out of range: it is {}, and must be an integer in [0, 2**64)",
+                if obj.lt(0)? { "below 0" } else { "2**64 or more" }
+            ),
         )),
         Err(_) if !obj.is_instance_of::<PyInt>() => {
             Err(malformed(what, format!("expected an int, got {}", type_name(obj))))
@@ -137,7 +141,11 @@ impl MerkleLog {
     }
 
     #[staticmethod]
-    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+    fn from_bytes(py: Python<'_>, data: &Bound<'_, PyAny>) -> PyResult<Self> {
+        let data = data
+            .cast::<PyBytes>()
+            .map_err(|_| malformed("data", format!("expected bytes, got {}", type_name(data))))?;
+        let data = data.as_bytes();
         let inner = py.detach(|| NativeLog::from_bytes(data)).or_raise()?;
         Ok(Self { inner })
     }

@@ -28,7 +28,8 @@ impl<'py> Rows<'py> {
         if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
             return Err(malformed(what, "expected a sequence of byte strings, got a single byte string"));
         }
-        let mut items = Vec::with_capacity(obj.len().unwrap_or(0));
+        // len() is only a hint: an object may claim 10**12 items (an allocation that aborts the process).
+        let mut items = Vec::with_capacity(obj.len().unwrap_or(0).min(1 << 16));
         let iter = obj.try_iter().map_err(|_| {
             let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
             malformed(what, format!("expected a sequence of byte strings, got {type_name}"))
@@ -39,8 +40,8 @@ impl<'py> Rows<'py> {
                 Ok(bytes) => Item::Bytes(bytes),
                 Err(err) => {
                     let other = err.into_inner();
-                    if other.is_instance_of::<PyByteArray>() || other.is_instance_of::<PyMemoryView>() {
-                        Item::Copied(other.extract::<Vec<u8>>()?)
+                    if let Some(copy) = copied_bytes(&other) {
+                        Item::Copied(copy.map_err(|err| malformed(what, format!("item {i}: {err}")))?)
                     } else {
                         let type_name = other.get_type().name()?;
                         return Err(malformed(what, format!("item {i} is {type_name}, not bytes")));
@@ -87,6 +88,18 @@ impl<'py> Rows<'py> {
             }
         }
     }
+}
+
+/// A bytearray's bytes, or a memoryview's raw bytes whatever its format and shape (as `bytes(view)`
+/// reads them, not one byte per element); `None` for any other object. A released view is an error.
+pub fn copied_bytes(obj: &Bound<'_, PyAny>) -> Option<PyResult<Vec<u8>>> {
+    if let Ok(array) = obj.cast::<PyByteArray>() {
+        return Some(Ok(array.to_vec()));
+    }
+    if !obj.is_instance_of::<PyMemoryView>() {
+        return None;
+    }
+    Some(obj.call_method0("tobytes").and_then(|copy| Ok(copy.cast::<PyBytes>()?.as_bytes().to_vec())))
 }
 
 /// `(key, value)` byte-string pairs as Python passes them (store rows, entries).

@@ -88,6 +88,10 @@ fn every_consistency_proof_verifies_and_tampering_fails() {
                     bad[i][0] ^= 0x80;
                     assert!(!verify_consistency(algo, old, new, &old_root, &new_root, &bad));
                 }
+                if new == 0 {
+                    // Both trees empty: the new root must be the empty tree's too.
+                    assert!(!verify_consistency(algo, 0, 0, &old_root, &log.root(1).unwrap(), &proof));
+                }
                 if old > 0 && old < new {
                     let wrong_old = log.root(old - 1).unwrap();
                     assert!(!verify_consistency(algo, old, new, &wrong_old, &new_root, &proof));

@@ -50,8 +50,9 @@ pub fn verify_consistency(
         return false;
     }
     if old_size == 0 {
-        // Every tree extends the empty one; there is nothing to prove.
-        return proof.is_empty() && old_root == &empty_root(algo);
+        // Every tree extends the empty one; there is nothing to prove, unless the new one is
+        // empty too: then its root is the same.
+        return proof.is_empty() && old_root == &empty_root(algo) && (new_size > 0 || new_root == old_root);
     }
     if old_size == new_size {
         return proof.is_empty() && old_root == new_root;
