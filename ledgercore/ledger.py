@@ -205,8 +205,14 @@ def _check_size(size: Any, most: int, name: str, bound: str) -> int:
     if not isinstance(size, int) or isinstance(size, bool):
         raise InvalidInputError(f"{name} is an int, got {type(size).__name__}")
     if not 0 <= size <= most:
-        raise OutOfRangeError(f"{name} {size} is outside 0..{most}, {bound}")
+        raise OutOfRangeError(f"{name} {_shown(size)} is outside 0..{most}, {bound}")
     return size
+
+
+def _shown(n: int) -> str:
+    """``n`` for an error message: its digits, or its size where they would flood the message
+    (``str`` refuses ints of over 4300 digits outright)."""
+    return str(n) if n.bit_length() <= 128 else f"{'-' if n < 0 else ''}(an int of {n.bit_length()} bits)"
 
 
 def _header_difference(got: BlockHeader, expected: BlockHeader) -> str:
@@ -518,7 +524,11 @@ class Ledger:
             why = "the store holds no block hashes (not even the genesis block's)"
             raise StoreError(why) from IntegrityError(None, "hashes", why)
         raw = txn.get(height_key(height), db=self._store.tables["headers"])
-        head = None if raw is None else BlockHeader.decode(raw)
+        try:
+            head = None if raw is None else BlockHeader.decode(raw)
+        except DecodeError as exc:  # damage, like a hash that does not match: audit's exit 1, not 2
+            why = f"the stored header at the top, height {height}, does not decode: {exc}"
+            raise StoreError(why) from IntegrityError(height, "headers", why)
         if head is None or head.hash != txn.get(height_key(height), db=self._store.tables["hashes"]):
             why = "stored block hashes do not match the stored headers"
             raise StoreError(why) from IntegrityError(height, "hashes", why)
@@ -1131,7 +1141,7 @@ class Ledger:
         if not isinstance(height, int) or isinstance(height, bool):
             raise InvalidInputError(f"a block height is an int, got {type(height).__name__}")
         if not 0 <= height <= self._head.height:
-            raise NotFoundError(f"no block at height {height}; the chain has heights 0..{self._head.height}")
+            raise NotFoundError(f"no block at height {_shown(height)}; the chain has heights 0..{self._head.height}")
         return height
 
     @_following

@@ -235,6 +235,7 @@ def test_another_lmdb_environment_is_refused_and_left_as_it_was(tmp_path, capsys
         ("chain_id", "meta/chain_id: not UTF-8"),  # was a bare UnicodeDecodeError
         ("no_chain_id", "meta/chain_id: missing"),  # was 'is chain \'\', not \'dev\''
         ("cut", "data.mdb: "),  # was 'cannot audit' (exit 2), as if it were no ledger
+        ("top_header", "the stored header at the top, height 2, does not decode"),  # was exit 2 too
     ],
 )
 def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tmp_path, capsys, damage, message):
@@ -248,6 +249,9 @@ def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tm
         with env.begin(write=True) as txn:
             if damage == "hashes":
                 txn.drop(env.open_db(b"hashes", txn=txn, create=False), delete=False)
+            elif damage == "top_header":
+                headers = env.open_db(b"headers", txn=txn, create=False)
+                txn.put(height_key(2), txn.get(height_key(2), db=headers)[:-3], db=headers)
             elif damage == "chain_id":
                 txn.put(b"chain_id", b"\xff\xfe", db=env.open_db(b"meta", txn=txn, create=False))
             else:

@@ -850,8 +850,10 @@ def test_a_corrupted_newest_header_is_a_typed_error_on_open(tmp_path):
     with pytest.raises(LedgerError, match="stored block hashes do not match"):
         Ledger.open(path)
     _edit(path, "headers", height_key(TOP), lambda raw: raw[:-3])
-    with pytest.raises(DecodeError):
+    # Damage to the store, as the mismatch above (it was a DecodeError, a ValueError: input at fault)
+    with pytest.raises(StoreError, match=f"the stored header at the top, height {TOP}, does not decode") as info:
         Ledger.open(path)
+    assert isinstance(info.value.__cause__, IntegrityError) and info.value.__cause__.field == "headers"
 
 
 @pytest.mark.parametrize("table", ["blocks", "receipts", "txids"])

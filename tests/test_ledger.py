@@ -135,8 +135,16 @@ def test_block_hash_log_proves_inclusion_and_append_only(tmp_path, kp, suite):
             (lambda: led.consistency_proof(-1), "old_size -1 is outside 0..9"),
             (lambda: led.consistency_proof(True, 4), "old_size is an int, got bool"),
             (lambda: led.consistency_proof(1, 10), "new_size 10 is outside 0..9"),
+            # str() refuses ints of over 4300 digits: such a value is named by its size.
+            (lambda: led.consistency_proof(10**5000), "old_size (an int of 16610 bits) is outside 0..9"),
         ]:
             with pytest.raises(InvalidInputError, match=re.escape(words)):
+                call()
+        for call, words in [
+            (lambda: led.block_proof(-(10**5000)), "no block at height -(an int of 16610 bits)"),
+            (lambda: led.header(10**5000), "no block at height (an int of 16610 bits)"),
+        ]:
+            with pytest.raises(NotFoundError, match=re.escape(words)):
                 call()
 
 
