@@ -14,7 +14,7 @@ import pytest
 from ledgercore import Transaction, signing
 from ledgercore.bench.raft import make_configs
 from ledgercore.codec import encode_value
-from ledgercore.errors import DecodeError, InvalidInputError, InvalidSignatureError, NotFoundError
+from ledgercore.errors import DecodeError, InvalidInputError, InvalidSignatureError, MalformedInputError, NotFoundError
 from ledgercore.node import Node
 from ledgercore.node.node import MAX_SUBMIT_BATCH
 
@@ -78,6 +78,14 @@ def test_submit_many_commits_a_batch_and_reports_each_height(tmp_path) -> None: 
                 await follower.submit_many([raws[0], b"junk"], wait=True)
             with pytest.raises(InvalidInputError, match="no transactions"):
                 await follower.submit_many([], wait=True)
+            # Items that are not bytes-like are named (bytes(70) made 70 zero bytes, bytes("a") a
+            # TypeError); one transaction for the batch is not read byte by byte; bytearrays are copied.
+            for items, words in (([raws[0], "a"], "transaction 1 is str"), ([None], "transaction 0 is NoneType"),
+                                 ([70], "transaction 0 is int"), (raws[0], "got a single bytes")):  # fmt: skip
+                with pytest.raises(MalformedInputError, match=words):
+                    await follower.submit_many(items, wait=False)  # type: ignore[arg-type]
+            copied = await follower.submit_many([bytearray(r) for r in signed(kp, 311, 2)], wait=True)
+            assert copied.rejected == {} and copied.heights is not None and None not in copied.heights
             with pytest.raises(InvalidInputError, match=f"at most {MAX_SUBMIT_BATCH}"):
                 await follower.submit_many([raws[0]] * (MAX_SUBMIT_BATCH + 1), wait=False)
             # Every node ends on the same chain.

@@ -110,6 +110,17 @@ def check_batch_size(count: int) -> None:
         raise InvalidInputError(f"{count} transactions in one batch; at most {MAX_SUBMIT_BATCH}")
 
 
+def _copied_bytes(raws: Iterable[object]) -> list[bytes]:
+    """``raws`` as ``bytes`` (a bytearray or memoryview copied), or ``MalformedInputError`` naming the
+    first item that is not bytes-like (``bytes(70)`` would be 70 zero bytes, ``bytes("a")`` a TypeError)."""
+    out = []
+    for i, raw in enumerate(raws):
+        if not isinstance(raw, (bytes, bytearray, memoryview)):
+            raise MalformedInputError(f"transaction {i} is {type(raw).__name__}, not bytes")
+        out.append(bytes(raw))
+    return out
+
+
 class DataDirInUseError(LedgerError):
     """Another process already runs a node on this data directory."""
 
@@ -458,6 +469,8 @@ class Node:
         ``wait``, returns once every admitted one is committed (those already committed at once).
         Raises ``DecodeError`` (naming the position) if one does not decode, and ``NotReadyError``
         when no leader is known or the mempool has no room."""
+        if isinstance(raws, (bytes, bytearray, memoryview, str)):  # its items would be ints or chars
+            raise MalformedInputError(f"expected a sequence of encoded transactions, got a single {type(raws).__name__}")
         if not raws:
             raise InvalidInputError("no transactions to submit")
         check_batch_size(len(raws))
@@ -465,7 +478,7 @@ class Node:
             raise NotReadyError("the node is stopping")
         if self.raft.lead == NONE:  # nothing would commit them until one is elected
             raise NotReadyError("no leader known (an election is under way, or no quorum is reachable); retry later")
-        raws = [bytes(r) for r in raws]
+        raws = list(raws) if set(map(type, raws)) == {bytes} else _copied_bytes(raws)  # the check in C
         size = sum(map(len, raws))
         if not self._has_room(len(raws), size):
             cfg = self.config
