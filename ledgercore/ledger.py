@@ -724,7 +724,7 @@ class Ledger:
         write.put("meta", b"height", h)
 
     def close(self) -> None:
-        self._refuse_on_write_thread("close()")
+        self._refuse_reentrant("close()")
         self._writer.shutdown()  # a write in flight finishes first
         self._store.close()
 
@@ -904,7 +904,7 @@ class Ledger:
         at the same depth everywhere, not at one that depends on the caller's stack."""
         for item in items:
             _check_header_values(item.timestamp, item.proposer, item.consensus)
-        self._refuse_on_write_thread("a ledger write")
+        self._refuse_reentrant("a ledger write")
         abandon = threading.Event()
         write: Future[list[Block]] | None = None
         try:  # one block: Ctrl-C may land inside submit(), once the write is queued
@@ -924,11 +924,14 @@ class Ledger:
                 wait([write])
             raise
 
-    def _refuse_on_write_thread(self, what: str) -> None:
-        """Raises ``ReentrantCallError`` on this ledger's write thread (a contract, an authorize
-        hook): ``what`` would wait for the write that is calling it."""
+    def _refuse_reentrant(self, what: str) -> None:
+        """Raises ``ReentrantCallError`` where ``what`` would wait for its caller: on this ledger's
+        write thread (a contract, an authorize hook), or on a thread inside a read of it (a
+        contract's query), since a close, or a write that grows the map, waits for every read."""
         if threading.get_ident() == self._write_thread:
             raise ReentrantCallError(f"{what} from inside this ledger's own write (a contract or hook) would wait for itself")
+        if self._store.held_here():
+            raise ReentrantCallError(f"{what} from inside a read of this ledger (a contract's query) would wait for that read")
 
     def _write(
         self, items: Sequence[_Item], executed: Callable[[], None] | None, checking: _Check | None,

@@ -131,7 +131,9 @@ class Store:
         # Growing the map needs every transaction of this process closed: readers register here.
         self._gate = threading.Condition()
         self.where = where  # named in read and write errors: a node host may hold several stores
-        self._readers = 0
+        # The reads this process has open: a token each, naming the thread that holds it. A token,
+        # not a count, so that forgetting a read is idempotent and can be retried after an interrupt.
+        self._reads: dict[object, int] = {}
         self.closed = False
         self._resizing = False
 
@@ -142,10 +144,16 @@ class Store:
         with self._gate:
             if self.closed:
                 return
+            if self.held_here():
+                raise StoreError("the ledger store cannot close inside a read of it: the close waits for every read to end")
             self.closed = True
-            while self._readers:
+            while self._reads:
                 self._gate.wait()
             self.env.close()
+
+    def held_here(self) -> bool:
+        """Whether the calling thread has a read of this store open (a query running a nested call)."""
+        return threading.get_ident() in self._reads.values()
 
     def check_open(self) -> None:
         """Raises ``StoreError`` once the store is closed."""
@@ -157,32 +165,32 @@ class Store:
         """A consistent snapshot of the last committed block; may run while a block commits.
         ``buffers``: values are memoryviews into the map, valid until the snapshot closes."""
         while True:
-            with self._gate:
-                while self._resizing:
-                    self._gate.wait()
-                self.check_open()  # under the gate: close() waits for the readers it counts
-                self._readers += 1
+            token = object()
             try:
-                txn: lmdb.Transaction[Any] = self.env.begin(buffers=True) if buffers else self.env.begin()
-            except lmdb.MapResizedError:
-                # Another process (the node's writer) grew the map past ours: adopt its size.
-                self._release()
-                self._grow(0)
-                continue
-            except lmdb.Error as exc:  # every reader slot taken, ...
-                self._release()
-                raise StoreError(f"cannot read the ledger store at {self.where!r}: {exc}") from exc
-            except BaseException:
-                self._release()
-                raise
-            try:
-                with txn:
-                    yield txn
-            except lmdb.Error as exc:  # a damaged page: LMDB's own error, named as the store's
-                raise StoreError(f"cannot read the ledger store at {self.where!r}: {exc}") from exc
+                with self._gate:
+                    # A read nested in one this thread holds does not wait for a growth: the growth
+                    # waits for the outer read to end.
+                    while self._resizing and not self.held_here():
+                        self._gate.wait()
+                    self.check_open()  # under the gate: close() waits for the reads it holds
+                    self._reads[token] = threading.get_ident()
+                try:
+                    txn: lmdb.Transaction[Any] = self.env.begin(buffers=True) if buffers else self.env.begin()
+                except lmdb.MapResizedError:
+                    # Another process (the node's writer) grew the map past ours: adopt its size.
+                    self._release(token)
+                    self._grow(0)
+                    continue
+                except lmdb.Error as exc:  # every reader slot taken, ...
+                    raise StoreError(f"cannot read the ledger store at {self.where!r}: {exc}") from exc
+                try:
+                    with txn:
+                        yield txn
+                except lmdb.Error as exc:  # a damaged page: LMDB's own error, named as the store's
+                    raise StoreError(f"cannot read the ledger store at {self.where!r}: {exc}") from exc
+                return
             finally:
-                self._release()
-            return
+                self._release(token)
 
     def last_txnid(self) -> int:
         """The id of the last write committed to the environment, by any process."""
@@ -190,10 +198,20 @@ class Store:
             self.check_open()
             return int(self.env.info()["last_txnid"])
 
-    def _release(self) -> None:
-        with self._gate:
-            self._readers -= 1
-            self._gate.notify_all()
+    def _release(self, token: object) -> None:
+        """Forgets a read (once: a token already forgotten is left alone). A Ctrl-C landing in it
+        is raised after the read is forgotten, not instead: a read left registered would make
+        close() and every growth of the map wait forever."""
+        interrupted: KeyboardInterrupt | None = None
+        while token in self._reads:
+            try:
+                with self._gate:
+                    self._reads.pop(token, None)
+                    self._gate.notify_all()
+            except KeyboardInterrupt as exc:
+                interrupted = exc
+        if interrupted is not None:
+            raise interrupted
 
     def get(self, table: str, key: bytes) -> bytes | None:
         with self.read() as txn:
@@ -261,7 +279,7 @@ class Store:
         with self._gate:
             self._resizing = True
             try:
-                while self._readers:
+                while self._reads:
                     self._gate.wait()
                 self.env.set_mapsize(new_size)
             finally:

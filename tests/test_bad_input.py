@@ -16,6 +16,7 @@ import threading
 import time
 from concurrent.futures import Future, wait
 from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 import lmdb
@@ -28,7 +29,7 @@ from ledgercore.audit import state_entries
 from ledgercore.block import HEADER_FIELDS, BlockHeader, decode_block, encode_block
 from ledgercore.cli import main
 from ledgercore.codec import decode_value, encode_value
-from ledgercore.contracts import Contract, ContractError, ContractInputError, method
+from ledgercore.contracts import Contract, ContractError, ContractInputError, method, query
 from ledgercore.contracts.base import MAX_KEY_SIZE, SliceResult
 from ledgercore.errors import (
     ChainMismatchError,
@@ -1039,6 +1040,18 @@ class Reentrant(Contract):
     def read(self, ctx) -> None:
         ctx.put("seen", self.ledger.get("evidence", "k/1") or b"none")
 
+    @query
+    def closing(self, state) -> None:
+        self.ledger.close()
+
+    @query
+    def applying(self, state) -> int:
+        return self.ledger.apply_block([put(78)]).height
+
+    @query
+    def reading(self, state) -> bytes | None:
+        return self.ledger.get("evidence", "k/1")
+
 
 def test_a_contract_calling_its_ledgers_write_or_close_fails_its_transaction_instead_of_waiting_for_itself(tmp_path):
     # Contracts run on the ledger's write thread: close() there tried to join the thread it ran
@@ -1057,6 +1070,68 @@ def test_a_contract_calling_its_ledgers_write_or_close_fails_its_transaction_ins
         assert led.apply_block([put(5)]).height == 3  # still open, still writing
     assert issubclass(ReentrantCallError, LedgerError)
 
+
+def test_a_query_calling_its_ledgers_write_or_close_is_refused_instead_of_waiting_for_its_own_read(tmp_path):
+    # A query runs inside a read of the store: close() waited for that read to end, forever, and so
+    # did a write once it had to grow the map (the map here is 64 KiB, so the first one does).
+    contract = Reentrant()
+    with Ledger.open(tmp_path / "l", contracts=[contract], map_size=1 << 16) as led:
+        contract.ledger = led
+        led.apply_block([put(1)])
+        for name in ("closing", "applying"):
+            raised: list[BaseException] = []
+            caller = threading.Thread(target=_catching(raised, lambda: led.query("reentrant", name)), daemon=True)
+            caller.start()
+            caller.join(10)
+            assert not caller.is_alive(), f"the query calling {name} waits for its own read"
+            assert isinstance(raised[0], ReentrantCallError) and "from inside a read of this ledger" in str(raised[0])
+        assert led.query("reentrant", "reading") == led.get("evidence", "k/1") is not None  # reads are fine
+        assert led.height == 1 and led.apply_block([put(2)] + [put(n) for n in range(3, 200)]).height == 2
+
+
+def _catching(raised: list[BaseException], call: Callable[[], object]) -> Callable[[], None]:
+    def run() -> None:
+        try:
+            call()
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            raised.append(exc)
+
+    return run
+
+
+class _InterruptedOnce:
+    """A store's gate whose ``n``-th entry raises KeyboardInterrupt, as a Ctrl-C landing there does."""
+
+    def __init__(self, gate: threading.Condition, n: int) -> None:
+        self.gate, self.left = gate, n
+
+    def __enter__(self) -> bool:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+        return self.gate.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        self.gate.__exit__(*exc)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.gate, name)
+
+
+def test_a_ctrl_c_landing_as_a_read_ends_still_ends_the_read(tmp_path):
+    # The read's end was skipped: counted as open for ever, it made close() (and the next growth
+    # of the map, and every read after it) wait for ever.
+    led = Ledger.open(tmp_path / "l")
+    led.apply_block([put(1)])
+    store = led._store
+    store._gate = _InterruptedOnce(store._gate, 2)  # a read enters the gate twice: to start, to end
+    with pytest.raises(KeyboardInterrupt), store.read() as txn:
+        assert txn.get(b"height", db=store.tables["meta"]) is not None
+    assert led.get("evidence", "k/1") is not None  # usable
+    closer = threading.Thread(target=led.close, daemon=True)
+    closer.start()
+    closer.join(10)
+    assert not closer.is_alive(), "close() waits for a read that ended"
 
 class Interrupting(Contract):
     """Takes its time: its write goes on only once the caller has told it to stop (``_commit``'s
