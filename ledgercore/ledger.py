@@ -391,6 +391,8 @@ class BlockInput:
     def __post_init__(self) -> None:
         _check_flag(self.signatures_checked, "signatures_checked")
         _check_expect(self.expect)
+        # Here, not when the group commits: one block's bad value must not refuse the whole group.
+        _check_header_values(self.timestamp, self.proposer, self.consensus)
 
 
 @dataclass(frozen=True)

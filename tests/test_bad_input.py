@@ -607,6 +607,11 @@ def test_a_group_with_a_block_that_does_not_re_execute_to_its_expected_header_wr
         assert dump(here) == before and here.head == head
         with pytest.raises(InvalidInputError, match="expect must be a BlockHeader or None, got bytes"):
             BlockInput([put(1)], expect=served[0].header.hash)  # type: ignore[arg-type]
+        # A block's header values are refused as it is made, not when its group commits (where one
+        # bad timestamp refused every block of the group, and stopped a node applying it).
+        for bad in ({"timestamp": -1}, {"timestamp": 2**64}, {"proposer": "p"}, {"consensus": None}):
+            with pytest.raises(InvalidInputError, match=next(iter(bad))):
+                BlockInput([put(1)], **bad)  # type: ignore[arg-type]
         assert [b.header for b in here.apply_group(inputs)] == [b.header for b in served]
         assert here.audit().height == 3
 

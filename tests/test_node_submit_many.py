@@ -16,6 +16,7 @@ from ledgercore.bench.raft import make_configs
 from ledgercore.codec import encode_value
 from ledgercore.errors import DecodeError, InvalidInputError, InvalidSignatureError, MalformedInputError, NotFoundError
 from ledgercore.node import Node
+from ledgercore.node import node as node_module
 from ledgercore.node.node import MAX_SUBMIT_BATCH
 
 
@@ -29,7 +30,7 @@ def signed(kp: signing.KeyPair, start: int, count: int) -> list[bytes]:
 @asynccontextmanager
 async def cluster(root: Path, **settings: Any) -> AsyncIterator[list[Node]]:
     """Three nodes in this process on loopback (mutual TLS, LMDB, fsync), once one of them leads."""
-    cfgs = make_configs(root, 3, tick_ms=10, block_ms=10, suite="ed25519-blake3", chain_id="dev", **settings)
+    cfgs = make_configs(root, 3, **{"tick_ms": 10, "block_ms": 10, "suite": "ed25519-blake3", "chain_id": "dev", **settings})
     nodes = [Node(c) for c in cfgs]
     for n in nodes:
         await n.start()
@@ -118,6 +119,53 @@ def test_a_committed_block_with_a_forged_signature_is_skipped_on_every_node(tmp_
             for n in nodes:  # nothing of the forged block anywhere
                 with pytest.raises(NotFoundError):
                     n.ledger.tx(Transaction.decode(bytes(forged)).id)
+
+    asyncio.run(main())
+
+
+def test_a_committed_block_with_a_bad_timestamp_is_skipped_on_every_node_and_a_bad_clock_is_clamped(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """A proposal stamped -1 (a leader's clock before 1970) stopped every node's apply, for good:
+    a restart failed on the same entry. One with no timestamp was applied with each node's own
+    clock, so the nodes' block hashes differed. Both are now skipped alike on every node, and the
+    leader stamps its blocks within range whatever its clock says."""
+
+    async def main() -> None:
+        async with cluster(tmp_path) as nodes:
+            leader = next(n for n in nodes if n.is_leader)
+            kp = signing.generate("ed25519")
+            first = await asyncio.wait_for(leader.submit_many(signed(kp, 1, 5), wait=True), 30)
+            assert first.heights is not None
+            height = max(h for h in first.heights if h is not None)
+            stray = signed(kp, 6, 2)
+            async with leader._lock:  # what the cut loop does, minus admission
+                for proposal in ({"ts": -1, "txs": stray[:1]}, {"ts": None, "txs": stray[1:]}):
+                    leader.raft.propose(encode_value(proposal))
+                await leader._drain()
+            monkeypatch.setattr(node_module, "now_ms", lambda: -5)  # every node is in this process
+            after = await asyncio.wait_for(leader.submit_many(signed(kp, 8, 3), wait=True), 30)
+            assert after.heights is not None and set(after.heights) == {height + 1}
+            while len({n.ledger.head.hash for n in nodes}) != 1 or any(n.ledger.height != height + 1 for n in nodes):
+                await asyncio.sleep(0.02)
+            for n in nodes:
+                assert not n.failed.is_set()
+                assert n.ledger.header(height + 1).timestamp == n.ledger.header(height).timestamp  # never earlier
+                for raw in stray:  # nothing of the skipped blocks anywhere
+                    with pytest.raises(NotFoundError):
+                        n.ledger.tx(Transaction.decode(raw).id)
+
+    asyncio.run(main())
+
+
+def test_a_commit_wait_counts_in_the_time_a_partial_block_waits_to_be_cut(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    # The wait gave up after a fixed 30 s, so with block_ms of 40 s (a setting the config takes)
+    # a waited-for transaction of a partial block was a 504 on a healthy cluster. Here 1 s and 3 s.
+    monkeypatch.setattr(node_module, "_WAIT_TIMEOUT_S", 1.0)
+
+    async def main() -> None:
+        async with cluster(tmp_path, block_ms=3000, block_txs=1000) as nodes:
+            leader = next(n for n in nodes if n.is_leader)
+            out = await asyncio.wait_for(leader.submit_many(signed(signing.generate("ed25519"), 1, 3), wait=True), 30)
+            assert out.heights is not None and None not in out.heights
 
     asyncio.run(main())
 

@@ -85,7 +85,7 @@ _SYNC_WAIT_S = 2.0  # a node catching up waits this long for the peer it asked, 
 # transactions made a block no follower could receive, and the leader's block cutter died on it.
 _FRAME_PAYLOAD = DEFAULT_MAX_FRAME_SIZE // 2
 _REFORWARD_S = 1.0  # a follower re-sends transactions the leader has not committed after this long
-_WAIT_TIMEOUT_S = 30.0
+_WAIT_TIMEOUT_S = 30.0  # a commit wait gives up after this long once the transaction's block is due
 READ_TIMEOUT_S = 5.0
 """Longest :meth:`Node.read_barrier` waits for a read point (no leader, no quorum: it gives up)."""
 _ADMIT_BATCH = 8192  # transactions per signature-check batch at admission
@@ -108,6 +108,12 @@ def check_batch_size(count: int) -> None:
     """Refuses (``InvalidInputError``) a batch of more than :data:`MAX_SUBMIT_BATCH` transactions."""
     if count > MAX_SUBMIT_BATCH:
         raise InvalidInputError(f"{count} transactions in one batch; at most {MAX_SUBMIT_BATCH}")
+
+
+def _block_time() -> int:
+    """The leader's clock for a block it cuts, within what a proposal holds (an i64) and a header
+    allows (0..2**64 - 1): a clock set before 1970 would stamp a block every node refuses."""
+    return min(max(now_ms(), 0), 2**63 - 1)
 
 
 def _copied_bytes(raws: Iterable[object]) -> list[bytes]:
@@ -499,7 +505,9 @@ class Node:
             if bad:  # a tx id names the signed content, so a forged copy may share a good one's id
                 good = {t for i, t in enumerate(ids) if i not in rejected}
                 waiter.record(dict.fromkeys({ids[i] for i in bad} - good), {})
-            heights = await asyncio.wait_for(asyncio.shield(waiter.future), _WAIT_TIMEOUT_S)
+            # A partial block is cut block_ms after its first transaction waits: counted in too.
+            wait = _WAIT_TIMEOUT_S + self.config.block_ms / 1000
+            heights = await asyncio.wait_for(asyncio.shield(waiter.future), wait)
             failed = waiter.failed
             if waiter.unknown:  # committed before this call: their receipts are read from the ledger
                 known = await self._ledger_call(self._committed_failures, {t: heights[t] for t in waiter.unknown})
@@ -679,6 +687,8 @@ class Node:
             room = self._proposed_blocks < cfg.max_inflight_blocks
             since = self._waiting_since if self.is_leader and room and self._mempool else None
             wait = cfg.block_ms / 1000 if since is None else max(0.0, since + cfg.block_ms / 1000 - time.monotonic())
+            if not self.is_leader and (self._forwarded or self._unforwarded):
+                wait = min(wait, _REFORWARD_S)  # what the leader has not committed is sent on in time
             try:
                 await asyncio.wait_for(self._cut_wake.wait(), wait)
             except asyncio.TimeoutError:
@@ -696,7 +706,7 @@ class Node:
                 if (fit := _fitting(raws)) < len(raws):  # large transactions: a smaller block
                     txids, raws = txids[:fit], raws[:fit]
                 head = self.ledger.head  # every node checks its own block there against this hash
-                data = encode_value({"ts": now_ms(), "txs": raws, "head": [head.height, head.hash]})
+                data = encode_value({"ts": _block_time(), "txs": raws, "head": [head.height, head.hash]})
                 async with self._lock:
                     if not self.is_leader:  # leadership may have moved while this task waited
                         break
@@ -884,6 +894,7 @@ class Node:
         self._leading = leading
         if leading:
             self._adopt_log_tail()
+            self._cut_wake.set()  # a block of what it holds may be due: not after a follower's sleep
             return
         # Proposed but not applied may never commit: back to the front of the queue, to forward.
         self._mempool = OrderedDict([*self._proposed.items(), *self._mempool.items()])
@@ -1075,8 +1086,11 @@ class Node:
                 if "head" in proposal:  # type: ignore[operator]  # not in proposals of earlier versions
                     height, digest = proposal["head"]  # type: ignore[index, misc]
                     heads.append((e.index, height, digest))
+                ts = proposal["ts"]  # type: ignore[index]
+                if type(ts) is not int:  # None would stamp the block with each node's own clock
+                    raise TypeError(f"its timestamp is {type(ts).__name__}, not an int")
                 inputs.append(BlockInput(
-                    txs, timestamp=proposal["ts"], consensus=consensus_data(e.term, e.index),  # type: ignore[index]
+                    txs, timestamp=ts, consensus=consensus_data(e.term, e.index),
                     signatures_checked=checked is True,
                 ))  # fmt: skip
                 out.append(None)
