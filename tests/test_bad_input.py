@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import re
 import shutil
 import struct
@@ -14,9 +15,9 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, wait
 from pathlib import Path
-from collections.abc import Callable
 from typing import Any
 
 import lmdb
@@ -1085,7 +1086,7 @@ def test_a_query_calling_its_ledgers_write_or_close_is_refused_instead_of_waitin
         led.apply_block([put(1)])
         for name in ("closing", "applying"):
             raised: list[BaseException] = []
-            caller = threading.Thread(target=_catching(raised, lambda: led.query("reentrant", name)), daemon=True)
+            caller = threading.Thread(target=_catching(raised, functools.partial(led.query, "reentrant", name)), daemon=True)
             caller.start()
             caller.join(10)
             assert not caller.is_alive(), f"the query calling {name} waits for its own read"
