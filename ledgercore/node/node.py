@@ -506,8 +506,8 @@ class Node:
                 good = {t for i, t in enumerate(ids) if i not in rejected}
                 waiter.record(dict.fromkeys({ids[i] for i in bad} - good), {})
             # A partial block is cut block_ms after its first transaction waits: counted in too.
-            wait = _WAIT_TIMEOUT_S + self.config.block_ms / 1000
-            heights = await asyncio.wait_for(asyncio.shield(waiter.future), wait)
+            longest = _WAIT_TIMEOUT_S + self.config.block_ms / 1000
+            heights = await asyncio.wait_for(asyncio.shield(waiter.future), longest)
             failed = waiter.failed
             if waiter.unknown:  # committed before this call: their receipts are read from the ledger
                 known = await self._ledger_call(self._committed_failures, {t: heights[t] for t in waiter.unknown})
