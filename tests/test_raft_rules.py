@@ -7,9 +7,30 @@ from __future__ import annotations
 
 import random
 
-from ledgercore.consensus import Config, ConfState, Entry, MemoryStorage, RaftNode, Snapshot, StateType
+import pytest
+
+from ledgercore.consensus import (
+    ConfChange,
+    ConfChangeType,
+    Config,
+    ConfState,
+    Entry,
+    EntryType,
+    MemoryStorage,
+    ProposalDroppedError,
+    RaftNode,
+    Snapshot,
+    StateType,
+)
 from ledgercore.consensus.log import RaftLog
-from ledgercore.consensus.messages import MsgApp, MsgAppResp, MsgHeartbeatResp, MsgSnap, MsgVoteResp
+from ledgercore.consensus.messages import (
+    MsgApp,
+    MsgAppResp,
+    MsgHeartbeatResp,
+    MsgSnap,
+    MsgVoteResp,
+    encode_conf_change,
+)
 
 
 def _node(nid: int = 1, voters=(1, 2, 3), learners=(4,), **cfg: object) -> tuple[RaftNode, MemoryStorage]:
@@ -137,3 +158,57 @@ def test_check_quorum_counts_only_voters() -> None:
             n.step(MsgHeartbeatResp(frm=4, to=1, term=n.term))
         _drain(n, s)
     assert n.state != StateType.LEADER  # it stepped down (and may campaign again)
+
+
+def test_a_stale_append_below_the_commit_is_acked_only_up_to_the_commit() -> None:
+    # The bug: an append whose previous index is below our commit is acked through its end (capped
+    # at our last index), though what we hold past the commit may be another term's tail. The
+    # leader would then count entries we do not have towards its quorum.
+    n, s = _node(nid=2, learners=())
+    tail = tuple(Entry(2, i, data=b"old") for i in (11, 12, 13))
+    n.step(MsgApp(frm=1, to=2, term=2, log_term=1, index=10, commit=11, entries=tail))
+    _drain(n, s)
+    assert (n.log.committed, n.log.last_index()) == (11, 13)  # 12 and 13 of term 2, uncommitted
+    # Leader 3 of term 3 holds 11 of term 2 then its own 12 and 13; its first append to us, from
+    # index 10, arrives reordered after we committed 11.
+    ents = (Entry(2, 11, data=b"old"), Entry(3, 12, data=b"new"), Entry(3, 13, data=b"new"))
+    n.step(MsgApp(frm=3, to=2, term=3, log_term=1, index=10, commit=11, entries=ents))
+    msgs, _ = _drain(n, s)
+    resp = [m for m in msgs if isinstance(m, MsgAppResp)]
+    assert [(m.to, m.index, m.reject) for m in resp] == [(3, 11, False)]
+    assert n.log.term(12) == 2  # nothing of that append was taken
+
+
+def test_a_new_leader_refuses_a_conf_change_until_its_first_entry_is_applied() -> None:
+    # The bug: _become_leader leaves pending_conf_index at 0, so a new leader accepts a membership
+    # change at once; a change of the previous term not yet known committed may still be in
+    # flight, and two single-server changes overlapping can elect two leaders (thesis errata).
+    n, s = _node()
+    n.campaign()
+    _drain(n, s)
+    n.step(MsgVoteResp(frm=2, to=1, term=n.term))
+    assert n.state == StateType.LEADER
+    with pytest.raises(ProposalDroppedError):
+        n.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, 4))
+    _drain(n, s)
+    n.step(MsgAppResp(frm=2, to=1, term=n.term, index=n.log.last_index()))
+    _drain(n, s)
+    assert n.log.applied == n.log.last_index()  # the leader's empty entry is applied
+    n.propose_conf_change(ConfChange(ConfChangeType.ADD_VOTER, 4))
+    assert n.log.last_index() == 12
+
+
+def test_no_campaign_while_a_committed_conf_change_is_unapplied() -> None:
+    # The bug: _hup skips the _has_unapplied_conf_change check, so a node campaigns under a
+    # membership it already knows is stale: here it would count 2 of (1,2,3) as a quorum when
+    # the committed change made 4 a voter too.
+    n, s = _node(nid=2)
+    cc = Entry(1, 11, EntryType.CONF_CHANGE, encode_conf_change(ConfChange(ConfChangeType.ADD_VOTER, 4)))
+    n.step(MsgApp(frm=1, to=2, term=1, log_term=1, index=10, commit=11, entries=(cc,)))
+    assert (n.log.committed, n.log.applied) == (11, 10)
+    n.campaign()
+    assert (n.state, n.term) == (StateType.FOLLOWER, 1)
+    _drain(n, s)  # applies the change
+    assert n.voters == (1, 2, 3, 4)
+    n.campaign()
+    assert (n.state, n.term) == (StateType.CANDIDATE, 2)
