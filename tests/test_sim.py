@@ -19,6 +19,8 @@ from functools import partial
 import pytest
 
 from ledgercore.cli import main
+from ledgercore.consensus import decode_message
+from ledgercore.consensus.messages import MsgReadIndexResp
 from ledgercore.sim import FaultConfig, Harness, RaftCluster, SafetyChecker, Violation, cli, run_seed
 from ledgercore.sim.core import SimResult
 
@@ -98,6 +100,20 @@ def test_liveness_check_bites() -> None:
 
     r = Harness(partial(Frozen, nodes=3), 1, steps=5, heal_bound=30).run()
     assert r.violation is not None and r.violation.startswith("liveness")
+
+
+def test_a_read_a_follower_never_answers_is_caught() -> None:
+    # Reads were checked only when served, so followers that drop the leader's answers to the
+    # reads they forward (mutant M26 of the mutation hunt) passed every seed. Once settled, a
+    # read asked of each member must be served by that member.
+    class Deaf(RaftCluster):
+        def deliver(self, node: int, data: bytes) -> None:
+            if type(decode_message(data)) is not MsgReadIndexResp:
+                super().deliver(node, data)
+
+    r = Harness(partial(Deaf, nodes=3), 1, steps=SIM_STEPS).run()
+    assert r.violation is not None and r.violation.startswith("liveness: reads asked of members"), r.violation
+    assert run_seed(1, steps=SIM_STEPS).violation is None
 
 
 def test_safety_checker_bites() -> None:

@@ -18,6 +18,7 @@ from typing import Protocol
 from ..consensus.messages import ConsensusError
 
 TICK = 10  # units per tick
+PROBE_BOUND = 30  # ticks, once settled, within which a read asked of each member must be served
 
 
 class Violation(ConsensusError):
@@ -48,7 +49,7 @@ class FaultConfig:
     transfer: float = 0.0  # per tick, probability of a leadership transfer
     write: float = 0.3  # per tick, probability the client submits a write
     read: float = 0.0  # per tick, probability the client asks for a read index
-    retry_ticks: int = 20  # the client resubmits a write not acknowledged after this long
+    retry_ticks: int = 20  # the client resubmits a write not acknowledged (a read not served) after this long
     max_outstanding: int = 8  # the client's concurrency: writes awaiting acknowledgement
 
     @classmethod
@@ -194,6 +195,10 @@ class ProtocolAdapter(Protocol):
         """Once settled: the index every member applied through, and the state digest there."""
         ...
 
+    def members(self) -> list[int]:
+        """Once settled: the nodes of the configuration, each of which must serve a read."""
+        ...
+
 
 @dataclass
 class SimResult:
@@ -244,7 +249,9 @@ class Network:
 
 
 class Harness:
-    """Runs one seed: a fault phase of ``steps`` ticks, then a heal phase that must settle."""
+    """Runs one seed: a fault phase of ``steps`` ticks, then a heal phase that must settle (every
+    client write acknowledged, every client read served, retried as need be), then a read asked of
+    every member, which each must serve within :data:`PROBE_BOUND` ticks."""
 
     def __init__(
         self,
@@ -271,6 +278,9 @@ class Harness:
         self.phase = {n: self.rng.randrange(TICK) for n in self.adapter.node_ids}
         self.down_until: dict[int, int] = {}
         self.pending_writes: dict[int, int] = {}  # write id -> tick it was last submitted
+        # read id -> (tick it was last asked, the node it must be asked again, or 0 for any node)
+        self.pending_reads: dict[int, tuple[int, int]] = {}
+        self.probes: list[int] = []  # the reads asked of every member once settled
         self.next_write = 1
         self.next_read = 1
         self.healing = False
@@ -403,12 +413,35 @@ class Harness:
             r = self.next_read
             self.next_read += 1
             self.checker.read_issued(r)
+            self.pending_reads[r] = (tick, 0)
             self.adapter.read(rng.choice(alive), r)
+            self._flush()
+        # A read may be lost (a leader change drops the reads it had not confirmed; a crash, those
+        # its node awaited; a message, anything): the client asks again, as it resubmits writes.
+        for r, (last, node) in sorted(self.pending_reads.items()):
+            if tick - last >= f.retry_ticks or (retry_all and tick - last >= 5):
+                self.pending_reads[r] = (tick, node)
+                self.adapter.read(node if node else rng.choice(alive), r)
+                self._flush()
+
+    def _probe_reads(self, tick: int) -> None:
+        """Once settled, a read at every member: each must be served, by that member (a read a
+        follower takes must come back through it; retried elsewhere, a lost answer would pass)."""
+        for node in self.adapter.members():
+            r = self.next_read
+            self.next_read += 1
+            self.probes.append(r)
+            self.checker.read_issued(r)
+            self.pending_reads[r] = (tick, node)
+            self._trace(f"read {r} at {node}")
+            self.adapter.read(node, r)
             self._flush()
 
     def _collect_acks(self) -> None:
         for w in [w for w in self.pending_writes if w in self.checker.acked]:
             del self.pending_writes[w]
+        for r in [r for r in self.pending_reads if r not in self.checker.reads]:
+            del self.pending_reads[r]
 
     # ---- the run ------------------------------------------------------------------------------
 
@@ -421,7 +454,10 @@ class Harness:
             self.result.violation = f"exception: {type(exc).__name__}: {exc}"
         self.result.messages = self.net.sent
         self.result.writes_acked = len(self.checker.acked)
-        self.result.reads_served = self.checker.reads_served
+        # Client reads only: the probes are asked of every seed.
+        self.result.reads_served = self.checker.reads_served - sum(
+            1 for r in self.probes if r not in self.checker.reads
+        )
         self.result.commit_index = max(self.checker.committed, default=0)
         return self.result
 
@@ -443,17 +479,32 @@ class Harness:
             self._flush()
         self.down_until.clear()
         why: str | None = "not run"
-        for k in range(self.heal_bound):
+        k = 0
+        while k < self.heal_bound or (self.probes and k < self.result.heal_ticks + PROBE_BOUND):
             tick = self.steps + k
+            k += 1
             self.result.ticks = tick + 1
             self._workload(tick, retry_all=True)
             self._tick_nodes(tick * TICK)
             self._collect_acks()
+            if self.probes:
+                if not self.pending_reads:
+                    return
+                continue
             why = self.adapter.settled()
-            if why is None and not self.pending_writes:
-                self.result.heal_ticks = k + 1
+            if why is None and not self.pending_writes and not self.pending_reads:
+                self.result.heal_ticks = k
                 self.checker.final(*self.adapter.applied_state())
-                return
-            if why is None:
-                why = f"{len(self.pending_writes)} client writes still unacknowledged"
+                self._probe_reads(tick)
+            elif why is None:
+                why = (
+                    f"{len(self.pending_writes)} client writes still unacknowledged"
+                    if self.pending_writes
+                    else f"client reads {sorted(self.pending_reads)[:5]} still unserved"
+                )
+        if self.probes:
+            where = ", ".join(f"{r} at {n}" for r, (_, n) in sorted(self.pending_reads.items()))
+            raise Violation(
+                "liveness", f"reads asked of members once settled never served in {PROBE_BOUND} ticks: {where}"
+            )
         raise Violation("liveness", f"not settled {self.heal_bound} ticks after faults stopped: {why}")

@@ -349,6 +349,11 @@ class RaftCluster:
             raise Violation("state-machine safety", "members applied to one index disagree")
         return lead.app_index, lead.app_state
 
+    def members(self) -> list[int]:
+        lead = self._leader()
+        assert lead is not None and lead.raft is not None
+        return sorted(lead.raft.voters + lead.raft.learners)
+
     # ---- Raft-specific checks -------------------------------------------------------------------
 
     def observe_entries(self, r: RaftReplica, entries: list[Entry]) -> None:
