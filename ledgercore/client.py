@@ -6,8 +6,8 @@ Nodes serve the API over mutual TLS: the client trusts the consortium CA only an
 certificate it issued (``init-cluster`` writes one to ``D/client``):
 
 >>> c = Client("https://127.0.0.1:7101", tls=TLSFiles.in_dir("D/client", stem="client"))
->>> c.submit(tx.encode())            # {"txid": hex, "height": h} once committed
->>> c.submit_many([t.encode() for t in txs])   # {"txids", "rejected", "heights"}: one request
+>>> c.submit(tx.encode())            # {"txid": hex, "height": h, "receipt": {"ok", "error"}} once committed
+>>> c.submit_many([t.encode() for t in txs])   # {"txids", "rejected", "heights", "receipts"}: one request
 >>> c.tx(txid)["proof"]
 
 Answers are the node's JSON objects as they are (byte fields as hex). Arguments no node could

@@ -1318,7 +1318,7 @@ class Ledger:
     def block_proof(self, height: int, size: int | None = None) -> list[bytes]:
         """Proof that block ``height``'s hash is leaf ``height`` of the block-hash log of ``size`` blocks.
 
-        Check it with ``merkle.verify_inclusion(hash, height, size, proof, root)`` where root is
+        Check it with ``merkle.verify_inclusion(hash, height, size, proof, root, algo=led.suite.hash)`` where root is
         ``history_root(size)``, or the ``history_root`` of the header at height ``size``.
         """
         return self._log.inclusion_proof(self._check_height(height), self._log_size(size))

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from ledgercore import Ledger
 from ledgercore.cli import main
 from ledgercore.client import Client
 from ledgercore.errors import InvalidInputError
@@ -111,6 +112,21 @@ def test_a_node_whose_tls_files_are_missing_exits_2_naming_the_file(config_file:
     key.unlink()
     assert main(["node", "--config", str(config_file)]) == 2
     assert str(key) in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "words"),
+    [("suite", "sm2-sm3", "uses suite 'ed25519-blake3', not 'sm2-sm3'"), ("chain_id", "other", "is chain 'dev', not 'other'")],
+)
+def test_a_node_whose_config_names_another_suite_or_chain_than_its_store_exits_2(
+    config_file: Path, field: str, value: str, words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # It exited 1, so a supervisor restarted it for ever: the store will not change its chain.
+    Ledger.open(NodeConfig.load(config_file).data_dir / "ledger", "ed25519-blake3", chain_id="dev").close()
+    path = config_file.with_name("other.json")
+    path.write_text(json.dumps(with_change(config_file, {field: value})))
+    assert main(["node", "--config", str(path)]) == 2
+    assert words in capsys.readouterr().err
 
 
 def test_a_config_built_in_code_with_a_path_that_is_not_one_is_refused(config_file: Path) -> None:

@@ -47,7 +47,9 @@ bodies are never unpacked), 417 for an ``Expect`` other than ``100-continue``; a
 ``Expect: 100-continue`` whose head already shows a 400, 413 or 415 gets that answer instead of
 ``100 Continue``, and no body is read; 503 with ``Retry-After`` when
 the node cannot admit now (no leader known, mempool full) or has no linearizable read point (no
-leader answered), 504 when a commit wait times out.
+leader answered), 504 when a commit wait times out (30 s after the transaction's block is due:
+after ``block_ms``). A request aiohttp's own parser refuses before any route sees it (a malformed
+request line, header or chunk size) gets aiohttp's plain-text 400 instead.
 
 Connections: at most :data:`MAX_PENDING_HANDSHAKES` in their TLS handshake and
 :data:`MAX_CONNECTIONS` past it; one over either closes the oldest waiting handshake, or the

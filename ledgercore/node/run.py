@@ -14,7 +14,7 @@ import signal
 import sys
 from typing import Any
 
-from ..errors import LedgerError
+from ..errors import ChainMismatchError, LedgerError
 from ..net.errors import CertificateFileError
 from .config import NodeConfig
 
@@ -87,7 +87,7 @@ def _run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         return asyncio.run(run_node(config))
-    except CertificateFileError as exc:  # a TLS file the config names: restarting will not help
+    except (CertificateFileError, ChainMismatchError) as exc:  # what the config names: restarting will not help
         print(f"ledgercore node: {config.id}: {exc}", file=sys.stderr)
         return 2
     except (LedgerError, OSError) as exc:
