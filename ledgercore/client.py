@@ -59,7 +59,9 @@ from .transaction import txid_from_hex
 __all__ = ["DEFAULT_TIMEOUT", "Client", "check_url"]
 
 DEFAULT_TIMEOUT = 60.0
-"""Seconds to wait for an answer: longer than a node waits for a commit (30 s) before answering 504."""
+"""Seconds to wait for an answer: longer than a node waits for a commit before answering 504 (30 s
+after the transaction's block is due, ``block_ms`` after it arrives; with a ``block_ms`` of 30 s or
+more, give a longer ``timeout``)."""
 MAX_TIMEOUT = 86_400.0
 """The longest ``timeout`` taken (a day): sockets refuse far larger ones."""
 KEEP_IDLE_S = 30.0

@@ -391,7 +391,8 @@ class BlockInput:
     def __post_init__(self) -> None:
         _check_flag(self.signatures_checked, "signatures_checked")
         _check_expect(self.expect)
-        # Here, not when the group commits: one block's bad value must not refuse the whole group.
+        # Here, not when the group commits, where one block's bad value refused the whole group
+        # (the proposer's length depends on the suite: the header encoder checks it there).
         _check_header_values(self.timestamp, self.proposer, self.consensus)
 
 

@@ -177,8 +177,14 @@ class Store:
                 try:
                     txn: lmdb.Transaction[Any] = self.env.begin(buffers=True) if buffers else self.env.begin()
                 except lmdb.MapResizedError:
-                    # Another process (the node's writer) grew the map past ours: adopt its size.
+                    # Another process (the node's writer) grew the map past ours: adopt its size,
+                    # which waits for every read of this process to end: not from inside one.
                     self._release(token)
+                    if self.held_here():
+                        raise StoreError(
+                            "another process grew the ledger store's map while this thread holds a read of it: "
+                            "end that read, then read again"
+                        ) from None
                     self._grow(0)
                     continue
                 except lmdb.Error as exc:  # every reader slot taken, ...

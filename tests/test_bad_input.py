@@ -1124,6 +1124,40 @@ class _InterruptedOnce:
         return getattr(self.gate, name)
 
 
+def test_a_read_nested_in_a_held_one_after_another_process_grew_the_map_is_refused_not_a_hang(tmp_path):
+    # Adopting the other process's map size waits for every read of this process to end: from
+    # inside one (a contract's query calling ledger.get) it waited for itself, and with its growth
+    # pending every other thread's reads waited too.
+    store = Store(tmp_path / "s", map_size=1 << 20)
+    store.transact(lambda txn: txn.put(b"k", b"v", db=store.tables["meta"]), 16)
+    grow = (
+        "import sys; from ledgercore.store import Store\n"
+        "b = Store(sys.argv[1], map_size=1 << 20)\n"
+        "for i in range(24):\n"
+        "    b.transact(lambda t, i=i: t.put(b'x%d' % i, bytes(1 << 20), db=b.tables['meta']), 1 << 20)\n"
+        "b.close()\n"
+    )
+    outcome: list[BaseException | bytes] = []
+
+    def nested() -> None:
+        try:
+            with store.read():
+                subprocess.run([sys.executable, "-c", grow, str(tmp_path / "s")], check=True, timeout=120)
+                with store.read() as inner:
+                    outcome.append(inner.get(b"k", db=store.tables["meta"]))
+        except BaseException as exc:  # noqa: BLE001 - handed to the test's thread
+            outcome.append(exc)
+
+    reader = threading.Thread(target=nested, daemon=True)
+    reader.start()
+    reader.join(120)
+    assert not reader.is_alive(), "the nested read waits for the read around it"
+    assert isinstance(outcome[0], StoreError) and "grew the ledger store's map" in str(outcome[0]), outcome
+    with store.read() as txn:  # the outer read ended: this one adopts the new size
+        assert txn.get(b"x23", db=store.tables["meta"]) == bytes(1 << 20)
+    store.close()
+
+
 def test_a_ctrl_c_landing_as_a_read_ends_still_ends_the_read(tmp_path):
     # The read's end was skipped: counted as open for ever, it made close() (and the next growth
     # of the map, and every read after it) wait for ever.

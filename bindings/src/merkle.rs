@@ -28,7 +28,12 @@ fn position(obj: &Bound<'_, PyAny>, what: &'static str) -> PyResult<u64> {
             // Not the value itself: str() refuses ints of over 4300 digits.
             format!(
                 "{what} out of range: it is {}, and must be an integer in [0, 2**64)",
-                if obj.lt(0)? { "below 0" } else { "2**64 or more" }
+                // The int itself: an object with __index__ need not have __lt__.
+                if obj.py().import("operator")?.call_method1("index", (obj,))?.lt(0)? {
+                    "below 0"
+                } else {
+                    "2**64 or more"
+                }
             ),
         )),
         Err(_) if !obj.is_instance_of::<PyInt>() => {
