@@ -772,6 +772,7 @@ class Ledger:
         self._store.check_open()
         _check_flag(signatures_checked, "signatures_checked")
         _check_expect(expect)
+        _check_header_values(timestamp, proposer, consensus)
         decoded = self._decode(raws)
         checking = None if signatures_checked else _Check(decoded)
         return self._commit([_Item(decoded, timestamp, proposer, consensus, expect)], checking=checking)[0]
@@ -821,6 +822,7 @@ class Ledger:
                     raise InvalidInputError(
                         f"fewer timestamps than blocks: none for block {self._head.height + 1}"
                     ) from None
+                _check_header_values(stamp, b"", b"")
                 item = _Item(checking.decoded, stamp, b"", b"")
                 yield self._commit([item], executed=start_next, checking=checking)[0]
         finally:
@@ -905,8 +907,6 @@ class Ledger:
         The write runs on the ledger's write thread, whoever calls: contracts then start at the
         same stack depth on every node, so one that recurses too deep fails (``RecursionError``)
         at the same depth everywhere, not at one that depends on the caller's stack."""
-        for item in items:
-            _check_header_values(item.timestamp, item.proposer, item.consensus)
         self._refuse_reentrant("a ledger write")
         abandon = threading.Event()
         write: Future[list[Block]] | None = None

@@ -808,7 +808,7 @@ def test_verifiers_take_bytearray_and_memoryview_like_bytes(log5, kind):
 
 
 def test_a_memoryview_of_any_format_is_its_bytes_in_batches_as_alone():
-    # A view's items were read element by element: array('H', [1, 2, 3]) hashed as b"\x01\x02\x03",
+    # A view's items were read element by element: array('H', [1, 2, 3]) hashed as b"\x01\x02\x03";
     # array('I') views and 2-D views raised bare OverflowError and NotImplementedError.
     wide = memoryview(array.array("H", [1, 2, 3]))
     grid = memoryview(bytes(range(64))).cast("B", (2, 32))
