@@ -56,9 +56,9 @@ import lmdb
 from . import _native, merkle
 from .block import BlockHeader, decode_block, differing_fields
 from .child_process import ChildDied, run_isolated
-from .codec import decode_value
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
 from .ledger import CHANGE_SIZE, Ledger, stored_text, unfolded_state
+from .receipts import count_failures
 from .store import Store, height_key
 
 if TYPE_CHECKING:
@@ -130,7 +130,7 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
             transactions = failed = 0
             for h in range(top + 1):
                 header, raws, receipts = _check_block(txn, store, ledger, h, prev, log)
-                failed += _failed_count(h, receipts, header.tx_count)
+                failed += count_failures(receipts, h, header.tx_count)
                 transactions += header.tx_count
                 if replica is not None:
                     _replay_block(replica, h, header, raws, receipts)
@@ -303,17 +303,6 @@ def _check_block(
     if ids.tobytes() != stored["txids"]:
         raise IntegrityError(h, "txids", "the stored ids are not the ids of the block's transactions")
     return header, raws, stored["receipts"]
-
-
-def _failed_count(h: int, receipts: bytes, tx_count: int) -> int:
-    try:
-        decoded: Any = decode_value(receipts)
-        count, failures, _events = decoded
-    except (LedgerError, TypeError, ValueError) as exc:
-        raise IntegrityError(h, "receipts", f"do not decode: {exc}") from exc
-    if count != tx_count:
-        raise IntegrityError(h, "receipts", f"cover {count} transactions, the block has {tx_count}")
-    return len(failures)
 
 
 def _open_replica(ledger: Ledger, path: Path) -> Ledger:

@@ -444,13 +444,13 @@ class Block:
 
     @property
     def receipts(self) -> list[Receipt]:
-        return decode_receipts(self._receipts)
+        return decode_receipts(self._receipts, self.header.height, self.header.tx_count)
 
     @property
     def failures(self) -> dict[int, str]:
         """Position -> error of each transaction whose receipt failed (the others' are ok): what
         :attr:`receipts` says of success, without a receipt object per transaction."""
-        return decode_failures(self._receipts)
+        return decode_failures(self._receipts, self.header.height, self.header.tx_count)
 
     @property
     def txids(self) -> list[bytes]:

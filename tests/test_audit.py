@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import threading
 
 import lmdb
@@ -9,6 +10,7 @@ import pytest
 
 from ledgercore import Ledger, Transaction, signing
 from ledgercore.cli import main
+from ledgercore.codec import encode_value
 from ledgercore.contracts import Contract, ContractError, method
 from ledgercore.errors import IntegrityError, LedgerError
 from ledgercore.store import StoreError, height_key
@@ -264,6 +266,35 @@ def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tm
     assert main(["audit", str(path), "--contract", "test_audit:Counter"]) == 1
     out = capsys.readouterr().out
     assert out.startswith("audit FAILED") and message in out and "Traceback" not in out, out
+
+
+@pytest.mark.parametrize(
+    ("stored", "says"),
+    [
+        ([5, [[-1, "x"]], []], "not for one of the block's transactions"),  # marked the last tx failed
+        ([5, [], [[7, "e", b""]]], "not for one of the block's transactions"),  # was a bare IndexError
+        ([5, [[0, 5]], []], "not for one of the block's transactions"),  # an error that is no str
+        ([5, [[0]], []], "do not decode"),  # was a bare ValueError
+        ([6, [], []], "cover 6 transactions, the block has 5"),
+        (None, "do not decode"),  # not an encoding at all
+    ],
+)
+def test_damaged_receipts_are_store_damage_wherever_they_are_read(tmp_path, capsys, stored, says):
+    path = tmp_path / "l"
+    _chain(path, "ed25519-blake3", blocks=2)
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True) as txn:
+        data = b"\xff" if stored is None else encode_value(stored)
+        txn.put(height_key(1), data, db=env.open_db(b"receipts", txn=txn, create=False))
+    env.close()
+    with Ledger.open(path, contracts=[Counter()]) as led:
+        first = led.block(1).txids[0]
+        for read in (lambda: led.block(1).receipts, lambda: led.block(1).failures, lambda: led.tx(first)):
+            with pytest.raises(IntegrityError, match=f"height 1: receipts: .*{re.escape(says)}"):
+                read()
+        assert led.block(2).receipts[0].ok  # the other blocks read as before
+    assert main(["audit", str(path), "--no-replay"]) == 1
+    assert "audit FAILED: height 1: receipts: " in capsys.readouterr().out
 
 
 def only_the_first_sender(senders, contracts, methods):  # type: ignore[no-untyped-def]
