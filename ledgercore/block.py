@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from . import _native, hashing
 from .codec import utf8
 from .errors import DecodeError, EncodeError
+from .native_args import bytes_of
 from .suites import get_suite
 
 HEADER_FIELDS = (  # in encoding order (docs/FORMAT.md)
@@ -102,9 +103,7 @@ class BlockHeader:
 
 
 def _bytes_to_decode(data: object, what: str) -> bytes:
-    if not isinstance(data, (bytes, bytearray, memoryview)):  # bytes(10**10) would allocate 10 GB
-        raise DecodeError(f"{what} to decode must be bytes, got {type(data).__name__}")
-    return bytes(data)
+    return bytes_of(data, f"{what} to decode", DecodeError)
 
 
 def differing_fields(a: BlockHeader, b: BlockHeader) -> list[str]:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from . import _native
 from .errors import DecodeError, EncodeError, LedgerError
+from .native_args import bytes_of
 
 MAX_VALUE_DEPTH: int = _native.MAX_VALUE_DEPTH
 _LIST_TAG = 0x06  # docs/FORMAT.md, section 2
@@ -60,6 +61,4 @@ def decode_value(data: bytes) -> object:
     try:
         return _native.decode_value(data)
     except TypeError:  # the native call takes bytes only: the other types are checked off the hot path
-        if isinstance(data, (bytearray, memoryview)):
-            return _native.decode_value(bytes(data))
-        raise DecodeError(f"a value decodes from bytes, not {type(data).__name__}") from None
+        return _native.decode_value(bytes_of(data, "a value to decode", DecodeError))

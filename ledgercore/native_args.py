@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from .errors import InvalidInputError, MalformedInputError, UnknownNameError
+from .errors import InvalidInputError, LedgerError, MalformedInputError, UnknownNameError
 
 _R = TypeVar("_R")
 
@@ -35,6 +35,20 @@ def call(fn: Callable[..., _R], params: Params, *args: Any) -> _R:
     return fn(*fixed)
 
 
+def bytes_of(value: object, what: str, error: type[LedgerError] = MalformedInputError) -> bytes:
+    """``value`` itself if bytes, a copy if a bytearray or memoryview; anything else (``bytes(5)``
+    would be five zero bytes, ``bytes(10**10)`` ten gigabytes) or a released view is ``error``,
+    naming ``what``."""
+    if isinstance(value, bytes):
+        return value
+    if isinstance(value, (bytearray, memoryview)):
+        try:
+            return bytes(value)
+        except ValueError as exc:  # a released memoryview
+            raise error(f"{what}: {exc}") from None
+    raise error(f"{what} must be bytes, got {type(value).__name__}") from None
+
+
 def _retry_args(params: Params, *args: Any) -> tuple[Any, ...]:
     """Called where a native call's argument conversion refused ``args`` (it takes exactly
     ``bytes``, ``int`` and ``str``): ``args`` with each bytearray or memoryview copied to bytes, to
@@ -44,13 +58,7 @@ def _retry_args(params: Params, *args: Any) -> tuple[Any, ...]:
     fixed = []
     for (name, kind), value in zip(params, args, strict=True):
         if kind is bytes:
-            if isinstance(value, (bytearray, memoryview)):
-                try:
-                    value = bytes(value)
-                except ValueError as exc:  # a released memoryview
-                    raise MalformedInputError(f"{name}: {exc}") from None
-            elif not isinstance(value, bytes):
-                raise MalformedInputError(f"{name} must be bytes, got {type(value).__name__}") from None
+            value = bytes_of(value, name)
         elif kind is not None and value not in kind:  # not a str, or one holding a lone surrogate
             names = ", ".join(f'"{n}"' for n in kind)
             got = repr(value)[:80] if isinstance(value, str) else type(value).__name__

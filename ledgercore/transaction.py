@@ -15,6 +15,7 @@ from typing import Any
 from . import _native, hashing, signing
 from .codec import decode_value, utf8
 from .errors import EncodeError, InvalidKeyError, MalformedInputError
+from .native_args import bytes_of
 from .suites import Suite, get_suite, suite_for_scheme
 
 MAX_TX_SIZE: int = _native.MAX_TX_SIZE
@@ -64,9 +65,7 @@ class Transaction:
 
     def __init__(self, raw: bytes) -> None:
         """Same as :meth:`decode`."""
-        if not isinstance(raw, (bytes, bytearray, memoryview)):  # bytes(5) would be five zero bytes
-            raise MalformedInputError(f"a transaction encoding is bytes, got {type(raw).__name__}")
-        raw = bytes(raw)
+        raw = bytes_of(raw, "a transaction encoding")
         suite, chain_id, sender, nonce, timestamp, contract, method, args, signature, payload_len, txid = (
             _native.decode_tx(raw)
         )

@@ -1349,7 +1349,7 @@ def test_names_keys_and_chain_ids_that_are_not_utf8_strings_are_typed_errors(tmp
 def test_arguments_of_the_wrong_type_are_typed_errors_naming_them(tmp_path):
     # Each raised a bare TypeError (or, for bools and truthy answers, was taken as something else).
     assert decode_value(bytearray(encode_value({"a": 1}))) == decode_value(memoryview(encode_value({"a": 1}))) == {"a": 1}
-    with pytest.raises(DecodeError, match="a value decodes from bytes, not NoneType"):
+    with pytest.raises(DecodeError, match="a value to decode must be bytes, got NoneType"):
         decode_value(None)
     with pytest.raises(InvalidInputError, match="contracts must be an iterable of Contract, got NoneType"):
         Ledger.open(tmp_path / "none", contracts=None)

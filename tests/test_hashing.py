@@ -123,6 +123,20 @@ def test_zero_width_rows_hash_as_empty_strings():
         assert as_rows(out) == [reference(algo, b"")] * 4
 
 
+def test_zero_width_rows_are_bounded_in_number_and_a_single_buffer_is_no_column():
+    # Regression: zero-width rows take no memory, so an array of 10**12 of them (0 bytes) reached
+    # an allocation of 16 TB that aborted the process; a released memoryview raised a bare ValueError.
+    with pytest.raises(MalformedInputError, match=f"{2**24 + 1} rows of zero width; at most {2**24}"):
+        hashing.digest_many(np.empty((2**24 + 1, 0), dtype=np.uint8))
+    with pytest.raises(MalformedInputError, match="rows of zero width"):
+        hashing.digest_many(np.empty((10**12, 0), dtype=np.uint8))
+    released = memoryview(b"abc")
+    released.release()
+    for single in (memoryview(b"abc"), released):
+        with pytest.raises(MalformedInputError, match="got a single byte string"):
+            hashing.digest_many(single)
+
+
 @pytest.mark.parametrize("algo", ALGOS)
 def test_digest_many_of_nothing_is_an_empty_n_by_32_array(algo):
     for empty in ([], (), np.zeros((0, 32), dtype=np.uint8)):

@@ -46,6 +46,7 @@ from ledgercore.consensus.messages import (
     MsgVote,
     MsgVoteResp,
     decode_entries,
+    new_entries,
 )
 from ledgercore.consensus.raft import Inflights, Progress, ProgressState
 from ledgercore.errors import EncodeError, LedgerError, MalformedInputError
@@ -231,13 +232,42 @@ def test_encode_refuses_what_every_receiver_would_refuse(msg: Message, words: st
 def test_the_decoders_take_bytes_and_the_conf_change_encoder_a_known_type() -> None:
     # Regression: decode_entries(4) read bytes(4), four zeros, as an empty run; a str raised TypeError.
     for bad in (4, [0, 0, 0, 0], "abc", None):
-        with pytest.raises(MessageDecodeError, match="is not bytes"):
+        with pytest.raises(MessageDecodeError, match="must be bytes, got"):
             decode_entries(bad)  # type: ignore[arg-type]
-        with pytest.raises(MessageDecodeError, match="is not bytes"):
+        with pytest.raises(MessageDecodeError, match="must be bytes, got"):
             decode_conf_change(bad)  # type: ignore[arg-type]
     for kind in (9, 0, True, "1"):
         with pytest.raises(EncodeError, match="is not a ConfChangeType"):
             encode_conf_change(ConfChange(kind, 1))  # type: ignore[arg-type]
+
+
+def test_entry_data_is_bytes_like_never_a_count_of_zero_bytes() -> None:
+    # Regression: entry data went through bytes(obj), so an int 5 became five zero bytes and
+    # new_entries(1, 1, b"\x03\x02") two entries of zeros; the Python encoder refused the same.
+    released = memoryview(b"x")
+    released.release()
+    for datas, words in (([5], "entries\\[0\\].data: is int, not bytes"), (b"\x03\x02", "is int, not bytes"),
+                         ([b"ok", "text"], "entries\\[1\\].data: is str, not bytes"), ([released], "released")):
+        with pytest.raises(EncodeError, match=words):
+            new_entries(1, 1, datas)  # type: ignore[arg-type]
+    with pytest.raises(EncodeError, match="is int, not bytes"):
+        encode_message(MsgProp(frm=1, to=2, entries=(Entry(0, 0, EntryType.NORMAL, 4),)))  # type: ignore[arg-type]
+    made = new_entries(2, 7, [b"a", bytearray(b"bc"), memoryview(b"def")])
+    assert [(e.index, e.data) for e in made] == [(7, b"a"), (8, b"bc"), (9, b"def")]
+
+
+def test_entries_are_made_only_of_a_four_field_named_tuple_class() -> None:
+    # Regression: a struct sequence (a tuple subclass of tuple's size that keeps more items than
+    # it shows) passed the check, and freeing the entries made of it crashed the process.
+    import os
+    import time
+
+    from ledgercore import _native
+    from ledgercore.consensus.messages import _ENTRY_TYPES
+
+    for cls in (time.struct_time, os.stat_result, tuple):
+        with pytest.raises(TypeError, match="named tuple of four fields"):
+            _native.make_entries(cls, _ENTRY_TYPES, 1, 1, 0, [b"x"])
 
 
 @given(st.sampled_from(ConfChangeType), ids, blob)

@@ -382,7 +382,7 @@ def test_a_sender_key_of_small_order_is_refused(tmp_path):
 @pytest.mark.parametrize("not_bytes", [None, 5, "abc", [1, 2]])
 def test_decoding_what_is_not_bytes_is_a_typed_error(not_bytes):
     # bytes(5) is five zero bytes and bytes([1, 2]) two bytes: neither may pass for an encoding.
-    with pytest.raises(MalformedInputError, match=f"a transaction encoding is bytes, got {type(not_bytes).__name__}"):
+    with pytest.raises(MalformedInputError, match=f"a transaction encoding must be bytes, got {type(not_bytes).__name__}"):
         Transaction.decode(not_bytes)  # type: ignore[arg-type]
     raw = make(chain_id="dev").encode()
     assert Transaction.decode(bytearray(raw)).id == Transaction.decode(memoryview(raw)).id == Transaction.decode(raw).id

@@ -13,7 +13,7 @@ use pyo3::types::PyBytes;
 
 use crate::errors::{malformed, OrRaise};
 use crate::key_values::KeyValues;
-use crate::rows::Rows;
+use crate::rows::{PairsArg, Rows, Seq};
 use crate::state_overlay::StateOverlay;
 
 /// A block's writes as three columns: state keys, values (`None` deletes) and writing tx index.
@@ -107,7 +107,7 @@ pub fn stage_block_entries<'py>(
     values: &Bound<'py, PyAny>,
     txs: &Bound<'py, PyAny>,
     txids: &Bound<'py, PyAny>,
-    current: Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>,
+    current: PairsArg<'py>,
 ) -> PyResult<KeyValues> {
     let cols = WriteColumns::extract(keys, values, txs)?;
     let writes = cols.writes()?;
@@ -121,6 +121,7 @@ pub fn stage_block_entries<'py>(
         return Err(malformed("writes", format!("tx index {} but the block has {} transactions", w.tx, ids.len())));
     }
     let before: HashMap<&[u8], writes::ChangeId> = current
+        .0
         .iter()
         .map(|(k, v)| match writes::stored_change(v.as_bytes()) {
             Some(change) => Ok((k.as_bytes(), change)),
@@ -151,7 +152,7 @@ pub fn stage_block_entries<'py>(
         )
     });
     let Ok((state, _)) = built;
-    overlay.borrow_mut().stage_all(state)?;
+    overlay.try_borrow_mut()?.stage_all(state)?;
     Ok(history)
 }
 
@@ -198,8 +199,9 @@ pub fn sorted_keys<'py>(py: Python<'py>, keys: &Bound<'py, PyAny>) -> PyResult<V
 pub fn history_values<'py>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
-    entries: Vec<Option<Bound<'py, PyBytes>>>,
+    entries: Seq<Option<Bound<'py, PyBytes>>>,
 ) -> PyResult<(Vec<Option<Bound<'py, PyBytes>>>, i64)> {
+    let entries = entries.0;
     let rows = Rows::extract(keys, "keys")?;
     let keys = rows.slices();
     if keys.len() != entries.len() {
@@ -221,10 +223,11 @@ pub fn history_values<'py>(
 #[pyfunction]
 pub fn replaced_entry_fault<'py>(
     keys: &Bound<'py, PyAny>,
-    stored: Vec<Bound<'py, PyBytes>>,
-    newer: Vec<Bound<'py, PyBytes>>,
-    entries: Vec<Option<Bound<'py, PyBytes>>>,
+    stored: Seq<Bound<'py, PyBytes>>,
+    newer: Seq<Bound<'py, PyBytes>>,
+    entries: Seq<Option<Bound<'py, PyBytes>>>,
 ) -> PyResult<Option<(usize, String)>> {
+    let (stored, newer, entries) = (stored.0, newer.0, entries.0);
     let rows = Rows::extract(keys, "keys")?;
     let keys = rows.slices();
     if [stored.len(), newer.len(), entries.len()].iter().any(|&n| n != keys.len()) {

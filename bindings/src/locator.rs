@@ -6,7 +6,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyTuple};
 
 use crate::errors::OrRaise;
-use crate::rows::Rows;
+use crate::rows::{Rows, Seq};
 
 #[pyclass(module = "ledgercore._native")]
 pub struct TxLocator {
@@ -35,21 +35,21 @@ impl TxLocator {
     ///
     /// The map is borrowed only while no Python object is made: making one may run Python code
     /// that lets the writer thread in, whose `add_block` would then find it borrowed.
-    #[pyo3(signature = (ids, runs = Vec::new()))]
+    #[pyo3(signature = (ids, runs = Seq(Vec::new())))]
     fn candidates<'py>(
         slf: &Bound<'py, Self>,
         ids: &Bound<'py, PyAny>,
-        runs: Vec<PyReadonlyArray1<'py, u8>>,
+        runs: Seq<PyReadonlyArray1<'py, u8>>,
     ) -> PyResult<Bound<'py, PyTuple>> {
         let py = slf.py();
         let rows = Rows::extract(ids, "ids")?;
-        let runs = runs.iter().map(|r| r.as_slice()).collect::<Result<Vec<_>, _>>()?;
+        let runs = runs.0.iter().map(|r| r.as_slice()).collect::<Result<Vec<_>, _>>()?;
         for run in &runs {
             locator_run::count(run).or_raise()?;
         }
         let (mut positions, mut heights) = (Vec::new(), Vec::new());
         {
-            let this = slf.borrow();
+            let this = slf.try_borrow()?;
             for (i, id) in rows.slices().into_iter().enumerate() {
                 let in_map = this.inner.candidates(id).or_raise()?;
                 let in_runs = runs.iter().flat_map(|run| locator_run::candidates(run, id).map(u64::from));
@@ -70,8 +70,8 @@ impl TxLocator {
 
 /// One run holding every record of `runs` (each checked: whole records, strictly ascending).
 #[pyfunction]
-pub fn merge_runs<'py>(py: Python<'py>, runs: Vec<Bound<'py, PyBytes>>) -> PyResult<Bound<'py, PyBytes>> {
-    let slices: Vec<&[u8]> = runs.iter().map(|r| r.as_bytes()).collect();
+pub fn merge_runs<'py>(py: Python<'py>, runs: Seq<Bound<'py, PyBytes>>) -> PyResult<Bound<'py, PyBytes>> {
+    let slices: Vec<&[u8]> = runs.0.iter().map(|r| r.as_bytes()).collect();
     for run in &slices {
         locator_run::check(run).or_raise()?;
     }

@@ -7,7 +7,7 @@ use pyo3::prelude::*;
 use pyo3::types::PyBytes;
 
 use crate::errors::{malformed, OrRaise};
-use crate::rows::{borrowed, Pairs, Rows};
+use crate::rows::{borrowed, Pairs, PairsArg, Rows};
 
 type Owned = Vec<(Vec<u8>, Vec<u8>)>;
 
@@ -37,11 +37,11 @@ pub fn nonce_lookups<'py>(
     py: Python<'py>,
     senders: &Bound<'py, PyAny>,
     nonces: PyReadonlyArray1<'py, u64>,
-    heads: Pairs<'py>,
+    heads: PairsArg<'py>,
 ) -> PyResult<Vec<Bound<'py, PyBytes>>> {
     let senders = Rows::extract(senders, "senders")?;
     let (senders, nonces) = columns(&senders, &nonces)?;
-    let keys = nonce_runs::lookups(&senders, nonces, &borrowed(&heads)).or_raise()?;
+    let keys = nonce_runs::lookups(&senders, nonces, &borrowed(&heads.0)).or_raise()?;
     Ok(keys.iter().map(|k| PyBytes::new(py, k)).collect())
 }
 
@@ -54,11 +54,11 @@ pub fn nonce_update<'py>(
     py: Python<'py>,
     senders: &Bound<'py, PyAny>,
     nonces: PyReadonlyArray1<'py, u64>,
-    rows: Pairs<'py>,
+    rows: PairsArg<'py>,
 ) -> PyResult<(Bound<'py, PyArray1<bool>>, Pairs<'py>, Vec<Bound<'py, PyBytes>>)> {
     let senders = Rows::extract(senders, "senders")?;
     let (senders, nonces) = columns(&senders, &nonces)?;
-    let w = nonce_runs::update(&senders, nonces, &borrowed(&rows)).or_raise()?;
+    let w = nonce_runs::update(&senders, nonces, &borrowed(&rows.0)).or_raise()?;
     let deletes = w.deletes.iter().map(|k| PyBytes::new(py, k)).collect();
     Ok((PyArray1::from_vec(py, w.fresh), to_python(py, w.puts), deletes))
 }
@@ -72,11 +72,11 @@ pub fn nonce_runs_of_used<'py>(
     py: Python<'py>,
     keys: &Bound<'py, PyAny>,
     sender_len: usize,
-    open: Option<(Vec<u8>, u64, u64)>,
+    open: Option<(Bound<'py, PyBytes>, u64, u64)>,
     last: bool,
 ) -> PyResult<(Pairs<'py>, Option<(Bound<'py, PyBytes>, u64, u64)>)> {
     let keys = Rows::extract(keys, "keys")?;
-    let mut open = open;
+    let mut open = open.map(|(s, a, b)| (s.as_bytes().to_vec(), a, b));
     let rows = nonce_runs::runs_of_used(&keys.slices(), sender_len, &mut open, last).or_raise()?;
     Ok((to_python(py, rows), open.map(|(s, a, b)| (PyBytes::new(py, &s), a, b))))
 }

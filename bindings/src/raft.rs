@@ -8,23 +8,26 @@ use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyList, PyTuple, PyType};
 
-use crate::errors::{to_py, OrRaise};
+use crate::errors::{to_py, type_name, OrRaise};
+use crate::rows::copied_bytes;
 
 fn encode_error(what: String, reason: &str) -> PyErr {
     to_py(Error::Encode { what, reason: reason.into() })
 }
 
-/// The data of entry `i` as bytes (bytes themselves, or a copy of any other buffer).
+/// The data of entry `i` as bytes: bytes themselves, or a copy of a bytearray or memoryview (not
+/// `bytes(obj)`, which makes an int `n` into `n` zero bytes).
 fn entry_data<'py>(i: usize, obj: Bound<'py, PyAny>) -> PyResult<Bound<'py, PyBytes>> {
     match obj.cast_into::<PyBytes>() {
         Ok(b) => Ok(b),
         Err(e) => {
             let obj = e.into_inner();
-            let py = obj.py();
-            py.get_type::<PyBytes>()
-                .call1((obj,))
-                .and_then(|b| b.cast_into::<PyBytes>().map_err(PyErr::from))
-                .map_err(|_| encode_error(format!("entries[{i}].data"), "is not bytes"))
+            let what = || format!("entries[{i}].data");
+            match copied_bytes(&obj) {
+                Some(Ok(copy)) => Ok(PyBytes::new(obj.py(), &copy)),
+                Some(Err(err)) => Err(encode_error(what(), &err.to_string())),
+                None => Err(encode_error(what(), &format!("is {}, not bytes", type_name(&obj)))),
+            }
         }
     }
 }
@@ -115,10 +118,20 @@ struct Maker<'py> {
 impl<'py> Maker<'py> {
     fn new(cls: &Bound<'py, PyType>, types: &Bound<'py, PyTuple>) -> PyResult<Self> {
         let py = cls.py();
-        // Named tuples declare __slots__ = (): the instance is exactly a 4-item tuple.
-        let basic = py.get_type::<PyTuple>().getattr("__basicsize__")?.extract::<isize>()?;
-        if !cls.is_subclass_of::<PyTuple>()? || cls.getattr("__basicsize__")?.extract::<isize>()? != basic {
-            return Err(PyTypeError::new_err("entry class must be a named tuple"));
+        // A named tuple of four fields declares __slots__ = () and derives from tuple alone: its
+        // instance is exactly a 4-item tuple. A struct sequence (time.struct_time) is a tuple
+        // subclass of the same size too, but keeps more items than it shows (`n_fields`).
+        let tuple = py.get_type::<PyTuple>();
+        let basic = tuple.getattr("__basicsize__")?.extract::<isize>()?;
+        let fields = cls.getattr("_fields").and_then(|f| f.len()).unwrap_or(0);
+        let bases = cls.getattr("__bases__")?;
+        let named_tuple = bases.len()? == 1
+            && bases.get_item(0)?.is(&tuple)
+            && cls.getattr("__basicsize__")?.extract::<isize>()? == basic
+            && fields == 4
+            && !cls.hasattr("n_fields")?;
+        if !named_tuple {
+            return Err(PyTypeError::new_err("entry class must be a named tuple of four fields"));
         }
         if types.len() != usize::from(entries::MAX_ENTRY_TYPE) + 1 {
             return Err(PyTypeError::new_err("entry types must name every entry type code"));
@@ -198,7 +211,8 @@ pub fn entries_prefix(entries: &Bound<'_, PyAny>, max_bytes: u64, overhead: u64)
         let item = item?;
         let t = item.cast::<PyTuple>().ok().filter(|t| t.len() == 4);
         let data = t.ok_or_else(|| PyTypeError::new_err("entries must be Entry tuples"))?.get_item(3)?;
-        let next = size + data.len()? as u64 + overhead;
+        // Saturating: a caller's overhead near u64::MAX must not wrap to a small size.
+        let next = size.saturating_add(data.len()? as u64).saturating_add(overhead);
         if max_bytes != 0 && next > max_bytes && count > 0 {
             break;
         }

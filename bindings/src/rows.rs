@@ -2,10 +2,15 @@
 //! Items are borrowed without copying when they are `bytes` or array rows.
 
 use numpy::{PyReadonlyArray2, PyUntypedArrayMethods};
+use pyo3::conversion::FromPyObjectOwned;
+use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyMemoryView};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
 
-use crate::errors::malformed;
+use crate::errors::{malformed, type_name};
+
+/// Most rows a zero-width array may have (each is an empty item).
+const MAX_EMPTY_ROWS: usize = 1 << 24;
 
 pub enum Item<'py> {
     Bytes(Bound<'py, PyBytes>),
@@ -23,17 +28,27 @@ impl<'py> Rows<'py> {
             if !array.is_c_contiguous() {
                 return Err(malformed(what, "numpy array must be C-contiguous (use numpy.ascontiguousarray)"));
             }
+            // Rows of no bytes take no memory, so nothing else bounds their count: 10**12 of them
+            // are 0 bytes of input, but a slice and an output per row would abort the process.
+            if array.shape()[1] == 0 && array.shape()[0] > MAX_EMPTY_ROWS {
+                let reason = format!("{} rows of zero width; at most {MAX_EMPTY_ROWS}", array.shape()[0]);
+                return Err(malformed(what, reason));
+            }
             return Ok(Self::Array(array));
         }
-        if obj.is_instance_of::<PyBytes>() || obj.is_instance_of::<PyByteArray>() {
+        if obj.is_instance_of::<PyBytes>()
+            || obj.is_instance_of::<PyByteArray>()
+            || obj.is_instance_of::<PyMemoryView>()
+        {
             return Err(malformed(what, "expected a sequence of byte strings, got a single byte string"));
         }
-        // len() is only a hint: an object may claim 10**12 items (an allocation that aborts the process).
-        let mut items = Vec::with_capacity(obj.len().unwrap_or(0).min(1 << 16));
-        let iter = obj.try_iter().map_err(|_| {
-            let type_name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_default();
-            malformed(what, format!("expected a sequence of byte strings, got {type_name}"))
+        let iter = obj.try_iter().map_err(|err| {
+            if !err.is_instance_of::<PyTypeError>(obj.py()) {
+                return err; // the object's own __iter__ failed: its error says why
+            }
+            malformed(what, format!("expected a sequence of byte strings, got {}", type_name(obj)))
         })?;
+        let mut items = Vec::with_capacity(capacity_hint(obj));
         for (i, item) in iter.enumerate() {
             let item = item?;
             items.push(match item.cast_into::<PyBytes>() {
@@ -43,8 +58,7 @@ impl<'py> Rows<'py> {
                     if let Some(copy) = copied_bytes(&other) {
                         Item::Copied(copy.map_err(|err| malformed(what, format!("item {i}: {err}")))?)
                     } else {
-                        let type_name = other.get_type().name()?;
-                        return Err(malformed(what, format!("item {i} is {type_name}, not bytes")));
+                        return Err(malformed(what, format!("item {i} is {}, not bytes", type_name(&other))));
                     }
                 }
             });
@@ -90,6 +104,31 @@ impl<'py> Rows<'py> {
     }
 }
 
+/// Room to reserve for `obj`'s items: its `len()` is only a hint, since an object may claim 10**12
+/// items (an allocation that aborts the process).
+fn capacity_hint(obj: &Bound<'_, PyAny>) -> usize {
+    obj.len().unwrap_or(0).min(1 << 16)
+}
+
+/// A sequence argument read item by item, for the arguments PyO3 would extract as a `Vec`: its
+/// extraction reserves room for as many items as `len()` claims.
+pub struct Seq<T>(pub Vec<T>);
+
+impl<'a, 'py, T: FromPyObjectOwned<'py>> FromPyObject<'a, 'py> for Seq<T> {
+    type Error = PyErr;
+
+    fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
+        if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+            return Err(PyTypeError::new_err(format!("expected a sequence, got {}", type_name(&obj))));
+        }
+        let mut items = Vec::with_capacity(capacity_hint(&obj));
+        for item in obj.try_iter()? {
+            items.push(item?.extract::<T>().map_err(Into::into)?);
+        }
+        Ok(Self(items))
+    }
+}
+
 /// A bytearray's bytes, or a memoryview's raw bytes whatever its format and shape (as `bytes(view)`
 /// reads them, not one byte per element); `None` for any other object. A released view is an error.
 pub fn copied_bytes(obj: &Bound<'_, PyAny>) -> Option<PyResult<Vec<u8>>> {
@@ -105,7 +144,10 @@ pub fn copied_bytes(obj: &Bound<'_, PyAny>) -> Option<PyResult<Vec<u8>>> {
 /// `(key, value)` byte-string pairs as Python passes them (store rows, entries).
 pub type Pairs<'py> = Vec<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
 
+/// [`Pairs`] as an argument.
+pub type PairsArg<'py> = Seq<(Bound<'py, PyBytes>, Bound<'py, PyBytes>)>;
+
 /// The pairs' bytes, borrowed.
-pub fn borrowed<'a>(pairs: &'a Pairs<'_>) -> Vec<(&'a [u8], &'a [u8])> {
+pub fn borrowed<'a>(pairs: &'a [(Bound<'_, PyBytes>, Bound<'_, PyBytes>)]) -> Vec<(&'a [u8], &'a [u8])> {
     pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())).collect()
 }

@@ -1,7 +1,9 @@
 //! State entries not yet folded into the store's `state` table
 //! (`native/src/ledger/state_overlay.rs`). Every method holds the GIL, so the writer's updates and
 //! readers' lookups never overlap; and each borrows the overlay only while no Python object is
-//! made (making one may run Python code that lets another thread in, whose borrow would fail).
+//! made (making one may run Python code that lets another thread in, whose borrow would fail). A
+//! borrow that fails all the same (a caller's own code run inside a method, such as an argument's
+//! `__index__`) raises RuntimeError, as PyO3's own borrows do, never a panic.
 
 use ledgercore_native::ledger::state_overlay::{self, Key};
 use ledgercore_native::ledger::writes::StateValue;
@@ -10,7 +12,7 @@ use pyo3::types::{PyBytes, PyList, PyTuple};
 
 use crate::errors::{malformed, OrRaise};
 use crate::key_values::KeyValues;
-use crate::rows::{borrowed, Pairs};
+use crate::rows::{borrowed, PairsArg};
 
 #[pyclass(module = "ledgercore._native")]
 pub struct StateOverlay {
@@ -43,9 +45,9 @@ impl StateOverlay {
 
     /// The last key folded, after which the next fold starts (None: no fold yet).
     #[getter]
-    fn cursor<'py>(slf: &Bound<'py, Self>) -> Option<Bound<'py, PyBytes>> {
-        let cursor = slf.borrow().inner.cursor().map(Key::from);
-        cursor.map(|k| PyBytes::new(slf.py(), &k))
+    fn cursor<'py>(slf: &Bound<'py, Self>) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let cursor = slf.try_borrow()?.inner.cursor().map(Key::from);
+        Ok(cursor.map(|k| PyBytes::new(slf.py(), &k)))
     }
 
     fn __len__(&mut self) -> usize {
@@ -55,9 +57,9 @@ impl StateOverlay {
 
     /// The entry of `key` (the write in progress's first when `staged`), or None.
     #[pyo3(signature = (key, staged = false))]
-    fn get<'py>(slf: &Bound<'py, Self>, key: &[u8], staged: bool) -> Option<Bound<'py, PyBytes>> {
-        let found = slf.borrow().inner.get(key, staged).copied();
-        found.map(|v| PyBytes::new(slf.py(), &v))
+    fn get<'py>(slf: &Bound<'py, Self>, key: &[u8], staged: bool) -> PyResult<Option<Bound<'py, PyBytes>>> {
+        let found = slf.try_borrow()?.inner.get(key, staged).copied();
+        Ok(found.map(|v| PyBytes::new(slf.py(), &v)))
     }
 
     /// `(found, missing)`: `(key, entry)` for each of `keys` that has an entry here, and the keys
@@ -70,7 +72,7 @@ impl StateOverlay {
             .map(|k| k.cast_into::<PyBytes>().map_err(|_| malformed("keys", "each must be bytes")))
             .collect::<PyResult<Vec<_>>>()?;
         let entries: Vec<Option<StateValue>> = {
-            let this = slf.borrow();
+            let this = slf.try_borrow()?;
             keys.iter().map(|k| this.inner.get(k.as_bytes(), staged).copied()).collect()
         };
         let found = PyList::empty(py);
@@ -86,20 +88,20 @@ impl StateOverlay {
 
     /// Adds committed changes from stored `(change id, history entry)` pairs, in change-id order
     /// (after any loaded before); nothing if one is malformed.
-    fn load(&mut self, entries: Pairs<'_>) -> PyResult<()> {
-        self.inner.load(borrowed(&entries)).or_raise()
+    fn load(&mut self, entries: PairsArg<'_>) -> PyResult<()> {
+        self.inner.load(borrowed(&entries.0)).or_raise()
     }
 
     /// Picks the write in progress's fold, up to `n` entries next in key order after the last
     /// fold's, and returns them as `(key, entry)` pairs to write into `state`.
-    fn fold(slf: &Bound<'_, Self>, n: usize) -> KeyValues {
-        let mut this = slf.borrow_mut();
+    fn fold(slf: &Bound<'_, Self>, n: usize) -> PyResult<KeyValues> {
+        let mut this = slf.try_borrow_mut()?;
         let picked = this.inner.fold(n);
         let mut out = KeyValues::with_capacity(picked.len(), picked.iter().map(|(k, v)| k.len() + v.len()).sum());
         for (k, v) in picked {
             out.push(k, v);
         }
-        out // the borrow ends before PyO3 makes the returned object
+        Ok(out) // the borrow ends before PyO3 makes the returned object
     }
 
     /// The lowest height of a change neither in `state` nor folded once the write in progress
@@ -130,7 +132,7 @@ impl StateOverlay {
     /// Committed `(key, entry)` pairs in key order.
     fn items<'py>(slf: &Bound<'py, Self>) -> PyResult<Bound<'py, PyList>> {
         let all = {
-            let mut this = slf.borrow_mut();
+            let mut this = slf.try_borrow_mut()?;
             this.inner.settle();
             this.inner.items().map(|(k, v)| (Key::from(k), *v)).collect()
         };

@@ -12,7 +12,7 @@ use pyo3::types::{PyBytes, PyString};
 use rayon::prelude::*;
 
 use crate::errors::{malformed, OrRaise};
-use crate::rows::Rows;
+use crate::rows::{Rows, Seq};
 
 /// A column that is either one value for every transaction or one value per transaction.
 enum Names {
@@ -25,7 +25,7 @@ impl Names {
         if let Ok(s) = obj.cast::<PyString>() {
             return Ok(Self::One(s.to_str()?.to_owned()));
         }
-        let each: Vec<String> = obj.extract()?;
+        let Seq(each) = obj.extract::<Seq<String>>()?;
         if each.len() != n {
             return Err(malformed(what, format!("{} names for {n} transactions", each.len())));
         }

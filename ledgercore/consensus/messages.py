@@ -37,6 +37,7 @@ from typing import ClassVar, NamedTuple
 
 from .. import _native
 from ..errors import DecodeError, EncodeError, LedgerError
+from ..native_args import bytes_of
 
 WIRE_VERSION = 1
 #: Upper bound on a single bytes field and on a decoded message (defends against hostile lengths).
@@ -334,7 +335,8 @@ def decode_entries(data: bytes) -> list[Entry]:
 
 def new_entries(term: int, first_index: int, datas: Iterable[bytes]) -> list[Entry]:
     """Normal entries of ``term`` holding ``datas``, indexed from ``first_index`` (a leader's new
-    entries), built in one native call; each data is ``bytes`` (others are copied into bytes)."""
+    entries), built in one native call; each data is ``bytes``, or a bytearray or memoryview (copied);
+    anything else is :class:`EncodeError`."""
     return _native.make_entries(Entry, _ENTRY_TYPES, term, first_index, EntryType.NORMAL, datas)
 
 
@@ -429,9 +431,7 @@ class _Reader:
     @classmethod
     def of(cls, data: object, what: str) -> _Reader:
         """A reader over ``data``, which must be bytes-like (``bytes(4)`` would read four zeros)."""
-        if not isinstance(data, (bytes, bytearray, memoryview)):
-            raise MessageDecodeError(f"{what}: {type(data).__name__} is not bytes")
-        return cls(bytes(data))
+        return cls(bytes_of(data, what, MessageDecodeError))
 
     def fail(self, what: str) -> MessageDecodeError:
         return MessageDecodeError(f"consensus message: {what} at byte {self.pos}")

@@ -33,13 +33,19 @@ pub fn head_keys<S: AsRef<[u8]>>(senders: &[S]) -> Vec<Vec<u8>> {
     keys
 }
 
+/// Why a key of `len` bytes is not `sender || u64 nonce` for senders of `sender_len` bytes, or None
+/// (no sum that could wrap: `sender_len` may come from the caller).
+fn key_len_fault(len: usize, sender_len: usize) -> Option<String> {
+    (len.checked_sub(8) != Some(sender_len)).then(|| format!("key of {len} bytes, expected {sender_len} + 8"))
+}
+
 /// Stored rows `(key, value)` of senders `sender_len` bytes long, as runs by sender: start -> end.
 fn runs_of<'a>(sender_len: usize, rows: &[(&'a [u8], &[u8])]) -> Result<HashMap<&'a [u8], BTreeMap<u64, u64>>> {
     let mut runs: HashMap<&[u8], BTreeMap<u64, u64>> = HashMap::new();
     for (k, v) in rows {
         let bad = |reason: String| Error::Malformed { what: "nonce run", reason };
-        if k.len() != sender_len + 8 {
-            return Err(bad(format!("key of {} bytes, expected {}", k.len(), sender_len + 8)));
+        if let Some(reason) = key_len_fault(k.len(), sender_len) {
+            return Err(bad(reason));
         }
         let (sender, suffix) = k.split_at(sender_len);
         let (start, end) = match (suffix == HEAD, v.len()) {
@@ -152,8 +158,7 @@ pub fn runs_of_used(
         }
     };
     for k in keys {
-        if k.len() != sender_len + 8 {
-            let reason = format!("key of {} bytes, expected {}", k.len(), sender_len + 8);
+        if let Some(reason) = key_len_fault(k.len(), sender_len) {
             return Err(Error::Malformed { what: "nonce entry", reason });
         }
         let (sender, n) = (&k[..sender_len], be(&k[sender_len..]));
@@ -224,6 +229,14 @@ mod tests {
         let w = update(&[A, A, A], &[8, 7, 8], &borrowed(&stored)).unwrap();
         assert_eq!(w.fresh, [true, true, false]);
         assert_eq!((w.puts, w.deletes), (vec![head(A, 5, 9)], vec![key(A, 6u64.to_be_bytes())]));
+    }
+
+    #[test]
+    fn a_sender_length_near_usize_max_is_a_malformed_key_not_a_wrapped_sum() {
+        // sender_len + 8 wrapped to 4: a 4-byte key passed the check, then slicing it panicked.
+        let err = runs_of_used(&[b"abcd"], usize::MAX - 3, &mut None, true).unwrap_err();
+        assert!(err.to_string().contains(&format!("key of 4 bytes, expected {} + 8", usize::MAX - 3)), "{err}");
+        assert!(runs_of(usize::MAX - 3, &[(b"abcd", b"")]).is_err());
     }
 
     #[test]
