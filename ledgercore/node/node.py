@@ -37,7 +37,7 @@ from collections import OrderedDict, deque
 from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from itertools import chain, compress, islice, repeat, takewhile
+from itertools import chain, compress, islice, repeat
 from typing import Any, TypeVar, cast
 
 import numpy as np
@@ -70,6 +70,7 @@ from ..ledger import Block, BlockInput, CheckedBlock, Ledger, split_ids
 from ..net.transport import DEFAULT_MAX_FRAME_SIZE, Transport
 from ..transaction import now_ms
 from .config import NodeConfig
+from .forwarded import Forwarded, pop_keys
 from .peer_warnings import PeerWarnings
 from .raft_store import DurableStorage
 
@@ -84,7 +85,10 @@ _SYNC_WAIT_S = 2.0  # a node catching up waits this long for the peer it asked, 
 # a single transaction (at most MAX_TX_SIZE) always fits. Unbounded, a client's batch of large
 # transactions made a block no follower could receive, and the leader's block cutter died on it.
 _FRAME_PAYLOAD = DEFAULT_MAX_FRAME_SIZE // 2
-_REFORWARD_S = 1.0  # a follower re-sends transactions the leader has not committed after this long
+# A follower re-sends what its leader has not committed after this long, then after twice as long
+# each time, at most _REFORWARD_MAX_S (forwarded.py).
+_REFORWARD_S = 1.0
+_REFORWARD_MAX_S = 8.0
 _WAIT_TIMEOUT_S = 30.0  # a commit wait gives up after this long once the transaction's block is due
 READ_TIMEOUT_S = 5.0
 """Longest :meth:`Node.read_barrier` waits for a read point (no leader, no quorum: it gives up)."""
@@ -272,11 +276,6 @@ def _take(pool: dict[bytes, bytes], keys: Iterable[bytes]) -> int:
     return sum(map(len, filter(None, map(pool.pop, keys, repeat(b"")))))
 
 
-def _discard(d: dict[bytes, Any], keys: Iterable[bytes]) -> None:
-    """Removes ``keys`` from ``d`` where present, in one C-level pass."""
-    deque(map(d.pop, keys, repeat(None)), maxlen=0)
-
-
 class Node:
     """One member of a Raft-ordered consortium chain."""
 
@@ -295,7 +294,8 @@ class Node:
         # config.mempool_bytes (transactions are up to 1 MB each, so a count alone bounds nothing).
         self._held_bytes = 0
         self._queued = 0  # transactions queued for admission: held too, counted against mempool_limit
-        self._forwarded: dict[bytes, float] = {}  # txid -> when a follower last sent it on, oldest first
+        self._forwarded = Forwarded(_REFORWARD_S, _REFORWARD_MAX_S)  # what a follower sent on, not yet committed
+        self._forwarded_to: str | None = None  # the leader it was sent to
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
         self._proposed_blocks = 0  # blocks in this leader's log past what it applied
@@ -550,15 +550,11 @@ class Node:
         """The ids of this chain's encoded transactions (``DecodeError`` if one does not decode)."""
         return split_ids(_native.decode_txs(self.config.suite, self.config.chain_id, raws).ids.tobytes())
 
-    def _held(self) -> list[dict[bytes, Any]]:
-        """The pools that hold transactions not yet committed, leaving out the empty ones."""
-        return [pool for pool in (self._mempool, self._proposed, self._forwarded) if pool]
-
     def _settle_block(self, blk: Block) -> None:
         """A committed block's transactions settled, their waiters told their heights and which
         failed (from the block's receipts: no ledger read). Without pools or waiters (a follower no
         client submits to) there is nothing to settle, and no map of its 10k ids is built."""
-        if self._held() or self._waits:
+        if self._mempool or self._proposed or self._forwarded or self._waits:
             txids = blk.txids
             heights = dict.fromkeys(txids, blk.height)
             self._settle(heights, _failures(blk, txids, len(heights)) if self._waits else {})
@@ -584,7 +580,7 @@ class Node:
             if pool:
                 self._held_bytes -= _take(pool, heights)
         if self._forwarded:
-            _discard(self._forwarded, heights)
+            self._forwarded.discard(heights)
         if not self._mempool:
             self._waiting_since = None
         for w in self._waits:
@@ -654,27 +650,49 @@ class Node:
         valid = _native.decode_txs(cfg.suite, cfg.chain_id, raws).verify_signatures(os.urandom(32))
         return valid, self.ledger.tx_heights(ids)
 
-    def _forward(self, txids: list[bytes]) -> None:
+    def _leader_name(self) -> str | None:
+        """The node a follower sends transactions on to (None: no leader known, or itself)."""
         leader = self._names.get(self.raft.lead)
-        if leader is None or leader == self.config.id:
-            self._unforwarded = True
+        return None if leader == self.config.id else leader
+
+    def _forward(self, txids: list[bytes]) -> None:
+        """A follower sends newly admitted transactions on to its leader."""
+        if not self._forwarded:
+            self._cut_wake.set()  # the cut loop may sleep block_ms: it is to wake in _REFORWARD_S
+        leader = self._leader_name()
+        if leader is None or leader != self._forwarded_to:
+            self._unforwarded = True  # sent once a leader is known, with everything else held
+            if leader is not None:
+                self._reforward()
             return
+        self._forwarded.sent(txids, time.monotonic())
+        self._send_on(leader, txids)
+
+    def _send_on(self, leader: str, txids: list[bytes]) -> None:
         raws = [self._mempool[t] for t in txids if t in self._mempool]
-        _discard(self._forwarded, txids)  # re-added at the end: the dict stays in time order
-        self._forwarded.update(dict.fromkeys(txids, time.monotonic()))
         for chunk in _chunks(raws):
             self.transport.send(leader, FRAME_FORWARD + encode_value(list(chunk)))
 
     def _reforward(self) -> None:
-        """A follower sends on again what the leader has not committed in a while, and what it
-        could not send for want of a leader."""
-        cutoff = time.monotonic() - _REFORWARD_S
-        stale = list(takewhile(lambda t: self._forwarded[t] < cutoff, self._forwarded))
+        """A follower sends on again what its leader has not committed in a while (backing off:
+        :class:`Forwarded`), everything it holds to a new leader (the old one may have lost it),
+        and what it could not send for want of a leader."""
+        leader = self._leader_name()
+        if leader is None:
+            return
+        now = time.monotonic()
+        if leader != self._forwarded_to:
+            self._forwarded_to = leader
+            again = self._forwarded.restart(now)
+        else:
+            again = self._forwarded.due(now)
         if self._unforwarded:
             self._unforwarded = False
-            stale += [t for t in self._mempool if t not in self._forwarded]
-        if stale:
-            self._forward(stale)
+            new = [t for t in self._mempool if t not in self._forwarded]
+            self._forwarded.sent(new, now)
+            again += new
+        if again:
+            self._send_on(leader, again)
 
     # -- block cutting (leader) ----------------------------------------------------------------
 
@@ -716,7 +734,7 @@ class Node:
                         break  # the transactions stay in the mempool; a follower forwards them
                     if placed is not None:  # it checked these signatures at admission: apply skips them
                         self._checked[placed] = True
-                    _discard(self._mempool, txids)
+                    pop_keys(self._mempool, txids)
                     self._proposed.update(zip(txids, raws))
                     self._proposed_blocks += 1
                     if not self._mempool:
@@ -835,19 +853,24 @@ class Node:
         """Transactions a follower sent on: checked like any submission; any that does not decode
         is dropped (the follower decoded it, so the frame was damaged or the peer is broken). So
         are all of them while the mempool has no room for them: the follower keeps them and sends
-        them again (``_REFORWARD_S``), so they wait there instead of here."""
-        cfg = self.config
-        size = sum(map(len, raws))
-        if not self._has_room(len(raws), size):
+        them again (``_REFORWARD_S``), so they wait there instead of here. Those it holds already
+        (a follower sends again what has not committed in a while) are dropped before their
+        signatures are checked again."""
+        if not self._has_room(len(raws), sum(map(len, raws))):
             return
         try:
-            batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
+            ids = self._txids(raws)
         except DecodeError:
             raws = [r for r in raws if self._decodes(r)]
             if not raws:
                 return
-            batch, size = _native.decode_txs(cfg.suite, cfg.chain_id, raws), sum(map(len, raws))
-        self._queue_admission(_Admission(raws, split_ids(batch.ids.tobytes()), None, size))
+            ids = self._txids(raws)
+        held = (self._mempool.keys() & ids) | (self._proposed.keys() & ids)
+        if held:
+            raws, ids = [r for r, t in zip(raws, ids) if t not in held], [t for t in ids if t not in held]
+            if not raws:
+                return
+        self._queue_admission(_Admission(raws, ids, None, sum(map(len, raws))))
 
     def _decodes(self, raw: bytes) -> bool:
         try:
