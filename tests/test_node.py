@@ -980,6 +980,45 @@ def test_client_api_accept_failures_are_logged_at_most_once_per_interval(tmp_pat
     assert "more failed since the last logged)" in failed[-1], failed
 
 
+def test_client_api_bodies_read_at_once_are_bounded_over_all_connections(tmp_path, monkeypatch):
+    # Regression: each connection could hold a 32 MiB body it sent slowly (24 held 800 MB of the
+    # node's memory), with nothing counting them beside the mempool's bound.
+    monkeypatch.setattr(http, "MAX_BODIES_BYTES", 600_000)
+
+    async def main() -> None:
+        async with client_api(tmp_path) as (cfg, tls):
+            slow = await _connect(cfg, tls)
+            slow[1].write(b"POST /txs HTTP/1.1\r\nHost: x\r\nContent-Length: 500000\r\n\r\n" + bytes(1000))
+            await asyncio.sleep(0.3)  # its body is being read: 500000 bytes counted
+            reader, writer = await _connect(cfg, tls)
+            writer.write(b"POST /txs HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n")
+            got = await asyncio.wait_for(reader.readuntil(b"}"), 10)
+            writer.close()
+            assert got.startswith(b"HTTP/1.1 503 ") and b"Retry-After: 1" in got, got
+            assert b"reading 500000 bytes of request bodies, 200000 more would pass its bound of 600000" in got
+            # A chunked body (no length to count first) is refused once what arrived passes it.
+            reader, writer = await _connect(cfg, tls)
+            writer.write(b"POST /txs HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n")
+            writer.write(b"%x\r\n%b\r\n" % (150_000, bytes(150_000)))
+            got = await asyncio.wait_for(reader.readuntil(b"}"), 10)
+            writer.close()
+            assert got.startswith(b"HTTP/1.1 503 ") and b"more would pass its bound" in got, got
+            # Once the slow client goes, its count goes with it: the same body is read (and refused
+            # for what it holds, not for its size).
+            slow[1].close()
+            for _ in range(50):
+                reader, writer = await _connect(cfg, tls)
+                writer.write(b"POST /txs HTTP/1.1\r\nHost: x\r\nContent-Length: 200000\r\n\r\n" + bytes(200_000))
+                got = await asyncio.wait_for(reader.readuntil(b"}"), 10)
+                writer.close()
+                if not got.startswith(b"HTTP/1.1 503 "):
+                    break
+                await asyncio.sleep(0.1)
+            assert got.startswith(b"HTTP/1.1 400 "), got
+
+    asyncio.run(main())
+
+
 def test_client_api_refuses_a_body_over_its_routes_limit_before_reading_it(tmp_path):
     # Regression: a chunked POST /tx (no Content-Length) was read up to the /txs limit, 32 MiB,
     # before its own 1.06 MiB applied; and Expect: 100-continue was answered "100 Continue" (send

@@ -46,8 +46,8 @@ connection then closes), 415 for a compressed body (``Content-Encoding`` other t
 bodies are never unpacked), 417 for an ``Expect`` other than ``100-continue``; an
 ``Expect: 100-continue`` whose head already shows a 400, 413 or 415 gets that answer instead of
 ``100 Continue``, and no body is read; 503 with ``Retry-After`` when
-the node cannot admit now (no leader known, mempool full) or has no linearizable read point (no
-leader answered), 504 when a commit wait times out (30 s after the transaction's block is due:
+the node cannot admit now (no leader known, mempool full, or bodies of :data:`MAX_BODIES_BYTES`
+being read already) or has no linearizable read point (no leader answered), 504 when a commit wait times out (30 s after the transaction's block is due:
 after ``block_ms``). A request aiohttp's own parser refuses before any route sees it (a malformed
 request line, header or chunk size) gets aiohttp's plain-text 400 instead.
 
@@ -83,7 +83,7 @@ if TYPE_CHECKING:
     from ..block import BlockHeader
     from .node import Node, Submitted
 
-__all__ = ["MAX_BATCH_BODY", "MAX_BODY", "MAX_CONNECTIONS", "RETRY_AFTER_S", "make_app", "serve"]
+__all__ = ["MAX_BATCH_BODY", "MAX_BODIES_BYTES", "MAX_BODY", "MAX_CONNECTIONS", "RETRY_AFTER_S", "make_app", "serve"]
 
 log = logging.getLogger("ledgercore.node.http")
 
@@ -112,6 +112,10 @@ EVICTION_LOG_S = 10.0
 """Seconds between two warnings that :data:`MAX_CONNECTIONS` made the node close a connection."""
 BODY_S = 30.0
 """Seconds a client has to send a request's whole body; then it gets a 408 and the connection closes."""
+MAX_BODIES_BYTES = 256 << 20
+"""Bytes of request bodies the node reads at once, over all connections: a body that would take it
+past this gets a 503 with ``Retry-After``. Else every connection could hold a 32 MiB body it sends
+slowly (24 of them held 800 MB), beside the mempool's own bound."""
 
 _HEIGHT_RE = re.compile(r"[0-9]{1,20}")
 
@@ -303,14 +307,33 @@ async def _json_errors(request: web.Request, handler: Handler) -> web.StreamResp
         return _error(500, f"internal error: {type(exc).__name__}")
 
 
+class _BodyBytes:
+    """Bytes of request bodies being read, over all of an app's connections (``MAX_BODIES_BYTES``)."""
+
+    __slots__ = ("held",)
+
+    def __init__(self) -> None:
+        self.held = 0
+
+    def take(self, size: int) -> None:
+        """Counts ``size`` more bytes read; 503 where they would pass the bound (nothing counted)."""
+        if self.held + size > MAX_BODIES_BYTES:
+            raise web.HTTPServiceUnavailable(
+                text=f"the node is reading {self.held} bytes of request bodies, {size} more would pass its "
+                f"bound of {MAX_BODIES_BYTES}: try again",
+                headers={"Retry-After": str(RETRY_AFTER_S)},
+            )
+        self.held += size
+
+
 class _Route:
     """What a route takes besides its path: the query parameters it knows, and the largest body
-    (``None``: it reads none)."""
+    (``None``: it reads none), counted against the app's ``bodies`` while it is read."""
 
-    __slots__ = ("limit", "params")
+    __slots__ = ("bodies", "limit", "params")
 
-    def __init__(self, params: tuple[str, ...] = (), limit: int | None = None) -> None:
-        self.params, self.limit = params, limit
+    def __init__(self, params: tuple[str, ...] = (), limit: int | None = None, bodies: _BodyBytes | None = None) -> None:
+        self.params, self.limit, self.bodies = params, limit, bodies
 
     def check_query(self, request: web.BaseRequest) -> None:
         """A parameter given twice, or one this route does not know, is refused by name: the first
@@ -340,17 +363,25 @@ class _Route:
         as soon as more than this route's limit has arrived: a chunked one has no Content-Length
         to check first, and the app's own limit is the largest route's (a chunked ``POST /tx`` was
         read up to 32 MiB before its limit applied)."""
-        limit = self.limit
-        assert limit is not None, "a route that reads a body has a limit"
+        limit, bodies = self.limit, self.bodies
+        assert limit is not None and bodies is not None, "a route that reads a body has a limit and a count"
         _check_body_head(request, limit)
+        # The whole length at once where the head gives it: a 503 before any of the body is read.
+        taken = request.content_length or 0
+        bodies.take(taken)
 
         async def read() -> bytes:
-            body = bytearray()
+            nonlocal taken
+            chunks, size = [], 0
             while chunk := await request.content.readany():
-                body += chunk
-                if len(body) > limit:
-                    raise _too_large(limit, len(body))
-            return bytes(body)
+                size += len(chunk)
+                if size > limit:
+                    raise _too_large(limit, size)
+                if size > taken:
+                    bodies.take(size - taken)
+                    taken = size
+                chunks.append(chunk)
+            return b"".join(chunks)
 
         try:
             # Else a client sending a byte now and then would hold the connection for ever.
@@ -359,6 +390,8 @@ class _Route:
             raise InvalidInputError(f"bad request body: {exc}") from None
         except asyncio.TimeoutError:
             raise web.HTTPRequestTimeout(text=f"the request body did not arrive within {BODY_S:g} s") from None
+        finally:
+            bodies.held -= taken
         if not body:
             raise InvalidInputError(f"empty body: expected {what}")
         return body
@@ -456,7 +489,8 @@ def _parse_height(text: str) -> int:
 
 def make_app(node: Node) -> web.Application:
     """The client API application serving ``node`` (which must be started before requests arrive)."""
-    tx_route, txs_route = _Route(("wait",), MAX_BODY), _Route(("wait",), MAX_BATCH_BODY)
+    bodies = _BodyBytes()
+    tx_route, txs_route = _Route(("wait",), MAX_BODY, bodies), _Route(("wait",), MAX_BATCH_BODY, bodies)
 
     def _wait_param(request: web.Request) -> bool:
         wait = request.query.get("wait", "")
@@ -489,6 +523,7 @@ def make_app(node: Node) -> web.Application:
         # event loop would hold up Raft long enough to lose the leadership.
         check_batch_size(list_length(body) or 0)
         raws = await asyncio.to_thread(_batch, body)
+        del body  # not held beside its transactions while a commit is waited for
         out = await node.submit_many(raws, wait=wait)
         answer: dict[str, Any] = {
             "txids": [t.hex() for t in out.txids],
