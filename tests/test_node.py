@@ -32,6 +32,7 @@ from ledgercore.consensus.messages import (
 )
 from ledgercore.contracts import Contract, method
 from ledgercore.errors import InvalidSignatureError
+from ledgercore.ledger import Block
 from ledgercore.net import tls_accept
 from ledgercore.node import Node, NodeConfig, http
 from ledgercore.node import node as node_module
@@ -44,6 +45,7 @@ from ledgercore.node.node import (
     DivergedError,
     NotReadyError,
     applied_index,
+    consensus_data,
     snapshot_point,
     sync_peer,
 )
@@ -179,9 +181,49 @@ def test_a_lagging_node_catches_up_by_snapshot_after_compaction(tmp_path):
     asyncio.run(main())
 
 
+def test_a_snapshot_names_the_block_at_its_own_index_though_a_block_commits_while_it_is_made(tmp_path, monkeypatch):
+    # Regression: _maybe_compact read the ledger's head twice, and the apply worker may commit
+    # between the reads: a snapshot at index S then named a block committed past S, and a
+    # follower that installed it had its ledger past its Raft log, which it never restarted from.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        (cfg,) = make_configs(tmp_path, 1, snapshot_every=1000)
+        async with running(cfg) as node:
+            await wait_until(lambda: node.is_leader)
+            await node.submit_many(txs(kp, 1, 3), wait=True)
+            node.config = dataclasses.replace(node.config, snapshot_every=1)
+            real_head = Ledger.head
+            committed: list[Block] = []
+
+            def head_then_a_commit(ledger: Ledger):  # type: ignore[no-untyped-def]
+                head = real_head.fget(ledger)  # type: ignore[attr-defined]
+                if not committed:  # the worker commits the next block just after this read
+                    index = applied_index(head.consensus) + 1
+                    committed.append(ledger.apply_block(txs(kp, 4, 1), consensus=consensus_data(node.raft.term, index)))
+                return head
+
+            monkeypatch.setattr(Ledger, "head", property(head_then_a_commit))
+            await node._maybe_compact()
+            monkeypatch.undo()
+            snap = node.storage.snapshot()
+            named = decode_value(snap.data)
+            assert committed and named["height"] == committed[0].height - 1, named  # type: ignore[index]
+            assert applied_index(node.ledger.header(named["height"]).consensus) == snap.index  # type: ignore[index]
+
+    asyncio.run(main())
+
+
 def test_a_node_catching_up_asks_the_leader_else_the_peers_in_turn():
     peers = ["node2", "node3", "node4"]
-    assert sync_peer(peers, {}, "node3", "node3", True) == "node3"  # the leader, while not refused
+    assert sync_peer(peers, {}, "node3", None, False) == "node3"  # the leader first
+    assert sync_peer(peers, {}, "node3", "node3", False) == "node3"  # its answer applied blocks
+    assert sync_peer(peers, {}, "node3", "node2", True) == "node3"  # another peer timed out
+    # Regression: a leader whose round timed out was asked for ever (a node catching up steps no
+    # Raft, so the leader it knows never changes): a dead leader kept it from catching up, and from
+    # voting, and the two survivors of three elected no one.
+    assert sync_peer(peers, {}, "node3", "node3", True) == "node4"
+    assert sync_peer(peers, {}, "node3", "node4", False) == "node4"  # whose answer applied blocks
+    assert sync_peer(peers, {}, "node3", "node4", True) == "node3"  # the leader again, in case
     assert sync_peer(peers, {"node3"}, "node3", "node3", True) == "node4"
     assert sync_peer(peers, {}, None, None, False) == "node2"
     assert sync_peer(peers, {}, None, "node2", False) == "node2"  # its answer applied blocks

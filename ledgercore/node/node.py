@@ -162,13 +162,18 @@ def sync_peer(
     peers: Sequence[str], refused: Container[str], leader: str | None, last: str | None, move_on: bool
 ) -> str | None:
     """The one peer a node catching up asks for blocks this round (asking more, it would use one
-    answer and find the others stale): the leader, when known and not refused; else ``last``
-    again, unless ``move_on`` (its round timed out, or its answer was refused or applied nothing)
-    or it is refused, then the next peer after it in ``peers`` not refused. None when all are."""
-    if leader is not None and leader not in refused:
-        return leader
+    answer and find the others stale): ``last`` again if its answer applied blocks (not
+    ``move_on``) and it is not refused; else the leader, when known, not refused, and not
+    ``last`` moved on from (its round timed out, or its answer applied nothing); else the next
+    peer after ``last`` in ``peers`` not refused. None when all are.
+
+    A node catching up does not step Raft meanwhile, so the leader it knows is the one it knew
+    when it began: a leader that died then would be asked for ever, and the node, kept from
+    voting, could leave the survivors without a quorum."""
     if last is not None and not move_on and last not in refused:
         return last
+    if leader is not None and leader not in refused and not (move_on and last == leader):
+        return leader
     after = peers.index(last) + 1 if last in peers else 0
     return next((p for p in [*peers[after:], *peers[:after]] if p not in refused), None)
 
@@ -1141,10 +1146,12 @@ class Node:
 
     async def _maybe_compact(self) -> None:
         s, every = self.storage, self.config.snapshot_every
-        applied = applied_index(self.ledger.head.consensus)
+        # One read: the apply worker may commit between two, and a snapshot at this index naming
+        # a later block took a follower installing it past its log, which it could never restart from.
+        head = self.ledger.head
+        applied = applied_index(head.consensus)
         if applied - s.snapshot().index < every or applied <= s.snapshot().index:
             return
-        head = self.ledger.head
         s.create_snapshot(applied, self.raft.conf_state(), encode_value({"height": head.height, "hash": head.hash}))
         keep_from = applied - every // 2  # slightly lagging followers still catch up from the log
         if keep_from > s.first_index():
