@@ -766,15 +766,14 @@ def test_a_peer_block_that_does_not_follow_this_chain_is_not_written(tmp_path):
     # Catching up, each fetched block must re-execute on this node's head to the header the peer
     # served: a block of another history stops the node before anything of it is written.
     async def main() -> None:
-        (cfg,) = make_configs(tmp_path / "c", 1)
+        cfg = make_configs(tmp_path / "c", 2)[0]  # its peer node2 is not started: its answer is queued here
         kp = signing.generate("ed25519")
         with Ledger.open(tmp_path / "fork", chain_id=cfg.chain_id) as fork:
             for b in range(1, 4):
                 fork.apply_block(txs(kp, b, 1), timestamp=b)
             answer = [encode_block(fork.header(h), fork.block(h).raws) for h in range(1, 4)]
             async with running(cfg) as node:
-                await wait_until(lambda: node.is_leader)
-                await node.submit(txs(kp, 100, 1)[0], wait=True)
+                node.ledger.apply_block(txs(kp, 100, 1), consensus=consensus_data(1, 2))  # a block of its own
                 height, head = node.ledger.height, node.ledger.head
                 await node._sync_inbox.put(("node2", answer[height:]))  # a peer's answer from the next height on
                 with pytest.raises(DivergedError, match=f"node2: its chain and this node's differ: .*prev_hash {head.hash.hex()} here, "):
@@ -816,6 +815,23 @@ def test_catching_up_asks_another_peer_when_one_serves_a_block_that_does_not_fol
     asyncio.run(main())
 
 
+def test_catching_up_reads_no_answer_from_a_peer_it_did_not_ask(tmp_path):
+    # Regression: any peer's blocks were applied while a node caught up, asked or not: a peer
+    # sending a chain of its own making first (self-consistent, so each block re-executed to its
+    # header) had it written, and the node then stopped for good on the snapshot's hash.
+    async def main() -> None:
+        cfg = make_configs(tmp_path / "c", 3)[0]  # its peers are not started: answers are queued here
+        made_up, _ = _chain_answer(tmp_path / "made_up", cfg.chain_id, signing.generate("ed25519"))
+        chain, head = _chain_answer(tmp_path / "chain", cfg.chain_id, signing.generate("ed25519"))
+        async with running(cfg) as node:
+            await node._sync_inbox.put(("node3", made_up))  # node2 is asked first: node3 was not
+            await node._sync_inbox.put(("node2", chain))
+            await node._catch_up(3, head)
+            assert node.ledger.height == 3 and node.ledger.head.hash == head and not node.failed.is_set()
+
+    asyncio.run(main())
+
+
 def test_catching_up_refuses_a_peer_whose_block_holds_a_forged_or_undecodable_transaction(tmp_path, caplog):
     # Regression: such a block raised out of the catch-up (InvalidSignatureError, DecodeError) and
     # stopped the node, instead of refusing the peer and asking another.
@@ -842,14 +858,24 @@ def test_catching_up_stops_when_no_peer_serves_a_block_that_follows(tmp_path):
         kp = signing.generate("ed25519")
         damaged, head = _chain_answer(tmp_path / "damaged", cfg.chain_id, kp, damaged=True)
         async with running(cfg) as node:
+            await node._sync_inbox.put(("node2", damaged))  # node2 is asked first, then node3
             await node._sync_inbox.put(("node3", [b"not a block"]))
-            await node._sync_inbox.put(("node2", damaged))
             with pytest.raises(DivergedError, match=(
-                "no peer serves a block 1 that follows this node's chain: node3: its answer holds a block that "
-                "does not decode: .*; node2: its chain and this node's differ: .*state_root"
+                "no peer serves a block 1 that follows this node's chain: node2: its chain and this node's "
+                "differ: .*state_root.*; node3: its answer holds a block that does not decode: "
             )):  # fmt: skip
                 await node._catch_up(3, head)
             assert node.ledger.height == 0
+
+    asyncio.run(main())
+
+
+def test_a_nodes_data_directory_is_its_own_to_read(tmp_path):
+    # Regression: it was made 0755 (the ledger files 0644): any user of the host could read it.
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path, 1)
+        async with running(cfg):
+            assert cfg.data_dir.stat().st_mode & 0o777 == 0o700
 
     asyncio.run(main())
 

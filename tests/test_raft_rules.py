@@ -26,8 +26,10 @@ from ledgercore.consensus.log import RaftLog
 from ledgercore.consensus.messages import (
     MsgApp,
     MsgAppResp,
+    MsgHeartbeat,
     MsgHeartbeatResp,
     MsgSnap,
+    MsgTimeoutNow,
     MsgVoteResp,
     encode_conf_change,
 )
@@ -121,6 +123,20 @@ def test_a_leader_steps_down_on_an_append_response_of_a_higher_term() -> None:
     n, s = _leader()
     n.step(MsgAppResp(frm=2, to=1, term=n.term + 1, index=0))
     assert (n.state, n.term) == (StateType.FOLLOWER, 3)
+
+
+def test_only_its_leader_makes_a_follower_campaign_at_once() -> None:
+    # The bug (not etcd's rule, which takes MsgTimeoutNow from anyone): any peer's MsgTimeoutNow
+    # made a follower start an election past its leader lease, so one peer could keep a cluster
+    # re-electing. A transfer's MsgTimeoutNow comes from the leader handing on.
+    n, s = _node(nid=2)
+    n.step(MsgHeartbeat(frm=1, to=2, term=2))
+    _drain(n, s)
+    assert (n.state, n.lead, n.term) == (StateType.FOLLOWER, 1, 2)
+    n.step(MsgTimeoutNow(frm=3, to=2, term=2))
+    assert (n.state, n.lead, n.term) == (StateType.FOLLOWER, 1, 2)
+    n.step(MsgTimeoutNow(frm=1, to=2, term=2))
+    assert (n.state, n.term) == (StateType.CANDIDATE, 3)
 
 
 def test_a_snapshot_replaces_entries_not_yet_persisted() -> None:

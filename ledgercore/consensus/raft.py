@@ -848,6 +848,10 @@ class RaftNode:
             else:
                 self._send(MsgTransferLeader(frm=self.id, to=self.lead, transferee=m.transferee))
         elif isinstance(m, MsgTimeoutNow):
+            if m.frm != self.lead:  # only the leader hands its leadership on
+                self._info("%d [term %d] ignored MsgTimeoutNow from %d: not its leader %d",
+                           self.id, self.term, m.frm, self.lead)
+                return
             self._info(
                 "%d [term %d] received MsgTimeoutNow from %d and starts an election to get "
                 "leadership", self.id, self.term, m.frm,

@@ -3,6 +3,11 @@
 A contract sees only its own slice of a block (the transactions that name it, in block order) and
 writes only its own namespace, so slices never interfere and the block's result does not depend on
 the order slices run in. Reads of another contract's state see the state as of the block's start.
+
+Deterministic means the same on every node, in every process: the same writes in the same order
+(the state root depends on it), the same events and errors. Nothing of the clock, the host or
+randomness; no iteration in hash order (a ``set`` of str, or what is built from one), which differs
+between processes unless ``PYTHONHASHSEED`` is fixed; sort instead.
 """
 
 from __future__ import annotations

@@ -350,7 +350,7 @@ class Node:
     async def _start(self) -> None:
         cfg = self.config
         cfg.tls.check_node(cfg.id)  # before anything is created
-        cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the ledger is the node's alone to read
         # Two processes driving one node's log and ledger would fork its history: refuse.
         self._dir_lock = open(cfg.data_dir / "LOCK", "a")  # held until stop()
         try:
@@ -1220,6 +1220,7 @@ class Node:
         (``DivergedError``) once every peer has been refused."""
         refused: dict[str, str] = {}  # peer -> why its answer was refused
         asked: str | None = None
+        asked_before: set[str] = set()  # an answer from a peer never asked is dropped unread
         move_on = False
         while self.ledger.height < target:
             asked = self._sync_peer(refused, asked, move_on)
@@ -1229,6 +1230,7 @@ class Node:
                     + "; ".join(f"{p}: {why}" for p, why in refused.items())
                 )
             if asked is not None:
+                asked_before.add(asked)
                 want = {"from": self.ledger.height + 1, "to": target}
                 self.transport.send(asked, FRAME_SYNC_REQUEST + encode_value(want))
             move_on = True  # unless the answer of the peer asked applies blocks
@@ -1242,7 +1244,7 @@ class Node:
                     peer, bodies = await asyncio.wait_for(self._sync_inbox.get(), wait)
                 except asyncio.TimeoutError:
                     break
-                if peer in refused:
+                if peer in refused or peer not in asked_before:
                     continue
                 applied = await self._apply_fetched(peer, bodies, refused)
                 if peer == asked and (applied or not bodies or peer in refused):
