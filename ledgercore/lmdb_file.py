@@ -3,8 +3,13 @@ read before LMDB maps it (the ledger's store and the Raft log both open one)."""
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import errno
 import fcntl
+import functools
 import os
+import resource
 import shutil
 import struct
 
@@ -80,7 +85,9 @@ def create_lmdb_file(directory: str | os.PathLike[str], map_size: int) -> None:
         staging = os.path.join(where, STAGING_DIR)
         shutil.rmtree(staging, ignore_errors=True)  # what a creation killed midway left
         os.mkdir(staging)
-        lmdb.open(staging, map_size=map_size, max_dbs=0, sync=True, metasync=True).close()  # writes the meta pages
+        # Writes the meta pages. No lock file: the flock above keeps others out, and a lock file
+        # is mapped, where a page the disk has no room for is a SIGBUS, not an error.
+        lmdb.open(staging, map_size=map_size, max_dbs=0, sync=True, metasync=True, lock=False).close()
         made = os.path.join(staging, "data.mdb")
         _fsync(made)
         os.rename(made, target)
@@ -88,6 +95,58 @@ def create_lmdb_file(directory: str | os.PathLike[str], map_size: int) -> None:
         shutil.rmtree(staging)
     finally:
         os.close(fd)  # and the lock with it
+
+
+def write_failure(directory: str | os.PathLike[str], exc: lmdb.Error) -> str:
+    """``exc``, from a failed LMDB write to the file in ``directory``, with what may explain it:
+    LMDB reports a short write (a full disk, a file-size limit) as EIO, which reads as failing
+    hardware."""
+    why = [str(exc)]
+    with contextlib.suppress(OSError):
+        free = shutil.disk_usage(directory).free
+        if free < LOW_SPACE:
+            why.append(f"the disk holding it has {free} bytes free")
+    limit = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+    if limit != resource.RLIM_INFINITY:
+        why.append(f"this process may write files of at most {limit} bytes (RLIMIT_FSIZE)")
+    return "; ".join(why)
+
+
+LOW_SPACE = 64 << 20
+"""Free bytes under which a failed write's message says how much room the disk has left."""
+
+LOCK_FILE_SIZE = 1 << 16
+"""Bytes of ``lock.mdb`` given real blocks before LMDB maps it: its reader table with 512 slots
+(the ledger store's) takes some 32 KiB."""
+
+_FALLOC_FL_KEEP_SIZE = 1
+
+
+def reserve_lock_file(directory: str | os.PathLike[str]) -> None:
+    """Gives ``directory``'s ``lock.mdb`` real blocks before LMDB maps it. LMDB sizes it by
+    truncating (a hole) and writes it through a shared mapping: on a full disk that is a SIGBUS
+    that kills the process with no message, where this is an ``OSError`` (ENOSPC). The blocks are
+    reserved past the file's end, its size left alone: LMDB takes a bigger file's size for a
+    bigger reader table. Linux only (``fallocate``); elsewhere, or where the filesystem cannot,
+    nothing is reserved."""
+    fallocate = getattr(_libc(), "fallocate", None)
+    if fallocate is None:
+        return
+    fd = os.open(os.path.join(os.fspath(directory), "lock.mdb"), os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        if os.fstat(fd).st_blocks * 512 >= LOCK_FILE_SIZE:
+            return
+        if fallocate(fd, _FALLOC_FL_KEEP_SIZE, ctypes.c_int64(0), ctypes.c_int64(LOCK_FILE_SIZE)) != 0:
+            err = ctypes.get_errno()
+            if err not in (errno.EOPNOTSUPP, errno.ENOSYS):
+                raise OSError(err, os.strerror(err), os.path.join(os.fspath(directory), "lock.mdb"))
+    finally:
+        os.close(fd)
+
+
+@functools.cache
+def _libc() -> ctypes.CDLL:
+    return ctypes.CDLL(None, use_errno=True)
 
 
 def _fsync(path: str) -> None:

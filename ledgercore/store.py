@@ -41,7 +41,7 @@ import lmdb
 
 from . import _native
 from .errors import IntegrityError, LedgerError
-from .lmdb_file import create_lmdb_file, lmdb_file_damage
+from .lmdb_file import create_lmdb_file, lmdb_file_damage, reserve_lock_file, write_failure
 
 TABLES = ("meta", "headers", "blocks", "txids", "receipts", "hashes", "nonces", "state", "history", "locator")
 DEFAULT_MAP_SIZE = 1 << 30
@@ -89,8 +89,10 @@ class Store:
             if create:
                 os.makedirs(path, exist_ok=True)
                 create_lmdb_file(path, map_size)
-        except OSError as exc:  # a file (or a file's child), no permission, ...
-            why = "it is a file, not a directory" if os.path.isfile(where) else exc.strerror or str(exc)
+            if os.path.isfile(os.path.join(where, "data.mdb")):  # else nothing is written there
+                reserve_lock_file(where)
+        except (OSError, lmdb.Error) as exc:  # a file (or a file's child), no permission, no space, ...
+            why = "it is a file, not a directory" if os.path.isfile(where) else getattr(exc, "strerror", None) or str(exc)
             raise StoreError(f"cannot open ledger store at {where!r}: {why}") from exc
         damage = lmdb_file_damage(path)
         if damage is not None:
@@ -256,7 +258,7 @@ class Store:
             except lmdb.MapResizedError:
                 self._grow(0)  # another process grew the map: adopt its size, then write
             except lmdb.Error as exc:  # a damaged page, a full disk: nothing was written
-                raise StoreError(f"cannot write the ledger store at {self.where!r}: {exc}") from exc
+                raise StoreError(f"cannot write the ledger store at {self.where!r}: {write_failure(self.where, exc)}") from exc
 
     def put_block(self, txn: lmdb.Transaction, write: BlockWrite) -> None:
         """Stages one block's writes in ``txn``; later reads through ``txn`` see them."""

@@ -147,6 +147,34 @@ def test_a_damaged_meta_record_or_key_is_a_typed_error(
         DurableStorage(tmp_path)
 
 
+_FULL_DISK = """
+import os, resource, signal, sys
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+from ledgercore import Ledger
+from ledgercore.errors import LedgerError
+from ledgercore.node.raft_store import DurableStorage
+for name, make in (("ledger", Ledger.open), ("raft", DurableStorage)):
+    try:
+        make(os.path.join(sys.argv[1], name)).close()
+        print(name, "opened")
+    except LedgerError as exc:
+        print(name, type(exc).__name__, exc)
+"""
+
+
+def test_a_store_made_where_the_disk_is_full_is_a_typed_error(tmp_path: Path) -> None:
+    # Regression: a bare lmdb.Error escaped Ledger.open and DurableStorage (a node died with a
+    # traceback), and on a full filesystem LMDB's lock file, written through a mapping, killed
+    # the process with SIGBUS and no message.
+    out = subprocess.run([sys.executable, "-c", _FULL_DISK, str(tmp_path)], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    ledger, raft = out.stdout.splitlines()
+    assert ledger.startswith(f"ledger StoreError cannot open ledger store at '{tmp_path / 'ledger'}': "), ledger
+    assert raft.startswith(f"raft RaftStoreError cannot open the raft log at '{tmp_path / 'raft'}': "), raft
+    assert all(("No space" in line or "too large" in line) for line in (ledger, raft)), out.stdout
+
+
 def test_an_emptied_or_truncated_store_is_refused_not_reset_or_fatal(tmp_path: Path) -> None:
     # Opened anyway, an emptied file would come back as a new log (term 0, no vote: the node could
     # vote twice in a term), and a file cut short kills the process with SIGBUS when LMDB reads

@@ -25,7 +25,7 @@ from ..consensus.messages import (
     encode_message,
 )
 from ..errors import LedgerError
-from ..lmdb_file import create_lmdb_file, lmdb_file_damage
+from ..lmdb_file import create_lmdb_file, lmdb_file_damage, reserve_lock_file, write_failure
 
 _U32 = struct.Struct(">I")
 _U64 = struct.Struct(">Q")
@@ -68,8 +68,10 @@ class DurableStorage(MemoryStorage):
         try:
             os.makedirs(path, exist_ok=True)
             create_lmdb_file(path, map_size)
-        except OSError as exc:  # a file there, no permission, ...
-            raise RaftStoreError(f"cannot open the raft log at {where!r}: {exc.strerror or exc}") from None
+            reserve_lock_file(path)
+        except (OSError, lmdb.Error) as exc:  # a file there, no permission, no space, ...
+            why = getattr(exc, "strerror", None) or exc
+            raise RaftStoreError(f"cannot open the raft log at {where!r}: {why}") from None
         damage = lmdb_file_damage(path)
         if damage is not None:  # opened anyway, it would kill the node or come back empty (a second vote)
             raise RaftStoreError(f"cannot open the raft log at {where!r}: {damage}")
@@ -78,8 +80,12 @@ class DurableStorage(MemoryStorage):
         except lmdb.Error as exc:
             raise RaftStoreError(f"cannot open the raft log at {where!r}: {exc}") from exc
         self._where = where  # named in read and write errors
-        self._entries = self._env.open_db(b"entries")
-        self._meta = self._env.open_db(b"meta")
+        try:  # a new log writes its tables here: on a full disk, this is the first write to fail
+            self._entries = self._env.open_db(b"entries")
+            self._meta = self._env.open_db(b"meta")
+        except lmdb.Error as exc:
+            self._env.close()
+            raise RaftStoreError(f"cannot open the raft log at {where!r}: {exc}") from exc
         self._load()
 
     @property
@@ -142,7 +148,7 @@ class DurableStorage(MemoryStorage):
                     for op, arg in self._pending:
                         getattr(self, "_put_" + op)(txn, arg)
             except lmdb.Error as exc:  # a full disk or map, a damaged page: nothing was written
-                raise RaftStoreError(f"cannot write the raft log at {self._where!r}: {exc}") from exc
+                raise RaftStoreError(f"cannot write the raft log at {self._where!r}: {write_failure(self._where, exc)}") from exc
         super().sync()
 
     def _put_set_hard_state(self, txn: lmdb.Transaction, hs: HardState) -> None:
