@@ -59,7 +59,7 @@ from .child_process import ChildDied, run_isolated
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
 from .ledger import CHANGE_SIZE, Ledger, stored_text, unfolded_state
 from .receipts import count_failures
-from .store import Store, height_key
+from .store import Store, StoreError, height_key
 
 if TYPE_CHECKING:
     from .contracts.base import Contract
@@ -322,6 +322,8 @@ def _replay_block(replica: Ledger, h: int, header: BlockHeader, raws: list[bytes
             ).header
         except InvalidSignatureError as exc:
             raise IntegrityError(h, "signatures", str(exc)) from exc
+        except StoreError:  # the replay's own store (say, its disk full): no verdict on the chain
+            raise
         except LedgerError as exc:
             raise IntegrityError(h, "transactions", f"replay refused the block: {exc}") from exc
     if got.encode() != header.encode():

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import re
+import resource
+import signal
+import subprocess
+import sys
 import threading
 
 import lmdb
@@ -164,6 +168,28 @@ def test_cli_audit(tmp_path, capsys):
     # Not a ledger: exit status 2, and nothing created there.
     assert main(["audit", str(tmp_path / "nothing")]) == 2
     assert "no ledger" in capsys.readouterr().err and not (tmp_path / "nothing").exists()
+
+
+def test_an_audit_whose_own_replay_cannot_be_written_is_no_verdict(tmp_path):
+    # Regression: the replay ledger (a scratch store in /dev/shm or the temp dir) failing to
+    # write, its disk full, was reported as damage of the healthy ledger audited: exit 1.
+    path = tmp_path / "l"
+    kp = signing.generate("ed25519")
+    with Ledger.open(path) as led:
+        for b in range(5):
+            led.apply_block([Transaction.create(kp, "evidence", "put", {"key": f"k/{b}/{i}", "digest": bytes(32)}, b * 300 + i).encode()
+                             for i in range(300)])  # fmt: skip
+
+    def small_files() -> None:  # the replay ledger may grow to 64 KiB only
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (64 << 10, resource.RLIM_INFINITY))
+
+    audit_ = [sys.executable, "-m", "ledgercore", "audit", str(path)]
+    out = subprocess.run(audit_, capture_output=True, text=True, preexec_fn=small_files, timeout=120)
+    assert out.returncode == 2, out
+    assert out.stderr.startswith(f"ledgercore audit: cannot audit '{path}': cannot write the ledger store at "), out.stderr
+    assert "/replay'" in out.stderr and "files of at most 65536 bytes (RLIMIT_FSIZE)" in out.stderr, out.stderr
+    assert subprocess.run(audit_, capture_output=True, timeout=120).returncode == 0  # the ledger is sound
 
 
 def test_a_contract_that_cannot_be_loaded_is_a_usage_error_not_damage(tmp_path, capsys, monkeypatch):
