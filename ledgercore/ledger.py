@@ -1273,7 +1273,9 @@ class Ledger:
                 runs = [np.frombuffer(v, dtype=np.uint8) for v in cur.iternext(keys=False, values=True)]
             positions, heights = locator.candidates(txids, runs)
             table = self._store.tables["txids"]
-            for h in np.unique(heights[heights <= top]).tolist():
+            # Not np.unique: numpy 2.4 imports numpy.ma on its first call, which opens files (and,
+            # out of file descriptors, raised a bare OSError that stopped a node's admission).
+            for h in sorted(set(heights[heights <= top].tolist())):
                 block_ids = txn.get(height_key(h), db=table)
                 if block_ids is None:  # every block up to the head is stored
                     raise IntegrityError(h, "txids", "missing")

@@ -955,3 +955,23 @@ def test_a_query_may_take_parameters_named_contract_and_method(tmp_path):
     # Ledger.query(contract, method, **args) took them as its own: a bare TypeError.
     with Ledger.open(tmp_path / "l", contracts=[Index()]) as led:
         assert led.query("index", "by", contract="cert", method="issue") == "cert.issue"
+
+
+_OUT_OF_DESCRIPTORS = """
+import os, resource, sys
+from ledgercore import Ledger, Transaction, signing
+kp = signing.generate("ed25519")
+with Ledger.open(sys.argv[1]) as led:
+    tx = Transaction.create(kp, "evidence", "put", {"key": "k", "digest": bytes(32)}, 1)
+    led.apply_block([tx.encode()])
+    in_use = len(os.listdir("/proc/self/fd")) - 1  # less the listing's own
+    resource.setrlimit(resource.RLIMIT_NOFILE, (in_use, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+    print(led.tx_heights([tx.id, bytes(32)]) == {tx.id: 1})
+"""
+
+
+def test_transactions_are_found_with_no_file_descriptor_to_spare(tmp_path):
+    # Regression: the lookup's first np.unique imported numpy.ma (numpy 2.4), which opens files:
+    # out of descriptors, a bare OSError, and a node's admission loop died of it.
+    out = subprocess.run([sys.executable, "-c", _OUT_OF_DESCRIPTORS, str(tmp_path / "l")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and out.stdout == "True\n", out.stderr

@@ -480,6 +480,30 @@ def test_a_leader_does_not_check_again_what_a_follower_sends_again_while_it_hold
     asyncio.run(main())
 
 
+def test_an_admission_check_the_host_cannot_run_now_is_a_retry_not_the_nodes_end(tmp_path):
+    # Regression: an OSError in the admission check (out of file descriptors: numpy opening a
+    # module) ended the admit loop, and the node with it (exit 1).
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        (cfg,) = make_configs(tmp_path, 1)
+        async with running(cfg) as node:
+            await wait_until(lambda: node.is_leader)
+            check = node._check_admission
+
+            def out_of_descriptors(raws, ids):  # type: ignore[no-untyped-def]
+                raise OSError(24, "Too many open files")
+
+            node._check_admission = out_of_descriptors  # type: ignore[method-assign]
+            with pytest.raises(NotReadyError, match=r"cannot check transactions now \(\[Errno 24\] Too many open files\): retry"):
+                await node.submit_many(txs(kp, 1, 5), wait=True)
+            assert (node._queued, node._held_bytes) == (0, 0) and not node.failed.is_set()
+            node._check_admission = check  # type: ignore[method-assign]
+            out = await node.submit_many(txs(kp, 1, 5), wait=True)
+            assert not out.rejected and None not in out.heights
+
+    asyncio.run(main())
+
+
 class _OtherEvidence(Contract):
     """``evidence`` as another version of the code might run it: it stores another record."""
 

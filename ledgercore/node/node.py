@@ -420,7 +420,10 @@ class Node:
         self._stopped.set()
         for w in self._waits:
             if not w.future.done():
-                w.future.set_exception(NotReadyError("the node stopped before the transaction committed"))
+                w.future.set_exception(NotReadyError(
+                    "the node stopped before it saw the transaction commit (it may still commit: a resubmission "
+                    "is answered with its height once it has)"
+                ))
         for point in self._read_points.values():
             if not point.done():
                 point.set_exception(NotReadyError("the node stopped before its read point came"))
@@ -619,7 +622,12 @@ class Node:
                 count += len(batch[-1].raws)
             raws = list(chain.from_iterable(a.raws for a in batch))
             ids = list(chain.from_iterable(a.ids for a in batch))
-            valid, committed = await self._ledger_call(self._check_admission, raws, ids)
+            try:
+                valid, committed = await self._ledger_call(self._check_admission, raws, ids)
+            except OSError as exc:  # out of file descriptors or memory for now: not the node's end
+                log.warning("node %s: cannot check %d transactions for admission: %s", self.config.id, len(raws), exc)
+                self._drop_admissions(batch, NotReadyError(f"cannot check transactions now ({exc}): retry"))
+                continue
             bad = np.flatnonzero(~valid)
             at = 0
             for a in batch:
@@ -648,6 +656,15 @@ class Node:
             self._settle(committed, None)  # committed before: their receipts are read only if waited for
             if added and not self.is_leader:
                 self._forward(list(islice(reversed(self._mempool.keys()), added))[::-1])
+
+    def _drop_admissions(self, batch: list[_Admission], why: NotReadyError) -> None:
+        """Admissions given up: no longer held, their submitters told ``why`` (a follower whose
+        forward this was sends it again)."""
+        for a in batch:
+            if a.done is not None and not a.done.done():
+                a.done.set_exception(why)
+            self._held_bytes -= a.size
+            self._queued -= len(a.raws)
 
     def _check_admission(self, raws: list[bytes], ids: list[bytes]) -> tuple[np.ndarray, dict[bytes, int]]:
         """Signature check of a batch of decodable transactions, and which are committed already."""
