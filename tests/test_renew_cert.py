@@ -122,3 +122,31 @@ def test_renew_cert_with_an_expired_ca_says_a_new_ca_is_needed(tmp_path: Path, c
         err = capsys.readouterr().err
         assert err.startswith("ledgercore renew-cert: the CA certificate expired on ") and "a new consortium CA is needed" in err, err
     assert layout.configs[0].tls.cert.read_bytes() == before  # nothing written
+
+
+def test_renew_cert_that_cannot_write_both_files_keeps_the_old_pair(tmp_path: Path) -> None:
+    # Regression: the key was written, then the certificate; out of room for the certificate (a
+    # full disk), the old key was gone and the new one did not match: the node could not start.
+    import hashlib
+    import resource
+    import signal
+    import subprocess
+    import sys
+
+    layout = init_cluster(tmp_path, 1, base_port=free_base_port(2))
+    cfg = layout.configs[0]
+    digests = lambda: [hashlib.sha256(p.read_bytes()).digest() for p in (cfg.tls.key, cfg.tls.cert)]  # noqa: E731
+    before = digests()
+    limit = (cfg.tls.key.stat().st_size + cfg.tls.cert.stat().st_size) // 2  # a key fits, a certificate not
+
+    def small_files() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, resource.RLIM_INFINITY))
+
+    out = subprocess.run([sys.executable, "-m", "ledgercore", "renew-cert", "--dir", str(tmp_path), "--node", cfg.id],
+                         capture_output=True, text=True, preexec_fn=small_files, timeout=60)  # fmt: skip
+    assert out.returncode == 2 and out.stderr.startswith(f"ledgercore renew-cert: [Errno 27] cannot write {cfg.tls.key} and "), out
+    assert out.stderr.rstrip().endswith("File too large; the old ones are kept"), out.stderr
+    assert digests() == before
+    cfg.tls.check_node(cfg.id)  # the pair still matches
+    assert not [p for p in cfg.tls.key.parent.iterdir() if p.name.endswith(".tmp")]

@@ -17,6 +17,7 @@ OpenSSL build has no 1.3).
 
 from __future__ import annotations
 
+import contextlib
 import datetime as _dt
 import ipaddress
 import os
@@ -349,38 +350,43 @@ def issue_client_certificate(
 # Files
 
 
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    """Write ``data`` to ``path`` via a temp file created with ``mode``, fsync'd, then renamed, so
-    a reader never sees a half-written key and the key is never briefly world-readable."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _write_atomic(*files: tuple[Path, bytes, int]) -> None:
+    """Writes each ``(path, data, mode)`` to a temp file created with ``mode`` and fsync'd, then
+    renames them all into place: a reader never sees a half-written file, a key is never briefly
+    world-readable, and a failure while writing (a full disk) leaves every old file as it was, so
+    a key and its certificate never part. Only a crash between the renames could."""
+    staged: list[str] = []
     try:
-        os.fchmod(fd, mode)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
+        for path, data, mode in files:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+            staged.append(tmp)
+            with os.fdopen(fd, "wb") as f:
+                os.fchmod(f.fileno(), mode)
+                f.write(data)
+                f.flush()
+                os.fsync(f.fileno())
+        for tmp, (path, _, _) in zip(staged, files):
+            os.replace(tmp, path)
     except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
+        for tmp in staged:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp)
         raise
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    for parent in dict.fromkeys(path.parent for path, _, _ in files):
+        dfd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
 
 
 def write_credentials(
     creds: Credentials, cert_path: PathLike, key_path: PathLike, *, password: bytes | None = None
 ) -> None:
     """Write the certificate (mode 0644) and private key (mode 0600, encrypted if ``password``)
-    as PEM, each atomically."""
-    _write_atomic(Path(key_path), creds.key_pem(password), 0o600)
-    _write_atomic(Path(cert_path), creds.cert_pem(), 0o644)
+    as PEM, the two together (:func:`_write_atomic`)."""
+    _write_atomic((Path(key_path), creds.key_pem(password), 0o600), (Path(cert_path), creds.cert_pem(), 0o644))
 
 
 def _check_key_file_mode(path: Path) -> None:
@@ -535,8 +541,9 @@ def write_tls_files(
     """Write ``ca.crt``, ``<stem>.crt`` and ``<stem>.key`` (0600) into ``directory``: everything a
     node needs, and not the CA's private key."""
     files = TLSFiles.in_dir(directory, stem=stem)
-    _write_atomic(files.ca_cert, ca.cert_pem(), 0o644)
-    write_credentials(creds, files.cert, files.key)
+    _write_atomic(
+        (files.ca_cert, ca.cert_pem(), 0o644), (files.key, creds.key_pem(), 0o600), (files.cert, creds.cert_pem(), 0o644)
+    )
     return files
 
 

@@ -3,8 +3,8 @@
 Node certificates from ``init-cluster`` are valid for a year; a node refuses to start on an
 expired one, and its peers refuse it. This issues a fresh key and certificate from the
 consortium CA (``D/ca.crt``, ``D/ca.key``) for one node of ``D/cluster.json``, with the same
-names (node id, its host), and writes them over the node's files atomically. The node takes them
-at its next start.
+names (node id, its host), and writes them over the node's files, the two together (a failure
+keeps the old pair). The node takes them at its next start.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ def renew_certificate(directory: str | Path, node_id: str, *, days: int = 365) -
     cfg = NodeConfig.load(entry["config"])
     ca = pki.load_credentials(d / "ca.crt", d / "ca.key")
     creds = pki.issue_node_certificate(ca, cfg.id, hosts=cfg.hosts, validity=dt.timedelta(days=days))
-    pki.write_credentials(creds, cfg.tls.cert, cfg.tls.key)
+    _write(creds, cfg.tls)
     cfg.tls.check_node(cfg.id)
     return cfg.tls
 
@@ -57,9 +57,17 @@ def renew_client_certificate(directory: str | Path, *, days: int = 365) -> pki.T
     except (CertificateFileError, PeerIdentityError):
         name = "client"  # the certificate is gone or unreadable: the name init-cluster gives
     creds = pki.issue_client_certificate(ca, name, validity=dt.timedelta(days=days))
-    pki.write_credentials(creds, tls.cert, tls.key)
+    _write(creds, tls)
     tls.check_client()
     return tls
+
+
+def _write(creds: pki.Credentials, tls: pki.TLSFiles) -> None:
+    """Writes the new key and certificate over ``tls``'s, the two together (or neither)."""
+    try:
+        pki.write_credentials(creds, tls.cert, tls.key)
+    except OSError as exc:  # a full disk, say: say that nothing was replaced
+        raise OSError(exc.errno, f"cannot write {tls.key} and {tls.cert}: {exc.strerror or exc}; the old ones are kept") from exc
 
 
 def _run(args: argparse.Namespace) -> int:
