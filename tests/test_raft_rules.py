@@ -137,6 +137,11 @@ def test_only_its_leader_makes_a_follower_campaign_at_once() -> None:
     assert (n.state, n.lead, n.term) == (StateType.FOLLOWER, 1, 2)
     n.step(MsgTimeoutNow(frm=1, to=2, term=2))
     assert (n.state, n.term) == (StateType.CANDIDATE, 3)
+    # Restarted, it knows no leader yet: the leader's hand-off (it saw this node's whole log
+    # acked before the restart) is taken, else the transfer would hang until it timed out.
+    n, s = _node(nid=2)
+    n.step(MsgTimeoutNow(frm=1, to=2, term=1))
+    assert (n.state, n.term) == (StateType.CANDIDATE, 2)
 
 
 def test_a_snapshot_replaces_entries_not_yet_persisted() -> None:

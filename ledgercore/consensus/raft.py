@@ -848,7 +848,9 @@ class RaftNode:
             else:
                 self._send(MsgTransferLeader(frm=self.id, to=self.lead, transferee=m.transferee))
         elif isinstance(m, MsgTimeoutNow):
-            if m.frm != self.lead:  # only the leader hands its leadership on
+            # Only the leader hands its leadership on (or one this node has not heard from since it
+            # restarted: a leader sends this only to a follower that acked its whole log).
+            if self.lead not in (NONE, m.frm):
                 self._info("%d [term %d] ignored MsgTimeoutNow from %d: not its leader %d",
                            self.id, self.term, m.frm, self.lead)
                 return

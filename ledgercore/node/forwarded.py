@@ -63,7 +63,8 @@ class Forwarded:
                 pop_keys(rnd, txids)
 
     def restart(self, now: float) -> list[bytes]:
-        """Every id held, oldest first, now sent again as if for the first time (to a new leader)."""
+        """Every id held, in the order they were last sent, now sent again as if for the first time
+        (to a new leader)."""
         held = sorted((t for r in self._rounds for t in r.items()), key=lambda item: item[1])
         for rnd in self._rounds:
             rnd.clear()

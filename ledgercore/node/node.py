@@ -162,18 +162,17 @@ def sync_peer(
     peers: Sequence[str], refused: Container[str], leader: str | None, last: str | None, move_on: bool
 ) -> str | None:
     """The one peer a node catching up asks for blocks this round (asking more, it would use one
-    answer and find the others stale): ``last`` again if its answer applied blocks (not
-    ``move_on``) and it is not refused; else the leader, when known, not refused, and not
-    ``last`` moved on from (its round timed out, or its answer applied nothing); else the next
-    peer after ``last`` in ``peers`` not refused. None when all are.
+    answer and find the others stale): first the leader, when known and not refused; then
+    ``last`` again while its answers apply blocks (not ``move_on``); else the next peer after
+    ``last`` in ``peers`` not refused, so every peer is asked in turn. None when all are refused.
 
     A node catching up does not step Raft meanwhile, so the leader it knows is the one it knew
-    when it began: a leader that died then would be asked for ever, and the node, kept from
-    voting, could leave the survivors without a quorum."""
+    when it began: one that died then must be moved on from like any peer, or the node, kept
+    from voting, could leave the survivors without a quorum."""
+    if last is None and leader is not None and leader not in refused:
+        return leader
     if last is not None and not move_on and last not in refused:
         return last
-    if leader is not None and leader not in refused and not (move_on and last == leader):
-        return leader
     after = peers.index(last) + 1 if last in peers else 0
     return next((p for p in [*peers[after:], *peers[:after]] if p not in refused), None)
 
@@ -299,8 +298,11 @@ class Node:
         # config.mempool_bytes (transactions are up to 1 MB each, so a count alone bounds nothing).
         self._held_bytes = 0
         self._queued = 0  # transactions queued for admission: held too, counted against mempool_limit
+        self._settled_in_check: dict[bytes, int] | None = None  # see _admit_loop
         self._forwarded = Forwarded(_REFORWARD_S, _REFORWARD_MAX_S)  # what a follower sent on, not yet committed
-        self._forwarded_to: str | None = None  # the leader it was sent to
+        # The leader it was sent to, and its term: a leader that restarted and won again has lost
+        # what it held as surely as a new one.
+        self._forwarded_to: tuple[str, int] | None = None
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
         self._proposed_blocks = 0  # blocks in this leader's log past what it applied
@@ -562,9 +564,12 @@ class Node:
         """A committed block's transactions settled, their waiters told their heights and which
         failed (from the block's receipts: no ledger read). Without pools or waiters (a follower no
         client submits to) there is nothing to settle, and no map of its 10k ids is built."""
-        if self._mempool or self._proposed or self._forwarded or self._waits:
+        checking = self._settled_in_check
+        if self._mempool or self._proposed or self._forwarded or self._waits or checking is not None:
             txids = blk.txids
             heights = dict.fromkeys(txids, blk.height)
+            if checking is not None:
+                checking.update(heights)
             self._settle(heights, _failures(blk, txids, len(heights)) if self._waits else {})
 
     def _held_count(self) -> int:
@@ -622,12 +627,20 @@ class Node:
                 count += len(batch[-1].raws)
             raws = list(chain.from_iterable(a.raws for a in batch))
             ids = list(chain.from_iterable(a.ids for a in batch))
+            # Blocks applied while the batch is checked are settled before it joins the pools: what
+            # they hold of it is gathered here, else it would join after its own commit and stay.
+            settled: dict[bytes, int] = {}
+            self._settled_in_check = settled
             try:
                 valid, committed = await self._ledger_call(self._check_admission, raws, ids)
             except OSError as exc:  # out of file descriptors or memory for now: not the node's end
                 log.warning("node %s: cannot check %d transactions for admission: %s", self.config.id, len(raws), exc)
                 self._drop_admissions(batch, NotReadyError(f"cannot check transactions now ({exc}): retry"))
                 continue
+            finally:
+                self._settled_in_check = None
+            if settled.keys() & ids:
+                committed = {**committed, **{t: settled[t] for t in settled.keys() & ids}}
             bad = np.flatnonzero(~valid)
             at = 0
             for a in batch:
@@ -682,7 +695,7 @@ class Node:
         if not self._forwarded:
             self._cut_wake.set()  # the cut loop may sleep block_ms: it is to wake in _REFORWARD_S
         leader = self._leader_name()
-        if leader is None or leader != self._forwarded_to:
+        if leader is None or (leader, self.raft.term) != self._forwarded_to:
             self._unforwarded = True  # sent once a leader is known, with everything else held
             if leader is not None:
                 self._reforward()
@@ -703,8 +716,8 @@ class Node:
         if leader is None:
             return
         now = time.monotonic()
-        if leader != self._forwarded_to:
-            self._forwarded_to = leader
+        if (leader, self.raft.term) != self._forwarded_to:
+            self._forwarded_to = (leader, self.raft.term)
             again = self._forwarded.restart(now)
         else:
             again = self._forwarded.due(now)
@@ -878,8 +891,6 @@ class Node:
         them again (``_REFORWARD_S``), so they wait there instead of here. Those it holds already
         (a follower sends again what has not committed in a while) are dropped before their
         signatures are checked again."""
-        if not self._has_room(len(raws), sum(map(len, raws))):
-            return
         try:
             ids = self._txids(raws)
         except DecodeError:
@@ -890,9 +901,9 @@ class Node:
         held = (self._mempool.keys() & ids) | (self._proposed.keys() & ids)
         if held:
             raws, ids = [r for r, t in zip(raws, ids) if t not in held], [t for t in ids if t not in held]
-            if not raws:
-                return
-        self._queue_admission(_Admission(raws, ids, None, sum(map(len, raws))))
+        size = sum(map(len, raws))
+        if raws and self._has_room(len(raws), size):
+            self._queue_admission(_Admission(raws, ids, None, size))
 
     def _decodes(self, raw: bytes) -> bool:
         try:
