@@ -12,6 +12,7 @@ import os
 import resource
 import shutil
 import struct
+from collections.abc import Callable
 
 import lmdb
 
@@ -115,38 +116,47 @@ def write_failure(directory: str | os.PathLike[str], exc: lmdb.Error) -> str:
 LOW_SPACE = 64 << 20
 """Free bytes under which a failed write's message says how much room the disk has left."""
 
-LOCK_FILE_SIZE = 1 << 16
+LOCK_FILE_SIZE = 9 << 12
 """Bytes of ``lock.mdb`` given real blocks before LMDB maps it: its reader table with 512 slots
-(the ledger store's) takes some 32 KiB."""
+(the ledger store's) is 32,896 bytes, nine 4 KiB pages."""
 
 _FALLOC_FL_KEEP_SIZE = 1
+_NO_ROOM = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)
 
 
 def reserve_lock_file(directory: str | os.PathLike[str]) -> None:
-    """Gives ``directory``'s ``lock.mdb`` real blocks before LMDB maps it. LMDB sizes it by
+    """Gives ``directory``'s ``lock.mdb`` real blocks before LMDB maps it. LMDB sizes a new one by
     truncating (a hole) and writes it through a shared mapping: on a full disk that is a SIGBUS
     that kills the process with no message, where this is an ``OSError`` (ENOSPC). The blocks are
     reserved past the file's end, its size left alone: LMDB takes a bigger file's size for a
-    bigger reader table. Linux only (``fallocate``); elsewhere, or where the filesystem cannot,
-    nothing is reserved."""
-    fallocate = getattr(_libc(), "fallocate", None)
+    bigger reader table. Best effort: where ``fallocate`` is missing (not Linux) or fails for any
+    reason but a lack of room, nothing is reserved; and a lock file that exists already (its
+    first pages written, as LMDB left it) is opened as before, room or not."""
+    fallocate = _fallocate()
     if fallocate is None:
         return
-    fd = os.open(os.path.join(os.fspath(directory), "lock.mdb"), os.O_RDWR | os.O_CREAT, 0o644)
+    path = os.path.join(os.fspath(directory), "lock.mdb")
+    existed = os.path.exists(path)
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         if os.fstat(fd).st_blocks * 512 >= LOCK_FILE_SIZE:
             return
-        if fallocate(fd, _FALLOC_FL_KEEP_SIZE, ctypes.c_int64(0), ctypes.c_int64(LOCK_FILE_SIZE)) != 0:
+        if fallocate(fd, _FALLOC_FL_KEEP_SIZE, 0, LOCK_FILE_SIZE) != 0:
             err = ctypes.get_errno()
-            if err not in (errno.EOPNOTSUPP, errno.ENOSYS):
-                raise OSError(err, os.strerror(err), os.path.join(os.fspath(directory), "lock.mdb"))
+            if err in _NO_ROOM and not existed:
+                raise OSError(err, os.strerror(err), path)
     finally:
         os.close(fd)
 
 
 @functools.cache
-def _libc() -> ctypes.CDLL:
-    return ctypes.CDLL(None, use_errno=True)
+def _fallocate() -> Callable[[int, int, int, int], int] | None:
+    """libc's ``fallocate64`` (64-bit offsets on every Linux), or None."""
+    fn = getattr(ctypes.CDLL(None, use_errno=True), "fallocate64", None)
+    if fn is not None:
+        fn.argtypes = (ctypes.c_int, ctypes.c_int, ctypes.c_int64, ctypes.c_int64)
+        fn.restype = ctypes.c_int
+    return fn
 
 
 def _fsync(path: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
@@ -147,10 +148,8 @@ def test_a_damaged_meta_record_or_key_is_a_typed_error(
         DurableStorage(tmp_path)
 
 
-_FULL_DISK = """
-import os, resource, signal, sys
-signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is EFBIG, as on a full disk
-resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+_MAKE_STORES = """
+import os, sys
 from ledgercore import Ledger
 from ledgercore.errors import LedgerError
 from ledgercore.node.raft_store import DurableStorage
@@ -161,6 +160,11 @@ for name, make in (("ledger", Ledger.open), ("raft", DurableStorage)):
     except LedgerError as exc:
         print(name, type(exc).__name__, exc)
 """
+_FULL_DISK = """
+import resource, signal
+signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit is EFBIG, as on a full disk
+resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+""" + _MAKE_STORES
 
 
 def test_a_store_made_where_the_disk_is_full_is_a_typed_error(tmp_path: Path) -> None:
@@ -173,6 +177,36 @@ def test_a_store_made_where_the_disk_is_full_is_a_typed_error(tmp_path: Path) ->
     assert ledger.startswith(f"ledger StoreError cannot open ledger store at '{tmp_path / 'ledger'}': "), ledger
     assert raft.startswith(f"raft RaftStoreError cannot open the raft log at '{tmp_path / 'raft'}': "), raft
     assert all(("No space" in line or "too large" in line) for line in (ledger, raft)), out.stdout
+
+
+_FILL = """
+import os, sys
+with open(sys.argv[1] + "/fill", "wb", buffering=0) as f:
+    try:
+        while True:
+            f.write(bytes(4096))
+    except OSError:
+        pass
+os.truncate(sys.argv[1] + "/fill", max(0, os.path.getsize(sys.argv[1] + "/fill") - int(sys.argv[2])))
+"""
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"), reason="a full tmpfs needs root and unshare")
+@pytest.mark.parametrize("free", [0, 8192, 16384, 32768])
+def test_a_store_made_on_a_really_full_filesystem_is_a_typed_error_not_a_sigbus(tmp_path: Path, free: int) -> None:
+    # Regression: LMDB's lock file is a hole written through a shared mapping: on a full
+    # filesystem, making a ledger or a Raft log killed the process with SIGBUS (exit 135).
+    mnt = tmp_path / "mnt"
+    mnt.mkdir()
+    script = (f"mount -t tmpfs -o size=4m tmpfs {mnt} && {sys.executable} -c \"$FILL\" {mnt} {free} && "
+              f"{sys.executable} -c \"$MAKE\" {mnt}")  # fmt: skip
+    env = {**os.environ, "FILL": _FILL, "MAKE": _MAKE_STORES}
+    out = subprocess.run(["unshare", "-m", "sh", "-c", script], capture_output=True, text=True, env=env, timeout=60)
+    if "mount" in out.stderr and out.returncode != 0 and "Traceback" not in out.stderr:
+        pytest.skip(f"cannot mount a tmpfs here: {out.stderr.strip()}")
+    assert out.returncode == 0, out
+    for line in out.stdout.splitlines():
+        assert line.endswith("opened") or "No space left on device" in line, out.stdout
 
 
 def test_an_emptied_or_truncated_store_is_refused_not_reset_or_fatal(tmp_path: Path) -> None:
