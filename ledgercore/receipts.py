@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,31 +46,35 @@ def encode_receipts(count: int, errors: dict[int, str], events: list[tuple[int, 
     return encode_value([count, [[i, errors[i]] for i in sorted(errors)], [list(e) for e in events]])
 
 
-def _stored(data: bytes, height: int, tx_count: int) -> tuple[dict[int, str], list[tuple[int, str, bytes]]]:
-    """The failures and events of block ``height``'s stored receipts, checked against its header:
-    stored bytes of any other shape are store damage (IntegrityError), never a bare error or a
-    receipt moved onto another transaction."""
+def _stored(data: bytes, height: int, tx_count: int) -> tuple[dict[int, str], Any]:
+    """The failures of block ``height``'s stored receipts, checked against its header, and their
+    events as stored: bytes of any other shape are store damage (IntegrityError), never a bare
+    error or a failure moved onto another transaction."""
     try:
         decoded: Any = decode_value(data)
         count, failures, events = decoded
         failed = {i: error for i, error in failures}
-        emitted = [(i, name, payload) for i, name, payload in events]
     except (LedgerError, TypeError, ValueError) as exc:
         raise IntegrityError(height, "receipts", f"do not decode: {exc}") from exc
     if count != tx_count:
         raise IntegrityError(height, "receipts", f"cover {count} transactions, the block has {tx_count}")
-    kinds = {(type(i), type(e)) for i, e in failed.items()} | {(type(i), type(n)) for i, n, _ in emitted}
-    positions = [*failed, *(i for i, _, _ in emitted)]
-    if kinds - {(int, str)} or any(type(p) is not bytes for _, _, p in emitted) or (
-        positions and not 0 <= min(positions) <= max(positions) < count
-    ):
-        raise IntegrityError(height, "receipts", "hold a failure or event that is not for one of the block's transactions")
-    return failed, emitted
+    _check_positions(height, failed.items(), count, "a failure")
+    if len(failed) != len(failures):
+        raise IntegrityError(height, "receipts", "hold two failures for one transaction")
+    return failed, events
+
+
+def _check_positions(height: int, items: Collection[tuple[Any, Any]], count: int, what: str) -> None:
+    """Each ``(position, str)`` names one of the block's ``count`` transactions."""
+    kinds = {(type(i), type(v)) for i, v in items}
+    if kinds - {(int, str)} or (kinds and not all(0 <= i < count for i, _ in items)):
+        raise IntegrityError(height, "receipts", f"hold {what} that is not for one of the block's transactions")
 
 
 def count_failures(data: bytes, height: int, tx_count: int) -> int:
-    """How many transactions of block ``height`` failed, its stored receipts checked."""
-    return len(_stored(data, height, tx_count)[0])
+    """How many transactions of block ``height`` failed, its stored receipts checked whole (the
+    audit's count: events too)."""
+    return sum(not r.ok for r in decode_receipts(data, height, tx_count))
 
 
 def decode_failures(data: bytes, height: int, tx_count: int) -> dict[int, str]:
@@ -80,7 +85,14 @@ def decode_failures(data: bytes, height: int, tx_count: int) -> dict[int, str]:
 
 def decode_receipts(data: bytes, height: int, tx_count: int) -> list[Receipt]:
     """Every receipt of block ``height``, from its stored receipts."""
-    failed, events = _stored(data, height, tx_count)
+    failed, stored_events = _stored(data, height, tx_count)
+    try:
+        events = [(i, name, payload) for i, name, payload in stored_events]
+    except (TypeError, ValueError) as exc:
+        raise IntegrityError(height, "receipts", f"do not decode: {exc}") from exc
+    _check_positions(height, [(i, name) for i, name, _ in events], tx_count, "an event")
+    if any(type(payload) is not bytes for _, _, payload in events):
+        raise IntegrityError(height, "receipts", "hold an event whose data is not bytes")
     by_index: dict[int, list[tuple[str, bytes]]] = {}
     for i, name, payload in events:
         by_index.setdefault(i, []).append((name, payload))
