@@ -66,8 +66,13 @@ def _write(creds: pki.Credentials, tls: pki.TLSFiles) -> None:
     """Writes the new key and certificate over ``tls``'s, the two together (or neither)."""
     try:
         pki.write_credentials(creds, tls.cert, tls.key)
-    except OSError as exc:  # a full disk, say: say that nothing was replaced
-        raise OSError(exc.errno, f"cannot write {tls.key} and {tls.cert}: {exc.strerror or exc}; the old ones are kept") from exc
+    except OSError as exc:  # a full disk, say: what is on disk now?
+        try:
+            replaced = tls.key.read_bytes() == creds.key_pem()
+        except OSError:
+            replaced = True  # unknown: never claim the old pair is whole
+        after = "the key may be new and the certificate old: run this again" if replaced else "the old ones are kept"
+        raise OSError(exc.errno, f"cannot write {tls.key} and {tls.cert}: {exc.strerror or exc}; {after}") from exc
 
 
 def _run(args: argparse.Namespace) -> int:
