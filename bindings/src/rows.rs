@@ -5,7 +5,7 @@ use numpy::{PyReadonlyArray2, PyUntypedArrayMethods};
 use pyo3::conversion::FromPyObjectOwned;
 use pyo3::exceptions::PyTypeError;
 use pyo3::prelude::*;
-use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PyString};
+use pyo3::types::{PyByteArray, PyBytes, PyMemoryView, PySequence, PyString};
 
 use crate::errors::{malformed, type_name};
 
@@ -111,14 +111,15 @@ fn capacity_hint(obj: &Bound<'_, PyAny>) -> usize {
 }
 
 /// A sequence argument read item by item, for the arguments PyO3 would extract as a `Vec`: its
-/// extraction reserves room for as many items as `len()` claims.
+/// extraction reserves room for as many items as `len()` claims. A sequence, as there: an
+/// unordered `set` or `dict` would pair its items with another argument's in no given order.
 pub struct Seq<T>(pub Vec<T>);
 
 impl<'a, 'py, T: FromPyObjectOwned<'py>> FromPyObject<'a, 'py> for Seq<T> {
     type Error = PyErr;
 
     fn extract(obj: Borrowed<'a, 'py, PyAny>) -> PyResult<Self> {
-        if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() {
+        if obj.is_instance_of::<PyString>() || obj.is_instance_of::<PyBytes>() || obj.cast::<PySequence>().is_err() {
             return Err(PyTypeError::new_err(format!("expected a sequence, got {}", type_name(&obj))));
         }
         let mut items = Vec::with_capacity(capacity_hint(&obj));
