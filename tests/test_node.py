@@ -933,6 +933,21 @@ def test_catching_up_stops_when_no_peer_serves_a_block_that_follows(tmp_path):
     asyncio.run(main())
 
 
+def test_a_node_stops_though_its_cut_loop_is_woken_as_it_is_cancelled(tmp_path):
+    # Regression: asyncio.wait_for (before Python 3.12) returns the awaited result, swallowing the
+    # cancellation, when both come in one turn of the loop: a follower's forward woke its cut loop
+    # just as the node stopped, the loop ran on, and stop() waited for it for ever.
+    async def main() -> None:
+        (cfg,) = make_configs(tmp_path, 1)
+        node = Node(cfg)
+        await node.start()
+        await asyncio.sleep(0.1)  # the cut loop waits to be woken
+        node._cut_wake.set()
+        await asyncio.wait_for(node.stop(), 10)
+
+    asyncio.run(main())
+
+
 def test_a_nodes_data_directory_is_its_own_to_read(tmp_path):
     # Regression: it was made 0755 (the ledger files 0644): any user of the host could read it.
     async def main() -> None:
