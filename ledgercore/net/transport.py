@@ -52,6 +52,7 @@ from ledgercore.net.errors import (
 )
 from ledgercore.net.pki import TLSFiles, peer_node_id, validate_node_id
 from ledgercore.net.tls_accept import accept_tls, cancel_all, describe, listen
+from ledgercore.waits import at_most
 
 __all__ = [
     "DEFAULT_MAX_FRAME_SIZE",
@@ -803,7 +804,7 @@ class Transport:
         host, port = peer.address
         lim = self.limits
         try:
-            reader, writer = await asyncio.wait_for(
+            connected = await at_most(
                 asyncio.open_connection(
                     host, port, ssl=self._client_ssl, server_hostname=peer.id,
                     ssl_handshake_timeout=lim.handshake_timeout, limit=_READ_LIMIT),
@@ -812,6 +813,9 @@ class Transport:
         except ssl.SSLError as e:
             raise HandshakeError(f"TLS handshake with {peer.id} at {host}:{port} failed: {e}") \
                 from e
+        if connected is None:
+            raise asyncio.TimeoutError()  # as wait_for raised: the dial loop backs off and dials again
+        reader, writer = connected
         try:
             # Hostname verification already matched the SAN; the CN must agree as well.
             got = peer_node_id(writer.get_extra_info("ssl_object"))

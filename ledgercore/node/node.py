@@ -34,7 +34,7 @@ import random
 import struct
 import time
 from collections import OrderedDict, deque
-from collections.abc import Awaitable, Callable, Container, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
@@ -69,6 +69,7 @@ from ..errors import (
 from ..ledger import Block, BlockInput, CheckedBlock, Ledger, split_ids
 from ..net.transport import DEFAULT_MAX_FRAME_SIZE, Transport
 from ..transaction import now_ms
+from ..waits import at_most
 from .config import NodeConfig
 from .forwarded import Forwarded, pop_keys
 from .peer_warnings import PeerWarnings
@@ -278,19 +279,6 @@ def _chunks(items: Sequence[bytes], budget: int = _FRAME_PAYLOAD) -> Iterator[Se
 def _take(pool: dict[bytes, bytes], keys: Iterable[bytes]) -> int:
     """Removes ``keys`` from a pool of raw transactions where present; the bytes removed."""
     return sum(map(len, filter(None, map(pool.pop, keys, repeat(b"")))))
-
-
-async def _at_most(aw: Awaitable[_T], timeout: float) -> _T | None:
-    """``aw``'s result, or None once ``timeout`` passes (``aw`` then cancelled). Not
-    ``asyncio.wait_for``: before Python 3.12 it swallows a cancellation that comes as ``aw``
-    finishes, and a stopping node's loop whose wake-up came at that moment ran on for ever."""
-    task = asyncio.ensure_future(aw)
-    try:
-        await asyncio.wait((task,), timeout=timeout)
-    finally:
-        if not task.done():
-            task.cancel()
-    return task.result() if task.done() and not task.cancelled() else None
 
 
 class Node:
@@ -755,7 +743,7 @@ class Node:
             wait = cfg.block_ms / 1000 if since is None else max(0.0, since + cfg.block_ms / 1000 - time.monotonic())
             if not self.is_leader and (self._forwarded or self._unforwarded):
                 wait = min(wait, _REFORWARD_S)  # what the leader has not committed is sent on in time
-            await _at_most(self._cut_wake.wait(), wait)
+            await at_most(self._cut_wake.wait(), wait)
             self._cut_wake.clear()
             if not self.is_leader:
                 self._reforward()
@@ -1278,7 +1266,7 @@ class Node:
             # below the head) and, unless empty, the round waits on for the answer to this one.
             deadline = time.monotonic() + _SYNC_WAIT_S
             while self.ledger.height < target and (wait := deadline - time.monotonic()) > 0:
-                answer = await _at_most(self._sync_inbox.get(), wait)
+                answer = await at_most(self._sync_inbox.get(), wait)
                 if answer is None:
                     break
                 peer, bodies = answer
