@@ -181,6 +181,108 @@ def test_a_lagging_node_catches_up_by_snapshot_after_compaction(tmp_path):
     asyncio.run(main())
 
 
+@pytest.fixture
+def sync_answers_held(monkeypatch):
+    """Peers serve no blocks to a node catching up until the event this returns (made in the
+    test's loop) is set: an install that takes as long as a test needs."""
+    answer_sync = Node._answer_sync
+    released: list[asyncio.Event] = []
+
+    async def held_back(self: Node, peer: str, body: bytes) -> None:
+        await released[0].wait()
+        await answer_sync(self, peer, body)
+
+    monkeypatch.setattr(Node, "_answer_sync", held_back)
+
+    def release_event() -> asyncio.Event:
+        released.append(asyncio.Event())
+        return released[0]
+
+    return release_event
+
+
+async def start_a_node_installing_a_snapshot(cfgs: list[NodeConfig], kp: signing.KeyPair) -> tuple[list[Node], int, int, int]:
+    """Three started nodes, one of them (a follower that was down while the others committed
+    and compacted) installing a snapshot: the nodes, and the leader's, the installing node's
+    and the other node's positions."""
+    nodes = [Node(c) for c in cfgs]
+    try:
+        for n in nodes:
+            await n.start()
+        await wait_until(lambda: leader_known(nodes))
+        lead = next(i for i, n in enumerate(nodes) if n.is_leader)
+        lagging, other = (i for i in range(3) if i != lead)
+        await nodes[lagging].stop()
+        # More blocks than the transport keeps queued for a peer that is down (it would get
+        # those as appends), and past the leader's compacted log: the rest comes by snapshot.
+        for start in range(1, 501, 100):
+            await nodes[lead].submit_many(txs(kp, start, 100), wait=True)
+        assert nodes[lead].storage.first_index() > 80
+        nodes[lagging] = Node(cfgs[lagging])
+        await nodes[lagging].start()
+        await wait_until(lambda: nodes[lagging]._catching_up)
+    except BaseException:
+        for n in nodes:
+            await n.stop()
+        raise
+    return nodes, lead, lagging, other
+
+
+@pytest.mark.parametrize("goes", ["the other follower", "the leader"])
+def test_a_node_installing_a_snapshot_still_acknowledges_and_votes(tmp_path, sync_answers_held, goes):
+    # Regression: a snapshot's install (fetching the blocks up to it) ran under the Raft lock, so
+    # the node neither acknowledged appends nor voted until it ended: with one more node of three
+    # down (a rolling restart), the cluster committed nothing, or elected no one, all that time.
+    async def main() -> None:
+        released = sync_answers_held()
+        kp = signing.generate("ed25519")
+        nodes, lead, lagging, other = await start_a_node_installing_a_snapshot(make_configs(tmp_path, 3, snapshot_every=8, block_txs=5), kp)
+        try:
+            gone = other if goes == "the other follower" else lead
+            await nodes[gone].stop()
+            live = [nodes[i] for i in range(3) if i != gone]
+            await wait_until(lambda: leader_known(live))
+            assert not nodes[lagging].is_leader  # it could not apply what it commits
+            await next(n for n in live if n.is_leader).submit_many(txs(kp, 501, 1), wait=False)
+            applies = nodes[other if gone == lead else lead]  # the live node that is not installing
+            await wait_until(lambda: applies.ledger.get("evidence", "k/501") is not None)
+            assert nodes[lagging]._catching_up  # committed with its acknowledgement, not after its install
+            released.set()
+            await wait_until(lambda: same_chain(live), timeout=30)
+            assert nodes[lagging].ledger.get("evidence", "k/501") is not None
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())
+
+
+def test_a_node_installing_a_snapshot_appends_a_bounded_log_meanwhile(tmp_path, sync_answers_held, monkeypatch):
+    # What commits during an install waits in the node's log, in memory: past the bound, the
+    # node stops taking appends until its install ends (the leader keeps them for it).
+    monkeypatch.setattr(node_module, "_HELD_LOG_BYTES", 1)
+
+    async def main() -> None:
+        released = sync_answers_held()
+        kp = signing.generate("ed25519")
+        nodes, lead, lagging, _ = await start_a_node_installing_a_snapshot(make_configs(tmp_path, 3, snapshot_every=8, block_txs=5), kp)
+        try:
+            await nodes[lead].submit_many(txs(kp, 501, 5), wait=True)  # one block: past the bound
+            held_at = nodes[lagging].raft.log.last_index()
+            for start in range(506, 526, 5):
+                await nodes[lead].submit_many(txs(kp, start, 5), wait=True)
+            assert nodes[lagging].raft.log.last_index() == held_at
+            assert nodes[lead].raft.log.last_index() >= held_at + 4
+            released.set()
+            await wait_until(lambda: same_chain(nodes), timeout=30)
+            assert nodes[lagging].ledger.get("evidence", "k/525") is not None
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())
+
+
 def test_a_snapshot_names_the_block_at_its_own_index_though_a_block_commits_while_it_is_made(tmp_path, monkeypatch):
     # Regression: _maybe_compact read the ledger's head twice, and the apply worker may commit
     # between the reads: a snapshot at index S then named a block committed past S, and a

@@ -549,6 +549,42 @@ def test_replication_forwarding_and_restart_keep_everything() -> None:
     assert net.nodes[3].log.last_index() == net.nodes[1].log.last_index()
 
 
+def test_a_node_holding_committed_entries_acknowledges_appends_and_votes_but_does_not_stand() -> None:
+    # What a node installing a snapshot needs: its application cannot take entries yet, but the
+    # cluster must not wait for it (with another voter down, it is the quorum).
+    net = Net(3)
+    net.elect(1)
+    net.down.add(2)
+    held = net.nodes[3]
+    held.hold_committed = True
+    net.nodes[1].propose(b"while-held")
+    net.settle()
+    assert [e.data for e in net.applied[1] if e.data] == [b"while-held"]  # committed with 3's ack
+    assert not any(e.data for e in net.applied[3]) and not held.has_ready()
+    assert held.log.committed == net.nodes[1].log.committed  # it knows, and keeps them in its log
+    net.down.clear()
+    net.nodes[1].tick()  # a heartbeat: 2 is sent what it missed
+    net.settle()
+    assert net.nodes[2].log.last_index() == held.log.last_index()
+    net.down.add(1)  # the leader goes: 3 still votes, but does not stand
+    held.campaign()
+    assert held.state == StateType.FOLLOWER
+    # Its timer must run out its lease on the old leader, even drawn as short as it can be (a
+    # restart at each timeout then kept it in the lease for good, refusing 2 every pre-vote).
+    held.randomized_election_timeout = held.cfg.election_tick
+    for _ in range(10 * held.cfg.election_tick):
+        for i in (2, 3):
+            net.nodes[i].tick()
+        net.settle()
+        if net.nodes[2].state == StateType.LEADER:
+            break
+    assert net.nodes[2].state == StateType.LEADER and held.state == StateType.FOLLOWER
+    held.hold_committed = False
+    assert held.has_ready()
+    net.settle()
+    assert [e.data for e in net.applied[3] if e.data] == [b"while-held"]
+
+
 def test_candidate_drops_proposals_and_single_conf_change_at_a_time() -> None:
     net = Net(3)
     net.nodes[1].campaign()

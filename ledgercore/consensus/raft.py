@@ -9,6 +9,10 @@ The caller drives a :class:`RaftNode`: it feeds received messages to :meth:`Raft
 3. apply ``snapshot`` then ``committed_entries`` to the application; serve ``read_states``;
 4. call :meth:`RaftNode.advance` with the same Ready.
 
+While the application cannot take committed entries (it is still installing a snapshot), it sets
+:attr:`RaftNode.hold_committed`: they wait in the log, and the node goes on voting and appending,
+but does not campaign.
+
 Nothing in here reads a clock, opens a socket or file, starts a thread, or draws randomness except
 from the seeded ``random.Random`` in :class:`Config` (election timeouts).
 
@@ -370,6 +374,10 @@ class RaftNode:
         self._prev_soft = SoftState(self.lead, self.state)
         self._prev_hard = HardState(self.term, self.vote, self.log.committed)
         self._awaiting_advance = False
+        # Set by the caller: Ready carries no committed entries until cleared (etcd's paused
+        # applying), and the node does not campaign. Votes, appends, their acknowledgements and
+        # reads go on.
+        self.hold_committed = False
         self._info(
             "%d newRaft [peers: [%s], term: %d, commit: %d, applied: %d, lastindex: %d, lastterm: %d]",
             self.id, ",".join(map(str, self.voters)), self.term, self.log.committed,
@@ -590,7 +598,7 @@ class RaftNode:
             or self.read_states
             or log.unstable.entries
             or log.unstable.snapshot is not None
-            or log.has_next_committed()
+            or (log.has_next_committed() and not self.hold_committed)
             or self._prev_soft.lead != self.lead
             or self._prev_soft.state != self.state
             or self._prev_hard.term != self.term
@@ -617,7 +625,8 @@ class RaftNode:
         rd.snapshot = log.unstable.snapshot
         if rd.entries or rd.snapshot is not None:
             rd.must_sync = True
-        rd.committed_entries = log.next_committed_entries(self.cfg.max_committed_size_per_ready)
+        if not self.hold_committed:
+            rd.committed_entries = log.next_committed_entries(self.cfg.max_committed_size_per_ready)
         rd.messages = self.msgs
         self.msgs = []
         rd.read_states = self.read_states
@@ -871,7 +880,9 @@ class RaftNode:
 
     def _tick_election(self) -> None:
         self.election_elapsed += 1
-        if self.promotable and self.election_elapsed >= self.randomized_election_timeout:
+        # A node that may not stand lets its timer run on, as its lease on the leader runs out
+        # with it: else each timeout restarted the lease, and it could refuse every pre-vote.
+        if self.promotable and not self.hold_committed and self.election_elapsed >= self.randomized_election_timeout:
             self.election_elapsed = 0
             self._hup(transfer=False)
 
@@ -922,6 +933,11 @@ class RaftNode:
             return
         if not self.promotable:
             self._warn("%d is unpromotable and can not campaign", self.id)
+            return
+        if self.hold_committed:
+            # A leader that cannot apply what it commits holds its clients, and its proposals
+            # back (its blocks in flight count against it): a node that can leads instead.
+            self._info("%d cannot campaign at term %d while it holds committed entries", self.id, self.term)
             return
         if self._has_unapplied_conf_change():
             # Our configuration may be stale until committed changes are applied.

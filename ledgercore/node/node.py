@@ -9,6 +9,8 @@ queued to be applied. One lock serialises the Raft side, so the state machine ne
 callers; committed blocks are applied in order by their own task, outside that lock, so the next
 blocks replicate while one executes, and blocks that wait together are applied in one group
 commit (:meth:`~ledgercore.ledger.Ledger.apply_group`: one durable write for all of them).
+A follower too far behind for the leader's log gets a snapshot, which the same task installs in
+log order (it fetches the blocks up to it from peers) while Raft goes on voting and appending.
 
 A Raft entry is a block proposal, one canonical value: ``{"ts": ms, "txs": [raw, ...], "head":
 [height, hash]}``, the timestamp its block gets, its transactions in order, and the leader's
@@ -38,7 +40,7 @@ from collections.abc import Callable, Container, Iterable, Iterator, Mapping, Se
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain, compress, islice, repeat
-from typing import Any, TypeVar, cast
+from typing import Any, NamedTuple, TypeVar, cast
 
 import numpy as np
 
@@ -96,6 +98,9 @@ READ_TIMEOUT_S = 5.0
 _ADMIT_BATCH = 8192  # transactions per signature-check batch at admission
 _APPLY_BACKLOG = 16  # committed blocks waiting to be applied before the Raft loop waits for them
 _APPLY_GROUP = 8  # most committed blocks applied in one group commit (one LMDB write, one fsync)
+# Log bytes a node installing a snapshot appends before its Raft loop waits for the install to end
+# (as the entries committed meanwhile wait in its log, in memory, until the ledger has caught up).
+_HELD_LOG_BYTES = 256 << 20
 MAX_SUBMIT_BATCH = 10_000
 """Most transactions one :meth:`Node.submit_many` call (or one ``POST /txs``) may carry."""
 _T = TypeVar("_T")
@@ -190,6 +195,13 @@ def applied_index(consensus: bytes) -> int:
     if tag != b"raft":
         raise LedgerError(f"block header consensus data is not Raft's: {consensus!r}")
     return index
+
+
+class _SnapshotMark(NamedTuple):
+    """A snapshot in the apply queue: the log index it stands at, and its data."""
+
+    log_index: int
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -293,7 +305,10 @@ class Node:
         self._tasks: list[asyncio.Task[Any]] = []
         self._ledger_jobs: set[asyncio.Future[Any]] = set()
         self._admit_queue: asyncio.Queue[_Admission] = asyncio.Queue()
-        self._apply_queue: asyncio.Queue[Entry] = asyncio.Queue(_APPLY_BACKLOG)
+        # Committed entries and snapshots to install, in log order. The Raft loop waits for room
+        # past _APPLY_BACKLOG, except while a snapshot installs (see _queue_committed).
+        self._apply_queue: asyncio.Queue[Entry | _SnapshotMark] = asyncio.Queue()
+        self._apply_taken = asyncio.Event()  # set: the apply loop took what was queued
         self._mempool: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, not yet proposed, oldest first
         # Bytes of the transactions in the mempool, proposed, or queued for admission: bounded by
         # config.mempool_bytes (transactions are up to 1 MB each, so a count alone bounds nothing).
@@ -332,6 +347,12 @@ class Node:
         self._raft_waiting = asyncio.Event()  # set: frames in the inbox
         self._raft_room = asyncio.Event()  # set: the inbox has room
         self._catching_up = False
+        # Snapshots queued to install and bytes appended to the log since the first: while there
+        # are any, Raft holds committed entries back; past _HELD_LOG_BYTES, the loops wait.
+        self._installs = 0
+        self._held_log_bytes = 0
+        self._log_room = asyncio.Event()
+        self._log_room.set()
         # Linearizable reads (Raft read-index): each request's context -> its read point, and
         # waiters for this node to have handled every committed entry up to an index (applied it,
         # or skipped it: not a block); entries are handled in log order by the apply loop.
@@ -786,13 +807,15 @@ class Node:
         interval = self.config.tick_ms / 1000
         while True:
             await asyncio.sleep(interval)
+            await self._log_room.wait()
             async with self._lock:
                 self.raft.tick()
                 await self._drain()
 
     async def _receive_loop(self) -> None:
         """Routes frames: Raft messages to the Raft loop, the rest handled here. Kept apart so that
-        block-sync answers still arrive while the Raft loop waits in a snapshot catch-up."""
+        block-sync answers still arrive while a catch-up holds the Raft loop (at start, before
+        Raft runs, or past ``_HELD_LOG_BYTES``)."""
         while True:
             peer, payload = await self.transport.recv()
             if payload[:1] == FRAME_RAFT:
@@ -812,6 +835,7 @@ class Node:
         """Steps every Raft message waiting, under one lock round."""
         while True:
             await self._raft_waiting.wait()
+            await self._log_room.wait()
             self._raft_waiting.clear()
             msgs = []
             while self._raft_inbox:
@@ -922,14 +946,15 @@ class Node:
             if not early:
                 self._send(rd)
             if rd.snapshot is not None and rd.snapshot.data:
-                await self._apply_queue.join()  # the blocks before the snapshot first
-                await self._catch_up(*snapshot_point(rd.snapshot.data))
-                self._handled_up_to(rd.snapshot.index)
+                # Installed by the apply loop, after the blocks before it. Raft goes on meanwhile
+                # (this node may be what a quorum needs), holding back what commits after it.
+                self._installs += 1
+                self.raft.hold_committed = True
+                self._apply_queue.put_nowait(_SnapshotMark(rd.snapshot.index, rd.snapshot.data))
             for e in rd.committed_entries:
-                # Applied by _apply_loop, so replication goes on while blocks execute; a full queue
-                # holds the Raft loop here (backpressure on a node that cannot keep up). Entries
+                # Applied by _apply_loop, so replication goes on while blocks execute. Entries
                 # that are not blocks go there too, to count as handled after the blocks before them.
-                await self._apply_queue.put(e)
+                await self._queue_committed(e)
             for rs in rd.read_states:
                 point = self._read_points.pop(rs.context, None)
                 if point is not None and not point.done():
@@ -994,7 +1019,11 @@ class Node:
             s.apply_snapshot(rd.snapshot)
         if rd.entries:
             s.append(rd.entries)
-            if not self.is_leader:
+            if self._installs:  # their checks would compete with the install's
+                self._held_log_bytes += sum(len(e.data) for e in rd.entries)
+                if self._held_log_bytes > _HELD_LOG_BYTES:
+                    self._log_room.clear()
+            elif not self.is_leader:
                 self._check_ahead(rd.entries)
         if rd.hard_state is not None:
             s.set_hard_state(rd.hard_state)
@@ -1033,18 +1062,51 @@ class Node:
         except (LedgerError, KeyError, TypeError):
             return None  # apply will say what is wrong with it
 
+    async def _queue_committed(self, e: Entry) -> None:
+        """Queues a committed entry to apply. Past ``_APPLY_BACKLOG`` queued, the Raft loop waits
+        here (backpressure on a node that cannot keep up), unless a snapshot installs: then what
+        queues behind it is what the same Ready committed (Raft holds the rest back), and waiting
+        for the install would stop this node voting and acknowledging until it ends."""
+        while self._apply_queue.qsize() >= _APPLY_BACKLOG and not self._installs:
+            self._apply_taken.clear()
+            await self._apply_taken.wait()
+        self._apply_queue.put_nowait(e)
+
     async def _apply_loop(self) -> None:
-        """Applies committed blocks in log order; those waiting together go in one group commit."""
+        """Applies committed blocks and installs snapshots in log order; blocks waiting together
+        go in one group commit."""
         while True:
-            entries = [await self._apply_queue.get()]
-            while len(entries) < _APPLY_GROUP and not self._apply_queue.empty():
-                entries.append(self._apply_queue.get_nowait())
-            try:
-                await self._apply(entries)
-                self._handled_up_to(entries[-1].index)
-            finally:
-                for _ in entries:
-                    self._apply_queue.task_done()
+            items = [await self._apply_queue.get()]
+            while len(items) < _APPLY_GROUP and not self._apply_queue.empty():
+                items.append(self._apply_queue.get_nowait())
+            self._apply_taken.set()
+            entries: list[Entry] = []
+            for item in items:
+                if isinstance(item, _SnapshotMark):
+                    await self._apply_handled(entries)
+                    entries = []
+                    await self._install(item)
+                else:
+                    entries.append(item)
+            await self._apply_handled(entries)
+
+    async def _apply_handled(self, entries: list[Entry]) -> None:
+        if entries:
+            await self._apply(entries)
+            self._handled_up_to(entries[-1].index)
+
+    async def _install(self, mark: _SnapshotMark) -> None:
+        """Brings the ledger to the block a snapshot names; then Raft hands out what committed
+        after it (unless another snapshot is queued)."""
+        try:
+            await self._catch_up(*snapshot_point(mark.data))
+        finally:
+            self._installs -= 1
+            if not self._installs:
+                self.raft.hold_committed = False
+                self._held_log_bytes = 0
+                self._log_room.set()
+        self._handled_up_to(mark.log_index)
 
     def _handled_up_to(self, index: int) -> None:
         """Every committed entry up to ``index`` is handled: wakes the reads waiting for it."""
