@@ -457,8 +457,8 @@ def _audit_path(path: Path, contract_specs: list[str], replay: bool, authorize_s
             store.close()
         if suite is None:
             return 2, f"ledgercore audit: {str(path)!r} holds no ledger metadata"
-        suite_name, chain = stored_text(suite, "meta/suite"), stored_text(chain_id, "meta/chain_id")
-        with Ledger.open(path, suite_name, chain_id=chain, contracts=contracts, authorize=authorize) as led:
+        chain = stored_text(chain_id, "meta/chain_id")  # the suite: the store's, checked as it opens
+        with Ledger.open(path, chain_id=chain, contracts=contracts, authorize=authorize) as led:
             report = audit(led, replay=replay)
     except (LedgerError, ValueError) as exc:
         # Damage found while opening (the ledger refuses to open on it) fails the audit too.

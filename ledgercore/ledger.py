@@ -35,6 +35,7 @@ from .errors import (
     InvalidInputError,
     InvalidSignatureError,
     LedgerError,
+    MalformedInputError,
     NotFoundError,
     OutOfRangeError,
     ReentrantCallError,
@@ -177,6 +178,14 @@ def _check_contract(contract: Any) -> Contract:
         raise InvalidInputError(f"a contract is a Contract instance, got {type(contract).__name__}")
     utf8(getattr(contract, "name", None), "a contract's name", InvalidInputError)
     _native.check_contract_name(contract.name)
+    for name in sorted(contract.methods()):
+        try:
+            _native.check_contract_name(name)  # methods follow the same rule in a transaction
+        except MalformedInputError:
+            raise InvalidInputError(
+                f"contract {contract.name!r}: no transaction can call method {name!r:.80} (a method name is "
+                "[a-z0-9_], a lowercase letter first, 1..64 bytes)"
+            ) from None
     return contract
 
 
@@ -339,6 +348,16 @@ def stored_text(raw: bytes | None, key: str) -> str:
     except UnicodeDecodeError:
         pass
     raise IntegrityError(None, key, "missing" if raw is None else f"not UTF-8: {raw[:40]!r}")
+
+
+def _stored_suite(raw: bytes | None) -> Suite:
+    """The suite the store's metadata names: ``IntegrityError`` if it is not one (damage: this
+    code wrote only suites it knows)."""
+    name = stored_text(raw, "meta/suite")
+    try:
+        return get_suite(name)
+    except UnknownNameError:
+        raise IntegrityError(None, "meta/suite", f"names no suite: {name!r:.80}") from None
 
 
 class _Abandoned(BaseException):
@@ -535,6 +554,10 @@ class Ledger:
         if head is None or head.hash != txn.get(height_key(height), db=self._store.tables["hashes"]):
             why = "stored block hashes do not match the stored headers"
             raise StoreError(why) from IntegrityError(height, "hashes", why)
+        for field, meta, stored in (("suite", self.suite.name, head.suite), ("chain_id", self.chain_id, head.chain_id)):
+            if stored != meta:  # blocks appended by the metadata's would fork the chain's rules
+                why = f"the top block's {field} is {stored!r:.80}, the store's metadata says {meta!r:.80}"
+                raise StoreError(why) from IntegrityError(height, f"meta/{field}", why)
         return head
 
     def _last_run(self, txn: Any) -> int:
@@ -616,7 +639,7 @@ class Ledger:
         """Opens the ledger at ``path``, creating it (with a genesis block at height 0) if it is new.
 
         ``suite`` defaults to ``ed25519-blake3`` for a new ledger; for an existing one it must match.
-        ``contracts`` adds to the built-ins (``evidence``, ``cert``). ``authorize`` decides who may
+        ``contracts`` adds to the built-ins (``evidence``, ``cert``; one of the same name replaces it). ``authorize`` decides who may
         call what (None: a development chain where anyone may call anything).
         """
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
@@ -650,7 +673,7 @@ class Ledger:
             if stored_suite is not None:
                 cls._check_store_format(store, path)
                 where = f"ledger at {os.fspath(path)!r}"
-                chosen = get_suite(stored_text(stored_suite, "meta/suite"))
+                chosen = _stored_suite(stored_suite)
                 stored_chain = stored_text(store.get("meta", b"chain_id"), "meta/chain_id")
                 if wanted is not None and wanted != chosen.name:
                     raise ChainMismatchError(f"{where} uses suite {chosen.name!r}, not {wanted!r}")

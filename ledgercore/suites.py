@@ -37,8 +37,11 @@ _BY_CODE = {s.code: s for s in SUITES.values()}
 
 
 def get_suite(name: str | Suite) -> Suite:
-    """The suite called ``name`` (a :class:`Suite` passes through)."""
+    """The suite called ``name`` (a registered :class:`Suite` passes through: one made by hand
+    may pair a name with another scheme or hash, and what is encoded carries only the name)."""
     if isinstance(name, Suite):
+        if SUITES.get(name.name) != name:
+            raise UnknownNameError(f"{name!r} is not a registered suite; expected one of {', '.join(map(repr, SUITES))}")
         return name
     try:
         return SUITES[name]

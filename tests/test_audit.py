@@ -264,6 +264,9 @@ def test_another_lmdb_environment_is_refused_and_left_as_it_was(tmp_path, capsys
         ("no_chain_id", "meta/chain_id: missing"),  # was 'is chain \'\', not \'dev\''
         ("cut", "data.mdb: "),  # was 'cannot audit' (exit 2), as if it were no ledger
         ("top_header", "the stored header at the top, height 2, does not decode"),  # was exit 2 too
+        ("unknown_suite", "meta/suite: names no suite: 'sm2-sm4'"),  # was UnknownNameError, exit 2
+        # Was opened as that suite: the next block was appended under the other suite's rules.
+        ("other_suite", "the top block's suite is 'ed25519-blake3', the store's metadata says 'sm2-sm3'"),
     ],
 )
 def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tmp_path, capsys, damage, message):
@@ -282,6 +285,9 @@ def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tm
                 txn.put(height_key(2), txn.get(height_key(2), db=headers)[:-3], db=headers)
             elif damage == "chain_id":
                 txn.put(b"chain_id", b"\xff\xfe", db=env.open_db(b"meta", txn=txn, create=False))
+            elif damage in ("unknown_suite", "other_suite"):
+                name = b"sm2-sm4" if damage == "unknown_suite" else b"sm2-sm3"
+                txn.put(b"suite", name, db=env.open_db(b"meta", txn=txn, create=False))
             else:
                 txn.delete(b"chain_id", db=env.open_db(b"meta", txn=txn, create=False))
         env.close()

@@ -234,6 +234,8 @@ class Registry(Contract):
             ctx.put(10**12, b"v")  # would be a terabyte of zeros if treated as bytes(n)
         if how == "int event data":
             ctx.emit("e", 5)  # would be five zero bytes if treated as bytes(n)
+        if how == "wide event data":  # 2 MiB in 256k items: len() counts items, the limit bytes
+            ctx.emit("e", memoryview(bytes(2 << 20)).cast("Q"))
         if how == "event name":
             ctx.emit(5, b"")
         if how == "surrogate event":
@@ -266,6 +268,7 @@ FAILURES = {
     "huge key": f"key must be 1..{MAX_KEY_SIZE} bytes, got {MAX_KEY_SIZE + 1}",
     "int key": "key must be str or bytes, got int",
     "int event data": "event data is bytes, got int",
+    "wide event data": f"event data of {2 << 20} bytes exceeds the {1 << 20}-byte limit",
     "event name": "an event name is a str of 1..256 UTF-8 bytes, got 5",
     "surrogate event": "is not valid UTF-8 (it holds a lone surrogate)",
     "surrogate message": "bad name \\udcffoo",
@@ -416,6 +419,19 @@ def test_contract_names_are_checked_on_reads_and_registration(tmp_path):
     with pytest.raises(MalformedInputError, match="contract name"):
         Ledger.open(tmp_path / "m", contracts=[Misnamed()])
     assert not (tmp_path / "m").exists()  # refused before anything was created
+
+
+@pytest.mark.parametrize("method_name", ["reimburseV2", "_internal", "r" * 65])
+def test_a_contract_with_a_method_no_transaction_can_name_is_refused_at_registration(tmp_path, method_name):
+    # It was registered, and only a transaction for it said (at creation) that it could not be.
+    def body(self: Contract, ctx: Any) -> None:
+        ctx.put("k", b"v")
+
+    invoices = type("Invoices", (Contract,), {"name": "invoices", method_name: method(body)})()
+    with pytest.raises(InvalidInputError, match=f"contract 'invoices': no transaction can call method '{method_name}'"):
+        Ledger.open(tmp_path / "l", contracts=[invoices])
+    with Ledger.open(tmp_path / "l") as led, pytest.raises(InvalidInputError, match="no transaction can call"):
+        led.register(invoices)
 
 
 def test_the_longest_key_a_contract_may_write_survives_folds_and_reopening(tmp_path, monkeypatch):

@@ -3,6 +3,7 @@ independent libraries, round trips, rejection of bad input, and batch decoding i
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import pickle
 import re
@@ -238,6 +239,12 @@ def test_create_checks_the_suite_against_the_key():
         Transaction.create(KEYS["ed25519-blake3"], "c", "m", {}, 0, suite="sm2-sm3")
     with pytest.raises(UnknownNameError, match="unknown suite 'rsa'.*'ed25519-blake3'"):
         Transaction.create(KEYS["ed25519-blake3"], "c", "m", {}, 0, suite="rsa")
+    # A Suite made by hand pairing a name with another scheme: the encoding carries the name only,
+    # so it made an sm2-sm3 transaction signed by a P-256 key, which no node could verify.
+    forged = dataclasses.replace(get_suite("sm2-sm3"), scheme="p256")
+    with pytest.raises(UnknownNameError, match="is not a registered suite"):
+        Transaction.create(KEYS["p256-sha256"], "c", "m", {}, 0, suite=forged)
+    assert get_suite(get_suite("sm2-sm3")) is get_suite("sm2-sm3")
     for kp in (None, KEYS["ed25519-blake3"].public_key):
         with pytest.raises(InvalidKeyError, match=f"kp must be a signing.KeyPair, got {type(kp).__name__}"):
             Transaction.create(kp, "c", "m", {}, 0)  # type: ignore[arg-type]

@@ -180,8 +180,9 @@ class Context:
             raise ContractError(f"an event name is a str of 1..{MAX_EVENT_NAME} UTF-8 bytes, got {name!r:.80}")
         if not isinstance(data, (bytes, bytearray, memoryview)):  # bytes(5) would be five zero bytes
             raise ContractError(f"event data is bytes, got {type(data).__name__}")
-        if len(data) > MAX_VALUE_SIZE:
-            raise ContractError(f"event data of {len(data)} bytes exceeds the {MAX_VALUE_SIZE}-byte limit")
+        size = memoryview(data).nbytes  # len() of a memoryview counts its items, not bytes
+        if size > MAX_VALUE_SIZE:
+            raise ContractError(f"event data of {size} bytes exceeds the {MAX_VALUE_SIZE}-byte limit")
         self._events.append((name, bytes(data)))
 
 
