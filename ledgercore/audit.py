@@ -42,14 +42,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import importlib
 import os
 import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import lmdb
 
@@ -60,9 +59,7 @@ from .errors import IntegrityError, InvalidSignatureError, LedgerError
 from .ledger import CHANGE_SIZE, Ledger, stored_text, unfolded_state
 from .receipts import count_failures
 from .store import Store, StoreError, height_key
-
-if TYPE_CHECKING:
-    from .contracts.base import Contract
+from .user_code import UserCodeError, load_authorizer, load_contracts
 
 # Tables written once per block under the block's height.
 PER_BLOCK_TABLES = ("headers", "blocks", "txids", "receipts", "hashes")
@@ -402,24 +399,6 @@ def register(commands: Any) -> None:
     parser.set_defaults(handler=_run)
 
 
-class _UsageError(Exception):
-    """A --contract or --authorize that cannot be loaded: the user's mistake, not the store's."""
-
-
-def _load(option: str, spec: str) -> Any:
-    """The object ``MODULE:NAME`` names; for --contract, a class is instantiated. The module is the
-    user's code: whatever importing or instantiating raises (a syntax error, a constructor that
-    wants arguments) is a usage error, kept apart from the audit, where an exception means damage."""
-    try:
-        module, _, name = spec.partition(":")
-        if not module or not name:
-            raise ValueError("wants MODULE:NAME")
-        obj = getattr(importlib.import_module(module), name)
-        return obj() if option == "--contract" and isinstance(obj, type) else obj
-    except Exception as exc:  # the user's module can raise anything
-        raise _UsageError(f"cannot load {option} {spec}: {type(exc).__name__}: {exc}") from exc
-
-
 def _run(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not (path / "data.mdb").is_file():
@@ -443,10 +422,10 @@ def _run(args: argparse.Namespace) -> int:
 
 def _audit_path(path: Path, contract_specs: list[str], replay: bool, authorize_spec: str | None) -> tuple[int, str]:
     """The audit command's exit status and what it prints."""
-    try:
-        contracts: list[Contract] = [_load("--contract", spec) for spec in contract_specs]
-        authorize = None if authorize_spec is None else _load("--authorize", authorize_spec)
-    except _UsageError as exc:
+    try:  # the user's code: what importing or constructing it raises is a usage error, not damage
+        contracts = load_contracts(contract_specs, "--contract")
+        authorize = load_authorizer(authorize_spec, "--authorize")
+    except UserCodeError as exc:
         return 2, f"ledgercore audit: {exc}"
     try:
         store = Store(path, create=False)  # an audit writes nothing, least of all tables into another environment

@@ -30,7 +30,7 @@ from ledgercore.consensus.messages import (
     Snapshot,
     encode_message,
 )
-from ledgercore.contracts import Contract, method
+from ledgercore.contracts import Contract, ContractError, method
 from ledgercore.errors import InvalidSignatureError
 from ledgercore.ledger import Block
 from ledgercore.net import tls_accept
@@ -674,6 +674,37 @@ def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
             assert f"block {first} here is {odd.ledger.header(first).hash.hex()}, but the leader's" in odd.failure
             await wait_until(lambda: same.ledger.height == leader.ledger.height)
             assert not same.failed.is_set() and not leader.failed.is_set()
+
+    asyncio.run(main())
+
+
+class Invoices(Contract):
+    """A chain's own contract: a fiscal e-invoice is reimbursed once."""
+
+    name = "invoices"
+
+    @method
+    def reimburse(self, ctx, invoice: str) -> None:
+        if ctx.get(invoice) is not None:
+            raise ContractError(f"invoice {invoice} was reimbursed already")
+        ctx.put(invoice, b"reimbursed")
+
+
+def test_every_node_runs_the_contracts_its_config_names(tmp_path):
+    # Nodes ran the built-in contracts only: a chain's own could not be used in a cluster.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        claims = [Transaction.create(kp, "invoices", "reimburse", {"invoice": "fp/0451"}, n).encode() for n in (1, 2)]
+        async with running_all(make_configs(tmp_path, 3, contracts=["test_node:Invoices"])) as nodes:
+            await wait_until(lambda: leader_known(nodes))
+            follower = next(n for n in nodes if not n.is_leader)
+            first = await follower.submit_many(claims[:1], wait=True)
+            second = await follower.submit_many(claims[1:], wait=True)
+            assert first.failed == {} and second.failed == {0: "invoice fp/0451 was reimbursed already"}
+            await wait_until(lambda: same_chain(nodes))
+            for n in nodes:
+                assert n.ledger.get("invoices", "fp/0451") == b"reimbursed"
+                assert not n.ledger.tx(second.txids[0]).receipt.ok
 
     asyncio.run(main())
 

@@ -75,6 +75,10 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"mempool_bytes": 2**63}, "mempool_bytes must be at most 9223372036854775807"),
         ({"data_dir": "/tmp/a\0b"}, "data_dir must be a path without NUL characters, got '/tmp/a\\x00b'"),
         ({"tls": {"ca_cert": "ca.crt", "cert": "n\0.crt", "key": "n.key"}}, "tls cert must be a path without NUL"),
+        ({"contracts": ["invoices"]}, "contracts must be MODULE:NAME (a dotted module path, a colon, an attribute name), got 'invoices'"),
+        ({"contracts": [5]}, "contracts must be MODULE:NAME"),
+        ({"contracts": "a:B"}, "contracts and authorize must be a list of MODULE:NAME strings and one such string"),
+        ({"authorize": "a:b:c"}, "authorize must be MODULE:NAME"),
     ],
 )
 def test_a_config_the_node_cannot_run_with_is_refused_naming_the_field(
@@ -127,6 +131,33 @@ def test_a_node_whose_config_names_another_suite_or_chain_than_its_store_exits_2
     path.write_text(json.dumps(with_change(config_file, {field: value})))
     assert main(["node", "--config", str(path)]) == 2
     assert words in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("change", "words"),
+    [
+        ({"contracts": ["no_such_module_here:Invoices"]}, "cannot load contract 'no_such_module_here:Invoices': ModuleNotFoundError"),
+        ({"authorize": "json:no_such_hook"}, "cannot load authorize 'json:no_such_hook': AttributeError"),
+    ],
+)
+def test_a_node_whose_contract_or_hook_does_not_load_exits_2_naming_it(
+    config_file: Path, change: dict[str, Any], words: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Restarting will not make the module appear: 2, not 1 (a supervisor restarts on 1).
+    path = config_file.with_name("other.json")
+    path.write_text(json.dumps(with_change(config_file, change)))
+    assert main(["node", "--config", str(path)]) == 2
+    assert words in capsys.readouterr().err
+    assert not (NodeConfig.load(config_file).data_dir / "ledger").exists()
+
+
+def test_init_cluster_writes_the_chains_contracts_and_hook_into_every_config(tmp_path: Path) -> None:
+    d = tmp_path / "c"
+    args = ["init-cluster", "--nodes", "2", "--dir", str(d), "--base-port", str(free_base_port(4)),
+            "--contract", "invoices:Invoices", "--contract", "permits.v2:Permits", "--authorize", "hooks:admins_only"]  # fmt: skip
+    assert main(args) == 0
+    for cfg in (NodeConfig.load(d / n / "config.json") for n in ("node1", "node2")):
+        assert cfg.contracts == ("invoices:Invoices", "permits.v2:Permits") and cfg.authorize == "hooks:admins_only"
 
 
 def test_a_config_built_in_code_with_a_path_that_is_not_one_is_refused(config_file: Path) -> None:

@@ -21,6 +21,9 @@ from ..suites import SUITES
 # not an IP address.
 _HOSTNAME_RE = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*")
 
+# A Python object a config names: dotted module path, colon, attribute (user_code.load_named).
+_MODULE_NAME = re.compile(r"[A-Za-z_][\w]*(\.[A-Za-z_][\w]*)*:[A-Za-z_][\w]*")
+
 
 def client_url(host: str, port: int) -> str:
     """The client API's URL at ``host`` (an IPv6 address goes in brackets) and ``port``: https, as
@@ -82,7 +85,16 @@ class NodeConfig:
     mempool_bytes: int = 1 << 30  # ... and their bytes (a transaction may be up to 1 MB)
     max_inflight_blocks: int = 4
     advertise: str = ""  # the address peers and clients reach it at, where that is not host (say, host 0.0.0.0)
+    # The chain's own contracts and permission hook, as MODULE:NAME the node imports at start.
+    # Every node must run the same ones: a block executes on each, and a node whose results
+    # differ stops (DivergedError).
+    contracts: tuple[str, ...] = ()
+    authorize: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.contracts, list):  # as JSON has it
+            object.__setattr__(self, "contracts", tuple(self.contracts))
 
     def to_json(self) -> str:
         d = asdict(self)
@@ -178,6 +190,12 @@ class NodeConfig:
             raise ConfigError(f"invalid node configuration: {exc}") from None
         if not isinstance(self.extra, dict):
             raise fail("extra", "an object", self.extra)
+        specs = [*(("contracts", c) for c in self.contracts), *([("authorize", self.authorize)] if self.authorize else [])]
+        if not isinstance(self.contracts, tuple) or not isinstance(self.authorize, str):
+            raise fail("contracts and authorize", "a list of MODULE:NAME strings and one such string", (self.contracts, self.authorize))
+        for name, spec in specs:
+            if not isinstance(spec, str) or not _MODULE_NAME.fullmatch(spec):
+                raise fail(name, "MODULE:NAME (a dotted module path, a colon, an attribute name)", spec)
         names = [self.id, *(p.id for p in self.peers)]
         if len(set(names)) != len(names):
             raise fail("peers", "nodes with distinct ids (this node's included)", names)

@@ -183,9 +183,11 @@ def init_cluster(
 def _run(args: argparse.Namespace) -> int:
     settings = {
         name: getattr(args, name)
-        for name in ("block_txs", "block_ms", "snapshot_every")
+        for name in ("block_txs", "block_ms", "snapshot_every", "authorize")
         if getattr(args, name) is not None
     }
+    if args.contract:
+        settings["contracts"] = tuple(args.contract)
     try:
         layout = init_cluster(
             args.dir, args.nodes, suite=args.suite, base_port=args.base_port, chain_id=args.chain_id,
@@ -223,4 +225,7 @@ def register(commands: Any) -> None:
     parser.add_argument("--block-txs", type=int, metavar="B", help="cut a block at B transactions")
     parser.add_argument("--block-ms", type=int, metavar="T", help="... or T ms after the first one waits")
     parser.add_argument("--snapshot-every", type=int, metavar="K", help="compact the Raft log every K entries")
+    parser.add_argument("--contract", action="append", default=[], metavar="MODULE:NAME",
+                        help="a contract of the chain's own, which every node imports at start (repeatable)")
+    parser.add_argument("--authorize", metavar="MODULE:NAME", help="the chain's permission hook (an Authorizer)")
     parser.set_defaults(handler=_run)

@@ -71,6 +71,7 @@ from ..errors import (
 from ..ledger import Block, BlockInput, CheckedBlock, Ledger, split_ids
 from ..net.transport import DEFAULT_MAX_FRAME_SIZE, Transport
 from ..transaction import now_ms
+from ..user_code import load_authorizer, load_contracts
 from ..waits import at_most
 from .config import NodeConfig
 from .forwarded import Forwarded, pop_keys
@@ -382,7 +383,10 @@ class Node:
         except BlockingIOError:
             self._dir_lock.close()
             raise DataDirInUseError(f"{cfg.data_dir} is in use by another node process") from None
-        self.ledger = Ledger.open(cfg.data_dir / "ledger", cfg.suite, chain_id=cfg.chain_id)
+        contracts, authorize = load_contracts(cfg.contracts), load_authorizer(cfg.authorize)
+        self.ledger = Ledger.open(
+            cfg.data_dir / "ledger", cfg.suite, chain_id=cfg.chain_id, contracts=contracts, authorize=authorize
+        )
         self.storage = DurableStorage(cfg.data_dir / "raft")
         if self.storage.is_new:
             self.storage.bootstrap_voters(sorted(self._names))

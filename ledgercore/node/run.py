@@ -16,6 +16,7 @@ from typing import Any
 
 from ..errors import ChainMismatchError, LedgerError
 from ..net.errors import CertificateFileError
+from ..user_code import UserCodeError
 from .config import NodeConfig
 
 
@@ -87,7 +88,7 @@ def _run(args: argparse.Namespace) -> int:
     )  # fmt: skip
     try:
         return asyncio.run(run_node(config))
-    except (CertificateFileError, ChainMismatchError) as exc:  # what the config names: restarting will not help
+    except (CertificateFileError, ChainMismatchError, UserCodeError) as exc:  # what the config names: restarting will not help
         print(f"ledgercore node: {config.id}: {exc}", file=sys.stderr)
         return 2
     except (LedgerError, OSError) as exc:
