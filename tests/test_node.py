@@ -293,6 +293,9 @@ def test_a_snapshot_names_the_block_at_its_own_index_though_a_block_commits_whil
         async with running(cfg) as node:
             await wait_until(lambda: node.is_leader)
             await node.submit_many(txs(kp, 1, 3), wait=True)
+            # Quiet first: the idle leader's entry naming its head reads the head too.
+            await wait_until(lambda: node._head_named == node.ledger.height and not node._proposed_blocks)
+            await asyncio.sleep(0.1)
             node.config = dataclasses.replace(node.config, snapshot_every=1)
             real_head = Ledger.head
             committed: list[Block] = []
@@ -655,9 +658,12 @@ class _OtherEvidence(Contract):
         ctx.put(key, digest)
 
 
-def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
+@pytest.mark.parametrize("traffic", ["another block", "none"])
+def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path, traffic):
     # Each proposal names the leader's head when it cut the block: a follower that applied a
     # block differently (here its evidence contract writes other records) stops at the next one.
+    # Regression: on an idle chain there was no next one, and it served its state meanwhile; an
+    # idle leader now names its head in an entry of its own.
     async def main() -> None:
         kp = signing.generate("ed25519")
         async with running_all(make_configs(tmp_path, 3)) as nodes:
@@ -668,12 +674,14 @@ def test_a_node_whose_chain_leaves_the_clusters_stops(tmp_path):
             _, first = await leader.submit(txs(kp, 1, 1)[0], wait=True)
             await wait_until(lambda: odd.ledger.height >= first)
             assert odd.ledger.header(first).hash != leader.ledger.header(first).hash
-            await leader.submit(txs(kp, 2, 1)[0], wait=True)  # cut once the leader had applied `first`
+            if traffic == "another block":
+                await leader.submit(txs(kp, 2, 1)[0], wait=True)  # cut once the leader had applied `first`
             await asyncio.wait_for(odd.failed.wait(), 10)
             assert odd.failure is not None and "DivergedError" in odd.failure
             assert f"block {first} here is {odd.ledger.header(first).hash.hex()}, but the leader's" in odd.failure
             await wait_until(lambda: same.ledger.height == leader.ledger.height)
             assert not same.failed.is_set() and not leader.failed.is_set()
+            assert leader.ledger.height == first + (traffic == "another block")  # a head named is no block
 
     asyncio.run(main())
 

@@ -15,7 +15,9 @@ log order (it fetches the blocks up to it from peers) while Raft goes on voting 
 A Raft entry is a block proposal, one canonical value: ``{"ts": ms, "txs": [raw, ...], "head":
 [height, hash]}``, the timestamp its block gets, its transactions in order, and the leader's
 ledger head when it cut them. Every node checks its own block at that height against the hash,
-so a node whose chain has left the cluster's stops (``DivergedError``) within a few blocks.
+so a node whose chain has left the cluster's stops (``DivergedError``) within a few blocks. A
+leader with nothing more to propose names its head once in an entry of its own, ``{"head":
+[height, hash]}``, so that on an idle chain too the last block is checked within ``block_ms``.
 
 Every transaction's signature is checked once per node: at admission on the leader (which then
 applies the blocks it cut without checking again), and on a follower as each block is appended
@@ -323,6 +325,8 @@ class Node:
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
         self._proposed_blocks = 0  # blocks in this leader's log past what it applied
+        self._head_named = -1  # the highest height this leader's proposals named as its head
+        self._proposed_at = 0.0  # when it last proposed (time.monotonic())
         self._leading = False  # the role the pools were last kept for (see _track_role)
         self._waiting_since: float | None = None  # when the oldest unproposed transaction arrived
         self._cut_wake = asyncio.Event()  # set: a full block waits, or room for another opened
@@ -795,9 +799,34 @@ class Node:
                     pop_keys(self._mempool, txids)
                     self._proposed.update(zip(txids, raws))
                     self._proposed_blocks += 1
+                    self._head_named = max(self._head_named, head.height)
+                    self._proposed_at = time.monotonic()
                     if not self._mempool:
                         self._waiting_since = None
                     await self._drain()
+            await self._name_head_when_idle()
+
+    async def _name_head_when_idle(self) -> None:
+        """Proposes ``{"head": [height, hash]}`` once the last block is applied and nothing was
+        proposed for ``block_ms``: a block is checked against the next proposal's head, and on an
+        idle chain there is none, so a node whose last block differs would serve its state until
+        traffic resumed. (Steady traffic names every head in its blocks: no entry is added.)"""
+        head = self.ledger.head
+        if self._mempool or self._proposed_blocks or head.height <= self._head_named:
+            return
+        if time.monotonic() - self._proposed_at < self.config.block_ms / 1000:
+            return
+        async with self._lock:
+            if not self.is_leader:
+                return
+            try:
+                self.raft.propose(encode_value({"head": [head.height, head.hash]}))
+            except ProposalDroppedError:
+                return  # a leadership transfer under way: the next leader names it
+            self._proposed_blocks += 1  # it holds the next block back until applied, like one
+            self._head_named = head.height
+            self._proposed_at = time.monotonic()
+            await self._drain()
 
     def _mempool_grew(self) -> None:
         if self._waiting_since is None:
@@ -1181,13 +1210,17 @@ class Node:
             if self._proposed_blocks and self.is_leader:
                 self._proposed_blocks -= 1
                 self._cut_wake.set()
+            if blk is None:  # a head named, checked
+                continue
             if isinstance(blk, LedgerError):
                 # Deterministic on every node: the block is skipped everywhere.
                 log.error("node %s: committed entry %d is not a valid block: %s", self.config.id, e.index, blk)
                 continue
             self._settle_block(blk)
 
-    def _apply_committed(self, pending: list[tuple[Entry, bool | CheckedBlock | None]]) -> list[Block | LedgerError]:
+    def _apply_committed(
+        self, pending: list[tuple[Entry, bool | CheckedBlock | None]]
+    ) -> list[Block | LedgerError | None]:
         """Decodes committed entries' block proposals and applies them as one group, on a worker
         thread (a proposal is a whole block: decoding it on the event loop would stall Raft). A
         block checked ahead goes in as its checked, decoded form; the others are decoded again.
@@ -1196,16 +1229,20 @@ class Node:
         applied by then (it is earlier in the log). A different hash there means this node's
         chain has left the cluster's (a contract that is not deterministic, another version of
         the code, a damaged store): ``DivergedError``, and the node stops within a few blocks
-        instead of serving a state no other node holds."""
-        out: list[Block | LedgerError | None] = []
+        instead of serving a state no other node holds. An entry that holds only a head is checked
+        so and applies no block (None in what this returns)."""
+        out: list[LedgerError | bool] = []  # per entry: why it is no block, or whether it applies one
         inputs, heads = [], []
         for e, checked in pending:
             try:
                 proposal = decode_value(e.data)
-                txs = checked if isinstance(checked, CheckedBlock) else proposal["txs"]  # type: ignore[index]
                 if "head" in proposal:  # type: ignore[operator]  # not in proposals of earlier versions
                     height, digest = proposal["head"]  # type: ignore[index, misc]
                     heads.append((e.index, height, digest))
+                if isinstance(proposal, dict) and proposal.keys() == {"head"}:  # an idle leader's
+                    out.append(False)
+                    continue
+                txs = checked if isinstance(checked, CheckedBlock) else proposal["txs"]  # type: ignore[index]
                 ts = proposal["ts"]  # type: ignore[index]
                 if type(ts) is not int:  # None would stamp the block with each node's own clock
                     raise TypeError(f"its timestamp is {type(ts).__name__}, not an int")
@@ -1213,11 +1250,11 @@ class Node:
                     txs, timestamp=ts, consensus=consensus_data(e.term, e.index),
                     signatures_checked=checked is True,
                 ))  # fmt: skip
-                out.append(None)
+                out.append(True)
             except (LedgerError, KeyError, TypeError, ValueError) as exc:
                 out.append(MalformedInputError(f"not a block proposal: {exc}"))
         applied = iter(self.ledger.apply_group(inputs) if inputs else [])
-        results = [next(applied) if o is None else o for o in out]
+        results = [(next(applied) if o else None) if isinstance(o, bool) else o for o in out]
         for index, height, digest in heads:
             self._check_block_hash(height, digest, f"the leader's head when it cut entry {index}")
         return results
