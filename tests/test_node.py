@@ -7,6 +7,7 @@ import contextlib
 import dataclasses
 import logging
 import os
+import re
 import resource
 import socket
 import ssl
@@ -44,6 +45,7 @@ from ledgercore.node.node import (
     DataDirInUseError,
     DivergedError,
     NotReadyError,
+    TimestampOutOfWindowError,
     applied_index,
     consensus_data,
     snapshot_point,
@@ -696,6 +698,34 @@ class Invoices(Contract):
         if ctx.get(invoice) is not None:
             raise ContractError(f"invoice {invoice} was reimbursed already")
         ctx.put(invoice, b"reimbursed")
+
+
+def test_a_submitted_transaction_is_admitted_only_with_a_timestamp_near_the_nodes_clock(tmp_path):
+    # Its timestamp was never checked: one signed long ago, or by a client whose clock was days
+    # off, committed with that time for contracts and readers to trust.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        now = int(time.time() * 1000)
+
+        def at(nonce: int, ms: int) -> bytes:
+            return Transaction.create(kp, "evidence", "put", {"key": f"t/{nonce}", "digest": bytes(32)}, nonce, timestamp=ms).encode()
+
+        (cfg,) = make_configs(tmp_path, 1, tx_time_window_ms=60_000)
+        async with running(cfg) as node:
+            await wait_until(lambda: node.is_leader)
+            out = await node.submit_many([at(1, now - 3_600_000), at(2, now), at(3, now + 3_600_000), at(4, now + 50_000)], wait=True)
+            assert sorted(out.rejected) == [0, 2] and out.heights is not None
+            assert re.search(r"is -360[01] s from this node's clock; at most 60 s either way", out.rejected[0])
+            assert re.search(r"is \+(3599|3600) s from this node's clock", out.rejected[2])
+            assert out.heights[0] is None and out.heights[2] is None and out.heights[1] and out.heights[3]
+            assert node.ledger.get("evidence", "t/1") is None and node.ledger.get("evidence", "t/2") is not None
+            with pytest.raises(TimestampOutOfWindowError, match="is -360[01] s") as refused:
+                await node.submit_one(at(5, now - 3_600_000), wait=False)
+            assert isinstance(refused.value, ValueError)
+            all_late = await node.submit_many([at(6, 0)], wait=True)
+            assert list(all_late.rejected) == [0] and all_late.heights == [None]
+
+    asyncio.run(main())
 
 
 def test_every_node_runs_the_contracts_its_config_names(tmp_path):

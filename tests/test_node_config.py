@@ -47,6 +47,7 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"snapshot_every": 0}, "snapshot_every must be a positive integer"),
         ({"mempool_limit": 0}, "mempool_limit must be a positive integer"),
         ({"max_inflight_blocks": 0}, "max_inflight_blocks must be a positive integer"),
+        ({"tx_time_window_ms": 0}, "tx_time_window_ms must be a positive integer"),
         ({"election_ticks": 3, "heartbeat_ticks": 3}, "election_ticks must be more than heartbeat_ticks (3), got 3"),
         ({"port": 70000}, "port must be a TCP port (1..65535), got 70000"),
         ({"client_port": 0}, "client_port must be a TCP port (1..65535), got 0"),

@@ -124,6 +124,8 @@ class Workload:
     chain_id: str = "dev"
     revoke_fraction: float = 0.1
     seed: bytes = field(default_factory=lambda: os.urandom(16))
+    # Every transaction's; a node admits only timestamps near its clock (tx_time_window_ms).
+    timestamp: int = TIMESTAMP
     generation_seconds: float = 0.0
 
     def __post_init__(self) -> None:
@@ -200,7 +202,7 @@ class Workload:
             keys, signers = self._keys(distinct), signers.astype(np.uint32)
         raws = _native.make_txs(
             self.suite.name, self.chain_id, keys, self.kind, methods, args, nonces,
-            np.full(n, TIMESTAMP, dtype=np.uint64), signers,
+            np.full(n, self.timestamp, dtype=np.uint64), signers,
         )  # fmt: skip
         self._issued += issuing
         self._revoked += revoking

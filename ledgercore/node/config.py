@@ -84,6 +84,10 @@ class NodeConfig:
     mempool_limit: int = 200_000  # transactions admitted and not yet committed, at most ...
     mempool_bytes: int = 1 << 30  # ... and their bytes (a transaction may be up to 1 MB)
     max_inflight_blocks: int = 4
+    # A client's transaction is admitted only if its timestamp is within this of the node's clock
+    # (ChainMaker checks the same, 600 s by default): one signed long ago, or with a wrong clock,
+    # is refused naming both times. Forwarded transactions were checked where they were submitted.
+    tx_time_window_ms: int = 600_000
     advertise: str = ""  # the address peers and clients reach it at, where that is not host (say, host 0.0.0.0)
     # The chain's own contracts and permission hook, as MODULE:NAME the node imports at start.
     # Every node must run the same ones: a block executes on each, and a node whose results
@@ -168,7 +172,7 @@ class NodeConfig:
         # Timers take seconds as floats: a day and a minute are far beyond any useful setting.
         most = {"block_ms": 86_400_000, "tick_ms": 60_000}
         for name in ("block_txs", "block_ms", "tick_ms", "election_ticks", "heartbeat_ticks", "snapshot_every",
-                     "mempool_limit", "mempool_bytes", "max_inflight_blocks"):  # fmt: skip
+                     "mempool_limit", "mempool_bytes", "max_inflight_blocks", "tx_time_window_ms"):  # fmt: skip
             value, top = getattr(self, name), most.get(name, 2**63 - 1)
             if not is_int(value) or value < 1:
                 raise fail(name, "a positive integer", value)

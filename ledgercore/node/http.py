@@ -12,10 +12,13 @@ Routes (byte fields are lowercase hex):
   for one committed before). A block commits a transaction whose receipt failed (a replayed nonce, an
   unknown contract or method, a key already anchored, a contract's error): ``"ok": false`` and the
   ``"error"`` say so, as ``GET /tx/{txid}``'s receipt does. Any node accepts (followers forward).
+  A bad signature, or a timestamp further than the node's ``tx_time_window_ms`` from its clock
+  (600 s by default), is a 400 naming it.
 * ``POST /txs`` — body: a batch of encoded transactions as one canonical value, a list of byte
   strings (``codec.encode_value([raw, ...])``, at most :data:`~ledgercore.node.node.MAX_SUBMIT_BATCH`).
   One decode and one signature-check batch for all of them. 202 ``{"txids": [hex], "rejected":
-  [{"index", "error"}]}`` once admitted (a rejected one's signature failed; the rest are admitted);
+  [{"index", "error"}]}`` once admitted (a rejected one's signature failed, or its timestamp is out
+  of the node's window; the rest are admitted);
   with ``?wait=commit``, 200 with ``"heights"`` and ``"receipts"`` (``{"ok", "error"}`` each) too,
   aligned with ``"txids"`` (``null`` where rejected), once all are committed.
   A batch in which one transaction does not decode is refused whole (400, naming its position).

@@ -105,6 +105,7 @@ _APPLY_GROUP = 8  # most committed blocks applied in one group commit (one LMDB 
 # (as the entries committed meanwhile wait in its log, in memory, until the ledger has caught up).
 _HELD_LOG_BYTES = 256 << 20
 MAX_SUBMIT_BATCH = 10_000
+_BAD_SIGNATURE = "invalid signature"  # why a submitted transaction was rejected
 """Most transactions one :meth:`Node.submit_many` call (or one ``POST /txs``) may carry."""
 _T = TypeVar("_T")
 # What a frame of a peer's that does not decode, or asks for what is not there, raises while
@@ -165,6 +166,23 @@ class DivergedError(LedgerError):
 
 class NotReadyError(LedgerError):
     """The node cannot take transactions now (no leader known, or the mempool is full); retry."""
+
+
+class TimestampOutOfWindowError(InvalidInputError):
+    """A submitted transaction's timestamp is further from the node's clock than
+    ``tx_time_window_ms``: signed long ago, or by a client whose clock is wrong."""
+
+
+def out_of_window(timestamps: np.ndarray, now: int, window: int) -> dict[int, str]:
+    """Positions of the timestamps (ms) further than ``window`` ms from ``now``, with why: none
+    in the usual case, found without a Python step per transaction."""
+    ts = timestamps.astype(np.uint64, copy=False)
+    late = (ts > np.uint64(now + window)) | (ts < np.uint64(max(now - window, 0)))
+    return {
+        int(i): f"timestamp {int(ts[i])} ms is {(int(ts[i]) - now) / 1000:+.0f} s from this node's clock; "
+        f"at most {window / 1000:g} s either way is admitted (tx_time_window_ms)"
+        for i in np.flatnonzero(late)
+    }
 
 
 def sync_peer(
@@ -325,7 +343,7 @@ class Node:
         self._unforwarded = False  # the mempool may hold transactions never sent to a leader
         self._proposed: OrderedDict[bytes, bytes] = OrderedDict()  # txid -> raw, proposed, not yet applied
         self._proposed_blocks = 0  # blocks in this leader's log past what it applied
-        self._head_named = -1  # the highest height this leader's proposals named as its head
+        self._head_named = 0  # the highest height this leader's proposals named as its head (genesis: every node's)
         self._proposed_at = 0.0  # when it last proposed (time.monotonic())
         self._leading = False  # the role the pools were last kept for (see _track_role)
         self._waiting_since: float | None = None  # when the oldest unproposed transaction arrived
@@ -502,17 +520,20 @@ class Node:
 
     async def submit_one(self, raw: bytes, *, wait: bool) -> Submitted:
         """:meth:`submit_many` of one transaction, whose failed signature raises
-        ``InvalidSignatureError`` instead of being reported in ``rejected``."""
+        ``InvalidSignatureError`` (and timestamp out of the window ``TimestampOutOfWindowError``)
+        instead of being reported in ``rejected``."""
         out = await self.submit_many([raw], wait=wait)
         if out.rejected:
-            raise InvalidSignatureError([0])
+            why = out.rejected[0]
+            raise InvalidSignatureError([0]) if why == _BAD_SIGNATURE else TimestampOutOfWindowError(why)
         return out
 
     async def submit_many(self, raws: Sequence[bytes], *, wait: bool) -> Submitted:
         """Admits a batch of encoded transactions: one decode, one signature-check batch, one waiter.
 
-        Transactions whose signature fails are reported in ``rejected`` and the rest admitted. With
-        ``wait``, returns once every admitted one is committed (those already committed at once).
+        Transactions whose signature fails, or whose timestamp is further than ``tx_time_window_ms``
+        from this node's clock, are reported in ``rejected`` and the rest admitted. With ``wait``,
+        returns once every admitted one is committed (those already committed at once).
         Raises ``DecodeError`` (naming the position) if one does not decode, and ``NotReadyError``
         when no leader is known or the mempool has no room."""
         if isinstance(raws, (bytes, bytearray, memoryview, str)):  # its items would be ints or chars
@@ -532,19 +553,33 @@ class Node:
                 f"mempool full ({self._held_count()} of {cfg.mempool_limit} transactions, "
                 f"{self._held_bytes} of {cfg.mempool_bytes} bytes held); retry later"
             )
-        ids = self._txids(raws)
+        cfg = self.config
+        batch = _native.decode_txs(cfg.suite, cfg.chain_id, raws)
+        ids = split_ids(batch.ids.tobytes())
+        # Checked where a client submits, not where a peer forwards: a leader whose clock differs
+        # from the follower's would drop what the follower holds and sends again.
+        late = out_of_window(batch.timestamps, now_ms(), cfg.tx_time_window_ms)
+        del batch
+        admitted = [i for i in range(len(raws)) if i not in late] if late else None
         loop = asyncio.get_running_loop()
         waiter = self._wait_for(ids) if wait else None  # before admission, so no commit is missed
         done: asyncio.Future[list[int]] = loop.create_future()
-        self._queue_admission(_Admission(raws, ids, done, size))
+        if admitted is None:
+            self._queue_admission(_Admission(raws, ids, done, size))
+        elif admitted:
+            admit = [raws[i] for i in admitted]
+            self._queue_admission(_Admission(admit, [ids[i] for i in admitted], done, sum(map(len, admit))))
+        else:
+            done.set_result([])
         try:
             bad = await done
-            rejected = {i: "invalid signature" for i in bad}
+            rejected = {i: _BAD_SIGNATURE for i in (bad if admitted is None else [admitted[j] for j in bad])}
+            rejected.update(late)
             if waiter is None:
                 return Submitted(ids, rejected, None)
-            if bad:  # a tx id names the signed content, so a forged copy may share a good one's id
+            if rejected:  # a tx id names the signed content, so a forged copy may share a good one's id
                 good = {t for i, t in enumerate(ids) if i not in rejected}
-                waiter.record(dict.fromkeys({ids[i] for i in bad} - good), {})
+                waiter.record(dict.fromkeys({ids[i] for i in rejected} - good), {})
             # A partial block is cut block_ms after its first transaction waits: counted in too.
             longest = _WAIT_TIMEOUT_S + self.config.block_ms / 1000
             heights = await asyncio.wait_for(asyncio.shield(waiter.future), longest)
