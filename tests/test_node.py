@@ -203,10 +203,11 @@ def sync_answers_held(monkeypatch):
     return release_event
 
 
-async def start_a_node_installing_a_snapshot(cfgs: list[NodeConfig], kp: signing.KeyPair) -> tuple[list[Node], int, int, int]:
+@contextlib.asynccontextmanager
+async def a_node_installing_a_snapshot(cfgs: list[NodeConfig], kp: signing.KeyPair) -> AsyncIterator[tuple[list[Node], int, int, int]]:
     """Three started nodes, one of them (a follower that was down while the others committed
     and compacted) installing a snapshot: the nodes, and the leader's, the installing node's
-    and the other node's positions."""
+    and the other node's positions. All stopped on the way out."""
     nodes = [Node(c) for c in cfgs]
     try:
         for n in nodes:
@@ -223,11 +224,10 @@ async def start_a_node_installing_a_snapshot(cfgs: list[NodeConfig], kp: signing
         nodes[lagging] = Node(cfgs[lagging])
         await nodes[lagging].start()
         await wait_until(lambda: nodes[lagging]._catching_up)
-    except BaseException:
+        yield nodes, lead, lagging, other
+    finally:
         for n in nodes:
             await n.stop()
-        raise
-    return nodes, lead, lagging, other
 
 
 @pytest.mark.parametrize("goes", ["the other follower", "the leader"])
@@ -238,8 +238,8 @@ def test_a_node_installing_a_snapshot_still_acknowledges_and_votes(tmp_path, syn
     async def main() -> None:
         released = sync_answers_held()
         kp = signing.generate("ed25519")
-        nodes, lead, lagging, other = await start_a_node_installing_a_snapshot(make_configs(tmp_path, 3, snapshot_every=8, block_txs=5), kp)
-        try:
+        cfgs = make_configs(tmp_path, 3, snapshot_every=8, block_txs=5)
+        async with a_node_installing_a_snapshot(cfgs, kp) as (nodes, lead, lagging, other):
             gone = other if goes == "the other follower" else lead
             await nodes[gone].stop()
             live = [nodes[i] for i in range(3) if i != gone]
@@ -252,9 +252,6 @@ def test_a_node_installing_a_snapshot_still_acknowledges_and_votes(tmp_path, syn
             released.set()
             await wait_until(lambda: same_chain(live), timeout=30)
             assert nodes[lagging].ledger.get("evidence", "k/501") is not None
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(main())
 
@@ -267,8 +264,8 @@ def test_a_node_installing_a_snapshot_appends_a_bounded_log_meanwhile(tmp_path, 
     async def main() -> None:
         released = sync_answers_held()
         kp = signing.generate("ed25519")
-        nodes, lead, lagging, _ = await start_a_node_installing_a_snapshot(make_configs(tmp_path, 3, snapshot_every=8, block_txs=5), kp)
-        try:
+        cfgs = make_configs(tmp_path, 3, snapshot_every=8, block_txs=5)
+        async with a_node_installing_a_snapshot(cfgs, kp) as (nodes, lead, lagging, _):
             await nodes[lead].submit_many(txs(kp, 501, 5), wait=True)  # one block: past the bound
             held_at = nodes[lagging].raft.log.last_index()
             for start in range(506, 526, 5):
@@ -278,9 +275,6 @@ def test_a_node_installing_a_snapshot_appends_a_bounded_log_meanwhile(tmp_path, 
             released.set()
             await wait_until(lambda: same_chain(nodes), timeout=30)
             assert nodes[lagging].ledger.get("evidence", "k/525") is not None
-        finally:
-            for n in nodes:
-                await n.stop()
 
     asyncio.run(main())
 
