@@ -29,7 +29,8 @@ def load_named(spec: object, what: str, *, instantiate: bool = False) -> Any:
         obj = getattr(importlib.import_module(module), name)
         return obj() if instantiate and isinstance(obj, type) else obj
     except Exception as exc:  # the user's module can raise anything
-        raise UserCodeError(f"cannot load {what} {spec!r:.200}: {type(exc).__name__}: {exc}") from exc
+        named = spec[:200] if isinstance(spec, str) else repr(spec)[:200]
+        raise UserCodeError(f"cannot load {what} {named}: {type(exc).__name__}: {exc}") from exc
 
 
 def load_contracts(specs: Iterable[str], what: str = "contract") -> list[Contract]:

@@ -741,6 +741,35 @@ def test_every_node_runs_the_contracts_its_config_names(tmp_path):
     asyncio.run(main())
 
 
+def test_a_new_leader_does_not_count_a_head_named_before_it_as_a_block_in_flight(tmp_path):
+    # Regression (a review of the idle leader's head entries): a new leader counted the entries
+    # past its ledger's head as blocks in flight, and a head entry applies no block: it counted
+    # for good, and with max_inflight_blocks=1 no leader ever cut a block again.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        nodes = [Node(c) for c in make_configs(tmp_path, 3, max_inflight_blocks=1)]
+        try:
+            for n in nodes:
+                await n.start()
+            await wait_until(lambda: leader_known(nodes))
+            first = next(n for n in nodes if n.is_leader)
+            _, height = await first.submit(txs(kp, 1, 1)[0], wait=True)
+            await wait_until(lambda: first._head_named == height and not first._proposed_blocks)
+            live = [n for n in nodes if n is not first]
+            await wait_until(lambda: all(n._handled == first._handled for n in live))
+            await first.stop()
+            await wait_until(lambda: leader_known(live))
+            leader = next(n for n in live if n.is_leader)
+            assert leader._proposed_blocks == 0
+            _, second = await asyncio.wait_for(leader.submit(txs(kp, 2, 1)[0], wait=True), 10)
+            assert second == height + 1
+        finally:
+            for n in nodes:
+                await n.stop()
+
+    asyncio.run(main())
+
+
 def test_a_read_barrier_on_a_follower_waits_until_it_applied_what_the_leader_committed(tmp_path):
     async def main() -> None:
         async with running_all(make_configs(tmp_path, 3)) as nodes:

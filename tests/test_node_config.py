@@ -79,6 +79,7 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"contracts": ["invoices"]}, "contracts must be MODULE:NAME (a dotted module path, a colon, an attribute name), got 'invoices'"),
         ({"contracts": [5]}, "contracts must be MODULE:NAME"),
         ({"contracts": "a:B"}, "contracts and authorize must be a list of MODULE:NAME strings and one such string"),
+        ({"contracts": None}, "contracts and authorize must be a list of MODULE:NAME strings"),  # was a bare TypeError
         ({"authorize": "a:b:c"}, "authorize must be MODULE:NAME"),
     ],
 )
@@ -137,8 +138,8 @@ def test_a_node_whose_config_names_another_suite_or_chain_than_its_store_exits_2
 @pytest.mark.parametrize(
     ("change", "words"),
     [
-        ({"contracts": ["no_such_module_here:Invoices"]}, "cannot load contract 'no_such_module_here:Invoices': ModuleNotFoundError"),
-        ({"authorize": "json:no_such_hook"}, "cannot load authorize 'json:no_such_hook': AttributeError"),
+        ({"contracts": ["no_such_module_here:Invoices"]}, "cannot load contract no_such_module_here:Invoices: ModuleNotFoundError"),
+        ({"authorize": "json:no_such_hook"}, "cannot load authorize json:no_such_hook: AttributeError"),
     ],
 )
 def test_a_node_whose_contract_or_hook_does_not_load_exits_2_naming_it(

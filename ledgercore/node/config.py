@@ -194,9 +194,9 @@ class NodeConfig:
             raise ConfigError(f"invalid node configuration: {exc}") from None
         if not isinstance(self.extra, dict):
             raise fail("extra", "an object", self.extra)
-        specs = [*(("contracts", c) for c in self.contracts), *([("authorize", self.authorize)] if self.authorize else [])]
         if not isinstance(self.contracts, tuple) or not isinstance(self.authorize, str):
             raise fail("contracts and authorize", "a list of MODULE:NAME strings and one such string", (self.contracts, self.authorize))
+        specs = [*(("contracts", c) for c in self.contracts), *([("authorize", self.authorize)] if self.authorize else [])]
         for name, spec in specs:
             if not isinstance(spec, str) or not _MODULE_NAME.fullmatch(spec):
                 raise fail(name, "MODULE:NAME (a dotted module path, a colon, an attribute name)", spec)

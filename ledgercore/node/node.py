@@ -1057,8 +1057,9 @@ class Node:
         and their transactions move from the mempool to the proposed pool instead of going into a
         block again (back, if it steps down before they apply)."""
         log_ = self.raft.log
-        applied = applied_index(self.ledger.head.consensus)
-        for e in log_.entries_from(max(applied + 1, log_.first_index())):
+        # Past what was handled, not past the ledger's head: an entry that applied no block (a
+        # head named, a block refused) would count for ever, and hold back a block slot.
+        for e in log_.entries_from(max(self._handled + 1, log_.first_index())):
             if e.type != EntryType.NORMAL or not e.data:
                 continue
             self._proposed_blocks += 1
