@@ -71,16 +71,17 @@ def encode_header(
     tx_root: bytes,
     state_root: bytes,
     history_root: bytes,
+    receipts_root: bytes,  # empty: a version 1 header
     timestamp: int,
     proposer: bytes,
     tx_count: int,
     consensus: bytes,
 ) -> bytes: ...
-def decode_header(raw: bytes) -> tuple[str, str, int, bytes, bytes, bytes, bytes, int, bytes, int, bytes]: ...
+def decode_header(raw: bytes) -> tuple[str, str, int, bytes, bytes, bytes, bytes, bytes, int, bytes, int, bytes]: ...
 def encode_block(header: bytes, raws: _Rows) -> bytes: ...
 def decode_block(
     data: bytes,
-) -> tuple[tuple[str, str, int, bytes, bytes, bytes, bytes, int, bytes, int, bytes], bytes, list[bytes]]: ...
+) -> tuple[tuple[str, str, int, bytes, bytes, bytes, bytes, bytes, int, bytes, int, bytes], bytes, list[bytes]]: ...
 # Raft entry runs: entries are (term, index, type, data) named tuples of class ``cls``; ``types``
 # maps each wire type code to its Python value.
 _E = TypeVar("_E", bound=tuple[int, int, int, bytes])

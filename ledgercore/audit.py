@@ -10,6 +10,8 @@ height by height from the genesis block up:
 * the block's raw transactions decode (one native ``decode_txs`` batch per block); their number is
   ``tx_count``; ``tx_root`` is the RFC 9162 root over their ids and those ids are the stored ones;
 * ``history_root`` is the RFC 9162 root over the hashes of every earlier block;
+* ``receipts_root`` (a version 2 header: every block of a chain whose genesis has one) is the suite
+  hash of the block's stored receipts record;
 * the tx locator's stored runs hold exactly the (id prefix, height) records of the blocks they
   cover (their boundaries depend on how blocks were grouped into commits, so they are checked
   against the stored ids rather than against the replay);
@@ -52,7 +54,7 @@ from typing import Any
 
 import lmdb
 
-from . import _native, merkle
+from . import _native, hashing, merkle
 from .block import BlockHeader, decode_block, differing_fields
 from .child_process import ChildDied, run_isolated
 from .errors import IntegrityError, InvalidSignatureError, LedgerError
@@ -127,7 +129,9 @@ def audit(ledger: Ledger, *, replay: bool = True, workdir: str | os.PathLike[str
             transactions = failed = 0
             for h in range(top + 1):
                 header, raws, receipts = _check_block(txn, store, ledger, h, prev, log)
-                failed += count_failures(receipts, h, header.tx_count)
+                failed += count_failures(receipts, h, header.tx_count)  # what is wrong if they do not decode
+                if header.receipts_root and hashing.digest(receipts, suite.hash) != header.receipts_root:
+                    raise IntegrityError(h, "receipts_root", "not the hash of the block's stored receipts")
                 transactions += header.tx_count
                 if replica is not None:
                     _replay_block(replica, h, header, raws, receipts)
@@ -299,13 +303,16 @@ def _check_block(
         raise IntegrityError(h, "tx_root", "not the root over the block's transaction ids")
     if ids.tobytes() != stored["txids"]:
         raise IntegrityError(h, "txids", "the stored ids are not the ids of the block's transactions")
+    if bool(header.receipts_root) != ledger._receipts_roots:  # the genesis decides for the chain
+        has = "has" if header.receipts_root else "lacks"
+        raise IntegrityError(h, "receipts_root", f"the header {has} one, and the genesis does not agree")
     return header, raws, stored["receipts"]
 
 
 def _open_replica(ledger: Ledger, path: Path) -> Ledger:
     return Ledger.open(
         path, ledger.suite.name, chain_id=ledger.chain_id, contracts=list(ledger._contracts.values()),
-        authorize=ledger._authorize,
+        authorize=ledger._authorize, _receipts_roots=bool(ledger.header(0).receipts_root),
     )  # fmt: skip
 
 

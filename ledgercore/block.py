@@ -1,4 +1,4 @@
-"""Block headers and stored blocks (format version 1, docs/FORMAT.md).
+"""Block headers and stored blocks (docs/FORMAT.md; a header with a receipts root is version 2).
 
 The block hash is the suite hash of the header encoding. A stored block frames the header and the
 raw transactions; :func:`decode_block` checks the framing and the header, and
@@ -24,6 +24,7 @@ HEADER_FIELDS = (  # in encoding order (docs/FORMAT.md)
     "tx_root",
     "state_root",
     "history_root",
+    "receipts_root",
     "timestamp",
     "proposer",
     "tx_count",
@@ -44,13 +45,16 @@ class BlockHeader:
     state_root: bytes
     history_root: bytes
     timestamp: int
+    # The suite hash of the block's stored receipts record (docs/FORMAT.md section 5): what each
+    # transaction's outcome was. Empty in a version 1 header (blocks written before it existed).
+    receipts_root: bytes = b""
     proposer: bytes = b""
     tx_count: int = 0
     consensus: bytes = b""
     _encoding: bytes = field(init=False, repr=False, compare=False, default=b"")
 
     def __post_init__(self) -> None:
-        for name in ("prev_hash", "tx_root", "state_root", "history_root", "proposer", "consensus"):
+        for name in ("prev_hash", "tx_root", "state_root", "history_root", "receipts_root", "proposer", "consensus"):
             value = getattr(self, name)
             if not isinstance(value, (bytes, bytearray, memoryview)):  # bytes(32) would be 32 zeros
                 raise EncodeError(f"header field {name} must be bytes, got {type(value).__name__}")
@@ -97,6 +101,7 @@ class BlockHeader:
             f"BlockHeader(suite={self.suite!r}, chain_id={self.chain_id!r}, height={self.height}, "
             f"hash={short(self.hash)}, prev_hash={short(self.prev_hash)}, tx_root={short(self.tx_root)}, "
             f"state_root={short(self.state_root)}, history_root={short(self.history_root)}, "
+            f"receipts_root={short(self.receipts_root)}, "
             f"timestamp={self.timestamp}, proposer={short(self.proposer)}, tx_count={self.tx_count}, "
             f"consensus={len(self.consensus)} bytes)"
         )

@@ -9,6 +9,8 @@ certificate it issued (``init-cluster`` writes one to ``D/client``):
 >>> c.submit(tx.encode())            # {"txid": hex, "height": h, "receipt": {"ok", "error"}} once committed
 >>> c.submit_many([t.encode() for t in txs])   # {"txids", "rejected", "heights", "receipts"}: one request
 >>> c.tx(txid)["proof"]
+>>> rec = c.tx(txid); header = header_of(c.block(rec["height"]))     # its hash checked
+>>> verify_receipt(bytes.fromhex(c.block_receipts(rec["height"])["record"]), rec["index"], header)
 
 Answers are the node's JSON objects as they are (byte fields as hex). Arguments no node could
 accept (a key no transaction could write, a txid that is not 64 hex digits) raise
@@ -41,12 +43,14 @@ import urllib.parse
 from collections.abc import Iterable
 from typing import Any, TypeGuard
 
+from .block import HEADER_FIELDS, BlockHeader
 from .codec import encode_value
 from .contracts.base import key_bytes, state_key
 from .errors import (
     ClientError,
     CommitTimeoutError,
     InvalidInputError,
+    LedgerError,
     RemoteNotFoundError,
     RequestRejectedError,
     ServerError,
@@ -149,6 +153,30 @@ def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
     poller = select.poll()
     poller.register(conn.sock, select.POLLIN)
     return bool(poller.poll(0))
+
+
+def header_of(block: dict[str, Any]) -> BlockHeader:
+    """The :class:`~ledgercore.block.BlockHeader` of a ``block()`` answer, whose encoding must
+    hash to the answer's ``hash`` (``ServerError`` if not, or if a field is missing or malformed):
+    to check proofs against, once the hash itself is trusted (a block proof, a quorum)."""
+    try:
+        h = block["header"]
+        byte_fields = ("prev_hash", "tx_root", "state_root", "history_root", "receipts_root", "proposer", "consensus")
+        fields: dict[str, Any] = {name: bytes.fromhex(h[name]) if name in byte_fields else h[name] for name in HEADER_FIELDS}
+        header = BlockHeader(**fields)
+        claimed = bytes.fromhex(h["hash"])
+    except (LedgerError, KeyError, TypeError, ValueError) as exc:
+        raise ServerError(f"the answer holds no block header: {type(exc).__name__}: {exc}") from None
+    if header.hash != claimed:
+        raise ServerError(f"the header's fields hash to {header.hash.hex()}, not the {claimed.hex()} the answer claims")
+    return header
+
+
+def _check_height(height: object) -> None:
+    if isinstance(height, bool) or not isinstance(height, int):
+        raise InvalidInputError(f"height must be an int, not {type(height).__name__}")
+    if not 0 <= height < 2**64:
+        raise InvalidInputError(f"height must be in 0..2**64 - 1, got {'a negative int' if height < 0 else 'a larger int'}")
 
 
 def _hex_txid(txid: bytes | str) -> str:
@@ -377,11 +405,14 @@ class Client:
 
     def block(self, height: int, *, linearizable: bool = False) -> dict[str, Any]:
         """``{"header": {...}, "txids": [hex]}`` of the block at ``height``."""
-        if isinstance(height, bool) or not isinstance(height, int):
-            raise InvalidInputError(f"height must be an int, not {type(height).__name__}")
-        if not 0 <= height < 2**64:
-            raise InvalidInputError(f"height must be in 0..2**64 - 1, got {'a negative int' if height < 0 else 'a larger int'}")
+        _check_height(height)
         return self._read(f"/block/{height}", linearizable)
+
+    def block_receipts(self, height: int, *, linearizable: bool = False) -> dict[str, Any]:
+        """``{"height", "receipts_root", "record"}`` of the block at ``height`` (hex): its stored
+        receipts, for :func:`ledgercore.receipts.verify_receipt`."""
+        _check_height(height)
+        return self._read(f"/block/{height}/receipts", linearizable)
 
     def tx(self, txid: bytes | str, *, linearizable: bool = False) -> dict[str, Any]:
         """A committed transaction: ``{"height", "index", "tx_count", "receipt", "proof", "tx_root", ...}``."""

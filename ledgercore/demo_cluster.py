@@ -12,10 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from . import merkle, signing
-from .client import Client
+from .client import Client, header_of
 from .codec import decode_value
 from .node.cluster import load_cluster, start_node, stop_all, wait_ready
 from .node.init_cluster import free_base_port, init_cluster
+from .receipts import verify_receipt
 from .suites import get_suite
 from .transaction import Transaction
 
@@ -114,6 +115,12 @@ def _issue_and_prove(clients: list[Client], scheme: str, algo: str, count: int, 
     wrong = merkle.verify_inclusion(bytes.fromhex(txid), rec["index"] ^ 1, rec["tx_count"], proof,
                                     bytes.fromhex(header["tx_root"]), algo)  # fmt: skip
     checks.report(not wrong, "the same proof at another position is rejected")
+    # Its outcome too: the block's receipts record, against the receipts root of the header.
+    record_hex = follower.block_receipts(rec["height"])["record"]
+    receipt = verify_receipt(bytes.fromhex(record_hex), rec["index"], header_of(follower.block(rec["height"])))
+    checks.report(
+        receipt is not None and receipt.ok, f"its receipt (ok) verifies against block {rec['height']}'s receipts_root"
+    )
     record = decode_value(bytes.fromhex(follower.get("cert", f"BL-{count // 2:06d}")["value"]))
     checks.report(
         record["digest"] == (count // 2 + 1).to_bytes(32, "big") and not record["revoked"],  # type: ignore[index]

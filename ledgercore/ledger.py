@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple, TypeVar
 
 import numpy as np
 
-from . import _native, merkle
+from . import _native, hashing, merkle
 from .block import BlockHeader, decode_block, differing_fields, encode_block
 from .codec import utf8
 from .contracts import builtin_contracts
@@ -466,6 +466,12 @@ class Block:
         return decode_receipts(self._receipts, self.header.height, self.header.tx_count)
 
     @property
+    def receipts_record(self) -> bytes:
+        """The block's receipts as stored (docs/FORMAT.md section 5): what ``receipts_root``
+        hashes, and what :func:`~ledgercore.receipts.verify_receipt` takes."""
+        return self._receipts
+
+    @property
     def failures(self) -> dict[int, str]:
         """Position -> error of each transaction whose receipt failed (the others' are ok): what
         :attr:`receipts` says of success, without a receipt object per transaction."""
@@ -515,6 +521,11 @@ class Ledger:
             self._log = merkle.MerkleLog(suite.hash)
             self._log.extend([v for _, v in store.scan(txn, "hashes")])
             self._head = self._stored_head(txn, self._log.size - 1)
+            # A chain keeps the header version its genesis has: receipts roots or none.
+            genesis = self._head if self._head.height == 0 else BlockHeader.decode(
+                txn.get(height_key(0), db=store.tables["headers"]) or b""
+            )
+            self._receipts_roots = bool(genesis.receipts_root)
             self._locator, self._located = _native.TxLocator(), self._last_run(txn)
             self._locate_blocks(txn, self._located + 1)
             try:
@@ -635,6 +646,7 @@ class Ledger:
         contracts: Iterable[Contract] = (),
         authorize: Authorizer | None = None,
         map_size: int = DEFAULT_MAP_SIZE,
+        _receipts_roots: bool = True,
     ) -> Ledger:
         """Opens the ledger at ``path``, creating it (with a genesis block at height 0) if it is new.
 
@@ -669,7 +681,7 @@ class Ledger:
             stored_suite = store.get("meta", b"suite")
             if stored_suite is None:
                 chosen = get_suite(wanted or DEFAULT_SUITE)
-                stored_suite = cls._write_genesis(store, chosen, chain_id)
+                stored_suite = cls._write_genesis(store, chosen, chain_id, _receipts_roots)
             if stored_suite is not None:
                 cls._check_store_format(store, path)
                 where = f"ledger at {os.fspath(path)!r}"
@@ -713,15 +725,19 @@ class Ledger:
             )
 
     @staticmethod
-    def _write_genesis(store: Store, suite: Suite, chain_id: str) -> bytes | None:
-        """Creates the chain, unless another process created it first: then its suite."""
+    def _write_genesis(store: Store, suite: Suite, chain_id: str, receipts_roots: bool) -> bytes | None:
+        """Creates the chain, unless another process created it first: then its suite. Its blocks
+        have receipts roots (version 2 headers) if its genesis has one; ``receipts_roots`` False
+        makes a chain as ledgercore wrote them before (an audit's replay of such a chain)."""
         empty = merkle.MerkleLog(suite.hash).root()
+        receipts = encode_receipts(0, {}, [])
         header = BlockHeader(
             suite=suite.name, chain_id=chain_id, height=0, prev_hash=bytes(32), tx_root=empty,
             state_root=empty, history_root=empty, timestamp=0, proposer=b"", tx_count=0, consensus=b"",
+            receipts_root=hashing.digest(receipts, suite.hash) if receipts_roots else b"",
         )  # fmt: skip
         write = BlockWrite(0)
-        Ledger._stage_block(write, header, [], encode_receipts(0, {}, []), b"")
+        Ledger._stage_block(write, header, [], receipts, b"")
         write.put("meta", b"suite", suite.name.encode())
         write.put("meta", b"chain_id", chain_id.encode())
         write.put("meta", b"store_format", STORE_FORMAT.to_bytes(4, "big"))
@@ -1103,14 +1119,14 @@ class Ledger:
         t3 = time.perf_counter()
         ids = batch.ids
         writes = (result.keys, result.values, result.txs)
+        receipts = encode_receipts(batch.count, result.errors, result.events)
         header = BlockHeader(
             suite=self.suite.name, chain_id=self.chain_id, height=height, prev_hash=head.hash,
             tx_root=merkle.root(ids, self.suite.hash),
             state_root=_native.state_root(self.suite.hash, head.state_root, *writes),
             history_root=self._log.root(), timestamp=ts, proposer=proposer, tx_count=batch.count,
-            consensus=consensus,
+            consensus=consensus, receipts_root=hashing.digest(receipts, self.suite.hash) if self._receipts_roots else b"",
         )  # fmt: skip
-        receipts = encode_receipts(batch.count, result.errors, result.events)
         history = _native.stage_block_entries(self._overlay, height, *writes, ids, current)
         write = BlockWrite(height)
         txids = ids.tobytes()

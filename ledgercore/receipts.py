@@ -6,8 +6,11 @@ from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
+from . import hashing
+from .block import BlockHeader
 from .codec import decode_value, encode_value
-from .errors import IntegrityError, LedgerError
+from .errors import IntegrityError, InvalidInputError, LedgerError
+from .suites import get_suite
 
 
 @dataclass(frozen=True)
@@ -81,6 +84,24 @@ def decode_failures(data: bytes, height: int, tx_count: int) -> dict[int, str]:
     """The failed receipts of block ``height``'s stored receipts: position -> error (the others
     are ok). Only the failures are read: no receipt object per transaction."""
     return _stored(data, height, tx_count)[0]
+
+
+def verify_receipt(record: bytes, index: int, header: BlockHeader) -> Receipt | None:
+    """The receipt of the transaction at ``index`` of ``header``'s block, if ``record`` is the
+    block's receipts record that the header commits to (``receipts_root``, its suite hash); None if
+    it is not: what a node served is then not that block's. With the block's header (checked
+    against the block-hash log, :meth:`Ledger.block_proof`) this proves a transaction's outcome.
+    ``InvalidInputError`` for a header without a receipts root (version 1) or an index outside
+    the block."""
+    if not isinstance(header, BlockHeader) or not header.receipts_root:
+        raise InvalidInputError("a receipt is proven by a version 2 header (one with a receipts root)")
+    if isinstance(index, bool) or not isinstance(index, int) or not 0 <= index < header.tx_count:
+        raise InvalidInputError(f"index must be one of the block's {header.tx_count} positions, got {index!r:.40}")
+    if not isinstance(record, (bytes, bytearray, memoryview)):
+        raise InvalidInputError(f"the receipts record is bytes, got {type(record).__name__}")
+    if hashing.digest(bytes(record), get_suite(header.suite).hash) != header.receipts_root:
+        return None
+    return decode_receipts(bytes(record), header.height, header.tx_count)[index]
 
 
 def decode_receipts(data: bytes, height: int, tx_count: int) -> list[Receipt]:

@@ -14,7 +14,7 @@ import pytest
 
 from ledgercore import Ledger, Transaction, signing
 from ledgercore.cli import main
-from ledgercore.codec import encode_value
+from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, method
 from ledgercore.errors import IntegrityError, LedgerError
 from ledgercore.store import StoreError, height_key
@@ -36,10 +36,10 @@ class Counter(Contract):
         ctx.emit("added", n.to_bytes(8, "big"))
 
 
-def _chain(path, suite: str, blocks: int = 4, chain_id: str = "dev") -> None:
+def _chain(path, suite: str, blocks: int = 4, chain_id: str = "dev", receipts_roots: bool = True) -> None:
     kp = signing.generate(SCHEME[suite])
     tx = lambda c, m, n, **a: Transaction.create(kp, c, m, a, n, chain_id=chain_id).encode()  # noqa: E731
-    with Ledger.open(path, suite, chain_id=chain_id, contracts=[Counter()]) as led:
+    with Ledger.open(path, suite, chain_id=chain_id, contracts=[Counter()], _receipts_roots=receipts_roots) as led:
         for b in range(1, blocks + 1):
             n = b * 100
             led.apply_block(
@@ -332,6 +332,36 @@ def test_damaged_receipts_are_store_damage_wherever_they_are_read(tmp_path, caps
         assert led.block(2).receipts[0].ok  # the other blocks read as before
     assert main(["audit", str(path), "--no-replay"]) == 1
     assert "audit FAILED: height 1: receipts: " in capsys.readouterr().out
+
+
+def test_a_receipt_changed_in_the_store_no_longer_matches_its_blocks_receipts_root(tmp_path, capsys):
+    # Receipts were in no header: a failed transaction's receipt rewritten as a success (or the
+    # reverse) changed no hash, and only a replay, with the chain's code, could tell.
+    path = tmp_path / "l"
+    _chain(path, "ed25519-blake3", blocks=2)
+    env = lmdb.open(str(path), max_dbs=16)
+    with env.begin(write=True) as txn:
+        receipts = env.open_db(b"receipts", txn=txn, create=False)
+        count, failures, events = decode_value(txn.get(height_key(1), db=receipts))  # type: ignore[misc]
+        assert failures  # the block's anchored-twice evidence
+        txn.put(height_key(1), encode_value([count, [], events]), db=receipts)  # now all succeeded
+    env.close()
+    assert main(["audit", str(path), "--no-replay", "--contract", "test_audit:Counter"]) == 1
+    assert "audit FAILED: height 1: receipts_root: not the hash of the block's stored receipts" in capsys.readouterr().out
+
+
+def test_a_chain_made_before_receipts_roots_keeps_version_1_headers_and_audits_clean(tmp_path):
+    path = tmp_path / "l"
+    _chain(path, "sm2-sm3", blocks=2, receipts_roots=False)
+    with Ledger.open(path, contracts=[Counter()]) as led:
+        kp = signing.generate("sm2")
+        led.apply_block([Transaction.create(kp, "evidence", "put", {"key": "late", "digest": bytes(32)}, 1).encode()])
+        assert [led.header(h).receipts_root for h in range(4)] == [b""] * 4
+        assert [led.header(h).encode()[0] for h in range(4)] == [1] * 4
+        assert led.audit().height == 3
+    _chain(tmp_path / "new", "sm2-sm3", blocks=1)
+    with Ledger.open(tmp_path / "new", contracts=[Counter()]) as led:
+        assert [led.header(h).encode()[0] for h in range(2)] == [2, 2] and led.audit().height == 1
 
 
 def only_the_first_sender(senders, contracts, methods):  # type: ignore[no-untyped-def]

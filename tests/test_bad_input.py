@@ -822,7 +822,7 @@ CORRUPTIONS = {
     "body signature": (lambda p: _edit(p, "blocks", height_key(2), _flip_signature_in_body), 2, "signatures"),
     "txid byte": (lambda p: _edit(p, "txids", height_key(4), lambda v: _flip(v, 40)), 4, "txids"),
     "hash leaf": (lambda p: _edit(p, "hashes", height_key(1), lambda v: _flip(v, 0)), 1, "hash"),
-    "receipts": (lambda p: _edit(p, "receipts", height_key(3), lambda v: encode_value([5, [], []])), 3, "receipts"),
+    "receipts": (lambda p: _edit(p, "receipts", height_key(3), lambda v: encode_value([5, [], []])), 3, "receipts_root"),  # its header commits to them
     "missing txids": (lambda p: _edit(p, "txids", height_key(2), lambda v: None), 2, "txids"),
     "state value": (lambda p: _edit(p, "state", _state_key_written_at(3), lambda v: _flip(v, len(v) - 3)), 3, "state"),
     "state deleted": (lambda p: _edit(p, "state", _state_key_written_at(4), lambda v: None), 4, "state"),

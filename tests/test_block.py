@@ -20,9 +20,10 @@ from ledgercore.block import decode_block, encode_block
 from ledgercore.errors import DecodeError, EncodeError, InvalidLengthError, UnknownNameError
 from ledgercore.suites import SUITES, get_suite
 
-VECTORS = load_vectors("header_v1.json")["vectors"]
+VECTORS_V1 = load_vectors("header_v1.json")["vectors"]  # blocks written before receipts roots
+VECTORS = VECTORS_V1 + load_vectors("header_v2.json")["vectors"]
 SUITE_NAMES = list(SUITES)
-BYTE_FIELDS = ("prev_hash", "tx_root", "state_root", "history_root", "proposer", "consensus")
+BYTE_FIELDS = ("prev_hash", "tx_root", "state_root", "history_root", "receipts_root", "proposer", "consensus")
 
 
 def suite_hash(suite: str, data: bytes) -> bytes:
@@ -36,11 +37,12 @@ def suite_hash(suite: str, data: bytes) -> bytes:
 
 def reference_header(f: dict) -> bytes:
     chain = f["chain_id"].encode()
+    receipts_root = f.get("receipts_root", b"")  # version 2 exactly when there is one
     return (
-        struct.pack(">BBB", 1, get_suite(f["suite"]).code, len(chain))
+        struct.pack(">BBB", 2 if receipts_root else 1, get_suite(f["suite"]).code, len(chain))
         + chain
         + struct.pack(">Q", f["height"])
-        + f["prev_hash"] + f["tx_root"] + f["state_root"] + f["history_root"]
+        + f["prev_hash"] + f["tx_root"] + f["state_root"] + f["history_root"] + receipts_root
         + struct.pack(">QB", f["timestamp"], len(f["proposer"]))
         + f["proposer"]
         + struct.pack(">IH", f["tx_count"], len(f["consensus"]))
@@ -64,11 +66,12 @@ def header(suite: str = "ed25519-blake3", **kw) -> BlockHeader:
 # ---- headers ----
 
 
-def test_vector_file_covers_every_suite():
-    assert [v["suite"] for v in VECTORS] == SUITE_NAMES
+def test_vector_files_cover_every_suite_in_both_versions():
+    assert [v["suite"] for v in VECTORS] == SUITE_NAMES * 2
+    assert [bytes.fromhex(v["encoding"])[0] for v in VECTORS] == [1] * len(SUITE_NAMES) + [2] * len(SUITE_NAMES)
 
 
-@pytest.mark.parametrize("v", VECTORS, ids=lambda v: v["suite"])
+@pytest.mark.parametrize("v", VECTORS, ids=lambda v: f"{v['suite']}-v{bytes.fromhex(v['encoding'])[0]}")
 def test_header_vectors(v):
     fields = vector_fields(v)
     h = BlockHeader(**fields)
@@ -90,7 +93,7 @@ def headers(draw):
         "chain_id": draw(st.text(min_size=1, max_size=12).filter(lambda s: len(s.encode()) <= 64)),
         "height": draw(st.integers(0, 2**64 - 1)),
         "prev_hash": draw(digests), "tx_root": draw(digests), "state_root": draw(digests),
-        "history_root": draw(digests),
+        "history_root": draw(digests), "receipts_root": draw(st.sampled_from([b""]) | digests),
         "timestamp": draw(st.integers(0, 2**64 - 1)),
         "proposer": draw(st.sampled_from([b"", bytes(get_suite(suite).public_key_size)])),
         "tx_count": draw(st.integers(0, 2**32 - 1)),
@@ -153,7 +156,7 @@ def test_sm2_and_p256_proposers_are_65_bytes():
 @pytest.mark.parametrize(
     ("at", "value", "fragment"),
     [
-        (0, 2, "block header: version at byte 0: unknown version 2"),
+        (0, 3, "block header: version at byte 0: unknown version 3 (this build reads 1 and 2)"),
         (1, 0, "suite at byte 1: unknown suite code 0"),
         (2, 0, "chain id length at byte 2: 0 is outside 1..=64"),
         (3, 0x80, "chain id at byte 3: not valid UTF-8"),

@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from ledgercore import Ledger
 from ledgercore import client as client_module
-from ledgercore.client import Client
+from ledgercore.client import Client, header_of
 from ledgercore.errors import (
     CommitTimeoutError,
     InvalidInputError,
@@ -285,3 +286,18 @@ def test_threads_share_a_client(keep_alive_node: tuple[type[_KeepAliveNode], str
             t.join(30)
     assert answers == ["n1"] * 240
     assert handler.connections <= 12  # one per thread at most, and kept between requests
+
+
+@pytest.mark.parametrize("receipts_roots", [True, False], ids=["version 2", "version 1"])
+def test_a_block_answers_header_is_rebuilt_and_its_hash_checked(tmp_path: Path, receipts_roots: bool) -> None:
+    from ledgercore.node.http import _header_json  # what a node answers
+
+    with Ledger.open(tmp_path / "l", _receipts_roots=receipts_roots) as led:
+        header = led.header(0)
+    answer = {"header": _header_json(header), "txids": []}
+    assert header_of(answer) == header
+    forged = {"header": {**answer["header"], "state_root": "11" * 32}}
+    with pytest.raises(ServerError, match=f"hash to .*, not the {header.hash.hex()} the answer claims"):
+        header_of(forged)
+    with pytest.raises(ServerError, match="holds no block header: KeyError: 'tx_root'"):
+        header_of({"header": {k: v for k, v in answer["header"].items() if k != "tx_root"}})

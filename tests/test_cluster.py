@@ -39,7 +39,7 @@ import aiohttp
 import pytest
 
 from ledgercore import merkle, signing
-from ledgercore.client import Client
+from ledgercore.client import Client, header_of
 from ledgercore.codec import encode_value
 from ledgercore.consensus.messages import ConfState, Snapshot
 from ledgercore.errors import (
@@ -59,6 +59,7 @@ from ledgercore.node.http import MAX_BODY
 from ledgercore.node.init_cluster import free_base_port
 from ledgercore.node.node import MAX_SUBMIT_BATCH
 from ledgercore.node.raft_store import DurableStorage
+from ledgercore.receipts import Receipt, verify_receipt
 from ledgercore.suites import get_suite
 from ledgercore.transaction import Transaction
 
@@ -500,6 +501,30 @@ def test_proofs_from_a_follower_verify_against_the_block_tx_root(cluster: Cluste
         if rec["tx_count"] > 1:
             other = (rec["index"] + 1) % rec["tx_count"]
             assert not merkle.verify_inclusion(txid, other, rec["tx_count"], proof, root, HASH)
+
+
+def test_a_follower_proves_a_transactions_outcome_against_the_block_header(cluster: Cluster) -> None:
+    # An inclusion proof says a transaction is in a block, not whether it succeeded: a second
+    # anchoring of one key (refused) was provable exactly as a first (ok).
+    clients = cluster.all_clients
+    kp = signing.generate("ed25519")
+    key = f"twice/{os.urandom(6).hex()}"
+    put = [Transaction.create(kp, "evidence", "put", {"key": key, "digest": bytes([n]) * 32}, n, chain_id=CHAIN).encode()
+           for n in (1, 2)]  # fmt: skip
+    answers = [clients[0].submit(raw) for raw in put]
+    leader = wait_until(lambda: current_leader(clients), 10, "a leader")
+    follower = next(c for name, c in cluster.clients.items() if name != leader)
+    wait_same_height(clients, max(a["height"] for a in answers))
+    outcomes = []
+    for a in answers:
+        rec = follower.tx(a["txid"])
+        header = header_of(follower.block(rec["height"]))
+        assert header.hash.hex() == cluster.clients[leader].block(rec["height"])["header"]["hash"]
+        record = bytes.fromhex(follower.block_receipts(rec["height"])["record"])
+        outcomes.append(verify_receipt(record, rec["index"], header))
+        assert verify_receipt(record + b"\0", rec["index"], header) is None  # not the block's record
+    assert outcomes[0] == Receipt(True) and outcomes[1] is not None and not outcomes[1].ok
+    assert "already anchored" in str(outcomes[1].error)
 
 
 def test_bad_input_gets_json_4xx_errors(cluster: Cluster) -> None:

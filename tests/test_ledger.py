@@ -13,7 +13,7 @@ from collections.abc import Callable
 import numpy as np
 import pytest
 
-from ledgercore import Block, BlockInput, Ledger, Transaction, _native, merkle, signing
+from ledgercore import Block, BlockInput, Ledger, Transaction, _native, hashing, merkle, signing
 from ledgercore import ledger as ledger_module
 from ledgercore.codec import decode_value, encode_value
 from ledgercore.contracts import Contract, ContractError, method, query
@@ -31,6 +31,7 @@ from ledgercore.errors import (
     OutOfRangeError,
     UnknownNameError,
 )
+from ledgercore.receipts import verify_receipt
 from ledgercore.store import Store, StoreError, height_key
 from ledgercore.suites import get_suite
 
@@ -79,7 +80,7 @@ def test_creating_a_chain_another_process_created_first_keeps_the_first(tmp_path
     # overwrote the first's. Creation now writes only where the chain is still absent.
     with Ledger.open(tmp_path / "l", chain_id="gov-bj") as led:
         genesis = led.header(0)
-        late = Ledger._write_genesis(led._store, get_suite("sm2-sm3"), "gov-sh")
+        late = Ledger._write_genesis(led._store, get_suite("sm2-sm3"), "gov-sh", True)
         assert late == b"ed25519-blake3"  # the suite of the chain that is there
         assert led._store.get("meta", b"chain_id") == b"gov-bj"
         assert led._store.get("headers", height_key(0)) == genesis.encode()
@@ -107,6 +108,27 @@ def test_apply_block_commits_state_headers_proofs(tmp_path, suite, kp):
             assert t.tx.encode() == raws[i]
             assert merkle.verify_inclusion(txid, t.index, h.tx_count, t.proof, led.header(t.height).tx_root, HASH[suite])
         assert led.block(1).raws == raws
+
+
+def test_a_transactions_outcome_is_proven_by_its_blocks_receipts_root(tmp_path, kp, suite):
+    # Receipts were in no header: an inclusion proof showed a transaction was in a block, and
+    # nothing showed whether it succeeded (a second reimbursement refused, or paid).
+    with Ledger.open(tmp_path / "l", suite=suite) as led:
+        blk = led.apply_block([put(kp, "lic/1", 1), put(kp, "lic/1", 2), put(kp, "lic/2", 3)])
+        header, record = led.header(blk.height), led.block(blk.height).receipts_record
+        assert header.receipts_root == hashing.digest(record, HASH[suite]) and header.encode()[0] == 2
+        proven = [verify_receipt(record, i, header) for i in range(3)]
+        assert proven == blk.receipts and [r.ok for r in proven if r] == [True, False, True]
+        assert "already" in str(proven[1].error)  # type: ignore[union-attr]
+        count, failures, events = decode_value(record)  # type: ignore[misc]
+        forged = encode_value([count, [], events])  # the failure dropped: all succeeded
+        assert verify_receipt(forged, 1, header) is None
+        with pytest.raises(InvalidInputError, match="one of the block's 3 positions, got 3"):
+            verify_receipt(record, 3, header)
+    with Ledger.open(tmp_path / "old", suite=suite, _receipts_roots=False) as led:  # as chains were made before
+        blk = led.apply_block([put(kp, "lic/1", 1)])
+        with pytest.raises(InvalidInputError, match="proven by a version 2 header"):
+            verify_receipt(blk.receipts_record, 0, blk.header)
 
 
 def test_block_hash_log_proves_inclusion_and_append_only(tmp_path, kp, suite):

@@ -14,7 +14,9 @@ import sys
 
 import lmdb
 
-from ledgercore import Ledger
+from ledgercore import BlockHeader, Ledger, hashing
+from ledgercore.block import differing_fields
+from ledgercore.store import height_key
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "vectors"))
 import make_ledger_vectors as vectors
@@ -33,6 +35,22 @@ def test_fixed_blocks_give_the_recorded_headers_history_and_tables(tmp_path):
     # and re-creation after a delete.
     k = expected["history"]["registry/k"]
     assert [e[0] for e in k[:3]] == [1, 1, 1] and None in [e[3] for e in k]
+
+
+def test_a_chain_with_receipts_roots_differs_from_the_recorded_one_only_in_its_headers(tmp_path):
+    """Receipts roots (version 2 headers) change the headers, and with them every block hash,
+    nothing else; each block's root is the suite hash of its stored receipts record."""
+    expected = json.loads(vectors.VECTORS.read_text())
+    got = vectors.build(tmp_path / "l", receipts_roots=True)
+    assert got["history"] == expected["history"] and got["versioned"] == expected["versioned"]
+    changed = {t for t in expected["tables"] if got["tables"][t] != expected["tables"][t]}
+    assert changed == {"headers", "blocks", "hashes"}  # the blocks hold their headers
+    with Ledger.open(tmp_path / "l", chain_id="vectors", contracts=[vectors.Registry()]) as led:
+        for h, old in enumerate(expected["headers"], start=1):
+            new, v1 = led.header(h), BlockHeader.decode(bytes.fromhex(old))
+            assert new.encode()[0] == 2 and v1.encode()[0] == 1
+            assert new.receipts_root == hashing.digest(led._store.get("receipts", height_key(h)), "blake3")
+            assert differing_fields(new, v1) == ["prev_hash", "history_root", "receipts_root"]  # over changed hashes
 
 
 def test_state_and_history_entries_are_laid_out_as_format_md_says(tmp_path):

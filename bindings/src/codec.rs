@@ -266,6 +266,7 @@ pub fn encode_header<'py>(
     tx_root: &[u8],
     state_root: &[u8],
     history_root: &[u8],
+    receipts_root: &[u8],
     timestamp: &Bound<'py, PyAny>,
     proposer: &[u8],
     tx_count: &Bound<'py, PyAny>,
@@ -279,6 +280,8 @@ pub fn encode_header<'py>(
         tx_root: digest(tx_root, "tx_root")?,
         state_root: digest(state_root, "state_root")?,
         history_root: digest(history_root, "history_root")?,
+        // Empty: a version 1 header, as blocks written before receipts roots have.
+        receipts_root: if receipts_root.is_empty() { None } else { Some(digest(receipts_root, "receipts_root")?) },
         timestamp: uint(timestamp, "timestamp", U64_MAX)?,
         proposer: proposer.to_vec(),
         tx_count: uint(tx_count, "tx_count", "2**32 - 1")?,
@@ -291,6 +294,7 @@ type HeaderTuple<'py> = (
     &'static str,
     Bound<'py, PyString>,
     u64,
+    Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
     Bound<'py, PyBytes>,
@@ -310,6 +314,7 @@ fn header_tuple<'py>(py: Python<'py>, h: &BlockHeader) -> HeaderTuple<'py> {
         PyBytes::new(py, &h.tx_root),
         PyBytes::new(py, &h.state_root),
         PyBytes::new(py, &h.history_root),
+        PyBytes::new(py, h.receipts_root.as_ref().map_or(&[][..], |r| &r[..])),
         h.timestamp,
         PyBytes::new(py, &h.proposer),
         h.tx_count,
@@ -317,8 +322,9 @@ fn header_tuple<'py>(py: Python<'py>, h: &BlockHeader) -> HeaderTuple<'py> {
     )
 }
 
-/// `(suite, chain_id, height, prev_hash, tx_root, state_root, history_root, timestamp, proposer,
-/// tx_count, consensus)` of a header encoding.
+/// `(suite, chain_id, height, prev_hash, tx_root, state_root, history_root, receipts_root,
+/// timestamp, proposer, tx_count, consensus)` of a header encoding (receipts_root empty in a
+/// version 1 header).
 #[pyfunction]
 pub fn decode_header<'py>(py: Python<'py>, raw: &[u8]) -> PyResult<HeaderTuple<'py>> {
     let header = BlockHeader::decode(raw).or_raise()?;

@@ -24,6 +24,9 @@ Routes (byte fields are lowercase hex):
   A batch in which one transaction does not decode is refused whole (400, naming its position).
 * ``GET /status`` — ``{"node", "role", "term", "leader", "height", "block_hash", "state_root"}``.
 * ``GET /block/{h}`` — ``{"header": {...}, "txids": [hex]}``.
+* ``GET /block/{h}/receipts`` — ``{"height", "receipts_root", "record"}``: the block's receipts as
+  stored (hex), which the header's ``receipts_root`` hashes; ``receipts.verify_receipt`` proves
+  one transaction's outcome with it.
 * ``GET /tx/{txid}`` — ``{"txid", "height", "index", "tx_count", "receipt": {"ok", "error", "events"},
   "proof": [hex], "tx_root", "raw"}``: ``proof`` places ``txid`` at leaf ``index`` of the
   ``tx_count``-leaf tree whose root is the block's ``tx_root`` (``merkle.verify_inclusion``).
@@ -477,6 +480,7 @@ def _header_json(h: BlockHeader) -> dict[str, Any]:
     return {
         "height": h.height, "hash": h.hash.hex(), "prev_hash": h.prev_hash.hex(), "tx_root": h.tx_root.hex(),
         "state_root": h.state_root.hex(), "history_root": h.history_root.hex(), "timestamp": h.timestamp,
+        "receipts_root": h.receipts_root.hex(),
         "tx_count": h.tx_count, "proposer": h.proposer.hex(), "consensus": h.consensus.hex(),
         "suite": h.suite, "chain_id": h.chain_id,
     }  # fmt: skip
@@ -546,6 +550,15 @@ def make_app(node: Node) -> web.Application:
         await _read_point(request)
         return web.json_response(await asyncio.to_thread(_block, height))
 
+    def _block_receipts(height: int) -> dict[str, Any]:
+        block = node.ledger.block(height)
+        return {"height": height, "receipts_root": block.header.receipts_root.hex(), "record": block.receipts_record.hex()}
+
+    async def get_block_receipts(request: web.Request) -> web.Response:
+        height = _parse_height(request.match_info["height"])
+        await _read_point(request)
+        return web.json_response(await asyncio.to_thread(_block_receipts, height))
+
     def _tx(txid: bytes) -> dict[str, Any]:
         ledger = node.ledger
         rec = ledger.tx(txid)
@@ -579,6 +592,7 @@ def make_app(node: Node) -> web.Application:
     for add, path, handler, route in [
         (router.add_post, "/tx", post_tx, tx_route), (router.add_post, "/txs", post_txs, txs_route),
         (router.add_get, "/status", get_status, _Route()), (router.add_get, "/block/{height}", get_block, read),
+        (router.add_get, "/block/{height}/receipts", get_block_receipts, read),
         (router.add_get, "/tx/{txid}", get_tx, read), (router.add_get, "/state/{contract}/{key:.+}", get_state, read),
     ]:  # fmt: skip
         # Every route refuses an unknown Expect as JSON, and before 100 Continue what the head shows.

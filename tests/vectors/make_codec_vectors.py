@@ -1,4 +1,4 @@
-"""Regenerates tx_v1.json and header_v1.json from fixed keys (run from the repository root).
+"""Regenerates tx_v1.json, header_v1.json and header_v2.json from fixed keys (run from the repository root).
 
 The transactions are signed with fixed private keys; Ed25519 (RFC 8032) and the ECDSA schemes here
 (RFC 6979 nonces) sign deterministically, so the output never changes. The files are checked in: a
@@ -62,7 +62,7 @@ def tx_vectors() -> dict:
     }
 
 
-def header_vectors() -> dict:
+def header_vectors(version: int) -> dict:
     out = []
     for suite in SUITES.values():
         proposer = signing.from_private_bytes(suite.scheme, PRIVATE_KEY).public_key
@@ -74,6 +74,7 @@ def header_vectors() -> dict:
             "tx_root": bytes([0x22] * 32),
             "state_root": bytes([0x33] * 32),
             "history_root": bytes([0x44] * 32),
+            **({"receipts_root": bytes([0x55] * 32)} if version == 2 else {}),
             "timestamp": 1700000000500,
             "proposer": proposer,
             "tx_count": 3,
@@ -88,13 +89,13 @@ def header_vectors() -> dict:
             }
         )
     return {
-        "_comment": "Block header format v1 (docs/FORMAT.md), one per suite; byte fields in hex; "
+        "_comment": f"Block header format v{version} (docs/FORMAT.md), one per suite; byte fields in hex; "
         "hash = suite hash of encoding. Regenerate with tests/vectors/make_codec_vectors.py.",
         "vectors": out,
     }
 
 
 if __name__ == "__main__":
-    for name, data in (("tx_v1.json", tx_vectors()), ("header_v1.json", header_vectors())):
+    for name, data in (("tx_v1.json", tx_vectors()), ("header_v1.json", header_vectors(1)), ("header_v2.json", header_vectors(2))):
         (HERE / name).write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
         print("wrote", HERE / name)

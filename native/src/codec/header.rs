@@ -1,10 +1,11 @@
-//! Block headers, version 1.
+//! Block headers, versions 1 and 2.
 //!
-//! `u8 version (1)` | `u8 suite code` | `u8 chain id length (1..=64)` + chain id (UTF-8) |
+//! `u8 version` | `u8 suite code` | `u8 chain id length (1..=64)` + chain id (UTF-8) |
 //! `u64 height` | `32 prev_hash` | `32 tx_root` | `32 state_root` | `32 history_root` |
-//! `u64 timestamp` | `u8 proposer length` + proposer public key (empty, or the suite's public key
-//! size) | `u32 tx_count` | `u16 consensus length` + consensus data (opaque).
-//! Block hash = suite hash of the whole header encoding.
+//! (version 2 only) `32 receipts_root` | `u64 timestamp` | `u8 proposer length` + proposer public
+//! key (empty, or the suite's public key size) | `u32 tx_count` | `u16 consensus length` +
+//! consensus data (opaque). Block hash = suite hash of the whole header encoding. A header holds a
+//! receipts root exactly when it is version 2: blocks written before there was one stay version 1.
 
 use super::tx::unknown_suite;
 use super::{check_chain_id_len, encode_error, put_short, Reader, MAX_CHAIN_ID_LEN};
@@ -12,7 +13,10 @@ use crate::error::Result;
 use crate::hash::Digest;
 use crate::suite::Suite;
 
-pub const HEADER_VERSION: u8 = 1;
+/// The version of a header with a receipts root (the one blocks are written with).
+pub const HEADER_VERSION: u8 = 2;
+/// The version of a header without one.
+pub const HEADER_VERSION_1: u8 = 1;
 
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BlockHeader {
@@ -23,6 +27,8 @@ pub struct BlockHeader {
     pub tx_root: Digest,
     pub state_root: Digest,
     pub history_root: Digest,
+    /// The suite hash of the block's receipts record; None in a version 1 header.
+    pub receipts_root: Option<Digest>,
     pub timestamp: u64,
     /// The proposer's public key, or empty (a single-node chain has no proposer).
     pub proposer: Vec<u8>,
@@ -48,13 +54,16 @@ impl BlockHeader {
         let consensus_len = u16::try_from(self.consensus.len())
             .map_err(|_| encode_error("consensus", format!("at most 65535 bytes, got {}", self.consensus.len())))?;
         let mut out = Vec::with_capacity(
-            2 + 1 + self.chain_id.len() + 8 + 4 * 32 + 8 + 1 + self.proposer.len() + 4 + 2 + self.consensus.len(),
+            2 + 1 + self.chain_id.len() + 8 + 5 * 32 + 8 + 1 + self.proposer.len() + 4 + 2 + self.consensus.len(),
         );
-        out.push(HEADER_VERSION);
+        out.push(if self.receipts_root.is_some() { HEADER_VERSION } else { HEADER_VERSION_1 });
         out.push(self.suite.code());
         put_short(&mut out, self.chain_id.as_bytes());
         out.extend_from_slice(&self.height.to_be_bytes());
         for root in [&self.prev_hash, &self.tx_root, &self.state_root, &self.history_root] {
+            out.extend_from_slice(root);
+        }
+        if let Some(root) = &self.receipts_root {
             out.extend_from_slice(root);
         }
         out.extend_from_slice(&self.timestamp.to_be_bytes());
@@ -79,11 +88,11 @@ impl BlockHeader {
     pub(crate) fn decode_at(data: &[u8], base: usize) -> Result<Self> {
         let mut r = Reader::at("block header", data, base);
         let version = r.u8(&"version")?;
-        if version != HEADER_VERSION {
+        if version != HEADER_VERSION && version != HEADER_VERSION_1 {
             return Err(r.error_at(
                 &"version",
                 base,
-                format_args!("unknown version {version} (this build reads {HEADER_VERSION})"),
+                format_args!("unknown version {version} (this build reads {HEADER_VERSION_1} and {HEADER_VERSION})"),
             ));
         }
         let code = r.u8(&"suite")?;
@@ -98,6 +107,7 @@ impl BlockHeader {
         let tx_root = r.array(&"tx_root")?;
         let state_root = r.array(&"state_root")?;
         let history_root = r.array(&"history_root")?;
+        let receipts_root = if version == HEADER_VERSION { Some(r.array(&"receipts_root")?) } else { None };
         let timestamp = r.u64(&"timestamp")?;
         let pk_len = suite.public_key_len();
         let proposer_at = r.offset();
@@ -122,6 +132,7 @@ impl BlockHeader {
             tx_root,
             state_root,
             history_root,
+            receipts_root,
             timestamp,
             proposer,
             tx_count,
