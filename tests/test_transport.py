@@ -549,6 +549,34 @@ def test_reconnect_after_remote_stops_and_restarts(tls: dict[str, pki.TLSFiles])
     run(main())
 
 
+def test_a_restarted_peer_that_connects_is_dialled_at_once_not_after_the_backoff(tls: dict[str, pki.TLSFiles]) -> None:
+    # Found by an operator's rolling restart: a node down for a while was redialled only when its
+    # peers' backoff ran out (up to 5 s), its own connection to them notwithstanding; meanwhile it
+    # heard no leader, and a restart of the next node then stopped the cluster that long.
+    slow = BackoffPolicy(initial=60.0, maximum=60.0, jitter=0.0)
+
+    async def main() -> None:
+        n1 = make(tls, "n1", ("n2",), backoff=slow)
+        n2 = make(tls, "n2", ("n1",))
+        await start_mesh(n1, n2)
+        n2b: Transport | None = None
+        try:
+            n1.send("n2", b"one")
+            assert await recv(n2) == ("n1", b"one")
+            addr = n2.address
+            await n2.stop()
+            await until(lambda: not n1.stats("n2").connected, what="n1 noticing")  # it redials in 60 s
+            n1.send("n2", b"while down")
+            n2b = make(tls, "n2", ("n1",), listen=addr)
+            await n2b.start()
+            n2b.add_peer("n1", n1.address)  # it dials n1 ...
+            assert await asyncio.wait_for(recv(n2b), 5) == ("n1", b"while down")  # ... and is dialled back
+        finally:
+            await stop_all(n1, *(t for t in (n2b,) if t is not None))
+
+    run(main())
+
+
 def test_slow_peer_backpressure_bounds_memory(tls: dict[str, pki.TLSFiles]) -> None:
     frame_size = 32 << 10
     total_frames = 4000  # 125 MiB offered to a peer that does not read

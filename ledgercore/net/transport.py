@@ -433,6 +433,8 @@ class _Peer:
         self.outbound: asyncio.BaseTransport | None = None  # the dialled connection, when up
         self.inbound: asyncio.BaseTransport | None = None  # the newest accepted connection
         self.failing = False  # a connect failure was logged at INFO; quieter until success
+        # Set when the peer connects to us while we back off from dialling it: it is up again.
+        self.heard = asyncio.Event()
 
     def snapshot(self) -> PeerStats:
         c = self.c
@@ -755,6 +757,9 @@ class Transport:
         if peer.inbound is not None:
             _abort(peer.inbound)
         peer.inbound = tls
+        if peer.outbound is None:  # a restarted peer: dial it now, not after the backoff (up to 5 s)
+            peer.backoff.reset()
+            peer.heard.set()
         try:
             await self._read_frames(peer, protocol.reader)
         except MalformedFrameError as e:
@@ -847,7 +852,7 @@ class Transport:
                 peer.failing = True
                 log.log(level, "transport %s: cannot reach %s at %s: %s", self.node_id,
                         peer.id, peer.address, describe(e))
-                await asyncio.sleep(peer.backoff.next())
+                await self._back_off(peer)
                 continue
             peer.failing = False
             c.connects += 1
@@ -869,7 +874,13 @@ class Transport:
                 _abort(writer.transport)
             if loop.time() - started >= self.backoff_policy.stable_after:
                 peer.backoff.reset()
-            await asyncio.sleep(peer.backoff.next())
+            await self._back_off(peer)
+
+    @staticmethod
+    async def _back_off(peer: _Peer) -> None:
+        """Waits the peer's next backoff delay, or less if it connects to us meanwhile."""
+        peer.heard.clear()
+        await at_most(peer.heard.wait(), peer.backoff.next())
 
     async def _run_outbound(self, peer: _Peer, reader: asyncio.StreamReader,
                             writer: asyncio.StreamWriter) -> None:
