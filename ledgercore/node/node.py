@@ -417,11 +417,15 @@ class Node:
         )
         await self.transport.start()
         self._spawn(self._receive_loop(), "receive")
-        # A snapshot installed before a restart may be ahead of the ledger: catch up first.
+        # A node stopped while it installed a snapshot has its ledger short of it: the apply loop
+        # finishes the install, with Raft running (it votes and acknowledges meanwhile, as for a
+        # snapshot received). A ledger at or past the snapshot must hold the block it names.
         snap = self.storage.snapshot()
-        if snap.data:
-            await self._catch_up(*snapshot_point(snap.data))
-        applied = max(applied_index(self.ledger.head.consensus), snap.index)
+        ledger_at = applied_index(self.ledger.head.consensus)
+        install = bool(snap.data) and self.ledger.height < snapshot_point(snap.data)[0]
+        if snap.data and not install:
+            self._check_block_hash(*snapshot_point(snap.data), "the cluster's snapshot at that height")
+        applied = max(ledger_at, snap.index)
         hs = self.storage.hard_state()
         if applied > hs.commit:
             # Blocks were applied, so they were committed; the commit index that said so rode a
@@ -429,7 +433,7 @@ class Node:
             self.storage.set_hard_state(HardState(hs.term, hs.vote, applied))
             self.storage.sync()
         self._durable_hard_state = self.storage.hard_state()
-        self._handled = applied
+        self._handled = ledger_at if install else applied
         self.raft = RaftNode(
             Config(
                 id=cfg.raft_id, storage=self.storage, election_tick=cfg.election_ticks,
@@ -437,6 +441,10 @@ class Node:
                 max_inflight_msgs=64, rng=random.Random(os.urandom(8)),
             )
         )  # fmt: skip
+        if install:
+            self._installs += 1
+            self.raft.hold_committed = True
+            self._apply_queue.put_nowait(_SnapshotMark(snap.index, snap.data))
         loops = ((self._raft_loop(), "raft"), (self._tick_loop(), "tick"), (self._admit_loop(), "admit"),
                  (self._cut_loop(), "cut"), (self._apply_loop(), "apply"))  # fmt: skip
         for coro, name in loops:
@@ -882,8 +890,8 @@ class Node:
 
     async def _receive_loop(self) -> None:
         """Routes frames: Raft messages to the Raft loop, the rest handled here. Kept apart so that
-        block-sync answers still arrive while a catch-up holds the Raft loop (at start, before
-        Raft runs, or past ``_HELD_LOG_BYTES``)."""
+        block-sync answers still arrive while a catch-up holds the Raft loop (past
+        ``_HELD_LOG_BYTES``)."""
         while True:
             peer, payload = await self.transport.recv()
             if payload[:1] == FRAME_RAFT:
@@ -1167,8 +1175,12 @@ class Node:
     async def _install(self, mark: _SnapshotMark) -> None:
         """Brings the ledger to the block a snapshot names; then Raft hands out what committed
         after it (unless another snapshot is queued)."""
+        target, digest = snapshot_point(mark.data)
+        start, t0 = self.ledger.height, time.monotonic()
+        log.info("node %s: installing a snapshot: fetching blocks %d..%d from peers", self.config.id, start + 1, target)
         try:
-            await self._catch_up(*snapshot_point(mark.data))
+            await self._catch_up(target, digest)
+            log.info("node %s: snapshot installed: at height %d after %.1f s", self.config.id, target, time.monotonic() - t0)
         finally:
             self._installs -= 1
             if not self._installs:
@@ -1462,8 +1474,7 @@ class Node:
 
     def _sync_peer(self, refused: Mapping[str, str], last: str | None, move_on: bool) -> str | None:
         """Whom to ask for committed blocks this round (see :func:`sync_peer`)."""
-        raft = getattr(self, "raft", None)  # absent while catching up at start
-        leader = self._names.get(raft.lead) if raft is not None else None
+        leader = self._names.get(self.raft.lead)
         return sync_peer(
             [p.id for p in self.config.peers], refused, leader if leader != self.config.id else None, last, move_on
         )
