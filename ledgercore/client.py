@@ -195,7 +195,8 @@ class Client:
 
     ``tls`` is needed for an ``https`` URL and refused for an ``http`` one: the consortium CA's
     certificate with this client's certificate and key (:class:`~ledgercore.net.pki.TLSFiles`), or
-    a ready ``ssl.SSLContext`` (one context serves many clients and threads).
+    a ready ``ssl.SSLContext`` (one context serves many clients and threads), which must verify
+    the node's certificate and name.
 
     Threads may share a client. It keeps up to :data:`MAX_IDLE_CONNECTIONS` connections open
     between requests; ``close()`` (or ``with Client(...) as c:``) closes them."""
@@ -214,6 +215,12 @@ class Client:
             )
         if not https and tls is not None:
             raise InvalidInputError(f"{url} is plain http: tls= would not be used (an https URL takes it)")
+        if isinstance(tls, ssl.SSLContext) and (tls.verify_mode != ssl.CERT_REQUIRED or not tls.check_hostname):
+            # Any server would then pass for a node: its answers, proofs included, for the truth.
+            raise InvalidInputError(
+                "tls= is an SSLContext that does not verify the node's certificate and name "
+                "(verify_mode CERT_REQUIRED and check_hostname are needed)"
+            )
         self.url = url.rstrip("/")
         self.timeout = timeout
         parts = urllib.parse.urlsplit(self.url)

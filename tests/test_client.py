@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.server
 import json
 import re
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -70,6 +71,13 @@ def test_tls_is_given_for_https_and_only_for_https(client_tls: TLSFiles, tmp_pat
         Client("https://127.0.0.1:7101", tls=missing)
     ctx = client_tls.client_context()  # one context serves many clients
     assert Client("https://127.0.0.1:7101", tls=ctx).url == Client("https://127.0.0.1:7101/", tls=ctx).url
+    # A context that verifies nothing would take any server's answers, proofs included, as a node's.
+    lax = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    lax.check_hostname = False
+    for mode in (ssl.CERT_NONE, ssl.CERT_REQUIRED):
+        lax.verify_mode = mode
+        with pytest.raises(InvalidInputError, match="does not verify the node's certificate and name"):
+            Client("https://127.0.0.1:7101", tls=lax)
 
 
 class _NotANode(http.server.BaseHTTPRequestHandler):
