@@ -1152,12 +1152,17 @@ def test_a_node_stops_though_its_cut_loop_is_woken_as_it_is_cancelled(tmp_path):
     asyncio.run(main())
 
 
-def test_a_nodes_data_directory_is_its_own_to_read(tmp_path):
+def test_a_nodes_data_directory_is_its_own_to_read(tmp_path, caplog):
     # Regression: it was made 0755 (the ledger files 0644): any user of the host could read it.
+    # One an earlier version made kept 0755; it is made private at start, saying so.
     async def main() -> None:
         (cfg,) = make_configs(tmp_path, 1)
         async with running(cfg):
             assert cfg.data_dir.stat().st_mode & 0o777 == 0o700
+        cfg.data_dir.chmod(0o755)
+        async with running(cfg):
+            assert cfg.data_dir.stat().st_mode & 0o777 == 0o700
+        assert "was readable by others (755): made 700" in caplog.text
 
     asyncio.run(main())
 

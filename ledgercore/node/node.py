@@ -398,6 +398,13 @@ class Node:
         cfg = self.config
         cfg.tls.check_node(cfg.id)  # before anything is created
         cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)  # the ledger is the node's alone to read
+        mode = cfg.data_dir.stat().st_mode & 0o777
+        if mode & 0o077:  # made by an earlier version (0755), or by hand
+            try:
+                cfg.data_dir.chmod(mode & 0o700)
+                log.warning("node %s: %s was readable by others (%o): made %o", cfg.id, cfg.data_dir, mode, mode & 0o700)
+            except OSError as exc:
+                log.warning("node %s: %s is readable by others (%o), and cannot be made private: %s", cfg.id, cfg.data_dir, mode, exc)
         # Two processes driving one node's log and ledger would fork its history: refuse.
         self._dir_lock = open(cfg.data_dir / "LOCK", "a")  # held until stop()
         try:
