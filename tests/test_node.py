@@ -1152,6 +1152,29 @@ def test_a_node_stops_though_its_cut_loop_is_woken_as_it_is_cancelled(tmp_path):
     asyncio.run(main())
 
 
+def test_a_leader_asked_to_stop_hands_leadership_over_without_an_election_timeout(tmp_path):
+    # Found by an operator hunt: a leader stopped by SIGTERM left like a killed one, and the
+    # others waited out an election timeout (0.6-1.0 s) before anything committed again.
+    async def main() -> None:
+        kp = signing.generate("ed25519")
+        # An election timeout of 5 s: only a handed-over leadership comes within it.
+        async with running_all(make_configs(tmp_path, 3, tick_ms=100, election_ticks=50)) as nodes:
+            await wait_until(lambda: leader_known(nodes), timeout=30)
+            leader = next(n for n in nodes if n.is_leader)
+            await leader.submit(txs(kp, 1, 1)[0], wait=True)
+            assert not await next(n for n in nodes if not n.is_leader).hand_over()  # only a leader hands over
+            term, t0 = leader.raft.term, time.monotonic()
+            assert await leader.hand_over()
+            others = [n for n in nodes if n is not leader]
+            await wait_until(lambda: leader_known(nodes) and any(n.is_leader for n in others), timeout=3)
+            assert time.monotonic() - t0 < 3 and next(n for n in others if n.is_leader).raft.term == term + 1
+            await leader.stop()
+            _, height = await asyncio.wait_for(next(n for n in others if n.is_leader).submit(txs(kp, 2, 1)[0], wait=True), 3)
+            assert height is not None
+
+    asyncio.run(main())
+
+
 def test_a_nodes_data_directory_is_its_own_to_read(tmp_path, caplog):
     # Regression: it was made 0755 (the ledger files 0644): any user of the host could read it.
     # One an earlier version made kept 0755; it is made private at start, saying so.

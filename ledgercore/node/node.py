@@ -479,6 +479,26 @@ class Node:
         if hasattr(self, "_dir_lock"):
             self._dir_lock.close()
 
+    async def hand_over(self) -> bool:
+        """A leader about to stop hands leadership to the voter whose log is furthest along (Raft's
+        leader transfer), so the cluster does not wait out an election timeout; waits at most one.
+        Whether another node leads on return (False also when this one was not leading)."""
+        if not self.is_leader:
+            return False
+        prs = {i: pr for i, pr in self.raft.prs.items() if i != self.raft.id and not pr.is_learner}
+        if not prs:
+            return False
+        to = max(prs, key=lambda i: (prs[i].match, prs[i].recent_active))
+        async with self._lock:
+            self.raft.transfer_leader(to)
+            await self._drain()
+        deadline = time.monotonic() + self.config.election_ticks * self.config.tick_ms / 1000
+        while self.is_leader and time.monotonic() < deadline:
+            await asyncio.sleep(self.config.tick_ms / 1000)
+        if not self.is_leader:
+            log.info("node %s: handed leadership to %s before stopping", self.config.id, self._names.get(to, to))
+        return not self.is_leader
+
     def stop_waits(self) -> None:
         """Answers every caller waiting for a commit or a read point with ``NotReadyError``, and
         refuses new submissions: the node is stopping (its client API can then close at once)."""

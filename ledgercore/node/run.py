@@ -66,6 +66,8 @@ async def _serve_until_stopped(config: NodeConfig, stop: asyncio.Event) -> int:
             log.error("%s: %s; stopping", config.id, node.failure)
             print(f"ledgercore node: {config.id}: {node.failure}", file=sys.stderr, flush=True)
             status = 1
+        else:  # a leader asked to stop hands over first: no election timeout for the others
+            await node.hand_over()
         log.info("stopping %s", config.id)
     finally:
         node.stop_waits()  # requests waiting on a commit answer 503 now, so the API closes at once
