@@ -312,7 +312,7 @@ def _check_block(
 def _open_replica(ledger: Ledger, path: Path) -> Ledger:
     return Ledger.open(
         path, ledger.suite.name, chain_id=ledger.chain_id, contracts=list(ledger._contracts.values()),
-        authorize=ledger._authorize, _receipts_roots=bool(ledger.header(0).receipts_root),
+        authorize=ledger._authorize, receipts_roots=bool(ledger.header(0).receipts_root),
     )  # fmt: skip
 
 

@@ -9,7 +9,7 @@ certificate it issued (``init-cluster`` writes one to ``D/client``):
 >>> c.submit(tx.encode())            # {"txid": hex, "height": h, "receipt": {"ok", "error"}} once committed
 >>> c.submit_many([t.encode() for t in txs])   # {"txids", "rejected", "heights", "receipts"}: one request
 >>> c.tx(txid)["proof"]
->>> rec = c.tx(txid); header = header_of(c.block(rec["height"]))     # its hash checked
+>>> rec = c.tx(txid); header = header_of(c.block(rec["height"]), rec["height"])  # fields hash to "hash"
 >>> verify_receipt(bytes.fromhex(c.block_receipts(rec["height"])["record"]), rec["index"], header)
 
 Answers are the node's JSON objects as they are (byte fields as hex). Arguments no node could
@@ -155,10 +155,12 @@ def _closed_by_peer(conn: http.client.HTTPConnection) -> bool:
     return bool(poller.poll(0))
 
 
-def header_of(block: dict[str, Any]) -> BlockHeader:
+def header_of(block: dict[str, Any], height: int | None = None) -> BlockHeader:
     """The :class:`~ledgercore.block.BlockHeader` of a ``block()`` answer, whose encoding must
-    hash to the answer's ``hash`` (``ServerError`` if not, or if a field is missing or malformed):
-    to check proofs against, once the hash itself is trusted (a block proof, a quorum)."""
+    hash to the answer's ``hash`` and, if given, be at ``height`` (``ServerError`` if not, or if a
+    field is missing or malformed). That binds the fields to the hash only: proofs checked against
+    the header prove something once the hash itself is trusted (a block proof against a history
+    root you hold, or the same hash from nodes you trust)."""
     try:
         h = block["header"]
         byte_fields = ("prev_hash", "tx_root", "state_root", "history_root", "receipts_root", "proposer", "consensus")
@@ -169,6 +171,8 @@ def header_of(block: dict[str, Any]) -> BlockHeader:
         raise ServerError(f"the answer holds no block header: {type(exc).__name__}: {exc}") from None
     if header.hash != claimed:
         raise ServerError(f"the header's fields hash to {header.hash.hex()}, not the {claimed.hex()} the answer claims")
+    if height is not None and header.height != height:
+        raise ServerError(f"the answer holds the header of block {header.height}, not of block {height}")
     return header
 
 

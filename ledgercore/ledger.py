@@ -522,10 +522,7 @@ class Ledger:
             self._log.extend([v for _, v in store.scan(txn, "hashes")])
             self._head = self._stored_head(txn, self._log.size - 1)
             # A chain keeps the header version its genesis has: receipts roots or none.
-            genesis = self._head if self._head.height == 0 else BlockHeader.decode(
-                txn.get(height_key(0), db=store.tables["headers"]) or b""
-            )
-            self._receipts_roots = bool(genesis.receipts_root)
+            self._receipts_roots = bool(self._stored_genesis(txn).receipts_root)
             self._locator, self._located = _native.TxLocator(), self._last_run(txn)
             self._locate_blocks(txn, self._located + 1)
             try:
@@ -570,6 +567,16 @@ class Ledger:
                 why = f"the top block's {field} is {stored!r:.80}, the store's metadata says {meta!r:.80}"
                 raise StoreError(why) from IntegrityError(height, f"meta/{field}", why)
         return head
+
+    def _stored_genesis(self, txn: Any) -> BlockHeader:
+        if self._head.height == 0:
+            return self._head
+        raw = txn.get(height_key(0), db=self._store.tables["headers"])
+        try:
+            return BlockHeader.decode(raw if raw is not None else b"")
+        except DecodeError as exc:  # damage: audit's exit 1, not a usage error
+            why = "the stored genesis header is missing" if raw is None else f"the stored genesis header does not decode: {exc}"
+            raise StoreError(why) from IntegrityError(0, "headers", why)
 
     def _last_run(self, txn: Any) -> int:
         """The last height the tx locator's stored runs cover (0: none)."""
@@ -646,13 +653,17 @@ class Ledger:
         contracts: Iterable[Contract] = (),
         authorize: Authorizer | None = None,
         map_size: int = DEFAULT_MAP_SIZE,
-        _receipts_roots: bool = True,
+        receipts_roots: bool | None = None,
     ) -> Ledger:
         """Opens the ledger at ``path``, creating it (with a genesis block at height 0) if it is new.
 
         ``suite`` defaults to ``ed25519-blake3`` for a new ledger; for an existing one it must match.
         ``contracts`` adds to the built-ins (``evidence``, ``cert``; one of the same name replaces it). ``authorize`` decides who may
         call what (None: a development chain where anyone may call anything).
+        ``receipts_roots``: whether the chain's headers carry receipts roots (version 2), which its
+        genesis fixes. None: a new chain's do, an existing one's are as stored. False makes a chain as
+        ledgercore wrote them before (to join one made then); a value an existing chain does not
+        have raises ``ChainMismatchError``.
         """
         # Check what can be checked before touching the disk: a refused open leaves nothing behind.
         if not isinstance(path, (str, os.PathLike)) or not isinstance(os.fspath(path), str):
@@ -670,6 +681,8 @@ class Ledger:
         if len(set(names)) != len(names):
             twice = sorted({n for n in names if names.count(n) > 1})
             raise InvalidInputError(f"contracts must have distinct names: {', '.join(map(repr, twice))} given twice")
+        if receipts_roots is not None and not isinstance(receipts_roots, bool):
+            raise InvalidInputError(f"receipts_roots must be True, False or None, got {receipts_roots!r:.40}")
         if authorize is not None and not callable(authorize):
             raise InvalidInputError(f"authorize must be callable or None, got {type(authorize).__name__}")
         if isinstance(map_size, bool) or not isinstance(map_size, int) or not MIN_MAP_SIZE <= map_size <= MAX_MAP_SIZE:
@@ -681,7 +694,7 @@ class Ledger:
             stored_suite = store.get("meta", b"suite")
             if stored_suite is None:
                 chosen = get_suite(wanted or DEFAULT_SUITE)
-                stored_suite = cls._write_genesis(store, chosen, chain_id, _receipts_roots)
+                stored_suite = cls._write_genesis(store, chosen, chain_id, receipts_roots is not False)
             if stored_suite is not None:
                 cls._check_store_format(store, path)
                 where = f"ledger at {os.fspath(path)!r}"
@@ -698,10 +711,15 @@ class Ledger:
         for c in contracts:
             registry[c.name] = c
         try:
-            return cls(store, chosen, chain_id, registry, authorize)
+            ledger = cls(store, chosen, chain_id, registry, authorize)
         except BaseException:  # what it read back from the store is damaged
             store.close()
             raise
+        if receipts_roots is not None and ledger._receipts_roots != receipts_roots:
+            ledger.close()
+            has = "has receipts roots (version 2 headers)" if ledger._receipts_roots else "has no receipts roots (version 1 headers)"
+            raise ChainMismatchError(f"ledger at {os.fspath(path)!r} {has}; receipts_roots={receipts_roots} asked otherwise")
+        return ledger
 
     @staticmethod
     def _check_store_format(store: Store, path: str | os.PathLike[str]) -> None:

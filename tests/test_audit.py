@@ -39,7 +39,7 @@ class Counter(Contract):
 def _chain(path, suite: str, blocks: int = 4, chain_id: str = "dev", receipts_roots: bool = True) -> None:
     kp = signing.generate(SCHEME[suite])
     tx = lambda c, m, n, **a: Transaction.create(kp, c, m, a, n, chain_id=chain_id).encode()  # noqa: E731
-    with Ledger.open(path, suite, chain_id=chain_id, contracts=[Counter()], _receipts_roots=receipts_roots) as led:
+    with Ledger.open(path, suite, chain_id=chain_id, contracts=[Counter()], receipts_roots=receipts_roots) as led:
         for b in range(1, blocks + 1):
             n = b * 100
             led.apply_block(
@@ -264,6 +264,7 @@ def test_another_lmdb_environment_is_refused_and_left_as_it_was(tmp_path, capsys
         ("no_chain_id", "meta/chain_id: missing"),  # was 'is chain \'\', not \'dev\''
         ("cut", "data.mdb: "),  # was 'cannot audit' (exit 2), as if it were no ledger
         ("top_header", "the stored header at the top, height 2, does not decode"),  # was exit 2 too
+        ("genesis_header", "the stored genesis header does not decode"),  # read for its version: was a bare DecodeError
         ("unknown_suite", "meta/suite: names no suite: 'sm2-sm4'"),  # was UnknownNameError, exit 2
         # Was opened as that suite: the next block was appended under the other suite's rules.
         ("other_suite", "the top block's suite is 'ed25519-blake3', the store's metadata says 'sm2-sm3'"),
@@ -280,9 +281,9 @@ def test_a_damaged_store_fails_to_open_with_a_typed_error_and_fails_the_audit(tm
         with env.begin(write=True) as txn:
             if damage == "hashes":
                 txn.drop(env.open_db(b"hashes", txn=txn, create=False), delete=False)
-            elif damage == "top_header":
-                headers = env.open_db(b"headers", txn=txn, create=False)
-                txn.put(height_key(2), txn.get(height_key(2), db=headers)[:-3], db=headers)
+            elif damage in ("top_header", "genesis_header"):
+                headers, at = env.open_db(b"headers", txn=txn, create=False), height_key(2 if damage == "top_header" else 0)
+                txn.put(at, txn.get(at, db=headers)[:-3], db=headers)
             elif damage == "chain_id":
                 txn.put(b"chain_id", b"\xff\xfe", db=env.open_db(b"meta", txn=txn, create=False))
             elif damage in ("unknown_suite", "other_suite"):

@@ -300,12 +300,14 @@ def test_threads_share_a_client(keep_alive_node: tuple[type[_KeepAliveNode], str
 def test_a_block_answers_header_is_rebuilt_and_its_hash_checked(tmp_path: Path, receipts_roots: bool) -> None:
     from ledgercore.node.http import _header_json  # what a node answers
 
-    with Ledger.open(tmp_path / "l", _receipts_roots=receipts_roots) as led:
+    with Ledger.open(tmp_path / "l", receipts_roots=receipts_roots) as led:
         header = led.header(0)
     answer = {"header": _header_json(header), "txids": []}
     assert header_of(answer) == header
     forged = {"header": {**answer["header"], "state_root": "11" * 32}}
     with pytest.raises(ServerError, match=f"hash to .*, not the {header.hash.hex()} the answer claims"):
         header_of(forged)
+    with pytest.raises(ServerError, match="holds the header of block 0, not of block 7"):
+        header_of(answer, 7)
     with pytest.raises(ServerError, match="holds no block header: KeyError: 'tx_root'"):
         header_of({"header": {k: v for k, v in answer["header"].items() if k != "tx_root"}})

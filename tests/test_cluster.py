@@ -518,7 +518,7 @@ def test_a_follower_proves_a_transactions_outcome_against_the_block_header(clust
     outcomes = []
     for a in answers:
         rec = follower.tx(a["txid"])
-        header = header_of(follower.block(rec["height"]))
+        header = header_of(follower.block(rec["height"]), rec["height"])
         assert header.hash.hex() == cluster.clients[leader].block(rec["height"])["header"]["hash"]
         record = bytes.fromhex(follower.block_receipts(rec["height"])["record"])
         outcomes.append(verify_receipt(record, rec["index"], header))

@@ -125,7 +125,7 @@ def test_a_transactions_outcome_is_proven_by_its_blocks_receipts_root(tmp_path, 
         assert verify_receipt(forged, 1, header) is None
         with pytest.raises(InvalidInputError, match="one of the block's 3 positions, got 3"):
             verify_receipt(record, 3, header)
-    with Ledger.open(tmp_path / "old", suite=suite, _receipts_roots=False) as led:  # as chains were made before
+    with Ledger.open(tmp_path / "old", suite=suite, receipts_roots=False) as led:  # as chains were made before
         blk = led.apply_block([put(kp, "lic/1", 1)])
         with pytest.raises(InvalidInputError, match="proven by a version 2 header"):
             verify_receipt(blk.receipts_record, 0, blk.header)

@@ -5,10 +5,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import json
 import logging
 import os
 import re
 import resource
+import shutil
 import socket
 import ssl
 import threading
@@ -32,7 +34,7 @@ from ledgercore.consensus.messages import (
     encode_message,
 )
 from ledgercore.contracts import Contract, ContractError, method
-from ledgercore.errors import InvalidSignatureError
+from ledgercore.errors import ChainMismatchError, InvalidSignatureError
 from ledgercore.ledger import Block
 from ledgercore.net import tls_accept
 from ledgercore.node import Node, NodeConfig, http
@@ -1148,6 +1150,39 @@ def test_a_node_stops_though_its_cut_loop_is_woken_as_it_is_cancelled(tmp_path):
         await asyncio.sleep(0.1)  # the cut loop waits to be woken
         node._cut_wake.set()
         await asyncio.wait_for(node.stop(), 10)
+
+    asyncio.run(main())
+
+
+def test_a_ledger_rebuilt_on_a_chain_made_before_receipts_roots_rejoins_it(tmp_path):
+    # Found by a review: a node whose ledger was lost (a replaced disk; its Raft log kept, as Raft
+    # needs) made a genesis with a receipts root, and a chain made before them has none: its
+    # blocks never followed, and the node stopped (DivergedError). A config written then has no
+    # receipts_roots: it reads false.
+    async def main() -> None:
+        layout = init_cluster(tmp_path, 3, base_port=free_base_port(6), settings={"block_ms": 10, "tick_ms": 10})
+        for path in layout.config_paths:  # as init-cluster wrote them before
+            d = json.loads(path.read_text())
+            del d["receipts_roots"]
+            path.write_text(json.dumps(d))
+        cfgs = [NodeConfig.load(p) for p in layout.config_paths]
+        assert not any(c.receipts_roots for c in cfgs)
+        kp = signing.generate("ed25519")
+        async with running_all(cfgs) as nodes:
+            await wait_until(lambda: leader_known(nodes))
+            await next(n for n in nodes if n.is_leader).submit_many(txs(kp, 1, 20), wait=True)
+            assert all(n.ledger.header(h).encode()[0] == 1 for n in nodes for h in range(n.ledger.height + 1))
+            wiped = next(i for i, n in enumerate(nodes) if not n.is_leader)
+            await nodes[wiped].stop()
+            shutil.rmtree(cfgs[wiped].data_dir / "ledger")
+            nodes[wiped] = Node(cfgs[wiped])
+            await nodes[wiped].start()
+            await wait_until(lambda: same_chain(nodes), timeout=30)
+            assert not nodes[wiped].failed.is_set() and nodes[wiped].ledger.get("evidence", "k/20") is not None
+        # A config that says otherwise than the store is refused, naming it.
+        with pytest.raises(ChainMismatchError, match="has no receipts roots .* receipts_roots=True asked otherwise"):
+            async with running(dataclasses.replace(cfgs[0], receipts_roots=True)):
+                pass
 
     asyncio.run(main())
 

@@ -81,6 +81,7 @@ def with_change(path: Path, change: dict[str, Any]) -> dict[str, Any]:
         ({"contracts": "a:B"}, "contracts and authorize must be a list of MODULE:NAME strings and one such string"),
         ({"contracts": None}, "contracts and authorize must be a list of MODULE:NAME strings"),  # was a bare TypeError
         ({"authorize": "a:b:c"}, "authorize must be MODULE:NAME"),
+        ({"receipts_roots": "yes"}, "receipts_roots must be true or false, got 'yes'"),
     ],
 )
 def test_a_config_the_node_cannot_run_with_is_refused_naming_the_field(

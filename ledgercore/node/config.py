@@ -94,6 +94,11 @@ class NodeConfig:
     # differ stops (DivergedError).
     contracts: tuple[str, ...] = ()
     authorize: str = ""
+    # Whether the chain's headers carry receipts roots (version 2): init-cluster writes true. A
+    # config written before there were any lacks the field and reads as false, so that a node
+    # replaced or wiped there still makes the genesis its cluster has (the ledger refuses a store
+    # of the other kind: ChainMismatchError).
+    receipts_roots: bool = True
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -124,6 +129,7 @@ class NodeConfig:
             raise ConfigError(f"invalid node configuration: data_dir must be a non-empty path, got {d['data_dir']!r}")
         try:
             d = dict(d)
+            d.setdefault("receipts_roots", False)  # written before receipts roots: see the field
             d["data_dir"] = Path(d["data_dir"])
             d["tls"] = TLSFiles.from_dict(d["tls"])
             d["peers"] = tuple(Peer(**p) for p in d["peers"])
@@ -194,6 +200,8 @@ class NodeConfig:
             raise ConfigError(f"invalid node configuration: {exc}") from None
         if not isinstance(self.extra, dict):
             raise fail("extra", "an object", self.extra)
+        if not isinstance(self.receipts_roots, bool):
+            raise fail("receipts_roots", "true or false", self.receipts_roots)
         if not isinstance(self.contracts, tuple) or not isinstance(self.authorize, str):
             raise fail("contracts and authorize", "a list of MODULE:NAME strings and one such string", (self.contracts, self.authorize))
         specs = [*(("contracts", c) for c in self.contracts), *([("authorize", self.authorize)] if self.authorize else [])]

@@ -414,8 +414,9 @@ class Node:
             raise DataDirInUseError(f"{cfg.data_dir} is in use by another node process") from None
         contracts, authorize = load_contracts(cfg.contracts), load_authorizer(cfg.authorize)
         self.ledger = Ledger.open(
-            cfg.data_dir / "ledger", cfg.suite, chain_id=cfg.chain_id, contracts=contracts, authorize=authorize
-        )
+            cfg.data_dir / "ledger", cfg.suite, chain_id=cfg.chain_id, contracts=contracts, authorize=authorize,
+            receipts_roots=cfg.receipts_roots,
+        )  # fmt: skip
         self.storage = DurableStorage(cfg.data_dir / "raft")
         if self.storage.is_new:
             self.storage.bootstrap_voters(sorted(self._names))

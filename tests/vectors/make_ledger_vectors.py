@@ -112,7 +112,7 @@ def build(path: str | os.PathLike[str], receipts_roots: bool = False) -> dict[st
     recorded file is of a chain without receipts roots (version 1 headers), as chains made before
     them go on: ``receipts_roots`` makes one with them."""
     out: dict[str, Any] = {"headers": [], "history": {}, "versioned": {}, "tables": {}}
-    with Ledger.open(path, "ed25519-blake3", chain_id="vectors", contracts=[Registry()], _receipts_roots=receipts_roots) as led:
+    with Ledger.open(path, "ed25519-blake3", chain_id="vectors", contracts=[Registry()], receipts_roots=receipts_roots) as led:
         for i, raws in enumerate(_blocks()):
             blk = led.apply_block(raws, timestamp=T0 + 1000 * (i + 1))
             out["headers"].append(blk.header.encode().hex())
