@@ -40,7 +40,7 @@ async def _serve_until_stopped(config: NodeConfig, stop: asyncio.Event) -> int:
 
     log = logging.getLogger("ledgercore.node")
     node = Node(config)
-    # Starting may wait on peers (catching up to a stored snapshot): a signal stops it there too.
+    # Starting may take a while (opening a large store, a slow disk): a signal stops it there too.
     starting = asyncio.ensure_future(node.start())  # closes what it opened if it fails or is cancelled
     stopping = asyncio.ensure_future(stop.wait())
     await asyncio.wait((starting, stopping), return_when=asyncio.FIRST_COMPLETED)
