@@ -450,9 +450,7 @@ class Node:
             )
         )  # fmt: skip
         if install:
-            self._installs += 1
-            self.raft.hold_committed = True
-            self._apply_queue.put_nowait(_SnapshotMark(snap.index, snap.data))
+            self._queue_install(_SnapshotMark(snap.index, snap.data))
         loops = ((self._raft_loop(), "raft"), (self._tick_loop(), "tick"), (self._admit_loop(), "admit"),
                  (self._cut_loop(), "cut"), (self._apply_loop(), "apply"))  # fmt: skip
         for coro, name in loops:
@@ -1052,9 +1050,7 @@ class Node:
             if rd.snapshot is not None and rd.snapshot.data:
                 # Installed by the apply loop, after the blocks before it. Raft goes on meanwhile
                 # (this node may be what a quorum needs), holding back what commits after it.
-                self._installs += 1
-                self.raft.hold_committed = True
-                self._apply_queue.put_nowait(_SnapshotMark(rd.snapshot.index, rd.snapshot.data))
+                self._queue_install(_SnapshotMark(rd.snapshot.index, rd.snapshot.data))
             for e in rd.committed_entries:
                 # Applied by _apply_loop, so replication goes on while blocks execute. Entries
                 # that are not blocks go there too, to count as handled after the blocks before them.
@@ -1166,6 +1162,13 @@ class Node:
             return self.ledger.check_block(decode_value(data)["txs"], one_thread=True)  # type: ignore[index]
         except (LedgerError, KeyError, TypeError):
             return None  # apply will say what is wrong with it
+
+    def _queue_install(self, mark: _SnapshotMark) -> None:
+        """Queues a snapshot for the apply loop to install; Raft holds back what commits after it
+        until every queued install has ended (see :meth:`_install`)."""
+        self._installs += 1
+        self.raft.hold_committed = True
+        self._apply_queue.put_nowait(mark)
 
     async def _queue_committed(self, e: Entry) -> None:
         """Queues a committed entry to apply. Past ``_APPLY_BACKLOG`` queued, the Raft loop waits
